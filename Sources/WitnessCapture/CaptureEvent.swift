@@ -1,0 +1,98 @@
+import NIOCore
+import OCPPWire
+
+/// Facts about the capture format and the tool that wrote it, written into every header record.
+public enum CaptureFormat {
+    /// Version of the capture file format; bumped on incompatible changes (see docs/capture-format.md).
+    public static let version = 1
+    /// Version of OCPP Witness.
+    public static let toolVersion = "0.1.0"
+}
+
+/// The WebSocket opcode of a recorded frame, by its name in capture files.
+public enum FrameOpcode: String, Sendable, Hashable, Codable {
+    case text, binary, ping, pong, close, continuation
+}
+
+/// One WebSocket message (reassembled from its fragments) or control frame seen by the proxy.
+///
+/// Built on the event loop with nothing but cheap facts; the writer thread turns it into JSON.
+public struct FrameEvent: Sendable {
+    public var ts: CaptureTimestamp
+    public var connection: UInt64
+    public var chargePoint: String
+    public var direction: Direction
+    public var opcode: FrameOpcode
+    /// The unmasked message bytes, exactly as the sender wrote them.
+    public var payload: ByteBuffer
+    /// How many WebSocket frames carried this message.
+    public var fragments: Int
+    /// The OCPP envelope, when the message is a well-formed OCPP-J message.
+    public var envelope: OCPPEnvelope?
+    /// Why a text message is not OCPP-J, when it is not.
+    public var malformed: MalformedMessage?
+    /// For a response, the action of the CALL it answers.
+    public var correlatedAction: String?
+    /// For a response, nanoseconds since its CALL passed the proxy.
+    public var latencyNanos: UInt64?
+    /// A response whose id matched no outstanding CALL.
+    public var unmatchedResponse: Bool
+    /// Set when the proxy itself originated the frame.
+    public var injected: Bool
+    /// Set when a fault changed, delayed or dropped the frame; names the policy rule.
+    public var fault: JSONObject?
+
+    public init(
+        ts: CaptureTimestamp, connection: UInt64, chargePoint: String, direction: Direction, opcode: FrameOpcode,
+        payload: ByteBuffer, fragments: Int = 1, envelope: OCPPEnvelope? = nil, malformed: MalformedMessage? = nil,
+        correlatedAction: String? = nil, latencyNanos: UInt64? = nil, unmatchedResponse: Bool = false,
+        injected: Bool = false, fault: JSONObject? = nil
+    ) {
+        self.ts = ts
+        self.connection = connection
+        self.chargePoint = chargePoint
+        self.direction = direction
+        self.opcode = opcode
+        self.payload = payload
+        self.fragments = fragments
+        self.envelope = envelope
+        self.malformed = malformed
+        self.correlatedAction = correlatedAction
+        self.latencyNanos = latencyNanos
+        self.unmatchedResponse = unmatchedResponse
+        self.injected = injected
+        self.fault = fault
+    }
+}
+
+/// Anything the recorder writes: a frame, or a connection-level record built as JSON up front.
+public enum CaptureEvent: Sendable {
+    case frame(FrameEvent)
+    /// A record of `kind` (open, reject, close, error, note...) with its own fields.
+    case record(kind: String, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?, fields: JSONObject)
+
+    /// Builds a connection-level record stamped now.
+    public static func connection(
+        _ kind: String, connection: UInt64?, chargePoint: String?, direction: Direction? = nil, fields: JSONObject
+    ) -> CaptureEvent {
+        .record(kind: kind, ts: .now(), connection: connection, chargePoint: chargePoint, direction: direction, fields: fields)
+    }
+}
+
+/// What goes into the first record of every capture file.
+public struct CaptureHeader: Sendable {
+    public var backendName: String?
+    public var upstream: String?
+    public var policy: String?
+    public var seed: UInt64?
+    /// Anything else worth keeping with the capture (command line, listener address...).
+    public var extra: JSONObject
+
+    public init(backendName: String? = nil, upstream: String? = nil, policy: String? = nil, seed: UInt64? = nil, extra: JSONObject = JSONObject()) {
+        self.backendName = backendName
+        self.upstream = upstream
+        self.policy = policy
+        self.seed = seed
+        self.extra = extra
+    }
+}

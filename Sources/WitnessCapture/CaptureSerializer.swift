@@ -1,0 +1,143 @@
+import NIOCore
+import OCPPWire
+
+/// Turns capture events into JSON Lines. Runs on the writer thread, never on the forwarding path.
+struct CaptureSerializer {
+    var redactor: Redactor
+
+    func header(_ header: CaptureHeader, part: Int, started: CaptureTimestamp) -> [UInt8] {
+        var object = JSONObject([
+            "ts": .string(CaptureTimestamp.now().rfc3339),
+            "kind": "header",
+            "format": .int(CaptureFormat.version),
+            "tool": .string("ocpp-witness \(CaptureFormat.toolVersion)"),
+            "started": .string(started.rfc3339),
+            "part": .int(part),
+            "backend": header.backendName.map(JSONValue.string) ?? .null,
+            "upstream": header.upstream.map(JSONValue.string) ?? .null,
+            "policy": header.policy.map(JSONValue.string) ?? .null,
+            "seed": header.seed.map { .number(String($0)) } ?? .null,
+            "redacted": .bool(self.redactor.enabled),
+        ])
+        object.members.append(contentsOf: header.extra.members)
+        var out: [UInt8] = []
+        JSONWriter.write(.object(object), into: &out)
+        out.append(UInt8(ascii: "\n"))
+        return out
+    }
+
+    func append(_ event: CaptureEvent, into out: inout [UInt8]) {
+        switch event {
+        case .frame(let frame):
+            self.appendFrame(frame, into: &out)
+        case .record(let kind, let ts, let connection, let chargePoint, let direction, let fields):
+            var object = Self.common(kind: kind, ts: ts, connection: connection, chargePoint: chargePoint, direction: direction)
+            object.members.append(contentsOf: fields.members)
+            JSONWriter.write(.object(object), into: &out)
+        }
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    private static func common(
+        kind: String, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?
+    ) -> JSONObject {
+        var object = JSONObject(["ts": .string(ts.rfc3339), "kind": .string(kind)])
+        if let connection { object["conn"] = .number(String(connection)) }
+        if let chargePoint { object["chargePoint"] = .string(chargePoint) }
+        if let direction { object["dir"] = .string(direction.rawValue) }
+        return object
+    }
+
+    private func appendFrame(_ frame: FrameEvent, into out: inout [UInt8]) {
+        var object = Self.common(
+            kind: "frame", ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
+            direction: frame.direction
+        )
+        object["opcode"] = .string(frame.opcode.rawValue)
+        object["size"] = .int(frame.payload.readableBytes)
+        if frame.fragments != 1 { object["fragments"] = .int(frame.fragments) }
+        if let envelope = frame.envelope {
+            object["msgType"] = .int(envelope.messageType.rawValue)
+            object["msgId"] = .string(envelope.messageId)
+            if let action = envelope.action ?? frame.correlatedAction { object["action"] = .string(action) }
+            if let code = envelope.errorCode { object["errorCode"] = .string(code) }
+        } else if let malformed = frame.malformed {
+            var details = JSONObject(["reason": .string(malformed.reason.rawValue), "detail": .string(malformed.detail)])
+            if let type = malformed.messageType { details["msgType"] = .int(type) }
+            if let id = malformed.messageId { details["msgId"] = .string(id) }
+            object["malformed"] = .object(details)
+        }
+        if let latency = frame.latencyNanos {
+            object["latencyMs"] = .number(Self.milliseconds(latency))
+        }
+        if frame.unmatchedResponse { object["unmatched"] = true }
+        if frame.injected { object["injected"] = true }
+        if let fault = frame.fault { object["fault"] = .object(fault) }
+
+        // Everything above is small; the payload is appended without building a JSONValue when it can be.
+        JSONWriter.write(.object(object), into: &out)
+        out.removeLast()  // reopen the object to append the payload members
+        self.appendPayload(frame, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func appendPayload(_ frame: FrameEvent, into out: inout [UInt8]) {
+        let payload = frame.payload
+        switch frame.opcode {
+        case .close:
+            var view = payload
+            if let code = view.readInteger(as: UInt16.self) {
+                out.append(contentsOf: ",\"code\":\(code)".utf8)
+                out.append(contentsOf: ",\"reason\":".utf8)
+                JSONWriter.writeString(String(decoding: view.readableBytesView, as: UTF8.self), into: &out)
+            }
+            return
+        case .binary, .ping, .pong, .continuation:
+            let bytes = payload.readableBytesView
+            if frame.opcode != .binary, let text = String(validating: bytes, as: UTF8.self) {
+                out.append(contentsOf: ",\"enc\":\"text\",\"payload\":".utf8)
+                JSONWriter.writeString(text, into: &out)
+            } else {
+                out.append(contentsOf: ",\"enc\":\"base64\",\"payload\":\"".utf8)
+                out.append(contentsOf: Base64.encode(bytes).utf8)
+                out.append(UInt8(ascii: "\""))
+            }
+            return
+        case .text:
+            break
+        }
+        payload.withUnsafeReadableBytes { bytes in
+            let isJSON = frame.malformed?.reason != .notJSON && JSONParser.isValid(bytes)
+            guard isJSON else {
+                out.append(contentsOf: ",\"enc\":\"text\",\"payload\":".utf8)
+                JSONWriter.writeString(String(decoding: bytes, as: UTF8.self), into: &out)
+                return
+            }
+            if let envelope = frame.envelope, let action = envelope.action ?? frame.correlatedAction,
+                self.redactor.mayCarrySecret(action: action),
+                let message = try? JSONParser.parse(bytes),
+                let redacted = self.redactor.redact(message: message, action: action, messageType: envelope.messageType)
+            {
+                out.append(contentsOf: ",\"redacted\":true,\"enc\":\"json\",\"payload\":".utf8)
+                JSONWriter.write(redacted, into: &out)
+                return
+            }
+            out.append(contentsOf: ",\"enc\":\"json\",\"payload\":".utf8)
+            if bytes.contains(0x0A) || bytes.contains(0x0D) {
+                // A line break between JSON tokens would split the JSON Lines record: write the value
+                // compactly and keep the exact text alongside.
+                if let message = try? JSONParser.parse(bytes) { JSONWriter.write(message, into: &out) }
+                out.append(contentsOf: ",\"raw\":".utf8)
+                JSONWriter.writeString(String(decoding: bytes, as: UTF8.self), into: &out)
+            } else {
+                out.append(contentsOf: bytes)
+            }
+        }
+    }
+
+    static func milliseconds(_ nanos: UInt64) -> String {
+        let micros = nanos / 1000
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    }
+}

@@ -1,0 +1,340 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import OCPPWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// When the writer forces captured data to disk.
+public enum FsyncPolicy: Sendable, Hashable {
+    /// Leave it to the operating system (fastest; a power cut can lose the last seconds).
+    case never
+    /// After every batch (safest, slowest at high message rates).
+    case everyBatch
+    /// At most once per interval, and always when a file is rotated or closed.
+    case interval(milliseconds: Int)
+
+    /// Parses `never`, `batch`, or a number of milliseconds.
+    public init?(_ text: String) {
+        switch text {
+        case "never": self = .never
+        case "batch", "always": self = .everyBatch
+        default:
+            guard let milliseconds = Int(text), milliseconds > 0 else { return nil }
+            self = .interval(milliseconds: milliseconds)
+        }
+    }
+}
+
+/// Where the recorder stands; all counts since it started.
+public struct CaptureStatistics: Sendable, Hashable {
+    public var recordsWritten = 0
+    public var bytesWritten = 0
+    public var filesWritten = 0
+    /// Records that could not be written (disk full, file error); never silently zero when data was lost.
+    public var recordsLost = 0
+    public var writeErrors = 0
+    public var lastError: String?
+    /// Records queued or being written right now.
+    public var queueDepth = 0
+    public var maximumQueueDepth = 0
+}
+
+/// Appends capture records to JSON Lines files from a thread of its own.
+///
+/// The event loops only enqueue; serialising, redacting, writing, rotating and fsyncing happen here,
+/// many records per `write`. When the queue grows past the high watermark, `record` says so and the
+/// caller stops reading from the network until `whenBelowLowWatermark` fires: the proxy slows down
+/// rather than dropping records.
+public final class CaptureWriter: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var directory: String
+        public var filePrefix: String
+        /// Start a new file once the current one reaches this size.
+        public var rotateBytes: Int
+        public var fsync: FsyncPolicy
+        public var redactSecrets: Bool
+        public var highWatermark: Int
+        public var lowWatermark: Int
+
+        public init(
+            directory: String, filePrefix: String = "witness", rotateBytes: Int = 256 << 20,
+            fsync: FsyncPolicy = .interval(milliseconds: 1000), redactSecrets: Bool = true,
+            highWatermark: Int = 65_536, lowWatermark: Int = 16_384
+        ) {
+            self.directory = directory
+            self.filePrefix = filePrefix
+            self.rotateBytes = rotateBytes
+            self.fsync = fsync
+            self.redactSecrets = redactSecrets
+            self.highWatermark = highWatermark
+            self.lowWatermark = lowWatermark
+        }
+    }
+
+    /// A capture file could not be created.
+    public struct OpenError: Error, CustomStringConvertible {
+        public var path: String
+        public var reason: String
+        public var description: String { "cannot write capture file \(self.path): \(self.reason)" }
+    }
+
+    public let configuration: Configuration
+    private let header: CaptureHeader
+    private let serializer: CaptureSerializer
+    private let started = CaptureTimestamp.now()
+
+    // Guarded by `condition`: 1 while there is work (or a close) to pick up.
+    private let condition = ConditionLock(value: 0)
+    private var queue: [CaptureEvent] = []
+    private var inFlight = 0
+    private var closing = false
+    private var waiters: [@Sendable () -> Void] = []
+    private var flushWaiters: [@Sendable () -> Void] = []
+    private var stats = CaptureStatistics()
+    private var files: [String] = []
+
+    // Owned by the writer thread.
+    private var descriptor: CInt = -1
+    private var currentBytes = 0
+    private var part = 0
+    private var lastSync = DispatchTime.now()
+    private var dirty = false
+
+    private let finished = ConditionLock(value: false)
+
+    /// Opens the first capture file (so a bad directory fails at start-up) and starts the writer thread.
+    public init(configuration: Configuration, header: CaptureHeader) throws {
+        self.configuration = configuration
+        self.header = header
+        self.serializer = CaptureSerializer(redactor: Redactor(enabled: configuration.redactSecrets))
+        try Self.makeDirectory(configuration.directory)
+        try self.openNextFile()
+        let thread = Thread { [self] in self.run() }
+        thread.name = "capture-writer"
+        thread.start()
+    }
+
+    /// Enqueues an event. Returns false when the queue is above the high watermark: the caller should
+    /// stop reading until `whenBelowLowWatermark` calls back. The event is queued either way.
+    @discardableResult
+    public func record(_ event: CaptureEvent) -> Bool {
+        self.condition.lock()
+        if self.closing {
+            self.stats.recordsLost += 1
+            self.condition.unlock()
+            return true
+        }
+        self.queue.append(event)
+        let depth = self.queue.count + self.inFlight
+        if depth > self.stats.maximumQueueDepth { self.stats.maximumQueueDepth = depth }
+        self.condition.unlock(withValue: 1)
+        return depth < self.configuration.highWatermark
+    }
+
+    /// Calls `callback` (on the writer thread, or at once) when the queue is below the low watermark.
+    public func whenBelowLowWatermark(_ callback: @escaping @Sendable () -> Void) {
+        self.condition.lock()
+        let depth = self.queue.count + self.inFlight
+        if depth < self.configuration.lowWatermark {
+            self.condition.unlock()
+            callback()
+            return
+        }
+        self.waiters.append(callback)
+        self.condition.unlock()
+    }
+
+    public var statistics: CaptureStatistics {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        var stats = self.stats
+        stats.queueDepth = self.queue.count + self.inFlight
+        return stats
+    }
+
+    /// Paths of the files written so far, oldest first.
+    public var filePaths: [String] {
+        self.condition.lock()
+        defer { self.condition.unlock() }
+        return self.files
+    }
+
+    /// Waits until everything recorded so far is written (and fsynced unless the policy is `never`).
+    public func flush() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.condition.lock()
+            self.flushWaiters.append { continuation.resume() }
+            self.condition.unlock(withValue: 1)
+        }
+    }
+
+    /// Writes what is queued, syncs, closes the file and stops the thread. Later records are counted as lost.
+    public func close() {
+        self.condition.lock()
+        self.closing = true
+        self.condition.unlock(withValue: 1)
+        self.finished.lock(whenValue: true)
+        self.finished.unlock()
+    }
+
+    private func run() {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
+        while true {
+            let timeout: Double
+            switch self.configuration.fsync {
+            case .interval(let milliseconds): timeout = Double(milliseconds) / 1000
+            case .never, .everyBatch: timeout = 1
+            }
+            let gotWork = self.condition.lock(whenValue: 1, timeoutSeconds: timeout)
+            if !gotWork { self.condition.lock() }
+            let batch = self.queue
+            self.queue.removeAll(keepingCapacity: true)
+            self.inFlight = batch.count
+            let closing = self.closing
+            let flushWaiters = self.flushWaiters
+            self.flushWaiters.removeAll()
+            self.condition.unlock(withValue: 0)
+
+            for event in batch {
+                self.serializer.append(event, into: &buffer)
+                if buffer.count >= 1 << 20 || self.currentBytes + buffer.count >= self.configuration.rotateBytes {
+                    self.writeOut(&buffer)
+                }
+            }
+            self.writeOut(&buffer)
+            self.syncIfDue(force: closing || !flushWaiters.isEmpty)
+
+            self.condition.lock()
+            self.stats.recordsWritten += batch.count
+            self.inFlight = 0
+            var released: [@Sendable () -> Void] = []
+            if self.queue.count < self.configuration.lowWatermark {
+                released = self.waiters
+                self.waiters.removeAll()
+            }
+            let more = !self.queue.isEmpty
+            self.condition.unlock(withValue: more ? 1 : 0)
+            for callback in released { callback() }
+            for callback in flushWaiters { callback() }
+            if closing && !more {
+                self.closeFile()
+                self.finished.lock()
+                self.finished.unlock(withValue: true)
+                return
+            }
+        }
+    }
+
+    private func writeOut(_ buffer: inout [UInt8]) {
+        guard !buffer.isEmpty else { return }
+        if self.currentBytes > 0 && self.currentBytes + buffer.count > self.configuration.rotateBytes {
+            self.closeFile()
+            do {
+                try self.openNextFile()
+            } catch {
+                self.noteError("\(error)", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+                buffer.removeAll(keepingCapacity: true)
+                return
+            }
+        }
+        guard self.descriptor >= 0 else {
+            self.noteError("no capture file open", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+            buffer.removeAll(keepingCapacity: true)
+            return
+        }
+        do {
+            try Self.writeAll(self.descriptor, buffer)
+            self.currentBytes += buffer.count
+            self.dirty = true
+            self.condition.lock()
+            self.stats.bytesWritten += buffer.count
+            self.condition.unlock()
+        } catch {
+            self.noteError("writing \(self.files.last ?? "capture"): \(error)", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func syncIfDue(force: Bool) {
+        guard self.dirty, self.descriptor >= 0 else { return }
+        switch self.configuration.fsync {
+        case .never:
+            return
+        case .everyBatch:
+            break
+        case .interval(let milliseconds):
+            let elapsed = DispatchTime.now().uptimeNanoseconds - self.lastSync.uptimeNanoseconds
+            if !force && elapsed < UInt64(milliseconds) * 1_000_000 { return }
+        }
+        fsync(self.descriptor)
+        self.lastSync = DispatchTime.now()
+        self.dirty = false
+    }
+
+    private func openNextFile() throws {
+        self.part += 1
+        let name = "\(self.configuration.filePrefix)-\(self.started.fileNameStamp)-\(Self.pad(self.part)).jsonl"
+        let path = self.configuration.directory + "/" + name
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw OpenError(path: path, reason: String(cString: strerror(errno))) }
+        self.descriptor = fd
+        let headerLine = self.serializer.header(self.header, part: self.part, started: self.started)
+        try Self.writeAll(fd, headerLine)
+        self.currentBytes = headerLine.count
+        self.condition.lock()
+        self.files.append(path)
+        self.stats.filesWritten += 1
+        self.stats.bytesWritten += headerLine.count
+        self.condition.unlock()
+    }
+
+    private func closeFile() {
+        guard self.descriptor >= 0 else { return }
+        if self.configuration.fsync != .never { fsync(self.descriptor) }
+        Glibc.close(self.descriptor)
+        self.descriptor = -1
+        self.dirty = false
+    }
+
+    private func noteError(_ message: String, lost: Int) {
+        self.condition.lock()
+        self.stats.writeErrors += 1
+        self.stats.recordsLost += lost
+        self.stats.lastError = message
+        self.condition.unlock()
+    }
+
+    private static func writeAll(_ fd: CInt, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw OpenError(path: "fd \(fd)", reason: String(cString: strerror(errno)))
+                }
+                offset += written
+            }
+        }
+    }
+
+    /// Creates `path` and its parents, like `mkdir -p`.
+    static func makeDirectory(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw OpenError(path: current, reason: String(cString: strerror(errno)))
+            }
+        }
+    }
+
+    private static func pad(_ part: Int) -> String {
+        let text = String(part)
+        return String(repeating: "0", count: max(0, 4 - text.count)) + text
+    }
+}

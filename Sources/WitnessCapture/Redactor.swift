@@ -1,0 +1,127 @@
+import OCPPWire
+
+/// Removes secrets from what is recorded: Basic-auth passwords and the authorization keys OCPP
+/// transports in configuration messages. Forwarded traffic is never changed; only the capture is.
+public struct Redactor: Sendable {
+    /// The text that replaces a secret.
+    public static let mask = "<redacted>"
+
+    public var enabled: Bool
+
+    public init(enabled: Bool) { self.enabled = enabled }
+
+    /// Redacts the password of a `Basic` Authorization header, keeping the user (the charge point id).
+    public func authorizationHeader(_ value: String) -> String {
+        guard self.enabled else { return value }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2 else { return Self.mask }
+        guard parts[0].lowercased() == "basic" else { return "\(parts[0]) \(Self.mask)" }
+        guard let decoded = Base64.decode(String(parts[1])), let text = String(validating: decoded, as: UTF8.self),
+            let colon = text.firstIndex(of: ":")
+        else { return "Basic \(Self.mask)" }
+        return "Basic user=\(text[..<colon]) password=\(Self.mask)"
+    }
+
+    /// Whether a message of this action may carry a secret, so the writer only parses those.
+    public func mayCarrySecret(action: String?) -> Bool {
+        guard self.enabled, let action else { return false }
+        return Self.secretActions.contains(action)
+    }
+
+    static let secretActions: Set<String> = ["ChangeConfiguration", "GetConfiguration", "SetVariables", "GetVariables"]
+    static let secretKeys: Set<String> = ["AuthorizationKey", "BasicAuthPassword"]
+
+    /// Redacts secrets from a whole OCPP-J message; returns nil when there was nothing to redact.
+    /// `action` is the CALL's action, also for its CALLRESULT.
+    public func redact(message: JSONValue, action: String, messageType: MessageType) -> JSONValue? {
+        guard self.enabled, case .array(var items) = message else { return nil }
+        let payloadIndex = messageType == .callResult ? 2 : 3
+        guard items.indices.contains(payloadIndex), case .object(var payload) = items[payloadIndex] else { return nil }
+        var changed = false
+        switch (action, messageType) {
+        case ("ChangeConfiguration", .call):
+            if let key = payload["key"]?.stringValue, Self.secretKeys.contains(key), payload["value"] != nil {
+                payload["value"] = .string(Self.mask)
+                changed = true
+            }
+        case ("GetConfiguration", .callResult):
+            changed = Self.redactList(&payload, list: "configurationKey", name: { $0["key"]?.stringValue }, field: "value")
+        case ("SetVariables", .call):
+            changed = Self.redactList(
+                &payload, list: "setVariableData", name: { $0["variable"]?["name"]?.stringValue }, field: "attributeValue"
+            )
+        case ("GetVariables", .callResult):
+            changed = Self.redactList(
+                &payload, list: "getVariableResult", name: { $0["variable"]?["name"]?.stringValue }, field: "attributeValue"
+            )
+        default:
+            break
+        }
+        guard changed else { return nil }
+        items[payloadIndex] = .object(payload)
+        return .array(items)
+    }
+
+    private static func redactList(
+        _ payload: inout JSONObject, list: String, name: (JSONValue) -> String?, field: String
+    ) -> Bool {
+        guard case .array(var entries) = payload[list] else { return false }
+        var changed = false
+        for index in entries.indices {
+            guard let entryName = name(entries[index]), secretKeys.contains(entryName),
+                case .object(var entry) = entries[index], entry[field] != nil
+            else { continue }
+            entry[field] = .string(mask)
+            entries[index] = .object(entry)
+            changed = true
+        }
+        if changed { payload[list] = .array(entries) }
+        return changed
+    }
+}
+
+/// Standard base64, used for binary frames in captures and for Basic-auth headers.
+public enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var iterator = bytes.makeIterator()
+        while let first = iterator.next() {
+            let second = iterator.next()
+            let third = iterator.next()
+            out.append(alphabet[Int(first >> 2)])
+            out.append(alphabet[Int((first & 0x03) << 4 | (second ?? 0) >> 4)])
+            out.append(second.map { alphabet[Int(($0 & 0x0F) << 2 | (third ?? 0) >> 6)] } ?? UInt8(ascii: "="))
+            out.append(third.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "="))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        var values: [UInt8] = []
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): values.append(byte - 65)
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): values.append(byte - 71)
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): values.append(byte + 4)
+            case UInt8(ascii: "+"), UInt8(ascii: "-"): values.append(62)
+            case UInt8(ascii: "/"), UInt8(ascii: "_"): values.append(63)
+            case UInt8(ascii: "="), UInt8(ascii: "\n"), UInt8(ascii: "\r"): continue
+            default: return nil
+            }
+        }
+        guard values.count % 4 != 1 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(values.count * 3 / 4)
+        var index = 0
+        while index + 1 < values.count {
+            out.append(values[index] << 2 | values[index + 1] >> 4)
+            if index + 2 < values.count { out.append(values[index + 1] << 4 | values[index + 2] >> 2) }
+            if index + 3 < values.count { out.append(values[index + 2] << 6 | values[index + 3]) }
+            index += 4
+        }
+        return out
+    }
+}

@@ -1,0 +1,119 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import OCPPWire
+import WitnessCapture
+
+/// What the proxy learned while a charger's upgrade was in progress. Lives on the charger's event loop.
+final class ChargerHandshake {
+    let connectionID: UInt64
+    let remoteAddress: String
+    let acceptedAt = CaptureTimestamp.now()
+    var target: ChargerRequestTarget?
+    var offered: [String] = []
+    var requestHeaders = HTTPHeaders()
+    /// What to tell the charger when the upgrade does not go through.
+    var refusal: Refusal?
+    var backendRelay: RelayHandler?
+    var backendChannel: (any Channel)?
+    var backendResponse: HTTPResponseHead?
+    var session: RelaySession?
+    var timeout: Scheduled<Void>?
+    var completed = false
+
+    /// An answer for a charger whose upgrade is not forwarded.
+    struct Refusal {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        var body: ByteBuffer
+        /// Stable cause for the capture (`upstreamStatus`, `upstreamUnreachable`, `noSubprotocolAgreed`...).
+        var cause: String
+        var detail: String
+    }
+
+    init(connectionID: UInt64, remoteAddress: String) {
+        self.connectionID = connectionID
+        self.remoteAddress = remoteAddress
+    }
+
+    /// The chosen subprotocol, from the backend's 101.
+    var chosenSubprotocol: String? {
+        self.backendResponse?.headers.first(name: "Sec-WebSocket-Protocol")?.trimmingSpaces
+    }
+
+    static func subprotocols(in headers: HTTPHeaders) -> [String] {
+        headers[canonicalForm: "Sec-WebSocket-Protocol"].map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}
+
+/// Answers a charger whose request was not upgraded: with the backend's own status when the backend
+/// refused, 502/504 when it could not be reached, 426 when the request was not a WebSocket upgrade.
+final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let handshake: ChargerHandshake
+    private let record: (ChargerHandshake, ChargerHandshake.Refusal, HTTPRequestHead?) -> Void
+    private var head: HTTPRequestHead?
+
+    init(handshake: ChargerHandshake, record: @escaping (ChargerHandshake, ChargerHandshake.Refusal, HTTPRequestHead?) -> Void) {
+        self.handshake = handshake
+        self.record = record
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            self.respond(context: context)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext) {
+        let refusal = self.handshake.refusal ?? Self.notWebSocket(self.head)
+        self.handshake.completed = true
+        self.handshake.timeout?.cancel()
+        self.record(self.handshake, refusal, self.head)
+        var headers = HTTPHeaders()
+        for (name, value) in refusal.headers
+        where !["content-length", "connection", "transfer-encoding"].contains(name.lowercased()) {
+            headers.add(name: name, value: value)
+        }
+        headers.replaceOrAdd(name: "Content-Length", value: String(refusal.body.readableBytes))
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: refusal.status, headers: headers)
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(refusal.body))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    static func notWebSocket(_ head: HTTPRequestHead?) -> ChargerHandshake.Refusal {
+        let detail: String
+        if let head {
+            let upgrade = head.headers.first(name: "Upgrade") ?? "none"
+            detail = "\(head.method) \(head.uri) is not a WebSocket upgrade (Upgrade: \(upgrade)); OCPP-J needs `Upgrade: websocket` with Sec-WebSocket-Key and Sec-WebSocket-Version 13"
+        } else {
+            detail = "request is not a WebSocket upgrade"
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Upgrade", value: "websocket")
+        return ChargerHandshake.Refusal(
+            status: .upgradeRequired, headers: headers, body: ByteBuffer(string: detail + "\n"), cause: "notWebSocket",
+            detail: detail
+        )
+    }
+}
+
+@available(*, unavailable)
+extension RefusalResponder: Sendable {}

@@ -1,0 +1,307 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import OCPPWire
+import WitnessCapture
+
+/// Forwards WebSocket frames from one side of a pair to the other, unchanged, and records them.
+///
+/// Each frame is written to the partner as soon as it is read (fragments stay fragments, the sender's
+/// masking key is reused so the bytes on the wire are the bytes received); whole messages are
+/// reassembled only for the record. Reading stops while the partner cannot take more data or the
+/// recorder is behind, so a slow peer or a slow disk slows the sender instead of growing memory.
+final class RelayHandler: ChannelDuplexHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let side: RelaySide
+    let session: RelaySession
+    private(set) var partner: RelayHandler?
+    private var context: ChannelHandlerContext?
+    /// Frames that arrived before the pair was linked (the backend may speak first).
+    private var early: [WebSocketFrame] = []
+    private var pendingRead = false
+    private var partnerWritable = true
+    private var recorderBlocked = false
+    private var needsFlush = false
+    private var closing = false
+    private var closeWhenWritable = false
+
+    // Reassembly of the current data message, for the record only.
+    private var messageOpcode: FrameOpcode?
+    private var messageData = ByteBuffer()
+    private var messageFragments = 0
+    private var messageTooLarge = false
+
+    init(side: RelaySide, session: RelaySession) {
+        self.side = side
+        self.session = session
+    }
+
+    /// Links the two handlers of a pair and releases anything that arrived early.
+    static func link(charger: RelayHandler, backend: RelayHandler) {
+        charger.partner = backend
+        backend.partner = charger
+        let early = backend.early
+        backend.early = []
+        for frame in early { backend.relay(frame) }
+        charger.flushIfNeeded()
+        if !(backend.context?.channel.isActive ?? false) {
+            backend.session.finish(transportClosedBy: .backend)
+            charger.closeChannel()
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        if self.partner == nil {
+            self.early.append(frame)
+            return
+        }
+        self.relay(frame)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.partner?.flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if self.partner != nil {
+            self.session.finish(transportClosedBy: self.side)
+            self.partner?.closeChannel()
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if self.closeWhenWritable && context.channel.isWritable {
+            context.close(promise: nil)
+        }
+        self.partner?.partnerWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let direction = self.side.inboundDirection
+        if let wsError = error as? NIOWebSocketError {
+            switch wsError {
+            case .invalidFrameLength:
+                self.session.recordError(
+                    "frameTooLarge",
+                    detail: "\(self.side.recordName) sent a frame over the \(self.session.maximumMessageBytes)-byte limit; connection closed with 1009",
+                    direction: direction
+                )
+                self.closeWithFrame(code: .messageTooLarge, reason: "frame too large")
+            default:
+                self.session.recordError(
+                    "protocolError", detail: "\(self.side.recordName) broke the WebSocket framing: \(wsError)", direction: direction
+                )
+                self.closeWithFrame(code: .protocolError, reason: "protocol error")
+            }
+            self.partner?.closeChannel()
+            return
+        }
+        if !self.closing {
+            self.session.recordError("transport", detail: "\(self.side.recordName) connection: \(error)", direction: direction)
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        if self.partnerWritable && !self.recorderBlocked {
+            context.read()
+        } else {
+            self.pendingRead = true
+        }
+    }
+
+    // MARK: Forwarding
+
+    private func relay(_ frame: WebSocketFrame) {
+        let payload = frame.unmaskedData
+        if let partner = self.partner {
+            // Same masking key and unmasked data: the encoder re-applies the key, so the far side sees
+            // exactly the bytes the sender put on the wire.
+            let outbound = WebSocketFrame(
+                fin: frame.fin, rsv1: frame.rsv1, rsv2: frame.rsv2, rsv3: frame.rsv3, opcode: frame.opcode,
+                maskKey: frame.maskKey, data: payload
+            )
+            partner.write(outbound)
+        }
+        self.observe(frame, payload: payload)
+    }
+
+    private func write(_ frame: WebSocketFrame) {
+        guard let context = self.context else { return }
+        context.write(Self.wrapOutboundOut(frame), promise: nil)
+        self.needsFlush = true
+    }
+
+    private func flushIfNeeded() {
+        guard self.needsFlush, let context = self.context else { return }
+        self.needsFlush = false
+        context.flush()
+    }
+
+    private func partnerWritabilityChanged(isWritable: Bool) {
+        self.partnerWritable = isWritable
+        self.resumeReadingIfPossible()
+    }
+
+    private func resumeReadingIfPossible() {
+        guard self.partnerWritable, !self.recorderBlocked, self.pendingRead, let context = self.context else { return }
+        self.pendingRead = false
+        context.read()
+    }
+
+    /// Closes this side's channel once what was written to it has left.
+    func closeChannel() {
+        guard !self.closing, let context = self.context else { return }
+        self.closing = true
+        self.needsFlush = false
+        context.flush()
+        if context.channel.isWritable {
+            context.close(promise: nil)
+        } else {
+            self.closeWhenWritable = true
+        }
+    }
+
+    private func closeWithFrame(code: WebSocketErrorCode, reason: String) {
+        guard !self.closing, let context = self.context else { return }
+        self.closing = true
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.write(webSocketErrorCode: code)
+        data.writeString(reason)
+        let frame = WebSocketFrame(
+            fin: true, opcode: .connectionClose, maskKey: self.side == .backend ? .random() : nil, data: data
+        )
+        let channel = context.channel
+        context.writeAndFlush(Self.wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    // MARK: Recording
+
+    private func observe(_ frame: WebSocketFrame, payload: ByteBuffer) {
+        switch frame.opcode {
+        case .text, .binary:
+            self.messageOpcode = frame.opcode == .text ? .text : .binary
+            self.messageData = payload
+            self.messageFragments = 1
+            self.messageTooLarge = payload.readableBytes > self.session.maximumMessageBytes
+        case .continuation:
+            guard self.messageOpcode != nil else {
+                self.session.recordError(
+                    "protocolError", detail: "continuation frame without a message to continue",
+                    direction: self.side.inboundDirection
+                )
+                return
+            }
+            self.messageFragments += 1
+            if !self.messageTooLarge {
+                var part = payload
+                self.messageData.writeBuffer(&part)
+                self.messageTooLarge = self.messageData.readableBytes > self.session.maximumMessageBytes
+            }
+        case .ping:
+            self.emit(opcode: .ping, payload: payload, fragments: 1)
+            return
+        case .pong:
+            self.emit(opcode: .pong, payload: payload, fragments: 1)
+            return
+        case .connectionClose:
+            if self.session.firstClose == nil {
+                var view = payload
+                let code = view.readInteger(as: UInt16.self)
+                let reason = view.readString(length: view.readableBytes) ?? ""
+                self.session.firstClose = (self.side, code, reason)
+            }
+            self.emit(opcode: .close, payload: payload, fragments: 1)
+            return
+        default:
+            self.session.recordError(
+                "protocolError", detail: "frame with reserved opcode \(frame.opcode) forwarded as is",
+                direction: self.side.inboundDirection
+            )
+            return
+        }
+        guard frame.fin, let opcode = self.messageOpcode else { return }
+        self.messageOpcode = nil
+        if self.messageTooLarge {
+            self.session.recordError(
+                "messageTooLarge",
+                detail: "\(self.side.recordName) sent a message over the \(self.session.maximumMessageBytes)-byte limit; closed with 1009",
+                direction: self.side.inboundDirection
+            )
+            self.closeWithFrame(code: .messageTooLarge, reason: "message too large")
+            self.partner?.closeChannel()
+            self.messageData = ByteBuffer()
+            return
+        }
+        let data = self.messageData
+        self.messageData = ByteBuffer()
+        self.emit(opcode: opcode, payload: data, fragments: self.messageFragments)
+    }
+
+    private func emit(opcode: FrameOpcode, payload: ByteBuffer, fragments: Int) {
+        let direction = self.side.inboundDirection
+        var event = FrameEvent(
+            ts: .now(), connection: self.session.id, chargePoint: self.session.chargePoint, direction: direction,
+            opcode: opcode, payload: payload, fragments: fragments
+        )
+        if opcode == .text || opcode == .binary {
+            self.session.messages[direction, default: 0] += 1
+        }
+        if opcode == .text {
+            switch OCPPEnvelope.parse(payload) {
+            case .success(let envelope):
+                event.envelope = envelope
+                let now = NIODeadline.now().uptimeNanoseconds
+                switch self.session.correlator.observe(envelope, direction: direction, atNanos: now) {
+                case .response(let action, let latency):
+                    event.correlatedAction = action
+                    event.latencyNanos = latency
+                case .unmatchedResponse:
+                    event.unmatchedResponse = true
+                case .call, .duplicateCall, .none:
+                    break
+                }
+            case .failure(let malformed):
+                event.malformed = malformed
+            }
+        }
+        if !self.session.record(.frame(event)) {
+            self.blockUntilRecorderDrains()
+        }
+    }
+
+    private func blockUntilRecorderDrains() {
+        guard !self.recorderBlocked, let recorder = self.session.recorder, let context = self.context else { return }
+        self.recorderBlocked = true
+        self.session.logger.debug("recorder behind; pausing reads")
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        recorder.whenBelowLowWatermark {
+            eventLoop.execute {
+                loopBound.value.recorderBlocked = false
+                loopBound.value.resumeReadingIfPossible()
+            }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RelayHandler: Sendable {}
+

@@ -1,0 +1,86 @@
+import Logging
+import NIOCore
+import OCPPWire
+import WitnessCapture
+
+/// Which end of a pair a relay handler faces.
+enum RelaySide: String, Sendable {
+    case charger
+    case backend
+
+    /// Direction of the frames this side receives.
+    var inboundDirection: Direction { self == .charger ? .toCSMS : .toCharger }
+    /// Name used in capture records (`by`).
+    var recordName: String { self == .charger ? "charger" : "csms" }
+}
+
+/// State shared by the two relay handlers of one charger/backend pair. Lives on their event loop.
+final class RelaySession {
+    let id: UInt64
+    let chargePoint: String
+    let recorder: CaptureWriter?
+    let logger: Logger
+    let maximumMessageBytes: Int
+    let openedNanos = NIODeadline.now().uptimeNanoseconds
+    var correlator = CallCorrelator()
+    var messages: [Direction: Int] = [.toCSMS: 0, .toCharger: 0]
+    /// The first close frame seen, and which side sent it.
+    var firstClose: (side: RelaySide, code: UInt16?, reason: String)?
+    private(set) var finished = false
+    private let onFinish: (RelaySession) -> Void
+
+    init(
+        id: UInt64, chargePoint: String, recorder: CaptureWriter?, logger: Logger, maximumMessageBytes: Int,
+        onFinish: @escaping (RelaySession) -> Void
+    ) {
+        self.id = id
+        self.chargePoint = chargePoint
+        self.recorder = recorder
+        self.maximumMessageBytes = maximumMessageBytes
+        self.onFinish = onFinish
+        var logger = logger
+        logger[metadataKey: "conn"] = "\(id)"
+        logger[metadataKey: "chargePoint"] = "\(chargePoint)"
+        self.logger = logger
+    }
+
+    /// Records an event; false asks the caller to stop reading until the recorder catches up.
+    func record(_ event: CaptureEvent) -> Bool {
+        self.recorder?.record(event) ?? true
+    }
+
+    func recordError(_ error: String, detail: String, direction: Direction?) {
+        self.logger.warning("\(error): \(detail)")
+        _ = self.record(
+            .connection(
+                "error", connection: self.id, chargePoint: self.chargePoint, direction: direction,
+                fields: ["error": .string(error), "detail": .string(detail)]
+            )
+        )
+    }
+
+    /// Called when either side's channel goes away; records the close once and releases the pair.
+    func finish(transportClosedBy side: RelaySide) {
+        guard !self.finished else { return }
+        self.finished = true
+        let durationMs = Double(NIODeadline.now().uptimeNanoseconds - self.openedNanos) / 1_000_000
+        var fields = JSONObject([
+            "by": .string((self.firstClose?.side ?? side).recordName),
+            "clean": .bool(self.firstClose != nil),
+            "transportClosedBy": .string(side.recordName),
+            "durationMs": .double((durationMs * 1000).rounded() / 1000),
+            "messages": .object(
+                JSONObject([
+                    "toCSMS": .int(self.messages[.toCSMS] ?? 0), "toCharger": .int(self.messages[.toCharger] ?? 0),
+                ])
+            ),
+        ])
+        if let close = self.firstClose {
+            fields["code"] = close.code.map { .int(Int($0)) } ?? .null
+            fields["reason"] = .string(close.reason)
+        }
+        self.logger.info("connection closed by \((self.firstClose?.side ?? side).recordName)")
+        _ = self.record(.connection("close", connection: self.id, chargePoint: self.chargePoint, fields: fields))
+        self.onFinish(self)
+    }
+}

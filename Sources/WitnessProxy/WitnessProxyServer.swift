@@ -1,0 +1,406 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+import OCPPWire
+import WitnessCapture
+
+/// Counts since the proxy started.
+public struct ProxyStatistics: Sendable, Hashable {
+    /// TCP connections accepted from chargers.
+    public var accepted = 0
+    /// Pairs currently relaying.
+    public var active = 0
+    /// Upgrades answered with an error status (backend refused or unreachable, not a WebSocket request).
+    public var refused = 0
+    /// Pairs that have finished.
+    public var closed = 0
+    public var messagesToCSMS = 0
+    public var messagesToCharger = 0
+}
+
+/// Sent down both pipelines of every pair when the proxy shuts down.
+struct ProxyShutdownEvent: Sendable {}
+
+/// The OCPP Witness proxy: accepts chargers, dials the backend for each, relays and records.
+public final class WitnessProxyServer: Sendable {
+    public let configuration: ProxyConfiguration
+    private let recorder: CaptureWriter?
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let chargerTLS: NIOSSLContext?
+    private let dialer: UpstreamDialer
+    private let redactor: Redactor
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var serverChannel: (any Channel)?
+        var nextConnectionID: UInt64 = 1
+        var pairs: [UInt64: [any Channel]] = [:]
+        var statistics = ProxyStatistics()
+    }
+
+    /// Builds the TLS contexts up front so that a bad certificate or key fails here, naming the file.
+    public init(
+        configuration: ProxyConfiguration, recorder: CaptureWriter?, logger: Logger, group: any EventLoopGroup
+    ) throws {
+        self.configuration = configuration
+        self.recorder = recorder
+        self.logger = logger
+        self.group = group
+        self.chargerTLS = try configuration.chargerTLS?.makeContext()
+        self.dialer = UpstreamDialer(
+            upstream: configuration.upstream,
+            tlsContext: configuration.upstream.secure ? try configuration.upstreamTLS.makeContext() : nil,
+            connectTimeout: configuration.upstreamConnectTimeout,
+            handshakeTimeout: configuration.handshakeTimeout,
+            maximumFrameBytes: configuration.maximumFrameBytes
+        )
+        self.redactor = Redactor(enabled: recorder?.configuration.redactSecrets ?? true)
+    }
+
+    /// Binds the listener; returns the bound address (useful with port 0).
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try self.configureCharger(channel) }
+            }
+            .bind(host: self.configuration.listenHost, port: self.configuration.listenPort)
+            .get()
+        self.state.withLockedValue { $0.serverChannel = channel }
+        guard let address = channel.localAddress else { throw ProxyStartupError("listener has no local address") }
+        self.logger.info(
+            "listening",
+            metadata: ["address": "\(address)", "upstream": "\(self.configuration.upstream)", "tls": "\(self.chargerTLS != nil)"]
+        )
+        return address
+    }
+
+    public var localAddress: SocketAddress? {
+        self.state.withLockedValue { $0.serverChannel?.localAddress }
+    }
+
+    public var statistics: ProxyStatistics {
+        self.state.withLockedValue { $0.statistics }
+    }
+
+    /// Stops accepting, sends close 1001 to both sides of every pair and waits (up to `grace`) for them to go.
+    public func shutdown(grace: TimeAmount = .seconds(3)) async {
+        let (server, channels) = self.state.withLockedValue { state in
+            (state.serverChannel, state.pairs.values.flatMap { $0 })
+        }
+        try? await server?.close()
+        for channel in channels {
+            channel.pipeline.fireUserInboundEventTriggered(ProxyShutdownEvent())
+        }
+        let deadline = NIODeadline.now() + grace
+        for channel in channels {
+            let remaining = deadline - NIODeadline.now()
+            if remaining > .zero {
+                let timer = channel.eventLoop.scheduleTask(in: remaining) { channel.close(promise: nil) }
+                try? await channel.closeFuture.get()
+                timer.cancel()
+            } else {
+                try? await channel.close()
+            }
+        }
+    }
+
+    // MARK: Charger side
+
+    private func configureCharger(_ channel: any Channel) throws {
+        let id = self.state.withLockedValue { state -> UInt64 in
+            state.statistics.accepted += 1
+            defer { state.nextConnectionID += 1 }
+            return state.nextConnectionID
+        }
+        let handshake = ChargerHandshake(
+            connectionID: id, remoteAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        )
+        let bound = NIOLoopBound(handshake, eventLoop: channel.eventLoop)
+        let sync = channel.pipeline.syncOperations
+        if let chargerTLS {
+            try sync.addHandler(NIOSSLServerHandler(context: chargerTLS))
+        }
+        let upgrader = NIOTypedWebSocketServerUpgrader<Void>(
+            maxFrameSize: self.configuration.maximumFrameBytes,
+            enableAutomaticErrorHandling: false,
+            shouldUpgrade: { channel, head in
+                self.dialBackend(for: bound.value, head: head, chargerChannel: channel)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture { try self.startRelay(bound.value, chargerChannel: channel) }
+            }
+        )
+        let upgrade = NIOTypedHTTPServerUpgradeConfiguration<Void>(
+            upgraders: [upgrader],
+            notUpgradingCompletionHandler: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        RefusalResponder(handshake: bound.value) { handshake, refusal, head in
+                            self.recordRefusal(handshake, refusal, head: head)
+                        }
+                    )
+                }
+            }
+        )
+        _ = try sync.configureUpgradableHTTPServerPipeline(
+            configuration: NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgrade)
+        )
+        try sync.addHandler(HandshakeFailureRecorder(handshake: handshake) { handshake, cause, detail in
+            self.recordRefusal(
+                handshake,
+                ChargerHandshake.Refusal(status: .badRequest, headers: [:], body: ByteBuffer(), cause: cause, detail: detail),
+                head: nil
+            )
+        })
+        handshake.timeout = channel.eventLoop.scheduleTask(in: self.configuration.handshakeTimeout) {
+            let handshake = bound.value
+            guard !handshake.completed else { return }
+            handshake.completed = true
+            self.recordRefusal(
+                handshake,
+                ChargerHandshake.Refusal(
+                    status: .requestTimeout, headers: [:], body: ByteBuffer(), cause: "handshakeTimeout",
+                    detail: "WebSocket upgrade not completed within \(self.configuration.handshakeTimeout.nanoseconds / 1_000_000_000) s"
+                ),
+                head: nil
+            )
+            channel.close(promise: nil)
+        }
+        channel.closeFuture.whenComplete { _ in
+            let handshake = bound.value
+            handshake.timeout?.cancel()
+            if handshake.session?.finished != true, handshake.backendChannel != nil, !handshake.completed {
+                handshake.backendChannel?.close(promise: nil)
+            }
+        }
+    }
+
+    private func dialBackend(
+        for handshake: ChargerHandshake, head: HTTPRequestHead, chargerChannel: any Channel
+    ) -> EventLoopFuture<HTTPHeaders?> {
+        let target = ChargerRequestTarget(uri: head.uri)
+        handshake.target = target
+        handshake.offered = ChargerHandshake.subprotocols(in: head.headers)
+        handshake.requestHeaders = head.headers
+        let session = RelaySession(
+            id: handshake.connectionID, chargePoint: target.chargePointId, recorder: self.recorder, logger: self.logger,
+            maximumMessageBytes: self.configuration.maximumMessageBytes
+        ) { session in
+            self.release(session)
+        }
+        handshake.session = session
+        let backendRelay = NIOLoopBound(RelayHandler(side: .backend, session: session), eventLoop: chargerChannel.eventLoop)
+        handshake.backendRelay = backendRelay.value
+        let requestTarget = self.configuration.upstream.requestTarget(path: target.path, query: target.query)
+        let bound = NIOLoopBound(handshake, eventLoop: chargerChannel.eventLoop)
+        return self.dialer.dial(on: chargerChannel.eventLoop, target: requestTarget, chargerHeaders: head.headers) { channel in
+            try channel.pipeline.syncOperations.addHandler(backendRelay.value)
+        }.map { outcome -> HTTPHeaders? in
+            let handshake = bound.value
+            switch outcome {
+            case .upgraded(let backendChannel, let response):
+                handshake.backendChannel = backendChannel
+                handshake.backendResponse = response
+                guard chargerChannel.isActive else {
+                    backendChannel.close(promise: nil)
+                    return nil
+                }
+                return self.agreeSubprotocol(handshake, backendChannel: backendChannel)
+            case .rejected(let rejection):
+                let reason = rejection.status.reasonPhrase
+                handshake.refusal = ChargerHandshake.Refusal(
+                    status: rejection.status, headers: rejection.headers, body: rejection.body, cause: "upstreamStatus",
+                    detail: "backend answered the upgrade with \(rejection.status.code) \(reason)"
+                )
+                return nil
+            }
+        }.recover { error in
+            let failure = UpstreamDialer.classify(error)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+            bound.value.refusal = ChargerHandshake.Refusal(
+                status: failure.status, headers: headers, body: ByteBuffer(string: "ocpp-witness: \(failure.detail)\n"),
+                cause: failure.cause.rawValue, detail: failure.detail
+            )
+            return nil
+        }
+    }
+
+    /// The charger's 101 carries the backend's choice; a choice the charger did not offer (or none, when it
+    /// offered some) would be rejected by the charger, so the proxy refuses it with 502 and says why.
+    private func agreeSubprotocol(_ handshake: ChargerHandshake, backendChannel: any Channel) -> HTTPHeaders? {
+        let chosen = handshake.chosenSubprotocol
+        let offeredLowered = handshake.offered.map { $0.lowercased() }
+        let agreed: Bool
+        switch chosen {
+        case .some(let chosen): agreed = offeredLowered.contains(chosen.lowercased())
+        case .none: agreed = handshake.offered.isEmpty
+        }
+        guard agreed else {
+            let detail =
+                chosen.map { "backend chose subprotocol '\($0)', which the charger did not offer (\(handshake.offered.joined(separator: ", ")))" }
+                ?? "backend accepted the upgrade without choosing any of the offered subprotocols (\(handshake.offered.joined(separator: ", ")))"
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+            handshake.refusal = ChargerHandshake.Refusal(
+                status: .badGateway, headers: headers, body: ByteBuffer(string: "ocpp-witness: \(detail)\n"),
+                cause: "noSubprotocolAgreed", detail: detail
+            )
+            backendChannel.close(promise: nil)
+            return nil
+        }
+        var headers = HTTPHeaders()
+        if let chosen { headers.add(name: "Sec-WebSocket-Protocol", value: chosen) }
+        return headers
+    }
+
+    private func startRelay(_ handshake: ChargerHandshake, chargerChannel: any Channel) throws {
+        handshake.completed = true
+        handshake.timeout?.cancel()
+        guard let session = handshake.session, let backendRelay = handshake.backendRelay,
+            let backendChannel = handshake.backendChannel
+        else {
+            chargerChannel.close(promise: nil)
+            return
+        }
+        let chargerRelay = RelayHandler(side: .charger, session: session)
+        try chargerChannel.pipeline.syncOperations.addHandler(chargerRelay)
+        self.state.withLockedValue { state in
+            state.pairs[session.id] = [chargerChannel, backendChannel]
+            state.statistics.active += 1
+        }
+        self.recordOpen(handshake, session: session, chargerChannel: chargerChannel)
+        RelayHandler.link(charger: chargerRelay, backend: backendRelay)
+    }
+
+    private func release(_ session: RelaySession) {
+        self.state.withLockedValue { state in
+            guard state.pairs.removeValue(forKey: session.id) != nil else { return }
+            state.statistics.active -= 1
+            state.statistics.closed += 1
+            state.statistics.messagesToCSMS += session.messages[.toCSMS] ?? 0
+            state.statistics.messagesToCharger += session.messages[.toCharger] ?? 0
+        }
+    }
+
+    // MARK: Records
+
+    private func recordOpen(_ handshake: ChargerHandshake, session: RelaySession, chargerChannel: any Channel) {
+        let target = handshake.target ?? ChargerRequestTarget(uri: "/")
+        let chosen = handshake.chosenSubprotocol
+        let version = chosen.flatMap(OCPPVersion.init(subprotocol:))
+        var fields = JSONObject([
+            "path": .string(target.path),
+            "query": target.query.map(JSONValue.string) ?? .null,
+            "remote": .string(handshake.remoteAddress),
+            "upstream": .string(
+                self.configuration.upstream.description.prefix(while: { $0 != "/" }) + "//" + self.configuration.upstream.hostHeader
+                    + self.configuration.upstream.requestTarget(path: target.path, query: target.query)
+            ),
+            "offered": .array(handshake.offered.map(JSONValue.string)),
+            "chosen": chosen.map(JSONValue.string) ?? .null,
+            "version": version.map { .string($0.rawValue) } ?? .null,
+            "headers": .object(self.recordedHeaders(handshake.requestHeaders)),
+            "tls": .object(
+                JSONObject([
+                    "charger": .bool(self.chargerTLS != nil),
+                    "chargerClientCertificate": .bool(self.configuration.chargerTLS?.clientCAFile != nil),
+                    "upstream": .bool(self.configuration.upstream.secure),
+                ])
+            ),
+        ])
+        if let backendName = self.configuration.backendName { fields["backend"] = .string(backendName) }
+        session.logger.info(
+            "connection open",
+            metadata: ["path": "\(target.path)", "subprotocol": "\(chosen ?? "none")", "remote": "\(handshake.remoteAddress)"]
+        )
+        _ = session.record(.connection("open", connection: session.id, chargePoint: session.chargePoint, fields: fields))
+    }
+
+    private func recordRefusal(_ handshake: ChargerHandshake, _ refusal: ChargerHandshake.Refusal, head: HTTPRequestHead?) {
+        self.state.withLockedValue { $0.statistics.refused += 1 }
+        let target = handshake.target ?? head.map { ChargerRequestTarget(uri: $0.uri) }
+        var fields = JSONObject([
+            "path": target.map { .string($0.path) } ?? .null,
+            "remote": .string(handshake.remoteAddress),
+            "status": .int(Int(refusal.status.code)),
+            "cause": .string(refusal.cause),
+            "detail": .string(refusal.detail),
+        ])
+        if !handshake.offered.isEmpty { fields["offered"] = .array(handshake.offered.map(JSONValue.string)) }
+        if refusal.cause == "upstreamStatus", refusal.body.readableBytes > 0 {
+            fields["body"] = .string(String(buffer: refusal.body))
+        }
+        if let head { fields["headers"] = .object(self.recordedHeaders(head.headers)) }
+        self.logger.warning(
+            "upgrade refused",
+            metadata: [
+                "conn": "\(handshake.connectionID)", "chargePoint": "\(target?.chargePointId ?? "?")",
+                "status": "\(refusal.status.code)", "cause": "\(refusal.cause)", "detail": "\(refusal.detail)",
+            ]
+        )
+        self.recorder?.record(
+            .connection("reject", connection: handshake.connectionID, chargePoint: target?.chargePointId, fields: fields)
+        )
+    }
+
+    private func recordedHeaders(_ headers: HTTPHeaders) -> JSONObject {
+        var object = JSONObject()
+        for (name, value) in headers {
+            let lowered = name.lowercased()
+            let recorded = lowered == "authorization" || lowered == "proxy-authorization"
+                ? self.redactor.authorizationHeader(value) : value
+            if case .string(let existing) = object[lowered] {
+                object[lowered] = .string(existing + ", " + recorded)
+            } else {
+                object[lowered] = .string(recorded)
+            }
+        }
+        return object
+    }
+}
+
+/// Records what goes wrong before a charger's upgrade completes: unparsable HTTP, TLS failures.
+final class HandshakeFailureRecorder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    typealias InboundOut = NIOAny
+
+    private let handshake: ChargerHandshake
+    private let record: (ChargerHandshake, String, String) -> Void
+
+    init(handshake: ChargerHandshake, record: @escaping (ChargerHandshake, String, String) -> Void) {
+        self.handshake = handshake
+        self.record = record
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        defer { context.fireErrorCaught(error) }
+        guard !self.handshake.completed else { return }
+        switch error {
+        case is HTTPParserError:
+            self.handshake.completed = true
+            self.handshake.timeout?.cancel()
+            self.record(self.handshake, "badRequest", "charger sent something that is not HTTP: \(error)")
+        case is NIOSSLError, is BoringSSLError:
+            self.handshake.completed = true
+            self.handshake.timeout?.cancel()
+            self.record(self.handshake, "chargerTLS", "TLS handshake with the charger failed: \(error)")
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+}
+
+@available(*, unavailable)
+extension HandshakeFailureRecorder: Sendable {}
