@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import OCPPWire
 
 /// Everything the proxy needs to run, passed in as values (the CLI builds it from flags).
 public struct ProxyConfiguration: Sendable {
@@ -37,7 +38,7 @@ public struct ProxyConfiguration: Sendable {
 
     public var listenHost: String
     public var listenPort: Int
-    public var upstream: UpstreamURL
+    public var upstream: WebSocketURL
     public var backendName: String?
     public var chargerTLS: ChargerTLS?
     public var upstreamTLS: UpstreamTLS
@@ -51,7 +52,7 @@ public struct ProxyConfiguration: Sendable {
     public var upstreamConnectTimeout: TimeAmount
 
     public init(
-        listenHost: String, listenPort: Int, upstream: UpstreamURL, backendName: String? = nil,
+        listenHost: String, listenPort: Int, upstream: WebSocketURL, backendName: String? = nil,
         chargerTLS: ChargerTLS? = nil, upstreamTLS: UpstreamTLS = UpstreamTLS(),
         maximumFrameBytes: Int = 1 << 20, maximumMessageBytes: Int = 4 << 20,
         handshakeTimeout: TimeAmount = .seconds(15), upstreamConnectTimeout: TimeAmount = .seconds(10)

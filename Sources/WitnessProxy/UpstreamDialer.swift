@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOWebSocket
+import OCPPWire
 
 /// The backend's answer to a forwarded upgrade request.
 enum UpstreamOutcome: Sendable {
@@ -40,7 +41,7 @@ struct UpstreamFailure: Error, CustomStringConvertible {
 /// path, query, subprotocol offer and credentials. Runs on the charger's event loop so both channels
 /// of the pair share it.
 struct UpstreamDialer {
-    let upstream: UpstreamURL
+    let upstream: WebSocketURL
     let tlsContext: NIOSSLContext?
     let connectTimeout: TimeAmount
     let handshakeTimeout: TimeAmount
@@ -165,6 +166,7 @@ final class RejectionCollector: ChannelInboundHandler, RemovableChannelHandler {
     let promise: EventLoopPromise<UpstreamRejection>
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
+    private var done = false
 
     init(promise: EventLoopPromise<UpstreamRejection>) { self.promise = promise }
 
@@ -185,11 +187,12 @@ final class RejectionCollector: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func complete(context: ChannelHandlerContext) {
+        guard !self.done else { return }
+        self.done = true
         guard let head = self.head else {
             self.promise.fail(UpstreamFailure(cause: .protocolError, detail: "backend closed without answering the upgrade"))
             return
         }
-        self.head = nil
         self.promise.succeed(UpstreamRejection(status: head.status, headers: head.headers, body: self.body))
         context.close(promise: nil)
     }

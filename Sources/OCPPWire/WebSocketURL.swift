@@ -1,8 +1,8 @@
-/// The backend the proxy forwards to: `ws[s]://HOST[:PORT][/prefix]`.
+/// An OCPP-J endpoint address: `ws[s]://HOST[:PORT][/path]`.
 ///
-/// The charger's request path is appended to the prefix, so `ws://csms:9000/steve/ws` and a charger
-/// asking for `/CP-1` reach `ws://csms:9000/steve/ws/CP-1`.
-public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
+/// As a proxy upstream, the path is a prefix to which the charger's request path is appended, so
+/// `ws://csms:9000/steve/ws` and a charger asking for `/CP-1` reach `ws://csms:9000/steve/ws/CP-1`.
+public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
     public var secure: Bool
     public var host: String
     public var port: Int
@@ -16,7 +16,7 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         self.pathPrefix = pathPrefix
     }
 
-    /// Why an upstream address was refused.
+    /// Why an address was refused.
     public struct ParseError: Error, CustomStringConvertible {
         public var description: String
     }
@@ -31,19 +31,19 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
             self.secure = true
             rest = text.dropFirst(6)
         } else {
-            throw ParseError(description: "upstream must start with ws:// or wss://, got '\(text)'")
+            throw ParseError(description: "expected a ws:// or wss:// address, got '\(text)'")
         }
         let authority = rest.prefix(while: { $0 != "/" && $0 != "?" })
         var path = String(rest.dropFirst(authority.count))
         if path.contains("?") {
-            throw ParseError(description: "upstream must not carry a query; the charger's query is forwarded as it is")
+            throw ParseError(description: "'\(text)' must not carry a query")
         }
         while path.hasSuffix("/") { path.removeLast() }
         self.pathPrefix = path
         let defaultPort = self.secure ? 443 : 80
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else {
-                throw ParseError(description: "unclosed '[' in upstream host '\(authority)'")
+                throw ParseError(description: "unclosed '[' in host '\(authority)'")
             }
             self.host = String(authority[authority.index(after: authority.startIndex)..<close])
             let after = authority[authority.index(after: close)...]
@@ -55,18 +55,18 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
             self.host = String(authority)
             self.port = defaultPort
         }
-        guard !self.host.isEmpty else { throw ParseError(description: "upstream '\(text)' has no host") }
+        guard !self.host.isEmpty else { throw ParseError(description: "'\(text)' has no host") }
     }
 
     private static func port(_ text: Substring?, default defaultPort: Int, text full: String) throws -> Int {
         guard let text else { return defaultPort }
         guard let port = Int(text), (1...65535).contains(port) else {
-            throw ParseError(description: "invalid port '\(text)' in upstream '\(full)'")
+            throw ParseError(description: "invalid port '\(text)' in '\(full)'")
         }
         return port
     }
 
-    /// The request target on the backend for a charger's `path` and `query`.
+    /// The request target for `path` below this address's path, with `query`.
     public func requestTarget(path: String, query: String?) -> String {
         let joined = self.pathPrefix + (path.hasPrefix("/") ? path : "/" + path)
         guard let query, !query.isEmpty else { return joined }

@@ -1,0 +1,101 @@
+import OCPPWire
+import WitnessCapture
+
+/// Realistic payloads for the messages the simulators exchange, per OCPP version.
+enum OCPPMessages {
+    static func now(withoutZone: Bool = false) -> String {
+        let text = String(CaptureTimestamp.now().rfc3339.prefix(23))
+        return withoutZone ? text : text + "Z"
+    }
+
+    // MARK: Charger → CSMS requests
+
+    static func bootNotification(_ profile: ChargerProfile, reason: String = "PowerUp") -> JSONValue {
+        switch profile.version {
+        case .v16:
+            return [
+                "chargePointVendor": .string(profile.vendor), "chargePointModel": .string(profile.model),
+                "chargePointSerialNumber": .string(profile.serialNumber), "firmwareVersion": .string(profile.firmware),
+            ]
+        case .v201, .v21:
+            return [
+                "reason": .string(reason),
+                "chargingStation": [
+                    "model": .string(profile.model), "vendorName": .string(profile.vendor),
+                    "serialNumber": .string(profile.serialNumber), "firmwareVersion": .string(profile.firmware),
+                ],
+            ]
+        }
+    }
+
+    static func statusNotification(_ version: OCPPVersion, status: String) -> JSONValue {
+        switch version {
+        case .v16:
+            return ["connectorId": 1, "errorCode": "NoError", "status": .string(status), "timestamp": .string(now())]
+        case .v201, .v21:
+            let connectorStatus = status == "Charging" || status == "Preparing" ? "Occupied" : status
+            return ["timestamp": .string(now()), "connectorStatus": .string(connectorStatus), "evseId": 1, "connectorId": 1]
+        }
+    }
+
+    static func authorize(_ version: OCPPVersion, idTag: String) -> JSONValue {
+        switch version {
+        case .v16: return ["idTag": .string(idTag)]
+        case .v201, .v21: return ["idToken": ["idToken": .string(idTag), "type": "ISO14443"]]
+        }
+    }
+
+    static func energySample(_ version: OCPPVersion, wh: Int, withoutZone: Bool, context: String = "Sample.Periodic") -> JSONValue {
+        switch version {
+        case .v16:
+            return [
+                "timestamp": .string(now(withoutZone: withoutZone)),
+                "sampledValue": [
+                    [
+                        "value": .string(String(wh)), "context": .string(context),
+                        "measurand": "Energy.Active.Import.Register", "unit": "Wh",
+                    ]
+                ],
+            ]
+        case .v201, .v21:
+            return [
+                "timestamp": .string(now(withoutZone: withoutZone)),
+                "sampledValue": [
+                    [
+                        "value": .int(wh), "context": .string(context), "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": ["unit": "Wh"],
+                    ]
+                ],
+            ]
+        }
+    }
+
+    // MARK: CSMS answers
+
+    /// What a well-behaved CSMS answers to a charger's CALL.
+    static func csmsAnswer(_ action: String, _ payload: JSONValue, version: OCPPVersion, transactionId: () -> Int) throws -> JSONValue {
+        let accepted: JSONValue = ["status": "Accepted"]
+        switch (version, action) {
+        case (_, "BootNotification"):
+            return ["currentTime": .string(now()), "interval": 300, "status": "Accepted"]
+        case (_, "Heartbeat"):
+            return ["currentTime": .string(now())]
+        case (.v16, "Authorize"), (.v16, "StopTransaction"):
+            return ["idTagInfo": accepted]
+        case (.v16, "StartTransaction"):
+            return ["transactionId": .int(transactionId()), "idTagInfo": accepted]
+        case (_, "Authorize"):
+            return ["idTokenInfo": accepted]
+        case (_, "TransactionEvent"):
+            return payload["idToken"] != nil ? ["idTokenInfo": accepted] : [:]
+        case (_, "DataTransfer"):
+            return accepted
+        case (_, "StatusNotification"), (_, "MeterValues"), (_, "FirmwareStatusNotification"),
+            (_, "DiagnosticsStatusNotification"), (_, "NotifyReport"), (_, "NotifyEvent"), (_, "SecurityEventNotification"),
+            (_, "LogStatusNotification"):
+            return [:]
+        default:
+            throw CallErrorReply(code: "NotImplemented", description: "the simulator does not handle \(action)")
+        }
+    }
+}

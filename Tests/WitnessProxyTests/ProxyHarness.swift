@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import OCPPWire
+import WitnessCapture
+import WitnessProxy
+import WitnessSim
+
+/// A CSMS simulator behind a real proxy with a real capture, on loopback ports chosen by the OS.
+final class ProxyHarness: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let csms: CSMSSimulator
+    let proxy: WitnessProxyServer
+    let recorder: CaptureWriter
+    let captureDirectory: String
+    let proxyURL: WebSocketURL
+
+    static func start(
+        csms csmsConfiguration: CSMSSimulator.Configuration = .init(),
+        upstreamScheme: String = "ws", upstreamOverride: String? = nil, upstreamPrefix: String = "/ocpp",
+        configure: (inout ProxyConfiguration) -> Void = { _ in }, redactSecrets: Bool = true,
+        proxyScheme: String = "ws"
+    ) async throws -> ProxyHarness {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let csms = CSMSSimulator(configuration: csmsConfiguration, group: group)
+        let csmsAddress = try await csms.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("witness-test-\(UUID().uuidString)").path
+        let recorder = try CaptureWriter(
+            configuration: .init(directory: directory, fsync: .never, redactSecrets: redactSecrets),
+            header: CaptureHeader(backendName: "SimCSMS")
+        )
+        let upstream = try WebSocketURL(
+            parsing: upstreamOverride ?? "\(upstreamScheme)://127.0.0.1:\(csmsAddress.port ?? 0)\(upstreamPrefix)"
+        )
+        var configuration = ProxyConfiguration(
+            listenHost: "127.0.0.1", listenPort: 0, upstream: upstream, backendName: "SimCSMS",
+            handshakeTimeout: .seconds(10), upstreamConnectTimeout: .seconds(5)
+        )
+        configure(&configuration)
+        var logger = Logger(label: "proxy-test")
+        logger.logLevel = .critical
+        let proxy = try WitnessProxyServer(configuration: configuration, recorder: recorder, logger: logger, group: group)
+        let address = try await proxy.start()
+        let proxyURL = try WebSocketURL(parsing: "\(proxyScheme)://127.0.0.1:\(address.port ?? 0)")
+        return ProxyHarness(group: group, csms: csms, proxy: proxy, recorder: recorder, directory: directory, proxyURL: proxyURL)
+    }
+
+    private init(
+        group: MultiThreadedEventLoopGroup, csms: CSMSSimulator, proxy: WitnessProxyServer, recorder: CaptureWriter,
+        directory: String, proxyURL: WebSocketURL
+    ) {
+        self.group = group
+        self.csms = csms
+        self.proxy = proxy
+        self.recorder = recorder
+        self.captureDirectory = directory
+        self.proxyURL = proxyURL
+    }
+
+    func charger(_ profile: ChargerProfile, tls: OCPPClientOptions? = nil) -> ChargerSimulator {
+        ChargerSimulator(profile: profile, baseURL: self.proxyURL, tls: tls, group: self.group)
+    }
+
+    /// Waits until the proxy has recorded `count` closed pairs (or the time runs out).
+    func waitForClosedPairs(_ count: Int, seconds: Double = 10) async {
+        let deadline = Date().addingTimeInterval(seconds)
+        while self.proxy.statistics.closed < count && Date() < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Everything captured so far.
+    func records() async throws -> [CaptureRecord] {
+        await self.recorder.flush()
+        return Array(try CaptureReader(paths: [self.captureDirectory]))
+    }
+
+    func frames(_ chargePoint: String) async throws -> [CaptureRecord] {
+        try await self.records().filter { $0.kind == "frame" && $0.chargePoint == chargePoint }
+    }
+
+    func stop() async {
+        await self.proxy.shutdown(grace: .seconds(1))
+        await self.csms.stop()
+        self.recorder.close()
+        try? FileManager.default.removeItem(atPath: self.captureDirectory)
+        try? await self.group.shutdownGracefully()
+    }
+}
+
+/// Polls `condition` until it holds or `seconds` pass; loaded machines get generous margins.
+func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
