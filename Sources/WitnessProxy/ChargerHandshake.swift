@@ -20,6 +20,11 @@ final class ChargerHandshake {
     var session: RelaySession?
     var timeout: Scheduled<Void>?
     var completed = false
+    /// The request asked for a WebSocket upgrade. NIO's upgrade handler does not pass such a request on
+    /// when the upgrade is refused, so the refusal is answered without waiting for it.
+    var upgradeAttempted = false
+    /// Why NIO refused the upgrade headers themselves (bad key, wrong version), if it did.
+    var invalidUpgradeHeaders: String?
 
     /// An answer for a charger whose upgrade is not forwarded.
     struct Refusal {
@@ -61,10 +66,17 @@ final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
     private let handshake: ChargerHandshake
     private let record: (ChargerHandshake, ChargerHandshake.Refusal, HTTPRequestHead?) -> Void
     private var head: HTTPRequestHead?
+    private var responded = false
 
     init(handshake: ChargerHandshake, record: @escaping (ChargerHandshake, ChargerHandshake.Refusal, HTTPRequestHead?) -> Void) {
         self.handshake = handshake
         self.record = record
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if self.handshake.upgradeAttempted {
+            self.respond(context: context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -79,7 +91,11 @@ final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(context: ChannelHandlerContext) {
-        let refusal = self.handshake.refusal ?? Self.notWebSocket(self.head)
+        guard !self.responded else { return }
+        self.responded = true
+        let refusal = self.handshake.refusal
+            ?? self.handshake.invalidUpgradeHeaders.map(Self.invalidUpgrade)
+            ?? Self.notWebSocket(self.head)
         self.handshake.completed = true
         self.handshake.timeout?.cancel()
         self.record(self.handshake, refusal, self.head)
@@ -95,6 +111,13 @@ final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(refusal.body))), promise: nil)
         let channel = context.channel
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    static func invalidUpgrade(_ detail: String) -> ChargerHandshake.Refusal {
+        ChargerHandshake.Refusal(
+            status: .badRequest, headers: ["Content-Type": "text/plain; charset=utf-8"],
+            body: ByteBuffer(string: detail + "\n"), cause: "invalidUpgrade", detail: detail
+        )
     }
 
     static func notWebSocket(_ head: HTTPRequestHead?) -> ChargerHandshake.Refusal {

@@ -189,6 +189,7 @@ public final class WitnessProxyServer: Sendable {
         for handshake: ChargerHandshake, head: HTTPRequestHead, chargerChannel: any Channel
     ) -> EventLoopFuture<HTTPHeaders?> {
         let target = ChargerRequestTarget(uri: head.uri)
+        handshake.upgradeAttempted = true
         handshake.target = target
         handshake.offered = ChargerHandshake.subprotocols(in: head.headers)
         handshake.requestHeaders = head.headers
@@ -387,6 +388,13 @@ final class HandshakeFailureRecorder: ChannelInboundHandler, RemovableChannelHan
         defer { context.fireErrorCaught(error) }
         guard !self.handshake.completed else { return }
         switch error {
+        case let upgradeError as NIOWebSocketUpgradeError:
+            // Fired by NIO before it gives up on the upgrade; the refusal responder answers it.
+            self.handshake.upgradeAttempted = true
+            if self.handshake.target == nil {
+                self.handshake.invalidUpgradeHeaders =
+                    "invalid WebSocket upgrade request (\(upgradeError)): it needs one Sec-WebSocket-Key and Sec-WebSocket-Version: 13"
+            }
         case is HTTPParserError:
             self.handshake.completed = true
             self.handshake.timeout?.cancel()
