@@ -125,3 +125,7 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
         self.members = elements.map { Member(key: $0.0, value: $0.1) }
     }
 }
+
+extension JSONObject: CustomStringConvertible {
+    public var description: String { JSONWriter.string(.object(self)) }
+}

@@ -54,6 +54,8 @@ public final class OCPPEndpoint: Sendable {
         var receivedPongs: [ByteBuffer] = []
         var closeReceived: (code: UInt16?, reason: String)?
         var nextId = 1
+        var receivedFragments: [Int] = []
+        var assembling: (opcode: WebSocketOpcode, data: ByteBuffer, fragments: Int)?
     }
 
     private let state = NIOLockedValueBox(State())
@@ -85,6 +87,8 @@ public final class OCPPEndpoint: Sendable {
         self.state.withLockedValue { ($0.sent, $0.received) }
     }
 
+    /// How many WebSocket frames carried each received text message.
+    public var receivedFragments: [Int] { self.state.withLockedValue { $0.receivedFragments } }
     public var receivedPongs: [ByteBuffer] { self.state.withLockedValue { $0.receivedPongs } }
     public var receivedPings: [ByteBuffer] { self.state.withLockedValue { $0.receivedPings } }
     public var closeReceived: (code: UInt16?, reason: String)? { self.state.withLockedValue { $0.closeReceived } }
@@ -160,11 +164,33 @@ public final class OCPPEndpoint: Sendable {
         self.isClient ? .random() : nil
     }
 
+    private func deliverIfComplete(_ fin: Bool) {
+        guard fin, let message = self.assembling else { return }
+        self.assembling = nil
+        if message.opcode == .text {
+            self.receivedText(String(buffer: message.data), fragments: message.fragments)
+        }
+    }
+
+    /// The message being reassembled from fragments; only touched on the channel's event loop.
+    private var assembling: (opcode: WebSocketOpcode, data: ByteBuffer, fragments: Int)? {
+        get { self.state.withLockedValue { $0.assembling } }
+        set { self.state.withLockedValue { $0.assembling = newValue } }
+    }
+
     // Called on the event loop by `OCPPEndpointHandler`.
     func received(_ frame: WebSocketFrame) {
         switch frame.opcode {
-        case .text:
-            self.receivedText(String(buffer: frame.unmaskedData))
+        case .text, .binary:
+            self.assembling = (frame.opcode, frame.unmaskedData, 1)
+            self.deliverIfComplete(frame.fin)
+        case .continuation:
+            guard var message = self.assembling else { return }
+            var part = frame.unmaskedData
+            message.data.writeBuffer(&part)
+            message.fragments += 1
+            self.assembling = message
+            self.deliverIfComplete(frame.fin)
         case .ping:
             self.state.withLockedValue { $0.receivedPings.append(frame.unmaskedData) }
             self.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, maskKey: self.maskKey(), data: frame.unmaskedData), promise: nil)
@@ -193,11 +219,30 @@ public final class OCPPEndpoint: Sendable {
         }
     }
 
-    private func receivedText(_ text: String) {
-        self.state.withLockedValue { $0.received.append(text) }
-        guard let message = try? JSONParser.parse(text), case .array(let items) = message,
-            let type = items.first?.intValue.flatMap(MessageType.init(rawValue:)), let id = items[safe: 1]?.stringValue
-        else { return }
+    private func receivedText(_ text: String, fragments: Int) {
+        self.state.withLockedValue {
+            $0.received.append(text)
+            $0.receivedFragments.append(fragments)
+        }
+        let envelope: OCPPEnvelope
+        switch OCPPEnvelope.parse(ByteBuffer(string: text)) {
+        case .success(let parsed):
+            envelope = parsed
+        case .failure(let malformed):
+            // A CALL we cannot read is answered with the version's format error, as the specification asks.
+            if malformed.reason != .notJSON, malformed.messageType == MessageType.call.rawValue, let id = malformed.messageId {
+                self.sendText(
+                    JSONWriter.string([
+                        .int(MessageType.callError.rawValue), .string(id), .string(RPCErrorCode.formatViolation(for: self.version)),
+                        .string(malformed.detail), [:],
+                    ])
+                )
+            }
+            return
+        }
+        guard let message = try? JSONParser.parse(text), case .array(let items) = message else { return }
+        let type = envelope.messageType
+        let id = envelope.messageId
         switch type {
         case .callResult:
             let continuation = self.state.withLockedValue { $0.pending.removeValue(forKey: id) }
