@@ -1,0 +1,121 @@
+import Foundation
+import NIOCore
+import NIOSSL
+import OCPPWire
+import Testing
+import WitnessCapture
+import WitnessProxy
+import WitnessSim
+
+@Suite("TLS on either side of the proxy")
+struct TLSTests {
+    func chargerTLS(_ certificates: TestCertificates, clientCertificate: Bool = false) throws -> OCPPClientOptions {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificates.caCertificate))
+        if clientCertificate {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificates.clientCertificate).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: certificates.clientKey, format: .pem))
+        }
+        return OCPPClientOptions(subprotocols: [], tls: tls)
+    }
+
+    func csmsTLS(certificate: String, key: String, clientCA: String? = nil) throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+        )
+        if let clientCA {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
+            tls.certificateVerification = .noHostnameVerification
+        }
+        return tls
+    }
+
+    func runSession(_ harness: ProxyHarness, _ charger: ChargerSimulator) async throws {
+        try await charger.connect()
+        try await charger.boot()
+        let atCSMS = await harness.csms.connection(charger.profile.id)
+        #expect(try #require(charger.endpoint).transcript.sent == atCSMS.transcript.received)
+        await charger.disconnect()
+    }
+
+    @Test("wss charger to a ws backend")
+    func tlsChargerSide() async throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let harness = try await ProxyHarness.start(
+            configure: { $0.chargerTLS = .init(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey) },
+            proxyScheme: "wss"
+        )
+        try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-wss"), tls: try self.chargerTLS(certificates)))
+        let open = try #require(try await harness.records().first { $0.kind == "open" })
+        #expect(open.fields["tls"]?["charger"] == true)
+        #expect(open.fields["tls"]?["upstream"] == false)
+        await harness.stop()
+    }
+
+    @Test("ws charger to a wss backend verified against --upstream-ca")
+    func tlsBackendSide() async throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let harness = try await ProxyHarness.start(
+            csms: .init(tls: try self.csmsTLS(certificate: certificates.serverCertificate, key: certificates.serverKey)),
+            upstreamScheme: "wss",
+            configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
+        )
+        try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-up-tls")))
+        await harness.stop()
+    }
+
+    @Test("wss to wss with mutual TLS on both sides (security profile 3)")
+    func mutualTLS() async throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let harness = try await ProxyHarness.start(
+            csms: .init(
+                tls: try self.csmsTLS(
+                    certificate: certificates.serverCertificate, key: certificates.serverKey, clientCA: certificates.caCertificate
+                )
+            ),
+            upstreamScheme: "wss",
+            configure: {
+                $0.chargerTLS = .init(
+                    certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey,
+                    clientCAFile: certificates.caCertificate
+                )
+                $0.upstreamTLS = .init(
+                    caFile: certificates.caCertificate, clientCertificateFile: certificates.clientCertificate,
+                    clientKeyFile: certificates.clientKey
+                )
+            },
+            proxyScheme: "wss"
+        )
+        try await self.runSession(
+            harness, harness.charger(ChargerProfile(id: "CP-mtls"), tls: try self.chargerTLS(certificates, clientCertificate: true))
+        )
+        // A charger without a client certificate does not get through the listener.
+        let anonymous = harness.charger(ChargerProfile(id: "CP-anon"), tls: try self.chargerTLS(certificates))
+        await #expect(throws: (any Error).self) { try await anonymous.connect() }
+        #expect(await eventually { (try? await harness.records().contains { $0.kind == "reject" && $0.fields["cause"] == "chargerTLS" }) == true })
+        await harness.stop()
+    }
+
+    @Test("a backend with an untrusted certificate is refused and the refusal recorded")
+    func untrustedBackend() async throws {
+        let certificates = try TestCertificates.make()
+        defer { certificates.remove() }
+        let harness = try await ProxyHarness.start(
+            csms: .init(tls: try self.csmsTLS(certificate: certificates.untrustedCertificate, key: certificates.untrustedKey)),
+            upstreamScheme: "wss",
+            configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
+        )
+        let charger = harness.charger(ChargerProfile(id: "CP-untrusted"))
+        let error = await #expect(throws: OCPPConnectError.self) { try await charger.connect() }
+        #expect(error?.status == 502)
+        #expect(error?.body.contains("TLS handshake with the backend failed") == true)
+        let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+        #expect(reject.fields["cause"] == "upstreamTLS")
+        #expect(harness.csms.arrivals.isEmpty)
+        await harness.stop()
+    }
+}
