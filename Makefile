@@ -1,0 +1,24 @@
+# OCPP Witness — the two commands a fresh machine needs: `make demo` and `make test`.
+SWIFT ?= swift
+BIN := .build/debug/ocpp-witness
+
+.PHONY: setup build demo test clean
+
+## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(SWIFT) build
+
+## Builds and runs the embedded pilot: CSMS simulator, proxy and simulated chargers; leaves a capture.
+demo: build
+	$(BIN) demo --capture captures/demo
+
+## Runs the whole test suite.
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+clean:
+	rm -rf .build

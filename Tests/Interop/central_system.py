@@ -1,0 +1,79 @@
+"""An OCPP 1.6 central system built on the `ocpp` library from PyPI (not on OCPP Witness code).
+
+Usage: central_system.py PORT_FILE [SECONDS]
+Listens on 127.0.0.1 on a port chosen by the OS, writes that port to PORT_FILE, answers chargers like a
+well-behaved CSMS, and exits after SECONDS (default 60).
+"""
+import asyncio
+import sys
+from datetime import datetime, timezone
+
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+
+NEXT_TRANSACTION = [500]
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class CentralSystemSide(ChargePoint):
+    @on(Action.boot_notification)
+    def on_boot(self, charge_point_vendor, charge_point_model, **kwargs):
+        return call_result.BootNotification(current_time=now(), interval=300, status=RegistrationStatus.accepted)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self):
+        return call_result.Heartbeat(current_time=now())
+
+    @on(Action.status_notification)
+    def on_status(self, **kwargs):
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag):
+        return call_result.Authorize(id_tag_info={"status": AuthorizationStatus.accepted})
+
+    @on(Action.start_transaction)
+    def on_start(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
+        NEXT_TRANSACTION[0] += 1
+        return call_result.StartTransaction(
+            transaction_id=NEXT_TRANSACTION[0], id_tag_info={"status": AuthorizationStatus.accepted}
+        )
+
+    @on(Action.meter_values)
+    def on_meter_values(self, connector_id, meter_value, **kwargs):
+        return call_result.MeterValues()
+
+    @on(Action.stop_transaction)
+    def on_stop(self, meter_stop, timestamp, transaction_id, **kwargs):
+        return call_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
+
+
+async def on_connect(websocket):
+    if websocket.subprotocol != "ocpp1.6":
+        await websocket.close()
+        return
+    charge_point_id = websocket.request.path.strip("/").split("/")[-1]
+    try:
+        await CentralSystemSide(charge_point_id, websocket).start()
+    except websockets.exceptions.ConnectionClosed:
+        pass
+
+
+async def main():
+    port_file = sys.argv[1]
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 60
+    server = await websockets.serve(on_connect, "127.0.0.1", 0, subprotocols=["ocpp1.6"])
+    port = server.sockets[0].getsockname()[1]
+    with open(port_file, "w") as handle:
+        handle.write(str(port))
+    await asyncio.sleep(seconds)
+    server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,110 @@
+import Foundation
+import OCPPWire
+import Testing
+import WitnessCapture
+import WitnessProxy
+import WitnessSim
+
+/// Peers written by others: the `ocpp` library from PyPI, installed into .tools/venv by `make setup`.
+struct PythonPeers {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let python = root.appendingPathComponent(".tools/venv/bin/python").path
+    static let scripts = root.appendingPathComponent("Tests/Interop").path
+
+    struct Missing: Error, CustomStringConvertible {
+        var description: String { "Python interop peers not installed at \(PythonPeers.python); run `make setup`" }
+    }
+
+    static func requireInstalled() throws {
+        guard FileManager.default.isExecutableFile(atPath: python) else { throw Missing() }
+    }
+
+    /// Starts the Python central system; returns the process and its port.
+    static func startCentralSystem(seconds: Int = 60) async throws -> (Process, Int) {
+        try requireInstalled()
+        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("cs-port-\(UUID().uuidString)").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [scripts + "/central_system.py", portFile, String(seconds)]
+        try process.run()
+        for _ in 0..<500 {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text) {
+                try? FileManager.default.removeItem(atPath: portFile)
+                return (process, port)
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        process.terminate()
+        throw PythonFailure(description: "the Python central system did not start within 10 s")
+    }
+
+    /// Runs the Python charge point against `url` and returns its one-line JSON summary.
+    static func runChargePoint(url: String, id: String) async throws -> String {
+        try requireInstalled()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [scripts + "/charge_point.py", url, id]
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw PythonFailure(description: "charge_point.py failed (\(process.terminationStatus)): \(message)")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    struct PythonFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+}
+
+@Suite("Interoperability with the Python ocpp library")
+struct InteropTests {
+    @Test("a Python charge point and central system interoperate through the proxy as they do directly")
+    func pythonPairThroughProxy() async throws {
+        let (centralSystem, port) = try await PythonPeers.startCentralSystem()
+        defer { centralSystem.terminate() }
+        let direct = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(port)", id: "PY-direct")
+        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)/ocpp")
+        let proxied = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(harness.proxyURL.port)", id: "PY-proxied")
+        #expect(proxied == direct)
+        #expect(proxied.contains(#""stop": "Accepted""#))
+        await harness.waitForClosedPairs(1)
+        let frames = try await harness.frames("PY-proxied").filter { $0.opcode == .text }
+        let calls = frames.filter { $0.messageType == .call }.compactMap(\.action)
+        #expect(calls == ["BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "MeterValues", "MeterValues", "StopTransaction"])
+        #expect(frames.filter { $0.messageType == .callResult }.count == calls.count)
+        await harness.stop()
+    }
+
+    @Test("the Swift charger simulator completes a session with the Python central system through the proxy")
+    func swiftChargerPythonCentralSystem() async throws {
+        let (centralSystem, port) = try await PythonPeers.startCentralSystem()
+        defer { centralSystem.terminate() }
+        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)")
+        let charger = harness.charger(ChargerProfile(id: "SWIFT-1", version: .v16))
+        try await charger.connect()
+        try await charger.boot()
+        try await charger.chargingSession(meterSamples: 2)
+        #expect(charger.counts.errors == 0)
+        // Boot, status, heartbeat; authorize, three status changes, start, two meter values, stop.
+        #expect(charger.counts.completed == 11)
+        await charger.disconnect()
+        await harness.stop()
+    }
+
+    @Test("the Python charge point completes a session with the Swift CSMS simulator through the proxy")
+    func pythonChargePointSwiftCSMS() async throws {
+        let harness = try await ProxyHarness.start(csms: .init(versions: [.v16]))
+        let summary = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(harness.proxyURL.port)", id: "PY-2")
+        #expect(summary.contains(#""boot": "Accepted""#))
+        #expect(summary.contains(#""stop": "Accepted""#))
+        await harness.stop()
+    }
+}
