@@ -252,7 +252,7 @@ struct JSONScanner {
                 guard let escaped = self.current else { break }
                 if escaped == UInt8(ascii: "u") {
                     self.offset += 1
-                    _ = try self.readHex4()
+                    _ = try self.readUnicodeEscape()
                 } else if Self.simpleEscape(escaped) != nil {
                     self.offset += 1
                 } else {
@@ -299,20 +299,7 @@ struct JSONScanner {
                     self.offset += 1
                 } else if escaped == UInt8(ascii: "u") {
                     self.offset += 1
-                    var scalar = try self.readHex4()
-                    if (0xD800..<0xDC00).contains(scalar) {
-                        // A high surrogate must be followed by an escaped low surrogate.
-                        guard self.offset + 1 < self.bytes.count, self.bytes[self.offset] == UInt8(ascii: "\\"),
-                            self.bytes[self.offset + 1] == UInt8(ascii: "u")
-                        else { throw self.error("unpaired surrogate in string") }
-                        self.offset += 2
-                        let low = try self.readHex4()
-                        guard (0xDC00..<0xE000).contains(low) else { throw self.error("unpaired surrogate in string") }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00..<0xE000).contains(scalar) {
-                        throw self.error("unpaired surrogate in string")
-                    }
-                    guard let unicode = Unicode.Scalar(scalar) else { throw self.error("invalid unicode escape") }
+                    let unicode = try self.readUnicodeEscape()
                     utf8.append(contentsOf: Array(String(Character(unicode)).utf8))
                 } else {
                     throw self.error("invalid escape '\\\(Self.printable(escaped))' in string")
@@ -325,6 +312,24 @@ struct JSONScanner {
             }
         }
         throw self.error("input ends inside a string")
+    }
+
+    /// Reads the hex digits after `\u`, and the low half of a surrogate pair where one is needed.
+    mutating func readUnicodeEscape() throws -> Unicode.Scalar {
+        var scalar = try self.readHex4()
+        if (0xD800..<0xDC00).contains(scalar) {
+            guard self.offset + 1 < self.bytes.count, self.bytes[self.offset] == UInt8(ascii: "\\"),
+                self.bytes[self.offset + 1] == UInt8(ascii: "u")
+            else { throw self.error("unpaired surrogate in string") }
+            self.offset += 2
+            let low = try self.readHex4()
+            guard (0xDC00..<0xE000).contains(low) else { throw self.error("unpaired surrogate in string") }
+            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+        } else if (0xDC00..<0xE000).contains(scalar) {
+            throw self.error("unpaired surrogate in string")
+        }
+        guard let unicode = Unicode.Scalar(scalar) else { throw self.error("invalid unicode escape") }
+        return unicode
     }
 
     mutating func readHex4() throws -> UInt32 {

@@ -99,6 +99,7 @@ public final class CaptureWriter: @unchecked Sendable {
     // Owned by the writer thread.
     private var descriptor: CInt = -1
     private var currentBytes = 0
+    private var headerBytes = 0
     private var part = 0
     private var lastSync = DispatchTime.now()
     private var dirty = false
@@ -183,6 +184,7 @@ public final class CaptureWriter: @unchecked Sendable {
     private func run() {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
+        var line: [UInt8] = []
         while true {
             let timeout: Double
             switch self.configuration.fsync {
@@ -200,10 +202,18 @@ public final class CaptureWriter: @unchecked Sendable {
             self.condition.unlock(withValue: 0)
 
             for event in batch {
-                self.serializer.append(event, into: &buffer)
-                if buffer.count >= 1 << 20 || self.currentBytes + buffer.count >= self.configuration.rotateBytes {
+                line.removeAll(keepingCapacity: true)
+                self.serializer.append(event, into: &line)
+                // Rotate before a record that would push the file past its size; a record larger than
+                // the limit gets a file of its own.
+                if self.currentBytes + buffer.count + line.count > self.configuration.rotateBytes
+                    && self.currentBytes + buffer.count > self.headerBytes
+                {
                     self.writeOut(&buffer)
+                    self.rotate()
                 }
+                buffer.append(contentsOf: line)
+                if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
             }
             self.writeOut(&buffer)
             self.syncIfDue(force: closing || !flushWaiters.isEmpty)
@@ -231,16 +241,6 @@ public final class CaptureWriter: @unchecked Sendable {
 
     private func writeOut(_ buffer: inout [UInt8]) {
         guard !buffer.isEmpty else { return }
-        if self.currentBytes > 0 && self.currentBytes + buffer.count > self.configuration.rotateBytes {
-            self.closeFile()
-            do {
-                try self.openNextFile()
-            } catch {
-                self.noteError("\(error)", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
-                buffer.removeAll(keepingCapacity: true)
-                return
-            }
-        }
         guard self.descriptor >= 0 else {
             self.noteError("no capture file open", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
             buffer.removeAll(keepingCapacity: true)
@@ -257,6 +257,16 @@ public final class CaptureWriter: @unchecked Sendable {
             self.noteError("writing \(self.files.last ?? "capture"): \(error)", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
         }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func rotate() {
+        self.closeFile()
+        do {
+            try self.openNextFile()
+        } catch {
+            // Records for the missing file are counted as lost by writeOut.
+            self.noteError("\(error)", lost: 0)
+        }
     }
 
     private func syncIfDue(force: Bool) {
@@ -285,6 +295,7 @@ public final class CaptureWriter: @unchecked Sendable {
         let headerLine = self.serializer.header(self.header, part: self.part, started: self.started)
         try Self.writeAll(fd, headerLine)
         self.currentBytes = headerLine.count
+        self.headerBytes = headerLine.count
         self.condition.lock()
         self.files.append(path)
         self.stats.filesWritten += 1

@@ -1,0 +1,132 @@
+import NIOCore
+import OCPPWire
+import Testing
+
+@Suite("OCPP-J envelope parsing")
+struct EnvelopeTests {
+    @Test("well-formed messages of every type")
+    func wellFormed() throws {
+        let call = try OCPPEnvelope.parse(ByteBuffer(string: #" [2, "id-1" ,"BootNotification",{"a":[1,{"b":"]"}]}] "#)).get()
+        #expect(call.messageType == .call)
+        #expect(call.messageId == "id-1")
+        #expect(call.action == "BootNotification")
+        let text = #"[2,"id-1","BootNotification",{"a":[1,{"b":"]"}]}]"#
+        let exact = try OCPPEnvelope.parse(ByteBuffer(string: text)).get()
+        #expect(Array(Array(text.utf8)[exact.payloadRange]) == Array(#"{"a":[1,{"b":"]"}]}"#.utf8))
+
+        let result = try OCPPEnvelope.parse(ByteBuffer(string: #"[3,"x\"y",{}]"#)).get()
+        #expect(result.messageType == .callResult)
+        #expect(result.messageId == #"x"y"#)
+        #expect(result.action == nil)
+
+        let error = try OCPPEnvelope.parse(ByteBuffer(string: #"[4,"7","FormationViolation","bad",{"k":1}]"#)).get()
+        #expect(error.errorCode == "FormationViolation")
+        #expect(error.errorDescription == "bad")
+
+        let send = try OCPPEnvelope.parse(ByteBuffer(string: #"[6,"s1","NotifyPeriodicEventStream",{}]"#)).get()
+        #expect(send.messageType == .send)
+        #expect(send.action == "NotifyPeriodicEventStream")
+        let resultError = try OCPPEnvelope.parse(ByteBuffer(string: #"[5,"r1","GenericError","",{}]"#)).get()
+        #expect(resultError.messageType == .callResultError)
+    }
+
+    @Test(
+        "malformed frames say precisely what is wrong",
+        arguments: [
+            ("", MalformedMessage.Reason.notJSON, "empty frame"),
+            (#"[2,"a","Heartbeat",{"#, .notJSON, "invalid JSON"),
+            (#"{"messageType":2}"#, .notArray, "message is a JSON object, not an array"),
+            ("[]", .wrongArity, "message is an empty array"),
+            (#"["2","a","Heartbeat",{}]"#, .messageTypeNotInteger, "message type must be an integer"),
+            (#"[2.5,"a","Heartbeat",{}]"#, .messageTypeNotInteger, "message type must be an integer, found 2.5"),
+            (#"[7,"a","Heartbeat",{}]"#, .unknownMessageType, "unknown message type 7"),
+            (#"[2,"a","Heartbeat"]"#, .wrongArity, "CALL must have 4 elements, found 3"),
+            (#"[3,"a",{},{}]"#, .wrongArity, "CALLRESULT must have 3 elements, found 4"),
+            (#"[2,17,"Heartbeat",{}]"#, .messageIdNotString, "message id must be a string"),
+            (#"[2,"a",5,{}]"#, .fieldNotString, "action must be a string"),
+            (#"[4,"a",5,"",{}]"#, .fieldNotString, "error code must be a string"),
+            (#"[2,"a","Heartbeat",[]]"#, .payloadNotObject, "payload must be a JSON object"),
+            (#"[2,"a","Heartbeat",{}] x"#, .notJSON, "unexpected data after the message array"),
+        ]
+    )
+    func malformed(text: String, reason: MalformedMessage.Reason, detail: String) {
+        guard case .failure(let failure) = OCPPEnvelope.parse(ByteBuffer(string: text)) else {
+            Issue.record("\(text) parsed")
+            return
+        }
+        #expect(failure.reason == reason)
+        #expect(failure.detail.contains(detail))
+    }
+
+    @Test("a malformed CALL still reports its type and id when they were readable")
+    func malformedKeepsId() {
+        guard case .failure(let failure) = OCPPEnvelope.parse(ByteBuffer(string: #"[2,"abc","Heartbeat"]"#)) else {
+            Issue.record("parsed")
+            return
+        }
+        #expect(failure.messageType == 2)
+        #expect(failure.messageId == "abc")
+    }
+
+    @Test("versions come from subprotocols and allow their message types")
+    func versions() {
+        #expect(OCPPVersion(subprotocol: "ocpp1.6") == .v16)
+        #expect(OCPPVersion(subprotocol: "OCPP2.0.1") == .v201)
+        #expect(OCPPVersion(subprotocol: "ocpp2.1") == .v21)
+        #expect(OCPPVersion(subprotocol: "ocpp1.5") == nil)
+        #expect(!OCPPVersion.v16.allows(.send))
+        #expect(!OCPPVersion.v201.allows(.callResultError))
+        #expect(OCPPVersion.v21.allows(.send))
+    }
+
+    @Test("error-code tables keep each version's spelling")
+    func errorCodes() {
+        #expect(RPCErrorCode.codes(for: .v16).contains("FormationViolation"))
+        #expect(!RPCErrorCode.codes(for: .v16).contains("FormatViolation"))
+        #expect(RPCErrorCode.codes(for: .v16).contains("OccurenceConstraintViolation"))
+        #expect(RPCErrorCode.codes(for: .v201).contains("FormatViolation"))
+        #expect(RPCErrorCode.codes(for: .v201).contains("OccurrenceConstraintViolation"))
+        #expect(!RPCErrorCode.codes(for: .v201).contains("FormationViolation"))
+        #expect(RPCErrorCode.formatViolation(for: .v16) == "FormationViolation")
+    }
+}
+
+@Suite("Call correlation")
+struct CorrelationTests {
+    func envelope(_ text: String) throws -> OCPPEnvelope { try OCPPEnvelope.parse(ByteBuffer(string: text)).get() }
+
+    @Test("results find their CALL in the opposite direction, with latency")
+    func results() throws {
+        var correlator = CallCorrelator()
+        #expect(correlator.observe(try self.envelope(#"[2,"1","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 100) == .call)
+        #expect(correlator.observe(try self.envelope(#"[2,"1","Reset",{}]"#), direction: .toCharger, atNanos: 150) == .call)
+        #expect(
+            correlator.observe(try self.envelope(#"[3,"1",{}]"#), direction: .toCharger, atNanos: 400)
+                == .response(action: "Heartbeat", latencyNanos: 300)
+        )
+        #expect(
+            correlator.observe(try self.envelope(#"[4,"1","NotSupported","",{}]"#), direction: .toCSMS, atNanos: 500)
+                == .response(action: "Reset", latencyNanos: 350)
+        )
+        #expect(correlator.observe(try self.envelope(#"[3,"1",{}]"#), direction: .toCharger, atNanos: 600) == .unmatchedResponse)
+    }
+
+    @Test("a reused id while the first CALL is outstanding is reported")
+    func duplicate() throws {
+        var correlator = CallCorrelator()
+        _ = correlator.observe(try self.envelope(#"[2,"9","Authorize",{}]"#), direction: .toCSMS, atNanos: 1)
+        #expect(
+            correlator.observe(try self.envelope(#"[2,"9","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 2)
+                == .duplicateCall(previousAction: "Authorize")
+        )
+    }
+
+    @Test("outstanding CALLs are bounded; the oldest gives way")
+    func bounded() throws {
+        var correlator = CallCorrelator(maximumOutstanding: 2)
+        for id in 1...3 {
+            _ = correlator.observe(try self.envelope(#"[2,"\#(id)","Heartbeat",{}]"#), direction: .toCSMS, atNanos: UInt64(id))
+        }
+        #expect(correlator.outstanding(.toCSMS).keys.sorted() == ["2", "3"])
+    }
+}
