@@ -98,5 +98,14 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .testTarget(
+            name: "OCPPWitnessCLITests",
+            dependencies: [
+                "WitnessCapture", "WitnessSim", "OCPPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
     ]
 )

@@ -83,6 +83,17 @@ final class RelayHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ProxyShutdownEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if self.session.proxyClose == nil {
+            self.session.proxyClose = (WebSocketErrorCode.goingAway, "proxy shutting down")
+        }
+        self.closeWithFrame(code: .goingAway, reason: "proxy shutting down")
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if self.closeWhenWritable && context.channel.isWritable {
             context.close(promise: nil)
@@ -101,11 +112,13 @@ final class RelayHandler: ChannelDuplexHandler {
                     detail: "\(self.side.recordName) sent a frame over the \(self.session.maximumMessageBytes)-byte limit; connection closed with 1009",
                     direction: direction
                 )
+                self.noteProxyClose(.messageTooLarge, "frame too large")
                 self.closeWithFrame(code: .messageTooLarge, reason: "frame too large")
             default:
                 self.session.recordError(
                     "protocolError", detail: "\(self.side.recordName) broke the WebSocket framing: \(wsError)", direction: direction
                 )
+                self.noteProxyClose(.protocolError, "protocol error")
                 self.closeWithFrame(code: .protocolError, reason: "protocol error")
             }
             self.partner?.closeChannel()
@@ -179,6 +192,12 @@ final class RelayHandler: ChannelDuplexHandler {
         }
     }
 
+    private func noteProxyClose(_ code: WebSocketErrorCode, _ reason: String) {
+        if self.session.firstClose == nil && self.session.proxyClose == nil {
+            self.session.proxyClose = (code, reason)
+        }
+    }
+
     private func closeWithFrame(code: WebSocketErrorCode, reason: String) {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
@@ -245,6 +264,7 @@ final class RelayHandler: ChannelDuplexHandler {
                 detail: "\(self.side.recordName) sent a message over the \(self.session.maximumMessageBytes)-byte limit; closed with 1009",
                 direction: self.side.inboundDirection
             )
+            self.noteProxyClose(.messageTooLarge, "message too large")
             self.closeWithFrame(code: .messageTooLarge, reason: "message too large")
             self.partner?.closeChannel()
             self.messageData = ByteBuffer()

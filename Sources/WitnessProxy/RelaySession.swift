@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOWebSocket
 import OCPPWire
 import WitnessCapture
 
@@ -26,6 +27,8 @@ final class RelaySession {
     var messages: [Direction: Int] = [.toCSMS: 0, .toCharger: 0]
     /// The first close frame seen, and which side sent it.
     var firstClose: (side: RelaySide, code: UInt16?, reason: String)?
+    /// Set when the proxy itself closed the pair (shutdown, oversized or broken frames).
+    var proxyClose: (code: WebSocketErrorCode, reason: String)?
     private(set) var finished = false
     private let onFinish: (RelaySession) -> Void
 
@@ -64,9 +67,10 @@ final class RelaySession {
         guard !self.finished else { return }
         self.finished = true
         let durationMs = Double(NIODeadline.now().uptimeNanoseconds - self.openedNanos) / 1_000_000
+        let closedBy = self.proxyClose != nil ? "proxy" : (self.firstClose?.side ?? side).recordName
         var fields = JSONObject([
-            "by": .string((self.firstClose?.side ?? side).recordName),
-            "clean": .bool(self.firstClose != nil),
+            "by": .string(closedBy),
+            "clean": .bool(self.firstClose != nil || self.proxyClose != nil),
             "transportClosedBy": .string(side.recordName),
             "durationMs": .double((durationMs * 1000).rounded() / 1000),
             "messages": .object(
@@ -75,11 +79,14 @@ final class RelaySession {
                 ])
             ),
         ])
-        if let close = self.firstClose {
+        if let close = self.proxyClose {
+            fields["code"] = .int(Int(UInt16(webSocketErrorCode: close.code)))
+            fields["reason"] = .string(close.reason)
+        } else if let close = self.firstClose {
             fields["code"] = close.code.map { .int(Int($0)) } ?? .null
             fields["reason"] = .string(close.reason)
         }
-        self.logger.info("connection closed by \((self.firstClose?.side ?? side).recordName)")
+        self.logger.info("connection closed by \(closedBy)")
         _ = self.record(.connection("close", connection: self.id, chargePoint: self.chargePoint, fields: fields))
         self.onFinish(self)
     }

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `--log-level` and `--log-format`, shared by every command that runs for a while.
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Least severe log level shown: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(help: "Log format on standard error: human, or json (one object per line, for log shippers).")
+    var logFormat: LogFormat = .human
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case human, json
+    }
+
+    /// Sets up swift-log once for the process and returns a logger for `label`.
+    func makeLogger(_ label: String) -> Logger {
+        let level = self.logLevel
+        let format = self.logFormat
+        LoggingBootstrap.once {
+            LoggingSystem.bootstrap { label in
+                var handler: any LogHandler =
+                    format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+enum LoggingBootstrap {
+    nonisolated(unsafe) private static var done = false
+    static func once(_ body: () -> Void) {
+        guard !done else { return }
+        done = true
+        body()
+    }
+}
+
+/// `HOST:PORT`, with IPv6 hosts in brackets.
+struct HostAndPort: CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    static func parse(_ text: String) throws -> HostAndPort {
+        var host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw ValidationError("expected [IPv6]:PORT, got '\(text)'")
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw ValidationError("expected HOST:PORT, got '\(text)'") }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw ValidationError("invalid port '\(portText)' in '\(text)'")
+        }
+        return HostAndPort(host: String(host), port: port)
+    }
+
+    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+/// Waits for SIGINT or SIGTERM.
+enum TerminationSignal {
+    static func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let queue = DispatchQueue(label: "signals")
+            let resumed = ResumedFlag()
+            var sources: [any DispatchSourceSignal] = []
+            for signalNumber in [SIGINT, SIGTERM] {
+                signal(signalNumber, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
+                source.setEventHandler {
+                    guard resumed.set() else { return }
+                    for source in sources { source.cancel() }
+                    continuation.resume(returning: signalNumber)
+                }
+                source.resume()
+                sources.append(source)
+            }
+            queue.sync { Holder.sources = sources }
+        }
+    }
+
+    private enum Holder {
+        nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+    }
+
+    private final class ResumedFlag: @unchecked Sendable {
+        private var value = false
+        private let lock = NSLock()
+        func set() -> Bool {
+            self.lock.lock()
+            defer { self.lock.unlock() }
+            if self.value { return false }
+            self.value = true
+            return true
+        }
+    }
+}

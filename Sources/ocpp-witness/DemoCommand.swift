@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import OCPPWire
+import WitnessCapture
+import WitnessProxy
+import WitnessSim
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a short embedded pilot: a CSMS simulator, the proxy and three simulated chargers.",
+        discussion: """
+            Everything runs in this process on 127.0.0.1: no network and no set-up. Two well-behaved chargers (OCPP 1.6
+            and 2.0.1) and one with buggy firmware boot, charge, accept a remote start and a reset from the CSMS, and
+            reconnect. The capture is left in --capture; the summary says what crossed the proxy.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Folder for the demo's capture.", valueName: "DIR"))
+    var capture: String = "captures/demo"
+
+    @Option(help: "Least severe log level shown.")
+    var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        let logger = LoggingOptions.parseOrExit(["--log-level", self.logLevel.rawValue]).makeLogger("ocpp-witness.demo")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let csms = CSMSSimulator(configuration: .init(versions: [.v201, .v16]), group: group, logger: logger)
+        let csmsAddress = try await csms.start()
+        let upstream = try WebSocketURL(parsing: "ws://127.0.0.1:\(csmsAddress.port ?? 0)")
+        let recorder = try CaptureWriter(
+            configuration: .init(directory: self.capture, fsync: .never),
+            header: CaptureHeader(backendName: "Witness Demo CSMS", upstream: upstream.description, extra: ["demo": true])
+        )
+        let proxy = try WitnessProxyServer(
+            configuration: ProxyConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: upstream, backendName: "Witness Demo CSMS"),
+            recorder: recorder, logger: logger, group: group
+        )
+        let proxyAddress = try await proxy.start()
+        let proxyURL = try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyAddress.port ?? 0)/ocpp")
+        print("OCPP Witness demo: CSMS simulator on \(upstream), proxy on \(proxyURL)")
+
+        let profiles = [
+            ChargerProfile(id: "CP-ALPHA-01", vendor: "Alpha Charge", model: "AC-22", firmware: "3.4.1", version: .v16),
+            ChargerProfile(id: "CP-BETA-01", vendor: "Beta Power", model: "BP-150 DC", firmware: "2.0.7", version: .v201),
+            ChargerProfile(
+                id: "CP-GAMMA-01", vendor: "Gamma EV", model: "G-11", firmware: "0.9.9-beta", version: .v16,
+                quirks: [.registerGoesBackwards, .timestampWithoutZone]
+            ),
+        ]
+        let clock = ContinuousClock()
+        let started = clock.now
+        var failures: [String] = []
+        await withTaskGroup(of: String?.self) { tasks in
+            for profile in profiles {
+                tasks.addTask {
+                    let charger = ChargerSimulator(profile: profile, baseURL: proxyURL, group: group)
+                    do {
+                        try await Self.pilot(charger, csms: csms)
+                        return nil
+                    } catch {
+                        return "\(profile.id): \(error)"
+                    }
+                }
+            }
+            for await failure in tasks {
+                if let failure { failures.append(failure) }
+            }
+        }
+        let elapsed = clock.now - started
+        await proxy.shutdown(grace: .seconds(2))
+        await csms.stop()
+        recorder.close()
+        try? await group.shutdownGracefully()
+
+        let summary = try CaptureSummary(paths: recorder.filePaths)
+        print("")
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print("Pilot finished in \(String(format: "%.1f", seconds)) s.")
+        print("Capture: \(recorder.filePaths.joined(separator: ", "))")
+        print(
+            "Connections: \(summary.connections) from \(summary.chargePoints.count) chargers, \(summary.refused) refused; "
+                + "\(summary.records) records, \(recorder.statistics.recordsLost) lost"
+        )
+        print("")
+        print("Messages per action and direction (CALLs and their answers):")
+        print(summary.table)
+        print("")
+        print("Look inside:  jq -c 'select(.kind==\"frame\") | [.chargePoint, .dir, .action, .msgType]' \(recorder.filePaths.first ?? self.capture)")
+        if !failures.isEmpty {
+            for failure in failures { print("charger failed: \(failure)") }
+            throw ExitCode.failure
+        }
+    }
+
+    /// What each simulated charger goes through during the pilot.
+    static func pilot(_ charger: ChargerSimulator, csms: CSMSSimulator) async throws {
+        let version = charger.profile.version
+        try await charger.connect()
+        try await charger.boot()
+        try await charger.chargingSession(meterSamples: 3)
+
+        // The operator starts a session remotely; the charger accepts and charges.
+        let atCSMS = await csms.connection(charger.profile.id)
+        let remoteStart: JSONValue =
+            version == .v16
+            ? ["connectorId": 1, "idTag": "REMOTE-0042"]
+            : ["idToken": ["idToken": "REMOTE-0042", "type": "Central"], "remoteStartId": 42, "evseId": 1]
+        let started = try await atCSMS.call(version == .v16 ? "RemoteStartTransaction" : "RequestStartTransaction", remoteStart)
+        guard try started.payload()["status"] == "Accepted" else { throw OCPPEndpointError("remote start refused") }
+        try await charger.chargingSession(idTag: "REMOTE-0042", meterSamples: 2)
+
+        // The operator resets the charger; it reboots and comes back.
+        let reset = try await atCSMS.call("Reset", version == .v16 ? ["type": "Soft"] : ["type": "Immediate"])
+        guard try reset.payload()["status"] == "Accepted" else { throw OCPPEndpointError("reset refused") }
+        await charger.disconnect(reason: "reset")
+        try await charger.connect()
+        try await charger.boot(reason: "RemoteReset")
+        await charger.disconnect(reason: "pilot over")
+    }
+}

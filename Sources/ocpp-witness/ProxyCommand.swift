@@ -1,0 +1,152 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import NIOPosix
+import OCPPWire
+import WitnessCapture
+import WitnessProxy
+
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Forward chargers to a backend, recording every message.",
+        discussion: """
+            Chargers connect to --listen as they would to the backend; each connection is dialled through to
+            --upstream with the charger's path appended (ws://csms:9000/steve/ws + /CP-1 → ws://csms:9000/steve/ws/CP-1),
+            with its query, subprotocol offer and Authorization header. Frames are forwarded unchanged and recorded
+            as JSON Lines in --capture. Stop with Ctrl-C (SIGINT) or SIGTERM: connections are closed with 1001 and
+            the capture is flushed.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Address chargers connect to.", valueName: "HOST:PORT"), transform: HostAndPort.parse)
+    var listen: HostAndPort
+
+    @Option(help: ArgumentHelp("The real backend: ws://HOST:PORT[/prefix] or wss://...", valueName: "URL"))
+    var upstream: String
+
+    @Option(help: ArgumentHelp("Folder for capture files (created if missing).", valueName: "DIR"))
+    var capture: String = "captures"
+
+    @Option(help: ArgumentHelp("Name of the backend in captures and reports.", valueName: "NAME"))
+    var backendName: String?
+
+    @Flag(help: "Keep Basic-auth passwords and authorization keys in the capture (redacted by default).")
+    var captureSecrets = false
+
+    @Option(help: ArgumentHelp("Start a new capture file after this many MiB.", valueName: "MIB"))
+    var rotateMib: Int = 256
+
+    @Option(help: ArgumentHelp("When to fsync the capture: never, batch, or a number of milliseconds.", valueName: "POLICY"))
+    var fsync: String = "1000"
+
+    @Option(help: ArgumentHelp("Certificate chain (PEM) for a wss:// listener.", valueName: "FILE"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("Private key (PEM) for a wss:// listener.", valueName: "FILE"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("Require charger client certificates signed by this CA (security profile 3).", valueName: "FILE"))
+    var chargerCa: String?
+
+    @Option(help: ArgumentHelp("Trust this CA (PEM) for a wss:// upstream instead of the system store.", valueName: "FILE"))
+    var upstreamCa: String?
+
+    @Option(help: ArgumentHelp("Client certificate (PEM) presented to the backend (mutual TLS).", valueName: "FILE"))
+    var upstreamCert: String?
+
+    @Option(help: ArgumentHelp("Key (PEM) of --upstream-cert.", valueName: "FILE"))
+    var upstreamKey: String?
+
+    @Flag(help: "Do not verify the backend's certificate. Lab use only: anyone in between can read the traffic.")
+    var upstreamInsecure = false
+
+    @Option(help: ArgumentHelp("Largest WebSocket frame accepted from either side, in bytes.", valueName: "BYTES"))
+    var maxFrameBytes: Int = 1 << 20
+
+    @Option(help: ArgumentHelp("Largest message (all fragments) accepted from either side, in bytes.", valueName: "BYTES"))
+    var maxMessageBytes: Int = 4 << 20
+
+    @Option(help: ArgumentHelp("Seconds allowed for the upgrade on both sides.", valueName: "SECONDS"))
+    var handshakeTimeout: Int = 15
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if (self.tlsCert == nil) != (self.tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        if self.chargerCa != nil && self.tlsCert == nil {
+            throw ValidationError("--charger-ca needs a TLS listener (--tls-cert and --tls-key)")
+        }
+        if (self.upstreamCert == nil) != (self.upstreamKey == nil) {
+            throw ValidationError("--upstream-cert and --upstream-key go together")
+        }
+        if FsyncPolicy(self.fsync) == nil {
+            throw ValidationError("--fsync expects never, batch or a number of milliseconds, got '\(self.fsync)'")
+        }
+        guard self.rotateMib > 0, self.maxFrameBytes > 0, self.maxMessageBytes >= self.maxFrameBytes, self.handshakeTimeout > 0 else {
+            throw ValidationError("--rotate-mib, --max-frame-bytes and --handshake-timeout must be positive, and --max-message-bytes at least --max-frame-bytes")
+        }
+        do {
+            _ = try WebSocketURL(parsing: self.upstream)
+        } catch {
+            throw ValidationError("--upstream: \(error)")
+        }
+    }
+
+    func run() async throws {
+        let logger = self.logging.makeLogger("ocpp-witness.proxy")
+        let upstream = try WebSocketURL(parsing: self.upstream)
+        if self.upstreamInsecure && upstream.secure {
+            logger.warning("backend certificate verification is OFF (--upstream-insecure)")
+        }
+        var configuration = ProxyConfiguration(
+            listenHost: self.listen.host, listenPort: self.listen.port, upstream: upstream, backendName: self.backendName,
+            maximumFrameBytes: self.maxFrameBytes, maximumMessageBytes: self.maxMessageBytes,
+            handshakeTimeout: .seconds(Int64(self.handshakeTimeout))
+        )
+        if let tlsCert, let tlsKey {
+            configuration.chargerTLS = .init(certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: self.chargerCa)
+        }
+        configuration.upstreamTLS = .init(
+            caFile: self.upstreamCa, clientCertificateFile: self.upstreamCert, clientKeyFile: self.upstreamKey,
+            verifyCertificate: !self.upstreamInsecure
+        )
+
+        let recorder = try CaptureWriter(
+            configuration: .init(
+                directory: self.capture, rotateBytes: self.rotateMib << 20, fsync: FsyncPolicy(self.fsync) ?? .never,
+                redactSecrets: !self.captureSecrets
+            ),
+            header: CaptureHeader(
+                backendName: self.backendName, upstream: upstream.description,
+                extra: ["listen": .string(self.listen.description)]
+            )
+        )
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let proxy: WitnessProxyServer
+        do {
+            proxy = try WitnessProxyServer(configuration: configuration, recorder: recorder, logger: logger, group: group)
+            let address = try await proxy.start()
+            logger.notice("OCPP Witness proxy on \(address), forwarding to \(upstream); capture in \(self.capture)/")
+        } catch {
+            recorder.close()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        let signal = await TerminationSignal.wait()
+        logger.notice("signal \(signal): closing connections and flushing the capture")
+        await proxy.shutdown()
+        recorder.close()
+        let stats = proxy.statistics
+        let capture = recorder.statistics
+        logger.notice(
+            "stopped: \(stats.accepted) connections accepted, \(stats.refused) refused, \(stats.messagesToCSMS) messages to the backend, \(stats.messagesToCharger) to chargers; \(capture.recordsWritten) records in \(capture.filesWritten) file(s), \(capture.recordsLost) lost"
+        )
+        try? await group.shutdownGracefully()
+        if capture.recordsLost > 0 {
+            throw ExitCode(2)
+        }
+    }
+}

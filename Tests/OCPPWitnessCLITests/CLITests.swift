@@ -1,0 +1,152 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import OCPPWire
+import Testing
+import WitnessCapture
+import WitnessSim
+
+/// Runs the built `ocpp-witness` binary as a user would.
+struct WitnessBinary {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let path = root.appendingPathComponent(".build/debug/ocpp-witness").path
+
+    struct Result {
+        var status: Int32
+        var output: String
+        var errors: String
+    }
+
+    static func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: self.path)
+        process.arguments = arguments
+        process.currentDirectoryURL = self.root
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        return (process, output, errors)
+    }
+
+    static func run(_ arguments: [String]) async throws -> Result {
+        let (process, output, errors) = try self.start(arguments)
+        async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+        async let err = Task.detached { errors.fileHandleForReading.readDataToEndOfFile() }.value
+        let (outData, errData) = await (out, err)
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+            errors: String(decoding: errData, as: UTF8.self)
+        )
+    }
+}
+
+@Suite("The ocpp-witness command line")
+struct CLITests {
+    @Test("every command has help a person can act on", arguments: [[], ["proxy"], ["demo"], ["simulate"], ["simulate", "charger"], ["simulate", "csms"]])
+    func help(command: [String]) async throws {
+        let result = try await WitnessBinary.run(command + ["--help"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("USAGE: ocpp-witness"))
+        #expect(result.output.contains("OVERVIEW:") || command.isEmpty == false)
+    }
+
+    @Test(
+        "bad arguments say what was wrong",
+        arguments: [
+            (["proxy", "--listen", "abc", "--upstream", "ws://h:1"], "expected HOST:PORT"),
+            (["proxy", "--listen", "127.0.0.1:0", "--upstream", "http://h:1"], "expected a ws:// or wss:// address"),
+            (["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://h:1", "--tls-cert", "a.pem"], "--tls-cert and --tls-key go together"),
+            (["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://h:1", "--fsync", "sometimes"], "--fsync expects never, batch"),
+        ]
+    )
+    func badArguments(arguments: [String], message: String) async throws {
+        let result = try await WitnessBinary.run(arguments)
+        #expect(result.status != 0)
+        #expect(result.errors.contains(message), "\(result.errors)")
+    }
+
+    @Test("a TLS file that cannot be read is a start-up error naming the file")
+    func unreadableCertificate() async throws {
+        let result = try await WitnessBinary.run([
+            "proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:9", "--tls-cert", "/nonexistent/cert.pem",
+            "--tls-key", "/nonexistent/key.pem", "--capture", FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path,
+        ])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("/nonexistent/cert.pem"))
+    }
+
+    @Test("the demo runs a pilot and leaves a capture that jq reads")
+    func demo() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try await WitnessBinary.run(["demo", "--capture", directory])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("Connections: 6 from 3 chargers, 0 refused"))
+        #expect(result.output.contains("RemoteStartTransaction"))
+        #expect(result.output.contains("RequestStartTransaction"))
+        let files = try CaptureReader.captureFiles(at: directory)
+        #expect(files.count == 1)
+        let jq = Process()
+        jq.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        jq.arguments = ["jq", "-r", "select(.kind==\"frame\" and .msgType==2) | .action", files[0]]
+        let pipe = Pipe()
+        jq.standardOutput = pipe
+        try jq.run()
+        let actions = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        jq.waitUntilExit()
+        #expect(jq.terminationStatus == 0)
+        #expect(actions.filter { $0 == "BootNotification" }.count == 6)
+        #expect(actions.contains("Reset"))
+    }
+
+    @Test("SIGTERM closes live connections with 1001 and flushes the capture")
+    func gracefulShutdown() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let csms = CSMSSimulator(configuration: .init(), group: group)
+        let csmsAddress = try await csms.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sigterm-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (process, _, errors) = try WitnessBinary.start([
+            "proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory,
+            "--log-format", "json",
+        ])
+        // The JSON log announces the bound port.
+        var port: Int?
+        var logged = Data()
+        let handle = errors.fileHandleForReading
+        while port == nil, process.isRunning {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            logged.append(chunk)
+            let text = String(decoding: logged, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("OCPP Witness proxy on") }),
+                let range = line.range(of: #":(\d+), forwarding"#, options: .regularExpression)
+            {
+                port = Int(line[range].dropFirst().prefix(while: { $0.isNumber }))
+            }
+        }
+        let proxyPort = try #require(port)
+        let charger = ChargerSimulator(
+            profile: ChargerProfile(id: "CP-TERM"), baseURL: try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyPort)"), group: group
+        )
+        try await charger.connect()
+        try await charger.boot()
+        process.terminate()  // SIGTERM
+        let endpoint = try #require(charger.endpoint)
+        await endpoint.waitClosed()
+        #expect(endpoint.closeReceived?.code == 1001)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let records = Array(try CaptureReader(paths: [directory]))
+        #expect(records.filter { $0.kind == "frame" && $0.opcode == .text }.count == 6)
+        let close = try #require(records.first { $0.kind == "close" })
+        #expect(close.fields["by"] == "proxy")
+        #expect(close.fields["code"] == 1001)
+        await csms.stop()
+        try await group.shutdownGracefully()
+    }
+}
