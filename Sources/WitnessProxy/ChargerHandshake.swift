@@ -34,6 +34,8 @@ final class ChargerHandshake {
         /// Stable cause for the capture (`upstreamStatus`, `upstreamUnreachable`, `noSubprotocolAgreed`...).
         var cause: String
         var detail: String
+        /// False when the connection is closed without an HTTP answer (TLS failure, timeout).
+        var statusSent = true
     }
 
     init(connectionID: UInt64, remoteAddress: String) {

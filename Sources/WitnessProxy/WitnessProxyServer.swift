@@ -156,9 +156,13 @@ public final class WitnessProxyServer: Sendable {
             configuration: NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgrade)
         )
         try sync.addHandler(HandshakeFailureRecorder(handshake: handshake) { handshake, cause, detail in
+            // NIO answers unparsable HTTP with 400 itself; a failed TLS handshake gets no HTTP answer.
             self.recordRefusal(
                 handshake,
-                ChargerHandshake.Refusal(status: .badRequest, headers: [:], body: ByteBuffer(), cause: cause, detail: detail),
+                ChargerHandshake.Refusal(
+                    status: .badRequest, headers: [:], body: ByteBuffer(), cause: cause, detail: detail,
+                    statusSent: cause == "badRequest"
+                ),
                 head: nil
             )
         })
@@ -170,7 +174,8 @@ public final class WitnessProxyServer: Sendable {
                 handshake,
                 ChargerHandshake.Refusal(
                     status: .requestTimeout, headers: [:], body: ByteBuffer(), cause: "handshakeTimeout",
-                    detail: "WebSocket upgrade not completed within \(self.configuration.handshakeTimeout.nanoseconds / 1_000_000_000) s"
+                    detail: "WebSocket upgrade not completed within \(self.configuration.handshakeTimeout.nanoseconds / 1_000_000_000) s; connection closed",
+                    statusSent: false
                 ),
                 head: nil
             )
@@ -189,6 +194,8 @@ public final class WitnessProxyServer: Sendable {
         for handshake: ChargerHandshake, head: HTTPRequestHead, chargerChannel: any Channel
     ) -> EventLoopFuture<HTTPHeaders?> {
         let target = ChargerRequestTarget(uri: head.uri)
+        // From here the dialer's own timeout applies, and a slow backend gets the charger a 504.
+        handshake.timeout?.cancel()
         handshake.upgradeAttempted = true
         handshake.target = target
         handshake.offered = ChargerHandshake.subprotocols(in: head.headers)
@@ -334,7 +341,7 @@ public final class WitnessProxyServer: Sendable {
         var fields = JSONObject([
             "path": target.map { .string($0.path) } ?? .null,
             "remote": .string(handshake.remoteAddress),
-            "status": .int(Int(refusal.status.code)),
+            "status": refusal.statusSent ? .int(Int(refusal.status.code)) : .null,
             "cause": .string(refusal.cause),
             "detail": .string(refusal.detail),
         ])

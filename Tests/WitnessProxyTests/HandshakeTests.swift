@@ -123,6 +123,31 @@ struct HandshakeTests {
         await harness.stop()
     }
 
+    @Test("a WebSocket upgrade with a bad key gets 400 and a capture record")
+    func invalidUpgrade() async throws {
+        let harness = try await ProxyHarness.start()
+        let (status, body) = try await rawExchange(
+            port: harness.proxyURL.port,
+            request: "GET /CP-4 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 12\r\nSec-WebSocket-Key: abc\r\n\r\n"
+        )
+        #expect(status.hasPrefix("HTTP/1.1 400"))
+        #expect(body.contains("Sec-WebSocket-Version: 13"))
+        let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+        #expect(reject.fields["cause"] == "invalidUpgrade")
+        await harness.stop()
+    }
+
+    @Test("a connection that never sends its upgrade is closed after the handshake timeout and recorded")
+    func handshakeTimeout() async throws {
+        let harness = try await ProxyHarness.start(configure: { $0.handshakeTimeout = .seconds(1) })
+        let (status, _) = try await rawExchange(port: harness.proxyURL.port, request: "")
+        #expect(status.isEmpty)
+        let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+        #expect(reject.fields["cause"] == "handshakeTimeout")
+        #expect(reject.fields["status"] == .null)
+        await harness.stop()
+    }
+
     @Test("a charger that offers no subprotocol is forwarded as it is")
     func noSubprotocolOffered() async throws {
         let harness = try await ProxyHarness.start()
@@ -159,7 +184,7 @@ func rawExchange(port: Int, request: String) async throws -> (String, String) {
     }
     var response = ""
     try await channel.executeThenClose { inbound, outbound in
-        try await outbound.write(ByteBuffer(string: request))
+        if !request.isEmpty { try await outbound.write(ByteBuffer(string: request)) }
         for try await chunk in inbound { response += String(buffer: chunk) }
     }
     let parts = response.components(separatedBy: "\r\n\r\n")
