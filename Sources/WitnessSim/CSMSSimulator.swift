@@ -132,9 +132,9 @@ public final class CSMSSimulator: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(OCPPEndpointHandler(endpoint: box))
                     let version = upgradeState.value.chosen ?? .v16
-                    let target = ChargePointPath(uri: head.uri)
+                    let target = ChargerRequestTarget(uri: head.uri)
                     let endpoint = OCPPEndpoint(channel: channel, version: version, isClient: false, idPrefix: "csms-")
-                    self.accept(endpoint, chargePoint: target.id, head: head)
+                    self.accept(endpoint, chargePoint: target.chargePointId, head: head)
                     box.withLockedValue { $0 = endpoint }
                     channel.pipeline.fireUserInboundEventTriggered(EndpointReady())
                 }
@@ -156,7 +156,7 @@ public final class CSMSSimulator: Sendable {
 
     private func decide(_ head: HTTPRequestHead, state: UpgradeState) -> HTTPHeaders? {
         if let password = self.configuration.requiredPassword {
-            let expected = "Basic " + Base64.encode(Array("\(ChargePointPath(uri: head.uri).id):\(password)".utf8))
+            let expected = "Basic " + Base64.encode(Array("\(ChargerRequestTarget(uri: head.uri).chargePointId):\(password)".utf8))
             guard head.headers.first(name: "Authorization") == expected else {
                 state.refusal = (.unauthorized, "invalid charge point credentials")
                 return nil
@@ -196,33 +196,6 @@ public final class CSMSSimulator: Sendable {
         }
         for (_, continuation) in waiters { continuation.resume(returning: endpoint) }
         connectHandler?(endpoint, chargePoint)
-    }
-}
-
-/// The charge point identity in a request path: its last segment, percent-decoded.
-struct ChargePointPath {
-    var id: String
-    init(uri: String) {
-        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
-        let segment = path.split(separator: "/").last.map(String.init) ?? ""
-        self.id = segment.removingPercentEncodingForPath
-    }
-}
-
-extension String {
-    var removingPercentEncodingForPath: String {
-        var bytes: [UInt8] = []
-        var iterator = Array(self.utf8).makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
