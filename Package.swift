@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "ocpp-witness", targets: ["ocpp-witness"]),
         .library(name: "OCPPWire", targets: ["OCPPWire"]),
+        .library(name: "OCPPSchema", targets: ["OCPPSchema"]),
         .library(name: "WitnessCapture", targets: ["WitnessCapture"]),
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
         .library(name: "WitnessSim", targets: ["WitnessSim"]),
@@ -26,6 +27,11 @@ let package = Package(
         .target(
             name: "OCPPWire",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "OCPPSchema",
+            dependencies: ["OCPPWire"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -81,6 +87,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPWireTests", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
+        .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(
             name: "WitnessCaptureTests",
             dependencies: ["WitnessCapture", "OCPPWire"],

@@ -1,0 +1,178 @@
+import Foundation
+import OCPPWire
+
+/// A compiled JSON schema node: the subset of draft-04/draft-06 the OCA schemas use.
+///
+/// `$ref`s are resolved when compiling, so validation walks plain nodes.
+public final class Schema: @unchecked Sendable {
+    enum JSONType: String, CaseIterable {
+        case object, array, string, number, integer, boolean, null
+    }
+
+    var types: Set<JSONType>?
+    var properties: [String: Schema] = [:]
+    var propertyOrder: [String] = []
+    var required: [String] = []
+    var additionalProperties = true
+    var enumValues: [JSONValue]?
+    var maxLength: Int?
+    var minLength: Int?
+    var minimum: Decimal?
+    var maximum: Decimal?
+    var multipleOf: Decimal?
+    var items: Schema?
+    var minItems: Int?
+    var maxItems: Int?
+    var format: String?
+    /// Set while a `$ref` target is being compiled, so recursive schemas resolve to the same node.
+    fileprivate var target: Schema?
+
+    init() {}
+
+    /// Property names this schema declares, in schema order.
+    public var declaredProperties: [String] { self.propertyOrder }
+}
+
+/// Why a schema file could not be compiled, naming the file and the place in it.
+public struct SchemaCompileError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var pointer: String
+    public var reason: String
+    public var description: String { "\(self.file)\(self.pointer.isEmpty ? "" : " at \(self.pointer)"): \(self.reason)" }
+}
+
+/// Compiles one schema document.
+struct SchemaCompiler {
+    let file: String
+    let document: JSONValue
+    private var resolved: [String: Schema] = [:]
+
+    init(file: String, document: JSONValue) {
+        self.file = file
+        self.document = document
+    }
+
+    mutating func compile() throws -> Schema {
+        try self.compile(self.document, pointer: "")
+    }
+
+    private func fail(_ pointer: String, _ reason: String) -> SchemaCompileError {
+        SchemaCompileError(file: self.file, pointer: pointer, reason: reason)
+    }
+
+    private mutating func compile(_ value: JSONValue, pointer: String) throws -> Schema {
+        guard case .object(let object) = value else { throw self.fail(pointer, "a schema must be an object") }
+        if let reference = object["$ref"] {
+            guard case .string(let ref) = reference else { throw self.fail(pointer, "$ref must be a string") }
+            return try self.resolve(ref, from: pointer)
+        }
+        let schema = Schema()
+        for member in object.members {
+            let here = pointer + "/" + member.key
+            switch member.key {
+            case "type":
+                switch member.value {
+                case .string(let name):
+                    guard let type = Schema.JSONType(rawValue: name) else { throw self.fail(here, "unknown type '\(name)'") }
+                    schema.types = [type]
+                case .array(let names):
+                    schema.types = Set(try names.map { name in
+                        guard let text = name.stringValue, let type = Schema.JSONType(rawValue: text) else {
+                            throw self.fail(here, "unknown type \(name)")
+                        }
+                        return type
+                    })
+                default: throw self.fail(here, "type must be a string or an array")
+                }
+            case "properties":
+                guard case .object(let properties) = member.value else { throw self.fail(here, "properties must be an object") }
+                for property in properties.members {
+                    schema.properties[property.key] = try self.compile(property.value, pointer: here + "/" + Self.escape(property.key))
+                    schema.propertyOrder.append(property.key)
+                }
+            case "required":
+                guard case .array(let names) = member.value else { throw self.fail(here, "required must be an array") }
+                schema.required = try names.map {
+                    guard let name = $0.stringValue else { throw self.fail(here, "required must list strings") }
+                    return name
+                }
+            case "additionalProperties":
+                switch member.value {
+                case .bool(let allowed): schema.additionalProperties = allowed
+                case .object: schema.additionalProperties = true  // a schema for extra members: none of the OCA files constrain them
+                default: throw self.fail(here, "additionalProperties must be a boolean or a schema")
+                }
+            case "enum":
+                guard case .array(let values) = member.value else { throw self.fail(here, "enum must be an array") }
+                schema.enumValues = values
+            case "maxLength": schema.maxLength = try self.integer(member.value, here)
+            case "minLength": schema.minLength = try self.integer(member.value, here)
+            case "minItems": schema.minItems = try self.integer(member.value, here)
+            case "maxItems": schema.maxItems = try self.integer(member.value, here)
+            case "minimum": schema.minimum = try self.decimal(member.value, here)
+            case "maximum": schema.maximum = try self.decimal(member.value, here)
+            case "multipleOf":
+                let step = try self.decimal(member.value, here)
+                guard step > 0 else { throw self.fail(here, "multipleOf must be positive") }
+                schema.multipleOf = step
+            case "items":
+                guard case .object = member.value else { throw self.fail(here, "only a single items schema is supported") }
+                schema.items = try self.compile(member.value, pointer: here)
+            case "format":
+                guard case .string(let format) = member.value else { throw self.fail(here, "format must be a string") }
+                schema.format = format
+            case "$schema", "$id", "id", "title", "description", "comment", "$comment", "javaType", "default",
+                "definitions", "additionalItems", "tsEnumNames", "examples":
+                // Annotations, or keywords that cannot constrain the OCA schemas (additionalItems only applies
+                // to tuple-form items, which the OCA schemas never use).
+                continue
+            default:
+                throw self.fail(here, "unsupported schema keyword '\(member.key)'")
+            }
+        }
+        return schema
+    }
+
+    private mutating func resolve(_ ref: String, from pointer: String) throws -> Schema {
+        if let known = self.resolved[ref] { return known.target ?? known }
+        guard ref.hasPrefix("#") else { throw self.fail(pointer, "only local $ref is supported, found '\(ref)'") }
+        var node = self.document
+        for token in ref.dropFirst().split(separator: "/", omittingEmptySubsequences: true) {
+            let key = Self.unescape(String(token))
+            guard let next = node[key] else { throw self.fail(pointer, "$ref '\(ref)' points nowhere") }
+            node = next
+        }
+        // A placeholder first, so that a schema referring to itself terminates.
+        let placeholder = Schema()
+        self.resolved[ref] = placeholder
+        let compiled = try self.compile(node, pointer: String(ref.dropFirst()))
+        placeholder.target = compiled
+        self.resolved[ref] = compiled
+        return compiled
+    }
+
+    private func integer(_ value: JSONValue, _ pointer: String) throws -> Int {
+        guard let number = value.intValue else { throw self.fail(pointer, "expected an integer") }
+        return number
+    }
+
+    private func decimal(_ value: JSONValue, _ pointer: String) throws -> Decimal {
+        guard case .number(let text) = value, let decimal = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) else {
+            throw self.fail(pointer, "expected a number")
+        }
+        return decimal
+    }
+
+    static func escape(_ token: String) -> String {
+        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+    }
+
+    static func unescape(_ token: String) -> String {
+        token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+    }
+}
+
+extension Schema {
+    /// The node a `$ref` placeholder stands for, once compiled.
+    var effective: Schema { self.target ?? self }
+}

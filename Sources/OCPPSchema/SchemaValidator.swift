@@ -1,0 +1,177 @@
+import Foundation
+import OCPPWire
+
+/// Checks JSON values against compiled schemas and reports every violation with its JSON pointer.
+public struct SchemaValidator: Sendable {
+    public var profile: ValidationProfile
+
+    public init(profile: ValidationProfile = .strict) { self.profile = profile }
+
+    public func validate(_ value: JSONValue, against schema: Schema) -> [SchemaViolation] {
+        var violations: [SchemaViolation] = []
+        self.check(value, schema.effective, pointer: "", into: &violations)
+        return violations
+    }
+
+    private var quirkSeverity: Severity { self.profile == .lenient ? .warning : .error }
+
+    private func check(_ value: JSONValue, _ schema: Schema, pointer: String, into violations: inout [SchemaViolation]) {
+        if let types = schema.types, !Self.matches(value, types) {
+            violations.append(
+                SchemaViolation(
+                    keyword: "type", pointer: pointer, expected: types.map(\.rawValue).sorted().joined(separator: " or "),
+                    found: Self.describe(value)
+                )
+            )
+            return
+        }
+        if let allowed = schema.enumValues, !allowed.contains(value) {
+            let caseOnly =
+                value.stringValue.map { text in allowed.contains { $0.stringValue?.lowercased() == text.lowercased() } } ?? false
+            violations.append(
+                SchemaViolation(
+                    keyword: "enum", pointer: pointer,
+                    expected: "one of " + allowed.map { JSONWriter.string($0) }.joined(separator: ", "),
+                    found: Self.describe(value) + (caseOnly ? " (differs only in case)" : ""),
+                    severity: caseOnly ? self.quirkSeverity : .error
+                )
+            )
+        }
+        switch value {
+        case .object(let object):
+            for name in schema.required where object[name] == nil {
+                violations.append(
+                    SchemaViolation(
+                        keyword: "required", pointer: pointer + "/" + Self.escape(name), expected: "required property '\(name)'",
+                        found: "nothing"
+                    )
+                )
+            }
+            for member in object.members {
+                let here = pointer + "/" + Self.escape(member.key)
+                if let property = schema.properties[member.key] {
+                    self.check(member.value, property.effective, pointer: here, into: &violations)
+                } else if !schema.additionalProperties {
+                    violations.append(
+                        SchemaViolation(
+                            keyword: "additionalProperties", pointer: here,
+                            expected: "only " + (schema.propertyOrder.isEmpty ? "no properties" : schema.propertyOrder.joined(separator: ", ")),
+                            found: "unknown property '\(member.key)'"
+                        )
+                    )
+                }
+            }
+        case .array(let items):
+            if let minimum = schema.minItems, items.count < minimum {
+                violations.append(SchemaViolation(keyword: "minItems", pointer: pointer, expected: "at least \(minimum) items", found: "\(items.count)"))
+            }
+            if let maximum = schema.maxItems, items.count > maximum {
+                violations.append(SchemaViolation(keyword: "maxItems", pointer: pointer, expected: "at most \(maximum) items", found: "\(items.count)"))
+            }
+            if let itemSchema = schema.items?.effective {
+                for (index, item) in items.enumerated() {
+                    self.check(item, itemSchema, pointer: pointer + "/\(index)", into: &violations)
+                }
+            }
+        case .string(let text):
+            let length = text.unicodeScalars.count
+            if let maximum = schema.maxLength, length > maximum {
+                violations.append(
+                    SchemaViolation(
+                        keyword: "maxLength", pointer: pointer, expected: "at most \(maximum) characters", found: "\(length) characters",
+                        severity: self.quirkSeverity
+                    )
+                )
+            }
+            if let minimum = schema.minLength, length < minimum {
+                violations.append(
+                    SchemaViolation(keyword: "minLength", pointer: pointer, expected: "at least \(minimum) characters", found: "\(length) characters")
+                )
+            }
+            if let format = schema.format {
+                self.checkFormat(format, text, pointer: pointer, into: &violations)
+            }
+        case .number(let text):
+            guard let number = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) else { return }
+            if let minimum = schema.minimum, number < minimum {
+                violations.append(SchemaViolation(keyword: "minimum", pointer: pointer, expected: "at least \(minimum)", found: text))
+            }
+            if let maximum = schema.maximum, number > maximum {
+                violations.append(SchemaViolation(keyword: "maximum", pointer: pointer, expected: "at most \(maximum)", found: text))
+            }
+            if let step = schema.multipleOf, !Self.isMultiple(number, of: step) {
+                violations.append(SchemaViolation(keyword: "multipleOf", pointer: pointer, expected: "a multiple of \(step)", found: text))
+            }
+        case .bool, .null:
+            break
+        }
+    }
+
+    private func checkFormat(_ format: String, _ text: String, pointer: String, into violations: inout [SchemaViolation]) {
+        switch format {
+        case "date-time":
+            guard let parsed = RFC3339.parse(text) else {
+                violations.append(
+                    SchemaViolation(keyword: "format", pointer: pointer, expected: "an RFC 3339 date-time", found: Self.describe(.string(text)))
+                )
+                return
+            }
+            if !parsed.hasZone {
+                violations.append(
+                    SchemaViolation(
+                        keyword: "format", pointer: pointer, expected: "an RFC 3339 date-time with a time zone",
+                        found: Self.describe(.string(text)) + " (no zone)", severity: self.quirkSeverity
+                    )
+                )
+            }
+        case "uri":
+            let scheme = text.prefix(while: { $0 != ":" })
+            let valid = scheme.count < text.count && !scheme.isEmpty && scheme.first!.isLetter
+                && scheme.allSatisfy { $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }
+                && !text.contains(" ")
+            if !valid {
+                violations.append(
+                    SchemaViolation(keyword: "format", pointer: pointer, expected: "a URI with a scheme", found: Self.describe(.string(text)))
+                )
+            }
+        default:
+            break
+        }
+    }
+
+    static func matches(_ value: JSONValue, _ types: Set<Schema.JSONType>) -> Bool {
+        switch value {
+        case .null: return types.contains(.null)
+        case .bool: return types.contains(.boolean)
+        case .string: return types.contains(.string)
+        case .array: return types.contains(.array)
+        case .object: return types.contains(.object)
+        case .number(let text):
+            if types.contains(.number) { return true }
+            guard types.contains(.integer) else { return false }
+            // draft-06: an integer is any number with a zero fractional part (1.0 counts).
+            guard let number = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) else { return false }
+            var rounded = Decimal()
+            var copy = number
+            NSDecimalRound(&rounded, &copy, 0, .plain)
+            return rounded == number
+        }
+    }
+
+    static func isMultiple(_ value: Decimal, of step: Decimal) -> Bool {
+        var quotient = value / step
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &quotient, 0, .plain)
+        return rounded == quotient
+    }
+
+    static func describe(_ value: JSONValue) -> String {
+        let text = JSONWriter.string(value)
+        let short = text.count > 60 ? String(text.prefix(57)) + "..." : text
+        return "\(value.typeName) \(short)"
+    }
+
+    static func escape(_ token: String) -> String {
+        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+    }
+}
