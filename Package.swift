@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "OCPPWire", targets: ["OCPPWire"]),
         .library(name: "OCPPSchema", targets: ["OCPPSchema"]),
         .library(name: "WitnessCapture", targets: ["WitnessCapture"]),
+        .library(name: "WitnessAnalysis", targets: ["WitnessAnalysis"]),
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
         .library(name: "WitnessSim", targets: ["WitnessSim"]),
     ],
@@ -41,6 +42,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WitnessAnalysis",
+            dependencies: ["OCPPWire", "OCPPSchema", "WitnessCapture"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -88,6 +94,11 @@ let package = Package(
         ),
         .testTarget(name: "OCPPWireTests", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
         .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "WitnessAnalysisTests",
+            dependencies: ["WitnessAnalysis", "OCPPSchema", "WitnessCapture", "OCPPWire"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "WitnessCaptureTests",
             dependencies: ["WitnessCapture", "OCPPWire"],

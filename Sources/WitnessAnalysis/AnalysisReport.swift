@@ -1,0 +1,116 @@
+import OCPPSchema
+import OCPPWire
+import WitnessCapture
+
+/// A charger vendor/model/firmware talking to a backend.
+public struct PairKey: Sendable, Hashable, Comparable {
+    public var charger: ChargerIdentity
+    public var backend: String
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.charger, lhs.backend) < (rhs.charger, rhs.backend) }
+}
+
+/// Counts for one pair, merged from its connections.
+public struct PairStatistics: Sendable {
+    public var chargePoints: Set<String> = []
+    public var connections = 0
+    public var messagesToCSMS = 0
+    public var messagesToCharger = 0
+    public var deviations: [String: Int] = [:]
+    public var severities: [Severity: Int] = [:]
+    public var latencies: [String: LatencyHistogram] = [:]
+
+    mutating func absorb(_ state: ConnectionState) {
+        self.chargePoints.insert(state.chargePoint)
+        self.connections += 1
+        self.messagesToCSMS += state.messages[.toCSMS] ?? 0
+        self.messagesToCharger += state.messages[.toCharger] ?? 0
+        for (rule, count) in state.deviations { self.deviations[rule, default: 0] += count }
+        for (severity, count) in state.severities { self.severities[severity, default: 0] += count }
+        for (action, histogram) in state.latencies { self.latencies[action, default: LatencyHistogram()].merge(histogram) }
+    }
+}
+
+public struct PairReport: Sendable, Comparable {
+    public var key: PairKey
+    public var statistics: PairStatistics
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.key < rhs.key }
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.key == rhs.key }
+
+    /// `fail` with any error, `warn` with warnings only, else `pass`.
+    public var verdict: String {
+        if (self.statistics.severities[.error] ?? 0) > 0 { return "fail" }
+        if (self.statistics.severities[.warning] ?? 0) > 0 { return "warn" }
+        return "pass"
+    }
+}
+
+/// Everything the analyzer found in a set of captures.
+public struct AnalysisReport: Sendable {
+    public var files: [String]
+    public var records: Int
+    public var profile: ValidationProfile
+    /// Listed deviations (at most the configured number per rule and charge point), in capture order.
+    public var deviations: [Deviation]
+    /// Complete counts per rule.
+    public var countsByRule: [String: Int]
+    public var pairs: [PairReport]
+    public var readIssues: [CaptureReadIssue]
+
+    public var totalDeviations: Int { self.countsByRule.values.reduce(0, +) }
+
+    public func count(_ severity: Severity) -> Int {
+        self.pairs.reduce(0) { $0 + ($1.statistics.severities[severity] ?? 0) }
+    }
+
+    // MARK: JSON
+
+    public var json: JSONValue {
+        let pairs: [JSONValue] = self.pairs.map { pair in
+            let stats = pair.statistics
+            var latency = JSONObject()
+            for action in stats.latencies.keys.sorted() {
+                guard let histogram = stats.latencies[action] else { continue }
+                latency[action] = [
+                    "count": .int(histogram.count), "p50": .double(Self.round(histogram.percentile(0.5))),
+                    "p90": .double(Self.round(histogram.percentile(0.9))), "p99": .double(Self.round(histogram.percentile(0.99))),
+                    "max": .double(Self.round(histogram.maximum)),
+                ]
+            }
+            var byRule = JSONObject()
+            for rule in stats.deviations.keys.sorted() { byRule[rule] = .int(stats.deviations[rule] ?? 0) }
+            return [
+                "charger": [
+                    "vendor": .string(pair.key.charger.vendor), "model": .string(pair.key.charger.model),
+                    "firmware": .string(pair.key.charger.firmware),
+                ],
+                "backend": .string(pair.key.backend),
+                "chargePoints": .array(stats.chargePoints.sorted().map(JSONValue.string)),
+                "connections": .int(stats.connections),
+                "messages": ["toCSMS": .int(stats.messagesToCSMS), "toCharger": .int(stats.messagesToCharger)],
+                "deviations": .object(byRule),
+                "latencyMs": .object(latency),
+                "verdict": .string(pair.verdict),
+            ]
+        }
+        var counts = JSONObject()
+        for rule in self.countsByRule.keys.sorted() { counts[rule] = .int(self.countsByRule[rule] ?? 0) }
+        return [
+            "tool": .string("ocpp-witness \(CaptureFormat.toolVersion)"),
+            "generated": .string(CaptureTimestamp.now().rfc3339),
+            "profile": .string(self.profile.rawValue),
+            "captures": .array(self.files.map(JSONValue.string)),
+            "records": .int(self.records),
+            "summary": [
+                "deviations": .int(self.totalDeviations), "errors": .int(self.count(.error)), "warnings": .int(self.count(.warning)),
+                "info": .int(self.count(.info)), "byRule": .object(counts), "listed": .int(self.deviations.count),
+            ],
+            "deviations": .array(self.deviations.map(\.json)),
+            "pairs": .array(pairs),
+            "readIssues": .array(self.readIssues.map { .string($0.description) }),
+        ]
+    }
+
+    static func round(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+}

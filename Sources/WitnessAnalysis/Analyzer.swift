@@ -1,0 +1,339 @@
+import Foundation
+import OCPPSchema
+import OCPPWire
+import WitnessCapture
+
+/// How the analyzer judges a capture.
+public struct AnalyzerConfiguration: Sendable {
+    public var profile: ValidationProfile
+    /// A CALL without an answer after this long is `rpc.timeout`.
+    public var responseTimeoutSeconds: Double
+    /// Relative tolerance for `tx.energyMismatch`, with an absolute floor in Wh.
+    public var energyTolerance: Double
+    public var energyToleranceFloorWh: Double
+    /// Timestamps more than this far after the proxy saw the message are `tx.timestampInFuture`.
+    public var futureToleranceSeconds: Double
+    /// Deviations listed per rule and charge point; counts stay complete beyond it.
+    public var maximumListedPerRuleAndChargePoint: Int
+
+    public init(
+        profile: ValidationProfile = .strict, responseTimeoutSeconds: Double = 30, energyTolerance: Double = 0.005,
+        energyToleranceFloorWh: Double = 10, futureToleranceSeconds: Double = 60, maximumListedPerRuleAndChargePoint: Int = 100
+    ) {
+        self.profile = profile
+        self.responseTimeoutSeconds = responseTimeoutSeconds
+        self.energyTolerance = energyTolerance
+        self.energyToleranceFloorWh = energyToleranceFloorWh
+        self.futureToleranceSeconds = futureToleranceSeconds
+        self.maximumListedPerRuleAndChargePoint = maximumListedPerRuleAndChargePoint
+    }
+}
+
+/// Applies the deviation rules to a stream of capture records, in constant memory per open connection.
+///
+/// The same analyzer runs live in the proxy (fed by the recorder) and offline over capture files, so a
+/// report made from a capture equals what was seen live.
+public final class Analyzer {
+    public let configuration: AnalyzerConfiguration
+    private let schemas: SchemaRegistry?
+    private let validator: SchemaValidator
+    /// Called for every deviation as it is found (live logging and metrics).
+    public var onDeviation: ((Deviation) -> Void)?
+
+    private var run = ""
+    private var backend = "unknown backend"
+    private var connections: [String: ConnectionState] = [:]
+    private var identities: [String: ChargerIdentity] = [:]
+    private var transactions = TransactionTracker()
+    private var pairs: [PairKey: PairStatistics] = [:]
+    private var listed: [Deviation] = []
+    private var listedPerKey: [String: Int] = [:]
+    private var countsByRule: [String: Int] = [:]
+    private var files: [String] = []
+    private var records = 0
+    private var lastTs: Int64 = 0
+
+    public init(schemas: SchemaRegistry?, configuration: AnalyzerConfiguration = AnalyzerConfiguration()) {
+        self.schemas = schemas
+        self.configuration = configuration
+        self.validator = SchemaValidator(profile: configuration.profile)
+    }
+
+    // MARK: Feeding
+
+    public func consume(_ record: CaptureRecord) {
+        self.current = record
+        defer { self.current = nil }
+        self.records += 1
+        if self.files.last != record.file { self.files.append(record.file) }
+        let ts = record.ts?.microseconds ?? self.lastTs
+        self.lastTs = max(self.lastTs, ts)
+        switch record.kind {
+        case "header":
+            self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
+            self.run = record.fields["started"]?.stringValue ?? record.file
+        case "open":
+            let state = self.connection(for: record)
+            if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
+                self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.fields["ts"]?.stringValue, ref: record.reference), in: state)
+            }
+        case "frame":
+            let state = self.connection(for: record)
+            self.expireCalls(in: state, now: ts)
+            self.frame(record, state: state, ts: ts)
+        case "close":
+            if let key = self.key(record), let state = self.connections.removeValue(forKey: key) {
+                self.expireCalls(in: state, now: ts, closing: true)
+                self.retire(state)
+            }
+        default:
+            break
+        }
+    }
+
+    /// Closes what is still open and returns the report.
+    public func finish(readIssues: [CaptureReadIssue] = []) -> AnalysisReport {
+        for (_, state) in self.connections {
+            self.expireCalls(in: state, now: self.lastTs, closing: true)
+            self.retire(state)
+        }
+        self.connections.removeAll()
+        for open in self.transactions.openTransactions() {
+            let deviation = Deviation(
+                rule: "tx.notStopped", chargePoint: open.chargePoint, action: open.startAction, messageId: open.startMessageId,
+                detail: "transaction \(open.id) started at \(open.startTimestamp ?? "?") was still open at the end of the capture",
+                ts: open.startRecordTs, ref: open.startRef
+            )
+            self.reportDetached(deviation, chargePoint: open.chargePoint)
+        }
+        return AnalysisReport(
+            files: self.files, records: self.records, profile: self.configuration.profile, deviations: self.listed,
+            countsByRule: self.countsByRule, pairs: self.pairs.map { PairReport(key: $0.key, statistics: $0.value) }.sorted(),
+            readIssues: readIssues
+        )
+    }
+
+    // MARK: Connections
+
+    private func key(_ record: CaptureRecord) -> String? {
+        record.connection.map { "\(self.run)#\($0)" }
+    }
+
+    private func connection(for record: CaptureRecord) -> ConnectionState {
+        let key = self.key(record) ?? "\(self.run)#?"
+        if let state = self.connections[key] { return state }
+        let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) ?? .v16
+        let state = ConnectionState(chargePoint: record.chargePoint ?? "?", version: version, backend: self.backend)
+        self.connections[key] = state
+        return state
+    }
+
+    private func retire(_ state: ConnectionState) {
+        let identity = state.identity ?? self.identities[state.chargePoint] ?? .unknown
+        let key = PairKey(charger: identity, backend: state.backend)
+        self.pairs[key, default: PairStatistics()].absorb(state)
+    }
+
+    // MARK: Frames
+
+    private func frame(_ record: CaptureRecord, state: ConnectionState, ts: Int64) {
+        guard let direction = record.direction else { return }
+        let stamp = record.fields["ts"]?.stringValue
+        func deviation(_ rule: String, _ detail: String, path: String? = nil, severity: Severity? = nil, action: String? = record.action) -> Deviation {
+            Deviation(
+                rule: rule, severity: severity, chargePoint: state.chargePoint, direction: direction, action: action,
+                messageId: record.messageId, path: path, detail: detail, ts: stamp, ref: record.reference
+            )
+        }
+        switch record.opcode {
+        case .binary:
+            state.messages[direction, default: 0] += 1
+            self.report(deviation("rpc.binaryFrame", "binary frame of \(record.fields["size"]?.intValue ?? 0) bytes; OCPP-J uses text frames"), in: state)
+            return
+        case .text:
+            state.messages[direction, default: 0] += 1
+        default:
+            return
+        }
+        if let malformed = record.fields["malformed"] {
+            let reason = malformed["reason"]?.stringValue ?? "notJSON"
+            let rule = reason == "unknownMessageType" ? "rpc.unknownMessageType" : "rpc.malformed"
+            self.report(deviation(rule, "\(reason): \(malformed["detail"]?.stringValue ?? "")"), in: state)
+            return
+        }
+        guard let type = record.messageType, let id = record.messageId, let message = record.message else { return }
+        if !state.version.allows(type) {
+            self.report(deviation("rpc.messageTypeNotInVersion", "\(type.name) (\(type.rawValue)) is not defined in OCPP \(state.version.rawValue)"), in: state)
+        }
+        if id.count > 36 {
+            self.report(deviation("rpc.messageIdTooLong", "message id has \(id.count) characters; OCPP-J allows 36"), in: state)
+        }
+        let callDirection = type.isResponse ? direction.reversed : direction
+        switch type {
+        case .call, .send:
+            let action = record.action ?? ""
+            var valid = true
+            if let schemas = self.schemas {
+                if let schema = schemas.request(state.version, action) {
+                    valid = self.validate(message[3] ?? .null, schema, state: state, make: { deviation($0, $1, path: $2, severity: $3) })
+                } else {
+                    valid = false
+                    self.report(deviation("rpc.unknownAction", "OCPP \(state.version.rawValue) has no action '\(action)'"), in: state)
+                }
+            }
+            if type == .call {
+                if let previous = state.outstanding[callDirection]?[id] {
+                    self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.stamp ?? "?")"), in: state)
+                } else if let other = state.outstanding[callDirection]?.values.min(by: { $0.ts < $1.ts }) {
+                    self.report(deviation("rpc.concurrentCall", "sent while \(other.action) (\(other.id)) was still unanswered"), in: state)
+                }
+                state.outstanding[callDirection, default: [:]][id] = PendingCall(
+                    id: id, action: action, ts: ts, stamp: stamp, ref: record.reference, valid: valid
+                )
+            }
+            self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
+        case .callResult, .callError, .callResultError:
+            guard let pending = state.outstanding[callDirection]?.removeValue(forKey: id) else {
+                self.report(deviation("rpc.unknownMessageId", "\(type.name) for id '\(id)', which has no outstanding CALL from the other side"), in: state)
+                return
+            }
+            let latencyMs = record.fields["latencyMs"]?.doubleValue ?? Double(ts - pending.ts) / 1000
+            if latencyMs / 1000 >= self.configuration.responseTimeoutSeconds {
+                self.report(deviation("rpc.timeout", "answered after \(Self.format(latencyMs / 1000)) s; the timeout is \(Self.format(self.configuration.responseTimeoutSeconds)) s", action: pending.action), in: state)
+            }
+            state.latencies[pending.action, default: LatencyHistogram()].add(milliseconds: latencyMs)
+            if type == .callResult {
+                if let schemas = self.schemas, let schema = schemas.response(state.version, pending.action) {
+                    _ = self.validate(message[2] ?? .null, schema, state: state, make: { deviation($0, $1, path: $2, severity: $3, action: pending.action) })
+                }
+                self.transactions.response(action: pending.action, callId: id, message: message, state: state, record: record, analyzer: self)
+            } else if let code = message[2]?.stringValue {
+                if !RPCErrorCode.codes(for: state.version).contains(code) {
+                    let hint = RPCErrorCode.codes(for: state.version).first { $0.lowercased().hasPrefix(String(code.lowercased().prefix(6))) }
+                    self.report(deviation("rpc.unknownErrorCode", "'\(code)' is not an OCPP \(state.version.rawValue) error code" + (hint.map { " (did you mean '\($0)'?)" } ?? ""), action: pending.action), in: state)
+                }
+                if code == "NotImplemented", pending.valid, RequiredActions.required(state.version, direction: callDirection).contains(pending.action) {
+                    self.report(deviation("rpc.notImplementedRequired", "\(pending.action) is required in OCPP \(state.version.rawValue) but was answered NotImplemented", action: pending.action), in: state)
+                }
+            }
+        }
+    }
+
+    private func validate(
+        _ payload: JSONValue, _ schema: Schema, state: ConnectionState, make: (String, String, String, Severity) -> Deviation
+    ) -> Bool {
+        let violations = self.validator.validate(payload, against: schema)
+        for violation in violations {
+            self.report(make("schema." + violation.keyword, "expected \(violation.expected), found \(violation.found)", violation.pointer, violation.severity), in: state)
+        }
+        return !violations.contains { $0.severity == .error }
+    }
+
+    private func expireCalls(in state: ConnectionState, now: Int64, closing: Bool = false) {
+        let limit = Int64(self.configuration.responseTimeoutSeconds * 1_000_000)
+        for (direction, calls) in state.outstanding {
+            for (id, call) in calls where now - call.ts >= limit {
+                state.outstanding[direction]?.removeValue(forKey: id)
+                self.report(
+                    Deviation(
+                        rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: id,
+                        detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.stamp, ref: call.ref
+                    ),
+                    in: state
+                )
+            }
+        }
+    }
+
+    // MARK: Reporting
+
+    func report(_ deviation: Deviation, in state: ConnectionState) {
+        state.deviations[deviation.rule, default: 0] += 1
+        state.severities[deviation.severity, default: 0] += 1
+        self.list(deviation)
+    }
+
+    /// A deviation found after its connection was retired (open transactions at the end).
+    func reportDetached(_ deviation: Deviation, chargePoint: String) {
+        let identity = self.identities[chargePoint] ?? .unknown
+        let key = PairKey(charger: identity, backend: self.backend)
+        self.pairs[key, default: PairStatistics()].deviations[deviation.rule, default: 0] += 1
+        self.pairs[key, default: PairStatistics()].severities[deviation.severity, default: 0] += 1
+        self.list(deviation)
+    }
+
+    /// The record being analysed, so listed deviations can carry the offending message.
+    private var current: CaptureRecord?
+
+    private func list(_ deviation: Deviation) {
+        var deviation = deviation
+        if deviation.evidence == nil, let current, current.reference == deviation.ref {
+            let text = current.message.map { JSONWriter.string($0) } ?? current.fields["payload"]?.stringValue
+            deviation.evidence = text.map { $0.count > 4096 ? String($0.prefix(4096)) + "…" : $0 }
+        }
+        self.countsByRule[deviation.rule, default: 0] += 1
+        let key = deviation.rule + "|" + (deviation.chargePoint ?? "")
+        if self.listedPerKey[key, default: 0] < self.configuration.maximumListedPerRuleAndChargePoint {
+            self.listedPerKey[key, default: 0] += 1
+            self.listed.append(deviation)
+        }
+        self.onDeviation?(deviation)
+    }
+
+    func noteIdentity(_ identity: ChargerIdentity, for state: ConnectionState) {
+        state.identity = identity
+        self.identities[state.chargePoint] = identity
+    }
+
+    static func format(_ value: Double) -> String {
+        value.rounded() == value ? String(Int(value)) : String(format: "%.3f", value)
+    }
+}
+
+/// What the analyzer keeps about one open connection.
+final class ConnectionState {
+    let chargePoint: String
+    let version: OCPPVersion
+    let backend: String
+    var identity: ChargerIdentity?
+    var outstanding: [Direction: [String: PendingCall]] = [:]
+    var messages: [Direction: Int] = [:]
+    var latencies: [String: LatencyHistogram] = [:]
+    var deviations: [String: Int] = [:]
+    var severities: [Severity: Int] = [:]
+    var calls: [String: Int] = [:]
+
+    init(chargePoint: String, version: OCPPVersion, backend: String) {
+        self.chargePoint = chargePoint
+        self.version = version
+        self.backend = backend
+    }
+}
+
+struct PendingCall {
+    var id: String
+    var action: String
+    var ts: Int64
+    var stamp: String?
+    var ref: String
+    /// The CALL passed schema validation (a NotImplemented answer to an invalid CALL is no deviation).
+    var valid: Bool
+}
+
+/// Actions every implementation of a version must support, by who receives them.
+enum RequiredActions {
+    /// 1.6 Core profile; 2.0.1 and 2.1 core functional blocks (provisioning, authorization, availability,
+    /// transactions, remote control, data transfer).
+    static func required(_ version: OCPPVersion, direction: Direction) -> Set<String> {
+        switch (version, direction) {
+        case (.v16, .toCSMS):
+            return ["Authorize", "BootNotification", "DataTransfer", "Heartbeat", "MeterValues", "StartTransaction", "StatusNotification", "StopTransaction"]
+        case (.v16, .toCharger):
+            return ["ChangeAvailability", "ChangeConfiguration", "ClearCache", "DataTransfer", "GetConfiguration", "RemoteStartTransaction", "RemoteStopTransaction", "Reset", "UnlockConnector"]
+        case (_, .toCSMS):
+            return ["Authorize", "BootNotification", "Heartbeat", "NotifyReport", "StatusNotification", "TransactionEvent", "DataTransfer", "SecurityEventNotification"]
+        case (_, .toCharger):
+            return ["ChangeAvailability", "GetBaseReport", "GetVariables", "RequestStartTransaction", "RequestStopTransaction", "Reset", "SetVariables", "TriggerMessage", "UnlockConnector", "DataTransfer"]
+        }
+    }
+}

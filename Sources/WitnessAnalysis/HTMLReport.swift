@@ -1,0 +1,132 @@
+import Foundation
+import OCPPSchema
+import OCPPWire
+import WitnessCapture
+
+extension AnalysisReport {
+    /// A self-contained page (no network): pair matrix, deviations with their messages, latency charts.
+    public var html: String {
+        let esc = Self.xml
+        var body: [String] = []
+        body.append("<h1>OCPP Witness report</h1>")
+        body.append(
+            "<p class=\"meta\">\(self.files.count) capture file(s), \(self.records) records, profile <code>\(self.profile.rawValue)</code>, generated \(esc(CaptureTimestamp.now().rfc3339)) by ocpp-witness \(CaptureFormat.toolVersion).</p>"
+        )
+        body.append(
+            "<div class=\"totals\"><span class=\"sev error\">\(self.count(.error)) errors</span><span class=\"sev warning\">\(self.count(.warning)) warnings</span><span class=\"sev info\">\(self.count(.info)) notes</span></div>"
+        )
+
+        // Pair matrix: chargers down, backends across.
+        let backends = Array(Set(self.pairs.map(\.key.backend))).sorted()
+        let chargers = Array(Set(self.pairs.map(\.key.charger))).sorted()
+        body.append("<h2>Charger × backend</h2><table class=\"matrix\"><tr><th>charger (vendor · model · firmware)</th>")
+        body.append(backends.map { "<th>\(esc($0))</th>" }.joined())
+        body.append("</tr>")
+        for charger in chargers {
+            body.append("<tr><th class=\"row\">\(esc(charger.vendor)) · \(esc(charger.model)) · \(esc(charger.firmware))</th>")
+            for backend in backends {
+                guard let pair = self.pairs.first(where: { $0.key.charger == charger && $0.key.backend == backend }) else {
+                    body.append("<td class=\"none\">—</td>")
+                    continue
+                }
+                let stats = pair.statistics
+                body.append(
+                    "<td class=\"verdict \(pair.verdict)\"><b>\(pair.verdict.uppercased())</b><br>\(stats.chargePoints.count) charger(s), \(stats.messagesToCSMS + stats.messagesToCharger) messages<br>\(stats.severities[.error] ?? 0) errors, \(stats.severities[.warning] ?? 0) warnings</td>"
+                )
+            }
+            body.append("</tr>")
+        }
+        body.append("</table>")
+
+        // What was exercised and the deviations per pair.
+        for (index, pair) in self.pairs.enumerated() {
+            let stats = pair.statistics
+            body.append("<section><h2 id=\"pair-\(index)\">\(esc(pair.key.charger.label)) × \(esc(pair.key.backend)) <span class=\"verdict \(pair.verdict)\">\(pair.verdict)</span></h2>")
+            body.append(
+                "<p>Charge points: \(esc(stats.chargePoints.sorted().joined(separator: ", "))). Connections: \(stats.connections). Messages: \(stats.messagesToCSMS) to the backend, \(stats.messagesToCharger) to chargers.</p>"
+            )
+            if !stats.deviations.isEmpty {
+                body.append("<table><tr><th>rule</th><th>severity</th><th>count</th><th>meaning</th></tr>")
+                for rule in stats.deviations.keys.sorted() {
+                    let info = RuleCatalog.byId[rule]
+                    body.append(
+                        "<tr><td><code>\(esc(rule))</code></td><td class=\"sev \(info?.severity.rawValue ?? "")\">\(info?.severity.rawValue ?? "")</td><td>\(stats.deviations[rule] ?? 0)</td><td>\(esc(info?.summary ?? ""))</td></tr>"
+                    )
+                }
+                body.append("</table>")
+            }
+            if !stats.latencies.isEmpty {
+                body.append("<h3>Response times per action</h3>")
+                body.append(Self.latencyChart(stats.latencies))
+            }
+            body.append("</section>")
+        }
+
+        body.append("<h2>Deviations</h2>")
+        if self.deviations.isEmpty {
+            body.append("<p>None.</p>")
+        } else {
+            body.append("<table class=\"deviations\"><tr><th>time</th><th>rule</th><th>charge point</th><th>dir</th><th>action</th><th>path</th><th>detail</th><th>message</th></tr>")
+            for deviation in self.deviations {
+                let message = deviation.evidence.map {
+                    "<details><summary>\(esc(deviation.ref ?? "message"))</summary><pre>\(esc($0))</pre></details>"
+                } ?? esc(deviation.ref ?? "")
+                body.append(
+                    "<tr class=\"sev-\(deviation.severity.rawValue)\"><td>\(esc(deviation.ts ?? ""))</td><td><code>\(esc(deviation.rule))</code></td><td>\(esc(deviation.chargePoint ?? ""))</td><td>\(esc(deviation.direction?.rawValue ?? ""))</td><td>\(esc(deviation.action ?? ""))</td><td><code>\(esc(deviation.path ?? ""))</code></td><td>\(esc(deviation.detail))</td><td>\(message)</td></tr>"
+                )
+            }
+            body.append("</table>")
+            if self.deviations.count < self.totalDeviations {
+                body.append("<p>\(self.totalDeviations - self.deviations.count) more deviations are counted but not listed.</p>")
+            }
+        }
+        if !self.readIssues.isEmpty {
+            body.append("<h2>Capture read issues</h2><ul>" + self.readIssues.map { "<li>\(esc($0.description))</li>" }.joined() + "</ul>")
+        }
+        return """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>OCPP Witness report</title>
+            <style>
+            body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#1d2330;padding:0 16px}
+            h1{font-size:24px;margin-bottom:4px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #dde2ea;padding-bottom:4px}
+            .meta{color:#5b6475}table{border-collapse:collapse;width:100%;margin:8px 0}th,td{border:1px solid #dde2ea;padding:4px 8px;text-align:left;vertical-align:top}
+            th{background:#f3f5f9}.matrix td{text-align:center}.matrix th.row{text-align:left}
+            .verdict.pass{background:#e3f6e8;color:#17652f}.verdict.warn{background:#fff4d6;color:#7a5500}.verdict.fail{background:#fde4e4;color:#9b1c1c}
+            span.verdict{font-size:12px;padding:2px 8px;border-radius:10px;vertical-align:middle}
+            .totals .sev{display:inline-block;margin-right:12px;padding:4px 10px;border-radius:6px;font-weight:600}
+            .sev.error{background:#fde4e4;color:#9b1c1c}.sev.warning{background:#fff4d6;color:#7a5500}.sev.info{background:#e6effb;color:#1f4f8f}
+            tr.sev-error td:first-child{border-left:4px solid #d64545}tr.sev-warning td:first-child{border-left:4px solid #e0a800}tr.sev-info td:first-child{border-left:4px solid #4a7fd0}
+            pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fb;padding:6px;margin:4px 0;font-size:12px}
+            code{font-size:12px}svg text{font:12px system-ui,sans-serif;fill:#1d2330}
+            </style></head><body>
+            \(body.joined(separator: "\n"))
+            </body></html>
+
+            """
+    }
+
+    /// Horizontal bars per action: p50 solid, p99 light, on a shared millisecond scale.
+    static func latencyChart(_ latencies: [String: LatencyHistogram]) -> String {
+        let actions = latencies.keys.sorted()
+        let rowHeight = 22
+        let labelWidth = 200
+        let barWidth = 520
+        let height = actions.count * rowHeight + 30
+        let maximum = max(latencies.values.map { $0.percentile(0.99) }.max() ?? 1, 0.001)
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(labelWidth + barWidth + 160)\" height=\"\(height)\" role=\"img\" aria-label=\"response times per action\">"
+        for (index, action) in actions.enumerated() {
+            guard let histogram = latencies[action] else { continue }
+            let y = index * rowHeight + 4
+            let p50 = histogram.percentile(0.5)
+            let p99 = histogram.percentile(0.99)
+            let w50 = max(1, Int(Double(barWidth) * p50 / maximum))
+            let w99 = max(1, Int(Double(barWidth) * p99 / maximum))
+            svg += "<text x=\"0\" y=\"\(y + 14)\">\(xml(action))</text>"
+            svg += "<rect x=\"\(labelWidth)\" y=\"\(y)\" width=\"\(w99)\" height=\"16\" fill=\"#b9cdef\"/>"
+            svg += "<rect x=\"\(labelWidth)\" y=\"\(y)\" width=\"\(w50)\" height=\"16\" fill=\"#3f6fc4\"/>"
+            svg += "<text x=\"\(labelWidth + w99 + 6)\" y=\"\(y + 13)\">p50 \(ms(p50)) · p99 \(ms(p99)) ms (n=\(histogram.count))</text>"
+        }
+        svg += "<text x=\"\(labelWidth)\" y=\"\(height - 4)\">0 ms</text><text x=\"\(labelWidth + barWidth - 60)\" y=\"\(height - 4)\">\(ms(maximum)) ms</text>"
+        return svg + "</svg>"
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import OCPPSchema
+import OCPPWire
+
+/// Output formats of `ocpp-witness report`.
+public enum ReportFormat: String, Sendable, CaseIterable {
+    case json, md, html, junit
+}
+
+extension AnalysisReport {
+    public func render(_ format: ReportFormat) -> String {
+        switch format {
+        case .json: return JSONWriter.string(self.json) + "\n"
+        case .md: return self.markdown
+        case .junit: return self.junit
+        case .html: return self.html
+        }
+    }
+
+    // MARK: Markdown
+
+    public var markdown: String {
+        var lines = [
+            "# OCPP Witness report", "",
+            "\(self.files.count) capture file(s), \(self.records) records, profile `\(self.profile.rawValue)`: "
+                + "**\(self.count(.error)) errors, \(self.count(.warning)) warnings, \(self.count(.info)) notes**.", "",
+            "## Pairs", "",
+            "| charger (vendor model firmware) | backend | charge points | messages | errors | warnings | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for pair in self.pairs {
+            let stats = pair.statistics
+            lines.append(
+                "| \(Self.md(pair.key.charger.label)) | \(Self.md(pair.key.backend)) | \(stats.chargePoints.count) | \(stats.messagesToCSMS + stats.messagesToCharger) | \(stats.severities[.error] ?? 0) | \(stats.severities[.warning] ?? 0) | **\(pair.verdict)** |"
+            )
+        }
+        lines += ["", "## Deviations by rule", "", "| rule | severity | count |", "|---|---|---|"]
+        for rule in self.countsByRule.keys.sorted() {
+            lines.append("| `\(rule)` | \(RuleCatalog.byId[rule]?.severity.rawValue ?? "?") | \(self.countsByRule[rule] ?? 0) |")
+        }
+        lines += ["", "## Deviations", "", "| rule | charge point | dir | action | id | path | detail | ref |", "|---|---|---|---|---|---|---|---|"]
+        for deviation in self.deviations {
+            lines.append(
+                "| `\(deviation.rule)` | \(Self.md(deviation.chargePoint ?? "")) | \(deviation.direction?.rawValue ?? "") | \(Self.md(deviation.action ?? "")) | \(Self.md(deviation.messageId ?? "")) | `\(Self.md(deviation.path ?? ""))` | \(Self.md(deviation.detail)) | \(Self.md(deviation.ref ?? "")) |"
+            )
+        }
+        if self.deviations.count < self.totalDeviations {
+            lines.append("")
+            lines.append("\(self.totalDeviations - self.deviations.count) more deviations are counted above but not listed.")
+        }
+        lines += ["", "## Response times (ms)", ""]
+        for pair in self.pairs where !pair.statistics.latencies.isEmpty {
+            lines += ["### \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", "", "| action | count | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|"]
+            for action in pair.statistics.latencies.keys.sorted() {
+                guard let h = pair.statistics.latencies[action] else { continue }
+                lines.append("| \(action) | \(h.count) | \(Self.ms(h.percentile(0.5))) | \(Self.ms(h.percentile(0.9))) | \(Self.ms(h.percentile(0.99))) | \(Self.ms(h.maximum)) |")
+            }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: JUnit
+
+    /// One test suite per pair, one test case per rule family; a family with errors fails.
+    public var junit: String {
+        var suites: [String] = []
+        var totalTests = 0
+        var totalFailures = 0
+        for pair in self.pairs {
+            let name = "\(pair.key.charger.label) × \(pair.key.backend)"
+            var cases: [String] = []
+            var failures = 0
+            for family in ["schema", "rpc", "tx"] {
+                let errors = self.deviations.filter {
+                    $0.severity == .error && $0.rule.hasPrefix(family + ".") && pair.statistics.chargePoints.contains($0.chargePoint ?? "")
+                }
+                let counted = pair.statistics.deviations.filter { $0.key.hasPrefix(family + ".") && RuleCatalog.byId[$0.key]?.severity == .error }
+                let count = counted.values.reduce(0, +)
+                var testCase = "    <testcase classname=\"\(Self.xml(name))\" name=\"\(family)\""
+                if count > 0 {
+                    failures += 1
+                    let body = errors.prefix(50).map { "\($0.rule) \($0.chargePoint ?? "") \($0.action ?? "") \($0.path ?? ""): \($0.detail) [\($0.ref ?? "")]" }
+                    testCase += ">\n      <failure message=\"\(count) \(family) error(s): \(Self.xml(counted.keys.sorted().joined(separator: ", ")))\">\(Self.xml(body.joined(separator: "\n")))</failure>\n    </testcase>"
+                } else {
+                    testCase += "/>"
+                }
+                cases.append(testCase)
+            }
+            totalTests += cases.count
+            totalFailures += failures
+            suites.append("  <testsuite name=\"\(Self.xml(name))\" tests=\"\(cases.count)\" failures=\"\(failures)\">\n\(cases.joined(separator: "\n"))\n  </testsuite>")
+        }
+        return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"ocpp-witness\" tests=\"\(totalTests)\" failures=\"\(totalFailures)\">\n\(suites.joined(separator: "\n"))\n</testsuites>\n"
+    }
+
+    // MARK: Helpers
+
+    static func md(_ text: String) -> String {
+        text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+    }
+
+    static func xml(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            case "\n", "\t", "\r": out.unicodeScalars.append(scalar)
+            default:
+                if scalar.value < 0x20 { continue }
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func ms(_ value: Double) -> String { String(format: "%.2f", value) }
+}

@@ -1,0 +1,101 @@
+import OCPPSchema
+
+/// A deviation rule: a stable id users can script against, its severity and what it means.
+public struct RuleInfo: Sendable, Hashable {
+    public var id: String
+    public var severity: Severity
+    /// Rule family: `schema`, `rpc` or `tx`; JUnit output has one test case per pair and family.
+    public var family: String { String(self.id.prefix(while: { $0 != "." })) }
+    public var summary: String
+    public var meaning: String
+}
+
+/// Every rule the analyzer applies. `docs/rules.md` is generated from this list (`ocpp-witness rules`).
+public enum RuleCatalog {
+    public static let all: [RuleInfo] = [
+        // Schema
+        RuleInfo(id: "schema.type", severity: .error, summary: "wrong JSON type",
+                 meaning: "A field has a JSON type its schema does not allow, such as a number where OCPP 1.6 wants a string (`sampledValue.value`)."),
+        RuleInfo(id: "schema.required", severity: .error, summary: "required field missing",
+                 meaning: "A field the schema requires is absent. The path points at the missing field."),
+        RuleInfo(id: "schema.additionalProperties", severity: .error, summary: "unknown field",
+                 meaning: "A field the schema does not define, in an object that allows no others. Vendor extensions belong in `DataTransfer` or `customData`."),
+        RuleInfo(id: "schema.enum", severity: .error, summary: "value outside its enumeration",
+                 meaning: "A value that is not one of the listed ones. In the lenient profile a value that differs only in letter case is a warning."),
+        RuleInfo(id: "schema.maxLength", severity: .error, summary: "string too long",
+                 meaning: "A string with more characters than its `maxLength` (counted in Unicode code points). A warning in the lenient profile."),
+        RuleInfo(id: "schema.minLength", severity: .error, summary: "string too short", meaning: "A string shorter than its `minLength`."),
+        RuleInfo(id: "schema.minimum", severity: .error, summary: "number below its minimum", meaning: "A number smaller than the schema's `minimum`."),
+        RuleInfo(id: "schema.maximum", severity: .error, summary: "number above its maximum", meaning: "A number larger than the schema's `maximum`."),
+        RuleInfo(id: "schema.multipleOf", severity: .error, summary: "number not a multiple of its step",
+                 meaning: "A number that is not a multiple of `multipleOf` (charging limits in steps of 0.1), compared on the exact decimal text."),
+        RuleInfo(id: "schema.minItems", severity: .error, summary: "array too short", meaning: "An array with fewer items than `minItems`."),
+        RuleInfo(id: "schema.maxItems", severity: .error, summary: "array too long", meaning: "An array with more items than `maxItems`."),
+        RuleInfo(id: "schema.format", severity: .error, summary: "date-time or URI malformed",
+                 meaning: "A `date-time` that is not RFC 3339 (a date-time without a time zone is a warning in the lenient profile), or a `uri` without a scheme."),
+        // RPC
+        RuleInfo(id: "rpc.malformed", severity: .error, summary: "message is not OCPP-J",
+                 meaning: "A text message that is not JSON, not an array, has the wrong number of elements, or fields of the wrong type. The detail gives the precise reason."),
+        RuleInfo(id: "rpc.unknownMessageType", severity: .error, summary: "unknown message type",
+                 meaning: "A message whose type is not 2 (CALL), 3 (CALLRESULT), 4 (CALLERROR) or, in 2.1, 5 (CALLRESULTERROR) or 6 (SEND)."),
+        RuleInfo(id: "rpc.messageTypeNotInVersion", severity: .error, summary: "2.1-only message type",
+                 meaning: "CALLRESULTERROR (5) or SEND (6) used on a 1.6 or 2.0.1 connection."),
+        RuleInfo(id: "rpc.binaryFrame", severity: .error, summary: "binary WebSocket frame",
+                 meaning: "OCPP-J messages travel in text frames; a binary frame is not an OCPP message."),
+        RuleInfo(id: "rpc.unknownMessageId", severity: .error, summary: "answer to no outstanding CALL",
+                 meaning: "A CALLRESULT or CALLERROR whose id matches no CALL the other side has outstanding: a late, duplicated or invented answer."),
+        RuleInfo(id: "rpc.duplicateMessageId", severity: .error, summary: "message id reused while outstanding",
+                 meaning: "A CALL with the id of a CALL from the same side that has not been answered yet."),
+        RuleInfo(id: "rpc.concurrentCall", severity: .warning, summary: "second CALL while one is outstanding",
+                 meaning: "A side sent a CALL before its previous CALL was answered or timed out, which the specifications ask senders not to do."),
+        RuleInfo(id: "rpc.timeout", severity: .error, summary: "no answer in time",
+                 meaning: "A CALL not answered within the response timeout (30 s unless configured)."),
+        RuleInfo(id: "rpc.messageIdTooLong", severity: .error, summary: "message id over 36 characters",
+                 meaning: "OCPP-J limits message ids to 36 characters."),
+        RuleInfo(id: "rpc.unknownAction", severity: .error, summary: "action unknown to the version",
+                 meaning: "A CALL whose action has no schema in the negotiated OCPP version (a 1.6 action on a 2.0.1 connection, a typo)."),
+        RuleInfo(id: "rpc.unknownErrorCode", severity: .error, summary: "CALLERROR code not in the version's list",
+                 meaning: "An error code the negotiated version does not define, such as 1.6's `FormationViolation` on 2.0.1 or 2.0.1's `FormatViolation` on 1.6."),
+        RuleInfo(id: "rpc.notImplementedRequired", severity: .error, summary: "NotImplemented for a required action",
+                 meaning: "A CALLERROR `NotImplemented` answering a valid CALL of an action every implementation of the version must support (1.6 Core profile, 2.0.1/2.1 core functional blocks)."),
+        RuleInfo(id: "rpc.noSubprotocol", severity: .warning, summary: "no OCPP subprotocol negotiated",
+                 meaning: "The connection was opened without an OCPP subprotocol; messages are checked as OCPP 1.6."),
+        // Transactions and metering
+        RuleInfo(id: "tx.registerBackwards", severity: .error, summary: "energy register went backwards",
+                 meaning: "An `Energy.Active.Import.Register` reading lower than the previous one of the same transaction. Bills computed from such readings do not reconcile."),
+        RuleInfo(id: "tx.sampleOutOfRange", severity: .error, summary: "meter reading outside start..stop",
+                 meaning: "A register reading below the transaction's meter start or above its meter stop."),
+        RuleInfo(id: "tx.timestampOutside", severity: .error, summary: "meter reading timestamped outside the transaction",
+                 meaning: "A meter value whose timestamp is before the transaction started or after it stopped."),
+        RuleInfo(id: "tx.timestampInFuture", severity: .error, summary: "timestamp in the future",
+                 meaning: "A transaction or meter timestamp more than 60 s after the moment the proxy saw the message."),
+        RuleInfo(id: "tx.unknownTransactionId", severity: .error, summary: "transaction id not the one assigned",
+                 meaning: "1.6: MeterValues or StopTransaction with a transaction id the CSMS never assigned on this connection. 2.0.1: an Updated or Ended event for a transaction that never started."),
+        RuleInfo(id: "tx.energyMismatch", severity: .error, summary: "start/stop disagree with meter readings",
+                 meaning: "The transaction's begin or end register reading differs from its meter start or stop by more than the tolerance (0.5%, at least 10 Wh)."),
+        RuleInfo(id: "tx.notStopped", severity: .info, summary: "transaction still open at the end of the capture",
+                 meaning: "A transaction that started but had not stopped when the capture ended; it may still be running, or its stop was lost."),
+    ]
+
+    public static let byId: [String: RuleInfo] = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) })
+
+    /// Markdown for `docs/rules.md`.
+    public static var markdown: String {
+        var lines = [
+            "# Deviation rules",
+            "",
+            "Generated by `ocpp-witness rules` from the analyzer's rule catalogue; do not edit by hand.",
+            "Rule ids are stable: reports, JUnit output and scripts use them.",
+            "",
+        ]
+        for family in ["schema", "rpc", "tx"] {
+            let title = ["schema": "Schema (the official OCA JSON schemas)", "rpc": "RPC framework (OCPP-J)", "tx": "Transactions and metering"][family] ?? family
+            lines += ["## " + title, "", "| rule | severity | meaning |", "|---|---|---|"]
+            for rule in all where rule.family == family {
+                lines.append("| `\(rule.id)` | \(rule.severity.rawValue) | **\(rule.summary).** \(rule.meaning) |")
+            }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,243 @@
+import OCPPWire
+import WitnessCapture
+
+/// Follows transactions and their meter readings per charge point (a 1.6 transaction may stop on a later
+/// connection than it started on), for the rules that decide whether a bill reconciles.
+final class TransactionTracker {
+    struct Transaction {
+        var id: String
+        var chargePoint: String
+        var startWh: Double?
+        var startTs: Int64?
+        var startTimestamp: String?
+        var lastWh: Double?
+        var maxWh: (wh: Double, ref: String, path: String)?
+        var startAction: String
+        var startMessageId: String?
+        var startRecordTs: String?
+        var startRef: String
+    }
+
+    /// A register reading found in a payload.
+    struct Sample {
+        var wh: Double
+        var ts: Int64?
+        var timestamp: String?
+        var context: String?
+        var path: String
+    }
+
+    private var pendingStarts: [String: (meterStart: Double?, timestamp: String?, messageId: String?, ref: String, recordTs: String?)] = [:]
+    private var open: [String: [String: Transaction]] = [:]
+    private var assigned: [String: Set<String>] = [:]
+    private var futureToleranceMicros: Int64 = 60_000_000
+
+    func openTransactions() -> [Transaction] {
+        self.open.values.flatMap(\.values).sorted { ($0.chargePoint, $0.id) < ($1.chargePoint, $1.id) }
+    }
+
+    // MARK: Requests
+
+    func request(action: String, message: JSONValue, state: ConnectionState, record: CaptureRecord, ts: Int64, analyzer: Analyzer) {
+        self.futureToleranceMicros = Int64(analyzer.configuration.futureToleranceSeconds * 1_000_000)
+        guard record.messageType == .call, let payload = message[3] else { return }
+        let chargePoint = state.chargePoint
+        switch action {
+        case "BootNotification":
+            let identity: ChargerIdentity
+            if state.version == .v16 {
+                identity = ChargerIdentity(
+                    vendor: payload["chargePointVendor"]?.stringValue ?? "unknown", model: payload["chargePointModel"]?.stringValue ?? "unknown",
+                    firmware: payload["firmwareVersion"]?.stringValue ?? "unknown"
+                )
+            } else {
+                let station = payload["chargingStation"]
+                identity = ChargerIdentity(
+                    vendor: station?["vendorName"]?.stringValue ?? "unknown", model: station?["model"]?.stringValue ?? "unknown",
+                    firmware: station?["firmwareVersion"]?.stringValue ?? "unknown"
+                )
+            }
+            analyzer.noteIdentity(identity, for: state)
+        case "StartTransaction" where state.version == .v16:
+            self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
+            self.pendingStarts[chargePoint + "#" + (record.messageId ?? "")] = (
+                payload["meterStart"]?.doubleValue, payload["timestamp"]?.stringValue, record.messageId, record.reference,
+                record.fields["ts"]?.stringValue
+            )
+        case "MeterValues":
+            guard let transactionId = payload["transactionId"] else { return }
+            let id = JSONWriter.string(transactionId)
+            guard var transaction = self.open[chargePoint]?[id] else {
+                self.unknown(id, path: "/transactionId", state: state, record: record, analyzer: analyzer)
+                return
+            }
+            for sample in Self.samples(payload["meterValue"], version: state.version, base: "/meterValue") {
+                self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer)
+            }
+            self.open[chargePoint]?[id] = transaction
+        case "StopTransaction" where state.version == .v16:
+            let id = payload["transactionId"].map { JSONWriter.string($0) } ?? "?"
+            guard var transaction = self.open[chargePoint]?[id] else {
+                self.unknown(id, path: "/transactionId", state: state, record: record, analyzer: analyzer)
+                return
+            }
+            self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
+            let stopTs = payload["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
+            let samples = Self.samples(payload["transactionData"], version: .v16, base: "/transactionData")
+            for sample in samples {
+                self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: stopTs)
+            }
+            if let meterStop = payload["meterStop"]?.doubleValue {
+                if let highest = transaction.maxWh, highest.wh > meterStop {
+                    self.deviation("tx.sampleOutOfRange", "meter reading \(Self.wh(highest.wh)) is above meter stop \(Self.wh(meterStop)) (reading at \(highest.ref))", path: "/meterStop", state: state, record: record, analyzer: analyzer)
+                }
+                let tolerance = max(analyzer.configuration.energyToleranceFloorWh, analyzer.configuration.energyTolerance * max(abs(meterStop), 1))
+                if let end = samples.last(where: { $0.context == "Transaction.End" }), abs(end.wh - meterStop) > tolerance {
+                    self.deviation("tx.energyMismatch", "Transaction.End reading \(Self.wh(end.wh)) differs from meter stop \(Self.wh(meterStop))", path: end.path, state: state, record: record, analyzer: analyzer)
+                }
+                if let start = transaction.startWh, let begin = samples.first(where: { $0.context == "Transaction.Begin" }), abs(begin.wh - start) > tolerance {
+                    self.deviation("tx.energyMismatch", "Transaction.Begin reading \(Self.wh(begin.wh)) differs from meter start \(Self.wh(start))", path: begin.path, state: state, record: record, analyzer: analyzer)
+                }
+            }
+            self.open[chargePoint]?.removeValue(forKey: id)
+        case "TransactionEvent":
+            guard let id = payload["transactionInfo"]?["transactionId"]?.stringValue, let eventType = payload["eventType"]?.stringValue else { return }
+            self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
+            let eventTs = payload["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
+            let samples = Self.samples(payload["meterValue"], version: state.version, base: "/meterValue")
+            var transaction: Transaction
+            if let existing = self.open[chargePoint]?[id] {
+                transaction = existing
+            } else if eventType == "Started" {
+                transaction = Transaction(
+                    id: id, chargePoint: chargePoint, startWh: samples.first?.wh, startTs: eventTs, startTimestamp: payload["timestamp"]?.stringValue,
+                    startAction: action, startMessageId: record.messageId, startRecordTs: record.fields["ts"]?.stringValue, startRef: record.reference
+                )
+            } else {
+                self.unknown(id, path: "/transactionInfo/transactionId", state: state, record: record, analyzer: analyzer)
+                return
+            }
+            for sample in samples {
+                self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
+            }
+            if eventType == "Ended" {
+                self.open[chargePoint]?.removeValue(forKey: id)
+            } else {
+                self.open[chargePoint, default: [:]][id] = transaction
+            }
+        default:
+            break
+        }
+    }
+
+    // MARK: Responses
+
+    func response(action: String, callId: String, message: JSONValue, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+        guard action == "StartTransaction", state.version == .v16, let payload = message[2] else { return }
+        let chargePoint = state.chargePoint
+        guard let start = self.pendingStarts.removeValue(forKey: chargePoint + "#" + callId), let transactionId = payload["transactionId"] else { return }
+        let id = JSONWriter.string(transactionId)
+        self.assigned[chargePoint, default: []].insert(id)
+        self.open[chargePoint, default: [:]][id] = Transaction(
+            id: id, chargePoint: chargePoint, startWh: start.meterStart, startTs: start.timestamp.flatMap(RFC3339.parse)?.microseconds,
+            startTimestamp: start.timestamp, lastWh: start.meterStart, startAction: "StartTransaction", startMessageId: start.messageId,
+            startRecordTs: start.recordTs, startRef: start.ref
+        )
+    }
+
+    // MARK: Rules
+
+    private func observe(
+        _ sample: Sample, in transaction: inout Transaction, recordTs: Int64, state: ConnectionState, record: CaptureRecord,
+        analyzer: Analyzer, stopTs: Int64? = nil
+    ) {
+        if let ts = sample.ts {
+            if let start = transaction.startTs, ts < start {
+                self.deviation("tx.timestampOutside", "reading at \(sample.timestamp ?? "?") is before the transaction started (\(transaction.startTimestamp ?? "?"))", path: sample.path, state: state, record: record, analyzer: analyzer)
+            } else if let stop = stopTs, ts > stop {
+                self.deviation("tx.timestampOutside", "reading at \(sample.timestamp ?? "?") is after the transaction stopped", path: sample.path, state: state, record: record, analyzer: analyzer)
+            }
+            if ts > recordTs + self.futureToleranceMicros {
+                self.deviation("tx.timestampInFuture", "reading timestamped \(sample.timestamp ?? "?"), after the message was sent", path: sample.path, state: state, record: record, analyzer: analyzer)
+            }
+        }
+        let valuePath = sample.path + "/value"
+        if let start = transaction.startWh, sample.wh < start {
+            self.deviation("tx.sampleOutOfRange", "reading \(Self.wh(sample.wh)) is below meter start \(Self.wh(start))", path: valuePath, state: state, record: record, analyzer: analyzer)
+        } else if let last = transaction.lastWh, sample.wh < last {
+            self.deviation("tx.registerBackwards", "register went from \(Self.wh(last)) to \(Self.wh(sample.wh))", path: valuePath, state: state, record: record, analyzer: analyzer)
+        }
+        transaction.lastWh = sample.wh
+        if transaction.maxWh.map({ sample.wh > $0.wh }) ?? true {
+            transaction.maxWh = (sample.wh, record.reference, valuePath)
+        }
+    }
+
+    private func checkFuture(_ timestamp: String?, path: String, recordTs: Int64, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+        guard let timestamp, let parsed = RFC3339.parse(timestamp), parsed.microseconds > recordTs + self.futureToleranceMicros else { return }
+        self.deviation("tx.timestampInFuture", "timestamp \(timestamp) is after the message was sent", path: path, state: state, record: record, analyzer: analyzer)
+    }
+
+    private func unknown(_ id: String, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+        let known = self.assigned[state.chargePoint].map { $0.sorted().suffix(3).joined(separator: ", ") } ?? ""
+        let detail = state.version == .v16
+            ? "transaction id \(id) was never assigned by the CSMS to this charger" + (known.isEmpty ? "" : " (assigned: \(known))")
+            : "transaction \(id) has no Started event"
+        self.deviation("tx.unknownTransactionId", detail, path: path, state: state, record: record, analyzer: analyzer)
+    }
+
+    private func deviation(_ rule: String, _ detail: String, path: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+        analyzer.report(
+            Deviation(
+                rule: rule, chargePoint: state.chargePoint, direction: record.direction, action: record.action, messageId: record.messageId,
+                path: path, detail: detail, ts: record.fields["ts"]?.stringValue, ref: record.reference
+            ),
+            in: state
+        )
+    }
+
+    /// Energy register readings (outlet, all phases together) in Wh, with where they are in the payload.
+    static func samples(_ meterValues: JSONValue?, version: OCPPVersion, base: String) -> [Sample] {
+        guard case .array(let values) = meterValues else { return [] }
+        var out: [Sample] = []
+        for (valueIndex, meterValue) in values.enumerated() {
+            let timestamp = meterValue["timestamp"]?.stringValue
+            let ts = timestamp.flatMap(RFC3339.parse)?.microseconds
+            guard case .array(let sampled) = meterValue["sampledValue"] else { continue }
+            for (sampleIndex, sample) in sampled.enumerated() {
+                let measurand = sample["measurand"]?.stringValue ?? "Energy.Active.Import.Register"
+                guard measurand == "Energy.Active.Import.Register", sample["phase"] == nil,
+                    (sample["location"]?.stringValue ?? "Outlet") == "Outlet", sample["format"]?.stringValue != "SignedData"
+                else { continue }
+                var wh: Double?
+                var unit: String?
+                if version == .v16 {
+                    wh = sample["value"]?.stringValue.flatMap(Double.init) ?? sample["value"]?.doubleValue
+                    unit = sample["unit"]?.stringValue
+                } else {
+                    wh = sample["value"]?.doubleValue
+                    unit = sample["unitOfMeasure"]?["unit"]?.stringValue
+                    if let multiplier = sample["unitOfMeasure"]?["multiplier"]?.intValue, let value = wh {
+                        wh = value * pow10(multiplier)
+                    }
+                }
+                guard var value = wh else { continue }
+                if unit == "kWh" { value *= 1000 }
+                out.append(
+                    Sample(wh: value, ts: ts, timestamp: timestamp, context: sample["context"]?.stringValue, path: "\(base)/\(valueIndex)/sampledValue/\(sampleIndex)")
+                )
+            }
+        }
+        return out
+    }
+
+    private static func pow10(_ exponent: Int) -> Double {
+        var result = 1.0
+        for _ in 0..<abs(exponent) { result *= 10 }
+        return exponent < 0 ? 1 / result : result
+    }
+
+    static func wh(_ value: Double) -> String {
+        (value.rounded() == value ? String(Int(value)) : String(value)) + " Wh"
+    }
+}
