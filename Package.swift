@@ -82,6 +82,8 @@ let package = Package(
             name: "ocpp-witness",
             dependencies: [
                 "OCPPWire",
+                "OCPPSchema",
+                "WitnessAnalysis",
                 "WitnessCapture",
                 "WitnessProxy",
                 "WitnessSim",
@@ -96,7 +98,10 @@ let package = Package(
         .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(
             name: "WitnessAnalysisTests",
-            dependencies: ["WitnessAnalysis", "OCPPSchema", "WitnessCapture", "OCPPWire"],
+            dependencies: [
+                "WitnessAnalysis", "OCPPSchema", "WitnessCapture", "OCPPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -107,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "WitnessProxyTests",
             dependencies: [
-                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire",
+                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -57,6 +57,12 @@ public struct ChargerIdentity: Sendable, Hashable, Comparable {
     public var model: String
     public var firmware: String
 
+    public init(vendor: String, model: String, firmware: String) {
+        self.vendor = vendor
+        self.model = model
+        self.firmware = firmware
+    }
+
     public static let unknown = ChargerIdentity(vendor: "unknown", model: "unknown", firmware: "unknown")
 
     public static func < (lhs: Self, rhs: Self) -> Bool {

@@ -2,6 +2,13 @@ import OCPPWire
 import WitnessCapture
 
 /// Realistic payloads for the messages the simulators exchange, per OCPP version.
+public enum CSMSAnswers {
+    /// What a well-behaved CSMS answers to a charger's CALL (throws `CallErrorReply` for actions it does not handle).
+    public static func answer(_ action: String, _ payload: JSONValue, version: OCPPVersion, transactionId: () -> Int) throws -> JSONValue {
+        try OCPPMessages.csmsAnswer(action, payload, version: version, transactionId: transactionId)
+    }
+}
+
 enum OCPPMessages {
     static func now(withoutZone: Bool = false) -> String {
         let text = String(CaptureTimestamp.now().rfc3339.prefix(23))

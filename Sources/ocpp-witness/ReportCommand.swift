@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import OCPPSchema
+import WitnessAnalysis
+import WitnessCapture
+
+extension ReportFormat: ExpressibleByArgument {}
+extension ValidationProfile: ExpressibleByArgument {}
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Analyse captures and report the deviations of each charger/backend pair.",
+        discussion: """
+            Validates every message against the official OCA schemas of its OCPP version, applies the RPC and
+            transaction/metering rules (see docs/rules.md or `ocpp-witness rules`), and groups the findings by charger
+            vendor/model/firmware (from BootNotification) and backend. Streams the captures: any size fits.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Capture files or folders.", valueName: "CAPTURE"))
+    var captures: [String]
+
+    @Option(help: "Output format: json, md, html or junit.")
+    var format: ReportFormat = .json
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the report here instead of standard output.", valueName: "FILE"))
+    var output: String?
+
+    @Option(help: "strict (the schemas as written) or lenient (well-known field quirks are warnings).")
+    var profile: ValidationProfile = .strict
+
+    @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21), as `make setup` installs them.", valueName: "DIR"))
+    var schemas: String = "schemas"
+
+    @Option(help: ArgumentHelp("Seconds after which an unanswered CALL is rpc.timeout.", valueName: "SECONDS"))
+    var responseTimeout: Double = 30
+
+    @Option(help: "Exit with status 1 when the report has findings of this severity or worse: error, warning, or never.")
+    var failOn: FailOn = .never
+
+    enum FailOn: String, ExpressibleByArgument, CaseIterable {
+        case error, warning, never
+    }
+
+    func validate() throws {
+        guard !self.captures.isEmpty else { throw ValidationError("give at least one capture file or folder") }
+        guard self.responseTimeout > 0 else { throw ValidationError("--response-timeout must be positive") }
+    }
+
+    func run() async throws {
+        let registry: SchemaRegistry
+        do {
+            registry = try SchemaRegistry(root: self.schemas)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let reader: CaptureReader
+        do {
+            reader = try CaptureReader(paths: self.captures)
+        } catch {
+            throw ValidationError("cannot read captures: \(error)")
+        }
+        let analyzer = Analyzer(
+            schemas: registry, configuration: AnalyzerConfiguration(profile: self.profile, responseTimeoutSeconds: self.responseTimeout)
+        )
+        for record in reader { analyzer.consume(record) }
+        let report = analyzer.finish(readIssues: reader.issues)
+        let text = report.render(self.format)
+        if let output {
+            do {
+                try text.write(toFile: output, atomically: true, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot write \(output): \(error)")
+            }
+            FileHandle.standardError.write(
+                Data("\(output): \(report.count(.error)) errors, \(report.count(.warning)) warnings across \(report.pairs.count) pair(s)\n".utf8)
+            )
+        } else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        for issue in reader.issues {
+            FileHandle.standardError.write(Data("warning: \(issue)\n".utf8))
+        }
+        switch self.failOn {
+        case .error where report.count(.error) > 0: throw ExitCode.failure
+        case .warning where report.count(.error) + report.count(.warning) > 0: throw ExitCode.failure
+        default: break
+        }
+    }
+}
+
+struct RulesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "List the deviation rules: stable id, severity and meaning (Markdown, as in docs/rules.md)."
+    )
+
+    func run() throws {
+        print(RuleCatalog.markdown, terminator: "")
+    }
+}
