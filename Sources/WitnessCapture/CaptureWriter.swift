@@ -99,6 +99,8 @@ public final class CaptureWriter: @unchecked Sendable {
     // Owned by the writer thread.
     private var descriptor: CInt = -1
     private var currentBytes = 0
+    private var currentPath = ""
+    private var currentLine = 0
     private var headerBytes = 0
     private var part = 0
     private var lastSync = DispatchTime.now()
@@ -106,10 +108,17 @@ public final class CaptureWriter: @unchecked Sendable {
 
     private let finished = ConditionLock(value: false)
 
+    /// Called on the writer thread with every record as written (same file and line as a reader sees),
+    /// so live analysis consumes exactly what an offline report will.
+    private let observer: (@Sendable (CaptureRecord) -> Void)?
+
     /// Opens the first capture file (so a bad directory fails at start-up) and starts the writer thread.
-    public init(configuration: Configuration, header: CaptureHeader) throws {
+    public init(
+        configuration: Configuration, header: CaptureHeader, observer: (@Sendable (CaptureRecord) -> Void)? = nil
+    ) throws {
         self.configuration = configuration
         self.header = header
+        self.observer = observer
         self.serializer = CaptureSerializer(redactor: Redactor(enabled: configuration.redactSecrets))
         try Self.makeDirectory(configuration.directory)
         try self.openNextFile()
@@ -213,6 +222,8 @@ public final class CaptureWriter: @unchecked Sendable {
                     self.rotate()
                 }
                 buffer.append(contentsOf: line)
+                self.currentLine += 1
+                self.notifyObserver(line)
                 if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
             }
             self.writeOut(&buffer)
@@ -259,6 +270,13 @@ public final class CaptureWriter: @unchecked Sendable {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    private func notifyObserver(_ line: [UInt8]) {
+        guard let observer = self.observer,
+            case .object(let fields) = try? line.withUnsafeBytes({ try JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0.dropLast())) })
+        else { return }
+        observer(CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields))
+    }
+
     private func rotate() {
         self.closeFile()
         do {
@@ -296,6 +314,9 @@ public final class CaptureWriter: @unchecked Sendable {
         try Self.writeAll(fd, headerLine)
         self.currentBytes = headerLine.count
         self.headerBytes = headerLine.count
+        self.currentPath = path
+        self.currentLine = 1
+        self.notifyObserver(headerLine)
         self.condition.lock()
         self.files.append(path)
         self.stats.filesWritten += 1

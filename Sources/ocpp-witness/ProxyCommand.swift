@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import NIOCore
 import NIOPosix
+import OCPPSchema
 import OCPPWire
 import WitnessCapture
 import WitnessProxy
@@ -70,6 +71,15 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds allowed for the upgrade on both sides.", valueName: "SECONDS"))
     var handshakeTimeout: Int = 15
 
+    @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21) for live validation.", valueName: "DIR"))
+    var schemas: String = "schemas"
+
+    @Option(help: "Validation profile for live analysis: strict or lenient.")
+    var profile: ValidationProfile = .strict
+
+    @Flag(help: "Do not analyse traffic live (forward and record only).")
+    var noValidate = false
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -114,6 +124,18 @@ struct ProxyCommand: AsyncParsableCommand {
             verifyCertificate: !self.upstreamInsecure
         )
 
+        var live: LiveAnalysis?
+        if !self.noValidate {
+            do {
+                live = LiveAnalysis(schemas: try SchemaRegistry(root: self.schemas), profile: self.profile, logger: logger)
+            } catch {
+                throw ValidationError("\(error) (or run without live analysis: --no-validate)")
+            }
+        }
+        var observer: (@Sendable (CaptureRecord) -> Void)?
+        if let live {
+            observer = { record in live.consume(record) }
+        }
         let recorder = try CaptureWriter(
             configuration: .init(
                 directory: self.capture, rotateBytes: self.rotateMib << 20, fsync: FsyncPolicy(self.fsync) ?? .never,
@@ -122,7 +144,8 @@ struct ProxyCommand: AsyncParsableCommand {
             header: CaptureHeader(
                 backendName: self.backendName, upstream: upstream.description,
                 extra: ["listen": .string(self.listen.description)]
-            )
+            ),
+            observer: observer
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let proxy: WitnessProxyServer
@@ -144,6 +167,11 @@ struct ProxyCommand: AsyncParsableCommand {
         logger.notice(
             "stopped: \(stats.accepted) connections accepted, \(stats.refused) refused, \(stats.messagesToCSMS) messages to the backend, \(stats.messagesToCharger) to chargers; \(capture.recordsWritten) records in \(capture.filesWritten) file(s), \(capture.recordsLost) lost"
         )
+        if let live {
+            let counts = live.countsByRule
+            let summary = counts.keys.sorted().map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
+            logger.notice("deviations seen live: \(counts.isEmpty ? "none" : summary); run `ocpp-witness report \(self.capture)` for the full report")
+        }
         try? await group.shutdownGracefully()
         if capture.recordsLost > 0 {
             throw ExitCode(2)

@@ -31,6 +31,29 @@ struct WitnessBinary {
         return (process, output, errors)
     }
 
+    /// Starts `proxy --listen 127.0.0.1:0 --log-format json` plus `arguments`.
+    static func startProxy(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let (process, output, errors) = try self.start(["proxy", "--listen", "127.0.0.1:0", "--log-format", "json"] + arguments)
+        return (process, errors, output)
+    }
+
+    /// Reads the JSON log until the proxy announces its port.
+    static func announcedPort(_ errors: Pipe) throws -> Int? {
+        var logged = Data()
+        let handle = errors.fileHandleForReading
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { return nil }
+            logged.append(chunk)
+            let text = String(decoding: logged, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("OCPP Witness proxy on") }),
+                let range = line.range(of: #":(\d+), forwarding"#, options: .regularExpression)
+            {
+                return Int(line[range].dropFirst().prefix(while: { $0.isNumber }))
+            }
+        }
+    }
+
     static func run(_ arguments: [String]) async throws -> Result {
         let (process, output, errors) = try self.start(arguments)
         async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
@@ -110,25 +133,10 @@ struct CLITests {
         let csmsAddress = try await csms.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sigterm-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let (process, _, errors) = try WitnessBinary.start([
-            "proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory,
-            "--log-format", "json",
+        let (process, errors, _) = try WitnessBinary.startProxy([
+            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory,
         ])
-        // The JSON log announces the bound port.
-        var port: Int?
-        var logged = Data()
-        let handle = errors.fileHandleForReading
-        while port == nil, process.isRunning {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            logged.append(chunk)
-            let text = String(decoding: logged, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.contains("OCPP Witness proxy on") }),
-                let range = line.range(of: #":(\d+), forwarding"#, options: .regularExpression)
-            {
-                port = Int(line[range].dropFirst().prefix(while: { $0.isNumber }))
-            }
-        }
+        let port: Int? = try WitnessBinary.announcedPort(errors)
         let proxyPort = try #require(port)
         let charger = ChargerSimulator(
             profile: ChargerProfile(id: "CP-TERM"), baseURL: try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyPort)"), group: group
@@ -148,5 +156,54 @@ struct CLITests {
         #expect(close.fields["code"] == 1001)
         await csms.stop()
         try await group.shutdownGracefully()
+    }
+
+    @Test("the proxy analyses live and logs deviations; the offline report of its capture finds the same")
+    func liveAnalysisMatchesReport() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let csms = CSMSSimulator(configuration: .init(), group: group)
+        let csmsAddress = try await csms.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("live-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (process, errors, _) = try WitnessBinary.startProxy([
+            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory, "--backend-name", "Sim",
+        ])
+        let port = try #require(try WitnessBinary.announcedPort(errors))
+        let charger = ChargerSimulator(
+            profile: ChargerProfile(id: "CP-LIVE", quirks: [.registerGoesBackwards]),
+            baseURL: try WebSocketURL(parsing: "ws://127.0.0.1:\(port)"), group: group
+        )
+        try await charger.connect()
+        try await charger.boot()
+        try await charger.chargingSession(meterSamples: 3)
+        await charger.disconnect()
+        try await Task.sleep(for: .milliseconds(200))
+        process.terminate()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let deviationLines = log.split(separator: "\n").filter { $0.contains(#""rule":"tx.registerBackwards""#) }
+        #expect(deviationLines.count == 1)
+        #expect(deviationLines.first?.contains(#""chargePoint":"CP-LIVE""#) == true)
+        #expect(log.contains("deviations seen live: tx.registerBackwards 1"))
+
+        let report = try await WitnessBinary.run(["report", directory, "--format", "json"])
+        #expect(report.status == 0, "\(report.errors)")
+        let json = try JSONParser.parse(report.output)
+        #expect(json["summary"]?["byRule"] == ["tx.registerBackwards": 1])
+        #expect(json["pairs"]?[0]?["verdict"] == "fail")
+        #expect(json["pairs"]?[0]?["backend"] == "Sim")
+
+        let failing = try await WitnessBinary.run(["report", directory, "--format", "junit", "--fail-on", "error", "-o", directory + "/report.xml"])
+        #expect(failing.status == 1)
+        #expect(failing.errors.contains("1 errors, 0 warnings across 1 pair(s)"))
+        await csms.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("report says clearly when the schemas are missing")
+    func reportWithoutSchemas() async throws {
+        let result = try await WitnessBinary.run(["report", "captures", "--schemas", "/nonexistent"])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("/nonexistent/v16") && result.errors.contains("make setup"))
     }
 }

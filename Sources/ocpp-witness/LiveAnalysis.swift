@@ -1,0 +1,39 @@
+import Logging
+import NIOConcurrencyHelpers
+import OCPPSchema
+import WitnessAnalysis
+import WitnessCapture
+
+/// Runs the analyzer on the recorder's thread over the records as they are written, logs each deviation
+/// and counts them per rule. Nothing here touches the forwarding path.
+final class LiveAnalysis: @unchecked Sendable {
+    // Only the recorder's thread calls `consume`; the lock keeps that true if it ever changes.
+    private let lock = NIOLock()
+    private let analyzer: Analyzer
+    private let counts = NIOLockedValueBox<[String: Int]>([:])
+
+    init(schemas: SchemaRegistry, profile: ValidationProfile, logger: Logger) {
+        let analyzer = Analyzer(schemas: schemas, configuration: AnalyzerConfiguration(profile: profile))
+        let counts = self.counts
+        analyzer.onDeviation = { deviation in
+            counts.withLockedValue { $0[deviation.rule, default: 0] += 1 }
+            let level: Logger.Level = deviation.severity == .error ? .warning : (deviation.severity == .warning ? .notice : .info)
+            logger.log(
+                level: level, "deviation \(deviation.rule): \(deviation.detail)",
+                metadata: [
+                    "rule": "\(deviation.rule)", "chargePoint": "\(deviation.chargePoint ?? "")", "action": "\(deviation.action ?? "")",
+                    "path": "\(deviation.path ?? "")", "ref": "\(deviation.ref ?? "")",
+                ]
+            )
+        }
+        self.analyzer = analyzer
+    }
+
+    /// The recorder's observer.
+    func consume(_ record: CaptureRecord) {
+        self.lock.withLock { self.analyzer.consume(record) }
+    }
+
+    /// Deviations seen so far, per rule.
+    var countsByRule: [String: Int] { self.counts.withLockedValue { $0 } }
+}
