@@ -68,11 +68,16 @@ extension AnalysisReport {
         } else {
             body.append("<table class=\"deviations\"><tr><th>time</th><th>rule</th><th>charge point</th><th>dir</th><th>action</th><th>path</th><th>detail</th><th>message</th></tr>")
             for deviation in self.deviations {
+                // The file's name and line; the full path is in the tooltip.
+                let ref = deviation.ref ?? ""
+                let shortRef = ref.split(separator: "/").last.map(String.init) ?? ref
                 let message = deviation.evidence.map {
-                    "<details><summary>\(esc(deviation.ref ?? "message"))</summary><pre>\(esc($0))</pre></details>"
-                } ?? esc(deviation.ref ?? "")
+                    "<details><summary title=\"\(esc(ref))\">\(esc(shortRef))</summary><pre>\(esc($0))</pre></details>"
+                } ?? "<span title=\"\(esc(ref))\">\(esc(shortRef))</span>"
+                let ts = deviation.ts ?? ""
+                let time = ts.count >= 23 ? String(ts.dropFirst(11).prefix(12)) : ts
                 body.append(
-                    "<tr class=\"sev-\(deviation.severity.rawValue)\"><td>\(esc(deviation.ts ?? ""))</td><td><code>\(esc(deviation.rule))</code></td><td>\(esc(deviation.chargePoint ?? ""))</td><td>\(esc(deviation.direction?.rawValue ?? ""))</td><td>\(esc(deviation.action ?? ""))</td><td><code>\(esc(deviation.path ?? ""))</code></td><td>\(esc(deviation.detail))</td><td>\(message)</td></tr>"
+                    "<tr class=\"sev-\(deviation.severity.rawValue)\"><td class=\"nowrap\" title=\"\(esc(ts))\">\(esc(time))</td><td><code>\(esc(deviation.rule))</code></td><td class=\"nowrap\">\(esc(deviation.chargePoint ?? ""))</td><td>\(esc(deviation.direction?.rawValue ?? ""))</td><td>\(esc(deviation.action ?? ""))</td><td><code>\(esc(deviation.path ?? ""))</code></td><td>\(esc(deviation.detail))</td><td>\(message)</td></tr>"
                 )
             }
             body.append("</table>")
@@ -87,7 +92,7 @@ extension AnalysisReport {
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>OCPP Witness report</title>
             <style>
-            body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#1d2330;padding:0 16px}
+            body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1440px;color:#1d2330;padding:0 16px}
             h1{font-size:24px;margin-bottom:4px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #dde2ea;padding-bottom:4px}
             .meta{color:#5b6475}table{border-collapse:collapse;width:100%;margin:8px 0}th,td{border:1px solid #dde2ea;padding:4px 8px;text-align:left;vertical-align:top}
             th{background:#f3f5f9}.matrix td{text-align:center}.matrix th.row{text-align:left}
@@ -97,7 +102,7 @@ extension AnalysisReport {
             .sev.error{background:#fde4e4;color:#9b1c1c}.sev.warning{background:#fff4d6;color:#7a5500}.sev.info{background:#e6effb;color:#1f4f8f}
             tr.sev-error td:first-child{border-left:4px solid #d64545}tr.sev-warning td:first-child{border-left:4px solid #e0a800}tr.sev-info td:first-child{border-left:4px solid #4a7fd0}
             pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fb;padding:6px;margin:4px 0;font-size:12px}
-            code{font-size:12px}svg text{font:12px system-ui,sans-serif;fill:#1d2330}
+            code{font-size:12px}.nowrap{white-space:nowrap}svg text{font:12px system-ui,sans-serif;fill:#1d2330}
             </style></head><body>
             \(body.joined(separator: "\n"))
             </body></html>
@@ -113,7 +118,7 @@ extension AnalysisReport {
         let barWidth = 520
         let height = actions.count * rowHeight + 30
         let maximum = max(latencies.values.map { $0.percentile(0.99) }.max() ?? 1, 0.001)
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(labelWidth + barWidth + 160)\" height=\"\(height)\" role=\"img\" aria-label=\"response times per action\">"
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(labelWidth + barWidth + 300)\" height=\"\(height)\" role=\"img\" aria-label=\"response times per action\">"
         for (index, action) in actions.enumerated() {
             guard let histogram = latencies[action] else { continue }
             let y = index * rowHeight + 4

@@ -3,7 +3,9 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import OCPPSchema
 import OCPPWire
+import WitnessAnalysis
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
@@ -21,6 +23,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Folder for the demo's capture.", valueName: "DIR"))
     var capture: String = "captures/demo"
+
+    @Option(help: ArgumentHelp("Folder with the OCA schemas, for the demo's report.", valueName: "DIR"))
+    var schemas: String = "schemas"
 
     @Option(help: "Least severe log level shown.")
     var logLevel: Logger.Level = .warning
@@ -90,6 +95,22 @@ struct DemoCommand: AsyncParsableCommand {
         print(summary.table)
         print("")
         print("Look inside:  jq -c 'select(.kind==\"frame\") | [.chargePoint, .dir, .action, .msgType]' \(recorder.filePaths.first ?? self.capture)")
+        do {
+            let analyzer = Analyzer(schemas: try SchemaRegistry(root: self.schemas))
+            let reader = try CaptureReader(paths: recorder.filePaths)
+            for record in reader { analyzer.consume(record) }
+            let report = analyzer.finish(readIssues: reader.issues)
+            let path = self.capture + "/report.html"
+            try report.render(.html).write(toFile: path, atomically: true, encoding: .utf8)
+            print("")
+            print("Report: \(path) (\(report.count(.error)) errors, \(report.count(.warning)) warnings)")
+            for pair in report.pairs {
+                let rules = pair.statistics.deviations.keys.sorted().map { "\($0) ×\(pair.statistics.deviations[$0] ?? 0)" }
+                print("  \(pair.verdict.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(pair.key.charger.label) × \(pair.key.backend)\(rules.isEmpty ? "" : ": " + rules.joined(separator: ", "))")
+            }
+        } catch {
+            print("No report: \(error)")
+        }
         if !failures.isEmpty {
             for failure in failures { print("charger failed: \(failure)") }
             throw ExitCode.failure
