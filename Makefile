@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/ocpp-witness
 
-.PHONY: setup build demo test clean
+.PHONY: setup build demo test clean bench-validation
 
 ## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
 setup:
@@ -22,3 +22,8 @@ test: setup
 
 clean:
 	rm -rf .build
+
+## Validation throughput on one core against Python jsonschema, in a release build.
+bench-validation: setup
+	$(SWIFT) build -c release --product ocpp-witness
+	.build/release/ocpp-witness benchmark validation --peer-python .tools/venv/bin/python
