@@ -4,10 +4,15 @@ import OCPPWire
 public enum Severity: String, Sendable, Hashable, Codable, Comparable, CaseIterable {
     case info, warning, error
 
-    public static func < (lhs: Severity, rhs: Severity) -> Bool {
-        let order: [Severity] = [.info, .warning, .error]
-        return order.firstIndex(of: lhs)! < order.firstIndex(of: rhs)!
+    private var rank: Int {
+        switch self {
+        case .info: return 0
+        case .warning: return 1
+        case .error: return 2
+        }
     }
+
+    public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rank < rhs.rank }
 }
 
 /// One way a payload breaks its schema.

@@ -206,4 +206,15 @@ struct CLITests {
         #expect(result.status != 0)
         #expect(result.errors.contains("/nonexistent/v16") && result.errors.contains("make setup"))
     }
+
+    @Test("the validation benchmark runs briefly against its Python peer and prints the comparison")
+    func validationBenchmark() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "validation", "--seconds", "0.05", "--peer-python", WitnessBinary.root.appendingPathComponent(".tools/venv/bin/python").path,
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        let rows = result.output.split(separator: "\n").filter { $0.hasPrefix("1.6 ") || $0.hasPrefix("2.0.1 ") }
+        #expect(rows.count == 8)
+        #expect(rows.allSatisfy { $0.hasSuffix("x") })
+    }
 }
