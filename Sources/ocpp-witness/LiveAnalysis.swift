@@ -11,12 +11,15 @@ final class LiveAnalysis: @unchecked Sendable {
     private let lock = NIOLock()
     private let analyzer: Analyzer
     private let counts = NIOLockedValueBox<[String: Int]>([:])
+    private let chargerCounts = NIOLockedValueBox<[String: Int]>([:])
 
     init(schemas: SchemaRegistry, profile: ValidationProfile, logger: Logger) {
         let analyzer = Analyzer(schemas: schemas, configuration: AnalyzerConfiguration(profile: profile))
         let counts = self.counts
+        let chargerCounts = self.chargerCounts
         analyzer.onDeviation = { deviation in
             counts.withLockedValue { $0[deviation.rule, default: 0] += 1 }
+            chargerCounts.withLockedValue { $0[deviation.chargePoint ?? "?", default: 0] += 1 }
             let level: Logger.Level = deviation.severity == .error ? .warning : (deviation.severity == .warning ? .notice : .info)
             logger.log(
                 level: level, "deviation \(deviation.rule): \(deviation.detail)",
@@ -36,4 +39,12 @@ final class LiveAnalysis: @unchecked Sendable {
 
     /// Deviations seen so far, per rule.
     var countsByRule: [String: Int] { self.counts.withLockedValue { $0 } }
+
+    /// Deviations seen so far, per charge point.
+    var countsByChargePoint: [String: Int] { self.chargerCounts.withLockedValue { $0 } }
+
+    /// Closes what is open and returns the pairs' results. Call once the recorder has stopped.
+    func finish() -> AnalysisReport {
+        self.lock.withLock { self.analyzer.finish() }
+    }
 }

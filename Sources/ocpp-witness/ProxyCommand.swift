@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import OCPPSchema
 import OCPPWire
+import WitnessAnalysis
 import WitnessCapture
 import WitnessProxy
 
@@ -171,6 +172,16 @@ struct ProxyCommand: AsyncParsableCommand {
             let counts = live.countsByRule
             let summary = counts.keys.sorted().map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")
             logger.notice("deviations seen live: \(counts.isEmpty ? "none" : summary); run `ocpp-witness report \(self.capture)` for the full report")
+            let chargers = live.countsByChargePoint.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(10)
+            if !chargers.isEmpty {
+                logger.notice("deviations per charge point: \(chargers.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+            }
+            for pair in live.finish().pairs {
+                let rules = pair.statistics.deviations.keys.sorted().map { "\($0) \(pair.statistics.deviations[$0] ?? 0)" }
+                logger.notice(
+                    "pair \(pair.verdict): \(pair.key.charger.label) × \(pair.key.backend)\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")")"
+                )
+            }
         }
         try? await group.shutdownGracefully()
         if capture.recordsLost > 0 {

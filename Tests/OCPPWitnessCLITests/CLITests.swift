@@ -185,6 +185,8 @@ struct CLITests {
         #expect(deviationLines.count == 1)
         #expect(deviationLines.first?.contains(#""chargePoint":"CP-LIVE""#) == true)
         #expect(log.contains("deviations seen live: tx.registerBackwards 1"))
+        #expect(log.contains("deviations per charge point: CP-LIVE 1"))
+        #expect(log.contains("pair fail: Witness Labs SimCharger 22 1.0.0 × Sim (tx.registerBackwards 1)"))
 
         let report = try await WitnessBinary.run(["report", directory, "--format", "json"])
         #expect(report.status == 0, "\(report.errors)")
