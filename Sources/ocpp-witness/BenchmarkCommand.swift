@@ -60,12 +60,7 @@ struct ValidationBenchmark: AsyncParsableCommand {
     }()
 
     func run() async throws {
-        let registry: SchemaRegistry
-        do {
-            registry = try SchemaRegistry(root: self.schemas)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let registry = try SchemaRegistry.load(forCommand: self.schemas)
         let validator = SchemaValidator(profile: .strict)
         var ours: [String: Double] = [:]
         for benchCase in Self.cases {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import OCPPSchema
 
 /// `--log-level` and `--log-format`, shared by every command that runs for a while.
 struct LoggingOptions: ParsableArguments {
@@ -112,6 +113,17 @@ enum TerminationSignal {
             if self.value { return false }
             self.value = true
             return true
+        }
+    }
+}
+
+extension SchemaRegistry {
+    /// Loads the schemas for a command, turning a missing folder into an error that tells the user what to do.
+    static func load(forCommand root: String, hint: String = "") throws -> SchemaRegistry {
+        do {
+            return try SchemaRegistry(root: root)
+        } catch {
+            throw ValidationError("\(error)\(hint)")
         }
     }
 }

@@ -127,11 +127,8 @@ struct ProxyCommand: AsyncParsableCommand {
 
         var live: LiveAnalysis?
         if !self.noValidate {
-            do {
-                live = LiveAnalysis(schemas: try SchemaRegistry(root: self.schemas), profile: self.profile, logger: logger)
-            } catch {
-                throw ValidationError("\(error) (or run without live analysis: --no-validate)")
-            }
+            let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
+            live = LiveAnalysis(schemas: schemas, profile: self.profile, logger: logger)
         }
         var observer: (@Sendable (CaptureRecord) -> Void)?
         if let live {

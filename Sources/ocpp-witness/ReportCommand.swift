@@ -49,12 +49,7 @@ struct ReportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let registry: SchemaRegistry
-        do {
-            registry = try SchemaRegistry(root: self.schemas)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let registry = try SchemaRegistry.load(forCommand: self.schemas)
         let reader: CaptureReader
         do {
             reader = try CaptureReader(paths: self.captures)
