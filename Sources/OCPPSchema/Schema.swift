@@ -15,6 +15,8 @@ public final class Schema: @unchecked Sendable {
     var required: [String] = []
     var additionalProperties = true
     var enumValues: [JSONValue]?
+    /// The enum as a set when all its values are strings (all OCA enums are), for constant-time checks.
+    var enumStrings: Set<String>?
     var maxLength: Int?
     var minLength: Int?
     var minimum: Decimal?
@@ -105,6 +107,8 @@ struct SchemaCompiler {
             case "enum":
                 guard case .array(let values) = member.value else { throw self.fail(here, "enum must be an array") }
                 schema.enumValues = values
+                let strings = values.compactMap(\.stringValue)
+                if strings.count == values.count { schema.enumStrings = Set(strings) }
             case "maxLength": schema.maxLength = try self.integer(member.value, here)
             case "minLength": schema.minLength = try self.integer(member.value, here)
             case "minItems": schema.minItems = try self.integer(member.value, here)

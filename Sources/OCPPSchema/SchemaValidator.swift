@@ -9,28 +9,60 @@ public struct SchemaValidator: Sendable {
 
     public func validate(_ value: JSONValue, against schema: Schema) -> [SchemaViolation] {
         var violations: [SchemaViolation] = []
-        self.check(value, schema.effective, pointer: "", into: &violations)
+        var path = Path()
+        self.check(value, schema.effective, path: &path, into: &violations)
         return violations
     }
 
+    /// Where the validator is in the payload; turned into a JSON pointer only when a violation is found.
+    struct Path {
+        enum Component {
+            case key(String)
+            case index(Int)
+        }
+
+        var components: [Component] = []
+
+        var pointer: String {
+            var out = ""
+            for component in self.components {
+                switch component {
+                case .key(let key): out += "/" + SchemaValidator.escape(key)
+                case .index(let index): out += "/" + String(index)
+                }
+            }
+            return out
+        }
+
+        func appending(_ key: String) -> String { self.pointer + "/" + SchemaValidator.escape(key) }
+    }
+
+    static let posix = Locale(identifier: "en_US_POSIX")
+
     private var quirkSeverity: Severity { self.profile == .lenient ? .warning : .error }
 
-    private func check(_ value: JSONValue, _ schema: Schema, pointer: String, into violations: inout [SchemaViolation]) {
+    private func check(_ value: JSONValue, _ schema: Schema, path: inout Path, into violations: inout [SchemaViolation]) {
         if let types = schema.types, !Self.matches(value, types) {
             violations.append(
                 SchemaViolation(
-                    keyword: "type", pointer: pointer, expected: types.map(\.rawValue).sorted().joined(separator: " or "),
+                    keyword: "type", pointer: path.pointer, expected: types.map(\.rawValue).sorted().joined(separator: " or "),
                     found: Self.describe(value)
                 )
             )
             return
         }
-        if let allowed = schema.enumValues, !allowed.contains(value) {
+        let inEnum: Bool
+        if let strings = schema.enumStrings, case .string(let text) = value {
+            inEnum = strings.contains(text)
+        } else {
+            inEnum = schema.enumValues.map { $0.contains(value) } ?? true
+        }
+        if !inEnum, let allowed = schema.enumValues {
             let caseOnly =
                 value.stringValue.map { text in allowed.contains { $0.stringValue?.lowercased() == text.lowercased() } } ?? false
             violations.append(
                 SchemaViolation(
-                    keyword: "enum", pointer: pointer,
+                    keyword: "enum", pointer: path.pointer,
                     expected: "one of " + allowed.map { JSONWriter.string($0) }.joined(separator: ", "),
                     found: Self.describe(value) + (caseOnly ? " (differs only in case)" : ""),
                     severity: caseOnly ? self.quirkSeverity : .error
@@ -42,19 +74,20 @@ public struct SchemaValidator: Sendable {
             for name in schema.required where object[name] == nil {
                 violations.append(
                     SchemaViolation(
-                        keyword: "required", pointer: pointer + "/" + Self.escape(name), expected: "required property '\(name)'",
+                        keyword: "required", pointer: path.appending(name), expected: "required property '\(name)'",
                         found: "nothing"
                     )
                 )
             }
             for member in object.members {
-                let here = pointer + "/" + Self.escape(member.key)
                 if let property = schema.properties[member.key] {
-                    self.check(member.value, property.effective, pointer: here, into: &violations)
+                    path.components.append(.key(member.key))
+                    self.check(member.value, property.effective, path: &path, into: &violations)
+                    path.components.removeLast()
                 } else if !schema.additionalProperties {
                     violations.append(
                         SchemaViolation(
-                            keyword: "additionalProperties", pointer: here,
+                            keyword: "additionalProperties", pointer: path.appending(member.key),
                             expected: "only " + (schema.propertyOrder.isEmpty ? "no properties" : schema.propertyOrder.joined(separator: ", ")),
                             found: "unknown property '\(member.key)'"
                         )
@@ -63,14 +96,16 @@ public struct SchemaValidator: Sendable {
             }
         case .array(let items):
             if let minimum = schema.minItems, items.count < minimum {
-                violations.append(SchemaViolation(keyword: "minItems", pointer: pointer, expected: "at least \(minimum) items", found: "\(items.count)"))
+                violations.append(SchemaViolation(keyword: "minItems", pointer: path.pointer, expected: "at least \(minimum) items", found: "\(items.count)"))
             }
             if let maximum = schema.maxItems, items.count > maximum {
-                violations.append(SchemaViolation(keyword: "maxItems", pointer: pointer, expected: "at most \(maximum) items", found: "\(items.count)"))
+                violations.append(SchemaViolation(keyword: "maxItems", pointer: path.pointer, expected: "at most \(maximum) items", found: "\(items.count)"))
             }
             if let itemSchema = schema.items?.effective {
                 for (index, item) in items.enumerated() {
-                    self.check(item, itemSchema, pointer: pointer + "/\(index)", into: &violations)
+                    path.components.append(.index(index))
+                    self.check(item, itemSchema, path: &path, into: &violations)
+                    path.components.removeLast()
                 }
             }
         case .string(let text):
@@ -78,48 +113,51 @@ public struct SchemaValidator: Sendable {
             if let maximum = schema.maxLength, length > maximum {
                 violations.append(
                     SchemaViolation(
-                        keyword: "maxLength", pointer: pointer, expected: "at most \(maximum) characters", found: "\(length) characters",
+                        keyword: "maxLength", pointer: path.pointer, expected: "at most \(maximum) characters", found: "\(length) characters",
                         severity: self.quirkSeverity
                     )
                 )
             }
             if let minimum = schema.minLength, length < minimum {
                 violations.append(
-                    SchemaViolation(keyword: "minLength", pointer: pointer, expected: "at least \(minimum) characters", found: "\(length) characters")
+                    SchemaViolation(keyword: "minLength", pointer: path.pointer, expected: "at least \(minimum) characters", found: "\(length) characters")
                 )
             }
             if let format = schema.format {
-                self.checkFormat(format, text, pointer: pointer, into: &violations)
+                self.checkFormat(format, text, path: path, into: &violations)
             }
         case .number(let text):
-            guard let number = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) else { return }
+            // Most numbers have no numeric constraint; only those that do are read as exact decimals.
+            guard schema.minimum != nil || schema.maximum != nil || schema.multipleOf != nil,
+                let number = Decimal(string: text, locale: Self.posix)
+            else { return }
             if let minimum = schema.minimum, number < minimum {
-                violations.append(SchemaViolation(keyword: "minimum", pointer: pointer, expected: "at least \(minimum)", found: text))
+                violations.append(SchemaViolation(keyword: "minimum", pointer: path.pointer, expected: "at least \(minimum)", found: text))
             }
             if let maximum = schema.maximum, number > maximum {
-                violations.append(SchemaViolation(keyword: "maximum", pointer: pointer, expected: "at most \(maximum)", found: text))
+                violations.append(SchemaViolation(keyword: "maximum", pointer: path.pointer, expected: "at most \(maximum)", found: text))
             }
             if let step = schema.multipleOf, !Self.isMultiple(number, of: step) {
-                violations.append(SchemaViolation(keyword: "multipleOf", pointer: pointer, expected: "a multiple of \(step)", found: text))
+                violations.append(SchemaViolation(keyword: "multipleOf", pointer: path.pointer, expected: "a multiple of \(step)", found: text))
             }
         case .bool, .null:
             break
         }
     }
 
-    private func checkFormat(_ format: String, _ text: String, pointer: String, into violations: inout [SchemaViolation]) {
+    private func checkFormat(_ format: String, _ text: String, path: Path, into violations: inout [SchemaViolation]) {
         switch format {
         case "date-time":
             guard let parsed = RFC3339.parse(text) else {
                 violations.append(
-                    SchemaViolation(keyword: "format", pointer: pointer, expected: "an RFC 3339 date-time", found: Self.describe(.string(text)))
+                    SchemaViolation(keyword: "format", pointer: path.pointer, expected: "an RFC 3339 date-time", found: Self.describe(.string(text)))
                 )
                 return
             }
             if !parsed.hasZone {
                 violations.append(
                     SchemaViolation(
-                        keyword: "format", pointer: pointer, expected: "an RFC 3339 date-time with a time zone",
+                        keyword: "format", pointer: path.pointer, expected: "an RFC 3339 date-time with a time zone",
                         found: Self.describe(.string(text)) + " (no zone)", severity: self.quirkSeverity
                     )
                 )
@@ -131,7 +169,7 @@ public struct SchemaValidator: Sendable {
                 && !text.contains(" ")
             if !valid {
                 violations.append(
-                    SchemaViolation(keyword: "format", pointer: pointer, expected: "a URI with a scheme", found: Self.describe(.string(text)))
+                    SchemaViolation(keyword: "format", pointer: path.pointer, expected: "a URI with a scheme", found: Self.describe(.string(text)))
                 )
             }
         default:
@@ -149,8 +187,11 @@ public struct SchemaValidator: Sendable {
         case .number(let text):
             if types.contains(.number) { return true }
             guard types.contains(.integer) else { return false }
-            // draft-06: an integer is any number with a zero fractional part (1.0 counts).
-            guard let number = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) else { return false }
+            // Plain digits are an integer; otherwise draft-06 counts any number with a zero fraction (1.0).
+            if !text.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }) {
+                return true
+            }
+            guard let number = Decimal(string: text, locale: posix) else { return false }
             var rounded = Decimal()
             var copy = number
             NSDecimalRound(&rounded, &copy, 0, .plain)
@@ -172,6 +213,7 @@ public struct SchemaValidator: Sendable {
     }
 
     static func escape(_ token: String) -> String {
-        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
+        return token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
     }
 }
