@@ -194,6 +194,8 @@ public final class Analyzer {
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
         case .callResult, .callError, .callResultError:
             guard let pending = state.outstanding[callDirection]?.removeValue(forKey: id) else {
+                // An answer to a CALL that already timed out was reported as rpc.timeout.
+                if state.expired[callDirection]?.remove(id) != nil { return }
                 self.report(deviation("rpc.unknownMessageId", "\(type.name) for id '\(id)', which has no outstanding CALL from the other side"), in: state)
                 return
             }
@@ -234,6 +236,7 @@ public final class Analyzer {
         for (direction, calls) in state.outstanding {
             for (id, call) in calls where now - call.ts >= limit {
                 state.outstanding[direction]?.removeValue(forKey: id)
+                if (state.expired[direction]?.count ?? 0) < 1024 { state.expired[direction, default: []].insert(id) }
                 self.report(
                     Deviation(
                         rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: id,
@@ -297,6 +300,8 @@ final class ConnectionState {
     let backend: String
     var identity: ChargerIdentity?
     var outstanding: [Direction: [String: PendingCall]] = [:]
+    /// Ids of CALLs reported as timed out, so a late answer is not reported again as unknown.
+    var expired: [Direction: Set<String>] = [:]
     var messages: [Direction: Int] = [:]
     var latencies: [String: LatencyHistogram] = [:]
     var deviations: [String: Int] = [:]

@@ -12,6 +12,8 @@ final class TransactionTracker {
         var startTimestamp: String?
         var lastWh: Double?
         var maxWh: (wh: Double, ref: String, path: String)?
+        /// The latest reading's timestamp, checked against the stop time when it arrives.
+        var latestSample: (ts: Int64, timestamp: String, ref: String)?
         var startAction: String
         var startMessageId: String?
         var startRecordTs: String?
@@ -87,6 +89,9 @@ final class TransactionTracker {
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: stopTs)
             }
+            if let stopTs, let latest = transaction.latestSample, latest.ts > stopTs {
+                self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction stopped at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
+            }
             if let meterStop = payload["meterStop"]?.doubleValue {
                 if let highest = transaction.maxWh, highest.wh > meterStop {
                     self.deviation("tx.sampleOutOfRange", "meter reading \(Self.wh(highest.wh)) is above meter stop \(Self.wh(meterStop)) (reading at \(highest.ref))", path: "/meterStop", state: state, record: record, analyzer: analyzer)
@@ -121,6 +126,9 @@ final class TransactionTracker {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
             }
             if eventType == "Ended" {
+                if let eventTs, let latest = transaction.latestSample, latest.ts > eventTs, latest.ref != record.reference {
+                    self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
+                }
                 self.open[chargePoint]?.removeValue(forKey: id)
             } else {
                 self.open[chargePoint, default: [:]][id] = transaction
@@ -160,6 +168,9 @@ final class TransactionTracker {
             if ts > recordTs + self.futureToleranceMicros {
                 self.deviation("tx.timestampInFuture", "reading timestamped \(sample.timestamp ?? "?"), after the message was sent", path: sample.path, state: state, record: record, analyzer: analyzer)
             }
+        }
+        if let ts = sample.ts, ts > (transaction.latestSample?.ts ?? Int64.min), stopTs == nil {
+            transaction.latestSample = (ts, sample.timestamp ?? "?", record.reference)
         }
         let valuePath = sample.path + "/value"
         if let start = transaction.startWh, sample.wh < start {

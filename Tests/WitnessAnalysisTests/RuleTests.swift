@@ -1,0 +1,110 @@
+import Foundation
+import NIOCore
+import OCPPSchema
+import OCPPWire
+import Testing
+import WitnessAnalysis
+import WitnessCapture
+
+/// One exchange on one connection, as the proxy would record it.
+struct RuleCase: Sendable, CustomStringConvertible {
+    var name: String
+    var version: OCPPVersion? = .v16
+    /// (seconds after the start, text or "binary", direction)
+    var frames: [(Double, String, Direction)]
+    var expected: [String]
+
+    var description: String { self.name }
+}
+
+/// Writes `frames` through the real capture writer, with envelope parsing and correlation as in the proxy.
+func capture(_ ruleCase: RuleCase) throws -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString)").path
+    let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader(backendName: "B"))
+    let start: Int64 = CaptureTimestamp.now().microseconds - 120_000_000
+    var open: JSONObject = ["chosen": .null, "version": .null]
+    if let version = ruleCase.version { open = ["chosen": .string(version.subprotocol), "version": .string(version.rawValue)] }
+    writer.record(.record(kind: "open", ts: CaptureTimestamp(microseconds: start), connection: 1, chargePoint: "CP", direction: nil, fields: open))
+    var correlator = CallCorrelator()
+    for (offset, text, direction) in ruleCase.frames {
+        let ts = start + Int64(offset * 1_000_000)
+        if text == "binary" {
+            writer.record(.frame(FrameEvent(ts: CaptureTimestamp(microseconds: ts), connection: 1, chargePoint: "CP", direction: direction, opcode: .binary, payload: ByteBuffer(bytes: [1, 2]))))
+            continue
+        }
+        let buffer = ByteBuffer(string: text)
+        var event = FrameEvent(ts: CaptureTimestamp(microseconds: ts), connection: 1, chargePoint: "CP", direction: direction, opcode: .text, payload: buffer)
+        switch OCPPEnvelope.parse(buffer) {
+        case .success(let envelope):
+            event.envelope = envelope
+            if case .response(let action, let latency) = correlator.observe(envelope, direction: direction, atNanos: UInt64(ts) * 1000) {
+                event.correlatedAction = action
+                event.latencyNanos = latency
+            }
+        case .failure(let malformed):
+            event.malformed = malformed
+        }
+        writer.record(.frame(event))
+    }
+    writer.record(.record(kind: "close", ts: CaptureTimestamp(microseconds: start + 100_000_000), connection: 1, chargePoint: "CP", direction: nil, fields: [:]))
+    writer.close()
+    return directory
+}
+
+@Suite("Deviation rules, one at a time")
+struct RuleTests {
+    static let t0 = "2026-11-24T10:00:00Z"
+
+    static let cases: [RuleCase] = [
+        RuleCase(name: "an unanswered CALL times out", frames: [(0, #"[2,"1","Heartbeat",{}]"#, .toCSMS)], expected: ["rpc.timeout"]),
+        RuleCase(name: "a late answer times out", frames: [(0, #"[2,"1","Heartbeat",{}]"#, .toCSMS), (31, #"[3,"1",{"currentTime":"\#(t0)"}]"#, .toCharger)], expected: ["rpc.timeout"]),
+        RuleCase(name: "an id reused while outstanding",
+                 frames: [(0, #"[2,"1","Heartbeat",{}]"#, .toCSMS), (1, #"[2,"1","Heartbeat",{}]"#, .toCSMS), (2, #"[3,"1",{"currentTime":"\#(t0)"}]"#, .toCharger)],
+                 expected: ["rpc.duplicateMessageId"]),
+        RuleCase(name: "a message id over 36 characters",
+                 frames: [(0, #"[2,"0123456789012345678901234567890123456","Heartbeat",{}]"#, .toCSMS), (1, #"[3,"0123456789012345678901234567890123456",{"currentTime":"\#(t0)"}]"#, .toCharger)],
+                 expected: ["rpc.messageIdTooLong", "rpc.messageIdTooLong"]),
+        RuleCase(name: "a 2.0.1 action on a 1.6 connection",
+                 frames: [(0, #"[2,"1","TransactionEvent",{}]"#, .toCSMS), (1, #"[4,"1","NotImplemented","",{}]"#, .toCharger)],
+                 expected: ["rpc.unknownAction"]),
+        RuleCase(name: "SEND on 2.0.1", version: .v201,
+                 frames: [(0, #"[6,"1","NotifyPeriodicEventStream",{"id":1,"pending":0,"basetime":"\#(t0)","data":[]}]"#, .toCSMS)],
+                 expected: ["rpc.messageTypeNotInVersion", "rpc.unknownAction"]),
+        RuleCase(name: "NotImplemented for a required action",
+                 frames: [(0, #"[2,"r1","Reset",{"type":"Soft"}]"#, .toCharger), (1, #"[4,"r1","NotImplemented","",{}]"#, .toCSMS)],
+                 expected: ["rpc.notImplementedRequired"]),
+        RuleCase(name: "NotImplemented for an optional action is fine",
+                 frames: [(0, #"[2,"r1","ReserveNow",{"connectorId":1,"expiryDate":"\#(t0)","idTag":"T","reservationId":1}]"#, .toCharger), (1, #"[4,"r1","NotImplemented","",{}]"#, .toCSMS)],
+                 expected: []),
+        RuleCase(name: "a 1.6 error code on 2.0.1", version: .v201,
+                 frames: [(0, #"[2,"1","Heartbeat",{}]"#, .toCSMS), (1, #"[4,"1","FormationViolation","",{}]"#, .toCharger)],
+                 expected: ["rpc.unknownErrorCode"]),
+        RuleCase(name: "a binary frame", frames: [(0, "binary", .toCSMS)], expected: ["rpc.binaryFrame"]),
+        RuleCase(name: "a type outside 2...6", frames: [(0, #"[9,"1","Heartbeat",{}]"#, .toCSMS)], expected: ["rpc.unknownMessageType"]),
+        RuleCase(name: "no subprotocol", version: nil,
+                 frames: [(0, #"[2,"1","Heartbeat",{}]"#, .toCSMS), (1, #"[3,"1",{"currentTime":"\#(t0)"}]"#, .toCharger)],
+                 expected: ["rpc.noSubprotocol"]),
+        RuleCase(name: "meter values outside the transaction, in the future, and an end reading that disagrees with meter stop",
+                 frames: [
+                    (0, #"[2,"s","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":1000,"timestamp":"2026-11-24T10:00:00Z"}]"#, .toCSMS),
+                    (1, #"[3,"s",{"transactionId":5,"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
+                    (2, #"[2,"m1","MeterValues",{"connectorId":1,"transactionId":5,"meterValue":[{"timestamp":"2026-11-24T09:59:00Z","sampledValue":[{"value":"1100"}]}]}]"#, .toCSMS),
+                    (3, #"[3,"m1",{}]"#, .toCharger),
+                    (4, #"[2,"m2","MeterValues",{"connectorId":1,"transactionId":5,"meterValue":[{"timestamp":"2099-01-01T00:00:00Z","sampledValue":[{"value":"1200","unit":"Wh"},{"value":"0.5","unit":"kWh","measurand":"Energy.Active.Import.Register","phase":"L1"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"m2",{}]"#, .toCharger),
+                    (6, #"[2,"p","StopTransaction",{"transactionId":5,"meterStop":1500,"timestamp":"2026-11-24T10:05:00Z","transactionData":[{"timestamp":"2026-11-24T10:05:00Z","sampledValue":[{"value":"1.9","unit":"kWh","context":"Transaction.End"}]}]}]"#, .toCSMS),
+                    (7, #"[3,"p",{"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
+                 ],
+                 expected: ["tx.timestampOutside", "tx.timestampInFuture", "tx.timestampOutside", "tx.sampleOutOfRange", "tx.energyMismatch"]),
+    ]
+
+    @Test("each case reports exactly its rules", arguments: cases)
+    func rule(_ ruleCase: RuleCase) throws {
+        let directory = try capture(ruleCase)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let analyzer = Analyzer(schemas: try SchemaRegistry(root: Paths.root.appendingPathComponent("schemas").path))
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        let report = analyzer.finish()
+        #expect(report.deviations.map(\.rule) == ruleCase.expected, "\(report.deviations.map { "\($0.rule): \($0.detail)" })")
+    }
+}
