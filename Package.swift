@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .target(
@@ -50,10 +51,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "WitnessChaos",
+            dependencies: [
+                "OCPPWire",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "WitnessProxy",
             dependencies: [
                 "OCPPWire",
                 "WitnessCapture",
+                "WitnessChaos",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -82,6 +93,7 @@ let package = Package(
             name: "ocpp-witness",
             dependencies: [
                 "OCPPWire",
+                "WitnessChaos",
                 "OCPPSchema",
                 "WitnessAnalysis",
                 "WitnessCapture",
@@ -95,6 +107,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPWireTests", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
+        .testTarget(name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(
             name: "WitnessAnalysisTests",
@@ -112,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "WitnessProxyTests",
             dependencies: [
-                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema",
+                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema", "WitnessChaos",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

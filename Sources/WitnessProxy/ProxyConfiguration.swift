@@ -1,6 +1,7 @@
 import NIOCore
 import NIOSSL
 import OCPPWire
+import WitnessChaos
 
 /// Everything the proxy needs to run, passed in as values (the CLI builds it from flags).
 public struct ProxyConfiguration: Sendable {
@@ -50,6 +51,8 @@ public struct ProxyConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount
     /// Time allowed to open the TCP (and TLS) connection to the backend.
     public var upstreamConnectTimeout: TimeAmount
+    /// Faults to inject, from a policy file; nil forwards everything unchanged.
+    public var chaos: ChaosEngine?
 
     public init(
         listenHost: String, listenPort: Int, upstream: WebSocketURL, backendName: String? = nil,

@@ -1,8 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOWebSocket
 import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 /// Forwards WebSocket frames from one side of a pair to the other, unchanged, and records them.
 ///
@@ -27,12 +31,16 @@ final class RelayHandler: ChannelDuplexHandler {
     private var needsFlush = false
     private var closing = false
     private var closeWhenWritable = false
+    /// Frames held back behind a delayed message, in order, with when each may go.
+    private var held: [(deadline: NIODeadline, frame: WebSocketFrame)] = []
+    private var releaseTask: Scheduled<Void>?
 
     // Reassembly of the current data message, for the record only.
     private var messageOpcode: FrameOpcode?
     private var messageData = ByteBuffer()
     private var messageFragments = 0
     private var messageTooLarge = false
+    private var pendingFault: JSONObject?
 
     init(side: RelaySide, session: RelaySession) {
         self.side = side
@@ -144,16 +152,153 @@ final class RelayHandler: ChannelDuplexHandler {
 
     private func relay(_ frame: WebSocketFrame) {
         let payload = frame.unmaskedData
-        if let partner = self.partner {
-            // Same masking key and unmasked data: the encoder re-applies the key, so the far side sees
-            // exactly the bytes the sender put on the wire.
-            let outbound = WebSocketFrame(
-                fin: frame.fin, rsv1: frame.rsv1, rsv2: frame.rsv2, rsv3: frame.rsv3, opcode: frame.opcode,
-                maskKey: frame.maskKey, data: payload
-            )
-            partner.write(outbound)
+        // Faults apply to whole messages in one frame; fragmented messages pass unchanged.
+        if let chaos = self.session.chaos, frame.fin, self.messageOpcode == nil, frame.opcode == .text || frame.opcode == .binary,
+            let decision = self.decide(chaos, frame: frame, payload: payload)
+        {
+            self.apply(decision, frame: frame, payload: payload)
+            return
         }
+        self.forward(Self.copy(frame, data: payload))
         self.observe(frame, payload: payload)
+    }
+
+    /// Same masking key and unmasked data: the encoder re-applies the key, so the far side sees exactly
+    /// the bytes the sender put on the wire.
+    private static func copy(_ frame: WebSocketFrame, data: ByteBuffer, opcode: WebSocketOpcode? = nil) -> WebSocketFrame {
+        WebSocketFrame(
+            fin: frame.fin, rsv1: frame.rsv1, rsv2: frame.rsv2, rsv3: frame.rsv3, opcode: opcode ?? frame.opcode,
+            maskKey: frame.maskKey, data: data
+        )
+    }
+
+    /// Writes to the partner, or queues behind messages a delay fault is holding back.
+    private func forward(_ frame: WebSocketFrame) {
+        guard let partner = self.partner else { return }
+        if self.held.isEmpty {
+            partner.write(frame)
+        } else {
+            self.held.append((NIODeadline.now(), frame))
+        }
+    }
+
+    // MARK: Faults
+
+    private func decide(_ chaos: ChaosEngine, frame: WebSocketFrame, payload: ByteBuffer) -> FaultDecision? {
+        let direction = self.side.inboundDirection
+        let envelope = frame.opcode == .text ? try? OCPPEnvelope.parse(payload).get() : nil
+        var action = envelope?.action
+        if let envelope, envelope.messageType.isResponse {
+            action = self.session.correlator.outstanding(direction.reversed)[envelope.messageId]?.action
+        }
+        let now = NIODeadline.now().uptimeNanoseconds
+        let facts = MessageFacts(
+            direction: direction, messageType: envelope?.messageType, action: action, messageId: envelope?.messageId,
+            chargePoint: self.session.chargePoint, identity: self.session.identity,
+            secondsSinceStart: Double(now &- self.session.proxyStartNanos) / 1e9,
+            secondsSinceConnection: Double(now &- self.session.openedNanos) / 1e9
+        )
+        return chaos.decide(facts) {
+            guard let envelope else { return nil }
+            return payload.withUnsafeReadableBytes { bytes in
+                try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: bytes[envelope.payloadRange]))
+            }
+        }
+    }
+
+    private func apply(_ decision: FaultDecision, frame: WebSocketFrame, payload: ByteBuffer) {
+        var record: JSONObject = ["rule": .string(decision.rule), "kind": .string(decision.fault.kind), "hit": .int(decision.hit)]
+        let direction = self.side.inboundDirection
+        switch decision.fault {
+        case .drop:
+            self.observe(frame, payload: payload, fault: record)
+        case .delay(_, _, let reorder):
+            record["ms"] = .int(decision.delayMilliseconds)
+            self.observe(frame, payload: payload, fault: record)
+            let deadline = NIODeadline.now() + .milliseconds(Int64(decision.delayMilliseconds))
+            let outbound = Self.copy(frame, data: payload)
+            if reorder {
+                self.context?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                    self?.partner?.write(outbound)
+                    self?.partner?.flushIfNeeded()
+                }
+            } else {
+                self.held.append((deadline, outbound))
+                self.scheduleRelease()
+            }
+        case .duplicate:
+            let outbound = Self.copy(frame, data: payload)
+            self.forward(outbound)
+            self.forward(outbound)
+            self.observe(frame, payload: payload, fault: record)
+            self.emit(opcode: frame.opcode == .text ? .text : .binary, payload: payload, fragments: 1, direction: direction, injected: true, fault: record)
+        case .malformed(let malformation):
+            let (text, binary) = MessageMutator.apply(malformation, to: String(buffer: payload))
+            record["malformation"] = .string(malformation.name)
+            record["delivered"] = .string(text)
+            self.forward(Self.copy(frame, data: ByteBuffer(string: text), opcode: binary ? .binary : frame.opcode))
+            self.observe(frame, payload: payload, fault: record)
+        case .respond(let response):
+            guard let envelope = try? OCPPEnvelope.parse(payload).get(), envelope.messageType == .call, let context = self.context else {
+                // Only a CALL can be answered; anything else passes.
+                self.forward(Self.copy(frame, data: payload))
+                self.observe(frame, payload: payload)
+                return
+            }
+            self.observe(frame, payload: payload, fault: record)
+            let answer = ByteBuffer(string: MessageMutator.response(response, messageId: envelope.messageId))
+            context.writeAndFlush(
+                Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, maskKey: self.side == .backend ? .random() : nil, data: answer)),
+                promise: nil
+            )
+            self.emit(opcode: .text, payload: answer, fragments: 1, direction: direction.reversed, injected: true, fault: record)
+        case .disconnect(let side, let code, let reason, let reset):
+            record["side"] = .string(side.rawValue)
+            record["code"] = .int(Int(code))
+            if reset { record["mode"] = "reset" }
+            self.observe(frame, payload: payload, fault: record)
+            let charger = self.side == .charger ? self : self.partner
+            let backend = self.side == .backend ? self : self.partner
+            let targets = side == .both ? [charger, backend] : side == .charger ? [charger] : [backend]
+            if self.session.proxyClose == nil {
+                self.session.proxyClose = (WebSocketErrorCode(codeNumber: Int(code)), reason.isEmpty ? "fault \(decision.rule)" : reason)
+            }
+            for target in targets.compactMap({ $0 }) {
+                if reset { target.resetConnection() } else { target.closeWithFrame(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason) }
+            }
+        }
+        self.partner?.flushIfNeeded()
+    }
+
+    private func scheduleRelease() {
+        guard self.releaseTask == nil, let first = self.held.first, let context = self.context else { return }
+        self.releaseTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: first.deadline) { [weak self] in
+            self?.releaseTask = nil
+            self?.releaseHeld()
+        }
+    }
+
+    private func releaseHeld() {
+        let now = NIODeadline.now()
+        while let first = self.held.first, first.deadline <= now {
+            self.held.removeFirst()
+            self.partner?.write(first.frame)
+        }
+        self.partner?.flushIfNeeded()
+        self.scheduleRelease()
+    }
+
+    /// Closes this side with a TCP reset instead of a close frame.
+    func resetConnection() {
+        guard !self.closing, let context = self.context else { return }
+        self.closing = true
+        let channel = context.channel
+        guard let provider = channel as? any SocketOptionProvider else {
+            channel.close(promise: nil)
+            return
+        }
+        // Linger on with a zero timeout makes close send RST instead of FIN.
+        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func write(_ frame: WebSocketFrame) {
@@ -162,7 +307,7 @@ final class RelayHandler: ChannelDuplexHandler {
         self.needsFlush = true
     }
 
-    private func flushIfNeeded() {
+    func flushIfNeeded() {
         guard self.needsFlush, let context = self.context else { return }
         self.needsFlush = false
         context.flush()
@@ -198,7 +343,7 @@ final class RelayHandler: ChannelDuplexHandler {
         }
     }
 
-    private func closeWithFrame(code: WebSocketErrorCode, reason: String) {
+    func closeWithFrame(code: WebSocketErrorCode, reason: String) {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
@@ -213,7 +358,7 @@ final class RelayHandler: ChannelDuplexHandler {
 
     // MARK: Recording
 
-    private func observe(_ frame: WebSocketFrame, payload: ByteBuffer) {
+    private func observe(_ frame: WebSocketFrame, payload: ByteBuffer, fault: JSONObject? = nil) {
         switch frame.opcode {
         case .text, .binary:
             self.messageOpcode = frame.opcode == .text ? .text : .binary
@@ -257,6 +402,7 @@ final class RelayHandler: ChannelDuplexHandler {
             return
         }
         guard frame.fin, let opcode = self.messageOpcode else { return }
+        self.pendingFault = fault
         self.messageOpcode = nil
         if self.messageTooLarge {
             self.session.recordError(
@@ -272,14 +418,19 @@ final class RelayHandler: ChannelDuplexHandler {
         }
         let data = self.messageData
         self.messageData = ByteBuffer()
-        self.emit(opcode: opcode, payload: data, fragments: self.messageFragments)
+        let fault = self.pendingFault
+        self.pendingFault = nil
+        self.emit(opcode: opcode, payload: data, fragments: self.messageFragments, fault: fault)
     }
 
-    private func emit(opcode: FrameOpcode, payload: ByteBuffer, fragments: Int) {
-        let direction = self.side.inboundDirection
+    private func emit(
+        opcode: FrameOpcode, payload: ByteBuffer, fragments: Int, direction: Direction? = nil, injected: Bool = false,
+        fault: JSONObject? = nil
+    ) {
+        let direction = direction ?? self.side.inboundDirection
         var event = FrameEvent(
             ts: .now(), connection: self.session.id, chargePoint: self.session.chargePoint, direction: direction,
-            opcode: opcode, payload: payload, fragments: fragments
+            opcode: opcode, payload: payload, fragments: fragments, injected: injected, fault: fault
         )
         if opcode == .text || opcode == .binary {
             self.session.messages[direction, default: 0] += 1
@@ -288,6 +439,11 @@ final class RelayHandler: ChannelDuplexHandler {
             switch OCPPEnvelope.parse(payload) {
             case .success(let envelope):
                 event.envelope = envelope
+                if let chaos = self.session.chaos, chaos.policy.needsIdentity, envelope.messageType == .call,
+                    envelope.action == "BootNotification", direction == .toCSMS
+                {
+                    self.noteIdentity(payload, envelope)
+                }
                 let now = NIODeadline.now().uptimeNanoseconds
                 switch self.session.correlator.observe(envelope, direction: direction, atNanos: now) {
                 case .response(let action, let latency):
@@ -305,6 +461,17 @@ final class RelayHandler: ChannelDuplexHandler {
         if !self.session.record(.frame(event)) {
             self.blockUntilRecorderDrains()
         }
+    }
+
+    private func noteIdentity(_ payload: ByteBuffer, _ envelope: OCPPEnvelope) {
+        guard let boot = payload.withUnsafeReadableBytes({ try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0[envelope.payloadRange])) })
+        else { return }
+        let station = boot["chargingStation"]
+        self.session.identity = (
+            vendor: boot["chargePointVendor"]?.stringValue ?? station?["vendorName"]?.stringValue ?? "",
+            model: boot["chargePointModel"]?.stringValue ?? station?["model"]?.stringValue ?? "",
+            firmware: boot["firmwareVersion"]?.stringValue ?? station?["firmwareVersion"]?.stringValue ?? ""
+        )
     }
 
     private func blockUntilRecorderDrains() {

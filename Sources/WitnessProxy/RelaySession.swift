@@ -3,6 +3,7 @@ import NIOCore
 import NIOWebSocket
 import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 /// Which end of a pair a relay handler faces.
 enum RelaySide: String, Sendable {
@@ -31,11 +32,18 @@ final class RelaySession {
     var proxyClose: (code: WebSocketErrorCode, reason: String)?
     private(set) var finished = false
     private let onFinish: (RelaySession) -> Void
+    /// Fault injection, when a policy is loaded.
+    let chaos: ChaosEngine?
+    let proxyStartNanos: UInt64
+    /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
+    var identity: (vendor: String, model: String, firmware: String)?
 
     init(
         id: UInt64, chargePoint: String, recorder: CaptureWriter?, logger: Logger, maximumMessageBytes: Int,
-        onFinish: @escaping (RelaySession) -> Void
+        chaos: ChaosEngine? = nil, proxyStartNanos: UInt64 = 0, onFinish: @escaping (RelaySession) -> Void
     ) {
+        self.chaos = chaos
+        self.proxyStartNanos = proxyStartNanos
         self.id = id
         self.chargePoint = chargePoint
         self.recorder = recorder

@@ -35,6 +35,7 @@ public final class WitnessProxyServer: Sendable {
     private let dialer: UpstreamDialer
     private let redactor: Redactor
     private let state = NIOLockedValueBox(State())
+    private let startedNanos = NIODeadline.now().uptimeNanoseconds
 
     private struct State {
         var serverChannel: (any Channel)?
@@ -202,7 +203,8 @@ public final class WitnessProxyServer: Sendable {
         handshake.requestHeaders = head.headers
         let session = RelaySession(
             id: handshake.connectionID, chargePoint: target.chargePointId, recorder: self.recorder, logger: self.logger,
-            maximumMessageBytes: self.configuration.maximumMessageBytes
+            maximumMessageBytes: self.configuration.maximumMessageBytes, chaos: self.configuration.chaos,
+            proxyStartNanos: self.startedNanos
         ) { session in
             self.release(session)
         }

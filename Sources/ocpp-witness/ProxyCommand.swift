@@ -5,6 +5,7 @@ import NIOPosix
 import OCPPSchema
 import OCPPWire
 import WitnessAnalysis
+import WitnessChaos
 import WitnessCapture
 import WitnessProxy
 
@@ -72,6 +73,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds allowed for the upgrade on both sides.", valueName: "SECONDS"))
     var handshakeTimeout: Int = 15
 
+    @Option(help: ArgumentHelp("Fault policy (YAML) to inject delays, drops, disconnects, malformed messages... (docs/policies.md).", valueName: "FILE"))
+    var policy: String?
+
     @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21) for live validation.", valueName: "DIR"))
     var schemas: String = "schemas"
 
@@ -125,6 +129,11 @@ struct ProxyCommand: AsyncParsableCommand {
             verifyCertificate: !self.upstreamInsecure
         )
 
+        if let policy {
+            let loaded = try PolicyLoader.load(forCommand: policy)
+            configuration.chaos = ChaosEngine(policy: loaded)
+            logger.notice("fault policy \(policy): seed \(loaded.seed), \(loaded.rules.count) rule(s)")
+        }
         var live: LiveAnalysis?
         if !self.noValidate {
             let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
@@ -140,7 +149,8 @@ struct ProxyCommand: AsyncParsableCommand {
                 redactSecrets: !self.captureSecrets
             ),
             header: CaptureHeader(
-                backendName: self.backendName, upstream: upstream.description,
+                backendName: self.backendName, upstream: upstream.description, policy: self.policy,
+                seed: configuration.chaos?.policy.seed,
                 extra: ["listen": .string(self.listen.description)]
             ),
             observer: observer

@@ -1,0 +1,213 @@
+import Foundation
+import NIOConcurrencyHelpers
+import OCPPWire
+
+/// What the relay knows about a message when it asks for a decision.
+public struct MessageFacts {
+    public var direction: Direction
+    public var messageType: MessageType?
+    /// The action; for answers, the action of the CALL they answer.
+    public var action: String?
+    public var messageId: String?
+    public var chargePoint: String
+    /// Vendor, model and firmware from the charger's BootNotification, when known.
+    public var identity: (vendor: String, model: String, firmware: String)?
+    /// Seconds since the proxy started and since this connection opened.
+    public var secondsSinceStart: Double
+    public var secondsSinceConnection: Double
+
+    public init(
+        direction: Direction, messageType: MessageType?, action: String?, messageId: String?, chargePoint: String,
+        identity: (vendor: String, model: String, firmware: String)?, secondsSinceStart: Double, secondsSinceConnection: Double
+    ) {
+        self.direction = direction
+        self.messageType = messageType
+        self.action = action
+        self.messageId = messageId
+        self.chargePoint = chargePoint
+        self.identity = identity
+        self.secondsSinceStart = secondsSinceStart
+        self.secondsSinceConnection = secondsSinceConnection
+    }
+}
+
+/// A rule that hit a message, and what to do.
+public struct FaultDecision: Sendable {
+    public var rule: String
+    public var fault: Fault
+    /// For delays: the milliseconds drawn (delay plus jitter).
+    public var delayMilliseconds: Int
+    /// The n-th time this rule hit this charge point.
+    public var hit: Int
+}
+
+/// Decides, per message, whether a policy rule applies. Reproducible: one generator per charge point,
+/// seeded from the policy's seed and the charge point id, so the same seed and the same traffic hit
+/// the same messages, however connections interleave.
+public final class ChaosEngine: Sendable {
+    public let policy: FaultPolicy
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var generators: [String: SplitMix64] = [:]
+        var matches: [String: Int] = [:]
+        var hits: [String: Int] = [:]
+    }
+
+    public init(policy: FaultPolicy) {
+        self.policy = policy
+    }
+
+    /// The first rule (in file order) that applies to the message, if any. `payload` is only called when a
+    /// rule has payload conditions.
+    public func decide(_ facts: MessageFacts, payload: () -> JSONValue?) -> FaultDecision? {
+        var parsedPayload: JSONValue??
+        for rule in self.policy.rules {
+            guard self.staticMatch(rule.match, facts) else { continue }
+            if !rule.match.payload.isEmpty {
+                if parsedPayload == nil { parsedPayload = .some(payload()) }
+                guard let value = parsedPayload ?? nil, Self.payloadMatches(rule.match.payload, value) else { continue }
+            }
+            // Counting and randomness are per charge point, so they do not depend on other chargers' traffic.
+            let decision: FaultDecision? = self.state.withLockedValue { state in
+                let key = rule.name + "\u{0}" + facts.chargePoint
+                let count = state.matches[key, default: 0] + 1
+                state.matches[key] = count
+                if let nth = rule.match.nth, count != nth { return nil }
+                if let first = rule.match.first, count > first { return nil }
+                if let every = rule.match.every, count % every != 0 { return nil }
+                var generator = state.generators[facts.chargePoint] ?? SplitMix64(seed: self.policy.seed ^ Self.fnv1a(facts.chargePoint))
+                defer { state.generators[facts.chargePoint] = generator }
+                if let probability = rule.match.probability, generator.nextDouble() >= probability { return nil }
+                var delay = 0
+                if case .delay(let milliseconds, let jitter, _) = rule.fault {
+                    delay = milliseconds + (jitter > 0 ? Int(generator.next() % UInt64(jitter + 1)) : 0)
+                }
+                let hit = state.hits[key, default: 0] + 1
+                state.hits[key] = hit
+                return FaultDecision(rule: rule.name, fault: rule.fault, delayMilliseconds: delay, hit: hit)
+            }
+            if let decision { return decision }
+        }
+        return nil
+    }
+
+    private func staticMatch(_ match: FaultMatch, _ facts: MessageFacts) -> Bool {
+        if let direction = match.direction, direction != facts.direction { return false }
+        if let types = match.messageTypes {
+            guard let type = facts.messageType, types.contains(type) else { return false }
+        }
+        if let actions = match.actions {
+            guard let action = facts.action, actions.contains(action) else { return false }
+        }
+        if let globs = match.chargePoint, !globs.contains(where: { $0.matches(facts.chargePoint) }) { return false }
+        if match.vendor != nil || match.model != nil || match.firmware != nil {
+            guard let identity = facts.identity else { return false }
+            if let vendor = match.vendor, !vendor.matches(identity.vendor) { return false }
+            if let model = match.model, !model.matches(identity.model) { return false }
+            if let firmware = match.firmware, !firmware.matches(identity.firmware) { return false }
+        }
+        let elapsed = match.fromConnection ? facts.secondsSinceConnection : facts.secondsSinceStart
+        if let after = match.after, elapsed < after { return false }
+        if let before = match.before, elapsed >= before { return false }
+        return true
+    }
+
+    static func payloadMatches(_ conditions: [PayloadCondition], _ payload: JSONValue) -> Bool {
+        conditions.allSatisfy { condition in
+            guard let value = JSONPointer.resolve(condition.pointer, in: payload) else { return false }
+            if let equals = condition.equals, equals != value && JSONWriter.string(equals) != JSONWriter.string(value) { return false }
+            if let pattern = condition.matches {
+                let text = value.stringValue ?? JSONWriter.string(value)
+                if !pattern.matches(text) { return false }
+            }
+            return true
+        }
+    }
+
+    /// FNV-1a: a hash that is the same in every run (Swift's `Hasher` is seeded per process).
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return hash
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64); the same seed gives the same sequence everywhere.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { self.state = seed }
+
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A double in [0, 1).
+    mutating func nextDouble() -> Double {
+        Double(self.next() >> 11) / Double(1 << 53)
+    }
+}
+
+/// RFC 6901 JSON pointers.
+public enum JSONPointer {
+    public static func tokens(_ pointer: String) -> [String] {
+        guard pointer.hasPrefix("/") else { return [] }
+        return pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map {
+            $0.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+        }
+    }
+
+    public static func resolve(_ pointer: String, in value: JSONValue) -> JSONValue? {
+        var current = value
+        for token in self.tokens(pointer) {
+            switch current {
+            case .object(let object):
+                guard let next = object[token] else { return nil }
+                current = next
+            case .array(let items):
+                guard let index = Int(token), items.indices.contains(index) else { return nil }
+                current = items[index]
+            default:
+                return nil
+            }
+        }
+        return current
+    }
+
+    /// Returns `value` with the node at `pointer` replaced by `transform(old)` (nil removes it).
+    public static func update(_ value: JSONValue, at pointer: String, _ transform: (JSONValue?) -> JSONValue?) -> JSONValue {
+        self.update(value, tokens: ArraySlice(self.tokens(pointer)), transform)
+    }
+
+    private static func update(_ value: JSONValue, tokens: ArraySlice<String>, _ transform: (JSONValue?) -> JSONValue?) -> JSONValue {
+        guard let token = tokens.first else { return transform(value) ?? .null }
+        let rest = tokens.dropFirst()
+        switch value {
+        case .object(var object):
+            if rest.isEmpty {
+                object[token] = transform(object[token])
+            } else if let child = object[token] {
+                object[token] = self.update(child, tokens: rest, transform)
+            }
+            return .object(object)
+        case .array(var items):
+            guard let index = Int(token), items.indices.contains(index) else { return value }
+            if rest.isEmpty {
+                if let replacement = transform(items[index]) { items[index] = replacement } else { items.remove(at: index) }
+            } else {
+                items[index] = self.update(items[index], tokens: rest, transform)
+            }
+            return .array(items)
+        default:
+            return value
+        }
+    }
+}

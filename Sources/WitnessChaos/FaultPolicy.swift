@@ -1,0 +1,174 @@
+import Foundation
+import OCPPWire
+
+/// A fault policy: a seed and rules, each a matcher and a fault. Loaded from YAML (see docs/policies.md).
+public struct FaultPolicy: Sendable {
+    public var seed: UInt64
+    public var rules: [FaultRule]
+    /// Where the policy came from (a file path), for capture headers and messages.
+    public var source: String
+
+    public init(seed: UInt64, rules: [FaultRule], source: String = "") {
+        self.seed = seed
+        self.rules = rules
+        self.source = source
+    }
+
+    /// Whether any rule needs the charger's vendor/model/firmware from its BootNotification.
+    public var needsIdentity: Bool { self.rules.contains { $0.match.vendor != nil || $0.match.model != nil || $0.match.firmware != nil } }
+}
+
+public struct FaultRule: Sendable {
+    public var name: String
+    public var match: FaultMatch
+    public var fault: Fault
+}
+
+/// Which messages a rule hits. Every condition given must hold; none given matches every message.
+public struct FaultMatch: Sendable {
+    public var direction: Direction?
+    public var messageTypes: Set<MessageType>?
+    /// Actions; for answers, the action of the CALL they answer.
+    public var actions: Set<String>?
+    public var chargePoint: [Glob]?
+    public var vendor: Glob?
+    public var model: Glob?
+    public var firmware: Glob?
+    public var payload: [PayloadCondition] = []
+    public var probability: Double?
+    /// Only the n-th matching message (1-based), per charge point.
+    public var nth: Int?
+    /// Only the first n matching messages, per charge point.
+    public var first: Int?
+    /// Every n-th matching message, per charge point.
+    public var every: Int?
+    /// Time window in seconds, from the proxy's start or from the connection's opening.
+    public var after: Double?
+    public var before: Double?
+    public var fromConnection = false
+}
+
+/// A condition on a payload field, by JSON pointer.
+public struct PayloadCondition: Sendable {
+    public var pointer: String
+    public var equals: JSONValue?
+    public var matches: Pattern?
+}
+
+/// A compiled regular expression (the pattern is kept for messages).
+public struct Pattern: @unchecked Sendable {
+    public let source: String
+    let regex: NSRegularExpression
+
+    init(_ source: String) throws {
+        self.source = source
+        self.regex = try NSRegularExpression(pattern: source)
+    }
+
+    func matches(_ text: String) -> Bool {
+        self.regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+    }
+}
+
+/// `*` and `?` wildcards, for charge point ids and charger identities.
+public struct Glob: Sendable, Hashable {
+    public let pattern: String
+
+    public init(_ pattern: String) { self.pattern = pattern }
+
+    public func matches(_ text: String) -> Bool {
+        Self.match(Array(self.pattern.unicodeScalars), Array(text.unicodeScalars))
+    }
+
+    private static func match(_ pattern: [Unicode.Scalar], _ text: [Unicode.Scalar]) -> Bool {
+        var p = 0
+        var t = 0
+        var star = -1
+        var mark = 0
+        while t < text.count {
+            if p < pattern.count && (pattern[p] == "?" || pattern[p] == text[t]) {
+                p += 1
+                t += 1
+            } else if p < pattern.count && pattern[p] == "*" {
+                star = p
+                mark = t
+                p += 1
+            } else if star >= 0 {
+                p = star + 1
+                mark += 1
+                t = mark
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count && pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+}
+
+/// What a rule does to the messages it hits.
+public enum Fault: Sendable {
+    /// Hold the message back; later messages in the same direction wait behind it unless `reorder`.
+    case delay(milliseconds: Int, jitterMilliseconds: Int, reorder: Bool)
+    case drop
+    case duplicate
+    /// Close the connection: on the charger side, the backend side, or both; with a close frame or a TCP reset.
+    case disconnect(side: DisconnectSide, code: UInt16, reason: String, reset: Bool)
+    case malformed(Malformation)
+    /// Answer the sender instead of forwarding a CALL.
+    case respond(Response)
+
+    public var kind: String {
+        switch self {
+        case .delay: return "delay"
+        case .drop: return "drop"
+        case .duplicate: return "duplicate"
+        case .disconnect: return "disconnect"
+        case .malformed: return "malformed"
+        case .respond: return "respond"
+        }
+    }
+}
+
+public enum DisconnectSide: String, Sendable {
+    case charger, csms, both
+}
+
+/// Ways to break a message on purpose.
+public enum Malformation: Sendable {
+    /// Cut the text to this fraction of its length.
+    case truncate(fraction: Double)
+    /// Make the text invalid JSON.
+    case invalidJSON
+    /// Replace the value at a payload pointer by a value of another JSON type.
+    case wrongType(pointer: String)
+    case removeField(pointer: String)
+    case setField(pointer: String, value: JSONValue)
+    /// Change the case of the string at a payload pointer (`Accepted` → `accepted`).
+    case wrongCaseEnum(pointer: String)
+    /// Replace a CALL's action by one nobody implements.
+    case unknownAction
+    /// Pad the payload with a field so the message is at least this many bytes.
+    case oversize(bytes: Int)
+    /// Send the message in a binary frame instead of a text frame.
+    case binaryFrame
+
+    public var name: String {
+        switch self {
+        case .truncate: return "truncate"
+        case .invalidJSON: return "invalidJSON"
+        case .wrongType: return "wrongType"
+        case .removeField: return "removeField"
+        case .setField: return "setField"
+        case .wrongCaseEnum: return "wrongCaseEnum"
+        case .unknownAction: return "unknownAction"
+        case .oversize: return "oversize"
+        case .binaryFrame: return "binaryFrame"
+        }
+    }
+}
+
+public enum Response: Sendable {
+    case callError(code: String, description: String)
+    case callResult(payload: JSONValue)
+}

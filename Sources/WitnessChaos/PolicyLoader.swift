@@ -1,0 +1,381 @@
+import Foundation
+import OCPPWire
+import Yams
+
+/// A policy file that cannot be used, with where and why.
+public struct PolicyError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var line: Int?
+    public var column: Int?
+    public var message: String
+
+    public var description: String {
+        let place = self.line.map { ":\($0)" + (self.column.map { ":\($0)" } ?? "") } ?? ""
+        return "\(self.file)\(place): \(self.message)"
+    }
+}
+
+/// Reads fault policies from YAML and checks every field, reporting all problems with their lines.
+public enum PolicyLoader {
+    public static func load(path: String) throws -> FaultPolicy {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PolicyErrors(errors: [PolicyError(file: path, message: "cannot read the policy file")])
+        }
+        return try self.parse(String(decoding: data, as: UTF8.self), file: path)
+    }
+
+    /// Parses `yaml`; throws `PolicyErrors` with every problem found.
+    public static func parse(_ yaml: String, file: String = "policy") throws -> FaultPolicy {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw PolicyErrors(errors: [Self.yamlError(error, file: file)])
+        } catch {
+            throw PolicyErrors(errors: [PolicyError(file: file, message: "not YAML: \(error)")])
+        }
+        var reader = Reader(file: file)
+        let policy = reader.policy(root)
+        guard reader.errors.isEmpty, let policy else { throw PolicyErrors(errors: reader.errors) }
+        return policy
+    }
+
+    static func yamlError(_ error: YamlError, file: String) -> PolicyError {
+        switch error {
+        case .parser(_, let problem, let mark, _), .scanner(_, let problem, let mark, _):
+            return PolicyError(file: file, line: mark.line, column: mark.column, message: "YAML: \(problem)")
+        default:
+            return PolicyError(file: file, message: "YAML: \(error)")
+        }
+    }
+
+    struct Reader {
+        let file: String
+        var errors: [PolicyError] = []
+
+        mutating func fail(_ node: Node?, _ message: String) {
+            self.errors.append(PolicyError(file: self.file, line: node?.mark?.line, column: node?.mark?.column, message: message))
+        }
+
+        func mapping(_ node: Node?) -> [(String, Node)]? {
+            guard case .mapping(let mapping) = node else { return nil }
+            return mapping.compactMap { key, value in key.string.map { ($0, value) } }
+        }
+
+        mutating func checkKeys(_ pairs: [(String, Node)], allowed: Set<String>, in what: String, node: Node?) {
+            for (key, value) in pairs where !allowed.contains(key) {
+                self.fail(value, "unknown field '\(key)' in \(what); expected one of: \(allowed.sorted().joined(separator: ", "))")
+            }
+        }
+
+        mutating func policy(_ root: Node?) -> FaultPolicy? {
+            guard let pairs = self.mapping(root) else {
+                self.fail(root, "a policy is a mapping with 'seed' and 'rules'")
+                return nil
+            }
+            self.checkKeys(pairs, allowed: ["seed", "rules", "description"], in: "the policy", node: root)
+            let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+            var seed: UInt64 = 1
+            if let node = fields["seed"] {
+                if let value = node.int, value >= 0 { seed = UInt64(value) } else { self.fail(node, "seed must be a non-negative integer") }
+            }
+            guard let rulesNode = fields["rules"], case .sequence(let sequence) = rulesNode else {
+                self.fail(fields["rules"] ?? root, "'rules' must be a list of rules")
+                return nil
+            }
+            var rules: [FaultRule] = []
+            var names: Set<String> = []
+            for (index, node) in sequence.enumerated() {
+                // Names are checked even for rules with other errors, so every problem shows in one pass.
+                if let name = self.mapping(node)?.first(where: { $0.0 == "name" })?.1.string, !names.insert(name).inserted {
+                    self.fail(node, "rule name '\(name)' is used twice")
+                }
+                if let rule = self.rule(node, index: index) { rules.append(rule) }
+            }
+            return FaultPolicy(seed: seed, rules: rules, source: self.file)
+        }
+
+        mutating func rule(_ node: Node, index: Int) -> FaultRule? {
+            guard let pairs = self.mapping(node) else {
+                self.fail(node, "rule \(index + 1) must be a mapping with 'name', 'match' and 'fault'")
+                return nil
+            }
+            self.checkKeys(pairs, allowed: ["name", "match", "fault", "description"], in: "a rule", node: node)
+            let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+            let name = fields["name"]?.string ?? "rule-\(index + 1)"
+            let match = fields["match"].map { self.match($0, rule: name) } ?? FaultMatch()
+            guard let faultNode = fields["fault"] else {
+                self.fail(node, "rule '\(name)' has no 'fault'")
+                return nil
+            }
+            guard let fault = self.fault(faultNode, rule: name) else { return nil }
+            return FaultRule(name: name, match: match ?? FaultMatch(), fault: fault)
+        }
+
+        mutating func strings(_ node: Node) -> [String]? {
+            if let text = node.string, case .scalar = node { return [text] }
+            if case .sequence(let sequence) = node {
+                let values = sequence.compactMap(\.string)
+                if values.count == sequence.count { return values }
+            }
+            return nil
+        }
+
+        mutating func match(_ node: Node, rule: String) -> FaultMatch? {
+            guard let pairs = self.mapping(node) else {
+                self.fail(node, "'match' of rule '\(rule)' must be a mapping")
+                return nil
+            }
+            self.checkKeys(
+                pairs,
+                allowed: ["direction", "type", "action", "chargePoint", "vendor", "model", "firmware", "payload", "probability", "nth", "first", "every", "after", "before", "from"],
+                in: "'match' of rule '\(rule)'", node: node
+            )
+            var match = FaultMatch()
+            for (key, value) in pairs {
+                switch key {
+                case "direction":
+                    match.direction = value.string.flatMap(Direction.init(rawValue:))
+                    if match.direction == nil { self.fail(value, "direction must be toCSMS or toCharger") }
+                case "type":
+                    let names = self.strings(value) ?? []
+                    let types = names.compactMap { name in MessageType.allCases.first { $0.name == name.uppercased() } }
+                    if types.count != names.count || names.isEmpty {
+                        self.fail(value, "type must be CALL, CALLRESULT, CALLERROR, CALLRESULTERROR or SEND (or a list of them)")
+                    }
+                    match.messageTypes = Set(types)
+                case "action":
+                    guard let actions = self.strings(value) else {
+                        self.fail(value, "action must be a name or a list of names")
+                        continue
+                    }
+                    match.actions = Set(actions)
+                case "chargePoint":
+                    guard let patterns = self.strings(value) else {
+                        self.fail(value, "chargePoint must be a glob or a list of globs")
+                        continue
+                    }
+                    match.chargePoint = patterns.map(Glob.init)
+                case "vendor", "model", "firmware":
+                    guard let text = value.string else {
+                        self.fail(value, "\(key) must be a glob")
+                        continue
+                    }
+                    if key == "vendor" { match.vendor = Glob(text) } else if key == "model" { match.model = Glob(text) } else { match.firmware = Glob(text) }
+                case "payload":
+                    match.payload = self.payload(value)
+                case "probability":
+                    guard let probability = value.float, (0...1).contains(probability) else {
+                        self.fail(value, "probability must be a number from 0 to 1")
+                        continue
+                    }
+                    match.probability = probability
+                case "nth", "first", "every":
+                    guard let count = value.int, count > 0 else {
+                        self.fail(value, "\(key) must be a positive integer")
+                        continue
+                    }
+                    if key == "nth" { match.nth = count } else if key == "first" { match.first = count } else { match.every = count }
+                case "after", "before":
+                    guard let seconds = Self.seconds(value) else {
+                        self.fail(value, "\(key) must be a duration: seconds, or with a unit (500ms, 90s, 5m, 1h)")
+                        continue
+                    }
+                    if key == "after" { match.after = seconds } else { match.before = seconds }
+                case "from":
+                    switch value.string {
+                    case "start": match.fromConnection = false
+                    case "connection": match.fromConnection = true
+                    default: self.fail(value, "from must be start or connection")
+                    }
+                default:
+                    break
+                }
+            }
+            if let after = match.after, let before = match.before, before <= after {
+                self.fail(node, "'before' must be later than 'after' in rule '\(rule)'")
+            }
+            return match
+        }
+
+        mutating func payload(_ node: Node) -> [PayloadCondition] {
+            guard case .sequence(let sequence) = node else {
+                self.fail(node, "payload must be a list of {path, equals} or {path, matches}")
+                return []
+            }
+            var conditions: [PayloadCondition] = []
+            for item in sequence {
+                guard let pairs = self.mapping(item) else {
+                    self.fail(item, "a payload condition is a mapping with 'path' and 'equals' or 'matches'")
+                    continue
+                }
+                self.checkKeys(pairs, allowed: ["path", "equals", "matches"], in: "a payload condition", node: item)
+                let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
+                guard let path = fields["path"]?.string, path.hasPrefix("/") || path.isEmpty else {
+                    self.fail(item, "a payload condition needs 'path', a JSON pointer such as /connectorId")
+                    continue
+                }
+                var condition = PayloadCondition(pointer: path)
+                if let equals = fields["equals"] { condition.equals = Self.json(equals) }
+                if let matches = fields["matches"] {
+                    do {
+                        condition.matches = try Pattern(matches.string ?? "")
+                    } catch {
+                        self.fail(matches, "'\(matches.string ?? "")' is not a valid regular expression")
+                    }
+                }
+                if condition.equals == nil && condition.matches == nil {
+                    self.fail(item, "a payload condition needs 'equals' or 'matches'")
+                }
+                conditions.append(condition)
+            }
+            return conditions
+        }
+
+        mutating func fault(_ node: Node, rule: String) -> Fault? {
+            if let name = node.string, case .scalar = node {
+                switch name {
+                case "drop": return .drop
+                case "duplicate": return .duplicate
+                case "disconnect": return .disconnect(side: .both, code: 1001, reason: "", reset: false)
+                default:
+                    self.fail(node, "unknown fault '\(name)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed or respond")
+                    return nil
+                }
+            }
+            guard let pairs = self.mapping(node), pairs.count == 1, let (kind, body) = pairs.first else {
+                self.fail(node, "'fault' of rule '\(rule)' must be one fault: a name (drop) or a mapping with one key (delay: {...})")
+                return nil
+            }
+            let fields = Dictionary(self.mapping(body) ?? [], uniquingKeysWith: { first, _ in first })
+            switch kind {
+            case "drop": return .drop
+            case "duplicate": return .duplicate
+            case "delay":
+                self.checkKeys(self.mapping(body) ?? [], allowed: ["ms", "jitterMs", "reorder"], in: "delay", node: body)
+                guard let milliseconds = fields["ms"]?.int ?? body.int, milliseconds >= 0 else {
+                    self.fail(body, "delay needs 'ms', a non-negative number of milliseconds")
+                    return nil
+                }
+                let jitter = fields["jitterMs"]?.int ?? 0
+                if jitter < 0 { self.fail(fields["jitterMs"], "jitterMs must not be negative") }
+                return .delay(milliseconds: milliseconds, jitterMilliseconds: max(0, jitter), reorder: fields["reorder"]?.bool ?? false)
+            case "disconnect":
+                self.checkKeys(self.mapping(body) ?? [], allowed: ["side", "code", "reason", "mode"], in: "disconnect", node: body)
+                let side = fields["side"].map { $0.string.flatMap(DisconnectSide.init(rawValue:)) } ?? .both
+                guard let side else {
+                    self.fail(fields["side"], "side must be charger, csms or both")
+                    return nil
+                }
+                let code = fields["code"]?.int ?? 1001
+                guard (1000...4999).contains(code) else {
+                    self.fail(fields["code"], "code must be a WebSocket close code from 1000 to 4999")
+                    return nil
+                }
+                let mode = fields["mode"]?.string ?? "close"
+                guard mode == "close" || mode == "reset" else {
+                    self.fail(fields["mode"], "mode must be close (a close frame) or reset (TCP reset)")
+                    return nil
+                }
+                return .disconnect(side: side, code: UInt16(code), reason: fields["reason"]?.string ?? "", reset: mode == "reset")
+            case "malformed":
+                return self.malformation(body, fields: fields, rule: rule).map(Fault.malformed)
+            case "respond":
+                self.checkKeys(self.mapping(body) ?? [], allowed: ["callError", "callResult"], in: "respond", node: body)
+                if let error = fields["callError"] {
+                    let errorFields = Dictionary(self.mapping(error) ?? [], uniquingKeysWith: { first, _ in first })
+                    guard let code = errorFields["code"]?.string else {
+                        self.fail(error, "callError needs 'code'")
+                        return nil
+                    }
+                    return .respond(.callError(code: code, description: errorFields["description"]?.string ?? ""))
+                }
+                if let result = fields["callResult"] {
+                    return .respond(.callResult(payload: Self.json(result)))
+                }
+                self.fail(body, "respond needs 'callError' or 'callResult'")
+                return nil
+            default:
+                self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed or respond")
+                return nil
+            }
+        }
+
+        mutating func malformation(_ body: Node, fields: [String: Node], rule: String) -> Malformation? {
+            self.checkKeys(self.mapping(body) ?? [], allowed: ["kind", "path", "value", "fraction", "bytes"], in: "malformed", node: body)
+            let kind = fields["kind"]?.string ?? body.string
+            func pointer() -> String? {
+                guard let path = fields["path"]?.string, path.hasPrefix("/") else {
+                    self.fail(body, "malformed \(kind ?? "") needs 'path', a JSON pointer into the payload")
+                    return nil
+                }
+                return path
+            }
+            switch kind {
+            case "truncate":
+                let fraction = fields["fraction"]?.float ?? 0.5
+                guard fraction > 0 && fraction < 1 else {
+                    self.fail(fields["fraction"], "fraction must be between 0 and 1")
+                    return nil
+                }
+                return .truncate(fraction: fraction)
+            case "invalidJSON": return .invalidJSON
+            case "wrongType": return pointer().map { .wrongType(pointer: $0) }
+            case "removeField": return pointer().map { .removeField(pointer: $0) }
+            case "setField":
+                guard let path = pointer() else { return nil }
+                guard let value = fields["value"] else {
+                    self.fail(body, "setField needs 'value'")
+                    return nil
+                }
+                return .setField(pointer: path, value: Self.json(value))
+            case "wrongCaseEnum": return pointer().map { .wrongCaseEnum(pointer: $0) }
+            case "unknownAction": return .unknownAction
+            case "oversize":
+                guard let bytes = fields["bytes"]?.int, bytes > 0 else {
+                    self.fail(body, "oversize needs 'bytes', a positive size")
+                    return nil
+                }
+                return .oversize(bytes: bytes)
+            case "binaryFrame": return .binaryFrame
+            default:
+                self.fail(body, "malformed needs 'kind': truncate, invalidJSON, wrongType, removeField, setField, wrongCaseEnum, unknownAction, oversize or binaryFrame")
+                return nil
+            }
+        }
+
+        /// A YAML value as JSON: numbers stay numbers, `true`/`false`/`null` keep their meaning.
+        static func json(_ node: Node) -> JSONValue {
+            switch node {
+            case .scalar(let scalar):
+                if scalar.style == .plain {
+                    if scalar.string == "null" || scalar.string == "~" { return .null }
+                    if let flag = Bool(scalar.string) { return .bool(flag) }
+                    if Int(scalar.string) != nil || Double(scalar.string) != nil { return .number(scalar.string) }
+                }
+                return .string(scalar.string)
+            case .sequence(let sequence):
+                return .array(sequence.map(json))
+            case .mapping(let mapping):
+                return .object(JSONObject(mapping.map { JSONObject.Member(key: $0.key.string ?? "", value: json($0.value)) }))
+            case .alias:
+                return .null
+            }
+        }
+
+        static func seconds(_ node: Node) -> Double? {
+            if let value = node.float, case .scalar(let scalar) = node, Double(scalar.string) != nil { return value }
+            guard let text = node.string else { return nil }
+            for (suffix, factor) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where text.hasSuffix(suffix) {
+                if let number = Double(text.dropLast(suffix.count)), number >= 0 { return number * factor }
+            }
+            return nil
+        }
+    }
+}
+
+/// Every problem found in a policy file, in file order.
+public struct PolicyErrors: Error, CustomStringConvertible, Sendable {
+    public var errors: [PolicyError]
+    public var description: String { self.errors.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,145 @@
+import OCPPWire
+import Testing
+import WitnessChaos
+
+@Suite("Fault policies")
+struct PolicyTests {
+    @Test("a policy with every matcher and fault parses")
+    func parses() throws {
+        let policy = try PolicyLoader.parse(
+            """
+            seed: 42
+            rules:
+              - name: slow-meters
+                match: {direction: toCSMS, type: CALL, action: MeterValues, probability: 0.1, after: 5m, before: 6m}
+                fault: {delay: {ms: 2000, jitterMs: 3000}}
+              - name: lose-second-stop
+                match: {chargePoint: "CP-7", action: StopTransaction, nth: 2}
+                fault: drop
+              - name: beta-firmware
+                match: {vendor: "Beta*", firmware: "2.*", every: 3, from: connection, after: 10s}
+                fault: {disconnect: {side: csms, code: 4000, reason: chaos, mode: reset}}
+              - name: bad-meter-start
+                match: {payload: [{path: /connectorId, equals: 1}, {path: /idTag, matches: "^TAG"}], first: 2}
+                fault: {malformed: {kind: removeField, path: /meterStart}}
+              - name: refuse-reset
+                match: {direction: toCharger, action: Reset}
+                fault: {respond: {callError: {code: NotSupported, description: "not today"}}}
+            """
+        )
+        #expect(policy.seed == 42)
+        #expect(policy.rules.map(\.name) == ["slow-meters", "lose-second-stop", "beta-firmware", "bad-meter-start", "refuse-reset"])
+        #expect(policy.rules[0].match.after == 300)
+        #expect(policy.rules[0].match.before == 360)
+        #expect(policy.rules[3].match.payload.first?.equals == 1)
+        #expect(policy.needsIdentity)
+        guard case .disconnect(let side, let code, _, let reset) = policy.rules[2].fault else {
+            Issue.record("not a disconnect")
+            return
+        }
+        #expect(side == .csms && code == 4000 && reset)
+    }
+
+    @Test("every problem is reported with its line")
+    func errorsWithLines() {
+        let yaml = """
+            seed: -1
+            rules:
+              - name: a
+                match: {direction: sideways, probability: 2}
+                fault: explode
+              - name: a
+                match: {colour: red}
+                fault: drop
+              - name: b
+                fault: {delay: {ms: -5}}
+            """
+        #expect {
+            _ = try PolicyLoader.parse(yaml, file: "p.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("p.yaml:1:7: seed must be a non-negative integer")
+                && text.contains("p.yaml:4:24: direction must be toCSMS or toCharger")
+                && text.contains("p.yaml:4:47: probability must be a number from 0 to 1")
+                && text.contains("p.yaml:5:12: unknown fault 'explode'")
+                && text.contains("p.yaml:7:21: unknown field 'colour' in 'match' of rule 'a'")
+                && text.contains("p.yaml:10:20: delay needs 'ms'")
+                && text.contains("rule name 'a' is used twice")
+        }
+    }
+
+    @Test("YAML syntax errors point at the place")
+    func yamlSyntax() {
+        #expect {
+            _ = try PolicyLoader.parse("seed: 1\nrules: [\n", file: "bad.yaml")
+        } throws: { error in
+            "\(error)".hasPrefix("bad.yaml:") && "\(error)".contains("YAML:")
+        }
+    }
+
+    @Test("globs", arguments: [("CP-*", "CP-7", true), ("CP-?", "CP-17", false), ("*-01", "CP-GAMMA-01", true), ("Beta*", "Alpha", false), ("*", "", true)])
+    func globs(pattern: String, text: String, matches: Bool) {
+        #expect(Glob(pattern).matches(text) == matches)
+    }
+
+    @Test("malformations change exactly what they say")
+    func mutations() {
+        let call = #"[2,"1","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":10,"timestamp":"2026-11-24T10:00:00Z"}]"#
+        #expect(MessageMutator.apply(.removeField(pointer: "/meterStart"), to: call).text == #"[2,"1","StartTransaction",{"connectorId":1,"idTag":"T","timestamp":"2026-11-24T10:00:00Z"}]"#)
+        #expect(MessageMutator.apply(.wrongType(pointer: "/connectorId"), to: call).text.contains(#""connectorId":"1""#))
+        #expect(MessageMutator.apply(.setField(pointer: "/idTag", value: "X"), to: call).text.contains(#""idTag":"X""#))
+        #expect(MessageMutator.apply(.unknownAction, to: call).text.hasPrefix(#"[2,"1","WitnessUnknownAction""#))
+        #expect((try? JSONParser.parse(MessageMutator.apply(.invalidJSON, to: call).text)) == nil)
+        #expect(MessageMutator.apply(.binaryFrame, to: call) == (call, true))
+        #expect(MessageMutator.apply(.oversize(bytes: 5000), to: call).text.utf8.count >= 4980)
+        let result = #"[3,"1",{"status":"Accepted"}]"#
+        #expect(MessageMutator.apply(.wrongCaseEnum(pointer: "/status"), to: result).text == #"[3,"1",{"status":"accepted"}]"#)
+        #expect(MessageMutator.response(.callError(code: "NotSupported", description: "no"), messageId: "9") == #"[4,"9","NotSupported","no",{}]"#)
+    }
+
+    func facts(_ chargePoint: String, action: String = "Heartbeat") -> MessageFacts {
+        MessageFacts(
+            direction: .toCSMS, messageType: .call, action: action, messageId: "1", chargePoint: chargePoint, identity: nil,
+            secondsSinceStart: 1, secondsSinceConnection: 1
+        )
+    }
+
+    func hits(seed: UInt64, chargePoints: [String]) throws -> [String] {
+        let engine = ChaosEngine(policy: try PolicyLoader.parse("seed: \(seed)\nrules:\n  - name: p\n    match: {probability: 0.3}\n    fault: drop\n"))
+        var hits: [String] = []
+        for index in 0..<200 {
+            let chargePoint = chargePoints[index % chargePoints.count]
+            if engine.decide(self.facts(chargePoint), payload: { nil }) != nil { hits.append("\(chargePoint)#\(index)") }
+        }
+        return hits
+    }
+
+    @Test("the same seed and traffic hit the same messages; another seed hits others")
+    func reproducible() throws {
+        let first = try self.hits(seed: 7, chargePoints: ["A", "B"])
+        #expect(try self.hits(seed: 7, chargePoints: ["A", "B"]) == first)
+        #expect(try self.hits(seed: 8, chargePoints: ["A", "B"]) != first)
+        #expect(first.count > 30 && first.count < 90)
+        // A charge point's faults do not depend on other chargers' traffic.
+        let alone = try self.hits(seed: 7, chargePoints: ["A"]).count
+        #expect(alone > 0)
+        let aInMixed = first.filter { $0.hasPrefix("A#") }.count
+        let aAlone = try self.hits(seed: 7, chargePoints: ["A", "A"]).filter { $0.hasPrefix("A#") }.prefix(aInMixed).count
+        #expect(aAlone == aInMixed)
+    }
+
+    @Test("nth, first and every count per charge point")
+    func counting() throws {
+        let engine = ChaosEngine(
+            policy: try PolicyLoader.parse(
+                "rules:\n  - name: second\n    match: {action: StopTransaction, nth: 2}\n    fault: drop\n  - name: every3\n    match: {action: Heartbeat, every: 3}\n    fault: drop\n"
+            )
+        )
+        let stops = (1...4).map { _ in engine.decide(self.facts("CP-7", action: "StopTransaction"), payload: { nil }) != nil }
+        #expect(stops == [false, true, false, false])
+        let otherCharger = (1...2).map { _ in engine.decide(self.facts("CP-8", action: "StopTransaction"), payload: { nil }) != nil }
+        #expect(otherCharger == [false, true])
+        let beats = (1...6).map { _ in engine.decide(self.facts("CP-7"), payload: { nil }) != nil }
+        #expect(beats == [false, false, true, false, false, true])
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import NIOCore
+import OCPPWire
+import Testing
+import WitnessCapture
+import WitnessChaos
+import WitnessProxy
+import WitnessSim
+
+@Suite("Faults injected by the proxy")
+struct FaultTests {
+    func harness(_ yaml: String) async throws -> ProxyHarness {
+        let policy = try PolicyLoader.parse(yaml)
+        return try await ProxyHarness.start(configure: { $0.chaos = ChaosEngine(policy: policy) })
+    }
+
+    func pair(_ harness: ProxyHarness, _ id: String) async throws -> (charger: OCPPEndpoint, csms: OCPPEndpoint) {
+        var url = harness.proxyURL
+        url.pathPrefix = "/" + id
+        let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+        return (charger, await harness.csms.connection(id))
+    }
+
+    func faultRecords(_ harness: ProxyHarness) async throws -> [CaptureRecord] {
+        try await harness.records().filter { $0.fields["fault"] != nil }
+    }
+
+    @Test("a delayed message arrives no earlier than the delay, and later messages stay behind it")
+    func delay() async throws {
+        let harness = try await self.harness("seed: 1\nrules:\n  - name: slow-heartbeat\n    match: {action: Heartbeat, type: CALL}\n    fault: {delay: {ms: 300}}\n")
+        let (charger, csms) = try await self.pair(harness, "CP-D")
+        let clock = ContinuousClock()
+        let start = clock.now
+        charger.sendText(#"[2,"h1","Heartbeat",{}]"#)
+        charger.sendText(#"[2,"s1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available"}]"#)
+        #expect(await eventually { csms.transcript.received.count == 2 })
+        #expect(clock.now - start >= .milliseconds(300))
+        #expect(csms.transcript.received.map { $0.contains("Heartbeat") } == [true, false])
+        let fault = try #require(try await self.faultRecords(harness).first)
+        #expect(fault.fields["fault"]?["kind"] == "delay")
+        #expect(fault.fields["fault"]?["ms"] == 300)
+        #expect(fault.fields["fault"]?["rule"] == "slow-heartbeat")
+        #expect(fault.messageId == "h1")
+        await charger.close()
+        await harness.stop()
+    }
+
+    @Test("a dropped message never arrives; the capture shows what was dropped")
+    func drop() async throws {
+        let harness = try await self.harness("rules:\n  - name: lose-status\n    match: {action: StatusNotification}\n    fault: drop\n")
+        let (charger, csms) = try await self.pair(harness, "CP-X")
+        charger.sendText(#"[2,"s1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available"}]"#)
+        _ = try await charger.call("Heartbeat", [:])
+        #expect(csms.transcript.received.count == 1)
+        #expect(csms.transcript.received.first?.contains("Heartbeat") == true)
+        let fault = try #require(try await self.faultRecords(harness).first)
+        #expect(fault.fields["fault"]?["kind"] == "drop")
+        #expect(fault.action == "StatusNotification")
+        #expect(fault.direction == .toCSMS)
+        await charger.close()
+        await harness.stop()
+    }
+
+    @Test("a duplicated message arrives twice and the copy is marked injected")
+    func duplicate() async throws {
+        let harness = try await self.harness("rules:\n  - name: twice\n    match: {action: Authorize}\n    fault: duplicate\n")
+        let (charger, csms) = try await self.pair(harness, "CP-2X")
+        charger.sendText(#"[2,"a1","Authorize",{"idTag":"T"}]"#)
+        #expect(await eventually { csms.transcript.received.count == 2 })
+        #expect(Set(csms.transcript.received).count == 1)
+        let frames = try await harness.frames("CP-2X").filter { $0.messageId == "a1" && $0.messageType == .call }
+        #expect(frames.count == 2)
+        #expect(frames.filter { $0.fields["injected"] == true }.count == 1)
+        await charger.close()
+        await harness.stop()
+    }
+
+    @Test("a disconnect fault closes the charger with the given code and the capture says so")
+    func disconnect() async throws {
+        let harness = try await self.harness(
+            "rules:\n  - name: cut\n    match: {action: Authorize}\n    fault: {disconnect: {side: charger, code: 4001, reason: chaos test}}\n"
+        )
+        let (charger, _) = try await self.pair(harness, "CP-CUT")
+        charger.sendText(#"[2,"a1","Authorize",{"idTag":"T"}]"#)
+        await charger.waitClosed()
+        #expect(charger.closeReceived?.code == 4001)
+        #expect(charger.closeReceived?.reason == "chaos test")
+        await harness.waitForClosedPairs(1)
+        let records = try await harness.records()
+        #expect(records.first { $0.fields["fault"] != nil }?.fields["fault"]?["kind"] == "disconnect")
+        let close = try #require(records.first { $0.kind == "close" })
+        #expect(close.fields["by"] == "proxy")
+        #expect(close.fields["code"] == 4001)
+        await harness.stop()
+    }
+
+    @Test("a malformed fault delivers the changed message and records both versions")
+    func malformed() async throws {
+        let harness = try await self.harness(
+            "rules:\n  - name: no-meter-start\n    match: {action: StartTransaction}\n    fault: {malformed: {kind: removeField, path: /meterStart}}\n"
+        )
+        let (charger, csms) = try await self.pair(harness, "CP-M")
+        let sent = #"[2,"t1","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":5,"timestamp":"2026-11-24T10:00:00Z"}]"#
+        charger.sendText(sent)
+        #expect(await eventually { !csms.transcript.received.isEmpty })
+        let delivered = #"[2,"t1","StartTransaction",{"connectorId":1,"idTag":"T","timestamp":"2026-11-24T10:00:00Z"}]"#
+        #expect(csms.transcript.received == [delivered])
+        let fault = try #require(try await self.faultRecords(harness).first)
+        #expect(fault.message == (try JSONParser.parse(sent)))
+        #expect(fault.fields["fault"]?["delivered"] == .string(delivered))
+        #expect(fault.fields["fault"]?["malformation"] == "removeField")
+        await charger.close()
+        await harness.stop()
+    }
+
+    @Test("a respond fault answers on the other side's behalf and does not forward the CALL")
+    func respond() async throws {
+        let harness = try await self.harness(
+            "rules:\n  - name: no-reset\n    match: {direction: toCharger, action: Reset}\n    fault: {respond: {callError: {code: NotSupported, description: refused by policy}}}\n"
+        )
+        let (charger, csms) = try await self.pair(harness, "CP-R")
+        let answer = try await csms.call("Reset", ["type": "Soft"])
+        #expect(answer == .error(code: "NotSupported", description: "refused by policy", details: [:]))
+        #expect(charger.transcript.received.isEmpty)
+        let injected = try #require(try await harness.frames("CP-R").first { $0.fields["injected"] == true })
+        #expect(injected.direction == .toCSMS)
+        #expect(injected.messageType == .callError)
+        #expect(injected.action == "Reset")
+        await charger.close()
+        await harness.stop()
+    }
+
+    /// Runs 30 heartbeats through a policy with random jitter and returns the fault records' essentials.
+    func jitterRun(seed: Int) async throws -> [String] {
+        let harness = try await self.harness(
+            "seed: \(seed)\nrules:\n  - name: jitter\n    match: {action: Heartbeat, type: CALL, probability: 0.5}\n    fault: {delay: {ms: 1, jitterMs: 20}}\n"
+        )
+        let (charger, _) = try await self.pair(harness, "CP-SEED")
+        for _ in 0..<30 { _ = try await charger.call("Heartbeat", [:]) }
+        let records = try await self.faultRecords(harness).map {
+            "\($0.messageId ?? "") \($0.fields["fault"]?["ms"]?.intValue ?? -1) \($0.fields["fault"]?["hit"]?.intValue ?? -1)"
+        }
+        await charger.close()
+        await harness.stop()
+        return records
+    }
+
+    @Test("two runs with the same seed and traffic produce identical fault records; another seed differs")
+    func reproducible() async throws {
+        let first = try await self.jitterRun(seed: 11)
+        #expect(first.count > 5)
+        #expect(try await self.jitterRun(seed: 11) == first)
+        #expect(try await self.jitterRun(seed: 12) != first)
+    }
+}
