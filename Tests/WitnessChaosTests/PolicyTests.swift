@@ -1,3 +1,4 @@
+import Foundation
 import OCPPWire
 import Testing
 import WitnessChaos
@@ -141,5 +142,24 @@ struct PolicyTests {
         #expect(otherCharger == [false, true])
         let beats = (1...6).map { _ in engine.decide(self.facts("CP-7"), payload: { nil }) != nil }
         #expect(beats == [false, false, true, false, false, true])
+    }
+}
+
+@Suite("Sample policies")
+struct SamplePolicyTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("policies")
+
+    @Test("every sample in policies/ is valid, one per test area")
+    func samplesLoad() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files == [
+            "authorization.yaml", "comm-loss.yaml", "commissioning.yaml", "fault-handling.yaml", "firmware-update.yaml",
+            "metering-billing.yaml", "remote-operations.yaml", "smart-charging.yaml",
+        ])
+        for file in files {
+            let policy = try PolicyLoader.load(path: Self.folder.appendingPathComponent(file).path)
+            #expect(!policy.rules.isEmpty, "\(file)")
+        }
     }
 }
