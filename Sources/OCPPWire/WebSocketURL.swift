@@ -100,6 +100,9 @@ public struct ChargerRequestTarget: Sendable, Hashable {
         self.chargePointId = Self.percentDecode(segment)
     }
 
+    /// Percent-decodes one path or query component.
+    public static func percentDecodeComponent(_ text: String) -> String { self.percentDecode(text) }
+
     static func percentDecode(_ text: String) -> String {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()

@@ -58,6 +58,17 @@ public final class ChaosEngine: Sendable {
         self.policy = policy
     }
 
+    /// How often each rule has hit, over all charge points.
+    public var hitsByRule: [String: Int] {
+        self.state.withLockedValue { state in
+            var totals: [String: Int] = [:]
+            for (key, count) in state.hits {
+                totals[String(key.prefix(while: { $0 != "\u{0}" })), default: 0] += count
+            }
+            return totals
+        }
+    }
+
     /// The first rule (in file order) that applies to the message, if any. `payload` is only called when a
     /// rule has payload conditions.
     public func decide(_ facts: MessageFacts, payload: () -> JSONValue?) -> FaultDecision? {

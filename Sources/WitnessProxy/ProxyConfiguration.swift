@@ -51,8 +51,8 @@ public struct ProxyConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount
     /// Time allowed to open the TCP (and TLS) connection to the backend.
     public var upstreamConnectTimeout: TimeAmount
-    /// Faults to inject, from a policy file; nil forwards everything unchanged.
-    public var chaos: ChaosEngine?
+    /// Faults to inject; the policy in it can be replaced while the proxy runs.
+    public var faults: FaultInjection?
 
     public init(
         listenHost: String, listenPort: Int, upstream: WebSocketURL, backendName: String? = nil,

@@ -92,6 +92,12 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let request = event as? ProxyDisconnectEvent {
+            let code = WebSocketErrorCode(codeNumber: Int(request.code))
+            if self.session.proxyClose == nil { self.session.proxyClose = (code, request.reason) }
+            self.closeWithFrame(code: code, reason: request.reason)
+            return
+        }
         guard event is ProxyShutdownEvent else {
             context.fireUserInboundEventTriggered(event)
             return

@@ -32,17 +32,19 @@ final class RelaySession {
     var proxyClose: (code: WebSocketErrorCode, reason: String)?
     private(set) var finished = false
     private let onFinish: (RelaySession) -> Void
-    /// Fault injection, when a policy is loaded.
-    let chaos: ChaosEngine?
+    /// Fault injection, when the proxy has it.
+    let faults: FaultInjection?
+    /// The policy in force right now.
+    var chaos: ChaosEngine? { self.faults?.engine }
     let proxyStartNanos: UInt64
     /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
     var identity: (vendor: String, model: String, firmware: String)?
 
     init(
         id: UInt64, chargePoint: String, recorder: CaptureWriter?, logger: Logger, maximumMessageBytes: Int,
-        chaos: ChaosEngine? = nil, proxyStartNanos: UInt64 = 0, onFinish: @escaping (RelaySession) -> Void
+        faults: FaultInjection? = nil, proxyStartNanos: UInt64 = 0, onFinish: @escaping (RelaySession) -> Void
     ) {
-        self.chaos = chaos
+        self.faults = faults
         self.proxyStartNanos = proxyStartNanos
         self.id = id
         self.chargePoint = chargePoint

@@ -25,6 +25,21 @@ public struct ProxyStatistics: Sendable, Hashable {
 /// Sent down both pipelines of every pair when the proxy shuts down.
 struct ProxyShutdownEvent: Sendable {}
 
+/// Sent down both pipelines of a pair to close it on request (admin API).
+struct ProxyDisconnectEvent: Sendable {
+    var code: UInt16
+    var reason: String
+}
+
+/// A pair that is relaying, as the admin API lists it.
+public struct ConnectionInfo: Sendable {
+    public var id: UInt64
+    public var chargePoint: String
+    public var remote: String
+    public var subprotocol: String?
+    public var opened: CaptureTimestamp
+}
+
 /// The OCPP Witness proxy: accepts chargers, dials the backend for each, relays and records.
 public final class WitnessProxyServer: Sendable {
     public let configuration: ProxyConfiguration
@@ -41,6 +56,7 @@ public final class WitnessProxyServer: Sendable {
         var serverChannel: (any Channel)?
         var nextConnectionID: UInt64 = 1
         var pairs: [UInt64: [any Channel]] = [:]
+        var pairInfo: [UInt64: ConnectionInfo] = [:]
         var statistics = ProxyStatistics()
     }
 
@@ -113,6 +129,24 @@ public final class WitnessProxyServer: Sendable {
                 try? await channel.close()
             }
         }
+    }
+
+    /// The pairs relaying now.
+    public var connections: [ConnectionInfo] {
+        self.state.withLockedValue { Array($0.pairInfo.values) }.sorted { $0.id < $1.id }
+    }
+
+    /// Closes every connection of `chargePoint` with a close frame `code` on both sides, as a one-off fault.
+    /// Returns how many connections were closed.
+    @discardableResult
+    public func disconnect(chargePoint: String, code: UInt16, reason: String) -> Int {
+        let channels = self.state.withLockedValue { state in
+            state.pairInfo.values.filter { $0.chargePoint == chargePoint }.flatMap { state.pairs[$0.id] ?? [] }
+        }
+        for channel in channels {
+            channel.pipeline.fireUserInboundEventTriggered(ProxyDisconnectEvent(code: code, reason: reason))
+        }
+        return channels.count / 2
     }
 
     // MARK: Charger side
@@ -203,7 +237,7 @@ public final class WitnessProxyServer: Sendable {
         handshake.requestHeaders = head.headers
         let session = RelaySession(
             id: handshake.connectionID, chargePoint: target.chargePointId, recorder: self.recorder, logger: self.logger,
-            maximumMessageBytes: self.configuration.maximumMessageBytes, chaos: self.configuration.chaos,
+            maximumMessageBytes: self.configuration.maximumMessageBytes, faults: self.configuration.faults,
             proxyStartNanos: self.startedNanos
         ) { session in
             self.release(session)
@@ -287,6 +321,10 @@ public final class WitnessProxyServer: Sendable {
         try chargerChannel.pipeline.syncOperations.addHandler(chargerRelay)
         self.state.withLockedValue { state in
             state.pairs[session.id] = [chargerChannel, backendChannel]
+            state.pairInfo[session.id] = ConnectionInfo(
+                id: session.id, chargePoint: session.chargePoint, remote: handshake.remoteAddress,
+                subprotocol: handshake.chosenSubprotocol, opened: CaptureTimestamp.now()
+            )
             state.statistics.active += 1
         }
         self.recordOpen(handshake, session: session, chargerChannel: chargerChannel)
@@ -296,6 +334,7 @@ public final class WitnessProxyServer: Sendable {
     private func release(_ session: RelaySession) {
         self.state.withLockedValue { state in
             guard state.pairs.removeValue(forKey: session.id) != nil else { return }
+            state.pairInfo.removeValue(forKey: session.id)
             state.statistics.active -= 1
             state.statistics.closed += 1
             state.statistics.messagesToCSMS += session.messages[.toCSMS] ?? 0

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -76,6 +77,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Fault policy (YAML) to inject delays, drops, disconnects, malformed messages... (docs/policies.md).", valueName: "FILE"))
     var policy: String?
 
+    @Option(help: ArgumentHelp("Serve the admin API (connections, policy, one-off disconnects, /metrics) on this loopback address.", valueName: "HOST:PORT"), transform: HostAndPort.parse)
+    var admin: HostAndPort?
+
+    @Option(help: ArgumentHelp("File holding the admin token (at least 16 characters); without it one is generated into the capture folder.", valueName: "FILE"))
+    var adminTokenFile: String?
+
     @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21) for live validation.", valueName: "DIR"))
     var schemas: String = "schemas"
 
@@ -110,6 +117,22 @@ struct ProxyCommand: AsyncParsableCommand {
         }
     }
 
+    /// The admin token from --admin-token-file, or a new random one written next to the capture (mode 600).
+    private func adminToken(logger: Logger) throws -> String {
+        if let file = self.adminTokenFile {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read --admin-token-file \(file)") }
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard token.count >= 16 else { throw ValidationError("the admin token in \(file) must have at least 16 characters") }
+            return token
+        }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
+        let path = self.capture + "/admin-token"
+        FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        logger.notice("admin token written to \(path)")
+        return token
+    }
+
     func run() async throws {
         let logger = self.logging.makeLogger("ocpp-witness.proxy")
         let upstream = try WebSocketURL(parsing: self.upstream)
@@ -131,8 +154,12 @@ struct ProxyCommand: AsyncParsableCommand {
 
         if let policy {
             let loaded = try PolicyLoader.load(forCommand: policy)
-            configuration.chaos = ChaosEngine(policy: loaded)
+            let text = FileManager.default.contents(atPath: policy).map { String(decoding: $0, as: UTF8.self) }
+            configuration.faults = FaultInjection(ChaosEngine(policy: loaded), text: text)
             logger.notice("fault policy \(policy): seed \(loaded.seed), \(loaded.rules.count) rule(s)")
+        } else if self.admin != nil {
+            // The admin API can put a policy in force later.
+            configuration.faults = FaultInjection()
         }
         var live: LiveAnalysis?
         if !self.noValidate {
@@ -150,7 +177,7 @@ struct ProxyCommand: AsyncParsableCommand {
             ),
             header: CaptureHeader(
                 backendName: self.backendName, upstream: upstream.description, policy: self.policy,
-                seed: configuration.chaos?.policy.seed,
+                seed: configuration.faults?.engine?.policy.seed,
                 extra: ["listen": .string(self.listen.description)]
             ),
             observer: observer
@@ -166,7 +193,27 @@ struct ProxyCommand: AsyncParsableCommand {
             try? await group.shutdownGracefully()
             throw error
         }
+        var reloader: PolicyReloader?
+        if let policy, let faults = configuration.faults {
+            reloader = PolicyReloader(path: policy, faults: faults, logger: logger)
+            reloader?.start()
+        }
+        var adminServer: AdminServer?
+        if let admin, let faults = configuration.faults {
+            let token = try self.adminToken(logger: logger)
+            let live = live
+            let server = try AdminServer(
+                configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
+                metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live) },
+                logger: logger, group: group
+            )
+            let address = try await server.start()
+            logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)")
+            adminServer = server
+        }
         let signal = await TerminationSignal.wait()
+        reloader?.stop()
+        await adminServer?.stop()
         logger.notice("signal \(signal): closing connections and flushing the capture")
         await proxy.shutdown()
         recorder.close()

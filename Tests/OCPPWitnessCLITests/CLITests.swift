@@ -37,21 +37,31 @@ struct WitnessBinary {
         return (process, errors, output)
     }
 
-    /// Reads the JSON log until the proxy announces its port.
-    static func announcedPort(_ errors: Pipe) throws -> Int? {
+    static let proxyAnnouncement = ("OCPP Witness proxy on", #":(\d+), forwarding"#)
+    static let adminAnnouncement = ("admin API on http://", #":(\d+) \("#)
+
+    /// Reads the JSON log until every announcement (a marker and the pattern of its port) has been seen.
+    static func announcedPorts(_ errors: Pipe, _ announcements: [(String, String)]) -> [Int]? {
         var logged = Data()
         let handle = errors.fileHandleForReading
         while true {
+            let text = String(decoding: logged, as: UTF8.self)
+            let ports = announcements.map { marker, pattern -> Int? in
+                guard let line = text.split(separator: "\n").first(where: { $0.contains(marker) }),
+                    let range = line.range(of: pattern, options: .regularExpression)
+                else { return nil }
+                return Int(line[range].dropFirst().prefix(while: { $0.isNumber }))
+            }
+            if ports.allSatisfy({ $0 != nil }) { return ports.compactMap { $0 } }
             let chunk = handle.availableData
             if chunk.isEmpty { return nil }
             logged.append(chunk)
-            let text = String(decoding: logged, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.contains("OCPP Witness proxy on") }),
-                let range = line.range(of: #":(\d+), forwarding"#, options: .regularExpression)
-            {
-                return Int(line[range].dropFirst().prefix(while: { $0.isNumber }))
-            }
         }
+    }
+
+    /// Reads the JSON log until the proxy announces its port.
+    static func announcedPort(_ errors: Pipe) throws -> Int? {
+        self.announcedPorts(errors, [self.proxyAnnouncement])?.first
     }
 
     static func run(_ arguments: [String]) async throws -> Result {

@@ -11,7 +11,7 @@ import WitnessSim
 struct FaultTests {
     func harness(_ yaml: String) async throws -> ProxyHarness {
         let policy = try PolicyLoader.parse(yaml)
-        return try await ProxyHarness.start(configure: { $0.chaos = ChaosEngine(policy: policy) })
+        return try await ProxyHarness.start(configure: { $0.faults = FaultInjection(ChaosEngine(policy: policy)) })
     }
 
     func pair(_ harness: ProxyHarness, _ id: String) async throws -> (charger: OCPPEndpoint, csms: OCPPEndpoint) {

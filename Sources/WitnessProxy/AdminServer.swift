@@ -1,0 +1,207 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import OCPPWire
+import WitnessCapture
+import WitnessChaos
+
+/// A small HTTP API for operators: list connections, show and replace the fault policy, disconnect a
+/// charger now, and Prometheus metrics. Binds to loopback only; every change needs the bearer token.
+public final class AdminServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// Required as `Authorization: Bearer <token>` on every request that changes something.
+        public var token: String
+
+        public init(host: String, port: Int, token: String) {
+            self.host = host
+            self.port = port
+            self.token = token
+        }
+    }
+
+    public let configuration: Configuration
+    private let proxy: WitnessProxyServer
+    private let faults: FaultInjection
+    private let metrics: @Sendable () -> String
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let channel = NIOLockedValueBoxChannel()
+
+    /// `metrics` renders the Prometheus text; the server adds nothing to it.
+    public init(
+        configuration: Configuration, proxy: WitnessProxyServer, faults: FaultInjection, metrics: @escaping @Sendable () -> String,
+        logger: Logger, group: any EventLoopGroup
+    ) throws {
+        guard ["127.0.0.1", "::1", "localhost"].contains(configuration.host) || configuration.host.hasPrefix("127.") else {
+            throw ProxyStartupError("the admin API binds to loopback only (127.0.0.1 or ::1), not \(configuration.host)")
+        }
+        guard configuration.token.count >= 16 else { throw ProxyStartupError("the admin token must have at least 16 characters") }
+        self.configuration = configuration
+        self.proxy = proxy
+        self.faults = faults
+        self.metrics = metrics
+        self.logger = logger
+        self.group = group
+    }
+
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self))
+                }
+            }
+            .bind(host: self.configuration.host, port: self.configuration.port)
+            .get()
+        self.channel.set(channel)
+        guard let address = channel.localAddress else { throw ProxyStartupError("admin listener has no address") }
+        return address
+    }
+
+    public func stop() async {
+        try? await self.channel.get()?.close()
+    }
+
+    struct Reply {
+        var status: HTTPResponseStatus
+        var contentType = "application/json"
+        var body: String
+    }
+
+    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: String) -> Reply {
+        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+        let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        let mutating = method != .GET && method != .HEAD
+        if mutating && !self.authorized(headers) {
+            self.logger.warning("admin request refused: missing or wrong token", metadata: ["method": "\(method)", "path": "\(path)"])
+            return Self.error(.unauthorized, "this request changes the proxy: send Authorization: Bearer <admin token>")
+        }
+        let segments = path.split(separator: "/").map(String.init)
+        if method == .POST, segments.count == 3, segments[0] == "chargers", segments[2] == "disconnect" {
+            return self.disconnect(segments[1], query: query)
+        }
+        switch (method, segments) {
+        case (.GET, ["metrics"]):
+            return Reply(status: .ok, contentType: "text/plain; version=0.0.4", body: self.metrics())
+        case (.GET, ["connections"]):
+            let list: [JSONValue] = self.proxy.connections.map {
+                [
+                    "conn": .number(String($0.id)), "chargePoint": .string($0.chargePoint), "remote": .string($0.remote),
+                    "subprotocol": $0.subprotocol.map(JSONValue.string) ?? .null, "opened": .string($0.opened.rfc3339),
+                ]
+            }
+            return Reply(status: .ok, body: JSONWriter.string(.array(list)))
+        case (.GET, ["policy"]):
+            guard let engine = self.faults.engine else { return Reply(status: .ok, body: #"{"policy":null}"#) }
+            let rules: [JSONValue] = engine.policy.rules.map { ["name": .string($0.name), "fault": .string($0.fault.kind)] }
+            return Reply(
+                status: .ok,
+                body: JSONWriter.string([
+                    "source": .string(engine.policy.source), "seed": .number(String(engine.policy.seed)), "rules": .array(rules),
+                    "yaml": self.faults.policyText.map(JSONValue.string) ?? .null,
+                ])
+            )
+        case (.PUT, ["policy"]):
+            do {
+                try self.faults.replace(yaml: body, source: "admin API")
+                self.logger.notice("fault policy replaced through the admin API")
+                return Reply(status: .ok, body: #"{"replaced":true}"#)
+            } catch let errors as PolicyErrors {
+                return Self.error(.badRequest, "invalid policy; the previous one stays in force", details: errors.errors.map(\.description))
+            } catch {
+                return Self.error(.badRequest, "invalid policy: \(error)")
+            }
+        case (.DELETE, ["policy"]):
+            self.faults.replace(with: nil)
+            self.logger.notice("fault policy removed through the admin API")
+            return Reply(status: .ok, body: #"{"removed":true}"#)
+        default:
+            return Self.error(.notFound, "no such endpoint: \(method) \(path); see docs/admin-api.md")
+        }
+    }
+
+    private func disconnect(_ chargePoint: String, query: String) -> Reply {
+        let parameters = Self.parameters(query)
+        let code = parameters["code"].flatMap(UInt16.init) ?? 1001
+        guard (1000...4999).contains(code) else { return Self.error(.badRequest, "code must be a WebSocket close code from 1000 to 4999") }
+        let id = ChargerRequestTarget.percentDecodeComponent(chargePoint)
+        let count = self.proxy.disconnect(chargePoint: id, code: code, reason: parameters["reason"] ?? "disconnected by operator")
+        guard count > 0 else { return Self.error(.notFound, "no open connection for charge point '\(id)'") }
+        self.logger.notice("charger disconnected through the admin API", metadata: ["chargePoint": "\(id)", "code": "\(code)"])
+        return Reply(status: .ok, body: JSONWriter.string(["disconnected": .int(count)]))
+    }
+
+    /// Constant-time comparison, so the token cannot be guessed from response times.
+    private func authorized(_ headers: HTTPHeaders) -> Bool {
+        guard let value = headers.first(name: "Authorization"), value.hasPrefix("Bearer ") else { return false }
+        let given = Array(value.dropFirst(7).utf8)
+        let expected = Array(self.configuration.token.utf8)
+        var difference = UInt8(given.count == expected.count ? 0 : 1)
+        for index in 0..<expected.count { difference |= expected[index] ^ (index < given.count ? given[index] : 0) }
+        return difference == 0
+    }
+
+    static func parameters(_ query: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { ChargerRequestTarget.percentDecodeComponent(String($0)) }
+            if let key = parts.first { result[key] = parts.count > 1 ? parts[1] : "" }
+        }
+        return result
+    }
+
+    static func error(_ status: HTTPResponseStatus, _ message: String, details: [String] = []) -> Reply {
+        var object: JSONObject = ["error": .string(message)]
+        if !details.isEmpty { object["details"] = .array(details.map(JSONValue.string)) }
+        return Reply(status: status, body: JSONWriter.string(.object(object)))
+    }
+}
+
+/// Holds the listening channel once bound.
+final class NIOLockedValueBoxChannel: Sendable {
+    private let box = NIOLockedValueBox<(any Channel)?>(nil)
+    func set(_ channel: any Channel) { self.box.withLockedValue { $0 = channel } }
+    func get() -> (any Channel)? { self.box.withLockedValue { $0 } }
+}
+
+/// Reads one request, asks the server, writes the reply.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: AdminServer
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+
+    init(server: AdminServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body.clear()
+        case .body(var part):
+            if self.body.readableBytes < 1 << 20 { self.body.writeBuffer(&part) }
+        case .end:
+            guard let head else { return }
+            let reply = self.server.handle(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: self.body))
+            let headers: HTTPHeaders = [
+                "Content-Type": reply.contentType, "Content-Length": String(reply.body.utf8.count), "Connection": "close",
+            ]
+            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: reply.status, headers: headers))), promise: nil)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension AdminHandler: Sendable {}

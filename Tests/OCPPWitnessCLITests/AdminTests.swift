@@ -1,0 +1,106 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import OCPPWire
+import Testing
+import WitnessCapture
+import WitnessSim
+
+/// One HTTP/1.1 request over a real socket; returns the status code and body.
+func http(_ method: String, port: Int, path: String, token: String? = nil, body: String = "") async throws -> (Int, String) {
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port) { channel in
+        channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+    }
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+    if let token { request += "Authorization: Bearer \(token)\r\n" }
+    request += "\r\n" + body
+    var response = ""
+    try await channel.executeThenClose { inbound, outbound in
+        try await outbound.write(ByteBuffer(string: request))
+        for try await chunk in inbound { response += String(buffer: chunk) }
+    }
+    let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? 0
+    let body = response.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    return (status, body)
+}
+
+@Suite("Live control of a running proxy")
+struct AdminTests {
+    @Test("the admin API and SIGHUP change the policy and disconnect chargers; changes need the token")
+    func adminAndReload() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let csms = CSMSSimulator(configuration: .init(), group: group)
+        let csmsAddress = try await csms.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let token = "test-token-0123456789abcdef"
+        try token.write(toFile: directory + "/token", atomically: true, encoding: .utf8)
+        let policyFile = directory + "/policy.yaml"
+        try "seed: 5\nrules:\n  - name: none\n    match: {action: NoSuchAction}\n    fault: drop\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+
+        let (process, errors, _) = try WitnessBinary.startProxy([
+            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory + "/cap", "--policy", policyFile,
+            "--admin", "127.0.0.1:0", "--admin-token-file", directory + "/token",
+        ])
+        let ports = try #require(WitnessBinary.announcedPorts(errors, [WitnessBinary.proxyAnnouncement, WitnessBinary.adminAnnouncement]))
+        let (proxyPort, adminPort) = (ports[0], ports[1])
+
+        let (metricsStatus, metrics) = try await http("GET", port: adminPort, path: "/metrics")
+        #expect(metricsStatus == 200)
+        #expect(metrics.contains("ocpp_witness_connections_active 0"))
+        #expect(try await http("PUT", port: adminPort, path: "/policy", body: "rules: []").0 == 401)
+        #expect(try await http("PUT", port: adminPort, path: "/policy", token: "wrong-token-0123456789", body: "rules: []").0 == 401)
+        let (badStatus, badBody) = try await http("PUT", port: adminPort, path: "/policy", token: token, body: "rules:\n  - fault: explode\n")
+        #expect(badStatus == 400)
+        #expect(badBody.contains("admin API:2:12: unknown fault 'explode'"))
+        #expect(try await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":5"#))
+        let (goodStatus, _) = try await http(
+            "PUT", port: adminPort, path: "/policy", token: token,
+            body: "seed: 77\nrules:\n  - name: lose-status\n    match: {action: StatusNotification}\n    fault: drop\n"
+        )
+        #expect(goodStatus == 200)
+        #expect(try await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":77"#))
+
+        var url = try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyPort)")
+        url.pathPrefix = "/CP-ADMIN"
+        let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: group)
+        let atCSMS = await csms.connection("CP-ADMIN")
+        charger.sendText(#"[2,"s1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available"}]"#)
+        _ = try await charger.call("Heartbeat", [:])
+        #expect(atCSMS.transcript.received.count == 1)
+        let (_, connections) = try await http("GET", port: adminPort, path: "/connections")
+        #expect(connections.contains(#""chargePoint":"CP-ADMIN""#))
+        #expect(try await http("GET", port: adminPort, path: "/metrics").1.contains(#"ocpp_witness_faults_total{rule="lose-status"} 1"#))
+        #expect(try await http("POST", port: adminPort, path: "/chargers/CP-ADMIN/disconnect?code=4002").0 == 401)
+        #expect(try await http("POST", port: adminPort, path: "/chargers/CP-ADMIN/disconnect?code=4002", token: token).0 == 200)
+        await charger.waitClosed()
+        #expect(charger.closeReceived?.code == 4002)
+        #expect(try await http("POST", port: adminPort, path: "/chargers/CP-NONE/disconnect", token: token).0 == 404)
+
+        // SIGHUP reloads the file; an invalid file is refused and the policy in force stays.
+        try "seed: 99\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        #expect(await Self.eventually { (try? await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":99"#)) == true })
+        try "seed: [\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":99"#))
+
+        process.terminate()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(log.contains("policy reload (SIGHUP) refused; the previous policy stays"))
+        #expect(!log.contains(token))
+        await csms.stop()
+        try await group.shutdownGracefully()
+    }
+
+    static func eventually(_ condition: () async -> Bool) async -> Bool {
+        for _ in 0..<250 {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return await condition()
+    }
+}
