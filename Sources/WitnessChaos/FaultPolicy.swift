@@ -117,6 +117,8 @@ public enum Fault: Sendable {
     case malformed(Malformation)
     /// Answer the sender instead of forwarding a CALL.
     case respond(Response)
+    /// Forward the message, and send a CALL of the proxy's own towards `target`; its answer is kept from the other side.
+    case inject(action: String, payload: JSONValue, target: InjectTarget)
 
     public var kind: String {
         switch self {
@@ -126,8 +128,14 @@ public enum Fault: Sendable {
         case .disconnect: return "disconnect"
         case .malformed: return "malformed"
         case .respond: return "respond"
+        case .inject: return "inject"
         }
     }
+}
+
+/// Who receives an injected CALL.
+public enum InjectTarget: String, Sendable {
+    case charger, csms
 }
 
 public enum DisconnectSide: String, Sendable {

@@ -239,7 +239,7 @@ public enum PolicyLoader {
                 case "duplicate": return .duplicate
                 case "disconnect": return .disconnect(side: .both, code: 1001, reason: "", reset: false)
                 default:
-                    self.fail(node, "unknown fault '\(name)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed or respond")
+                    self.fail(node, "unknown fault '\(name)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond or inject")
                     return nil
                 }
             }
@@ -295,8 +295,25 @@ public enum PolicyLoader {
                 }
                 self.fail(body, "respond needs 'callError' or 'callResult'")
                 return nil
+            case "inject":
+                self.checkKeys(self.mapping(body) ?? [], allowed: ["action", "payload", "to"], in: "inject", node: body)
+                guard let action = fields["action"]?.string else {
+                    self.fail(body, "inject needs 'action', the CALL to send")
+                    return nil
+                }
+                let target = fields["to"].map { $0.string.flatMap(InjectTarget.init(rawValue:)) } ?? .charger
+                guard let target else {
+                    self.fail(fields["to"], "to must be charger or csms")
+                    return nil
+                }
+                let payload = fields["payload"].map(Self.json) ?? .object(JSONObject())
+                guard case .object = payload else {
+                    self.fail(fields["payload"], "payload must be a mapping")
+                    return nil
+                }
+                return .inject(action: action, payload: payload, target: target)
             default:
-                self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed or respond")
+                self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond or inject")
                 return nil
             }
         }

@@ -87,6 +87,9 @@ public final class AdminServer: Sendable {
         if method == .POST, segments.count == 3, segments[0] == "chargers", segments[2] == "disconnect" {
             return self.disconnect(segments[1], query: query)
         }
+        if method == .POST, segments.count == 3, segments[0] == "chargers", segments[2] == "inject" {
+            return self.inject(segments[1], body: body)
+        }
         switch (method, segments) {
         case (.GET, ["metrics"]):
             return Reply(status: .ok, contentType: "text/plain; version=0.0.4", body: self.metrics())
@@ -136,6 +139,21 @@ public final class AdminServer: Sendable {
         guard count > 0 else { return Self.error(.notFound, "no open connection for charge point '\(id)'") }
         self.logger.notice("charger disconnected through the admin API", metadata: ["chargePoint": "\(id)", "code": "\(code)"])
         return Reply(status: .ok, body: JSONWriter.string(["disconnected": .int(count)]))
+    }
+
+    private func inject(_ chargePoint: String, body: String) -> Reply {
+        guard let request = try? JSONParser.parse(body), let action = request["action"]?.stringValue else {
+            return Self.error(.badRequest, #"body must be JSON: {"action": "Reset", "payload": {...}, "to": "charger"|"csms"}"#)
+        }
+        let payload = request["payload"] ?? .object(JSONObject())
+        guard case .object = payload else { return Self.error(.badRequest, "payload must be a JSON object") }
+        let to = request["to"]?.stringValue ?? "charger"
+        guard to == "charger" || to == "csms" else { return Self.error(.badRequest, "to must be charger or csms") }
+        let id = ChargerRequestTarget.percentDecodeComponent(chargePoint)
+        let count = self.proxy.inject(chargePoint: id, action: action, payload: payload, towardsCharger: to == "charger")
+        guard count > 0 else { return Self.error(.notFound, "no open connection for charge point '\(id)'") }
+        self.logger.notice("CALL injected through the admin API", metadata: ["chargePoint": "\(id)", "action": "\(action)", "to": "\(to)"])
+        return Reply(status: .ok, body: JSONWriter.string(["injected": .int(count)]))
     }
 
     /// Constant-time comparison, so the token cannot be guessed from response times.

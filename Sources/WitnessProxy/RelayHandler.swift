@@ -92,6 +92,11 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let request = event as? ProxyInjectEvent {
+            let target = request.towardsCharger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
+            target?.injectCall(action: request.action, payload: request.payload, fault: ["kind": "inject", "rule": "admin"])
+            return
+        }
         if let request = event as? ProxyDisconnectEvent {
             let code = WebSocketErrorCode(codeNumber: Int(request.code))
             if self.session.proxyClose == nil { self.session.proxyClose = (code, request.reason) }
@@ -158,6 +163,14 @@ final class RelayHandler: ChannelDuplexHandler {
 
     private func relay(_ frame: WebSocketFrame) {
         let payload = frame.unmaskedData
+        // Answers to the proxy's own CALLs are recorded and kept from the other side.
+        if frame.fin, frame.opcode == .text, self.messageOpcode == nil, let pending = self.session.injectedCalls[self.side.inboundDirection.reversed],
+            !pending.isEmpty, let envelope = try? OCPPEnvelope.parse(payload).get(), envelope.messageType.isResponse,
+            self.session.injectedCalls[self.side.inboundDirection.reversed]?.remove(envelope.messageId) != nil
+        {
+            self.observe(frame, payload: payload, fault: ["kind": "inject", "answer": true])
+            return
+        }
         // Faults apply to whole messages in one frame; fragmented messages pass unchanged.
         if let chaos = self.session.chaos, frame.fin, self.messageOpcode == nil, frame.opcode == .text || frame.opcode == .binary,
             let decision = self.decide(chaos, frame: frame, payload: payload)
@@ -258,6 +271,12 @@ final class RelayHandler: ChannelDuplexHandler {
                 promise: nil
             )
             self.emit(opcode: .text, payload: answer, fragments: 1, direction: direction.reversed, injected: true, fault: record)
+        case .inject(let action, let injectedPayload, let target):
+            self.forward(Self.copy(frame, data: payload))
+            self.observe(frame, payload: payload)
+            record["action"] = .string(action)
+            let handler = target == .charger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
+            handler?.injectCall(action: action, payload: injectedPayload, fault: record)
         case .disconnect(let side, let code, let reason, let reset):
             record["side"] = .string(side.rawValue)
             record["code"] = .int(Int(code))
@@ -292,6 +311,21 @@ final class RelayHandler: ChannelDuplexHandler {
         }
         self.partner?.flushIfNeeded()
         self.scheduleRelease()
+    }
+
+    /// Sends a CALL of the proxy's own to this side's peer and records it as injected.
+    func injectCall(action: String, payload: JSONValue, fault: JSONObject) {
+        guard let context = self.context, !self.closing else { return }
+        let id = self.session.nextInjectedId()
+        let text = ByteBuffer(string: JSONWriter.string([.int(MessageType.call.rawValue), .string(id), .string(action), payload]))
+        // The CALL travels towards this side's peer: the opposite of what this side receives.
+        let direction = self.side.inboundDirection.reversed
+        self.session.injectedCalls[direction, default: []].insert(id)
+        context.writeAndFlush(
+            Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, maskKey: self.side == .backend ? .random() : nil, data: text)),
+            promise: nil
+        )
+        self.emit(opcode: .text, payload: text, fragments: 1, direction: direction, injected: true, fault: fault)
     }
 
     /// Closes this side with a TCP reset instead of a close frame.

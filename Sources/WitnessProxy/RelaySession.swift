@@ -37,6 +37,16 @@ final class RelaySession {
     /// The policy in force right now.
     var chaos: ChaosEngine? { self.faults?.engine }
     let proxyStartNanos: UInt64
+    /// Ids of CALLs the proxy injected, per direction they went; their answers are not forwarded.
+    var injectedCalls: [Direction: Set<String>] = [:]
+    private var injectCounter = 0
+
+    /// An id no peer uses: the proxy's prefix, the connection and a counter (at most 36 characters).
+    func nextInjectedId() -> String {
+        self.injectCounter += 1
+        return "witness-\(self.id)-\(self.injectCounter)"
+    }
+
     /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
     var identity: (vendor: String, model: String, firmware: String)?
 

@@ -31,6 +31,13 @@ struct ProxyDisconnectEvent: Sendable {
     var reason: String
 }
 
+/// Sent to a pair's charger-side handler to send a CALL of the proxy's own (admin API).
+struct ProxyInjectEvent: Sendable {
+    var action: String
+    var payload: JSONValue
+    var towardsCharger: Bool
+}
+
 /// A pair that is relaying, as the admin API lists it.
 public struct ConnectionInfo: Sendable {
     public var id: UInt64
@@ -147,6 +154,19 @@ public final class WitnessProxyServer: Sendable {
             channel.pipeline.fireUserInboundEventTriggered(ProxyDisconnectEvent(code: code, reason: reason))
         }
         return channels.count / 2
+    }
+
+    /// Sends the CALL `action` with `payload` on every connection of `chargePoint`, to the charger or to
+    /// the backend; the answer is recorded and not forwarded. Returns how many connections it went to.
+    @discardableResult
+    public func inject(chargePoint: String, action: String, payload: JSONValue, towardsCharger: Bool) -> Int {
+        let chargerChannels = self.state.withLockedValue { state in
+            state.pairInfo.values.filter { $0.chargePoint == chargePoint }.compactMap { state.pairs[$0.id]?.first }
+        }
+        for channel in chargerChannels {
+            channel.pipeline.fireUserInboundEventTriggered(ProxyInjectEvent(action: action, payload: payload, towardsCharger: towardsCharger))
+        }
+        return chargerChannels.count
     }
 
     // MARK: Charger side

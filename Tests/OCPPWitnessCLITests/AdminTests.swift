@@ -72,6 +72,15 @@ struct AdminTests {
         let (_, connections) = try await http("GET", port: adminPort, path: "/connections")
         #expect(connections.contains(#""chargePoint":"CP-ADMIN""#))
         #expect(try await http("GET", port: adminPort, path: "/metrics").1.contains(#"ocpp_witness_faults_total{rule="lose-status"} 1"#))
+        // A CALL of the operator's own reaches the charger; its answer does not reach the backend.
+        #expect(try await http("POST", port: adminPort, path: "/chargers/CP-ADMIN/inject", body: #"{"action":"Reset"}"#).0 == 401)
+        let (injectStatus, _) = try await http(
+            "POST", port: adminPort, path: "/chargers/CP-ADMIN/inject", token: token, body: #"{"action":"Reset","payload":{"type":"Hard"}}"#
+        )
+        #expect(injectStatus == 200)
+        #expect(await Self.eventually { charger.transcript.received.contains { $0.contains(#""Reset",{"type":"Hard"}"#) } })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(atCSMS.transcript.received.count == 1)
         #expect(try await http("POST", port: adminPort, path: "/chargers/CP-ADMIN/disconnect?code=4002").0 == 401)
         #expect(try await http("POST", port: adminPort, path: "/chargers/CP-ADMIN/disconnect?code=4002", token: token).0 == 200)
         await charger.waitClosed()

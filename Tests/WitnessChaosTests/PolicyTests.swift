@@ -26,10 +26,18 @@ struct PolicyTests {
               - name: refuse-reset
                 match: {direction: toCharger, action: Reset}
                 fault: {respond: {callError: {code: NotSupported, description: "not today"}}}
+              - name: remote-start
+                match: {action: BootNotification, type: CALLRESULT}
+                fault: {inject: {action: RemoteStartTransaction, payload: {idTag: OPS, connectorId: 1}, to: charger}}
             """
         )
         #expect(policy.seed == 42)
-        #expect(policy.rules.map(\.name) == ["slow-meters", "lose-second-stop", "beta-firmware", "bad-meter-start", "refuse-reset"])
+        #expect(policy.rules.map(\.name) == ["slow-meters", "lose-second-stop", "beta-firmware", "bad-meter-start", "refuse-reset", "remote-start"])
+        guard case .inject(let action, let payload, let target) = policy.rules[5].fault else {
+            Issue.record("not an inject")
+            return
+        }
+        #expect(action == "RemoteStartTransaction" && payload["connectorId"] == 1 && target == .charger)
         #expect(policy.rules[0].match.after == 300)
         #expect(policy.rules[0].match.before == 360)
         #expect(policy.rules[3].match.payload.first?.equals == 1)

@@ -130,6 +130,29 @@ struct FaultTests {
         await harness.stop()
     }
 
+    @Test("an injected CALL reaches the charger with an id of the proxy's own, and its answer stays with the proxy")
+    func inject() async throws {
+        let harness = try await self.harness(
+            "rules:\n  - name: reset-after-first-heartbeat\n    match: {action: Heartbeat, type: CALL, first: 1}\n    fault: {inject: {action: Reset, payload: {type: Soft}, to: charger}}\n"
+        )
+        let charger = harness.charger(ChargerProfile(id: "CP-INJ"))
+        try await charger.connect()
+        try await charger.call("Heartbeat", [:])
+        #expect(await eventually { charger.resetsAccepted == 1 })
+        let atCSMS = await harness.csms.connection("CP-INJ")
+        let frames = try await harness.frames("CP-INJ").filter { $0.opcode == .text }
+        let injected = try #require(frames.first { $0.fields["injected"] == true })
+        #expect(injected.action == "Reset")
+        #expect(injected.direction == .toCharger)
+        #expect(injected.messageId?.hasPrefix("witness-") == true)
+        #expect(await eventually { (try? await harness.frames("CP-INJ").contains { $0.fields["fault"]?["answer"] == true && $0.action == "Reset" }) == true })
+        // The backend saw the Heartbeat but neither the Reset nor its answer.
+        #expect(atCSMS.transcript.received.count == 1)
+        #expect(!atCSMS.transcript.sent.contains { $0.contains("Reset") })
+        await charger.disconnect()
+        await harness.stop()
+    }
+
     /// Runs 30 heartbeats through a policy with random jitter and returns the fault records' essentials.
     func jitterRun(seed: Int) async throws -> [String] {
         let harness = try await self.harness(
