@@ -119,6 +119,8 @@ public enum Fault: Sendable {
     case respond(Response)
     /// Forward the message, and send a CALL of the proxy's own towards `target`; its answer is kept from the other side.
     case inject(action: String, payload: JSONValue, target: InjectTarget)
+    /// The backend becomes unreachable for `seconds`: for this charger or for all of them.
+    case outage(seconds: Double, mode: OutageMode, allChargers: Bool)
 
     public var kind: String {
         switch self {
@@ -129,8 +131,17 @@ public enum Fault: Sendable {
         case .malformed: return "malformed"
         case .respond: return "respond"
         case .inject: return "inject"
+        case .outage: return "outage"
         }
     }
+}
+
+/// How the backend is unreachable during an outage.
+public enum OutageMode: String, Sendable {
+    /// Connections to the backend are reset; new upgrades are answered 503 at once.
+    case refuse
+    /// Nothing gets through in either direction and nothing is closed; new upgrades hang until 504.
+    case blackhole
 }
 
 /// Who receives an injected CALL.

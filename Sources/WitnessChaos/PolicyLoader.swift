@@ -239,7 +239,7 @@ public enum PolicyLoader {
                 case "duplicate": return .duplicate
                 case "disconnect": return .disconnect(side: .both, code: 1001, reason: "", reset: false)
                 default:
-                    self.fail(node, "unknown fault '\(name)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond or inject")
+                    self.fail(node, "unknown fault '\(name)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond, inject or outage")
                     return nil
                 }
             }
@@ -295,6 +295,23 @@ public enum PolicyLoader {
                 }
                 self.fail(body, "respond needs 'callError' or 'callResult'")
                 return nil
+            case "outage":
+                self.checkKeys(self.mapping(body) ?? [], allowed: ["duration", "mode", "scope"], in: "outage", node: body)
+                guard let durationNode = fields["duration"], let seconds = Self.seconds(durationNode), seconds > 0 else {
+                    self.fail(body, "outage needs 'duration', such as 90s or 2m")
+                    return nil
+                }
+                let mode = fields["mode"].map { $0.string.flatMap(OutageMode.init(rawValue:)) } ?? .refuse
+                guard let mode else {
+                    self.fail(fields["mode"], "mode must be refuse or blackhole")
+                    return nil
+                }
+                let scope = fields["scope"]?.string ?? "all"
+                guard scope == "all" || scope == "charger" else {
+                    self.fail(fields["scope"], "scope must be all (every charger) or charger (the one whose message matched)")
+                    return nil
+                }
+                return .outage(seconds: seconds, mode: mode, allChargers: scope == "all")
             case "inject":
                 self.checkKeys(self.mapping(body) ?? [], allowed: ["action", "payload", "to"], in: "inject", node: body)
                 guard let action = fields["action"]?.string else {
@@ -313,7 +330,7 @@ public enum PolicyLoader {
                 }
                 return .inject(action: action, payload: payload, target: target)
             default:
-                self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond or inject")
+                self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond, inject or outage")
                 return nil
             }
         }

@@ -87,6 +87,12 @@ public final class AdminServer: Sendable {
         if method == .POST, segments.count == 3, segments[0] == "chargers", segments[2] == "disconnect" {
             return self.disconnect(segments[1], query: query)
         }
+        if method == .POST, segments.count == 3, segments[0] == "chargers", segments[2] == "outage" {
+            return self.outage(segments[1], query: query)
+        }
+        if method == .POST, segments == ["outage"] {
+            return self.outage(nil, query: query)
+        }
         if method == .POST, segments.count == 3, segments[0] == "chargers", segments[2] == "inject" {
             return self.inject(segments[1], body: body)
         }
@@ -139,6 +145,18 @@ public final class AdminServer: Sendable {
         guard count > 0 else { return Self.error(.notFound, "no open connection for charge point '\(id)'") }
         self.logger.notice("charger disconnected through the admin API", metadata: ["chargePoint": "\(id)", "code": "\(code)"])
         return Reply(status: .ok, body: JSONWriter.string(["disconnected": .int(count)]))
+    }
+
+    private func outage(_ chargePoint: String?, query: String) -> Reply {
+        let parameters = Self.parameters(query)
+        guard let seconds = parameters["seconds"].flatMap(Double.init), seconds > 0 else {
+            return Self.error(.badRequest, "outage needs ?seconds=N")
+        }
+        guard let mode = OutageMode(rawValue: parameters["mode"] ?? "refuse") else {
+            return Self.error(.badRequest, "mode must be refuse or blackhole")
+        }
+        self.proxy.startOutage(chargePoint: chargePoint.map(ChargerRequestTarget.percentDecodeComponent), seconds: seconds, mode: mode)
+        return Reply(status: .ok, body: JSONWriter.string(["outage": .double(seconds), "mode": .string(mode.rawValue)]))
     }
 
     private func inject(_ chargePoint: String, body: String) -> Reply {

@@ -92,6 +92,11 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ProxyOutageEvent {
+            if self.session.proxyClose == nil { self.session.proxyClose = (.unexpectedServerError, "outage: backend unreachable") }
+            self.resetConnection()
+            return
+        }
         if let request = event as? ProxyInjectEvent {
             let target = request.towardsCharger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
             target?.injectCall(action: request.action, payload: request.payload, fault: ["kind": "inject", "rule": "admin"])
@@ -163,6 +168,13 @@ final class RelayHandler: ChannelDuplexHandler {
 
     private func relay(_ frame: WebSocketFrame) {
         let payload = frame.unmaskedData
+        // In a blackhole outage nothing gets through, in either direction.
+        if let outages = self.session.outages, outages.active(for: self.session.chargePoint) == .blackhole {
+            if frame.fin && self.messageOpcode == nil && (frame.opcode == .text || frame.opcode == .binary) {
+                self.observe(frame, payload: payload, fault: ["kind": "outage", "mode": "blackhole"])
+            }
+            return
+        }
         // Answers to the proxy's own CALLs are recorded and kept from the other side.
         if frame.fin, frame.opcode == .text, self.messageOpcode == nil, let pending = self.session.injectedCalls[self.side.inboundDirection.reversed],
             !pending.isEmpty, let envelope = try? OCPPEnvelope.parse(payload).get(), envelope.messageType.isResponse,
@@ -271,6 +283,11 @@ final class RelayHandler: ChannelDuplexHandler {
                 promise: nil
             )
             self.emit(opcode: .text, payload: answer, fragments: 1, direction: direction.reversed, injected: true, fault: record)
+        case .outage(let seconds, let mode, let allChargers):
+            record["seconds"] = .double(seconds)
+            record["mode"] = .string(mode.rawValue)
+            self.observe(frame, payload: payload, fault: record)
+            self.session.startOutage?(allChargers ? nil : self.session.chargePoint, seconds, mode)
         case .inject(let action, let injectedPayload, let target):
             self.forward(Self.copy(frame, data: payload))
             self.observe(frame, payload: payload)

@@ -37,6 +37,10 @@ final class RelaySession {
     /// The policy in force right now.
     var chaos: ChaosEngine? { self.faults?.engine }
     let proxyStartNanos: UInt64
+    /// Outages in force, and how to start one (a policy's outage fault).
+    var outages: OutageBoard?
+    var startOutage: ((_ chargePoint: String?, _ seconds: Double, _ mode: OutageMode) -> Void)?
+
     /// Ids of CALLs the proxy injected, per direction they went; their answers are not forwarded.
     var injectedCalls: [Direction: Set<String>] = [:]
     private var injectCounter = 0

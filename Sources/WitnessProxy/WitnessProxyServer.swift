@@ -7,6 +7,7 @@ import NIOSSL
 import NIOWebSocket
 import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 /// Counts since the proxy started.
 public struct ProxyStatistics: Sendable, Hashable {
@@ -30,6 +31,9 @@ struct ProxyDisconnectEvent: Sendable {
     var code: UInt16
     var reason: String
 }
+
+/// Sent to a pair's backend-side handler when an outage makes the backend unreachable.
+struct ProxyOutageEvent: Sendable {}
 
 /// Sent to a pair's charger-side handler to send a CALL of the proxy's own (admin API).
 struct ProxyInjectEvent: Sendable {
@@ -58,6 +62,7 @@ public final class WitnessProxyServer: Sendable {
     private let redactor: Redactor
     private let state = NIOLockedValueBox(State())
     private let startedNanos = NIODeadline.now().uptimeNanoseconds
+    private let outages = OutageBoard()
 
     private struct State {
         var serverChannel: (any Channel)?
@@ -154,6 +159,31 @@ public final class WitnessProxyServer: Sendable {
             channel.pipeline.fireUserInboundEventTriggered(ProxyDisconnectEvent(code: code, reason: reason))
         }
         return channels.count / 2
+    }
+
+    /// Makes the backend unreachable for `chargePoint` (nil: for every charger) during `seconds`. In `refuse`
+    /// mode the backend side of open pairs is reset (their chargers are then dropped too) and new upgrades get
+    /// 503; in `blackhole` mode nothing gets through and new upgrades hang until 504.
+    public func startOutage(chargePoint: String?, seconds: Double, mode: OutageMode) {
+        self.outages.start(chargePoint: chargePoint, seconds: seconds, mode: mode)
+        self.logger.warning("outage started", metadata: ["chargePoint": "\(chargePoint ?? "all")", "seconds": "\(seconds)", "mode": "\(mode.rawValue)"])
+        guard mode == .refuse else { return }
+        let backends = self.state.withLockedValue { state in
+            state.pairInfo.values.filter { chargePoint == nil || $0.chargePoint == chargePoint }.compactMap { state.pairs[$0.id]?.last }
+        }
+        for channel in backends { channel.pipeline.fireUserInboundEventTriggered(ProxyOutageEvent()) }
+    }
+
+    private func refuseDuringOutage(_ handshake: ChargerHandshake, mode: OutageMode, eventLoop: any EventLoop) -> EventLoopFuture<HTTPHeaders?> {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        let status: HTTPResponseStatus = mode == .refuse ? .serviceUnavailable : .gatewayTimeout
+        let detail = mode == .refuse ? "backend unreachable (injected outage)" : "backend did not answer (injected blackhole outage)"
+        handshake.refusal = ChargerHandshake.Refusal(
+            status: status, headers: headers, body: ByteBuffer(string: "ocpp-witness: \(detail)\n"), cause: "outage", detail: detail
+        )
+        guard mode == .blackhole else { return eventLoop.makeSucceededFuture(nil) }
+        return eventLoop.scheduleTask(in: self.configuration.handshakeTimeout) { nil }.futureResult
     }
 
     /// Sends the CALL `action` with `payload` on every connection of `chargePoint`, to the charger or to
@@ -262,7 +292,12 @@ public final class WitnessProxyServer: Sendable {
         ) { session in
             self.release(session)
         }
+        session.outages = self.outages
+        session.startOutage = { chargePoint, seconds, mode in self.startOutage(chargePoint: chargePoint, seconds: seconds, mode: mode) }
         handshake.session = session
+        if let mode = self.outages.active(for: target.chargePointId) {
+            return self.refuseDuringOutage(handshake, mode: mode, eventLoop: chargerChannel.eventLoop)
+        }
         let backendRelay = NIOLoopBound(RelayHandler(side: .backend, session: session), eventLoop: chargerChannel.eventLoop)
         handshake.backendRelay = backendRelay.value
         let requestTarget = self.configuration.upstream.requestTarget(path: target.path, query: target.query)

@@ -207,6 +207,42 @@ public final class ChargerSimulator: Sendable {
         }
     }
 
+    /// What `keepAlive` went through.
+    public struct KeepAliveOutcome: Sendable {
+        public var connections = 0
+        /// Connection attempts the server refused with an HTTP status (503 during an outage, say).
+        public var refused = 0
+        /// Attempts that failed without an HTTP answer, and calls cut short by a dropped connection.
+        public var failures = 0
+        public var heartbeats = 0
+    }
+
+    /// Stays connected until `deadline` like real firmware: boots after every (re)connection, sends a
+    /// Heartbeat every `interval`, and when the connection drops or is refused, waits `retry` and tries again.
+    public func keepAlive(until deadline: ContinuousClock.Instant, interval: Duration, retry: Duration = .milliseconds(200)) async -> KeepAliveOutcome {
+        var outcome = KeepAliveOutcome()
+        let clock = ContinuousClock()
+        while clock.now < deadline {
+            do {
+                try await self.connect()
+                outcome.connections += 1
+                try await self.boot(reason: outcome.connections == 1 ? "PowerUp" : "Triggered")
+                while clock.now < deadline, self.endpoint?.isActive == true {
+                    _ = try await self.call("Heartbeat", [:])
+                    outcome.heartbeats += 1
+                    try await Task.sleep(for: interval)
+                }
+            } catch let error as OCPPConnectError where error.status != nil {
+                outcome.refused += 1
+            } catch {
+                outcome.failures += 1
+            }
+            if clock.now < deadline { try? await Task.sleep(for: retry) }
+        }
+        await self.disconnect()
+        return outcome
+    }
+
     /// Closes the connection with a normal close.
     public func disconnect(reason: String = "") async {
         await self.endpoint?.close(code: .normalClosure, reason: reason)

@@ -153,6 +153,60 @@ struct FaultTests {
         await harness.stop()
     }
 
+    @Test("chargers recover from an outage: they are dropped, refused with 503, reconnect and resume; the capture tells it in order")
+    func outageRecovery() async throws {
+        let harness = try await ProxyHarness.start(configure: { $0.faults = FaultInjection() })
+        let charger = harness.charger(ChargerProfile(id: "CP-OUT"))
+        let clock = ContinuousClock()
+        let run = Task { await charger.keepAlive(until: clock.now + .seconds(4), interval: .milliseconds(100)) }
+        #expect(await eventually { harness.proxy.statistics.active == 1 })
+        try await Task.sleep(for: .milliseconds(300))
+        harness.proxy.startOutage(chargePoint: nil, seconds: 1.5, mode: .refuse)
+        let outcome = await run.value
+        #expect(outcome.connections >= 2)
+        #expect(outcome.refused >= 1)
+        #expect(outcome.heartbeats > 5)
+        await harness.waitForClosedPairs(2)
+        let story = try await harness.records().filter { $0.chargePoint == "CP-OUT" }.compactMap { record -> String? in
+            switch record.kind {
+            case "open": return "open"
+            case "close": return "close"
+            case "reject": return "reject \(record.fields["cause"]?.stringValue ?? "")"
+            case "frame" where record.action == "BootNotification" && record.messageType == .call: return "boot"
+            default: return nil
+            }
+        }
+        // Collapse repeated refusals: one connection, the outage, refusals, then a new connection that boots.
+        var collapsed: [String] = []
+        for step in story where step != collapsed.last { collapsed.append(step) }
+        #expect(Array(collapsed.prefix(6)) == ["open", "boot", "close", "reject outage", "open", "boot"])
+        let close = try #require(try await harness.records().first { $0.kind == "close" && $0.chargePoint == "CP-OUT" })
+        #expect(close.fields["by"] == "proxy")
+        #expect(close.fields["reason"] == "outage: backend unreachable")
+        await harness.stop()
+    }
+
+    @Test("a blackhole outage lets nothing through, and new upgrades wait for 504")
+    func blackhole() async throws {
+        let harness = try await ProxyHarness.start(configure: { $0.faults = FaultInjection(); $0.handshakeTimeout = .seconds(1) })
+        let (charger, csms) = try await self.pair(harness, "CP-BH")
+        harness.proxy.startOutage(chargePoint: "CP-BH", seconds: 30, mode: .blackhole)
+        charger.sendText(#"[2,"h1","Heartbeat",{}]"#)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(csms.transcript.received.isEmpty)
+        #expect(charger.isActive)
+        var url = harness.proxyURL
+        url.pathPrefix = "/CP-BH"
+        let error = await #expect(throws: OCPPConnectError.self) {
+            _ = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+        }
+        #expect(error?.status == 504)
+        let swallowed = try #require(try await harness.frames("CP-BH").first { $0.messageId == "h1" })
+        #expect(swallowed.fields["fault"]?["mode"] == "blackhole")
+        await charger.close()
+        await harness.stop()
+    }
+
     /// Runs 30 heartbeats through a policy with random jitter and returns the fault records' essentials.
     func jitterRun(seed: Int) async throws -> [String] {
         let harness = try await self.harness(
