@@ -119,6 +119,10 @@ public enum Fault: Sendable {
     case respond(Response)
     /// Forward the message, and send a CALL of the proxy's own towards `target`; its answer is kept from the other side.
     case inject(action: String, payload: JSONValue, target: InjectTarget)
+    /// Forward the message as WebSocket fragments of at most `bytes` each.
+    case slice(bytes: Int)
+    /// Forward the message no faster than `bytesPerSecond` (it waits in order for its bytes to "cross the link").
+    case bandwidth(bytesPerSecond: Int)
     /// The backend becomes unreachable for `seconds`: for this charger or for all of them.
     case outage(seconds: Double, mode: OutageMode, allChargers: Bool)
 
@@ -132,6 +136,8 @@ public enum Fault: Sendable {
         case .respond: return "respond"
         case .inject: return "inject"
         case .outage: return "outage"
+        case .slice: return "slice"
+        case .bandwidth: return "bandwidth"
         }
     }
 }

@@ -239,7 +239,7 @@ public enum PolicyLoader {
                 case "duplicate": return .duplicate
                 case "disconnect": return .disconnect(side: .both, code: 1001, reason: "", reset: false)
                 default:
-                    self.fail(node, "unknown fault '\(name)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond, inject or outage")
+                    self.fail(node, "unknown fault '\(name)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond, inject, outage, slice or bandwidth")
                     return nil
                 }
             }
@@ -295,6 +295,18 @@ public enum PolicyLoader {
                 }
                 self.fail(body, "respond needs 'callError' or 'callResult'")
                 return nil
+            case "slice":
+                guard let bytes = fields["bytes"]?.int ?? body.int, bytes > 0 else {
+                    self.fail(body, "slice needs 'bytes', the largest fragment")
+                    return nil
+                }
+                return .slice(bytes: bytes)
+            case "bandwidth":
+                guard let rate = fields["bytesPerSecond"]?.int ?? body.int, rate > 0 else {
+                    self.fail(body, "bandwidth needs 'bytesPerSecond'")
+                    return nil
+                }
+                return .bandwidth(bytesPerSecond: rate)
             case "outage":
                 self.checkKeys(self.mapping(body) ?? [], allowed: ["duration", "mode", "scope"], in: "outage", node: body)
                 guard let durationNode = fields["duration"], let seconds = Self.seconds(durationNode), seconds > 0 else {
@@ -330,7 +342,7 @@ public enum PolicyLoader {
                 }
                 return .inject(action: action, payload: payload, target: target)
             default:
-                self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond, inject or outage")
+                self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond, inject, outage, slice or bandwidth")
                 return nil
             }
         }

@@ -283,6 +283,26 @@ final class RelayHandler: ChannelDuplexHandler {
                 promise: nil
             )
             self.emit(opcode: .text, payload: answer, fragments: 1, direction: direction.reversed, injected: true, fault: record)
+        case .slice(let size):
+            record["fragments"] = .int(max(1, (payload.readableBytes + size - 1) / size))
+            var rest = payload
+            var first = true
+            while rest.readableBytes > 0 || first {
+                let part = rest.readSlice(length: min(size, rest.readableBytes)) ?? ByteBuffer()
+                let last = rest.readableBytes == 0
+                self.forward(
+                    WebSocketFrame(fin: last, opcode: first ? frame.opcode : .continuation, maskKey: frame.maskKey, data: part)
+                )
+                first = false
+            }
+            self.observe(frame, payload: payload, fault: record)
+        case .bandwidth(let rate):
+            // The message waits, in order, as long as its bytes take at `rate`.
+            let milliseconds = max(1, payload.readableBytes * 1000 / rate)
+            record["ms"] = .int(milliseconds)
+            self.observe(frame, payload: payload, fault: record)
+            self.held.append((NIODeadline.now() + .milliseconds(Int64(milliseconds)), Self.copy(frame, data: payload)))
+            self.scheduleRelease()
         case .outage(let seconds, let mode, let allChargers):
             record["seconds"] = .double(seconds)
             record["mode"] = .string(mode.rawValue)

@@ -155,14 +155,13 @@ struct FaultTests {
 
     @Test("chargers recover from an outage: they are dropped, refused with 503, reconnect and resume; the capture tells it in order")
     func outageRecovery() async throws {
-        let harness = try await ProxyHarness.start(configure: { $0.faults = FaultInjection() })
+        // Scheduled by the policy: the first message after 0.5 s starts a 1.5 s outage for everyone.
+        let harness = try await self.harness(
+            "rules:\n  - name: planned-outage\n    match: {after: 500ms, first: 1}\n    fault: {outage: {duration: 1500ms, mode: refuse}}\n"
+        )
         let charger = harness.charger(ChargerProfile(id: "CP-OUT"))
         let clock = ContinuousClock()
-        let run = Task { await charger.keepAlive(until: clock.now + .seconds(4), interval: .milliseconds(100)) }
-        #expect(await eventually { harness.proxy.statistics.active == 1 })
-        try await Task.sleep(for: .milliseconds(300))
-        harness.proxy.startOutage(chargePoint: nil, seconds: 1.5, mode: .refuse)
-        let outcome = await run.value
+        let outcome = await charger.keepAlive(until: clock.now + .seconds(4), interval: .milliseconds(100))
         #expect(outcome.connections >= 2)
         #expect(outcome.refused >= 1)
         #expect(outcome.heartbeats > 5)
@@ -203,6 +202,34 @@ struct FaultTests {
         #expect(error?.status == 504)
         let swallowed = try #require(try await harness.frames("CP-BH").first { $0.messageId == "h1" })
         #expect(swallowed.fields["fault"]?["mode"] == "blackhole")
+        await charger.close()
+        await harness.stop()
+    }
+
+    @Test("a sliced message arrives whole, in the fragments the policy asked for")
+    func slice() async throws {
+        let harness = try await self.harness("rules:\n  - name: in-pieces\n    match: {action: Authorize}\n    fault: {slice: {bytes: 8}}\n")
+        let (charger, csms) = try await self.pair(harness, "CP-SL")
+        let text = #"[2,"a1","Authorize",{"idTag":"SLICED"}]"#
+        charger.sendText(text)
+        #expect(await eventually { csms.transcript.received == [text] })
+        #expect(csms.receivedFragments == [(text.utf8.count + 7) / 8])
+        await charger.close()
+        await harness.stop()
+    }
+
+    @Test("a bandwidth limit makes a large message take its time, and keeps order")
+    func bandwidth() async throws {
+        let harness = try await self.harness("rules:\n  - name: slow-link\n    match: {action: DataTransfer}\n    fault: {bandwidth: {bytesPerSecond: 10000}}\n")
+        let (charger, csms) = try await self.pair(harness, "CP-BW")
+        let big = #"[2,"d1","DataTransfer",{"vendorId":"x","data":""# + String(repeating: "z", count: 4000) + #""}]"#
+        let clock = ContinuousClock()
+        let start = clock.now
+        charger.sendText(big)
+        charger.sendText(#"[2,"h1","Heartbeat",{}]"#)
+        #expect(await eventually { csms.transcript.received.count == 2 })
+        #expect(clock.now - start >= .milliseconds(400))
+        #expect(csms.transcript.received.first == big)
         await charger.close()
         await harness.stop()
     }
