@@ -40,6 +40,22 @@ public struct CaptureStatistics: Sendable, Hashable {
     /// Records queued or being written right now.
     public var queueDepth = 0
     public var maximumQueueDepth = 0
+    /// Messages and bytes recorded per direction and action (`toCSMS`/`Heartbeat`; non-OCPP frames by opcode).
+    public var messages: [MessageKey: MessageCount] = [:]
+    /// Time from a frame being seen to its record being written, in microseconds: the largest and the total.
+    public var maximumRecordLatencyMicros: Int64 = 0
+    public var totalRecordLatencyMicros: Int64 = 0
+    public var latencySamples = 0
+
+    public struct MessageKey: Sendable, Hashable {
+        public var direction: String
+        public var action: String
+    }
+
+    public struct MessageCount: Sendable, Hashable {
+        public var messages = 0
+        public var bytes = 0
+    }
 }
 
 /// Appends capture records to JSON Lines files from a thread of its own.
@@ -229,8 +245,30 @@ public final class CaptureWriter: @unchecked Sendable {
             self.writeOut(&buffer)
             self.syncIfDue(force: closing || !flushWaiters.isEmpty)
 
+            let now = CaptureTimestamp.now().microseconds
+            var counts: [CaptureStatistics.MessageKey: CaptureStatistics.MessageCount] = [:]
+            var maximumLatency: Int64 = 0
+            var totalLatency: Int64 = 0
+            var samples = 0
+            for case .frame(let frame) in batch {
+                let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
+                let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
+                counts[key, default: .init()].messages += 1
+                counts[key, default: .init()].bytes += frame.payload.readableBytes
+                let latency = max(0, now - frame.ts.microseconds)
+                maximumLatency = max(maximumLatency, latency)
+                totalLatency += latency
+                samples += 1
+            }
             self.condition.lock()
             self.stats.recordsWritten += batch.count
+            for (key, count) in counts {
+                self.stats.messages[key, default: .init()].messages += count.messages
+                self.stats.messages[key, default: .init()].bytes += count.bytes
+            }
+            self.stats.maximumRecordLatencyMicros = max(self.stats.maximumRecordLatencyMicros, maximumLatency)
+            self.stats.totalRecordLatencyMicros += totalLatency
+            self.stats.latencySamples += samples
             self.inFlight = 0
             var released: [@Sendable () -> Void] = []
             if self.queue.count < self.configuration.lowWatermark {

@@ -92,6 +92,19 @@ enum PrometheusMetrics {
         metric("ocpp_witness_records_written_total", "counter", "Capture records written.", [("", capture.recordsWritten)])
         metric("ocpp_witness_records_lost_total", "counter", "Capture records that could not be written.", [("", capture.recordsLost)])
         metric("ocpp_witness_capture_bytes_total", "counter", "Bytes written to capture files.", [("", capture.bytesWritten)])
+        let keys = capture.messages.keys.sorted { ($0.direction, $0.action) < ($1.direction, $1.action) }
+        func labels(_ key: CaptureStatistics.MessageKey) -> String {
+            "{dir=\"\(key.direction)\",action=\"\(key.action.replacingOccurrences(of: "\"", with: "\\\""))\"}"
+        }
+        metric("ocpp_witness_frames_total", "counter", "Messages and control frames recorded, per direction and action (or opcode).", keys.map { (labels($0), capture.messages[$0]?.messages ?? 0) })
+        metric("ocpp_witness_frame_bytes_total", "counter", "Payload bytes recorded, per direction and action (or opcode).", keys.map { (labels($0), capture.messages[$0]?.bytes ?? 0) })
+        lines.append("# HELP ocpp_witness_recorder_latency_seconds_max Longest time from a frame being seen to its record being written.")
+        lines.append("# TYPE ocpp_witness_recorder_latency_seconds_max gauge")
+        lines.append("ocpp_witness_recorder_latency_seconds_max \(Double(capture.maximumRecordLatencyMicros) / 1e6)")
+        lines.append("# HELP ocpp_witness_recorder_latency_seconds Time from a frame being seen to its record being written.")
+        lines.append("# TYPE ocpp_witness_recorder_latency_seconds summary")
+        lines.append("ocpp_witness_recorder_latency_seconds_sum \(Double(capture.totalRecordLatencyMicros) / 1e6)")
+        lines.append("ocpp_witness_recorder_latency_seconds_count \(capture.latencySamples)")
         if let hits = faults?.engine?.hitsByRule {
             metric("ocpp_witness_faults_total", "counter", "Faults injected, per policy rule.", hits.keys.sorted().map { (label("rule", $0), hits[$0] ?? 0) })
         }

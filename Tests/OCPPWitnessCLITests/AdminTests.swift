@@ -71,7 +71,11 @@ struct AdminTests {
         #expect(atCSMS.transcript.received.count == 1)
         let (_, connections) = try await http("GET", port: adminPort, path: "/connections")
         #expect(connections.contains(#""chargePoint":"CP-ADMIN""#))
-        #expect(try await http("GET", port: adminPort, path: "/metrics").1.contains(#"ocpp_witness_faults_total{rule="lose-status"} 1"#))
+        let (_, liveMetrics) = try await http("GET", port: adminPort, path: "/metrics")
+        #expect(liveMetrics.contains(#"ocpp_witness_faults_total{rule="lose-status"} 1"#))
+        #expect(liveMetrics.contains(#"ocpp_witness_frames_total{dir="toCSMS",action="Heartbeat"} 1"#))
+        #expect(liveMetrics.contains(#"ocpp_witness_frames_total{dir="toCSMS",action="StatusNotification"} 1"#))
+        #expect(liveMetrics.contains("ocpp_witness_recorder_latency_seconds_count"))
         // A CALL of the operator's own reaches the charger; its answer does not reach the backend.
         #expect(try await http("POST", port: adminPort, path: "/chargers/CP-ADMIN/inject", body: #"{"action":"Reset"}"#).0 == 401)
         let (injectStatus, _) = try await http(
