@@ -41,6 +41,8 @@ final class RelayHandler: ChannelDuplexHandler {
     private var messageFragments = 0
     private var messageTooLarge = false
     private var pendingFault: JSONObject?
+    /// The current message's envelope, when the fault decision already parsed it.
+    private var parsedEnvelope: Result<OCPPEnvelope, MalformedMessage>?
 
     init(side: RelaySide, session: RelaySession) {
         self.side = side
@@ -217,7 +219,9 @@ final class RelayHandler: ChannelDuplexHandler {
 
     private func decide(_ chaos: ChaosEngine, frame: WebSocketFrame, payload: ByteBuffer) -> FaultDecision? {
         let direction = self.side.inboundDirection
-        let envelope = frame.opcode == .text ? try? OCPPEnvelope.parse(payload).get() : nil
+        let parsed = frame.opcode == .text ? OCPPEnvelope.parse(payload) : nil
+        self.parsedEnvelope = parsed
+        let envelope = try? parsed?.get()
         var action = envelope?.action
         if let envelope, envelope.messageType.isResponse {
             action = self.session.correlator.outstanding(direction.reversed)[envelope.messageId]?.action
@@ -512,8 +516,11 @@ final class RelayHandler: ChannelDuplexHandler {
         if opcode == .text || opcode == .binary {
             self.session.messages[direction, default: 0] += 1
         }
+        // Injected frames are parsed afresh; the cache belongs to the message that was read.
+        let cached = injected ? nil : self.parsedEnvelope
+        self.parsedEnvelope = nil
         if opcode == .text {
-            switch OCPPEnvelope.parse(payload) {
+            switch cached ?? OCPPEnvelope.parse(payload) {
             case .success(let envelope):
                 event.envelope = envelope
                 if let chaos = self.session.chaos, chaos.policy.needsIdentity, envelope.messageType == .call,

@@ -292,8 +292,11 @@ public final class WitnessProxyServer: Sendable {
         ) { session in
             self.release(session)
         }
-        session.outages = self.outages
-        session.startOutage = { chargePoint, seconds, mode in self.startOutage(chargePoint: chargePoint, seconds: seconds, mode: mode) }
+        // Outages exist only with fault injection; without it the relay skips the check entirely.
+        if self.configuration.faults != nil {
+            session.outages = self.outages
+            session.startOutage = { chargePoint, seconds, mode in self.startOutage(chargePoint: chargePoint, seconds: seconds, mode: mode) }
+        }
         handshake.session = session
         if let mode = self.outages.active(for: target.chargePointId) {
             return self.refuseDuringOutage(handshake, mode: mode, eventLoop: chargerChannel.eventLoop)

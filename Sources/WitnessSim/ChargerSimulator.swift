@@ -217,17 +217,21 @@ public final class ChargerSimulator: Sendable {
         public var heartbeats = 0
     }
 
-    /// Stays connected until `deadline` like real firmware: boots after every (re)connection, sends a
-    /// Heartbeat every `interval`, and when the connection drops or is refused, waits `retry` and tries again.
-    public func keepAlive(until deadline: ContinuousClock.Instant, interval: Duration, retry: Duration = .milliseconds(200)) async -> KeepAliveOutcome {
+    /// Stays connected until `deadline` (or until `enough` says so) like real firmware: boots after every
+    /// (re)connection, sends a Heartbeat every `interval`, and when the connection drops or is refused,
+    /// waits `retry` and tries again.
+    public func keepAlive(
+        until deadline: ContinuousClock.Instant, interval: Duration, retry: Duration = .milliseconds(200),
+        enough: (@Sendable (KeepAliveOutcome) -> Bool)? = nil
+    ) async -> KeepAliveOutcome {
         var outcome = KeepAliveOutcome()
         let clock = ContinuousClock()
-        while clock.now < deadline {
+        while clock.now < deadline, enough?(outcome) != true {
             do {
                 try await self.connect()
                 outcome.connections += 1
                 try await self.boot(reason: outcome.connections == 1 ? "PowerUp" : "Triggered")
-                while clock.now < deadline, self.endpoint?.isActive == true {
+                while clock.now < deadline, self.endpoint?.isActive == true, enough?(outcome) != true {
                     _ = try await self.call("Heartbeat", [:])
                     outcome.heartbeats += 1
                     try await Task.sleep(for: interval)
@@ -237,7 +241,7 @@ public final class ChargerSimulator: Sendable {
             } catch {
                 outcome.failures += 1
             }
-            if clock.now < deadline { try? await Task.sleep(for: retry) }
+            if clock.now < deadline, enough?(outcome) != true { try? await Task.sleep(for: retry) }
         }
         await self.disconnect()
         return outcome
