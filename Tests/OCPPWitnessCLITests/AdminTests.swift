@@ -100,17 +100,26 @@ struct AdminTests {
         try await Task.sleep(for: .milliseconds(500))
         #expect(try await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":99"#))
 
+        // Without a signal, a change of the file is picked up too.
+        try "seed: 123\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+        #expect(await Self.eventually(seconds: 10) { (try? await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":123"#)) == true })
+        // One-off outages need the token and a duration.
+        #expect(try await http("POST", port: adminPort, path: "/outage?seconds=1").0 == 401)
+        #expect(try await http("POST", port: adminPort, path: "/outage", token: token).0 == 400)
+        #expect(try await http("POST", port: adminPort, path: "/outage?seconds=1&mode=blackhole", token: token).0 == 200)
+
         process.terminate()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(log.contains("policy reload (SIGHUP) refused; the previous policy stays"))
+        #expect(log.contains("fault policy reloaded (file changed)"))
         #expect(!log.contains(token))
         await csms.stop()
         try await group.shutdownGracefully()
     }
 
-    static func eventually(_ condition: () async -> Bool) async -> Bool {
-        for _ in 0..<250 {
+    static func eventually(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
+        for _ in 0..<Int(seconds * 50) {
             if await condition() { return true }
             try? await Task.sleep(for: .milliseconds(20))
         }
