@@ -94,6 +94,24 @@ struct FaultTests {
         await harness.stop()
     }
 
+    @Test("a reset on the backend side drops the backend without a close frame, and the charger with it")
+    func resetBackendSide() async throws {
+        let harness = try await self.harness(
+            "rules:\n  - name: backend-dies\n    match: {action: Authorize}\n    fault: {disconnect: {side: csms, mode: reset}}\n"
+        )
+        let (charger, csms) = try await self.pair(harness, "CP-RST")
+        charger.sendText(#"[2,"a1","Authorize",{"idTag":"T"}]"#)
+        await csms.waitClosed()
+        #expect(csms.closeReceived == nil)
+        #expect(csms.transcript.received.isEmpty)
+        await charger.waitClosed()
+        await harness.waitForClosedPairs(1)
+        let fault = try #require(try await self.faultRecords(harness).first)
+        #expect(fault.fields["fault"]?["side"] == "csms")
+        #expect(fault.fields["fault"]?["mode"] == "reset")
+        await harness.stop()
+    }
+
     @Test("a malformed fault delivers the changed message and records both versions")
     func malformed() async throws {
         let harness = try await self.harness(
