@@ -89,7 +89,7 @@ struct SchemaCompiler {
             case "properties":
                 guard case .object(let properties) = member.value else { throw self.fail(here, "properties must be an object") }
                 for property in properties.members {
-                    schema.properties[property.key] = try self.compile(property.value, pointer: here + "/" + Self.escape(property.key))
+                    schema.properties[property.key] = try self.compile(property.value, pointer: here + "/" + JSONPointer.escape(property.key))
                     schema.propertyOrder.append(property.key)
                 }
             case "required":
@@ -142,7 +142,7 @@ struct SchemaCompiler {
         guard ref.hasPrefix("#") else { throw self.fail(pointer, "only local $ref is supported, found '\(ref)'") }
         var node = self.document
         for token in ref.dropFirst().split(separator: "/", omittingEmptySubsequences: true) {
-            let key = Self.unescape(String(token))
+            let key = JSONPointer.unescape(String(token))
             guard let next = node[key] else { throw self.fail(pointer, "$ref '\(ref)' points nowhere") }
             node = next
         }
@@ -165,14 +165,6 @@ struct SchemaCompiler {
             throw self.fail(pointer, "expected a number")
         }
         return decimal
-    }
-
-    static func escape(_ token: String) -> String {
-        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
-    }
-
-    static func unescape(_ token: String) -> String {
-        token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
     }
 }
 

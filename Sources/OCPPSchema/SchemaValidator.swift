@@ -27,14 +27,14 @@ public struct SchemaValidator: Sendable {
             var out = ""
             for component in self.components {
                 switch component {
-                case .key(let key): out += "/" + SchemaValidator.escape(key)
+                case .key(let key): out += "/" + JSONPointer.escape(key)
                 case .index(let index): out += "/" + String(index)
                 }
             }
             return out
         }
 
-        func appending(_ key: String) -> String { self.pointer + "/" + SchemaValidator.escape(key) }
+        func appending(_ key: String) -> String { self.pointer + "/" + JSONPointer.escape(key) }
     }
 
     static let posix = Locale(identifier: "en_US_POSIX")
@@ -210,10 +210,5 @@ public struct SchemaValidator: Sendable {
         let text = JSONWriter.string(value)
         let short = text.count > 60 ? String(text.prefix(57)) + "..." : text
         return "\(value.typeName) \(short)"
-    }
-
-    static func escape(_ token: String) -> String {
-        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
-        return token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
     }
 }
