@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "WitnessAnalysis", targets: ["WitnessAnalysis"]),
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
         .library(name: "WitnessSim", targets: ["WitnessSim"]),
+        .library(name: "WitnessPcap", targets: ["WitnessPcap"]),
+        .library(name: "WitnessReplay", targets: ["WitnessReplay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -89,6 +91,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .systemLibrary(
+            name: "CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        .target(
+            name: "WitnessPcap",
+            dependencies: [
+                "CPcap",
+                "OCPPWire",
+                "WitnessCapture",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "WitnessReplay",
+            dependencies: [
+                "OCPPWire",
+                "WitnessCapture",
+                "WitnessSim",
+                "WitnessProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ocpp-witness",
             dependencies: [
@@ -99,6 +131,8 @@ let package = Package(
                 "WitnessCapture",
                 "WitnessProxy",
                 "WitnessSim",
+                "WitnessPcap",
+                "WitnessReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -131,6 +165,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WitnessPcapTests",
+            dependencies: [
+                "WitnessPcap", "WitnessReplay", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

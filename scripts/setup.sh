@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time machine set-up for OCPP Witness; `make demo` and `make test` run it first.
 # Idempotent: a second run only checks what is already there.
-#   - libpcap-dev (Debian package) for pcap import and passive capture
+#   - libpcap-dev (Debian package) for pcap import and passive capture; tshark and tcpdump, which the
+#     tests use to check that exported pcapng files read cleanly and that tcpdump recordings import
 #   - the official OCA JSON schemas for OCPP 1.6, 2.0.1 and 2.1, from the pinned `ocpp` wheel on PyPI,
 #     verified by sha256, into schemas/ (git-ignored)
 #   - a Python virtual environment in .tools/venv with that same wheel and `websockets`, used by the
@@ -24,6 +25,8 @@ missing=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || missing+=(libpcap-dev)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
@@ -36,7 +39,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     say "installing ${missing[*]} with apt-get"
     $SUDO apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    # tshark asks whether non-root users may capture; the default (no) is fine and is taken unasked.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # --- OCA schemas from the pinned wheel -------------------------------------------------------------

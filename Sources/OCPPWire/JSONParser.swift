@@ -33,6 +33,35 @@ public enum JSONParser {
         return value
     }
 
+    /// Where the value of the top-level object member `name` lies in `bytes`, exactly as written.
+    ///
+    /// Lets a reader recover a member's original text (spacing, number spelling) that a parsed value loses.
+    /// Nil when `bytes` are not a JSON object or have no such member.
+    public static func rangeOfMember(_ name: String, in bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        var scanner = JSONScanner(bytes: bytes)
+        do {
+            scanner.skipWhitespace()
+            try scanner.expect(UInt8(ascii: "{"), "an object")
+            scanner.skipWhitespace()
+            if scanner.current == UInt8(ascii: "}") { return nil }
+            while true {
+                scanner.skipWhitespace()
+                let key = try scanner.parseString()
+                scanner.skipWhitespace()
+                try scanner.expect(UInt8(ascii: ":"), "':'")
+                scanner.skipWhitespace()
+                let start = scanner.offset
+                try scanner.skipValue(depth: 1)
+                if key == name { return start..<scanner.offset }
+                scanner.skipWhitespace()
+                guard scanner.current == UInt8(ascii: ",") else { return nil }
+                scanner.offset += 1
+            }
+        } catch {
+            return nil
+        }
+    }
+
     /// Whether `bytes` hold exactly one valid JSON value.
     public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var scanner = JSONScanner(bytes: bytes)

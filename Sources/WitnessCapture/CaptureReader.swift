@@ -9,11 +9,15 @@ public struct CaptureRecord: Sendable, Hashable {
     /// 1-based line number within `file`.
     public var line: Int
     public var fields: JSONObject
+    /// The exact text of `payload` as it stands in the file, for `enc: "json"` frames, when the reader was
+    /// asked to keep it (`CaptureReader.keepsMessageText`); parsing loses spacing between tokens.
+    public var payloadText: [UInt8]?
 
-    public init(file: String, line: Int, fields: JSONObject) {
+    public init(file: String, line: Int, fields: JSONObject, payloadText: [UInt8]? = nil) {
         self.file = file
         self.line = line
         self.fields = fields
+        self.payloadText = payloadText
     }
 
     public var kind: String? { self.fields["kind"]?.stringValue }
@@ -29,6 +33,32 @@ public struct CaptureRecord: Sendable, Hashable {
     public var message: JSONValue? { self.fields["enc"]?.stringValue == "json" ? self.fields["payload"] : nil }
     /// `file:line`, the reference reports use.
     public var reference: String { "\(self.file):\(self.line)" }
+
+    /// The frame's payload bytes as the sender wrote them, as far as the record keeps them: the exact
+    /// text of a JSON message (from `raw`, or `payloadText` when the reader kept it; otherwise the value
+    /// written compactly), text as UTF-8, base64 decoded, and a close frame's code and reason.
+    /// Redacted records give the redacted text.
+    public var payloadBytes: [UInt8]? {
+        if self.opcode == .close {
+            guard let code = self.fields["code"]?.intValue, let codeValue = UInt16(exactly: code) else { return [] }
+            return [UInt8(codeValue >> 8), UInt8(codeValue & 0xFF)] + Array((self.fields["reason"]?.stringValue ?? "").utf8)
+        }
+        switch self.fields["enc"]?.stringValue {
+        case "json":
+            if let raw = self.fields["raw"]?.stringValue { return Array(raw.utf8) }
+            if let text = self.payloadText { return text }
+            guard let payload = self.fields["payload"] else { return nil }
+            var out: [UInt8] = []
+            JSONWriter.write(payload, into: &out)
+            return out
+        case "text":
+            return self.fields["payload"]?.stringValue.map { Array($0.utf8) }
+        case "base64":
+            return self.fields["payload"]?.stringValue.flatMap { Base64.decode($0) }
+        default:
+            return nil
+        }
+    }
 }
 
 /// Something in a capture that could not be read as a record.
@@ -56,6 +86,8 @@ public struct CaptureReadIssue: Sendable, Hashable, CustomStringConvertible {
 /// this tool wrote). Lines that cannot be read are collected in `issues` and skipped.
 public final class CaptureReader: Sequence, IteratorProtocol {
     public private(set) var issues: [CaptureReadIssue] = []
+    /// Keep each JSON message's exact text in `CaptureRecord.payloadText` (export and replay need it).
+    public var keepsMessageText = false
     private var pending: [String]
     private var file: String?
     private var descriptor: CInt = -1
@@ -178,7 +210,14 @@ public final class CaptureReader: Sequence, IteratorProtocol {
                 self.issues.append(CaptureReadIssue(kind: .corruptLine, file: file, line: self.line, detail: "line is not a JSON object"))
                 return nil
             }
-            return CaptureRecord(file: file, line: self.line, fields: object)
+            var record = CaptureRecord(file: file, line: self.line, fields: object)
+            if self.keepsMessageText, record.fields["enc"]?.stringValue == "json", record.fields["raw"] == nil {
+                record.payloadText = self.buffer.withUnsafeBytes { raw in
+                    let line = UnsafeRawBufferPointer(rebasing: raw[range])
+                    return JSONParser.rangeOfMember("payload", in: line).map { Array(line[$0]) }
+                }
+            }
+            return record
         } catch {
             self.issues.append(
                 CaptureReadIssue(kind: torn ? .tornLastLine : .corruptLine, file: file, line: self.line, detail: "\(error)")

@@ -53,6 +53,8 @@ public final class OCPPEndpoint: Sendable {
         var receivedPings: [ByteBuffer] = []
         var receivedPongs: [ByteBuffer] = []
         var closeReceived: (code: UInt16?, reason: String)?
+        /// Set once this end has sent a close frame; the peer's close then completes the handshake.
+        var closeSent = false
         var nextId = 1
         var receivedFragments: [Int] = []
         var assembling: (opcode: WebSocketOpcode, data: ByteBuffer, fragments: Int)?
@@ -149,6 +151,7 @@ public final class OCPPEndpoint: Sendable {
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
+        self.state.withLockedValue { $0.closeSent = true }
         _ = try? await self.send(opcode: .connectionClose, data: data).get()
         let timer = self.channel.eventLoop.scheduleTask(in: .seconds(5)) { self.channel.close(promise: nil) }
         try? await self.channel.closeFuture.get()
@@ -200,11 +203,16 @@ public final class OCPPEndpoint: Sendable {
             var data = frame.unmaskedData
             let code = data.readInteger(as: UInt16.self)
             let reason = data.readString(length: data.readableBytes) ?? ""
-            let first = self.state.withLockedValue { state -> Bool in
+            let (first, alreadySent) = self.state.withLockedValue { state -> (Bool, Bool) in
                 defer { if state.closeReceived == nil { state.closeReceived = (code, reason) } }
-                return state.closeReceived == nil
+                return (state.closeReceived == nil, state.closeSent)
             }
             guard first else { return }
+            if alreadySent {
+                // The peer answered our close: the handshake is complete, nothing more to send.
+                if !self.isClient { self.channel.close(promise: nil) }
+                return
+            }
             var echo = ByteBuffer()
             if let code { echo.writeInteger(code) }
             let channel = self.channel

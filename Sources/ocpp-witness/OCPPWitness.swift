@@ -11,6 +11,9 @@ struct OCPPWitness: AsyncParsableCommand {
             is forwarded unchanged and recorded to a JSON Lines capture. Start with `ocpp-witness demo`.
             """,
         version: CaptureFormat.toolVersion,
-        subcommands: [ProxyCommand.self, ReportCommand.self, DemoCommand.self, SimulateCommand.self, PolicyCommand.self, RulesCommand.self, BenchmarkCommand.self]
+        subcommands: [
+            ProxyCommand.self, ReportCommand.self, DemoCommand.self, SimulateCommand.self, PolicyCommand.self, RulesCommand.self,
+            ExportCommand.self, ImportCommand.self, SniffCommand.self, ReplayCommand.self, DiffCommand.self, BenchmarkCommand.self,
+        ]
     )
 }

@@ -1,0 +1,2 @@
+// libpcap, from Debian's libpcap-dev (scripts/setup.sh installs it).
+#include <pcap/pcap.h>

@@ -1,0 +1,200 @@
+import WitnessCapture
+
+/// An IPv4 address and TCP port.
+public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    public var address: [UInt8]
+    public var port: UInt16
+
+    public init(address: [UInt8], port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    /// Parses `a.b.c.d:port` (the form capture records use for IPv4 peers).
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]),
+            let address = Self.parseIPv4(String(text[..<colon]))
+        else { return nil }
+        self.init(address: address, port: port)
+    }
+
+    static func parseIPv4(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        let bytes = parts.compactMap { UInt8($0) }
+        return bytes.count == 4 ? bytes : nil
+    }
+
+    public var description: String {
+        (self.address.count == 4 ? self.address.map(String.init).joined(separator: ".") : "[" + Self.ipv6(self.address) + "]")
+            + ":\(self.port)"
+    }
+
+    private static func ipv6(_ bytes: [UInt8]) -> String {
+        stride(from: 0, to: bytes.count, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            .joined(separator: ":")
+    }
+}
+
+/// TCP header flags.
+public struct TCPFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let fin = TCPFlags(rawValue: 0x01)
+    public static let syn = TCPFlags(rawValue: 0x02)
+    public static let rst = TCPFlags(rawValue: 0x04)
+    public static let psh = TCPFlags(rawValue: 0x08)
+    public static let ack = TCPFlags(rawValue: 0x10)
+}
+
+/// Builds IPv4/TCP packets with correct lengths and checksums.
+enum PacketBuilder {
+    static func ipv4TCP(
+        from source: Endpoint, to destination: Endpoint, sequence: UInt32, acknowledgement: UInt32, flags: TCPFlags,
+        identification: UInt16, payload: ArraySlice<UInt8>
+    ) -> [UInt8] {
+        let tcpLength = 20 + payload.count
+        let totalLength = 20 + tcpLength
+        var packet: [UInt8] = []
+        packet.reserveCapacity(totalLength)
+        // IPv4 header
+        packet += [0x45, 0]
+        packet += be16(UInt16(totalLength))
+        packet += be16(identification)
+        packet += [0x40, 0]  // don't fragment
+        packet += [64, 6]  // TTL, protocol TCP
+        packet += [0, 0]  // checksum, below
+        packet += source.address
+        packet += destination.address
+        let ipChecksum = checksum(packet[0..<20], initial: 0)
+        packet[10] = UInt8(ipChecksum >> 8)
+        packet[11] = UInt8(ipChecksum & 0xFF)
+        // TCP header
+        packet += be16(source.port)
+        packet += be16(destination.port)
+        packet += be32(sequence)
+        packet += be32(flags.contains(.ack) ? acknowledgement : 0)
+        packet += [5 << 4, flags.rawValue]
+        packet += be16(65535)  // window
+        packet += [0, 0]  // checksum, below
+        packet += [0, 0]  // urgent pointer
+        packet += payload
+        var pseudo: UInt32 = 0
+        for pair in stride(from: 0, to: 4, by: 2) {
+            pseudo += UInt32(source.address[pair]) << 8 | UInt32(source.address[pair + 1])
+            pseudo += UInt32(destination.address[pair]) << 8 | UInt32(destination.address[pair + 1])
+        }
+        pseudo += 6 + UInt32(tcpLength)
+        let tcpChecksum = checksum(packet[20...], initial: pseudo)
+        packet[36] = UInt8(tcpChecksum >> 8)
+        packet[37] = UInt8(tcpChecksum & 0xFF)
+        return packet
+    }
+
+    /// The Internet checksum (RFC 1071) of `bytes`, starting from a partial sum.
+    static func checksum(_ bytes: ArraySlice<UInt8>, initial: UInt32) -> UInt16 {
+        var sum = initial
+        var index = bytes.startIndex
+        while index + 1 < bytes.endIndex {
+            sum += UInt32(bytes[index]) << 8 | UInt32(bytes[index + 1])
+            index += 2
+        }
+        if index < bytes.endIndex { sum += UInt32(bytes[index]) << 8 }
+        while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
+        return ~UInt16(sum)
+    }
+
+    static func be16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
+    static func be32(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+    }
+}
+
+/// WebSocket (RFC 6455) pieces the exporter writes on the wire.
+enum WebSocketWire {
+    static let acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    /// Opcode numbers by capture name.
+    static func opcode(_ name: String) -> UInt8? {
+        switch name {
+        case "continuation": 0x0
+        case "text": 0x1
+        case "binary": 0x2
+        case "close": 0x8
+        case "ping": 0x9
+        case "pong": 0xA
+        default: nil
+        }
+    }
+
+    /// One final frame carrying `payload`, masked with `maskKey` when given (client to server).
+    static func frame(opcode: UInt8, payload: [UInt8], maskKey: [UInt8]?) -> [UInt8] {
+        var frame: [UInt8] = [0x80 | opcode]
+        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
+        switch payload.count {
+        case ..<126:
+            frame.append(maskBit | UInt8(payload.count))
+        case ..<65536:
+            frame.append(maskBit | 126)
+            frame += PacketBuilder.be16(UInt16(payload.count))
+        default:
+            frame.append(maskBit | 127)
+            frame += PacketBuilder.be32(UInt32(UInt64(payload.count) >> 32)) + PacketBuilder.be32(UInt32(truncatingIfNeeded: payload.count))
+        }
+        guard let maskKey else { return frame + payload }
+        frame += maskKey
+        frame.reserveCapacity(frame.count + payload.count)
+        for (index, byte) in payload.enumerated() { frame.append(byte ^ maskKey[index & 3]) }
+        return frame
+    }
+
+    /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.
+    static func accept(key: String) -> String {
+        Base64.encode(SHA1.hash(Array((key + acceptGUID).utf8)))
+    }
+}
+
+/// SHA-1, for `Sec-WebSocket-Accept` only (RFC 6455 fixes the algorithm; nothing here relies on its strength).
+enum SHA1 {
+    static func hash(_ message: [UInt8]) -> [UInt8] {
+        var h: [UInt32] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0]
+        var data = message
+        let bitLength = UInt64(message.count) * 8
+        data.append(0x80)
+        while data.count % 64 != 56 { data.append(0) }
+        for shift in stride(from: 56, through: 0, by: -8) { data.append(UInt8((bitLength >> UInt64(shift)) & 0xFF)) }
+        var w = [UInt32](repeating: 0, count: 80)
+        for chunk in stride(from: 0, to: data.count, by: 64) {
+            for i in 0..<16 {
+                let b = chunk + i * 4
+                w[i] = UInt32(data[b]) << 24 | UInt32(data[b + 1]) << 16 | UInt32(data[b + 2]) << 8 | UInt32(data[b + 3])
+            }
+            for i in 16..<80 {
+                let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
+                w[i] = x << 1 | x >> 31
+            }
+            var (a, b, c, d, e) = (h[0], h[1], h[2], h[3], h[4])
+            for i in 0..<80 {
+                let (f, k): (UInt32, UInt32)
+                switch i {
+                case 0..<20: (f, k) = ((b & c) | (~b & d), 0x5A82_7999)
+                case 20..<40: (f, k) = (b ^ c ^ d, 0x6ED9_EBA1)
+                case 40..<60: (f, k) = ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC)
+                default: (f, k) = (b ^ c ^ d, 0xCA62_C1D6)
+                }
+                let temp = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[i]
+                e = d
+                d = c
+                c = b << 30 | b >> 2
+                b = a
+                a = temp
+            }
+            h[0] &+= a
+            h[1] &+= b
+            h[2] &+= c
+            h[3] &+= d
+            h[4] &+= e
+        }
+        return h.flatMap { PacketBuilder.be32($0) }
+    }
+}
