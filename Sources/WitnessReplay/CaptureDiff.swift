@@ -142,14 +142,14 @@ public struct CaptureDiff {
             self.idMaps = [:]
             // Merge both directions back into recorded order so id mappings learnt from an answer apply to
             // the CALLs after it.
-            var pairs: [(RecordedExchange?, RecordedExchange?, Int)] = []
+            var pairs: [Pair] = []
             for direction in [Direction.toCSMS, .toCharger] {
                 pairs += Self.align(a.filter { $0.direction == direction }, b.filter { $0.direction == direction })
             }
-            pairs.sort { ($0.0?.time ?? $0.1?.time ?? 0) < ($1.0?.time ?? $1.1?.time ?? 0) }
-            for (x, y, index) in pairs {
+            pairs.sort { $0.order < $1.order }
+            for pair in pairs {
                 report.callsCompared += 1
-                report.differences += self.compare(x, y, chargePoint: chargePoint, index: index)
+                report.differences += self.compare(pair.first, pair.second, chargePoint: chargePoint, index: pair.index)
             }
         }
         return report
@@ -163,29 +163,46 @@ public struct CaptureDiff {
         return result
     }
 
+    private struct Pair {
+        var first: RecordedExchange?
+        var second: RecordedExchange?
+        /// 1-based position among the first run's CALLs in this direction.
+        var index: Int
+        /// Where the pair sits in the first run's time line: a CALL only in the second run goes right
+        /// after the first-run CALL before it, so both directions interleave as recorded.
+        var order: (Int64, Int)
+    }
+
     /// Pairs CALLs of one direction by action, in order; unmatched ones pair with nil.
-    private static func align(_ a: [RecordedExchange], _ b: [RecordedExchange]) -> [(RecordedExchange?, RecordedExchange?, Int)] {
-        var pairs: [(RecordedExchange?, RecordedExchange?, Int)] = []
+    private static func align(_ a: [RecordedExchange], _ b: [RecordedExchange]) -> [Pair] {
+        var pairs: [Pair] = []
         var i = 0
         var j = 0
+        var lastTime = Int64.min
+        var tieBreak = 0
         let window = 8
+        func add(_ x: RecordedExchange?, _ y: RecordedExchange?) {
+            if let x { lastTime = x.time }
+            tieBreak += 1
+            pairs.append(Pair(first: x, second: y, index: i + 1, order: (lastTime, tieBreak)))
+        }
         while i < a.count || j < b.count {
             if i < a.count, j < b.count, a[i].action == b[j].action {
-                pairs.append((a[i], b[j], i + 1))
+                add(a[i], b[j])
                 i += 1
                 j += 1
             } else if i < a.count, j < b.count,
                 let ahead = b[j..<min(b.count, j + window)].firstIndex(where: { $0.action == a[i].action })
             {
                 while j < ahead {
-                    pairs.append((nil, b[j], i + 1))
+                    add(nil, b[j])
                     j += 1
                 }
             } else if i < a.count {
-                pairs.append((a[i], nil, i + 1))
+                add(a[i], nil)
                 i += 1
             } else {
-                pairs.append((nil, b[j], i + 1))
+                add(nil, b[j])
                 j += 1
             }
         }

@@ -153,13 +153,18 @@ public final class Replayer: Sendable {
         let proxyPort = proxy.localAddress?.port ?? 0
         let start = ContinuousClock.now
         let firstOpened = self.recorded.map(\.opened).min() ?? 0
+        // Chargers play side by side; one charger's connections one after the other, as recorded.
+        var byCharger: [String: [RecordedSession]] = [:]
+        for session in self.recorded { byCharger[session.chargePoint, default: []].append(session) }
         await withTaskGroup(of: Void.self) { group in
-            for session in self.recorded {
+            for sessions in byCharger.values {
                 group.addTask {
-                    if case .recorded(let speed) = self.configuration.pace {
-                        try? await Task.sleep(until: start + Self.scaled(session.opened - firstOpened, speed), clock: .continuous)
+                    for session in sessions.sorted(by: { $0.opened < $1.opened }) {
+                        if case .recorded(let speed) = self.configuration.pace {
+                            try? await Task.sleep(until: start + Self.scaled(session.opened - firstOpened, speed), clock: .continuous)
+                        }
+                        await self.playCharger(session, proxyPort: proxyPort, progress: progress)
                     }
-                    await self.playCharger(session, proxyPort: proxyPort, progress: progress)
                 }
             }
         }

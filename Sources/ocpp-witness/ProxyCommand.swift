@@ -128,7 +128,9 @@ struct ProxyCommand: AsyncParsableCommand {
         var generator = SystemRandomNumberGenerator()
         let token = (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
         let path = self.capture + "/admin-token"
-        FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot write the admin token to \(path)")
+        }
         logger.notice("admin token written to \(path)")
         return token
     }

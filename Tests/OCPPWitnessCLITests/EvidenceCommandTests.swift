@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// `export`, `import`, `diff` and `sniff` through the built binary, as a user runs them.
+@Suite("Evidence commands: export, import, diff, sniff")
+struct EvidenceCommandTests {
+    static let sample = WitnessBinary.root.appendingPathComponent("captures/samples/demo-pilot.jsonl").path
+
+    @Test("export to pcapng, import it back, and diff finds the two captures equal")
+    func exportImportDiff() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("evidence-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pcapng = directory + "/pilot.pcapng"
+
+        let export = try await WitnessBinary.run(["export", Self.sample, "--pcapng", pcapng])
+        #expect(export.status == 0, "\(export.errors)")
+        #expect(export.output.contains("6 connections, 150 messages"), "\(export.output)")
+
+        let imported = directory + "/imported"
+        let importResult = try await WitnessBinary.run(["import", pcapng, "-o", imported, "--filter", "tcp port 80"])
+        #expect(importResult.status == 0, "\(importResult.errors)")
+        #expect(importResult.output.contains("6 WebSocket connections, 150 messages"), "\(importResult.output)")
+
+        let same = try await WitnessBinary.run(["diff", Self.sample, imported])
+        #expect(same.status == 0, "\(same.output)")
+        #expect(same.output.contains("0 differences in"), "\(same.output)")
+    }
+
+    @Test("diff exits 1 and names the CALL, field and values that changed")
+    func diffFindsChange() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("diff-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let text = try String(contentsOfFile: Self.sample, encoding: .utf8)
+        // The backend's first BootNotification answer says 600 instead of 300.
+        let changed = text.replacingOccurrences(of: #""interval":300"#, with: #""interval":600"#, options: [], range: text.range(of: #""interval":300"#))
+        try changed.write(toFile: directory + "/after.jsonl", atomically: true, encoding: .utf8)
+        let result = try await WitnessBinary.run(["diff", Self.sample, directory + "/after.jsonl", "--format", "json"])
+        #expect(result.status == 1)
+        let report = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        let differences = report?["differences"] as? [[String: Any]] ?? []
+        #expect(differences.count == 1)
+        #expect(differences.first?["action"] as? String == "BootNotification")
+        #expect(differences.first?["path"] as? String == "/interval")
+        #expect(differences.first?["first"] as? String == "300")
+        #expect(differences.first?["second"] as? String == "600")
+    }
+
+    @Test("import and sniff name the file or interface they cannot open")
+    func clearErrors() async throws {
+        let missing = try await WitnessBinary.run(["import", "/nonexistent/site.pcap", "-o", FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path])
+        #expect(missing.status != 0)
+        #expect(missing.errors.contains("/nonexistent/site.pcap"), "\(missing.errors)")
+        let sniff = try await WitnessBinary.run([
+            "sniff", "--interface", "witness-nope0", "--no-validate",
+            "--capture", FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path,
+        ])
+        #expect(sniff.status != 0)
+        #expect(sniff.errors.contains("witness-nope0"), "\(sniff.errors)")
+    }
+}
