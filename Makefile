@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/ocpp-witness
 
-.PHONY: setup build demo test clean bench-validation
+.PHONY: setup build demo test clean bench bench-validation
 
 ## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
 setup:
@@ -22,6 +22,13 @@ test: setup
 
 clean:
 	rm -rf .build
+
+## Forwarding benchmark in a release build: direct vs nginx vs OCPP Witness, latency at half load, capture
+## check, 10,000-charger scale run. Installs nginx if missing. Pass options with BENCH_ARGS="--seconds 20".
+bench: setup
+	@bash scripts/setup.sh --bench
+	$(SWIFT) build -c release --product ocpp-witness
+	.build/release/ocpp-witness benchmark forwarding $(BENCH_ARGS)
 
 ## Validation throughput on one core against Python jsonschema, in a release build.
 bench-validation: setup

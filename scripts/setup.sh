@@ -7,8 +7,11 @@
 #     verified by sha256, into schemas/ (git-ignored)
 #   - a Python virtual environment in .tools/venv with that same wheel and `websockets`, used by the
 #     interoperability tests against a charge point and central system written by others
+#   - with --bench: nginx (Debian's nginx-light), the peer of the forwarding benchmark (`make bench`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BENCH=false
+[ "${1:-}" = "--bench" ] && BENCH=true
 
 OCPP_WHEEL_VERSION="2.1.0"
 OCPP_WHEEL_SHA256="0e452c14c21e2995431334ce1513d5ad8246ecb5c8fb90ed4143e2ecdd9e2845"
@@ -27,6 +30,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+if $BENCH && [ ! -x /usr/sbin/nginx ]; then missing+=(nginx-light); fi
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then

@@ -30,6 +30,8 @@ public enum FsyncPolicy: Sendable, Hashable {
 
 /// Where the recorder stands; all counts since it started.
 public struct CaptureStatistics: Sendable, Hashable {
+    public init() {}
+
     public var recordsWritten = 0
     public var bytesWritten = 0
     public var filesWritten = 0

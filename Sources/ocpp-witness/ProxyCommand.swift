@@ -92,6 +92,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Flag(help: "Do not analyse traffic live (forward and record only).")
     var noValidate = false
 
+    @Flag(help: "Forward only: no capture and no live analysis (to measure the forwarding cost alone).")
+    var noCapture = false
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -164,7 +167,7 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration.faults = FaultInjection()
         }
         var live: LiveAnalysis?
-        if !self.noValidate {
+        if !self.noValidate && !self.noCapture {
             let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
             live = LiveAnalysis(schemas: schemas, profile: self.profile, logger: logger)
         }
@@ -172,7 +175,7 @@ struct ProxyCommand: AsyncParsableCommand {
         if let live {
             observer = { record in live.consume(record) }
         }
-        let recorder = try CaptureWriter(
+        let recorder = self.noCapture ? nil : try CaptureWriter(
             configuration: .init(
                 directory: self.capture, rotateBytes: self.rotateMib << 20, fsync: FsyncPolicy(self.fsync) ?? .never,
                 redactSecrets: !self.captureSecrets
@@ -189,9 +192,11 @@ struct ProxyCommand: AsyncParsableCommand {
         do {
             proxy = try WitnessProxyServer(configuration: configuration, recorder: recorder, logger: logger, group: group)
             let address = try await proxy.start()
-            logger.notice("OCPP Witness proxy on \(address), forwarding to \(upstream); capture in \(self.capture)/")
+            logger.notice(
+                "OCPP Witness proxy on \(address), forwarding to \(upstream); \(recorder == nil ? "not recording (--no-capture)" : "capture in \(self.capture)/")"
+            )
         } catch {
-            recorder.close()
+            recorder?.close()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -218,9 +223,9 @@ struct ProxyCommand: AsyncParsableCommand {
         await adminServer?.stop()
         logger.notice("signal \(signal): closing connections and flushing the capture")
         await proxy.shutdown()
-        recorder.close()
+        recorder?.close()
         let stats = proxy.statistics
-        let capture = recorder.statistics
+        let capture = recorder?.statistics ?? CaptureStatistics()
         logger.notice(
             "stopped: \(stats.accepted) connections accepted, \(stats.refused) refused, \(stats.messagesToCSMS) messages to the backend, \(stats.messagesToCharger) to chargers; \(capture.recordsWritten) records in \(capture.filesWritten) file(s), \(capture.recordsLost) lost"
         )

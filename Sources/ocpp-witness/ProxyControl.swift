@@ -68,7 +68,7 @@ final class PolicyReloader: @unchecked Sendable {
 
 /// Prometheus text exposition of what the proxy, the recorder, the policy and the live analysis count.
 enum PrometheusMetrics {
-    static func render(proxy: WitnessProxyServer, recorder: CaptureWriter, faults: FaultInjection?, live: LiveAnalysis?) -> String {
+    static func render(proxy: WitnessProxyServer, recorder: CaptureWriter?, faults: FaultInjection?, live: LiveAnalysis?) -> String {
         var lines: [String] = []
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int)]) {
             lines.append("# HELP \(name) \(help)")
@@ -86,7 +86,7 @@ enum PrometheusMetrics {
             "ocpp_witness_messages_total", "counter", "Messages relayed by closed pairs, per direction.",
             [(label("dir", "toCSMS"), stats.messagesToCSMS), (label("dir", "toCharger"), stats.messagesToCharger)]
         )
-        let capture = recorder.statistics
+        let capture = recorder?.statistics ?? CaptureStatistics()
         metric("ocpp_witness_recorder_queue_depth", "gauge", "Records waiting to be written.", [("", capture.queueDepth)])
         metric("ocpp_witness_recorder_queue_depth_max", "gauge", "Largest queue depth seen.", [("", capture.maximumQueueDepth)])
         metric("ocpp_witness_records_written_total", "counter", "Capture records written.", [("", capture.recordsWritten)])

@@ -60,3 +60,23 @@ struct EvidenceCommandTests {
         #expect(sniff.errors.contains("witness-nope0"), "\(sniff.errors)")
     }
 }
+
+/// The forwarding benchmark in miniature, so it keeps working; timings are printed, never asserted.
+@Suite("Forwarding benchmark (reduced)")
+struct ForwardingBenchmarkSmokeTests {
+    @Test("a few seconds of load print the comparison table, and the capture holds exactly what was counted")
+    func reducedBenchmark() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "forwarding", "--chargers", "4", "--seconds", "1", "--scale-connections", "40", "--scale-seconds", "1",
+            "--schemas", WitnessBinary.root.appendingPathComponent("schemas").path,
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        for setup in ["| direct |", "| witness |", "| witness-record |", "| witness-forward |"] {
+            #expect(result.output.contains(setup), "\(result.output)")
+        }
+        #expect(result.output.contains("Capture check (witness run): ok:"), "\(result.output)")
+        #expect(result.output.contains("report: 0 deviations"), "\(result.output)")
+        #expect(result.output.contains("connected 40/40"), "\(result.output)")
+        #expect(!result.output.contains("CALLs failed"), "\(result.output)")
+    }
+}

@@ -1,0 +1,541 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import OCPPSchema
+import OCPPWire
+import WitnessAnalysis
+import WitnessCapture
+import WitnessSim
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Closed-loop OCPP load through direct, nginx and OCPP Witness set-ups, measured in one run.
+struct ForwardingBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forwarding",
+        abstract: "Throughput, latency, CPU and memory of forwarding: direct, nginx and OCPP Witness in one run.",
+        discussion: """
+            N simulated 1.6 chargers boot, then each sends MeterValues and Heartbeat CALLs and waits for every CALLRESULT
+            from a CSMS simulator (its own process), for --seconds per set-up: direct to the CSMS; through nginx configured as a
+            plain WebSocket reverse proxy (when nginx is installed: `make bench` installs it); through OCPP Witness with
+            recording and live validation, with recording only, and forwarding only. Prints messages per second (CALLs and
+            CALLRESULTs), latency percentiles, the proxy's CPU seconds per million messages and resident memory, and the ratios.
+            Then a run at half of OCPP Witness's saturating rate for the added latency, the capture check (recorded = counted,
+            zero deviations), and the scale runs (--scale-connections held open with heartbeats; connection ramp).
+            Run it on a quiet machine from a release build (`make bench`).
+            """
+    )
+
+    @Option(help: "Concurrent chargers in the throughput runs.")
+    var chargers: Int = 64
+
+    @Option(help: "Seconds of measured load per set-up (after a short warm-up).")
+    var seconds: Double = 10
+
+    @Option(help: ArgumentHelp("Set-ups to run, comma-separated: direct, nginx, witness, witness-record, witness-forward.", valueName: "LIST"))
+    var setups: String = "direct,nginx,witness,witness-record,witness-forward"
+
+    @Option(help: "Chargers held open in the scale run (0 skips it).")
+    var scaleConnections: Int = 10_000
+
+    @Option(help: "Seconds the scale run holds the connections, heartbeating.")
+    var scaleSeconds: Double = 10
+
+    @Option(help: ArgumentHelp("Folder with the OCA schemas, for live validation and the capture check.", valueName: "DIR"))
+    var schemas: String = "schemas"
+
+    @Option(help: ArgumentHelp("nginx binary.", valueName: "PATH"))
+    var nginx: String = "/usr/sbin/nginx"
+
+    @Option(help: ArgumentHelp("Write the results as JSON here too.", valueName: "FILE"))
+    var json: String?
+
+    func run() async throws {
+        raiseFileLimit()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("witness-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let selected = Set(self.setups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        let machine = machineDescription()
+        print("OCPP Witness forwarding benchmark — \(machine)")
+        print("\(self.chargers) chargers, closed loop, \(self.seconds) s per set-up; messages = CALLs + CALLRESULTs\n")
+
+        let csmsPort = try freePort()
+        let csms = try Child.start(selfPath(), ["simulate", "csms", "--listen", "127.0.0.1:\(csmsPort)", "--ocpp-version", "1.6", "--log-level", "error"], log: work + "/csms.log")
+        defer { csms.stop() }
+        try await waitForPort(csmsPort)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+
+        var results: [RunResult] = []
+        var witnessCapture: String?
+        var witnessCounted = 0
+        for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
+            guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
+            let load = try await LoadRun.run(
+                url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: nil, prefix: "BENCH-\(setup)",
+                group: group
+            )
+            let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
+            results.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1))
+            if setup == "witness" {
+                witnessCapture = target.capture
+                witnessCounted = load.messagesIncludingBoot
+            }
+            target.stop()
+        }
+        printTable(results)
+
+        // Added latency at half of the saturating load: paced chargers, direct and through the proxies.
+        if let saturated = results.first(where: { $0.setup == "witness" }) ?? results.first {
+            let rate = saturated.load.messagesPerSecond / 2 / 2 / Double(self.chargers)  // round trips per charger per second
+            print("\nAt half load (\(Int(saturated.load.messagesPerSecond / 2)) messages/s, paced):")
+            var half: [RunResult] = []
+            for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
+                guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
+                let load = try await LoadRun.run(
+                    url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: rate, prefix: "HALF-\(setup)",
+                    group: group
+                )
+                half.append(RunResult(setup: setup, load: load, proxyCPU: nil, proxyRSS: nil))
+                target.stop()
+            }
+            let direct = half.first { $0.setup == "direct" }
+            for run in half {
+                let added = direct.map { " (added p99 \(fmtMs(run.load.p99 - $0.load.p99)))" } ?? ""
+                print("  \(run.setup.padding(toLength: 16, withPad: " ", startingAt: 0)) p50 \(fmtMs(run.load.p50))  p99 \(fmtMs(run.load.p99))  p999 \(fmtMs(run.load.p999))\(run.setup == "direct" ? "" : added)")
+            }
+        }
+
+        // Correctness under load: what the recorder wrote equals what the generator counted, with no deviations.
+        if let witnessCapture {
+            let check = try self.checkCapture(witnessCapture, expected: witnessCounted)
+            print("\nCapture check (witness run): \(check)")
+        }
+
+        if self.scaleConnections > 0 {
+            print("\nScale: \(self.scaleConnections) chargers held open, heartbeat every 5 s, \(self.scaleSeconds) s")
+            for setup in ["nginx", "witness"] where selected.contains(setup) {
+                guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
+                let before = target.probe?.residentBytes ?? 0
+                let scale = try await ScaleRun.run(url: target.url, chargers: self.scaleConnections, seconds: self.scaleSeconds, prefix: "SCALE-\(setup)", group: group)
+                let after = target.probe?.residentBytes ?? 0
+                let perConnection = self.scaleConnections > 0 ? Double(after - before) / Double(scale.connected) : 0
+                print(
+                    "  \(setup.padding(toLength: 16, withPad: " ", startingAt: 0)) connected \(scale.connected)/\(self.scaleConnections) "
+                        + "at \(Int(scale.upgradesPerSecond)) upgrades/s; RSS \(fmtMiB(before)) → \(fmtMiB(after)), "
+                        + "\(String(format: "%.1f", perConnection / 1024)) KiB per charger; \(scale.heartbeats) heartbeats, \(scale.failures) failures"
+                )
+                target.stop()
+            }
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: Set-ups
+
+    struct Target {
+        var url: String
+        var probe: ProcessProbe?
+        var cpuAtStart: Double
+        var capture: String?
+        var stopAction: () -> Void
+        func stop() { self.stopAction() }
+    }
+
+    private func startTarget(_ setup: String, csmsPort: Int, work: String) async throws -> Target? {
+        switch setup {
+        case "direct":
+            return Target(url: "ws://127.0.0.1:\(csmsPort)", probe: nil, cpuAtStart: 0, capture: nil, stopAction: {})
+        case "nginx":
+            guard FileManager.default.isExecutableFile(atPath: self.nginx) else {
+                print("nginx: skipped, \(self.nginx) not installed (`make bench` installs it)")
+                return nil
+            }
+            let port = try freePort()
+            let directory = work + "/nginx-\(port)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let config = """
+                daemon off;
+                worker_processes auto;
+                worker_rlimit_nofile 65536;
+                pid \(directory)/nginx.pid;
+                error_log \(directory)/error.log warn;
+                events { worker_connections 32768; }
+                http {
+                    access_log off;
+                    client_body_temp_path \(directory); proxy_temp_path \(directory); fastcgi_temp_path \(directory);
+                    uwsgi_temp_path \(directory); scgi_temp_path \(directory);
+                    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+                    server {
+                        listen 127.0.0.1:\(port) backlog=4096;
+                        location / {
+                            proxy_pass http://127.0.0.1:\(csmsPort);
+                            proxy_http_version 1.1;
+                            proxy_set_header Upgrade $http_upgrade;
+                            proxy_set_header Connection $connection_upgrade;
+                            proxy_set_header Host $host;
+                            proxy_read_timeout 3600s;
+                            proxy_buffering off;
+                        }
+                    }
+                }
+                """
+            try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+            let child = try Child.start(self.nginx, ["-c", directory + "/nginx.conf", "-p", directory], log: directory + "/stderr.log")
+            try await waitForPort(port)
+            let probe = ProcessProbe(pid: child.pid, includeChildren: true)
+            return Target(url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds, capture: nil, stopAction: { child.stop() })
+        default:
+            let port = try freePort()
+            let capture = work + "/capture-\(setup)-\(port)"
+            var arguments = ["proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:\(csmsPort)", "--capture", capture, "--log-level", "warning", "--schemas", self.schemas]
+            if setup == "witness-record" { arguments.append("--no-validate") }
+            if setup == "witness-forward" { arguments.append("--no-capture") }
+            let child = try Child.start(selfPath(), arguments, log: work + "/\(setup)-\(port).log")
+            try await waitForPort(port)
+            let probe = ProcessProbe(pid: child.pid, includeChildren: false)
+            return Target(
+                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds,
+                capture: setup == "witness-forward" ? nil : capture, stopAction: { child.stop() }
+            )
+        }
+    }
+
+    private func checkCapture(_ directory: String, expected: Int) throws -> String {
+        let reader = try CaptureReader(paths: [directory])
+        let registry = try SchemaRegistry.load(forCommand: self.schemas)
+        let analyzer = Analyzer(schemas: registry, configuration: AnalyzerConfiguration(profile: .strict, responseTimeoutSeconds: 30))
+        var messages = 0
+        for record in reader {
+            if record.kind == "frame", record.opcode == .text { messages += 1 }
+            analyzer.consume(record)
+        }
+        let report = analyzer.finish(readIssues: reader.issues)
+        let verdict = messages == expected && report.totalDeviations == 0 && reader.issues.isEmpty ? "ok" : "MISMATCH"
+        let rules = report.countsByRule.sorted { $0.value > $1.value }.prefix(5).map { "\($0.key) \($0.value)" }
+        return "\(verdict): \(messages) messages recorded, \(expected) counted by the load generator; "
+            + "report: \(report.totalDeviations) deviations\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")"), "
+            + "\(reader.issues.count) unreadable lines"
+    }
+
+    // MARK: Output
+
+    struct RunResult {
+        var setup: String
+        var load: LoadRun.Result
+        var proxyCPU: Double?
+        var proxyRSS: Int?
+    }
+
+    private func printTable(_ results: [RunResult]) {
+        let direct = results.first { $0.setup == "direct" }
+        let nginx = results.first { $0.setup == "nginx" }
+        print("| set-up | messages/s | p50 | p99 | p999 | proxy CPU s / 1M msgs | proxy RSS | vs nginx | vs direct |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for run in results {
+            let cpu = run.proxyCPU.map { String(format: "%.1f", $0 / (Double(run.load.messages) / 1e6)) } ?? "–"
+            let rss = run.proxyRSS.map(fmtMiB) ?? "–"
+            let versusNginx = nginx.map { String(format: "%.2f×", run.load.messagesPerSecond / $0.load.messagesPerSecond) } ?? "–"
+            let versusDirect = direct.map { String(format: "%.2f×", run.load.messagesPerSecond / $0.load.messagesPerSecond) } ?? "–"
+            print(
+                "| \(run.setup) | \(Int(run.load.messagesPerSecond)) | \(fmtMs(run.load.p50)) | \(fmtMs(run.load.p99)) | \(fmtMs(run.load.p999)) | \(cpu) | \(rss) | \(versusNginx) | \(versusDirect) |"
+            )
+        }
+        if let json {
+            let rows: [JSONValue] = results.map { run in
+                .object(JSONObject([
+                    "setup": .string(run.setup), "messagesPerSecond": .double(run.load.messagesPerSecond),
+                    "p50Ms": .double(run.load.p50 * 1000), "p99Ms": .double(run.load.p99 * 1000), "p999Ms": .double(run.load.p999 * 1000),
+                    "proxyCPUSeconds": run.proxyCPU.map(JSONValue.double) ?? .null, "proxyRSSBytes": run.proxyRSS.map { .int($0) } ?? .null,
+                    "messages": .int(run.load.messages), "errors": .int(run.load.errors),
+                ]))
+            }
+            try? JSONWriter.string(.array(rows)).write(toFile: json, atomically: true, encoding: .utf8)
+        }
+        let failed = results.filter { $0.load.errors > 0 }
+        for run in failed { print("  \(run.setup): \(run.load.errors) CALLs failed") }
+    }
+}
+
+// MARK: Load generation
+
+/// N chargers in a closed loop: each boots, then alternates MeterValues and Heartbeat CALLs, timing each answer.
+enum LoadRun {
+    struct Result {
+        var messages: Int
+        var messagesIncludingBoot: Int
+        var messagesPerSecond: Double
+        var p50: Double
+        var p99: Double
+        var p999: Double
+        var errors: Int
+    }
+
+    static func run(url: String, chargers: Int, seconds: Double, ratePerCharger: Double?, prefix: String, group: any EventLoopGroup) async throws -> Result {
+        let base = try WebSocketURL(parsing: url)
+        var simulators: [ChargerSimulator] = []
+        for index in 0..<chargers {
+            let charger = ChargerSimulator(profile: ChargerProfile(id: "\(prefix)-\(index)", version: .v16), baseURL: base, group: group)
+            _ = try await charger.connect()
+            try await charger.boot()
+            simulators.append(charger)
+        }
+        let warmUp = ContinuousClock.now + .milliseconds(500)
+        let end = warmUp + .milliseconds(Int64(seconds * 1000))
+        let outcomes = await withTaskGroup(of: ([Double], Int, Int).self) { tasks in
+            for (index, charger) in simulators.enumerated() {
+                tasks.addTask {
+                    var latencies: [Double] = []
+                    latencies.reserveCapacity(4096)
+                    var errors = 0
+                    var total = 0
+                    let interval = ratePerCharger.map { Duration.nanoseconds(Int64(1e9 / max($0, 0.001))) }
+                    var next = ContinuousClock.now + .microseconds(Int64(index * 997 % 50_000))
+                    var meter = 10_000
+                    while ContinuousClock.now < end {
+                        if let interval {
+                            try? await Task.sleep(until: next, clock: .continuous)
+                            next += interval
+                        }
+                        let started = ContinuousClock.now
+                        do {
+                            if total % 5 == 4 {
+                                _ = try await charger.call("Heartbeat", [:])
+                            } else {
+                                meter += 10
+                                _ = try await charger.call("MeterValues", LoadRun.meterValues(meter))
+                            }
+                        } catch {
+                            errors += 1
+                        }
+                        total += 1
+                        let finished = ContinuousClock.now
+                        if started >= warmUp && finished <= end {
+                            let elapsed = finished - started
+                            latencies.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                        }
+                    }
+                    return (latencies, errors, total)
+                }
+            }
+            var all: [([Double], Int, Int)] = []
+            for await outcome in tasks { all.append(outcome) }
+            return all
+        }
+        for charger in simulators { await charger.endpoint?.close() }
+        // Everything the chargers sent and got answered, boot sequence included, for the capture check.
+        let exchanged = simulators.reduce(0) { $0 + $1.counts.completed + $1.counts.errors }
+        var latencies = outcomes.flatMap(\.0)
+        latencies.sort()
+        func percentile(_ p: Double) -> Double {
+            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+        }
+        let measured = latencies.count * 2
+        return Result(
+            messages: measured, messagesIncludingBoot: exchanged * 2, messagesPerSecond: Double(measured) / seconds,
+            p50: percentile(0.5), p99: percentile(0.99), p999: percentile(0.999), errors: outcomes.reduce(0) { $0 + $1.1 }
+        )
+    }
+
+    static func meterValues(_ wh: Int) -> JSONValue {
+        let ts = CaptureTimestamp.now().rfc3339
+        return [
+            "connectorId": 1,
+            "meterValue": [[
+                "timestamp": .string(ts),
+                "sampledValue": [
+                    ["value": .string(String(wh)), "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"],
+                    ["value": "7360", "context": "Sample.Periodic", "measurand": "Power.Active.Import", "unit": "W"],
+                    ["value": "32.1", "context": "Sample.Periodic", "measurand": "Current.Import", "phase": "L1", "unit": "A"],
+                ],
+            ]],
+        ]
+    }
+}
+
+/// Many chargers connecting as fast as they can, then holding their connections with heartbeats.
+enum ScaleRun {
+    struct Result {
+        var connected: Int
+        var upgradesPerSecond: Double
+        var heartbeats: Int
+        var failures: Int
+    }
+
+    static func run(url: String, chargers: Int, seconds: Double, prefix: String, group: any EventLoopGroup) async throws -> Result {
+        let base = try WebSocketURL(parsing: url)
+        let started = ContinuousClock.now
+        let inFlight = 256
+        var endpoints: [OCPPEndpoint] = []
+        var failures = 0
+        await withTaskGroup(of: OCPPEndpoint?.self) { tasks in
+            var launched = 0
+            func launch() {
+                let index = launched
+                launched += 1
+                tasks.addTask {
+                    let url = try? WebSocketURL(parsing: base.description + "/\(prefix)-\(index)")
+                    guard let url else { return nil }
+                    return try? await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"], connectTimeout: .seconds(30)), group: group)
+                }
+            }
+            while launched < min(inFlight, chargers) { launch() }
+            for await endpoint in tasks {
+                if let endpoint { endpoints.append(endpoint) } else { failures += 1 }
+                if launched < chargers { launch() }
+            }
+        }
+        let ramp = ContinuousClock.now - started
+        let rampSeconds = Double(ramp.components.seconds) + Double(ramp.components.attoseconds) / 1e18
+        // Hold: every charger heartbeats every 5 s, spread over the interval.
+        let end = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        let heartbeats = await withTaskGroup(of: Int.self) { tasks in
+            for (index, endpoint) in endpoints.enumerated() {
+                tasks.addTask {
+                    var count = 0
+                    var next = ContinuousClock.now + .milliseconds(Int64(index % 5000))
+                    while next < end {
+                        try? await Task.sleep(until: next, clock: .continuous)
+                        if (try? await endpoint.call("Heartbeat", [:], timeout: .seconds(30))) != nil { count += 1 }
+                        next += .seconds(5)
+                    }
+                    return count
+                }
+            }
+            return await tasks.reduce(0, +)
+        }
+        for endpoint in endpoints { endpoint.channel.close(promise: nil) }
+        return Result(connected: endpoints.count, upgradesPerSecond: Double(endpoints.count) / max(rampSeconds, 0.001), heartbeats: heartbeats, failures: failures)
+    }
+}
+
+// MARK: Processes
+
+/// A child process started for the benchmark, stopped with SIGTERM (then SIGKILL).
+final class Child: @unchecked Sendable {
+    let process = Process()
+    var pid: Int32 { self.process.processIdentifier }
+
+    static func start(_ path: String, _ arguments: [String], log: String) throws -> Child {
+        let child = Child()
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        child.process.executableURL = URL(fileURLWithPath: path)
+        child.process.arguments = arguments
+        child.process.standardOutput = FileHandle(forWritingAtPath: log)
+        child.process.standardError = FileHandle(forWritingAtPath: log)
+        try child.process.run()
+        return child
+    }
+
+    func stop() {
+        guard self.process.isRunning else { return }
+        kill(self.pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(15)
+        while self.process.isRunning && Date() < deadline { usleep(20_000) }
+        if self.process.isRunning { kill(self.pid, SIGKILL) }
+        self.process.waitUntilExit()
+    }
+}
+
+/// CPU time and resident memory of a process (and its children, for nginx's workers), from /proc.
+struct ProcessProbe {
+    var pid: Int32
+    var includeChildren: Bool
+
+    private var pids: [Int32] {
+        guard self.includeChildren else { return [self.pid] }
+        var result = [self.pid]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let candidate = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8) else { continue }
+            let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == self.pid { result.append(candidate) }
+        }
+        return result
+    }
+
+    var cpuSeconds: Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return self.pids.reduce(0) { total, pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.range(of: ")")
+            else { return total }
+            let fields = stat[close.upperBound...].split(separator: " ")
+            // After the command: state(0) ppid(1) ... utime(11) stime(12)
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
+            return total + (user + system) / ticks
+        }
+    }
+
+    var residentBytes: Int {
+        self.pids.reduce(0) { total, pid in
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+            else { return total }
+            return total + kib * 1024
+        }
+    }
+}
+
+private func selfPath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+private func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ValidationError("cannot create a socket") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw ValidationError("cannot find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+private func waitForPort(_ port: Int) async throws {
+    let deadline = Date().addingTimeInterval(30)
+    while Date() < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        close(fd)
+        if connected { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw ValidationError("nothing listens on 127.0.0.1:\(port) after 30 s")
+}
+
+/// Lifts the open-files limit as far as allowed: the scale run holds tens of thousands of sockets.
+private func raiseFileLimit() {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    var wanted = rlimit(rlim_cur: 200_000, rlim_max: max(limit.rlim_max, 200_000))
+    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &wanted) != 0 {
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
+
+private func machineDescription() -> String {
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        .split(separator: "\n").first { $0.hasPrefix("model name") }?
+        .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    return "\(System.coreCount) cores, \(cpu)"
+}
+
+private func fmtMs(_ seconds: Double) -> String { String(format: "%.2f ms", seconds * 1000) }
+private func fmtMiB(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
