@@ -6,6 +6,36 @@ import Testing
 import WitnessCapture
 import WitnessSim
 
+/// Reads a pipe to its end on a dedicated thread.
+final class PipeDrain: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected = Data()
+    private var done = false
+
+    init(_ pipe: Pipe) {
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            let data = handle.readDataToEndOfFile()
+            self.lock.lock()
+            self.collected = data
+            self.done = true
+            self.lock.unlock()
+        }
+    }
+
+    var isDone: Bool {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.done
+    }
+
+    var data: Data {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.collected
+    }
+}
+
 /// Runs the built `ocpp-witness` binary as a user would.
 struct WitnessBinary {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -64,15 +94,20 @@ struct WitnessBinary {
         self.announcedPorts(errors, [self.proxyAnnouncement])?.first
     }
 
+    /// Runs the binary to completion. The pipes are drained on threads of their own and the exit is
+    /// awaited by polling: blocking reads on the concurrency pool would stall every other test for as
+    /// long as the command runs (the pool has one thread per core).
     static func run(_ arguments: [String]) async throws -> Result {
         let (process, output, errors) = try self.start(arguments)
-        async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        async let err = Task.detached { errors.fileHandleForReading.readDataToEndOfFile() }.value
-        let (outData, errData) = await (out, err)
+        let out = PipeDrain(output)
+        let err = PipeDrain(errors)
+        while process.isRunning || !out.isDone || !err.isDone {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         process.waitUntilExit()
         return Result(
-            status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-            errors: String(decoding: errData, as: UTF8.self)
+            status: process.terminationStatus, output: String(decoding: out.data, as: UTF8.self),
+            errors: String(decoding: err.data, as: UTF8.self)
         )
     }
 }
