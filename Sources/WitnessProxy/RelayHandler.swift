@@ -509,13 +509,18 @@ final class RelayHandler: ChannelDuplexHandler {
         fault: JSONObject? = nil
     ) {
         let direction = direction ?? self.side.inboundDirection
+        if opcode == .text || opcode == .binary {
+            self.session.messages[direction, default: 0] += 1
+        }
+        // Forwarding only (no capture, no fault injection): nobody reads the envelope or the correlation.
+        guard self.session.recorder != nil || self.session.faults != nil else {
+            self.parsedEnvelope = nil
+            return
+        }
         var event = FrameEvent(
             ts: .now(), connection: self.session.id, chargePoint: self.session.chargePoint, direction: direction,
             opcode: opcode, payload: payload, fragments: fragments, injected: injected, fault: fault
         )
-        if opcode == .text || opcode == .binary {
-            self.session.messages[direction, default: 0] += 1
-        }
         // Injected frames are parsed afresh; the cache belongs to the message that was read.
         let cached = injected ? nil : self.parsedEnvelope
         self.parsedEnvelope = nil
