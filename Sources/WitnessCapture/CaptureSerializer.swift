@@ -48,35 +48,55 @@ struct CaptureSerializer {
         return object
     }
 
+    /// Frame records are most of a capture: their fields are written straight into the line, in the
+    /// order docs/capture-format.md shows, without building a JSON value first.
     private func appendFrame(_ frame: FrameEvent, into out: inout [UInt8]) {
-        var object = Self.common(
-            kind: "frame", ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
-            direction: frame.direction
-        )
-        object["opcode"] = .string(frame.opcode.rawValue)
-        object["size"] = .int(frame.payload.readableBytes)
-        if frame.fragments != 1 { object["fragments"] = .int(frame.fragments) }
+        out.append(contentsOf: #"{"ts":""#.utf8)
+        out.append(contentsOf: frame.ts.rfc3339.utf8)
+        out.append(contentsOf: #"","kind":"frame","conn":"#.utf8)
+        out.append(contentsOf: String(frame.connection).utf8)
+        out.append(contentsOf: #","chargePoint":"#.utf8)
+        JSONWriter.writeString(frame.chargePoint, into: &out)
+        out.append(contentsOf: #","dir":""#.utf8)
+        out.append(contentsOf: frame.direction.rawValue.utf8)
+        out.append(contentsOf: #"","opcode":""#.utf8)
+        out.append(contentsOf: frame.opcode.rawValue.utf8)
+        out.append(contentsOf: #"","size":"#.utf8)
+        out.append(contentsOf: String(frame.payload.readableBytes).utf8)
+        if frame.fragments != 1 {
+            out.append(contentsOf: #","fragments":"#.utf8)
+            out.append(contentsOf: String(frame.fragments).utf8)
+        }
         if let envelope = frame.envelope {
-            object["msgType"] = .int(envelope.messageType.rawValue)
-            object["msgId"] = .string(envelope.messageId)
-            if let action = envelope.action ?? frame.correlatedAction { object["action"] = .string(action) }
-            if let code = envelope.errorCode { object["errorCode"] = .string(code) }
+            out.append(contentsOf: #","msgType":"#.utf8)
+            out.append(contentsOf: String(envelope.messageType.rawValue).utf8)
+            out.append(contentsOf: #","msgId":"#.utf8)
+            JSONWriter.writeString(envelope.messageId, into: &out)
+            if let action = envelope.action ?? frame.correlatedAction {
+                out.append(contentsOf: #","action":"#.utf8)
+                JSONWriter.writeString(action, into: &out)
+            }
+            if let code = envelope.errorCode {
+                out.append(contentsOf: #","errorCode":"#.utf8)
+                JSONWriter.writeString(code, into: &out)
+            }
         } else if let malformed = frame.malformed {
             var details = JSONObject(["reason": .string(malformed.reason.rawValue), "detail": .string(malformed.detail)])
             if let type = malformed.messageType { details["msgType"] = .int(type) }
             if let id = malformed.messageId { details["msgId"] = .string(id) }
-            object["malformed"] = .object(details)
+            out.append(contentsOf: #","malformed":"#.utf8)
+            JSONWriter.write(.object(details), into: &out)
         }
         if let latency = frame.latencyNanos {
-            object["latencyMs"] = .number(Self.milliseconds(latency))
+            out.append(contentsOf: #","latencyMs":"#.utf8)
+            out.append(contentsOf: Self.milliseconds(latency).utf8)
         }
-        if frame.unmatchedResponse { object["unmatched"] = true }
-        if frame.injected { object["injected"] = true }
-        if let fault = frame.fault { object["fault"] = .object(fault) }
-
-        // Everything above is small; the payload is appended without building a JSONValue when it can be.
-        JSONWriter.write(.object(object), into: &out)
-        out.removeLast()  // reopen the object to append the payload members
+        if frame.unmatchedResponse { out.append(contentsOf: #","unmatched":true"#.utf8) }
+        if frame.injected { out.append(contentsOf: #","injected":true"#.utf8) }
+        if let fault = frame.fault {
+            out.append(contentsOf: #","fault":"#.utf8)
+            JSONWriter.write(.object(fault), into: &out)
+        }
         self.appendPayload(frame, into: &out)
         out.append(UInt8(ascii: "}"))
     }

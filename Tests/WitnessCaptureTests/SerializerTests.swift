@@ -1,0 +1,69 @@
+import NIOCore
+import OCPPWire
+import Testing
+
+@testable import WitnessCapture
+
+/// The exact bytes of frame records: other tools parse these lines, so their shape is a contract.
+@Suite("Frame record serialization")
+struct SerializerTests {
+    private func line(_ frame: FrameEvent, redact: Bool = true) -> String {
+        var out: [UInt8] = []
+        CaptureSerializer(redactor: Redactor(enabled: redact)).append(.frame(frame), into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func event(
+        _ text: String, direction: Direction = .toCSMS, opcode: FrameOpcode = .text, fragments: Int = 1, chargePoint: String = "CP \"1\"",
+        correlatedAction: String? = nil, latencyNanos: UInt64? = nil, unmatched: Bool = false, injected: Bool = false,
+        fault: JSONObject? = nil
+    ) -> FrameEvent {
+        let buffer = ByteBuffer(string: text)
+        var event = FrameEvent(
+            ts: CaptureTimestamp(microseconds: 1_795_514_401_200_000), connection: 42, chargePoint: chargePoint, direction: direction,
+            opcode: opcode, payload: buffer, fragments: fragments, correlatedAction: correlatedAction, latencyNanos: latencyNanos,
+            unmatchedResponse: unmatched, injected: injected, fault: fault
+        )
+        if opcode == .text {
+            switch OCPPEnvelope.parse(buffer) {
+            case .success(let envelope): event.envelope = envelope
+            case .failure(let malformed): event.malformed = malformed
+            }
+        }
+        return event
+    }
+
+    @Test("CALL, answered CALLRESULT, CALLERROR, faults, injection, fragments, malformed text, control frames")
+    func exactLines() {
+        #expect(
+            self.line(self.event(#"[2, "m1", "Heartbeat", {}]"#, fragments: 3))
+                == #"{"ts":"2026-11-24T10:00:01.200000Z","kind":"frame","conn":42,"chargePoint":"CP \"1\"","dir":"toCSMS","opcode":"text","size":26,"fragments":3,"msgType":2,"msgId":"m1","action":"Heartbeat","enc":"json","payload":[2, "m1", "Heartbeat", {}]}"#
+                    + "\n"
+        )
+        #expect(
+            self.line(
+                self.event(
+                    #"[3,"m1",{"currentTime":"2026-11-24T10:00:00Z"}]"#, direction: .toCharger, correlatedAction: "Heartbeat",
+                    latencyNanos: 1_234_567, fault: ["rule": "slow", "kind": "delay", "hit": 1, "ms": 250]
+                )
+            )
+                == #"{"ts":"2026-11-24T10:00:01.200000Z","kind":"frame","conn":42,"chargePoint":"CP \"1\"","dir":"toCharger","opcode":"text","size":47,"msgType":3,"msgId":"m1","action":"Heartbeat","latencyMs":1.234,"fault":{"rule":"slow","kind":"delay","hit":1,"ms":250},"enc":"json","payload":[3,"m1",{"currentTime":"2026-11-24T10:00:00Z"}]}"#
+                    + "\n"
+        )
+        #expect(
+            self.line(self.event(#"[4,"x9","NotImplemented","no",{}]"#, direction: .toCharger, unmatched: true, injected: true))
+                == #"{"ts":"2026-11-24T10:00:01.200000Z","kind":"frame","conn":42,"chargePoint":"CP \"1\"","dir":"toCharger","opcode":"text","size":33,"msgType":4,"msgId":"x9","errorCode":"NotImplemented","unmatched":true,"injected":true,"enc":"json","payload":[4,"x9","NotImplemented","no",{}]}"#
+                    + "\n"
+        )
+        #expect(
+            self.line(self.event(#"[2,"a"]"#))
+                == #"{"ts":"2026-11-24T10:00:01.200000Z","kind":"frame","conn":42,"chargePoint":"CP \"1\"","dir":"toCSMS","opcode":"text","size":7,"malformed":{"reason":"wrongArity","detail":"CALL must have 4 elements, found 2","msgType":2,"msgId":"a"},"enc":"json","payload":[2,"a"]}"#
+                    + "\n"
+        )
+        #expect(
+            self.line(self.event("ok", opcode: .ping))
+                == #"{"ts":"2026-11-24T10:00:01.200000Z","kind":"frame","conn":42,"chargePoint":"CP \"1\"","dir":"toCSMS","opcode":"ping","size":2,"enc":"text","payload":"ok"}"#
+                    + "\n"
+        )
+    }
+}
