@@ -259,7 +259,7 @@ public final class Replayer: Sendable {
         let done = AsyncStream<String>.makeStream()
         simulator.onConnect { endpoint, chargePoint in
             guard let script = scripts.withLockedValue({ $0[chargePoint] }), !script.claim() else {
-                self.problem("\(chargePoint): connected but not in the recording (or already replayed); answering NotImplemented")
+                self.problem("\(chargePoint): connected but not in the recording (or already replayed); the simulator's default answers apply")
                 return
             }
             endpoint.onCall { action, payload in
