@@ -125,36 +125,32 @@ public final class TrafficDecoder {
     private func start(_ segment: TCPSegment, time: Int64) -> Connection? {
         let synFromClient = segment.flags.contains(.syn) && !segment.flags.contains(.ack)
         let synAckFromServer = segment.flags.contains(.syn) && segment.flags.contains(.ack)
-        let connection: Connection
+        let fromClient: Bool
+        var beganBeforeCapture = false
         if synFromClient || synAckFromServer {
-            let client = synFromClient ? segment.source : segment.destination
-            let server = synFromClient ? segment.destination : segment.source
-            connection = Connection(id: self.nextConnectionID, client: client, server: server, started: time)
+            fromClient = synFromClient
         } else if !segment.payload.isEmpty {
             let looksLikeRequest = segment.payload.starts(with: Array("GET ".utf8))
-            let fromClient = looksLikeRequest || (!looksLikeRequest && segment.source.port > segment.destination.port)
-            connection = Connection(
-                id: self.nextConnectionID, client: fromClient ? segment.source : segment.destination,
-                server: fromClient ? segment.destination : segment.source, started: time
-            )
-            if !looksLikeRequest {
-                connection.phase = .undecodable
-                self.statistics.connections += 1
-                self.nextConnectionID += 1
-                self.connections[FlowKey(connection.client, connection.server)] = connection
-                self.error(
-                    connection, "midStream", direction: nil, time: time,
-                    detail: "connection \(connection.client) → \(connection.server) began before the capture; "
-                        + "without its WebSocket upgrade its frames cannot be decoded"
-                )
-                return connection
-            }
+            // Without a request to tell, the side with the higher (ephemeral) port is taken as the client.
+            fromClient = looksLikeRequest || segment.source.port > segment.destination.port
+            beganBeforeCapture = !looksLikeRequest
         } else {
             return nil  // a bare ACK or FIN of a connection we never saw
         }
+        let connection = Connection(
+            id: self.nextConnectionID, client: fromClient ? segment.source : segment.destination,
+            server: fromClient ? segment.destination : segment.source, started: time
+        )
         self.statistics.connections += 1
         self.nextConnectionID += 1
         self.connections[FlowKey(connection.client, connection.server)] = connection
+        if beganBeforeCapture {
+            self.undecodable(
+                connection, "midStream", fromClient ? .toCSMS : .toCharger, time,
+                "connection \(connection.client) → \(connection.server) began before the capture; "
+                    + "without its WebSocket upgrade its frames cannot be decoded"
+            )
+        }
         return connection
     }
 
