@@ -195,6 +195,7 @@ public final class Replayer: Sendable {
         }
         await self.playScript(script, session: session, endpoint: endpoint, progress: progress)
         await script.waitForPeerCalls(timeout: self.configuration.responseTimeout)
+        await self.waitUntilAnswersSent(endpoint, script: script)
         if case .recorded(let speed) = self.configuration.pace, let closed = session.closed {
             let last = session.exchanges.last?.time ?? session.opened
             try? await Task.sleep(for: Self.scaled(max(0, closed - last), speed))
@@ -268,6 +269,9 @@ public final class Replayer: Sendable {
             Task {
                 await self.playScript(script, session: script.session, endpoint: endpoint, progress: progress)
                 await script.waitForPeerCalls(timeout: self.configuration.responseTimeout)
+                await self.waitUntilAnswersSent(endpoint, script: script)
+                // The live charger ends its session; closing the proxy earlier could cut off its last answer.
+                await self.waitClosed(endpoint, timeout: self.configuration.responseTimeout)
                 let missing = script.peerCallsMissing
                 if missing > 0 {
                     self.counters.withLockedValue { $0.done += missing }
@@ -302,6 +306,30 @@ public final class Replayer: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Waits until the endpoint has written its answer to every peer CALL the script answered: the
+    /// script counts a CALL when it picks the answer, the endpoint writes it just after.
+    private func waitUntilAnswersSent(_ endpoint: OCPPEndpoint, script: Script) async {
+        let deadline = ContinuousClock.now + self.configuration.responseTimeout
+        while ContinuousClock.now < deadline {
+            let answered = endpoint.transcript.sent.reduce(0) { count, text in
+                count + (text.hasPrefix("[3") || text.hasPrefix("[4") ? 1 : 0)
+            }
+            if answered >= script.peerCallsAnswered {
+                // `sent` is updated just before the write is handed to the channel; let that happen.
+                try? await Task.sleep(for: .milliseconds(20))
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private func waitClosed(_ endpoint: OCPPEndpoint, timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while endpoint.isActive && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
 
     static func scaled(_ microseconds: Int64, _ speed: Double) -> Duration {
         .microseconds(Int64(Double(max(0, microseconds)) / max(speed, 0.000_001)))
@@ -376,6 +404,9 @@ final class Script: Sendable {
 
     var peerCallsMissing: Int { max(0, self.peerCallCount - self.state.withLockedValue { $0.peerCallsSeen }) }
 
+    /// Peer CALLs answered so far (each gets exactly one answer, CALLRESULT or CALLERROR).
+    var peerCallsAnswered: Int { self.state.withLockedValue { $0.peerCallsSeen } }
+
     /// Answers a live peer CALL as the recording did: the next recorded CALL of the same action.
     func answerPeer(action: String, payload: JSONValue, progress: @Sendable () -> Void) async throws -> JSONValue {
         let recorded: RecordedExchange? = self.state.withLockedValue { state in
@@ -405,7 +436,8 @@ final class Script: Sendable {
         let needed = position.map { self.peerCallsBefore[$0] } ?? self.peerCallCount
         if self.state.withLockedValue({ $0.peerCallsSeen >= needed }) { return }
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            // Cancelled once the wait is over: a late wake-up must not release someone else's wait.
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             self.wakeWaiters(force: true)
         }
         await withCheckedContinuation { continuation in
