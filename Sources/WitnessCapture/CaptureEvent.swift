@@ -65,6 +65,22 @@ public struct FrameEvent: Sendable {
     }
 }
 
+extension FrameEvent {
+    /// Notes what call correlation found for this message: the answered CALL's action and latency, or
+    /// that it answers no outstanding CALL.
+    public mutating func note(_ outcome: CallCorrelator.Outcome) {
+        switch outcome {
+        case .response(let action, let latency):
+            self.correlatedAction = action
+            self.latencyNanos = latency
+        case .unmatchedResponse:
+            self.unmatchedResponse = true
+        case .call, .duplicateCall, .none:
+            break
+        }
+    }
+}
+
 /// Anything the recorder writes: a frame, or a connection-level record built as JSON up front.
 public enum CaptureEvent: Sendable {
     case frame(FrameEvent)

@@ -338,15 +338,7 @@ public final class TrafficDecoder {
             switch OCPPEnvelope.parse(buffer) {
             case .success(let envelope):
                 event.envelope = envelope
-                switch connection.correlator.observe(envelope, direction: direction, atNanos: UInt64(max(0, time)) * 1000) {
-                case .response(let action, let latency):
-                    event.correlatedAction = action
-                    event.latencyNanos = latency
-                case .unmatchedResponse:
-                    event.unmatchedResponse = true
-                case .call, .duplicateCall, .none:
-                    break
-                }
+                event.note(connection.correlator.observe(envelope, direction: direction, atNanos: UInt64(max(0, time)) * 1000))
             case .failure(let malformed):
                 event.malformed = malformed
             }

@@ -533,16 +533,7 @@ final class RelayHandler: ChannelDuplexHandler {
                 {
                     self.noteIdentity(payload, envelope)
                 }
-                let now = NIODeadline.now().uptimeNanoseconds
-                switch self.session.correlator.observe(envelope, direction: direction, atNanos: now) {
-                case .response(let action, let latency):
-                    event.correlatedAction = action
-                    event.latencyNanos = latency
-                case .unmatchedResponse:
-                    event.unmatchedResponse = true
-                case .call, .duplicateCall, .none:
-                    break
-                }
+                event.note(self.session.correlator.observe(envelope, direction: direction, atNanos: NIODeadline.now().uptimeNanoseconds))
             case .failure(let malformed):
                 event.malformed = malformed
             }
