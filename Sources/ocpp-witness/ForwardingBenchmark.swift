@@ -80,14 +80,17 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                 group: group
             )
             let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
-            results.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1))
             if setup == "witness" {
                 witnessCapture = target.capture
                 witnessCounted = load.messagesIncludingBoot
             }
-            target.stop()
+            let recorder = target.stop()
+            results.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder))
         }
         printTable(results)
+        for run in results {
+            if let recorder = run.recorder { print("  \(run.setup): \(recorder)") }
+        }
 
         // Added latency at half of the saturating load: paced chargers, direct and through the proxies.
         if let saturated = results.first(where: { $0.setup == "witness" }) ?? results.first {
@@ -142,14 +145,16 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         var probe: ProcessProbe?
         var cpuAtStart: Double
         var capture: String?
-        var stopAction: () -> Void
-        func stop() { self.stopAction() }
+        /// Stops the set-up; for recording proxies, returns what the proxy said of its recorder.
+        var stopAction: () -> String?
+        @discardableResult
+        func stop() -> String? { self.stopAction() }
     }
 
     private func startTarget(_ setup: String, csmsPort: Int, work: String) async throws -> Target? {
         switch setup {
         case "direct":
-            return Target(url: "ws://127.0.0.1:\(csmsPort)", probe: nil, cpuAtStart: 0, capture: nil, stopAction: {})
+            return Target(url: "ws://127.0.0.1:\(csmsPort)", probe: nil, cpuAtStart: 0, capture: nil, stopAction: { nil })
         case "nginx":
             guard FileManager.default.isExecutableFile(atPath: self.nginx) else {
                 print("nginx: skipped, \(self.nginx) not installed (`make bench` installs it)")
@@ -188,21 +193,49 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             let child = try Child.start(self.nginx, ["-c", directory + "/nginx.conf", "-p", directory], log: directory + "/stderr.log")
             try await waitForPort(port)
             let probe = ProcessProbe(pid: child.pid, includeChildren: true)
-            return Target(url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds, capture: nil, stopAction: { child.stop() })
+            return Target(
+                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds, capture: nil,
+                stopAction: {
+                    child.stop()
+                    return nil
+                }
+            )
         default:
             let port = try freePort()
             let capture = work + "/capture-\(setup)-\(port)"
-            var arguments = ["proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:\(csmsPort)", "--capture", capture, "--log-level", "warning", "--schemas", self.schemas]
+            // Notice level: the shutdown line reports the recorder's queue peak; nothing is logged per message.
+            var arguments = ["proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:\(csmsPort)", "--capture", capture, "--log-level", "notice", "--schemas", self.schemas]
             if setup == "witness-record" { arguments.append("--no-validate") }
             if setup == "witness-forward" { arguments.append("--no-capture") }
-            let child = try Child.start(selfPath(), arguments, log: work + "/\(setup)-\(port).log")
+            let log = work + "/\(setup)-\(port).log"
+            let child = try Child.start(selfPath(), arguments, log: log)
             try await waitForPort(port)
             let probe = ProcessProbe(pid: child.pid, includeChildren: false)
             return Target(
                 url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds,
-                capture: setup == "witness-forward" ? nil : capture, stopAction: { child.stop() }
+                capture: setup == "witness-forward" ? nil : capture,
+                stopAction: {
+                    child.stop()
+                    return setup == "witness-forward" ? nil : Self.recorderReport(log: log)
+                }
             )
         }
+    }
+
+    /// The recorder's queue peak and losses, from the proxy's shutdown line: the recorder keeps up when
+    /// its queue stays far below the high watermark (65,536 records), above which chargers are paused.
+    private static func recorderReport(log: String) -> String {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        guard let line = text.split(separator: "\n").last(where: { $0.contains("recorder queue peaked at") }) else {
+            return "the proxy did not report its recorder (see \(log))"
+        }
+        func number(before marker: String) -> Substring {
+            guard let range = line.range(of: marker) else { return "?" }
+            return line[..<range.lowerBound].split(separator: " ").last ?? "?"
+        }
+        let peak = line.range(of: "peaked at ").flatMap { line[$0.upperBound...].split(separator: " ").first } ?? "?"
+        return "recorder queue peaked at \(peak) records (chargers are paused above 65536), "
+            + "\(number(before: " lost;")) records lost"
     }
 
     private func checkCapture(_ directory: String, expected: Int) throws -> String {
@@ -229,6 +262,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         var load: LoadRun.Result
         var proxyCPU: Double?
         var proxyRSS: Int?
+        var recorder: String? = nil
     }
 
     private func printTable(_ results: [RunResult]) {

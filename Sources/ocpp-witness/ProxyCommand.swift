@@ -227,7 +227,7 @@ struct ProxyCommand: AsyncParsableCommand {
         let stats = proxy.statistics
         let capture = recorder?.statistics ?? CaptureStatistics()
         logger.notice(
-            "stopped: \(stats.accepted) connections accepted, \(stats.refused) refused, \(stats.messagesToCSMS) messages to the backend, \(stats.messagesToCharger) to chargers; \(capture.recordsWritten) records in \(capture.filesWritten) file(s), \(capture.recordsLost) lost"
+            "stopped: \(stats.accepted) connections accepted, \(stats.refused) refused, \(stats.messagesToCSMS) messages to the backend, \(stats.messagesToCharger) to chargers; \(capture.recordsWritten) records in \(capture.filesWritten) file(s), \(capture.recordsLost) lost; recorder queue peaked at \(capture.maximumQueueDepth) records"
         )
         if let live {
             let counts = live.countsByRule

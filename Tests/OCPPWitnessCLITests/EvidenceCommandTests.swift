@@ -76,6 +76,8 @@ struct ForwardingBenchmarkSmokeTests {
             #expect(result.output.contains(setup), "\(result.output)")
         }
         #expect(result.output.contains("Capture check (witness run): ok:"), "\(result.output)")
+        #expect(result.output.contains("witness: recorder queue peaked at"), "\(result.output)")
+        #expect(result.output.contains("0 records lost"), "\(result.output)")
         #expect(result.output.contains("report: 0 deviations"), "\(result.output)")
         #expect(result.output.contains("connected 40/40"), "\(result.output)")
         #expect(!result.output.contains("CALLs failed"), "\(result.output)")
