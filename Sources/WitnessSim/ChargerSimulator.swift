@@ -140,9 +140,11 @@ public final class ChargerSimulator: Sendable {
         case .v201, .v21:
             let transactionId = "\(self.profile.id)-tx-\(self.state.withLockedValue { state -> Int in state.transactionSeq += 1; return state.transactionSeq })"
             var seqNo = 0
-            func event(_ type: String, trigger: String, extra: JSONObject) -> JSONValue {
+            // Start and end readings carry their event's own timestamp: two clock reads could straddle a
+            // millisecond and put the reading outside the transaction.
+            func event(_ type: String, trigger: String, at timestamp: String = OCPPMessages.now(), extra: JSONObject) -> JSONValue {
                 var object: JSONObject = [
-                    "eventType": .string(type), "timestamp": .string(OCPPMessages.now()), "triggerReason": .string(trigger),
+                    "eventType": .string(type), "timestamp": .string(timestamp), "triggerReason": .string(trigger),
                     "seqNo": .int(seqNo), "transactionInfo": ["transactionId": .string(transactionId)],
                     "evse": ["id": 1, "connectorId": 1],
                 ]
@@ -151,13 +153,18 @@ public final class ChargerSimulator: Sendable {
                 return .object(object)
             }
             let withoutZone = self.profile.quirks.contains(.timestampWithoutZone)
+            let startedAt = OCPPMessages.now()
             _ = try await self.call(
                 "TransactionEvent",
                 event(
-                    "Started", trigger: "Authorized",
+                    "Started", trigger: "Authorized", at: startedAt,
                     extra: [
                         "idToken": ["idToken": .string(idTag), "type": "ISO14443"],
-                        "meterValue": [OCPPMessages.energySample(version, wh: self.meter(advance: 0), withoutZone: false, context: "Transaction.Begin")],
+                        "meterValue": [
+                            OCPPMessages.energySample(
+                                version, wh: self.meter(advance: 0), withoutZone: false, context: "Transaction.Begin", timestamp: startedAt
+                            )
+                        ],
                     ]
                 )
             )
@@ -169,12 +176,17 @@ public final class ChargerSimulator: Sendable {
                     event("Updated", trigger: "MeterValuePeriodic", extra: ["meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: withoutZone)]])
                 )
             }
+            let endedAt = OCPPMessages.now()
             _ = try await self.call(
                 "TransactionEvent",
                 event(
-                    "Ended", trigger: "StopAuthorized",
+                    "Ended", trigger: "StopAuthorized", at: endedAt,
                     extra: [
-                        "meterValue": [OCPPMessages.energySample(version, wh: self.meter(advance: 100), withoutZone: false, context: "Transaction.End")],
+                        "meterValue": [
+                            OCPPMessages.energySample(
+                                version, wh: self.meter(advance: 100), withoutZone: false, context: "Transaction.End", timestamp: endedAt
+                            )
+                        ],
                     ]
                 )
             )

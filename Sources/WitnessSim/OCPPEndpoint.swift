@@ -120,6 +120,11 @@ public final class OCPPEndpoint: Sendable {
     /// Sends a text frame exactly as given (tests use this for malformed messages).
     @discardableResult
     public func sendText(_ text: String, fragments: Int = 1) -> EventLoopFuture<Void> {
+        // An answer computed after the connection (or its event loop group) went away has nowhere to go;
+        // writing it would hand a task to a loop that may no longer run it.
+        guard self.channel.isActive else {
+            return self.channel.eventLoop.makeFailedFuture(OCPPEndpointError("connection closed before \(text.prefix(40)) could be sent"))
+        }
         self.state.withLockedValue { $0.sent.append(text) }
         let bytes = Array(text.utf8)
         let count = max(1, min(fragments, bytes.count))

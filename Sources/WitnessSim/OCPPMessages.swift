@@ -52,11 +52,15 @@ enum OCPPMessages {
         }
     }
 
-    static func energySample(_ version: OCPPVersion, wh: Int, withoutZone: Bool, context: String = "Sample.Periodic") -> JSONValue {
+    /// One energy reading, stamped `timestamp` (the current time when nil).
+    static func energySample(
+        _ version: OCPPVersion, wh: Int, withoutZone: Bool, context: String = "Sample.Periodic", timestamp: String? = nil
+    ) -> JSONValue {
+        let stamp = timestamp ?? now(withoutZone: withoutZone)
         switch version {
         case .v16:
             return [
-                "timestamp": .string(now(withoutZone: withoutZone)),
+                "timestamp": .string(stamp),
                 "sampledValue": [
                     [
                         "value": .string(String(wh)), "context": .string(context),
@@ -66,7 +70,7 @@ enum OCPPMessages {
             ]
         case .v201, .v21:
             return [
-                "timestamp": .string(now(withoutZone: withoutZone)),
+                "timestamp": .string(stamp),
                 "sampledValue": [
                     [
                         "value": .int(wh), "context": .string(context), "measurand": "Energy.Active.Import.Register",
