@@ -103,6 +103,21 @@ public struct ChargerRequestTarget: Sendable, Hashable {
     /// Percent-decodes one path or query component.
     public static func percentDecodeComponent(_ text: String) -> String { self.percentDecode(text) }
 
+    /// Percent-encodes one path segment (a charge point id): everything but RFC 3986 unreserved characters.
+    public static func percentEncodeComponent(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return out
+    }
+
     static func percentDecode(_ text: String) -> String {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()

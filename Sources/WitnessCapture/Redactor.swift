@@ -23,6 +23,22 @@ public struct Redactor: Sendable {
     }
 
     /// Whether a message of this action may carry a secret, so the writer only parses those.
+    /// Request headers as capture records keep them: names lower-cased, repeated headers joined with
+    /// ", ", and the Authorization headers' passwords redacted.
+    public func recordedHeaders(_ headers: some Sequence<(String, String)>) -> JSONObject {
+        var object = JSONObject()
+        for (name, value) in headers {
+            let lowered = name.lowercased()
+            let recorded = lowered == "authorization" || lowered == "proxy-authorization" ? self.authorizationHeader(value) : value
+            if case .string(let existing) = object[lowered] {
+                object[lowered] = .string(existing + ", " + recorded)
+            } else {
+                object[lowered] = .string(recorded)
+            }
+        }
+        return object
+    }
+
     public func mayCarrySecret(action: String?) -> Bool {
         guard self.enabled, let action else { return false }
         return Self.secretActions.contains(action)

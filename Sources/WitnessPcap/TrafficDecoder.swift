@@ -364,7 +364,7 @@ public final class TrafficDecoder {
             "offered": .array(request.subprotocols.map(JSONValue.string)),
             "chosen": chosen.map(JSONValue.string) ?? .null,
             "version": version.map { .string($0.rawValue) } ?? .null,
-            "headers": .object(self.recordedHeaders(request)),
+            "headers": .object(self.redactor.recordedHeaders(request.headers)),
             "tls": .object(JSONObject(["charger": false, "chargerClientCertificate": false, "upstream": false])),
             "server": .string(connection.server.description),
             "source": "pcap",
@@ -385,26 +385,13 @@ public final class TrafficDecoder {
             "path": .string(target.path),
             "remote": .string(connection.client.description),
             "offered": .array(request.subprotocols.map(JSONValue.string)),
-            "headers": .object(self.recordedHeaders(request)),
+            "headers": .object(self.redactor.recordedHeaders(request.headers)),
             "server": .string(connection.server.description),
             "source": "pcap",
         ])
         self.emit(
             .record(kind: "reject", ts: CaptureTimestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint, direction: nil, fields: fields)
         )
-    }
-
-    private func recordedHeaders(_ request: HTTPHead) -> JSONObject {
-        var object = JSONObject()
-        for (name, value) in request.headers {
-            let recorded = name == "authorization" || name == "proxy-authorization" ? self.redactor.authorizationHeader(value) : value
-            if let existing = object[name]?.stringValue {
-                object[name] = .string(existing + ", " + recorded)
-            } else {
-                object[name] = .string(recorded)
-            }
-        }
-        return object
     }
 
     private func undecodable(_ connection: Connection, _ error: String, _ direction: Direction, _ time: Int64, _ detail: String) {

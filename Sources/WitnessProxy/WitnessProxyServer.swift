@@ -417,7 +417,7 @@ public final class WitnessProxyServer: Sendable {
             "offered": .array(handshake.offered.map(JSONValue.string)),
             "chosen": chosen.map(JSONValue.string) ?? .null,
             "version": version.map { .string($0.rawValue) } ?? .null,
-            "headers": .object(self.recordedHeaders(handshake.requestHeaders)),
+            "headers": .object(self.redactor.recordedHeaders(handshake.requestHeaders.map { ($0.name, $0.value) })),
             "tls": .object(
                 JSONObject([
                     "charger": .bool(self.chargerTLS != nil),
@@ -448,7 +448,7 @@ public final class WitnessProxyServer: Sendable {
         if refusal.cause == "upstreamStatus", refusal.body.readableBytes > 0 {
             fields["body"] = .string(String(buffer: refusal.body))
         }
-        if let head { fields["headers"] = .object(self.recordedHeaders(head.headers)) }
+        if let head { fields["headers"] = .object(self.redactor.recordedHeaders(head.headers.map { ($0.name, $0.value) })) }
         self.logger.warning(
             "upgrade refused",
             metadata: [
@@ -459,21 +459,6 @@ public final class WitnessProxyServer: Sendable {
         self.recorder?.record(
             .connection("reject", connection: handshake.connectionID, chargePoint: target?.chargePointId, fields: fields)
         )
-    }
-
-    private func recordedHeaders(_ headers: HTTPHeaders) -> JSONObject {
-        var object = JSONObject()
-        for (name, value) in headers {
-            let lowered = name.lowercased()
-            let recorded = lowered == "authorization" || lowered == "proxy-authorization"
-                ? self.redactor.authorizationHeader(value) : value
-            if case .string(let existing) = object[lowered] {
-                object[lowered] = .string(existing + ", " + recorded)
-            } else {
-                object[lowered] = .string(recorded)
-            }
-        }
-        return object
     }
 }
 

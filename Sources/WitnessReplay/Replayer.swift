@@ -174,7 +174,7 @@ public final class Replayer: Sendable {
     private func playCharger(_ session: RecordedSession, proxyPort: Int, progress: @escaping @Sendable () -> Void) async {
         let endpoint: OCPPEndpoint
         do {
-            let url = try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyPort)/" + Self.percentEncode(session.chargePoint))
+            let url = try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyPort)/" + ChargerRequestTarget.percentEncodeComponent(session.chargePoint))
             endpoint = try await OCPPClient.connect(
                 to: url,
                 options: OCPPClientOptions(
@@ -333,26 +333,6 @@ public final class Replayer: Sendable {
 
     static func scaled(_ microseconds: Int64, _ speed: Double) -> Duration {
         .microseconds(Int64(Double(max(0, microseconds)) / max(speed, 0.000_001)))
-    }
-
-    static func percentEncode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return out
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        String(repeating: "0", count: max(0, width - self.count)) + self
     }
 }
 

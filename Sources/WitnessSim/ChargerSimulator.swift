@@ -60,7 +60,7 @@ public final class ChargerSimulator: Sendable {
     public init(profile: ChargerProfile, baseURL: WebSocketURL, tls: OCPPClientOptions? = nil, group: any EventLoopGroup) {
         self.profile = profile
         var url = baseURL
-        url.pathPrefix = baseURL.pathPrefix + "/" + Self.percentEncode(profile.id)
+        url.pathPrefix = baseURL.pathPrefix + "/" + ChargerRequestTarget.percentEncodeComponent(profile.id)
         self.url = url
         var options = tls ?? OCPPClientOptions(subprotocols: [])
         options.subprotocols = [profile.version.subprotocol]
@@ -303,19 +303,5 @@ public final class ChargerSimulator: Sendable {
         default:
             throw CallErrorReply(code: "NotImplemented", description: "\(action) is not implemented by the simulator")
         }
-    }
-
-    static func percentEncode(_ id: String) -> String {
-        var out = ""
-        for byte in id.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.append(Character(UnicodeScalar(byte)))
-            default:
-                out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
-            }
-        }
-        return out
     }
 }
