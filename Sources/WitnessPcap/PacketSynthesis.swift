@@ -1,3 +1,5 @@
+import NIOCore
+import OCPPWire
 import WitnessCapture
 
 /// An IPv4 address and TCP port.
@@ -129,23 +131,9 @@ enum WebSocketWire {
 
     /// One final frame carrying `payload`, masked with `maskKey` when given (client to server).
     static func frame(opcode: UInt8, payload: [UInt8], maskKey: [UInt8]?) -> [UInt8] {
-        var frame: [UInt8] = [0x80 | opcode]
-        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
-        switch payload.count {
-        case ..<126:
-            frame.append(maskBit | UInt8(payload.count))
-        case ..<65536:
-            frame.append(maskBit | 126)
-            frame += PacketBuilder.be16(UInt16(payload.count))
-        default:
-            frame.append(maskBit | 127)
-            frame += PacketBuilder.be32(UInt32(UInt64(payload.count) >> 32)) + PacketBuilder.be32(UInt32(truncatingIfNeeded: payload.count))
-        }
-        guard let maskKey else { return frame + payload }
-        frame += maskKey
-        frame.reserveCapacity(frame.count + payload.count)
-        for (index, byte) in payload.enumerated() { frame.append(byte ^ maskKey[index & 3]) }
-        return frame
+        let mask = maskKey.flatMap { $0.count == 4 ? WebSocketMask($0[0], $0[1], $0[2], $0[3]) : nil }
+        let frame = WebSocketFrameHeader.frame(opcode: WebSocketWireOpcode(rawValue: opcode), maskKey: mask, payload: ByteBuffer(bytes: payload))
+        return Array(buffer: frame)
     }
 
     /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.

@@ -1,3 +1,6 @@
+import NIOCore
+import OCPPWire
+
 /// Bytes of one direction of a connection, in order, not yet parsed.
 struct ByteStream {
     private var bytes: [UInt8] = []
@@ -37,34 +40,23 @@ struct ByteStream {
 
     /// Takes one WebSocket frame (RFC 6455 section 5.2), unmasking its payload.
     mutating func takeFrame(maximumPayload: Int) -> FrameResult {
-        let available = self.count
-        guard available >= 2 else { return .needMore }
-        let b0 = self.bytes[self.start]
-        let b1 = self.bytes[self.start + 1]
-        if b0 & 0x70 != 0 { return .invalid("WebSocket frame with reserved bits set (no extension was negotiated)") }
-        var headerLength = 2
-        var length = UInt64(b1 & 0x7F)
-        if length == 126 {
-            guard available >= 4 else { return .needMore }
-            length = UInt64(self.bytes[self.start + 2]) << 8 | UInt64(self.bytes[self.start + 3])
-            headerLength = 4
-        } else if length == 127 {
-            guard available >= 10 else { return .needMore }
-            length = (0..<8).reduce(0) { $0 << 8 | UInt64(self.bytes[self.start + 2 + $1]) }
-            headerLength = 10
+        let start = self.start
+        let parsed = self.bytes.withUnsafeBytes { bytes in
+            WebSocketFrameHeader.parse(UnsafeRawBufferPointer(rebasing: bytes[start...]), maximumPayload: maximumPayload)
         }
-        guard length <= UInt64(maximumPayload) else { return .invalid("WebSocket frame of \(length) bytes, over the \(maximumPayload)-byte limit") }
-        let masked = b1 & 0x80 != 0
-        if masked { headerLength += 4 }
-        guard available >= headerLength + Int(length) else { return .needMore }
-        let payloadStart = self.start + headerLength
-        var payload = Array(self.bytes[payloadStart..<(payloadStart + Int(length))])
-        if masked {
-            let key = self.bytes[(payloadStart - 4)..<payloadStart].map { $0 }
-            for index in payload.indices { payload[index] ^= key[index & 3] }
+        let header: WebSocketFrameHeader
+        switch parsed {
+        case .needMore: return .needMore
+        case .tooLong(let length): return .invalid("WebSocket frame of \(length) bytes, over the \(maximumPayload)-byte limit")
+        case .header(let complete): header = complete
         }
-        self.start = payloadStart + Int(length)
-        return .frame(fin: b0 & 0x80 != 0, opcode: b0 & 0x0F, payload: payload)
+        if header.reservedBits != 0 { return .invalid("WebSocket frame with reserved bits set (no extension was negotiated)") }
+        guard self.count >= header.frameLength else { return .needMore }
+        let payloadStart = start + header.length
+        var payload = ByteBuffer(bytes: self.bytes[payloadStart..<(payloadStart + header.payloadLength)])
+        header.maskKey?.apply(to: &payload, at: payload.readerIndex, length: payload.readableBytes)
+        self.start = payloadStart + header.payloadLength
+        return .frame(fin: header.fin, opcode: header.opcode.rawValue, payload: Array(buffer: payload))
     }
 }
 

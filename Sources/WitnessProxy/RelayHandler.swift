@@ -10,21 +10,26 @@ import WitnessChaos
 
 /// Forwards WebSocket frames from one side of a pair to the other, unchanged, and records them.
 ///
-/// Each frame is written to the partner as soon as it is read (fragments stay fragments, the sender's
-/// masking key is reused so the bytes on the wire are the bytes received); whole messages are
-/// reassembled only for the record. Reading stops while the partner cannot take more data or the
-/// recorder is behind, so a slow peer or a slow disk slows the sender instead of growing memory.
+/// The relay sits right above the socket (or TLS) and reads the frames itself: each complete frame is
+/// written to the partner as the bytes it arrived as, still masked when the charger masked it, as soon as
+/// it is read. Fragments stay fragments; whole messages are reassembled (and unmasked) only for the
+/// record. Reading stops while the partner cannot take more data or the recorder is behind, so a slow
+/// peer or a slow disk slows the sender instead of growing memory.
 final class RelayHandler: ChannelDuplexHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let side: RelaySide
     let session: RelaySession
     private(set) var partner: RelayHandler?
     private var context: ChannelHandlerContext?
+    /// Bytes of a frame that has not arrived whole yet.
+    private var inbound = ByteBuffer()
+    /// Set after a framing error: the rest of what this side sends is not read as frames.
+    private var discarding = false
     /// Frames that arrived before the pair was linked (the backend may speak first).
-    private var early: [WebSocketFrame] = []
+    private var early: [WireFrame] = []
     private var pendingRead = false
     private var partnerWritable = true
     private var recorderBlocked = false
@@ -32,7 +37,7 @@ final class RelayHandler: ChannelDuplexHandler {
     private var closing = false
     private var closeWhenWritable = false
     /// Frames held back behind a delayed message, in order, with when each may go.
-    private var held: [(deadline: NIODeadline, frame: WebSocketFrame)] = []
+    private var held: [(deadline: NIODeadline, bytes: ByteBuffer)] = []
     private var releaseTask: Scheduled<Void>?
 
     // Reassembly of the current data message, for the record only.
@@ -72,12 +77,49 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
-        if self.partner == nil {
-            self.early.append(frame)
-            return
+        guard !self.discarding else { return }
+        var buffer = Self.unwrapInboundIn(data)
+        if self.inbound.readableBytes > 0 {
+            self.inbound.writeBuffer(&buffer)
+            buffer = self.inbound
+            self.inbound = ByteBuffer()
         }
-        self.relay(frame)
+        while buffer.readableBytes > 0 {
+            let header: WebSocketFrameHeader
+            switch WebSocketFrameHeader.parse(buffer, maximumPayload: self.session.maximumFrameBytes) {
+            case .needMore:
+                self.inbound = buffer
+                return
+            case .tooLong(let length):
+                self.framingError(
+                    "frameTooLarge",
+                    detail: "\(self.side.recordName) sent a frame of \(length) bytes, over the \(self.session.maximumFrameBytes)-byte limit; connection closed with 1009",
+                    code: .messageTooLarge, reason: "frame too large"
+                )
+                return
+            case .header(let parsed):
+                header = parsed
+            }
+            if header.opcode.isControl && (header.payloadLength > 125 || !header.fin) {
+                let what = header.fin ? "a \(header.opcode) frame of \(header.payloadLength) bytes (control frames carry at most 125)" : "a fragmented \(header.opcode) frame"
+                self.framingError(
+                    "protocolError", detail: "\(self.side.recordName) broke the WebSocket framing: \(what)", code: .protocolError,
+                    reason: "protocol error"
+                )
+                return
+            }
+            guard let wire = buffer.readSlice(length: header.frameLength) else {
+                self.inbound = buffer
+                return
+            }
+            let frame = WireFrame(header: header, wire: wire)
+            if self.partner == nil {
+                self.early.append(frame)
+            } else {
+                self.relay(frame)
+            }
+            if self.discarding { return }
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -129,31 +171,22 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let direction = self.side.inboundDirection
-        if let wsError = error as? NIOWebSocketError {
-            switch wsError {
-            case .invalidFrameLength:
-                self.session.recordError(
-                    "frameTooLarge",
-                    detail: "\(self.side.recordName) sent a frame over the \(self.session.maximumMessageBytes)-byte limit; connection closed with 1009",
-                    direction: direction
-                )
-                self.noteProxyClose(.messageTooLarge, "frame too large")
-                self.closeWithFrame(code: .messageTooLarge, reason: "frame too large")
-            default:
-                self.session.recordError(
-                    "protocolError", detail: "\(self.side.recordName) broke the WebSocket framing: \(wsError)", direction: direction
-                )
-                self.noteProxyClose(.protocolError, "protocol error")
-                self.closeWithFrame(code: .protocolError, reason: "protocol error")
-            }
-            self.partner?.closeChannel()
-            return
-        }
         if !self.closing {
-            self.session.recordError("transport", detail: "\(self.side.recordName) connection: \(error)", direction: direction)
+            self.session.recordError(
+                "transport", detail: "\(self.side.recordName) connection: \(error)", direction: self.side.inboundDirection
+            )
         }
         context.close(promise: nil)
+    }
+
+    /// Records a frame this side should not have sent, closes it with `code` and drops its partner.
+    private func framingError(_ error: String, detail: String, code: WebSocketErrorCode, reason: String) {
+        self.discarding = true
+        self.inbound = ByteBuffer()
+        self.session.recordError(error, detail: detail, direction: self.side.inboundDirection)
+        self.noteProxyClose(code, reason)
+        self.closeWithFrame(code: code, reason: reason)
+        self.partner?.closeChannel()
     }
 
     // MARK: Outbound
@@ -168,11 +201,18 @@ final class RelayHandler: ChannelDuplexHandler {
 
     // MARK: Forwarding
 
-    private func relay(_ frame: WebSocketFrame) {
-        let payload = frame.unmaskedData
+    private func relay(_ frame: WireFrame) {
+        // Nothing records, injects or waits for an answer: forward the bytes and keep count. Only control
+        // frames are unmasked, for the close code.
+        guard self.session.inspectsMessages else {
+            self.forward(frame.wire)
+            self.observe(frame, payload: frame.header.opcode.isControl ? frame.payload : frame.payloadOnWire)
+            return
+        }
+        let payload = frame.payload
         // In a blackhole outage nothing gets through, in either direction.
         if let outages = self.session.outages, outages.active(for: self.session.chargePoint) == .blackhole {
-            if frame.fin && self.messageOpcode == nil && (frame.opcode == .text || frame.opcode == .binary) {
+            if frame.fin && self.messageOpcode == nil && frame.isDataFrame {
                 self.observe(frame, payload: payload, fault: ["kind": "outage", "mode": "blackhole"])
             }
             return
@@ -186,38 +226,37 @@ final class RelayHandler: ChannelDuplexHandler {
             return
         }
         // Faults apply to whole messages in one frame; fragmented messages pass unchanged.
-        if let chaos = self.session.chaos, frame.fin, self.messageOpcode == nil, frame.opcode == .text || frame.opcode == .binary,
+        if let chaos = self.session.chaos, frame.fin, self.messageOpcode == nil, frame.isDataFrame,
             let decision = self.decide(chaos, frame: frame, payload: payload)
         {
             self.apply(decision, frame: frame, payload: payload)
             return
         }
-        self.forward(Self.copy(frame, data: payload))
+        self.forward(frame.wire)
         self.observe(frame, payload: payload)
     }
 
-    /// Same masking key and unmasked data: the encoder re-applies the key, so the far side sees exactly
-    /// the bytes the sender put on the wire.
-    private static func copy(_ frame: WebSocketFrame, data: ByteBuffer, opcode: WebSocketOpcode? = nil) -> WebSocketFrame {
-        WebSocketFrame(
-            fin: frame.fin, rsv1: frame.rsv1, rsv2: frame.rsv2, rsv3: frame.rsv3, opcode: opcode ?? frame.opcode,
-            maskKey: frame.maskKey, data: data
+    /// Frame bytes carrying `data` instead of the frame's payload, with the frame's flags and masking key.
+    private func reframed(_ frame: WireFrame, data: ByteBuffer, opcode: WebSocketWireOpcode? = nil, fin: Bool? = nil) -> ByteBuffer {
+        WebSocketFrameHeader.frame(
+            fin: fin ?? frame.fin, opcode: opcode ?? frame.opcode, maskKey: frame.header.maskKey, payload: data,
+            allocator: self.context?.channel.allocator ?? ByteBufferAllocator()
         )
     }
 
     /// Writes to the partner, or queues behind messages a delay fault is holding back.
-    private func forward(_ frame: WebSocketFrame) {
+    private func forward(_ bytes: ByteBuffer) {
         guard let partner = self.partner else { return }
         if self.held.isEmpty {
-            partner.write(frame)
+            partner.write(bytes)
         } else {
-            self.held.append((NIODeadline.now(), frame))
+            self.held.append((NIODeadline.now(), bytes))
         }
     }
 
     // MARK: Faults
 
-    private func decide(_ chaos: ChaosEngine, frame: WebSocketFrame, payload: ByteBuffer) -> FaultDecision? {
+    private func decide(_ chaos: ChaosEngine, frame: WireFrame, payload: ByteBuffer) -> FaultDecision? {
         let direction = self.side.inboundDirection
         let parsed = frame.opcode == .text ? OCPPEnvelope.parse(payload) : nil
         self.parsedEnvelope = parsed
@@ -241,7 +280,7 @@ final class RelayHandler: ChannelDuplexHandler {
         }
     }
 
-    private func apply(_ decision: FaultDecision, frame: WebSocketFrame, payload: ByteBuffer) {
+    private func apply(_ decision: FaultDecision, frame: WireFrame, payload: ByteBuffer) {
         var record: JSONObject = ["rule": .string(decision.rule), "kind": .string(decision.fault.kind), "hit": .int(decision.hit)]
         let direction = self.side.inboundDirection
         switch decision.fault {
@@ -251,7 +290,7 @@ final class RelayHandler: ChannelDuplexHandler {
             record["ms"] = .int(decision.delayMilliseconds)
             self.observe(frame, payload: payload, fault: record)
             let deadline = NIODeadline.now() + .milliseconds(Int64(decision.delayMilliseconds))
-            let outbound = Self.copy(frame, data: payload)
+            let outbound = frame.wire
             if reorder {
                 self.context?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
                     self?.partner?.write(outbound)
@@ -262,30 +301,26 @@ final class RelayHandler: ChannelDuplexHandler {
                 self.scheduleRelease()
             }
         case .duplicate:
-            let outbound = Self.copy(frame, data: payload)
-            self.forward(outbound)
-            self.forward(outbound)
+            self.forward(frame.wire)
+            self.forward(frame.wire)
             self.observe(frame, payload: payload, fault: record)
             self.emit(opcode: frame.opcode == .text ? .text : .binary, payload: payload, fragments: 1, direction: direction, injected: true, fault: record)
         case .malformed(let malformation):
             let (text, binary) = MessageMutator.apply(malformation, to: String(buffer: payload))
             record["malformation"] = .string(malformation.name)
             record["delivered"] = .string(text)
-            self.forward(Self.copy(frame, data: ByteBuffer(string: text), opcode: binary ? .binary : frame.opcode))
+            self.forward(self.reframed(frame, data: ByteBuffer(string: text), opcode: binary ? .binary : frame.opcode))
             self.observe(frame, payload: payload, fault: record)
         case .respond(let response):
             guard let envelope = try? OCPPEnvelope.parse(payload).get(), envelope.messageType == .call, let context = self.context else {
                 // Only a CALL can be answered; anything else passes.
-                self.forward(Self.copy(frame, data: payload))
+                self.forward(frame.wire)
                 self.observe(frame, payload: payload)
                 return
             }
             self.observe(frame, payload: payload, fault: record)
             let answer = ByteBuffer(string: MessageMutator.response(response, messageId: envelope.messageId))
-            context.writeAndFlush(
-                Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, maskKey: self.side == .backend ? .random() : nil, data: answer)),
-                promise: nil
-            )
+            context.writeAndFlush(Self.wrapOutboundOut(self.ownFrame(opcode: .text, payload: answer)), promise: nil)
             self.emit(opcode: .text, payload: answer, fragments: 1, direction: direction.reversed, injected: true, fault: record)
         case .slice(let size):
             record["fragments"] = .int(max(1, (payload.readableBytes + size - 1) / size))
@@ -294,9 +329,7 @@ final class RelayHandler: ChannelDuplexHandler {
             while rest.readableBytes > 0 || first {
                 let part = rest.readSlice(length: min(size, rest.readableBytes)) ?? ByteBuffer()
                 let last = rest.readableBytes == 0
-                self.forward(
-                    WebSocketFrame(fin: last, opcode: first ? frame.opcode : .continuation, maskKey: frame.maskKey, data: part)
-                )
+                self.forward(self.reframed(frame, data: part, opcode: first ? frame.opcode : .continuation, fin: last))
                 first = false
             }
             self.observe(frame, payload: payload, fault: record)
@@ -305,7 +338,7 @@ final class RelayHandler: ChannelDuplexHandler {
             let milliseconds = max(1, payload.readableBytes * 1000 / rate)
             record["ms"] = .int(milliseconds)
             self.observe(frame, payload: payload, fault: record)
-            self.held.append((NIODeadline.now() + .milliseconds(Int64(milliseconds)), Self.copy(frame, data: payload)))
+            self.held.append((NIODeadline.now() + .milliseconds(Int64(milliseconds)), frame.wire))
             self.scheduleRelease()
         case .outage(let seconds, let mode, let allChargers):
             record["seconds"] = .double(seconds)
@@ -313,7 +346,7 @@ final class RelayHandler: ChannelDuplexHandler {
             self.observe(frame, payload: payload, fault: record)
             self.session.startOutage?(allChargers ? nil : self.session.chargePoint, seconds, mode)
         case .inject(let action, let injectedPayload, let target):
-            self.forward(Self.copy(frame, data: payload))
+            self.forward(frame.wire)
             self.observe(frame, payload: payload)
             record["action"] = .string(action)
             let handler = target == .charger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
@@ -348,7 +381,7 @@ final class RelayHandler: ChannelDuplexHandler {
         let now = NIODeadline.now()
         while let first = self.held.first, first.deadline <= now {
             self.held.removeFirst()
-            self.partner?.write(first.frame)
+            self.partner?.write(first.bytes)
         }
         self.partner?.flushIfNeeded()
         self.scheduleRelease()
@@ -362,10 +395,7 @@ final class RelayHandler: ChannelDuplexHandler {
         // The CALL travels towards this side's peer: the opposite of what this side receives.
         let direction = self.side.inboundDirection.reversed
         self.session.injectedCalls[direction, default: []].insert(id)
-        context.writeAndFlush(
-            Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, maskKey: self.side == .backend ? .random() : nil, data: text)),
-            promise: nil
-        )
+        context.writeAndFlush(Self.wrapOutboundOut(self.ownFrame(opcode: .text, payload: text)), promise: nil)
         self.emit(opcode: .text, payload: text, fragments: 1, direction: direction, injected: true, fault: fault)
     }
 
@@ -382,10 +412,19 @@ final class RelayHandler: ChannelDuplexHandler {
         provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    private func write(_ frame: WebSocketFrame) {
+    private func write(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
-        context.write(Self.wrapOutboundOut(frame), promise: nil)
+        context.write(Self.wrapOutboundOut(bytes), promise: nil)
         self.needsFlush = true
+    }
+
+    /// A whole frame the proxy sends on its own to this side's peer: masked towards the backend, whose
+    /// client the proxy is, and unmasked towards the charger.
+    private func ownFrame(opcode: WebSocketWireOpcode, payload: ByteBuffer) -> ByteBuffer {
+        WebSocketFrameHeader.frame(
+            opcode: opcode, maskKey: self.side == .backend ? .random() : nil, payload: payload,
+            allocator: self.context?.channel.allocator ?? ByteBufferAllocator()
+        )
     }
 
     func flushIfNeeded() {
@@ -430,16 +469,15 @@ final class RelayHandler: ChannelDuplexHandler {
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
-        let frame = WebSocketFrame(
-            fin: true, opcode: .connectionClose, maskKey: self.side == .backend ? .random() : nil, data: data
-        )
         let channel = context.channel
-        context.writeAndFlush(Self.wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(Self.wrapOutboundOut(self.ownFrame(opcode: .close, payload: data))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 
     // MARK: Recording
 
-    private func observe(_ frame: WebSocketFrame, payload: ByteBuffer, fault: JSONObject? = nil) {
+    private func observe(_ frame: WireFrame, payload: ByteBuffer, fault: JSONObject? = nil) {
         switch frame.opcode {
         case .text, .binary:
             self.messageOpcode = frame.opcode == .text ? .text : .binary
@@ -466,7 +504,7 @@ final class RelayHandler: ChannelDuplexHandler {
         case .pong:
             self.emit(opcode: .pong, payload: payload, fragments: 1)
             return
-        case .connectionClose:
+        case .close:
             if self.session.firstClose == nil {
                 var view = payload
                 let code = view.readInteger(as: UInt16.self)
@@ -477,7 +515,7 @@ final class RelayHandler: ChannelDuplexHandler {
             return
         default:
             self.session.recordError(
-                "protocolError", detail: "frame with reserved opcode \(frame.opcode) forwarded as is",
+                "protocolError", detail: "frame with \(frame.opcode) forwarded as is",
                 direction: self.side.inboundDirection
             )
             return
@@ -571,4 +609,38 @@ final class RelayHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension RelayHandler: Sendable {}
+
+extension RelayHandler {
+    /// Puts the relay between the socket (or TLS) and the WebSocket codec NIO's upgrader added: the relay
+    /// reads and writes frames as bytes itself. The decoder is removed; the encoder cannot be, and stays
+    /// idle behind the relay.
+    static func install(_ relay: RelayHandler, on channel: any Channel) throws {
+        let sync = channel.pipeline.syncOperations
+        let encoder = try sync.handler(type: WebSocketFrameEncoder.self)
+        try sync.addHandler(relay, position: .before(encoder))
+        sync.removeHandler(try sync.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self), promise: nil)
+    }
+}
+
+/// One frame as it arrived: its header and all its bytes on the wire, the payload still masked if it was.
+struct WireFrame {
+    var header: WebSocketFrameHeader
+    /// Header and payload, as read.
+    var wire: ByteBuffer
+
+    var fin: Bool { self.header.fin }
+    var opcode: WebSocketWireOpcode { self.header.opcode }
+    var isDataFrame: Bool { self.opcode == .text || self.opcode == .binary }
+
+    /// The payload as it is on the wire (masked, when the sender masked it).
+    var payloadOnWire: ByteBuffer {
+        self.wire.getSlice(at: self.wire.readerIndex + self.header.length, length: self.header.payloadLength) ?? ByteBuffer()
+    }
+
+    /// The payload as the sender meant it: unmasked, in a copy when it was masked.
+    var payload: ByteBuffer {
+        guard let key = self.header.maskKey else { return self.payloadOnWire }
+        return key.applied(to: self.payloadOnWire)
+    }
+}
 

@@ -23,6 +23,7 @@ final class RelaySession {
     let recorder: CaptureWriter?
     let logger: Logger
     let maximumMessageBytes: Int
+    let maximumFrameBytes: Int
     let openedNanos = NIODeadline.now().uptimeNanoseconds
     var correlator = CallCorrelator()
     var messages: [Direction: Int] = [.toCSMS: 0, .toCharger: 0]
@@ -54,9 +55,16 @@ final class RelaySession {
     /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
     var identity: (vendor: String, model: String, firmware: String)?
 
+    /// Whether anything reads the messages (records them, may inject faults or waits for an answer to the
+    /// proxy's own CALL); when nothing does, the relay only forwards and counts.
+    var inspectsMessages: Bool {
+        self.recorder != nil || self.faults != nil || !self.injectedCalls.isEmpty
+    }
+
     init(
         id: UInt64, chargePoint: String, recorder: CaptureWriter?, logger: Logger, maximumMessageBytes: Int,
-        faults: FaultInjection? = nil, proxyStartNanos: UInt64 = 0, onFinish: @escaping (RelaySession) -> Void
+        maximumFrameBytes: Int, faults: FaultInjection? = nil, proxyStartNanos: UInt64 = 0,
+        onFinish: @escaping (RelaySession) -> Void
     ) {
         self.faults = faults
         self.proxyStartNanos = proxyStartNanos
@@ -64,6 +72,7 @@ final class RelaySession {
         self.chargePoint = chargePoint
         self.recorder = recorder
         self.maximumMessageBytes = maximumMessageBytes
+        self.maximumFrameBytes = maximumFrameBytes
         self.onFinish = onFinish
         var logger = logger
         logger[metadataKey: "conn"] = "\(id)"

@@ -287,7 +287,8 @@ public final class WitnessProxyServer: Sendable {
         handshake.requestHeaders = head.headers
         let session = RelaySession(
             id: handshake.connectionID, chargePoint: target.chargePointId, recorder: self.recorder, logger: self.logger,
-            maximumMessageBytes: self.configuration.maximumMessageBytes, faults: self.configuration.faults,
+            maximumMessageBytes: self.configuration.maximumMessageBytes, maximumFrameBytes: self.configuration.maximumFrameBytes,
+            faults: self.configuration.faults,
             proxyStartNanos: self.startedNanos
         ) { session in
             self.release(session)
@@ -306,7 +307,7 @@ public final class WitnessProxyServer: Sendable {
         let requestTarget = self.configuration.upstream.requestTarget(path: target.path, query: target.query)
         let bound = NIOLoopBound(handshake, eventLoop: chargerChannel.eventLoop)
         return self.dialer.dial(on: chargerChannel.eventLoop, target: requestTarget, chargerHeaders: head.headers) { channel in
-            try channel.pipeline.syncOperations.addHandler(backendRelay.value)
+            try RelayHandler.install(backendRelay.value, on: channel)
         }.map { outcome -> HTTPHeaders? in
             let handshake = bound.value
             switch outcome {
@@ -376,7 +377,7 @@ public final class WitnessProxyServer: Sendable {
             return
         }
         let chargerRelay = RelayHandler(side: .charger, session: session)
-        try chargerChannel.pipeline.syncOperations.addHandler(chargerRelay)
+        try RelayHandler.install(chargerRelay, on: chargerChannel)
         self.state.withLockedValue { state in
             state.pairs[session.id] = [chargerChannel, backendChannel]
             state.pairInfo[session.id] = ConnectionInfo(

@@ -21,7 +21,7 @@ final class ProxyHarness: Sendable {
         csms csmsConfiguration: CSMSSimulator.Configuration = .init(),
         upstreamScheme: String = "ws", upstreamOverride: String? = nil, upstreamPrefix: String = "/ocpp",
         configure: (inout ProxyConfiguration) -> Void = { _ in }, redactSecrets: Bool = true,
-        proxyScheme: String = "ws"
+        proxyScheme: String = "ws", recording: Bool = true
     ) async throws -> ProxyHarness {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let csms = CSMSSimulator(configuration: csmsConfiguration, group: group)
@@ -41,7 +41,8 @@ final class ProxyHarness: Sendable {
         configure(&configuration)
         var logger = Logger(label: "proxy-test")
         logger.logLevel = .critical
-        let proxy = try WitnessProxyServer(configuration: configuration, recorder: recorder, logger: logger, group: group)
+        // Without recording the proxy only forwards; the harness's capture then stays empty.
+        let proxy = try WitnessProxyServer(configuration: configuration, recorder: recording ? recorder : nil, logger: logger, group: group)
         let address = try await proxy.start()
         let proxyURL = try WebSocketURL(parsing: "\(proxyScheme)://127.0.0.1:\(address.port ?? 0)")
         return ProxyHarness(group: group, csms: csms, proxy: proxy, recorder: recorder, directory: directory, proxyURL: proxyURL)
