@@ -52,7 +52,7 @@ struct CaptureSerializer {
     /// order docs/capture-format.md shows, without building a JSON value first.
     private func appendFrame(_ frame: FrameEvent, into out: inout [UInt8]) {
         out.append(contentsOf: #"{"ts":""#.utf8)
-        out.append(contentsOf: frame.ts.rfc3339.utf8)
+        frame.ts.appendRFC3339(to: &out)
         out.append(contentsOf: #"","kind":"frame","conn":"#.utf8)
         out.append(contentsOf: String(frame.connection).utf8)
         out.append(contentsOf: #","chargePoint":"#.utf8)

@@ -26,14 +26,57 @@ public struct CaptureTimestamp: Sendable, Hashable, Comparable, Codable, CustomS
 
     /// RFC 3339 in UTC with six fractional digits.
     public var rfc3339: String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(27)
+        self.appendRFC3339(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `rfc3339`'s UTF-8 to `out` without building a string; the capture writer does this for
+    /// every record.
+    public func appendRFC3339(to out: inout [UInt8]) {
         let seconds = self.microseconds >= 0 ? self.microseconds / 1_000_000 : (self.microseconds - 999_999) / 1_000_000
         let micros = self.microseconds - seconds * 1_000_000
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = Self.civil(fromDays: days)
-        return Self.pad(year, 4) + "-" + Self.pad(month, 2) + "-" + Self.pad(day, 2) + "T"
-            + Self.pad(secondOfDay / 3600, 2) + ":" + Self.pad(secondOfDay % 3600 / 60, 2) + ":"
-            + Self.pad(secondOfDay % 60, 2) + "." + Self.pad(micros, 6) + "Z"
+        if year < 0 {
+            out.append(UInt8(ascii: "-"))
+            Self.append(-year, width: 4, to: &out)
+        } else {
+            Self.append(year, width: 4, to: &out)
+        }
+        out.append(UInt8(ascii: "-"))
+        Self.append(month, width: 2, to: &out)
+        out.append(UInt8(ascii: "-"))
+        Self.append(day, width: 2, to: &out)
+        out.append(UInt8(ascii: "T"))
+        Self.append(secondOfDay / 3600, width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        Self.append(secondOfDay % 3600 / 60, width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        Self.append(secondOfDay % 60, width: 2, to: &out)
+        out.append(UInt8(ascii: "."))
+        Self.append(micros, width: 6, to: &out)
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// Decimal digits of a non-negative `value`, zero-padded to at least `width`.
+    private static func append(_ value: Int64, width: Int, to out: inout [UInt8]) {
+        var digits = 1
+        var limit: Int64 = 10
+        while digits < 19 && value >= limit {
+            digits += 1
+            limit &*= 10
+        }
+        for _ in digits..<max(digits, width) { out.append(UInt8(ascii: "0")) }
+        let start = out.count
+        var rest = value
+        for _ in 0..<digits {
+            out.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        }
+        out[start...].reverse()
     }
 
     /// A compact form for file names (`20261124T190000Z`).
@@ -59,10 +102,5 @@ public struct CaptureTimestamp: Sendable, Hashable, Comparable, Codable, CustomS
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 }

@@ -33,11 +33,19 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     @Option(help: "Concurrent chargers in the throughput runs.")
     var chargers: Int = 64
 
-    @Option(help: "Seconds of measured load per set-up (after a short warm-up).")
-    var seconds: Double = 10
+    @Option(help: "Seconds of measured load per set-up and round (after a short warm-up).")
+    var seconds: Double = 6
 
     @Option(help: ArgumentHelp("Set-ups to run, comma-separated: direct, nginx, witness, witness-record, witness-forward.", valueName: "LIST"))
     var setups: String = "direct,nginx,witness,witness-record,witness-forward"
+
+    @Option(
+        help: """
+            Rounds of the throughput runs. Each round runs every set-up once, in turn, so a slow phase of a shared \
+            machine hits all set-ups alike; the table shows each set-up's median round and the median of the per-round ratios.
+            """
+    )
+    var rounds: Int = 3
 
     @Option(help: "Chargers held open in the scale run (0 skips it).")
     var scaleConnections: Int = 10_000
@@ -62,7 +70,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         let selected = Set(self.setups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         let machine = machineDescription()
         print("OCPP Witness forwarding benchmark — \(machine)")
-        print("\(self.chargers) chargers, closed loop, \(self.seconds) s per set-up; messages = CALLs + CALLRESULTs\n")
+        print("\(self.chargers) chargers, closed loop, \(self.seconds) s per set-up and round, \(self.rounds) round(s); messages = CALLs + CALLRESULTs\n")
 
         let csmsPort = try freePort()
         let csms = try Child.start(selfPath(), ["simulate", "csms", "--listen", "127.0.0.1:\(csmsPort)", "--ocpp-version", "1.6", "--log-level", "error"], log: work + "/csms.log")
@@ -70,24 +78,30 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         try await waitForPort(csmsPort)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
-        var results: [RunResult] = []
+        var rounds: [[RunResult]] = []
         var witnessCapture: String?
         var witnessCounted = 0
-        for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
-            guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
-            let load = try await LoadRun.run(
-                url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: nil, prefix: "BENCH-\(setup)",
-                group: group
-            )
-            let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
-            if setup == "witness" {
-                witnessCapture = target.capture
-                witnessCounted = load.messagesIncludingBoot
+        for round in 1...max(1, self.rounds) {
+            var results: [RunResult] = []
+            for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
+                guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
+                let load = try await LoadRun.run(
+                    url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: nil,
+                    prefix: "BENCH\(round)-\(setup)", group: group
+                )
+                let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
+                // The first round's capture is the one checked.
+                if setup == "witness" && witnessCapture == nil {
+                    witnessCapture = target.capture
+                    witnessCounted = load.messagesIncludingBoot
+                }
+                let recorder = target.stop()
+                results.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder))
             }
-            let recorder = target.stop()
-            results.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder))
+            rounds.append(results)
         }
-        printTable(results)
+        let results = Self.medianRounds(rounds)
+        printTable(results, rounds: rounds)
         for run in results {
             if let recorder = run.recorder { print("  \(run.setup): \(recorder)") }
         }
@@ -132,6 +146,9 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                         + "at \(Int(scale.upgradesPerSecond)) upgrades/s; RSS \(fmtMiB(before)) → \(fmtMiB(after)), "
                         + "\(String(format: "%.1f", perConnection / 1024)) KiB per charger; \(scale.heartbeats) heartbeats, \(scale.failures) failures"
                 )
+                for (reason, count) in scale.failureReasons.sorted(by: { $0.value > $1.value }).prefix(3) {
+                    print("    \(count) × \(reason)")
+                }
                 target.stop()
             }
         }
@@ -265,19 +282,44 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         var recorder: String? = nil
     }
 
-    private func printTable(_ results: [RunResult]) {
-        let direct = results.first { $0.setup == "direct" }
-        let nginx = results.first { $0.setup == "nginx" }
+    /// Each set-up's median round by throughput (its own latencies, CPU and memory, and recorder line).
+    static func medianRounds(_ rounds: [[RunResult]]) -> [RunResult] {
+        guard let first = rounds.first else { return [] }
+        return first.map { run in
+            let all = rounds.compactMap { $0.first { $0.setup == run.setup } }.sorted { $0.load.messagesPerSecond < $1.load.messagesPerSecond }
+            return all[all.count / 2]
+        }
+    }
+
+    /// The median, lowest and highest of a set-up's throughput ratio to `peer`, each ratio taken within one round.
+    static func ratio(_ setup: String, to peer: String, in rounds: [[RunResult]]) -> (median: Double, low: Double, high: Double)? {
+        let ratios = rounds.compactMap { round -> Double? in
+            guard let run = round.first(where: { $0.setup == setup }), let other = round.first(where: { $0.setup == peer }),
+                other.load.messagesPerSecond > 0
+            else { return nil }
+            return run.load.messagesPerSecond / other.load.messagesPerSecond
+        }.sorted()
+        guard let low = ratios.first, let high = ratios.last else { return nil }
+        return (ratios[ratios.count / 2], low, high)
+    }
+
+    private func printTable(_ results: [RunResult], rounds: [[RunResult]]) {
         print("| set-up | messages/s | p50 | p99 | p999 | proxy CPU s / 1M msgs | proxy RSS | vs nginx | vs direct |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        func versus(_ setup: String, _ peer: String) -> String {
+            guard let ratio = Self.ratio(setup, to: peer, in: rounds) else { return "–" }
+            let spread = rounds.count > 1 && setup != peer ? String(format: " (%.2f–%.2f)", ratio.low, ratio.high) : ""
+            return String(format: "%.2f×", ratio.median) + spread
+        }
         for run in results {
             let cpu = run.proxyCPU.map { String(format: "%.1f", $0 / (Double(run.load.messages) / 1e6)) } ?? "–"
             let rss = run.proxyRSS.map(fmtMiB) ?? "–"
-            let versusNginx = nginx.map { String(format: "%.2f×", run.load.messagesPerSecond / $0.load.messagesPerSecond) } ?? "–"
-            let versusDirect = direct.map { String(format: "%.2f×", run.load.messagesPerSecond / $0.load.messagesPerSecond) } ?? "–"
             print(
-                "| \(run.setup) | \(Int(run.load.messagesPerSecond)) | \(fmtMs(run.load.p50)) | \(fmtMs(run.load.p99)) | \(fmtMs(run.load.p999)) | \(cpu) | \(rss) | \(versusNginx) | \(versusDirect) |"
+                "| \(run.setup) | \(Int(run.load.messagesPerSecond)) | \(fmtMs(run.load.p50)) | \(fmtMs(run.load.p99)) | \(fmtMs(run.load.p999)) | \(cpu) | \(rss) | \(versus(run.setup, "nginx")) | \(versus(run.setup, "direct")) |"
             )
+        }
+        if rounds.count > 1 {
+            print("  (median round of \(rounds.count) per set-up; ratios are the median of the per-round ratios, lowest–highest in brackets)")
         }
         if let json {
             let rows: [JSONValue] = results.map { run in
@@ -290,8 +332,9 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             }
             try? JSONWriter.string(.array(rows)).write(toFile: json, atomically: true, encoding: .utf8)
         }
-        let failed = results.filter { $0.load.errors > 0 }
-        for run in failed { print("  \(run.setup): \(run.load.errors) CALLs failed") }
+        for round in rounds {
+            for run in round where run.load.errors > 0 { print("  \(run.setup): \(run.load.errors) CALLs failed") }
+        }
     }
 }
 
@@ -398,6 +441,8 @@ enum ScaleRun {
         var upgradesPerSecond: Double
         var heartbeats: Int
         var failures: Int
+        /// Why connections failed, with how many failed that way.
+        var failureReasons: [String: Int]
     }
 
     static func run(url: String, chargers: Int, seconds: Double, prefix: String, group: any EventLoopGroup) async throws -> Result {
@@ -406,20 +451,31 @@ enum ScaleRun {
         let inFlight = 256
         var endpoints: [OCPPEndpoint] = []
         var failures = 0
-        await withTaskGroup(of: OCPPEndpoint?.self) { tasks in
+        var failureReasons: [String: Int] = [:]
+        await withTaskGroup(of: Swift.Result<OCPPEndpoint, any Error>.self) { tasks in
             var launched = 0
             func launch() {
                 let index = launched
                 launched += 1
                 tasks.addTask {
-                    let url = try? WebSocketURL(parsing: base.description + "/\(prefix)-\(index)")
-                    guard let url else { return nil }
-                    return try? await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"], connectTimeout: .seconds(30)), group: group)
+                    do {
+                        let url = try WebSocketURL(parsing: base.description + "/\(prefix)-\(index)")
+                        return .success(
+                            try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"], connectTimeout: .seconds(30)), group: group)
+                        )
+                    } catch {
+                        return .failure(error)
+                    }
                 }
             }
             while launched < min(inFlight, chargers) { launch() }
-            for await endpoint in tasks {
-                if let endpoint { endpoints.append(endpoint) } else { failures += 1 }
+            for await outcome in tasks {
+                switch outcome {
+                case .success(let endpoint): endpoints.append(endpoint)
+                case .failure(let error):
+                    failures += 1
+                    failureReasons["\(error)", default: 0] += 1
+                }
                 if launched < chargers { launch() }
             }
         }
@@ -443,7 +499,10 @@ enum ScaleRun {
             return await tasks.reduce(0, +)
         }
         for endpoint in endpoints { endpoint.channel.close(promise: nil) }
-        return Result(connected: endpoints.count, upgradesPerSecond: Double(endpoints.count) / max(rampSeconds, 0.001), heartbeats: heartbeats, failures: failures)
+        return Result(
+            connected: endpoints.count, upgradesPerSecond: Double(endpoints.count) / max(rampSeconds, 0.001), heartbeats: heartbeats,
+            failures: failures, failureReasons: failureReasons
+        )
     }
 }
 

@@ -133,6 +133,11 @@ struct CaptureTests {
         #expect(CaptureTimestamp(rfc3339: "2026-11-18T12:06:40.123456+01:00") == ts)
         #expect(CaptureTimestamp(rfc3339: "1969-12-31T23:59:59.5Z")?.microseconds == -500_000)
         #expect(CaptureTimestamp(rfc3339: "2026-11-18T08:26:40") == nil)
+        // Every field padded, at the edges of the epoch and past year 9999.
+        #expect(CaptureTimestamp(microseconds: 0).rfc3339 == "1970-01-01T00:00:00.000000Z")
+        #expect(CaptureTimestamp(microseconds: -1).rfc3339 == "1969-12-31T23:59:59.999999Z")
+        #expect(CaptureTimestamp(microseconds: 1_000_000 * 86_400 * 59 + 7).rfc3339 == "1970-03-01T00:00:00.000007Z")
+        #expect(CaptureTimestamp(microseconds: 253_402_300_800_000_000).rfc3339 == "10000-01-01T00:00:00.000000Z")
     }
 
     @Test("above the high watermark the writer asks callers to pause, and says when to resume")
