@@ -63,7 +63,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     var json: String?
 
     func run() async throws {
-        raiseFileLimit()
+        let openFiles = OpenFileLimit.raise(wanted: 200_000)
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("witness-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
@@ -135,6 +135,13 @@ struct ForwardingBenchmark: AsyncParsableCommand {
 
         if self.scaleConnections > 0 {
             print("\nScale: \(self.scaleConnections) chargers held open, heartbeat every 5 s, \(self.scaleSeconds) s")
+            // The proxies inherit this limit; OCPP Witness, one process, needs two descriptors per charger.
+            if OpenFileLimit.chargers(within: openFiles) < self.scaleConnections {
+                print(
+                    "  note: the open-file limit here is \(openFiles) per process (the hard limit could not be raised), "
+                        + "room for about \(OpenFileLimit.chargers(within: openFiles)) chargers in one OCPP Witness process"
+                )
+            }
             for setup in ["nginx", "witness"] where selected.contains(setup) {
                 guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
                 let before = target.probe?.residentBytes ?? 0
@@ -613,16 +620,6 @@ private func waitForPort(_ port: Int) async throws {
 }
 
 /// Lifts the open-files limit as far as allowed: the scale run holds tens of thousands of sockets.
-private func raiseFileLimit() {
-    var limit = rlimit()
-    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    var wanted = rlimit(rlim_cur: 200_000, rlim_max: max(limit.rlim_max, 200_000))
-    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &wanted) != 0 {
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
-}
-
 private func machineDescription() -> String {
     let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
         .split(separator: "\n").first { $0.hasPrefix("model name") }?

@@ -140,6 +140,8 @@ struct ProxyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = self.logging.makeLogger("ocpp-witness.proxy")
+        let openFiles = OpenFileLimit.raise()
+        logger.info("open-file limit \(openFiles): room for about \(OpenFileLimit.chargers(within: openFiles)) chargers (two sockets each)")
         let upstream = try WebSocketURL(parsing: self.upstream)
         if self.upstreamInsecure && upstream.secure {
             logger.warning("backend certificate verification is OFF (--upstream-insecure)")

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import OCPPWire
@@ -201,6 +204,29 @@ struct CLITests {
         #expect(close.fields["code"] == 1001)
         await csms.stop()
         try await group.shutdownGracefully()
+    }
+
+    @Test("started with a low open-file limit, the proxy raises it to the hard limit and says how many chargers fit")
+    func openFileLimit() async throws {
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        let hard = Int(min(limit.rlim_max, rlim_t(1 << 30)))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nofile-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = [
+            "-c", #"ulimit -Sn 256 && exec "$0" "$@""#, WitnessBinary.path, "proxy", "--listen", "127.0.0.1:0", "--log-format", "json",
+            "--upstream", "ws://127.0.0.1:9", "--capture", directory, "--no-validate",
+        ]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = Pipe()
+        try process.run()
+        let announced = WitnessBinary.announcedPorts(errors, [("open-file limit", #" (\d+) chargers"#), WitnessBinary.proxyAnnouncement])
+        process.terminate()
+        process.waitUntilExit()
+        #expect(announced?.first == (hard - 64) / 2, "hard limit \(hard)")
     }
 
     @Test("the proxy analyses live and logs deviations; the offline report of its capture finds the same")
