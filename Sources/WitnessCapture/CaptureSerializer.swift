@@ -127,7 +127,8 @@ struct CaptureSerializer {
             break
         }
         payload.withUnsafeReadableBytes { bytes in
-            let isJSON = frame.malformed?.reason != .notJSON && JSONParser.isValid(bytes)
+            // A parsed envelope means the whole text was scanned as one JSON array with nothing after it.
+            let isJSON = frame.envelope != nil || (frame.malformed?.reason != .notJSON && JSONParser.isValid(bytes))
             guard isJSON else {
                 out.append(contentsOf: ",\"enc\":\"text\",\"payload\":".utf8)
                 JSONWriter.writeString(String(decoding: bytes, as: UTF8.self), into: &out)

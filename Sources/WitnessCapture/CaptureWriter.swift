@@ -107,6 +107,8 @@ public final class CaptureWriter: @unchecked Sendable {
     // Guarded by `condition`: 1 while there is work (or a close) to pick up.
     private let condition = ConditionLock(value: 0)
     private var queue: [CaptureEvent] = []
+    /// Whether the writer sleeps until woken; while records keep coming it naps instead (see `run`).
+    private var dozing = true
     private var inFlight = 0
     private var closing = false
     private var waiters: [@Sendable () -> Void] = []
@@ -158,7 +160,14 @@ public final class CaptureWriter: @unchecked Sendable {
         self.queue.append(event)
         let depth = self.queue.count + self.inFlight
         if depth > self.stats.maximumQueueDepth { self.stats.maximumQueueDepth = depth }
-        self.condition.unlock(withValue: 1)
+        // A napping writer comes back by itself within `napSeconds`; waking it for every record would
+        // cost a context switch per message. It is woken when it sleeps, or when a large batch waits.
+        if self.dozing || self.queue.count >= Self.wakeBatch {
+            self.dozing = false
+            self.condition.unlock(withValue: 1)
+        } else {
+            self.condition.unlock()
+        }
         return depth < self.configuration.highWatermark
     }
 
@@ -212,14 +221,20 @@ public final class CaptureWriter: @unchecked Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
         var line: [UInt8] = []
+        var napping = false
         while true {
-            let timeout: Double
+            var timeout: Double
             switch self.configuration.fsync {
             case .interval(let milliseconds): timeout = Double(milliseconds) / 1000
             case .never, .everyBatch: timeout = 1
             }
+            if napping { timeout = min(timeout, Self.napSeconds) }
             let gotWork = self.condition.lock(whenValue: 1, timeoutSeconds: timeout)
             if !gotWork { self.condition.lock() }
+            // Records arrived since the last look: nap and take the next ones as a batch. A look that
+            // finds nothing sends the writer to sleep until a record wakes it.
+            napping = !self.queue.isEmpty
+            self.dozing = !napping
             let batch = self.queue
             self.queue.removeAll(keepingCapacity: true)
             self.inFlight = batch.count
@@ -289,6 +304,12 @@ public final class CaptureWriter: @unchecked Sendable {
             }
         }
     }
+
+    /// How long the writer naps between batches while records keep coming: the most a record waits for
+    /// the writer, and at most this many wake-ups per second however high the message rate.
+    static let napSeconds = 0.001
+    /// Queued records that wake a napping writer at once.
+    static let wakeBatch = 512
 
     private func writeOut(_ buffer: inout [UInt8]) {
         guard !buffer.isEmpty else { return }

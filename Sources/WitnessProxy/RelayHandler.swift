@@ -548,7 +548,7 @@ final class RelayHandler: ChannelDuplexHandler {
     ) {
         let direction = direction ?? self.side.inboundDirection
         if opcode == .text || opcode == .binary {
-            self.session.messages[direction, default: 0] += 1
+            if direction == .toCSMS { self.session.messagesToCSMS += 1 } else { self.session.messagesToCharger += 1 }
         }
         // Forwarding only (no capture, no fault injection): nobody reads the envelope or the correlation.
         guard self.session.recorder != nil || self.session.faults != nil else {

@@ -26,7 +26,9 @@ final class RelaySession {
     let maximumFrameBytes: Int
     let openedNanos = NIODeadline.now().uptimeNanoseconds
     var correlator = CallCorrelator()
-    var messages: [Direction: Int] = [.toCSMS: 0, .toCharger: 0]
+    /// Messages relayed (or injected) towards the backend and towards the charger.
+    var messagesToCSMS = 0
+    var messagesToCharger = 0
     /// The first close frame seen, and which side sent it.
     var firstClose: (side: RelaySide, code: UInt16?, reason: String)?
     /// Set when the proxy itself closed the pair (shutdown, oversized or broken frames).
@@ -108,7 +110,7 @@ final class RelaySession {
             "durationMs": .double((durationMs * 1000).rounded() / 1000),
             "messages": .object(
                 JSONObject([
-                    "toCSMS": .int(self.messages[.toCSMS] ?? 0), "toCharger": .int(self.messages[.toCharger] ?? 0),
+                    "toCSMS": .int(self.messagesToCSMS), "toCharger": .int(self.messagesToCharger),
                 ])
             ),
         ])

@@ -46,6 +46,19 @@ struct UpstreamDialer {
     let connectTimeout: TimeAmount
     let handshakeTimeout: TimeAmount
     let maximumFrameBytes: Int
+    /// The backend's address when `upstream` names it by IP: dialled directly, without a resolver and
+    /// Happy Eyeballs for every charger. A host name is resolved for each connection, so DNS changes apply.
+    let literalAddress: SocketAddress?
+
+    init(upstream: WebSocketURL, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount, maximumFrameBytes: Int) {
+        self.upstream = upstream
+        self.tlsContext = tlsContext
+        self.connectTimeout = connectTimeout
+        self.handshakeTimeout = handshakeTimeout
+        self.maximumFrameBytes = maximumFrameBytes
+        let host = upstream.host.hasPrefix("[") && upstream.host.hasSuffix("]") ? String(upstream.host.dropFirst().dropLast()) : upstream.host
+        self.literalAddress = try? SocketAddress(ipAddress: host, port: upstream.port)
+    }
 
     /// Request headers that describe the charger's own hop and are not forwarded.
     static let hopHeaders: Set<String> = [
@@ -112,7 +125,7 @@ struct UpstreamDialer {
         let timeout = eventLoop.scheduleTask(in: self.handshakeTimeout) {
             outcome.fail(UpstreamFailure(cause: .timeout, detail: "backend did not complete the upgrade in time"))
         }
-        let connected = bootstrap.connect(host: self.upstream.host, port: self.upstream.port)
+        let connected = self.literalAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: self.upstream.host, port: self.upstream.port)
         connected.whenFailure { error in
             outcome.fail(Self.classify(error))
         }

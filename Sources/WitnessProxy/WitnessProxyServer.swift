@@ -396,8 +396,8 @@ public final class WitnessProxyServer: Sendable {
             state.pairInfo.removeValue(forKey: session.id)
             state.statistics.active -= 1
             state.statistics.closed += 1
-            state.statistics.messagesToCSMS += session.messages[.toCSMS] ?? 0
-            state.statistics.messagesToCharger += session.messages[.toCharger] ?? 0
+            state.statistics.messagesToCSMS += session.messagesToCSMS
+            state.statistics.messagesToCharger += session.messagesToCharger
         }
     }
 

@@ -117,13 +117,16 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                     url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: rate, prefix: "HALF-\(setup)",
                     group: group
                 )
-                half.append(RunResult(setup: setup, load: load, proxyCPU: nil, proxyRSS: nil))
+                let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
+                half.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1))
                 target.stop()
             }
             let direct = half.first { $0.setup == "direct" }
             for run in half {
                 let added = direct.map { " (added p99 \(fmtMs(run.load.p99 - $0.load.p99)))" } ?? ""
-                print("  \(run.setup.padding(toLength: 16, withPad: " ", startingAt: 0)) p50 \(fmtMs(run.load.p50))  p99 \(fmtMs(run.load.p99))  p999 \(fmtMs(run.load.p999))\(run.setup == "direct" ? "" : added)")
+                // At a fixed rate the machine has room to spare, so CPU per message is steadier than at saturation.
+                let cpu = run.proxyCPU.map { String(format: "; proxy CPU %.1f s / 1M msgs", $0 / (Double(run.load.messages) / 1e6)) } ?? ""
+                print("  \(run.setup.padding(toLength: 16, withPad: " ", startingAt: 0)) p50 \(fmtMs(run.load.p50))  p99 \(fmtMs(run.load.p99))  p999 \(fmtMs(run.load.p999))\(run.setup == "direct" ? "" : added)\(cpu)")
             }
         }
 
