@@ -110,23 +110,43 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         if let saturated = results.first(where: { $0.setup == "witness" }) ?? results.first {
             let rate = saturated.load.messagesPerSecond / 2 / 2 / Double(self.chargers)  // round trips per charger per second
             print("\nAt half load (\(Int(saturated.load.messagesPerSecond / 2)) messages/s, paced):")
-            var half: [RunResult] = []
-            for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
-                guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
-                let load = try await LoadRun.run(
-                    url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: rate, prefix: "HALF-\(setup)",
-                    group: group
-                )
-                let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
-                half.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1))
-                target.stop()
+            var halfRounds: [[RunResult]] = []
+            for round in 1...max(1, self.rounds) {
+                var half: [RunResult] = []
+                for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
+                    guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
+                    let load = try await LoadRun.run(
+                        url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: rate,
+                        prefix: "HALF\(round)-\(setup)", group: group
+                    )
+                    let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
+                    half.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1))
+                    target.stop()
+                }
+                halfRounds.append(half)
             }
-            let direct = half.first { $0.setup == "direct" }
-            for run in half {
-                let added = direct.map { " (added p99 \(fmtMs(run.load.p99 - $0.load.p99)))" } ?? ""
+            // Added p99 is taken against direct within each round, then the median over the rounds.
+            for setup in halfRounds.first?.map(\.setup) ?? [] {
+                let runs = halfRounds.compactMap { round -> (run: RunResult, added: Double?)? in
+                    guard let run = round.first(where: { $0.setup == setup }) else { return nil }
+                    let direct = setup == "direct" ? nil : round.first { $0.setup == "direct" }
+                    return (run, direct.map { run.load.p99 - $0.load.p99 })
+                }.sorted { ($0.added ?? $0.run.load.p99) < ($1.added ?? $1.run.load.p99) }
+                guard !runs.isEmpty else { continue }
+                let median = runs[runs.count / 2]
+                let run = median.run
+                var added = median.added.map { " (added p99 \(fmtMs($0))" } ?? ""
+                if !added.isEmpty {
+                    let lowest = runs.first?.added ?? 0
+                    let highest = runs.last?.added ?? 0
+                    added += runs.count > 1 ? ", rounds \(fmtMs(lowest))–\(fmtMs(highest)))" : ")"
+                }
                 // At a fixed rate the machine has room to spare, so CPU per message is steadier than at saturation.
                 let cpu = run.proxyCPU.map { String(format: "; proxy CPU %.1f s / 1M msgs", $0 / (Double(run.load.messages) / 1e6)) } ?? ""
-                print("  \(run.setup.padding(toLength: 16, withPad: " ", startingAt: 0)) p50 \(fmtMs(run.load.p50))  p99 \(fmtMs(run.load.p99))  p999 \(fmtMs(run.load.p999))\(run.setup == "direct" ? "" : added)\(cpu)")
+                print("  \(setup.padding(toLength: 16, withPad: " ", startingAt: 0)) p50 \(fmtMs(run.load.p50))  p99 \(fmtMs(run.load.p99))  p999 \(fmtMs(run.load.p999))\(added)\(cpu)")
+            }
+            if halfRounds.count > 1 {
+                print("  (each set-up's median round by added p99, of \(halfRounds.count); the range over the rounds in brackets)")
             }
         }
 

@@ -76,6 +76,7 @@ struct ForwardingBenchmarkSmokeTests {
             #expect(result.output.contains(setup), "\(result.output)")
         }
         #expect(result.output.contains("(median round of 2 per set-up"), "\(result.output)")
+        #expect(result.output.contains("(each set-up's median round by added p99, of 2"), "\(result.output)")
         #expect(result.output.contains("Capture check (witness run): ok:"), "\(result.output)")
         #expect(result.output.contains("witness: recorder queue peaked at"), "\(result.output)")
         #expect(result.output.contains("0 records lost"), "\(result.output)")
