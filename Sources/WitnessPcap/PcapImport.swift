@@ -14,9 +14,23 @@ public enum PcapImporter {
     public static func importFile(_ path: String, filter: String?, into writer: CaptureWriter, redactSecrets: Bool = true) throws
         -> TrafficDecoder.Statistics
     {
+        Self.importPackets(from: try Self.open(path, filter: filter), into: writer, redactSecrets: redactSecrets)
+    }
+
+    /// Opens a capture file for import: it exists, libpcap reads it, its link type is one the decoder knows
+    /// and the filter compiles. Open it before creating the output, so a bad file leaves nothing behind.
+    public static func open(_ path: String, filter: String?) throws -> PacketSource {
         let source = try PacketSource.open(file: path)
         try checkLinkType(source)
         if let filter { try source.setFilter(filter) }
+        return source
+    }
+
+    /// Decodes every packet of an opened file into `writer`; a file cut mid-packet ends with a
+    /// `truncatedFile` error record after what could be decoded.
+    public static func importPackets(from source: PacketSource, into writer: CaptureWriter, redactSecrets: Bool = true)
+        -> TrafficDecoder.Statistics
+    {
         let decoder = TrafficDecoder(redactSecrets: redactSecrets) { writer.record($0) }
         var readError: (any Error)?
         loop: while true {
@@ -67,10 +81,22 @@ public final class PassiveCapture: @unchecked Sendable {
     private var failure: (any Error)?
 
     /// Opens `interface` (throws a clear error without capture privileges) and starts recording into `writer`.
-    public init(interface: String, filter: String?, writer: CaptureWriter, redactSecrets: Bool = true) throws {
-        self.source = try PacketSource.live(interface: interface)
-        try PcapImporter.checkLinkType(self.source)
-        if let filter { try self.source.setFilter(filter) }
+    public convenience init(interface: String, filter: String?, writer: CaptureWriter, redactSecrets: Bool = true) throws {
+        self.init(source: try Self.open(interface: interface, filter: filter), writer: writer, redactSecrets: redactSecrets)
+    }
+
+    /// Opens `interface` for capture with `filter`; throws a clear error without capture privileges. Open it
+    /// before creating the output, so an interface that cannot be opened leaves nothing behind.
+    public static func open(interface: String, filter: String?) throws -> PacketSource {
+        let source = try PacketSource.live(interface: interface)
+        try PcapImporter.checkLinkType(source)
+        if let filter { try source.setFilter(filter) }
+        return source
+    }
+
+    /// Starts recording an opened interface into `writer`.
+    public init(source: PacketSource, writer: CaptureWriter, redactSecrets: Bool = true) {
+        self.source = source
         self.decoder = TrafficDecoder(redactSecrets: redactSecrets) { writer.record($0) }
         let thread = Thread { [self] in self.run() }
         thread.name = "passive-capture"

@@ -69,17 +69,18 @@ struct ImportCommand: ParsableCommand {
     var captureSecrets = false
 
     func run() throws {
+        // The file is opened first: one that cannot be read leaves no capture file behind.
+        let source: PacketSource
+        do {
+            source = try PcapImporter.open(self.file, filter: self.filter)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let writer = try CaptureWriter(
             configuration: .init(directory: self.output, fsync: .never, redactSecrets: !self.captureSecrets),
             header: CaptureHeader(extra: ["imported": .string(self.file)])
         )
-        let statistics: TrafficDecoder.Statistics
-        do {
-            statistics = try PcapImporter.importFile(self.file, filter: self.filter, into: writer, redactSecrets: !self.captureSecrets)
-        } catch {
-            writer.close()
-            throw ValidationError("\(error)")
-        }
+        let statistics = PcapImporter.importPackets(from: source, into: writer, redactSecrets: !self.captureSecrets)
         writer.close()
         printTrafficSummary(statistics, into: self.output)
     }
@@ -128,18 +129,19 @@ struct SniffCommand: AsyncParsableCommand {
         }
         var observer: (@Sendable (CaptureRecord) -> Void)?
         if let live { observer = { record in live.consume(record) } }
+        // The interface is opened first: one that cannot be opened leaves no capture file behind.
+        let source: PacketSource
+        do {
+            source = try PassiveCapture.open(interface: self.interface, filter: self.filter)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let writer = try CaptureWriter(
             configuration: .init(directory: self.capture, fsync: .never, redactSecrets: !self.captureSecrets),
             header: CaptureHeader(extra: ["sniff": .string(self.interface), "filter": self.filter.map(JSONValue.string) ?? .null]),
             observer: observer
         )
-        let capture: PassiveCapture
-        do {
-            capture = try PassiveCapture(interface: self.interface, filter: self.filter, writer: writer, redactSecrets: !self.captureSecrets)
-        } catch {
-            writer.close()
-            throw ValidationError("\(error)")
-        }
+        let capture = PassiveCapture(source: source, writer: writer, redactSecrets: !self.captureSecrets)
         logger.notice("recording \(self.interface)\(self.filter.map { " (\($0))" } ?? "") into \(self.capture)/")
         let signal = await TerminationSignal.wait()
         logger.notice("signal \(signal): stopping")

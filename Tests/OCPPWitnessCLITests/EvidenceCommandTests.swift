@@ -47,17 +47,22 @@ struct EvidenceCommandTests {
         #expect(differences.first?["second"] as? String == "600")
     }
 
-    @Test("import and sniff name the file or interface they cannot open")
+    @Test("import and sniff name the file or interface they cannot open, and leave no capture file behind")
     func clearErrors() async throws {
-        let missing = try await WitnessBinary.run(["import", "/nonexistent/site.pcap", "-o", FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path])
+        let importFolder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path
+        let sniffFolder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path
+        defer {
+            try? FileManager.default.removeItem(atPath: importFolder)
+            try? FileManager.default.removeItem(atPath: sniffFolder)
+        }
+        let missing = try await WitnessBinary.run(["import", "/nonexistent/site.pcap", "-o", importFolder])
         #expect(missing.status != 0)
         #expect(missing.errors.contains("/nonexistent/site.pcap"), "\(missing.errors)")
-        let sniff = try await WitnessBinary.run([
-            "sniff", "--interface", "witness-nope0", "--no-validate",
-            "--capture", FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path,
-        ])
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: importFolder)) ?? [] == [])
+        let sniff = try await WitnessBinary.run(["sniff", "--interface", "witness-nope0", "--no-validate", "--capture", sniffFolder])
         #expect(sniff.status != 0)
         #expect(sniff.errors.contains("witness-nope0"), "\(sniff.errors)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: sniffFolder)) ?? [] == [])
     }
 }
 
