@@ -93,7 +93,7 @@ package struct WebSocketFrameHeader: Sendable, Hashable {
             out.writeImmutableBuffer(payload)
             return
         }
-        out.writeBytes([maskKey.b0, maskKey.b1, maskKey.b2, maskKey.b3])
+        out.writeInteger(UInt32(maskKey.b0) << 24 | UInt32(maskKey.b1) << 16 | UInt32(maskKey.b2) << 8 | UInt32(maskKey.b3))
         let start = out.writerIndex
         out.writeImmutableBuffer(payload)
         maskKey.apply(to: &out, at: start, length: count)

@@ -20,7 +20,8 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         abstract: "Throughput, latency, CPU and memory of forwarding: direct, nginx and OCPP Witness in one run.",
         discussion: """
             N simulated 1.6 chargers boot, then each sends MeterValues and Heartbeat CALLs and waits for every CALLRESULT
-            from a CSMS simulator (its own process), for --seconds per set-up: direct to the CSMS; through nginx configured as a
+            from a CSMS simulator (its own process), for --seconds per set-up and round (--rounds interleaves the set-ups so a
+            slow phase of a shared machine hits them alike): direct to the CSMS; through nginx configured as a
             plain WebSocket reverse proxy (when nginx is installed: `make bench` installs it); through OCPP Witness with
             recording and live validation, with recording only, and forwarding only. Prints messages per second (CALLs and
             CALLRESULTs), latency percentiles, the proxy's CPU seconds per million messages and resident memory, and the ratios.
