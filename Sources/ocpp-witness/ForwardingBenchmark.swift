@@ -97,7 +97,12 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                     witnessCounted = load.messagesIncludingBoot
                 }
                 let recorder = target.stop()
-                results.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder))
+                results.append(
+                    RunResult(
+                        setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder,
+                        logTail: load.connectFailures.isEmpty ? nil : target.logTail()
+                    )
+                )
             }
             rounds.append(results)
         }
@@ -121,8 +126,13 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                         prefix: "HALF\(round)-\(setup)", group: group
                     )
                     let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
-                    half.append(RunResult(setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1))
                     target.stop()
+                    let run = RunResult(
+                        setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1,
+                        logTail: load.connectFailures.isEmpty ? nil : target.logTail()
+                    )
+                    if !load.connectFailures.isEmpty { Self.printConnectFailures(run) }
+                    half.append(run)
                 }
                 halfRounds.append(half)
             }
@@ -193,16 +203,24 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         var probe: ProcessProbe?
         var cpuAtStart: Double
         var capture: String?
+        /// The set-up's log (the proxy's, nginx's error log, or the CSMS's for direct).
+        var log: String? = nil
         /// Stops the set-up; for recording proxies, returns what the proxy said of its recorder.
         var stopAction: () -> String?
         @discardableResult
         func stop() -> String? { self.stopAction() }
+
+        /// The last lines of the set-up's log.
+        func logTail(_ count: Int = 8) -> [String] {
+            guard let log, let text = try? String(contentsOfFile: log, encoding: .utf8) else { return [] }
+            return text.split(separator: "\n").suffix(count).map(String.init)
+        }
     }
 
     private func startTarget(_ setup: String, csmsPort: Int, work: String) async throws -> Target? {
         switch setup {
         case "direct":
-            return Target(url: "ws://127.0.0.1:\(csmsPort)", probe: nil, cpuAtStart: 0, capture: nil, stopAction: { nil })
+            return Target(url: "ws://127.0.0.1:\(csmsPort)", probe: nil, cpuAtStart: 0, capture: nil, log: work + "/csms.log", stopAction: { nil })
         case "nginx":
             guard FileManager.default.isExecutableFile(atPath: self.nginx) else {
                 print("nginx: skipped, \(self.nginx) not installed (`make bench` installs it)")
@@ -242,7 +260,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             try await waitForPort(port)
             let probe = ProcessProbe(pid: child.pid, includeChildren: true)
             return Target(
-                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds, capture: nil,
+                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds, capture: nil, log: directory + "/error.log",
                 stopAction: {
                     child.stop()
                     return nil
@@ -261,7 +279,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             let probe = ProcessProbe(pid: child.pid, includeChildren: false)
             return Target(
                 url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds,
-                capture: setup == "witness-forward" ? nil : capture,
+                capture: setup == "witness-forward" ? nil : capture, log: log,
                 stopAction: {
                     child.stop()
                     return setup == "witness-forward" ? nil : Self.recorderReport(log: log)
@@ -311,6 +329,14 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         var proxyCPU: Double?
         var proxyRSS: Int?
         var recorder: String? = nil
+        /// The last lines of the set-up's log, kept when chargers could not connect.
+        var logTail: [String]? = nil
+    }
+
+    /// Chargers that could not connect or boot, and what the set-up's own log said last.
+    static func printConnectFailures(_ run: RunResult) {
+        print("  \(run.setup): \(run.load.connectFailures.count) chargers could not connect or boot; first: \(run.load.connectFailures[0])")
+        for line in run.logTail ?? [] { print("    log: \(line)") }
     }
 
     /// Each set-up's median round by throughput (its own latencies, CPU and memory, and recorder line).
@@ -365,6 +391,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         }
         for round in rounds {
             for run in round where run.load.errors > 0 { print("  \(run.setup): \(run.load.errors) CALLs failed") }
+            for run in round where !run.load.connectFailures.isEmpty { Self.printConnectFailures(run) }
         }
     }
 }
@@ -381,16 +408,24 @@ enum LoadRun {
         var p99: Double
         var p999: Double
         var errors: Int
+        /// Chargers that could not connect or boot, with why; the run goes on with the others.
+        var connectFailures: [String] = []
     }
 
     static func run(url: String, chargers: Int, seconds: Double, ratePerCharger: Double?, prefix: String, group: any EventLoopGroup) async throws -> Result {
         let base = try WebSocketURL(parsing: url)
         var simulators: [ChargerSimulator] = []
+        var connectFailures: [String] = []
         for index in 0..<chargers {
             let charger = ChargerSimulator(profile: ChargerProfile(id: "\(prefix)-\(index)", version: .v16), baseURL: base, group: group)
-            _ = try await charger.connect()
-            try await charger.boot()
-            simulators.append(charger)
+            do {
+                _ = try await charger.connect()
+                try await charger.boot()
+                simulators.append(charger)
+            } catch {
+                connectFailures.append("\(prefix)-\(index): \(error)")
+                await charger.endpoint?.close()
+            }
         }
         let warmUp = ContinuousClock.now + .milliseconds(500)
         let end = warmUp + .milliseconds(Int64(seconds * 1000))
@@ -445,7 +480,8 @@ enum LoadRun {
         let measured = latencies.count * 2
         return Result(
             messages: measured, messagesIncludingBoot: exchanged * 2, messagesPerSecond: Double(measured) / seconds,
-            p50: percentile(0.5), p99: percentile(0.99), p999: percentile(0.999), errors: outcomes.reduce(0) { $0 + $1.1 }
+            p50: percentile(0.5), p99: percentile(0.99), p999: percentile(0.999), errors: outcomes.reduce(0) { $0 + $1.1 },
+            connectFailures: connectFailures
         )
     }
 

@@ -88,5 +88,6 @@ struct ForwardingBenchmarkSmokeTests {
         #expect(result.output.contains("report: 0 deviations"), "\(result.output)")
         #expect(result.output.contains("connected 40/40"), "\(result.output)")
         #expect(!result.output.contains("CALLs failed"), "\(result.output)")
+        #expect(!result.output.contains("could not connect or boot"), "\(result.output)")
     }
 }
