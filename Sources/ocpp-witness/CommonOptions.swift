@@ -78,42 +78,57 @@ struct HostAndPort: CustomStringConvertible {
     var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 }
 
-/// Waits for SIGINT or SIGTERM.
-enum TerminationSignal {
-    static func wait() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let queue = DispatchQueue(label: "signals")
-            let resumed = ResumedFlag()
-            var sources: [any DispatchSourceSignal] = []
-            for signalNumber in [SIGINT, SIGTERM] {
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
-                source.setEventHandler {
-                    guard resumed.set() else { return }
-                    for source in sources { source.cancel() }
-                    continuation.resume(returning: signalNumber)
-                }
-                source.resume()
-                sources.append(source)
-            }
-            queue.sync { Holder.sources = sources }
+/// SIGINT and SIGTERM, caught from the moment `arm()` is called. Arm it first thing in a command, before
+/// it announces itself: a signal that arrives before anyone waits is kept, so a stop request right after
+/// start-up is honoured instead of lost (an ignored signal with no source registered yet is discarded).
+final class TerminationSignal: @unchecked Sendable {
+    // `received` and `continuation` are guarded by `lock`; the sources are only kept alive.
+    private let lock = NSLock()
+    private var received: Int32?
+    private var continuation: CheckedContinuation<Int32, Never>?
+    private var sources: [any DispatchSourceSignal] = []
+
+    private init() {}
+
+    static func arm() -> TerminationSignal {
+        let termination = TerminationSignal()
+        let queue = DispatchQueue(label: "signals")
+        for signalNumber in [SIGINT, SIGTERM] {
+            // The default action would end the process at once; the source takes over from here.
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
+            source.setEventHandler { termination.deliver(signalNumber) }
+            source.resume()
+            termination.sources.append(source)
         }
+        return termination
     }
 
-    private enum Holder {
-        nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
-    }
-
-    private final class ResumedFlag: @unchecked Sendable {
-        private var value = false
-        private let lock = NSLock()
-        func set() -> Bool {
+    /// The first signal received, now or when it comes.
+    func wait() async -> Int32 {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
             self.lock.lock()
-            defer { self.lock.unlock() }
-            if self.value { return false }
-            self.value = true
-            return true
+            if let received = self.received {
+                self.lock.unlock()
+                continuation.resume(returning: received)
+                return
+            }
+            self.continuation = continuation
+            self.lock.unlock()
         }
+    }
+
+    private func deliver(_ signalNumber: Int32) {
+        self.lock.lock()
+        guard self.received == nil else {
+            self.lock.unlock()
+            return
+        }
+        self.received = signalNumber
+        let continuation = self.continuation
+        self.continuation = nil
+        self.lock.unlock()
+        continuation?.resume(returning: signalNumber)
     }
 }
 

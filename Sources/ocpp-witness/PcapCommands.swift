@@ -122,6 +122,7 @@ struct SniffCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = self.logging.makeLogger("sniff")
+        let termination = TerminationSignal.arm()
         var live: LiveAnalysis?
         if !self.noValidate {
             let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
@@ -143,7 +144,7 @@ struct SniffCommand: AsyncParsableCommand {
         )
         let capture = PassiveCapture(source: source, writer: writer, redactSecrets: !self.captureSecrets)
         logger.notice("recording \(self.interface)\(self.filter.map { " (\($0))" } ?? "") into \(self.capture)/")
-        let signal = await TerminationSignal.wait()
+        let signal = await termination.wait()
         logger.notice("signal \(signal): stopping")
         let failure = capture.stop()
         writer.close()

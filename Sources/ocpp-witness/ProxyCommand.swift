@@ -140,6 +140,7 @@ struct ProxyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = self.logging.makeLogger("ocpp-witness.proxy")
+        let termination = TerminationSignal.arm()
         let openFiles = OpenFileLimit.raise()
         logger.info("open-file limit \(openFiles): room for about \(OpenFileLimit.chargers(within: openFiles)) chargers (two sockets each)")
         let upstream = try WebSocketURL(parsing: self.upstream)
@@ -220,7 +221,7 @@ struct ProxyCommand: AsyncParsableCommand {
             logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)")
             adminServer = server
         }
-        let signal = await TerminationSignal.wait()
+        let signal = await termination.wait()
         reloader?.stop()
         await adminServer?.stop()
         logger.notice("signal \(signal): closing connections and flushing the capture")

@@ -152,6 +152,7 @@ struct CSMSCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = self.logging.makeLogger("ocpp-witness.csms")
+        let termination = TerminationSignal.arm()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let csms = CSMSSimulator(
             configuration: .init(host: self.listen.host, port: self.listen.port, versions: self.ocppVersion, requiredPassword: self.password),
@@ -162,7 +163,7 @@ struct CSMSCommand: AsyncParsableCommand {
         }
         let address = try await csms.start()
         logger.notice("CSMS simulator listening on \(address) (\(self.ocppVersion.map(\.subprotocol).joined(separator: ", ")))")
-        _ = await TerminationSignal.wait()
+        _ = await termination.wait()
         await csms.stop()
         try? await group.shutdownGracefully()
     }

@@ -224,8 +224,13 @@ struct CLITests {
         process.standardOutput = Pipe()
         try process.run()
         let announced = WitnessBinary.announcedPorts(errors, [("open-file limit", #" (\d+) chargers"#), WitnessBinary.proxyAnnouncement])
+        // A stop right after the announcement: the proxy must honour it (graceful shutdown has its own test).
         process.terminate()
-        process.waitUntilExit()
+        let deadline = Date().addingTimeInterval(20)
+        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let stopped = !process.isRunning
+        if !stopped { kill(process.processIdentifier, SIGKILL) }
+        #expect(stopped, "the proxy ignored SIGTERM sent right after it announced itself")
         #expect(announced?.first == (hard - 64) / 2, "hard limit \(hard)")
     }
 
