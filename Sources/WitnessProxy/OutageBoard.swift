@@ -17,6 +17,11 @@ final class OutageBoard: Sendable {
         self.outages.withLockedValue { $0[chargePoint ?? Self.everyone] = Outage(until: until, mode: mode) }
     }
 
+    /// Ends the outage of `chargePoint` (nil: the one for all chargers) before its time.
+    func end(chargePoint: String?) {
+        self.outages.withLockedValue { _ = $0.removeValue(forKey: chargePoint ?? Self.everyone) }
+    }
+
     /// The outage `chargePoint` is in now, if any.
     func active(for chargePoint: String) -> OutageMode? {
         self.outages.withLockedValue { outages in

@@ -174,6 +174,12 @@ public final class WitnessProxyServer: Sendable {
         for channel in backends { channel.pipeline.fireUserInboundEventTriggered(ProxyOutageEvent()) }
     }
 
+    /// Ends an outage before its time: for `chargePoint`, or (nil) the one for all chargers.
+    public func endOutage(chargePoint: String?) {
+        self.outages.end(chargePoint: chargePoint)
+        self.logger.notice("outage ended", metadata: ["chargePoint": "\(chargePoint ?? "all")"])
+    }
+
     private func refuseDuringOutage(_ handshake: ChargerHandshake, mode: OutageMode, eventLoop: any EventLoop) -> EventLoopFuture<HTTPHeaders?> {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")

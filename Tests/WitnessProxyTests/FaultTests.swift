@@ -173,15 +173,18 @@ struct FaultTests {
 
     @Test("chargers recover from an outage: they are dropped, refused with 503, reconnect and resume; the capture tells it in order")
     func outageRecovery() async throws {
-        // Scheduled by the policy: the first message after 0.5 s starts a 3 s outage for everyone.
+        // Scheduled by the policy: the first message after 0.5 s starts an outage for everyone. It would last
+        // a minute; the test ends it once the charger has been refused, so no timing window is involved.
         let harness = try await self.harness(
-            "rules:\n  - name: planned-outage\n    match: {after: 500ms, first: 1}\n    fault: {outage: {duration: 3s, mode: refuse}}\n"
+            "rules:\n  - name: planned-outage\n    match: {after: 500ms, first: 1}\n    fault: {outage: {duration: 60s, mode: refuse}}\n"
         )
         let charger = harness.charger(ChargerProfile(id: "CP-OUT"))
         let clock = ContinuousClock()
+        let proxy = harness.proxy
         // Runs until the charger is back and heartbeating, however slow the machine; the cap only stops a hang.
         let outcome = await charger.keepAlive(until: clock.now + .seconds(60), interval: .milliseconds(100)) {
-            $0.connections >= 2 && $0.refused >= 1 && $0.heartbeats >= 3
+            if $0.refused >= 1 { proxy.endOutage(chargePoint: nil) }
+            return $0.connections >= 2 && $0.refused >= 1 && $0.heartbeats >= 3
         }
         #expect(outcome.connections >= 2)
         #expect(outcome.refused >= 1)
