@@ -155,32 +155,37 @@ package struct WebSocketMask: Sendable, Hashable {
 
     /// XORs `length` bytes of `buffer` from index `start` with the key; masking and unmasking are the same.
     package func apply(to buffer: inout ByteBuffer, at start: Int, length: Int) {
+        let offset = start - buffer.readerIndex
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            self.apply(to: UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+        }
+    }
+
+    /// XORs every byte of `region` with the key, the key's first byte on the region's first.
+    package func apply(to region: UnsafeMutableRawBufferPointer) {
         let key = (self.b0, self.b1, self.b2, self.b3)
         // The key repeated over eight bytes, in memory order, for a word at a time.
         let word = UInt64(
             littleEndian: UInt64(key.0) | UInt64(key.1) << 8 | UInt64(key.2) << 16 | UInt64(key.3) << 24
                 | UInt64(key.0) << 32 | UInt64(key.1) << 40 | UInt64(key.2) << 48 | UInt64(key.3) << 56
         )
-        let offset = start - buffer.readerIndex
-        buffer.withUnsafeMutableReadableBytes { bytes in
-            let region = UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + length)])
-            var index = 0
-            while index + 8 <= length {
-                let value = region.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                region.storeBytes(of: value ^ word, toByteOffset: index, as: UInt64.self)
-                index += 8
+        let length = region.count
+        var index = 0
+        while index + 8 <= length {
+            let value = region.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            region.storeBytes(of: value ^ word, toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < length {
+            let byte: UInt8
+            switch index & 3 {
+            case 0: byte = key.0
+            case 1: byte = key.1
+            case 2: byte = key.2
+            default: byte = key.3
             }
-            while index < length {
-                let byte: UInt8
-                switch index & 3 {
-                case 0: byte = key.0
-                case 1: byte = key.1
-                case 2: byte = key.2
-                default: byte = key.3
-                }
-                region[index] ^= byte
-                index += 1
-            }
+            region[index] ^= byte
+            index += 1
         }
     }
 

@@ -1,4 +1,3 @@
-import NIOCore
 import OCPPWire
 
 /// Bytes of one direction of a connection, in order, not yet parsed.
@@ -53,10 +52,10 @@ struct ByteStream {
         if header.reservedBits != 0 { return .invalid("WebSocket frame with reserved bits set (no extension was negotiated)") }
         guard self.count >= header.frameLength else { return .needMore }
         let payloadStart = start + header.length
-        var payload = ByteBuffer(bytes: self.bytes[payloadStart..<(payloadStart + header.payloadLength)])
-        header.maskKey?.apply(to: &payload, at: payload.readerIndex, length: payload.readableBytes)
+        var payload = Array(self.bytes[payloadStart..<(payloadStart + header.payloadLength)])
+        if let key = header.maskKey { payload.withUnsafeMutableBytes { key.apply(to: $0) } }
         self.start = payloadStart + header.payloadLength
-        return .frame(fin: header.fin, opcode: header.opcode.rawValue, payload: Array(buffer: payload))
+        return .frame(fin: header.fin, opcode: header.opcode.rawValue, payload: payload)
     }
 }
 

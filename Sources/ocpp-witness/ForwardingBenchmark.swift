@@ -84,25 +84,18 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         var witnessCounted = 0
         for round in 1...max(1, self.rounds) {
             var results: [RunResult] = []
-            for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
-                guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
-                let load = try await LoadRun.run(
-                    url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: nil,
-                    prefix: "BENCH\(round)-\(setup)", group: group
-                )
-                let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
+            for setup in Self.setupOrder where selected.contains(setup) {
+                guard
+                    let run = try await self.measure(
+                        setup, ratePerCharger: nil, prefix: "BENCH\(round)-\(setup)", csmsPort: csmsPort, work: work, group: group
+                    )
+                else { continue }
                 // The first round's capture is the one checked.
                 if setup == "witness" && witnessCapture == nil {
-                    witnessCapture = target.capture
-                    witnessCounted = load.messagesIncludingBoot
+                    witnessCapture = run.capture
+                    witnessCounted = run.load.messagesIncludingBoot
                 }
-                let recorder = target.stop()
-                results.append(
-                    RunResult(
-                        setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder,
-                        logTail: load.connectFailures.isEmpty ? nil : target.logTail()
-                    )
-                )
+                results.append(run)
             }
             rounds.append(results)
         }
@@ -119,19 +112,13 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             var halfRounds: [[RunResult]] = []
             for round in 1...max(1, self.rounds) {
                 var half: [RunResult] = []
-                for setup in ["direct", "nginx", "witness", "witness-record", "witness-forward"] where selected.contains(setup) {
-                    guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { continue }
-                    let load = try await LoadRun.run(
-                        url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: rate,
-                        prefix: "HALF\(round)-\(setup)", group: group
-                    )
-                    let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
-                    target.stop()
-                    let run = RunResult(
-                        setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1,
-                        logTail: load.connectFailures.isEmpty ? nil : target.logTail()
-                    )
-                    if !load.connectFailures.isEmpty { Self.printConnectFailures(run) }
+                for setup in Self.setupOrder where selected.contains(setup) {
+                    guard
+                        let run = try await self.measure(
+                            setup, ratePerCharger: rate, prefix: "HALF\(round)-\(setup)", csmsPort: csmsPort, work: work, group: group
+                        )
+                    else { continue }
+                    if !run.load.connectFailures.isEmpty { Self.printConnectFailures(run) }
                     half.append(run)
                 }
                 halfRounds.append(half)
@@ -197,6 +184,25 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     }
 
     // MARK: Set-ups
+
+    static let setupOrder = ["direct", "nginx", "witness", "witness-record", "witness-forward"]
+
+    /// One set-up under one load: starts it, runs the chargers (closed loop, or paced at `ratePerCharger`
+    /// round trips per second), reads the proxy's CPU and memory, and stops it.
+    private func measure(
+        _ setup: String, ratePerCharger: Double?, prefix: String, csmsPort: Int, work: String, group: any EventLoopGroup
+    ) async throws -> RunResult? {
+        guard let target = try await self.startTarget(setup, csmsPort: csmsPort, work: work) else { return nil }
+        let load = try await LoadRun.run(
+            url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: ratePerCharger, prefix: prefix, group: group
+        )
+        let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
+        let recorder = target.stop()
+        return RunResult(
+            setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder,
+            logTail: load.connectFailures.isEmpty ? nil : target.logTail(), capture: target.capture
+        )
+    }
 
     struct Target {
         var url: String
@@ -331,6 +337,8 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         var recorder: String? = nil
         /// The last lines of the set-up's log, kept when chargers could not connect.
         var logTail: [String]? = nil
+        /// The recording proxy's capture folder.
+        var capture: String? = nil
     }
 
     /// Chargers that could not connect or boot, and what the set-up's own log said last.

@@ -32,7 +32,7 @@ final class WireTap: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = Self.unwrapInboundIn(data)
-        self.received.withLockedValue { $0.writeBuffer(&bytes) }
+        self.received.withLockedValue { _ = $0.writeBuffer(&bytes) }
         context.fireChannelRead(data)
     }
 
