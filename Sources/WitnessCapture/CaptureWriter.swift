@@ -217,6 +217,20 @@ public final class CaptureWriter: @unchecked Sendable {
         self.finished.unlock()
     }
 
+    /// Closes the writer, and when it wrote nothing but file headers removes the files it created: a
+    /// command that fails during start-up leaves no empty capture behind for a later report to pick up.
+    /// Returns whether it removed them.
+    @discardableResult
+    public func closeDiscardingIfEmpty() -> Bool {
+        self.close()
+        self.condition.lock()
+        let (written, files) = (self.stats.recordsWritten, self.files)
+        self.condition.unlock()
+        guard written == 0 else { return false }
+        for file in files { unlink(file) }
+        return true
+    }
+
     private func run() {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)

@@ -199,7 +199,8 @@ struct ProxyCommand: AsyncParsableCommand {
                 "OCPP Witness proxy on \(address), forwarding to \(upstream); \(recorder == nil ? "not recording (--no-capture)" : "capture in \(self.capture)/")"
             )
         } catch {
-            recorder?.close()
+            // A listener that cannot start (TLS files, address in use) leaves no header-only capture.
+            recorder?.closeDiscardingIfEmpty()
             try? await group.shutdownGracefully()
             throw error
         }
@@ -210,16 +211,25 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         var adminServer: AdminServer?
         if let admin, let faults = configuration.faults {
-            let token = try self.adminToken(logger: logger)
-            let live = live
-            let server = try AdminServer(
-                configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
-                metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live) },
-                logger: logger, group: group
-            )
-            let address = try await server.start()
-            logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)")
-            adminServer = server
+            do {
+                let token = try self.adminToken(logger: logger)
+                let live = live
+                let server = try AdminServer(
+                    configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
+                    metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live) },
+                    logger: logger, group: group
+                )
+                let address = try await server.start()
+                logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)")
+                adminServer = server
+            } catch {
+                // Same as a listener that cannot start: stop, and keep the capture only if it holds traffic.
+                reloader?.stop()
+                await proxy.shutdown(grace: .seconds(1))
+                recorder?.closeDiscardingIfEmpty()
+                try? await group.shutdownGracefully()
+                throw error
+            }
         }
         let signal = await termination.wait()
         reloader?.stop()

@@ -140,14 +140,38 @@ struct CLITests {
         #expect(result.errors.contains(message), "\(result.errors)")
     }
 
-    @Test("a TLS file that cannot be read is a start-up error naming the file")
+    @Test("a TLS file that cannot be read is a start-up error naming the file, and leaves no capture file")
     func unreadableCertificate() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try await WitnessBinary.run([
             "proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:9", "--tls-cert", "/nonexistent/cert.pem",
-            "--tls-key", "/nonexistent/key.pem", "--capture", FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString).path,
+            "--tls-key", "/nonexistent/key.pem", "--capture", directory, "--no-validate",
         ])
         #expect(result.status != 0)
         #expect(result.errors.contains("/nonexistent/cert.pem"))
+        #expect(Self.captureFiles(in: directory).isEmpty, "a failed start left a header-only capture")
+    }
+
+    @Test("a listen address in use is a start-up error, and leaves no capture file")
+    func listenAddressInUse() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let holder = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("inuse-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = holder.localAddress?.port ?? 0
+        let result = try await WitnessBinary.run([
+            "proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:9", "--capture", directory, "--no-validate",
+        ])
+        try await holder.close()
+        try await group.shutdownGracefully()
+        #expect(result.status != 0)
+        #expect(result.errors.contains("in use"), "\(result.errors)")
+        #expect(Self.captureFiles(in: directory).isEmpty, "a failed start left a header-only capture")
+    }
+
+    static func captureFiles(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }
     }
 
     @Test("the demo runs a pilot and leaves a capture that jq reads")

@@ -173,8 +173,12 @@ struct PcapImportTests {
 
     @Test("a missing file or an invalid filter is a clear error")
     func badInputs() throws {
-        let writer = try CaptureWriter(configuration: .init(directory: temporaryPath("bad"), fsync: .never), header: CaptureHeader())
-        defer { writer.close() }
+        let directory = temporaryPath("bad")
+        let writer = try CaptureWriter(configuration: .init(directory: directory, fsync: .never), header: CaptureHeader())
+        defer {
+            writer.close()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
         #expect(throws: PacketSourceError.self) { try PcapImporter.importFile("/nonexistent/site.pcap", filter: nil, into: writer) }
         let sample = temporaryPath("empty") + ".pcapng"
         _ = try PcapngExporter.export(capture: [URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../captures/samples/demo-pilot.jsonl").standardized.path], to: sample)

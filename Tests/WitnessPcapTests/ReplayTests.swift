@@ -15,7 +15,7 @@ struct ReplayTests {
         let bench = try await RecordedBench()
         try await bench.runCharger(ChargerProfile(id: "CP-REPLAY-16", version: .v16))
         try await bench.runCharger(ChargerProfile(id: "CP-REPLAY-201", version: .v201))
-        await bench.stop()
+        await bench.stop(keepingCapture: true)
         return bench.captureDirectory
     }
 

@@ -50,10 +50,12 @@ final class RecordedBench: Sendable {
         while self.proxy.statistics.closed < closed && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
     }
 
-    func stop() async {
+    /// Stops everything and removes the capture, unless the caller goes on reading it (and removes it itself).
+    func stop(keepingCapture: Bool = false) async {
         await self.proxy.shutdown(grace: .seconds(1))
         await self.csms.stop()
         self.recorder.close()
+        if !keepingCapture { try? FileManager.default.removeItem(atPath: self.captureDirectory) }
         try? await self.group.shutdownGracefully()
     }
 }
