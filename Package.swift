@@ -153,7 +153,11 @@ let package = Package(
         ),
         .testTarget(
             name: "WitnessCaptureTests",
-            dependencies: ["WitnessCapture", "OCPPWire"],
+            dependencies: [
+                "WitnessCapture", "OCPPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

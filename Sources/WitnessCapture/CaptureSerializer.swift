@@ -101,6 +101,46 @@ struct CaptureSerializer {
         out.append(UInt8(ascii: "}"))
     }
 
+    /// The fields a reader parses from `frame`'s line, built from the event instead: only its payload is
+    /// parsed. For the common case, an OCPP message written as it came; nil when the line holds anything
+    /// else (redacted, re-written because of line breaks, malformed, control frames), and the caller parses
+    /// the line. Keep in step with `appendFrame`: the writer's tests compare both for every kind of frame.
+    func recordFields(of frame: FrameEvent) -> JSONObject? {
+        guard frame.opcode == .text, let envelope = frame.envelope else { return nil }
+        let action = envelope.action ?? frame.correlatedAction
+        if self.redactor.mayCarrySecret(action: action) { return nil }
+        let message: JSONValue? = frame.payload.withUnsafeReadableBytes { bytes in
+            guard !bytes.contains(0x0A), !bytes.contains(0x0D) else { return nil }
+            return try? JSONParser.parse(bytes)
+        }
+        guard let message else { return nil }
+        var members: [JSONObject.Member] = []
+        members.reserveCapacity(18)
+        members.append(.init(key: "ts", value: .string(frame.ts.rfc3339)))
+        members.append(.init(key: "kind", value: Self.frameKind))
+        members.append(.init(key: "conn", value: .number(String(frame.connection))))
+        members.append(.init(key: "chargePoint", value: .string(frame.chargePoint)))
+        members.append(.init(key: "dir", value: .string(frame.direction.rawValue)))
+        members.append(.init(key: "opcode", value: Self.textOpcode))
+        members.append(.init(key: "size", value: .number(String(frame.payload.readableBytes))))
+        if frame.fragments != 1 { members.append(.init(key: "fragments", value: .number(String(frame.fragments)))) }
+        members.append(.init(key: "msgType", value: .number(String(envelope.messageType.rawValue))))
+        members.append(.init(key: "msgId", value: .string(envelope.messageId)))
+        if let action { members.append(.init(key: "action", value: .string(action))) }
+        if let code = envelope.errorCode { members.append(.init(key: "errorCode", value: .string(code))) }
+        if let latency = frame.latencyNanos { members.append(.init(key: "latencyMs", value: .number(Self.milliseconds(latency)))) }
+        if frame.unmatchedResponse { members.append(.init(key: "unmatched", value: .bool(true))) }
+        if frame.injected { members.append(.init(key: "injected", value: .bool(true))) }
+        if let fault = frame.fault { members.append(.init(key: "fault", value: .object(fault))) }
+        members.append(.init(key: "enc", value: Self.jsonEncoding))
+        members.append(.init(key: "payload", value: message))
+        return JSONObject(members)
+    }
+
+    private static let frameKind = JSONValue.string("frame")
+    private static let textOpcode = JSONValue.string(FrameOpcode.text.rawValue)
+    private static let jsonEncoding = JSONValue.string("json")
+
     private func appendPayload(_ frame: FrameEvent, into out: inout [UInt8]) {
         let payload = frame.payload
         switch frame.opcode {

@@ -142,8 +142,10 @@ public final class CaptureWriter: @unchecked Sendable {
         self.serializer = CaptureSerializer(redactor: Redactor(enabled: configuration.redactSecrets))
         try Self.makeDirectory(configuration.directory)
         try self.openNextFile()
-        let thread = Thread { [self] in self.run() }
-        thread.name = "capture-writer"
+        let thread = Thread { [self] in
+            Self.nameThisThread("capture-writer")
+            self.run()
+        }
         thread.start()
     }
 
@@ -270,7 +272,7 @@ public final class CaptureWriter: @unchecked Sendable {
                 }
                 buffer.append(contentsOf: line)
                 self.currentLine += 1
-                self.notifyObserver(line)
+                self.notifyObserver(event, line: line)
                 if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
             }
             self.writeOut(&buffer)
@@ -343,6 +345,16 @@ public final class CaptureWriter: @unchecked Sendable {
             self.noteError("writing \(self.files.last ?? "capture"): \(error)", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
         }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func notifyObserver(_ event: CaptureEvent, line: [UInt8]) {
+        guard let observer = self.observer else { return }
+        // Most frames: build the record from the event, which parses only the payload, not the whole line.
+        if case .frame(let frame) = event, let fields = self.serializer.recordFields(of: frame) {
+            observer(CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields))
+        } else {
+            self.notifyObserver(line)
+        }
     }
 
     private func notifyObserver(_ line: [UInt8]) {
@@ -427,6 +439,15 @@ public final class CaptureWriter: @unchecked Sendable {
                 offset += written
             }
         }
+    }
+
+    /// Names the calling thread for top, perf and gdb; on Linux a name given to Foundation's `Thread`
+    /// before it starts is not applied.
+    private static func nameThisThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = try? Self.writeAll(fd, Array(name.utf8))
+        Glibc.close(fd)
     }
 
     /// Creates `path` and its parents, like `mkdir -p`.

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import OCPPWire
 import Testing
@@ -170,6 +171,36 @@ struct CaptureTests {
             _ = try CaptureWriter(configuration: .init(directory: file + "/sub"), header: CaptureHeader())
         } throws: { error in
             "\(error)".contains(file)
+        }
+    }
+
+    @Test("the writer's observer sees exactly the records, files and lines a reader reads back")
+    func observerSeesWhatReaderReads() throws {
+        let directory = self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let seen = NIOLockedValueBox<[CaptureRecord]>([])
+        let writer = try CaptureWriter(
+            configuration: .init(directory: directory, rotateBytes: 1500), header: CaptureHeader(backendName: "B"),
+            observer: { record in seen.withLockedValue { $0.append(record) } }
+        )
+        for index in 0..<20 {
+            writer.record(self.frame(#"[2,"\#(index)","Heartbeat",{}]"#))
+            writer.record(self.frame(#"[3,"\#(index)",{"currentTime":"2026-11-24T10:00:00Z"}]"#, direction: .toCharger))
+            writer.record(self.frame(#"[2,"c\#(index)","ChangeConfiguration",{"key":"AuthorizationKey","value":"s"}]"#, direction: .toCharger))
+            writer.record(self.frame("[2,\"n\(index)\",\n\"Heartbeat\",{}]"))
+            writer.record(self.frame("not json"))
+            writer.record(.connection("note", connection: 1, chargePoint: "CP-1", fields: ["index": .int(index)]))
+        }
+        writer.close()
+        let reader = try CaptureReader(paths: [directory])
+        let read = Array(reader)
+        #expect(reader.issues.isEmpty)
+        #expect(try CaptureReader.captureFiles(at: directory).count > 2)
+        #expect(read.count == 20 * 6 + writer.filePaths.count)
+        let observed = seen.withLockedValue { $0 }
+        #expect(observed.count == read.count)
+        for (live, offline) in zip(observed, read) where live != offline {
+            Issue.record("\(offline.reference): the observer saw \(live.reference) \(JSONValue.object(live.fields))")
         }
     }
 }

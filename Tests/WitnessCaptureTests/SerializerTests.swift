@@ -66,4 +66,28 @@ struct SerializerTests {
                     + "\n"
         )
     }
+
+    @Test("the record live analysis gets equals the one a reader parses from the line, for every kind of frame")
+    func liveRecordMatchesLine() throws {
+        let serializer = CaptureSerializer(redactor: Redactor(enabled: true))
+        let frames: [(FrameEvent, built: Bool)] = [
+            (self.event(#"[2, "m1", "Heartbeat", {}]"#, fragments: 3), true),
+            (self.event(#"[3,"m1",{"currentTime":"2026-11-24T10:00:00Z"}]"#, direction: .toCharger, correlatedAction: "Heartbeat", latencyNanos: 1_234_567, fault: ["rule": "slow", "kind": "delay", "hit": 1, "ms": 250]), true),
+            (self.event(#"[4,"x9","NotImplemented","no",{}]"#, direction: .toCharger, chargePoint: "CP-ü \\ \u{1}", unmatched: true, injected: true), true),
+            (self.event(#"[2,"m2","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-11-24T10:00:00Z","sampledValue":[{"value":"1.5e3"}]}]}]"#), true),
+            (self.event("[2,\"m3\",\n\"Heartbeat\",{}]"), false),
+            (self.event(#"[2,"m4","ChangeConfiguration",{"key":"AuthorizationKey","value":"s3cret"}]"#, direction: .toCharger), false),
+            (self.event(#"[2,"a"]"#), false),
+            (self.event("not json"), false),
+            (self.event("ok", opcode: .ping), false),
+        ]
+        for (frame, built) in frames {
+            var line: [UInt8] = []
+            serializer.append(.frame(frame), into: &line)
+            let parsed = try JSONParser.parse(Array(line.dropLast()))
+            let fields = serializer.recordFields(of: frame)
+            #expect((fields != nil) == built, "\(String(decoding: line, as: UTF8.self))")
+            if let fields { #expect(JSONValue.object(fields) == parsed, "\(String(decoding: line, as: UTF8.self))") }
+        }
+    }
 }
