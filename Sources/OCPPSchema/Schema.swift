@@ -9,7 +9,27 @@ public final class Schema: @unchecked Sendable {
         case object, array, string, number, integer, boolean, null
     }
 
-    var types: Set<JSONType>?
+    /// The types a node allows, as bits: checked for every value validated, so no hashing.
+    struct JSONTypes: OptionSet {
+        let rawValue: UInt8
+
+        init(rawValue: UInt8) { self.rawValue = rawValue }
+        init(_ type: JSONType) { self.rawValue = 1 << UInt8(JSONType.allCases.firstIndex(of: type)!) }
+        init(_ types: [JSONType]) { self = types.reduce(into: JSONTypes()) { $0.formUnion(JSONTypes($1)) } }
+
+        static let object = JSONTypes(.object)
+        static let array = JSONTypes(.array)
+        static let string = JSONTypes(.string)
+        static let number = JSONTypes(.number)
+        static let integer = JSONTypes(.integer)
+        static let boolean = JSONTypes(.boolean)
+        static let null = JSONTypes(.null)
+
+        /// The names of the allowed types, as the schema spells them.
+        var names: [String] { JSONType.allCases.filter { self.contains(JSONTypes($0)) }.map(\.rawValue) }
+    }
+
+    var types: JSONTypes?
     var properties: [String: Schema] = [:]
     var propertyOrder: [String] = []
     var required: [String] = []
@@ -76,9 +96,9 @@ struct SchemaCompiler {
                 switch member.value {
                 case .string(let name):
                     guard let type = Schema.JSONType(rawValue: name) else { throw self.fail(here, "unknown type '\(name)'") }
-                    schema.types = [type]
+                    schema.types = Schema.JSONTypes(type)
                 case .array(let names):
-                    schema.types = Set(try names.map { name in
+                    schema.types = Schema.JSONTypes(try names.map { name in
                         guard let text = name.stringValue, let type = Schema.JSONType(rawValue: text) else {
                             throw self.fail(here, "unknown type \(name)")
                         }

@@ -45,7 +45,7 @@ public struct SchemaValidator: Sendable {
         if let types = schema.types, !Self.matches(value, types) {
             violations.append(
                 SchemaViolation(
-                    keyword: "type", pointer: path.pointer, expected: types.map(\.rawValue).sorted().joined(separator: " or "),
+                    keyword: "type", pointer: path.pointer, expected: types.names.sorted().joined(separator: " or "),
                     found: Self.describe(value)
                 )
             )
@@ -109,7 +109,10 @@ public struct SchemaValidator: Sendable {
                 }
             }
         case .string(let text):
-            let length = text.unicodeScalars.count
+            guard schema.maxLength != nil || schema.minLength != nil || schema.format != nil else { return }
+            // Counting characters walks the string; its UTF-8 size bounds the count from above.
+            let bytes = text.utf8.count
+            let length = (schema.minLength ?? 0) == 0 && bytes <= (schema.maxLength ?? Int.max) ? bytes : text.unicodeScalars.count
             if let maximum = schema.maxLength, length > maximum {
                 violations.append(
                     SchemaViolation(
@@ -177,7 +180,7 @@ public struct SchemaValidator: Sendable {
         }
     }
 
-    static func matches(_ value: JSONValue, _ types: Set<Schema.JSONType>) -> Bool {
+    static func matches(_ value: JSONValue, _ types: Schema.JSONTypes) -> Bool {
         switch value {
         case .null: return types.contains(.null)
         case .bool: return types.contains(.boolean)

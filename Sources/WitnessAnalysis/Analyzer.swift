@@ -40,9 +40,12 @@ public final class Analyzer {
     /// Called for every deviation as it is found (live logging and metrics).
     public var onDeviation: ((Deviation) -> Void)?
 
-    private var run = ""
+    /// Runs (capture headers' start times) by number, and the number of the run the current records
+    /// belong to: connection numbers restart with every proxy run, so a connection is known by both.
+    private var runs: [String: Int] = [:]
+    private var runNumber = -1
     private var backend = "unknown backend"
-    private var connections: [String: ConnectionState] = [:]
+    private var connections: [ConnectionKey: ConnectionState] = [:]
     private var identities: [String: ChargerIdentity] = [:]
     private var transactions = TransactionTracker()
     private var pairs: [PairKey: PairStatistics] = [:]
@@ -71,7 +74,9 @@ public final class Analyzer {
         switch record.kind {
         case "header":
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
-            self.run = record.fields["started"]?.stringValue ?? record.file
+            let run = record.fields["started"]?.stringValue ?? record.file
+            self.runNumber = self.runs[run] ?? self.runs.count
+            self.runs[run] = self.runNumber
         case "open":
             let state = self.connection(for: record)
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
@@ -115,12 +120,17 @@ public final class Analyzer {
 
     // MARK: Connections
 
-    private func key(_ record: CaptureRecord) -> String? {
-        record.connection.map { "\(self.run)#\($0)" }
+    private struct ConnectionKey: Hashable {
+        var run: Int
+        var connection: UInt64?
+    }
+
+    private func key(_ record: CaptureRecord) -> ConnectionKey? {
+        record.connection.map { ConnectionKey(run: self.runNumber, connection: $0) }
     }
 
     private func connection(for record: CaptureRecord) -> ConnectionState {
-        let key = self.key(record) ?? "\(self.run)#?"
+        let key = self.key(record) ?? ConnectionKey(run: self.runNumber, connection: nil)
         if let state = self.connections[key] { return state }
         let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) ?? .v16
         let state = ConnectionState(chargePoint: record.chargePoint ?? "?", version: version, backend: self.backend)
