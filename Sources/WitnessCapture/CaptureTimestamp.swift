@@ -26,57 +26,65 @@ public struct CaptureTimestamp: Sendable, Hashable, Comparable, Codable, CustomS
 
     /// RFC 3339 in UTC with six fractional digits.
     public var rfc3339: String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(27)
-        self.appendRFC3339(to: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        String(unsafeUninitializedCapacity: Self.maximumRFC3339Bytes) { self.writeRFC3339(into: $0) }
     }
 
     /// Appends `rfc3339`'s UTF-8 to `out` without building a string; the capture writer does this for
     /// every record.
     public func appendRFC3339(to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.maximumRFC3339Bytes) { buffer in
+            let count = self.writeRFC3339(into: buffer)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<count]))
+        }
+    }
+
+    /// A sign, a year of up to six digits (the range of `microseconds`) and the 23 bytes after it.
+    private static let maximumRFC3339Bytes = 32
+
+    /// Writes the digits into `out` (at least `maximumRFC3339Bytes` long); returns how many bytes.
+    private func writeRFC3339(into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let seconds = self.microseconds >= 0 ? self.microseconds / 1_000_000 : (self.microseconds - 999_999) / 1_000_000
         let micros = self.microseconds - seconds * 1_000_000
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = Self.civil(fromDays: days)
-        if year < 0 {
-            out.append(UInt8(ascii: "-"))
-            Self.append(-year, width: 4, to: &out)
-        } else {
-            Self.append(year, width: 4, to: &out)
+        var at = 0
+        func put(_ byte: UInt8) {
+            out[at] = byte
+            at += 1
         }
-        out.append(UInt8(ascii: "-"))
-        Self.append(month, width: 2, to: &out)
-        out.append(UInt8(ascii: "-"))
-        Self.append(day, width: 2, to: &out)
-        out.append(UInt8(ascii: "T"))
-        Self.append(secondOfDay / 3600, width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        Self.append(secondOfDay % 3600 / 60, width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        Self.append(secondOfDay % 60, width: 2, to: &out)
-        out.append(UInt8(ascii: "."))
-        Self.append(micros, width: 6, to: &out)
-        out.append(UInt8(ascii: "Z"))
-    }
-
-    /// Decimal digits of a non-negative `value`, zero-padded to at least `width`.
-    private static func append(_ value: Int64, width: Int, to out: inout [UInt8]) {
-        var digits = 1
-        var limit: Int64 = 10
-        while digits < 19 && value >= limit {
-            digits += 1
-            limit &*= 10
+        /// Decimal digits of a non-negative `value`, zero-padded to at least `width`.
+        func put(_ value: Int64, width: Int) {
+            var digits = 1
+            var limit: Int64 = 10
+            while digits < 19 && value >= limit {
+                digits += 1
+                limit &*= 10
+            }
+            let count = max(digits, width)
+            var rest = value
+            for index in stride(from: at + count - 1, through: at, by: -1) {
+                out[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            at += count
         }
-        for _ in digits..<max(digits, width) { out.append(UInt8(ascii: "0")) }
-        let start = out.count
-        var rest = value
-        for _ in 0..<digits {
-            out.append(UInt8(ascii: "0") + UInt8(rest % 10))
-            rest /= 10
-        }
-        out[start...].reverse()
+        if year < 0 { put(UInt8(ascii: "-")) }
+        put(year < 0 ? -year : year, width: 4)
+        put(UInt8(ascii: "-"))
+        put(month, width: 2)
+        put(UInt8(ascii: "-"))
+        put(day, width: 2)
+        put(UInt8(ascii: "T"))
+        put(secondOfDay / 3600, width: 2)
+        put(UInt8(ascii: ":"))
+        put(secondOfDay % 3600 / 60, width: 2)
+        put(UInt8(ascii: ":"))
+        put(secondOfDay % 60, width: 2)
+        put(UInt8(ascii: "."))
+        put(micros, width: 6)
+        put(UInt8(ascii: "Z"))
+        return at
     }
 
     /// A compact form for file names (`20261124T190000Z`).

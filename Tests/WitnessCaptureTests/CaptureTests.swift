@@ -139,6 +139,13 @@ struct CaptureTests {
         #expect(CaptureTimestamp(microseconds: -1).rfc3339 == "1969-12-31T23:59:59.999999Z")
         #expect(CaptureTimestamp(microseconds: 1_000_000 * 86_400 * 59 + 7).rfc3339 == "1970-03-01T00:00:00.000007Z")
         #expect(CaptureTimestamp(microseconds: 253_402_300_800_000_000).rfc3339 == "10000-01-01T00:00:00.000000Z")
+        // The extremes of the range fit (years beyond RFC 3339's four digits), and the bytes the writer
+        // appends are the same text.
+        for extreme in [CaptureTimestamp(microseconds: .max), CaptureTimestamp(microseconds: -100_000_000_000_000_000), ts] {
+            var bytes: [UInt8] = [UInt8(ascii: "[")]
+            extreme.appendRFC3339(to: &bytes)
+            #expect(bytes == Array(("[" + extreme.rfc3339).utf8))
+        }
     }
 
     @Test("above the high watermark the writer asks callers to pause, and says when to resume")
