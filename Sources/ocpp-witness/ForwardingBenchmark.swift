@@ -79,26 +79,13 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         try await waitForPort(csmsPort)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
-        var rounds: [[RunResult]] = []
-        var witnessCapture: String?
-        var witnessCounted = 0
-        for round in 1...max(1, self.rounds) {
-            var results: [RunResult] = []
-            for setup in Self.setupOrder where selected.contains(setup) {
-                guard
-                    let run = try await self.measure(
-                        setup, ratePerCharger: nil, prefix: "BENCH\(round)-\(setup)", csmsPort: csmsPort, work: work, group: group
-                    )
-                else { continue }
-                // The first round's capture is the one checked.
-                if setup == "witness" && witnessCapture == nil {
-                    witnessCapture = run.capture
-                    witnessCounted = run.load.messagesIncludingBoot
-                }
-                results.append(run)
-            }
-            rounds.append(results)
-        }
+        let rounds = try await self.runRounds(
+            selected, ratePerCharger: nil, prefix: "BENCH", csmsPort: csmsPort, work: work, group: group
+        )
+        // The first round's capture is the one checked.
+        let checked = rounds.lazy.compactMap { $0.first { $0.setup == "witness" } }.first
+        let witnessCapture = checked?.capture
+        let witnessCounted = checked?.load.messagesIncludingBoot ?? 0
         let results = Self.medianRounds(rounds)
         printTable(results, rounds: rounds)
         for run in results {
@@ -109,19 +96,11 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         if let saturated = results.first(where: { $0.setup == "witness" }) ?? results.first {
             let rate = saturated.load.messagesPerSecond / 2 / 2 / Double(self.chargers)  // round trips per charger per second
             print("\nAt half load (\(Int(saturated.load.messagesPerSecond / 2)) messages/s, paced):")
-            var halfRounds: [[RunResult]] = []
-            for round in 1...max(1, self.rounds) {
-                var half: [RunResult] = []
-                for setup in Self.setupOrder where selected.contains(setup) {
-                    guard
-                        let run = try await self.measure(
-                            setup, ratePerCharger: rate, prefix: "HALF\(round)-\(setup)", csmsPort: csmsPort, work: work, group: group
-                        )
-                    else { continue }
-                    if !run.load.connectFailures.isEmpty { Self.printConnectFailures(run) }
-                    half.append(run)
-                }
-                halfRounds.append(half)
+            let halfRounds = try await self.runRounds(
+                selected, ratePerCharger: rate, prefix: "HALF", csmsPort: csmsPort, work: work, group: group
+            )
+            for round in halfRounds {
+                for run in round where !run.load.connectFailures.isEmpty { Self.printConnectFailures(run) }
             }
             // Added p99 is taken against direct within each round, then the median over the rounds.
             for setup in halfRounds.first?.map(\.setup) ?? [] {
@@ -342,6 +321,28 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     }
 
     /// Chargers that could not connect or boot, and what the set-up's own log said last.
+    /// Runs every selected set-up once per round, in `setupOrder`, so a slow phase of a shared machine
+    /// hits all set-ups alike. A set-up whose target could not start is left out of its round.
+    private func runRounds(
+        _ selected: Set<String>, ratePerCharger: Double?, prefix: String, csmsPort: Int, work: String,
+        group: MultiThreadedEventLoopGroup
+    ) async throws -> [[RunResult]] {
+        var rounds: [[RunResult]] = []
+        for round in 1...max(1, self.rounds) {
+            var results: [RunResult] = []
+            for setup in Self.setupOrder where selected.contains(setup) {
+                if let run = try await self.measure(
+                    setup, ratePerCharger: ratePerCharger, prefix: "\(prefix)\(round)-\(setup)", csmsPort: csmsPort, work: work,
+                    group: group
+                ) {
+                    results.append(run)
+                }
+            }
+            rounds.append(results)
+        }
+        return rounds
+    }
+
     static func printConnectFailures(_ run: RunResult) {
         print("  \(run.setup): \(run.load.connectFailures.count) chargers could not connect or boot; first: \(run.load.connectFailures[0])")
         for line in run.logTail ?? [] { print("    log: \(line)") }
