@@ -13,12 +13,13 @@ public struct OCPPEnvelope: Sendable, Hashable {
     public var errorCode: String?
     /// The error description of a CALLERROR or CALLRESULTERROR.
     public var errorDescription: String?
-    /// Byte range of the payload (CALL/SEND/CALLRESULT) or error details (errors) within the message.
-    public var payloadRange: Range<Int>
+    /// Byte range of the payload (CALL/SEND/CALLRESULT) or error details (errors) within the message;
+    /// nil when the envelope was read from a message already parsed (`init?(parsed:)`).
+    public var payloadRange: Range<Int>?
 
     public init(
         messageType: MessageType, messageId: String, action: String? = nil, errorCode: String? = nil,
-        errorDescription: String? = nil, payloadRange: Range<Int>
+        errorDescription: String? = nil, payloadRange: Range<Int>?
     ) {
         self.messageType = messageType
         self.messageId = messageId
@@ -83,6 +84,28 @@ extension OCPPEnvelope {
             return .failure(MalformedMessage(reason: .notJSON, detail: "\(error)"))
         }
         return found.envelope
+    }
+
+    /// The envelope of a message someone has already parsed whole, when it is a well-formed OCPP-J message:
+    /// what `parse` finds in the message's bytes, without the payload's byte range. Nil when it is not
+    /// well-formed; `parse` on the bytes then says precisely why. Saves scanning a message twice where it
+    /// is parsed anyway.
+    public init?(parsed message: JSONValue) {
+        guard case .array(let items) = message, case .number(let text)? = items.first, let number = Int(text),
+            let type = MessageType(rawValue: number), items.count == type.arity, case .string(let id) = items[1]
+        else { return nil }
+        switch type {
+        case .call, .send:
+            guard case .string(let action) = items[2], case .object = items[3] else { return nil }
+            self.init(messageType: type, messageId: id, action: action, payloadRange: nil)
+        case .callResult:
+            guard case .object = items[2] else { return nil }
+            self.init(messageType: type, messageId: id, payloadRange: nil)
+        case .callError, .callResultError:
+            guard case .string(let code) = items[2], case .string(let description) = items[3], case .object = items[4]
+            else { return nil }
+            self.init(messageType: type, messageId: id, errorCode: code, errorDescription: description, payloadRange: nil)
+        }
     }
 
     private struct Found {

@@ -41,12 +41,17 @@ public struct FrameEvent: Sendable {
     public var injected: Bool
     /// Set when a fault changed, delayed or dropped the frame; names the policy rule.
     public var fault: JSONObject?
+    /// Set when the recorder is left to read the envelope and correlate the call: the monotonic time the
+    /// proxy saw the message, in nanoseconds. The proxy does so when nothing on its event loop needs them
+    /// (no fault policy), which keeps that work off the forwarding path; the writer then does it for
+    /// every message of the connection, in the order they were recorded.
+    public var seenNanos: UInt64?
 
     public init(
         ts: CaptureTimestamp, connection: UInt64, chargePoint: String, direction: Direction, opcode: FrameOpcode,
         payload: ByteBuffer, fragments: Int = 1, envelope: OCPPEnvelope? = nil, malformed: MalformedMessage? = nil,
         correlatedAction: String? = nil, latencyNanos: UInt64? = nil, unmatchedResponse: Bool = false,
-        injected: Bool = false, fault: JSONObject? = nil
+        injected: Bool = false, fault: JSONObject? = nil, seenNanos: UInt64? = nil
     ) {
         self.ts = ts
         self.connection = connection
@@ -62,6 +67,7 @@ public struct FrameEvent: Sendable {
         self.unmatchedResponse = unmatchedResponse
         self.injected = injected
         self.fault = fault
+        self.seenNanos = seenNanos
     }
 }
 

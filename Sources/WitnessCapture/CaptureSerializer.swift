@@ -104,14 +104,15 @@ struct CaptureSerializer {
     /// The fields a reader parses from `frame`'s line, built from the event instead: only its payload is
     /// parsed. For the common case, an OCPP message written as it came; nil when the line holds anything
     /// else (redacted, re-written because of line breaks, malformed, control frames), and the caller parses
-    /// the line. Keep in step with `appendFrame`: the writer's tests compare both for every kind of frame.
-    func recordFields(of frame: FrameEvent) -> JSONObject? {
+    /// the line. `parsed` is the message when the caller has already parsed it. Keep in step with
+    /// `appendFrame`: the writer's tests compare both for every kind of frame.
+    func recordFields(of frame: FrameEvent, message parsed: JSONValue? = nil) -> JSONObject? {
         guard frame.opcode == .text, let envelope = frame.envelope else { return nil }
         let action = envelope.action ?? frame.correlatedAction
         if self.redactor.mayCarrySecret(action: action) { return nil }
         let message: JSONValue? = frame.payload.withUnsafeReadableBytes { bytes in
             guard !bytes.contains(0x0A), !bytes.contains(0x0D) else { return nil }
-            return try? JSONParser.parse(bytes)
+            return parsed ?? (try? JSONParser.parse(bytes))
         }
         guard let message else { return nil }
         var members: [JSONObject.Member] = []

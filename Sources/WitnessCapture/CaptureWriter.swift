@@ -125,6 +125,8 @@ public final class CaptureWriter: @unchecked Sendable {
     private var part = 0
     private var lastSync = DispatchTime.now()
     private var dirty = false
+    /// Envelopes and call correlation the proxy left to the writer thread.
+    private var completion: FrameCompletion
 
     private let finished = ConditionLock(value: false)
 
@@ -139,6 +141,7 @@ public final class CaptureWriter: @unchecked Sendable {
         self.configuration = configuration
         self.header = header
         self.observer = observer
+        self.completion = FrameCompletion(parsesMessages: observer != nil)
         self.serializer = CaptureSerializer(redactor: Redactor(enabled: configuration.redactSecrets))
         try Self.makeDirectory(configuration.directory)
         try self.openNextFile()
@@ -259,7 +262,14 @@ public final class CaptureWriter: @unchecked Sendable {
             self.flushWaiters.removeAll()
             self.condition.unlock(withValue: 0)
 
-            for event in batch {
+            var counts: [CaptureStatistics.MessageKey: CaptureStatistics.MessageCount] = [:]
+            var frames = 0
+            var oldestFrame = Int64.max
+            // Frame times as offsets from the first frame's, so their sum cannot overflow.
+            var firstFrame: Int64?
+            var frameOffsets: Int64 = 0
+            for var event in batch {
+                let message = self.completion.complete(&event)
                 line.removeAll(keepingCapacity: true)
                 self.serializer.append(event, into: &line)
                 // Rotate before a record that would push the file past its size; a record larger than
@@ -272,27 +282,27 @@ public final class CaptureWriter: @unchecked Sendable {
                 }
                 buffer.append(contentsOf: line)
                 self.currentLine += 1
-                self.notifyObserver(event, line: line)
+                self.notifyObserver(event, line: line, message: message)
                 if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
+                if case .frame(let frame) = event {
+                    let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
+                    let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
+                    counts[key, default: .init()].messages += 1
+                    counts[key, default: .init()].bytes += frame.payload.readableBytes
+                    frames += 1
+                    let seen = frame.ts.microseconds
+                    oldestFrame = min(oldestFrame, seen)
+                    if firstFrame == nil { firstFrame = seen }
+                    frameOffsets += seen - (firstFrame ?? seen)
+                }
             }
             self.writeOut(&buffer)
             self.syncIfDue(force: closing || !flushWaiters.isEmpty)
 
+            // How long the frames waited from being seen to being written.
             let now = CaptureTimestamp.now().microseconds
-            var counts: [CaptureStatistics.MessageKey: CaptureStatistics.MessageCount] = [:]
-            var maximumLatency: Int64 = 0
-            var totalLatency: Int64 = 0
-            var samples = 0
-            for case .frame(let frame) in batch {
-                let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
-                let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
-                counts[key, default: .init()].messages += 1
-                counts[key, default: .init()].bytes += frame.payload.readableBytes
-                let latency = max(0, now - frame.ts.microseconds)
-                maximumLatency = max(maximumLatency, latency)
-                totalLatency += latency
-                samples += 1
-            }
+            let maximumLatency = frames > 0 ? max(0, now - oldestFrame) : 0
+            let totalLatency = max(0, Int64(frames) * (now - (firstFrame ?? now)) - frameOffsets)
             self.condition.lock()
             self.stats.recordsWritten += batch.count
             for (key, count) in counts {
@@ -301,7 +311,7 @@ public final class CaptureWriter: @unchecked Sendable {
             }
             self.stats.maximumRecordLatencyMicros = max(self.stats.maximumRecordLatencyMicros, maximumLatency)
             self.stats.totalRecordLatencyMicros += totalLatency
-            self.stats.latencySamples += samples
+            self.stats.latencySamples += frames
             self.inFlight = 0
             var released: [@Sendable () -> Void] = []
             if self.queue.count < self.configuration.lowWatermark {
@@ -347,10 +357,11 @@ public final class CaptureWriter: @unchecked Sendable {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    private func notifyObserver(_ event: CaptureEvent, line: [UInt8]) {
+    /// `message` is the frame's message when it has already been parsed.
+    private func notifyObserver(_ event: CaptureEvent, line: [UInt8], message: JSONValue?) {
         guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
-        if case .frame(let frame) = event, let fields = self.serializer.recordFields(of: frame) {
+        if case .frame(let frame) = event, let fields = self.serializer.recordFields(of: frame, message: message) {
             observer(CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields))
         } else {
             self.notifyObserver(line)

@@ -273,9 +273,9 @@ final class RelayHandler: ChannelDuplexHandler {
             secondsSinceConnection: Double(now &- self.session.openedNanos) / 1e9
         )
         return chaos.decide(facts) {
-            guard let envelope else { return nil }
+            guard let range = envelope?.payloadRange else { return nil }
             return payload.withUnsafeReadableBytes { bytes in
-                try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: bytes[envelope.payloadRange]))
+                try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: bytes[range]))
             }
         }
     }
@@ -562,7 +562,12 @@ final class RelayHandler: ChannelDuplexHandler {
         // Injected frames are parsed afresh; the cache belongs to the message that was read.
         let cached = injected ? nil : self.parsedEnvelope
         self.parsedEnvelope = nil
-        if opcode == .text {
+        if opcode == .text, self.session.faults == nil, !self.session.finished {
+            // No fault policy reads envelopes or outstanding CALLs here: the recorder's thread parses the
+            // envelope and correlates the call, off the forwarding path. (After the session's close record
+            // the writer has let go of the connection's calls, so a straggler is read here instead.)
+            event.seenNanos = NIODeadline.now().uptimeNanoseconds
+        } else if opcode == .text {
             switch cached ?? OCPPEnvelope.parse(payload) {
             case .success(let envelope):
                 event.envelope = envelope
@@ -582,7 +587,8 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     private func noteIdentity(_ payload: ByteBuffer, _ envelope: OCPPEnvelope) {
-        guard let boot = payload.withUnsafeReadableBytes({ try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0[envelope.payloadRange])) })
+        guard let range = envelope.payloadRange,
+            let boot = payload.withUnsafeReadableBytes({ try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0[range])) })
         else { return }
         let station = boot["chargingStation"]
         self.session.identity = (

@@ -12,7 +12,7 @@ struct EnvelopeTests {
         #expect(call.action == "BootNotification")
         let text = #"[2,"id-1","BootNotification",{"a":[1,{"b":"]"}]}]"#
         let exact = try OCPPEnvelope.parse(ByteBuffer(string: text)).get()
-        #expect(Array(Array(text.utf8)[exact.payloadRange]) == Array(#"{"a":[1,{"b":"]"}]}"#.utf8))
+        #expect(exact.payloadRange.map { Array(Array(text.utf8)[$0]) } == Array(#"{"a":[1,{"b":"]"}]}"#.utf8))
 
         let result = try OCPPEnvelope.parse(ByteBuffer(string: #"[3,"x\"y",{}]"#)).get()
         #expect(result.messageType == .callResult)
@@ -56,6 +56,29 @@ struct EnvelopeTests {
         }
         #expect(failure.reason == reason)
         #expect(failure.detail.contains(detail))
+    }
+
+    @Test(
+        "an envelope read from a parsed message equals the scanned one, or is absent when the scan finds a fault",
+        arguments: [
+            #" [2, "id-1" ,"BootNotification",{"a":[1,{"b":"]"}]}] "#, #"[3,"x\"y",{}]"#,
+            #"[4,"7","FormationViolation","bad",{"k":1}]"#, #"[6,"s1","NotifyPeriodicEventStream",{}]"#,
+            #"[5,"r1","GenericError","",{}]"#, #"[2,"\u00e9t\u00e9","Heartbeat",{}]"#,
+            #"{"messageType":2}"#, "[]", #"["2","a","Heartbeat",{}]"#, #"[2.5,"a","Heartbeat",{}]"#, #"[2e0,"a","Heartbeat",{}]"#,
+            #"[-0,"a","Heartbeat",{}]"#, #"[7,"a","Heartbeat",{}]"#, #"[2,"a","Heartbeat"]"#, #"[3,"a",{},{}]"#,
+            #"[2,17,"Heartbeat",{}]"#, #"[2,"a",5,{}]"#, #"[4,"a",5,"",{}]"#, #"[4,"a","E",5,{}]"#, #"[4,"a","E","",[]]"#,
+            #"[2,"a","Heartbeat",[]]"#, #"[3,"a",null]"#, "17", "null",
+        ]
+    )
+    func fromParsedMessage(text: String) throws {
+        let message = try JSONParser.parse(text)
+        switch OCPPEnvelope.parse(ByteBuffer(string: text)) {
+        case .success(var scanned):
+            scanned.payloadRange = nil
+            #expect(OCPPEnvelope(parsed: message) == scanned)
+        case .failure:
+            #expect(OCPPEnvelope(parsed: message) == nil)
+        }
     }
 
     @Test("a malformed CALL still reports its type and id when they were readable")

@@ -210,4 +210,86 @@ struct CaptureTests {
             Issue.record("\(offline.reference): the observer saw \(live.reference) \(JSONValue.object(live.fields))")
         }
     }
+
+    @Test("frames the proxy leaves to the writer get the envelope and call correlation it would have given them")
+    func writerCompletesFrames() throws {
+        // Connection, direction, text, and when the proxy saw it (ms).
+        let traffic: [(UInt64, Direction, String, UInt64)] = [
+            (1, .toCSMS, #"[2,"a","Heartbeat",{}]"#, 0),
+            (2, .toCSMS, #"[2,"a","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]"#, 1),
+            (1, .toCharger, #"[3,"a",{"currentTime":"2026-11-25T10:00:00Z"}]"#, 12),
+            (1, .toCharger, #"[3,"zz",{}]"#, 13),
+            (2, .toCharger, #"[4,"a","InternalError","",{}]"#, 40),
+            (1, .toCharger, #"[2,"r1","Reset",{"type":"Soft"}]"#, 50),
+            (1, .toCSMS, "[2,\"n\",\n\"Heartbeat\",{}]", 51),
+            (1, .toCSMS, #"[2,"m","Heartbeat"]"#, 52),
+            (1, .toCSMS, "not json", 53),
+            (1, .toCSMS, #"[3,"r1",{"status":"Accepted"}]"#, 60),
+            (1, .toCharger, #"[3,"n",{"currentTime":"2026-11-25T10:00:01Z"}]"#, 70),
+            (1, .toCharger, #"[2,"p","Reset",{"type":"Hard"}]"#, 75),
+        ]
+        func events(completedByProxy: Bool) -> [CaptureEvent] {
+            var correlators: [UInt64: CallCorrelator] = [:]
+            var events: [CaptureEvent] = []
+            func add(_ connection: UInt64, _ direction: Direction, _ text: String, _ ms: UInt64) {
+                let payload = ByteBuffer(string: text)
+                var frame = FrameEvent(
+                    ts: CaptureTimestamp(microseconds: 1_795_000_000_000_000 + Int64(ms) * 1000), connection: connection,
+                    chargePoint: "CP-\(connection)", direction: direction, opcode: .text, payload: payload
+                )
+                if completedByProxy {
+                    switch OCPPEnvelope.parse(payload) {
+                    case .success(let envelope):
+                        frame.envelope = envelope
+                        frame.note(correlators[connection, default: CallCorrelator()].observe(envelope, direction: direction, atNanos: ms * 1_000_000))
+                    case .failure(let malformed):
+                        frame.malformed = malformed
+                    }
+                } else {
+                    frame.seenNanos = ms * 1_000_000
+                }
+                events.append(.frame(frame))
+            }
+            for (connection, direction, text, ms) in traffic { add(connection, direction, text, ms) }
+            // Connection 1 closes; a new connection with the same number knows none of its calls.
+            events.append(.record(kind: "close", ts: CaptureTimestamp(microseconds: 1_795_000_000_080_000), connection: 1, chargePoint: "CP-1", direction: nil, fields: [:]))
+            correlators[1] = nil
+            add(1, .toCSMS, #"[3,"p",{"status":"Accepted"}]"#, 90)
+            return events
+        }
+        func write(_ events: [CaptureEvent], observed: Bool) throws -> (lines: [Substring], records: [CaptureRecord], seen: [CaptureRecord]) {
+            let directory = self.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let seen = NIOLockedValueBox<[CaptureRecord]>([])
+            var observer: (@Sendable (CaptureRecord) -> Void)?
+            if observed { observer = { record in seen.withLockedValue { $0.append(record) } } }
+            let writer = try CaptureWriter(
+                configuration: .init(directory: directory), header: CaptureHeader(backendName: "B"), observer: observer
+            )
+            for event in events { writer.record(event) }
+            writer.close()
+            let file = try #require(writer.filePaths.first)
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            return (text.split(separator: "\n").dropFirst().map { $0 }, Array(try CaptureReader(paths: [directory])), seen.withLockedValue { $0 })
+        }
+        let expected = try write(events(completedByProxy: true), observed: false)
+        let plain = try write(events(completedByProxy: false), observed: false)
+        let observed = try write(events(completedByProxy: false), observed: true)
+        #expect(expected.lines.count == traffic.count + 2)
+        #expect(plain.lines == expected.lines)
+        #expect(observed.lines == expected.lines)
+        #expect(observed.seen.dropFirst() == observed.records.dropFirst())
+
+        let frames = expected.records.filter { $0.kind == "frame" }
+        #expect(frames[2].action == "Heartbeat")
+        #expect(frames[2].fields["latencyMs"] == .number("12.000"))
+        #expect(frames[3].fields["unmatched"] == true)
+        #expect(frames[4].action == "BootNotification")
+        #expect(frames[7].fields["malformed"]?["reason"] == "wrongArity")
+        #expect(frames[8].fields["malformed"]?["reason"] == "notJSON")
+        #expect(frames[9].action == "Reset")
+        #expect(frames[9].fields["latencyMs"] == .number("10.000"))
+        #expect(frames[10].fields["latencyMs"] == .number("19.000"))
+        #expect(frames[12].fields["unmatched"] == true)
+    }
 }
