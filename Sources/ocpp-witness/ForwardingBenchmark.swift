@@ -119,7 +119,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                     added += runs.count > 1 ? ", rounds \(fmtMs(lowest))–\(fmtMs(highest)))" : ")"
                 }
                 // At a fixed rate the machine has room to spare, so CPU per message is steadier than at saturation.
-                let cpu = run.proxyCPU.map { String(format: "; proxy CPU %.1f s / 1M msgs", $0 / (Double(run.load.messages) / 1e6)) } ?? ""
+                let cpu = run.proxyCPU.map { "; proxy CPU " + $0.perMillion(run.load.messages) + " s / 1M msgs (user + kernel)" } ?? ""
                 print("  \(setup.padding(toLength: 16, withPad: " ", startingAt: 0)) p50 \(fmtMs(run.load.p50))  p99 \(fmtMs(run.load.p99))  p999 \(fmtMs(run.load.p999))\(added)\(cpu)")
             }
             if halfRounds.count > 1 {
@@ -175,7 +175,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         let load = try await LoadRun.run(
             url: target.url, chargers: self.chargers, seconds: self.seconds, ratePerCharger: ratePerCharger, prefix: prefix, group: group
         )
-        let usage = target.probe.map { ($0.cpuSeconds - target.cpuAtStart, $0.residentBytes) }
+        let usage = target.probe.map { ($0.cpuTime - target.cpuAtStart, $0.residentBytes) }
         let recorder = target.stop()
         return RunResult(
             setup: setup, load: load, proxyCPU: usage?.0, proxyRSS: usage?.1, recorder: recorder,
@@ -186,7 +186,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     struct Target {
         var url: String
         var probe: ProcessProbe?
-        var cpuAtStart: Double
+        var cpuAtStart: CPUTime
         var capture: String?
         /// The set-up's log (the proxy's, nginx's error log, or the CSMS's for direct).
         var log: String? = nil
@@ -205,7 +205,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     private func startTarget(_ setup: String, csmsPort: Int, work: String) async throws -> Target? {
         switch setup {
         case "direct":
-            return Target(url: "ws://127.0.0.1:\(csmsPort)", probe: nil, cpuAtStart: 0, capture: nil, log: work + "/csms.log", stopAction: { nil })
+            return Target(url: "ws://127.0.0.1:\(csmsPort)", probe: nil, cpuAtStart: CPUTime(), capture: nil, log: work + "/csms.log", stopAction: { nil })
         case "nginx":
             guard FileManager.default.isExecutableFile(atPath: self.nginx) else {
                 print("nginx: skipped, \(self.nginx) not installed (`make bench` installs it)")
@@ -245,7 +245,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             try await waitForPort(port)
             let probe = ProcessProbe(pid: child.pid, includeChildren: true)
             return Target(
-                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds, capture: nil, log: directory + "/error.log",
+                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuTime, capture: nil, log: directory + "/error.log",
                 stopAction: {
                     child.stop()
                     return nil
@@ -263,7 +263,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             try await waitForPort(port)
             let probe = ProcessProbe(pid: child.pid, includeChildren: false)
             return Target(
-                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuSeconds,
+                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuTime,
                 capture: setup == "witness-forward" ? nil : capture, log: log,
                 stopAction: {
                     child.stop()
@@ -311,7 +311,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     struct RunResult {
         var setup: String
         var load: LoadRun.Result
-        var proxyCPU: Double?
+        var proxyCPU: CPUTime?
         var proxyRSS: Int?
         var recorder: String? = nil
         /// The last lines of the set-up's log, kept when chargers could not connect.
@@ -370,7 +370,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     }
 
     private func printTable(_ results: [RunResult], rounds: [[RunResult]]) {
-        print("| set-up | messages/s | p50 | p99 | p999 | proxy CPU s / 1M msgs | proxy RSS | vs nginx | vs direct |")
+        print("| set-up | messages/s | p50 | p99 | p999 | proxy CPU s / 1M msgs (user + kernel) | proxy RSS | vs nginx | vs direct |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         func versus(_ setup: String, _ peer: String) -> String {
             guard let ratio = Self.ratio(setup, to: peer, in: rounds) else { return "–" }
@@ -378,7 +378,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             return String(format: "%.2f×", ratio.median) + spread
         }
         for run in results {
-            let cpu = run.proxyCPU.map { String(format: "%.1f", $0 / (Double(run.load.messages) / 1e6)) } ?? "–"
+            let cpu = run.proxyCPU.map { $0.perMillion(run.load.messages) } ?? "–"
             let rss = run.proxyRSS.map(fmtMiB) ?? "–"
             print(
                 "| \(run.setup) | \(Int(run.load.messagesPerSecond)) | \(fmtMs(run.load.p50)) | \(fmtMs(run.load.p99)) | \(fmtMs(run.load.p999)) | \(cpu) | \(rss) | \(versus(run.setup, "nginx")) | \(versus(run.setup, "direct")) |"
@@ -392,7 +392,10 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                 .object(JSONObject([
                     "setup": .string(run.setup), "messagesPerSecond": .double(run.load.messagesPerSecond),
                     "p50Ms": .double(run.load.p50 * 1000), "p99Ms": .double(run.load.p99 * 1000), "p999Ms": .double(run.load.p999 * 1000),
-                    "proxyCPUSeconds": run.proxyCPU.map(JSONValue.double) ?? .null, "proxyRSSBytes": run.proxyRSS.map { .int($0) } ?? .null,
+                    "proxyCPUSeconds": run.proxyCPU.map { .double($0.total) } ?? .null,
+                    "proxyUserCPUSeconds": run.proxyCPU.map { .double($0.user) } ?? .null,
+                    "proxyKernelCPUSeconds": run.proxyCPU.map { .double($0.kernel) } ?? .null,
+                    "proxyRSSBytes": run.proxyRSS.map { .int($0) } ?? .null,
                     "messages": .int(run.load.messages), "errors": .int(run.load.errors),
                 ]))
             }
@@ -610,6 +613,25 @@ final class Child: @unchecked Sendable {
     }
 }
 
+/// CPU seconds a process spent in its own code and in the kernel on its behalf (system calls, and on
+/// loopback the TCP work of the packets it sends).
+struct CPUTime {
+    var user: Double = 0
+    var kernel: Double = 0
+
+    var total: Double { self.user + self.kernel }
+
+    static func - (lhs: CPUTime, rhs: CPUTime) -> CPUTime {
+        CPUTime(user: lhs.user - rhs.user, kernel: lhs.kernel - rhs.kernel)
+    }
+
+    /// "total (user + kernel)" seconds per million of `messages`.
+    func perMillion(_ messages: Int) -> String {
+        let millions = max(1, Double(messages)) / 1e6
+        return String(format: "%.1f (%.1f + %.1f)", self.total / millions, self.user / millions, self.kernel / millions)
+    }
+}
+
 /// CPU time and resident memory of a process (and its children, for nginx's workers), from /proc.
 struct ProcessProbe {
     var pid: Int32
@@ -626,16 +648,16 @@ struct ProcessProbe {
         return result
     }
 
-    var cpuSeconds: Double {
+    var cpuTime: CPUTime {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        return self.pids.reduce(0) { total, pid in
+        return self.pids.reduce(CPUTime()) { total, pid in
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
                 let close = stat.range(of: ")")
             else { return total }
             let fields = stat[close.upperBound...].split(separator: " ")
             // After the command: state(0) ppid(1) ... utime(11) stime(12)
             guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
-            return total + (user + system) / ticks
+            return CPUTime(user: total.user + user / ticks, kernel: total.kernel + system / ticks)
         }
     }
 
