@@ -80,7 +80,7 @@ public final class Analyzer {
         case "open":
             let state = self.connection(for: record)
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
-                self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.fields["ts"]?.stringValue, ref: record.reference), in: state)
+                self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.timestamp, ref: record.reference), in: state)
             }
         case "frame":
             let state = self.connection(for: record)
@@ -148,7 +148,7 @@ public final class Analyzer {
 
     private func frame(_ record: CaptureRecord, state: ConnectionState, ts: Int64) {
         guard let direction = record.direction else { return }
-        let stamp = record.fields["ts"]?.stringValue
+        let stamp = record.timestamp
         func deviation(_ rule: String, _ detail: String, path: String? = nil, severity: Severity? = nil, action: String? = record.action) -> Deviation {
             Deviation(
                 rule: rule, severity: severity, chargePoint: state.chargePoint, direction: direction, action: action,
@@ -175,7 +175,7 @@ public final class Analyzer {
         if !state.version.allows(type) {
             self.report(deviation("rpc.messageTypeNotInVersion", "\(type.name) (\(type.rawValue)) is not defined in OCPP \(state.version.rawValue)"), in: state)
         }
-        if id.count > 36 {
+        if id.utf8.count > 36, id.count > 36 {
             self.report(deviation("rpc.messageIdTooLong", "message id has \(id.count) characters; OCPP-J allows 36"), in: state)
         }
         let callDirection = type.isResponse ? direction.reversed : direction

@@ -64,7 +64,7 @@ final class TransactionTracker {
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
             self.pendingStarts[chargePoint + "#" + (record.messageId ?? "")] = (
                 payload["meterStart"]?.doubleValue, payload["timestamp"]?.stringValue, record.messageId, record.reference,
-                record.fields["ts"]?.stringValue
+                record.timestamp
             )
         case "MeterValues":
             guard let transactionId = payload["transactionId"] else { return }
@@ -116,7 +116,7 @@ final class TransactionTracker {
             } else if eventType == "Started" {
                 transaction = Transaction(
                     id: id, chargePoint: chargePoint, startWh: samples.first?.wh, startTs: eventTs, startTimestamp: payload["timestamp"]?.stringValue,
-                    startAction: action, startMessageId: record.messageId, startRecordTs: record.fields["ts"]?.stringValue, startRef: record.reference
+                    startAction: action, startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference
                 )
             } else {
                 self.unknown(id, path: "/transactionInfo/transactionId", state: state, record: record, analyzer: analyzer)
@@ -201,7 +201,7 @@ final class TransactionTracker {
         analyzer.report(
             Deviation(
                 rule: rule, chargePoint: state.chargePoint, direction: record.direction, action: record.action, messageId: record.messageId,
-                path: path, detail: detail, ts: record.fields["ts"]?.stringValue, ref: record.reference
+                path: path, detail: detail, ts: record.timestamp, ref: record.reference
             ),
             in: state
         )

@@ -8,31 +8,112 @@ public struct CaptureRecord: Sendable, Hashable {
     public var file: String
     /// 1-based line number within `file`.
     public var line: Int
-    public var fields: JSONObject
+    public var fields: JSONObject {
+        didSet { self.facts = Facts(self.fields) }
+    }
     /// The exact text of `payload` as it stands in the file, for `enc: "json"` frames, when the reader was
     /// asked to keep it (`CaptureReader.keepsMessageText`); parsing loses spacing between tokens.
     public var payloadText: [UInt8]?
+    /// The fields every consumer reads for every record, typed once when the record is made.
+    private var facts: Facts
 
     public init(file: String, line: Int, fields: JSONObject, payloadText: [UInt8]? = nil) {
         self.file = file
         self.line = line
         self.fields = fields
         self.payloadText = payloadText
+        self.facts = Facts(fields)
     }
 
-    public var kind: String? { self.fields["kind"]?.stringValue }
-    public var ts: CaptureTimestamp? { self.fields["ts"]?.stringValue.flatMap(CaptureTimestamp.init(rfc3339:)) }
-    public var connection: UInt64? { self.fields["conn"].flatMap { $0.intValue.map(UInt64.init) } }
-    public var chargePoint: String? { self.fields["chargePoint"]?.stringValue }
-    public var direction: Direction? { self.fields["dir"]?.stringValue.flatMap(Direction.init(rawValue:)) }
-    public var opcode: FrameOpcode? { self.fields["opcode"]?.stringValue.flatMap(FrameOpcode.init(rawValue:)) }
-    public var action: String? { self.fields["action"]?.stringValue }
-    public var messageId: String? { self.fields["msgId"]?.stringValue }
-    public var messageType: MessageType? { self.fields["msgType"]?.intValue.flatMap(MessageType.init(rawValue:)) }
+    /// A record whose typed fields the writer knows from the event it wrote; `facts` must be what
+    /// `Facts(fields)` finds (the serializer's tests hold both equal).
+    init(file: String, line: Int, fields: JSONObject, facts: Facts) {
+        self.file = file
+        self.line = line
+        self.fields = fields
+        self.payloadText = nil
+        self.facts = facts
+    }
+
+    public var kind: String? { self.facts.kind }
+    public var ts: CaptureTimestamp? { self.facts.ts }
+    /// `ts` as written in the record.
+    public var timestamp: String? { self.facts.timestamp }
+    public var connection: UInt64? { self.facts.connection }
+    public var chargePoint: String? { self.facts.chargePoint }
+    public var direction: Direction? { self.facts.direction }
+    public var opcode: FrameOpcode? { self.facts.opcode }
+    public var action: String? { self.facts.action }
+    public var messageId: String? { self.facts.messageId }
+    public var messageType: MessageType? { self.facts.messageType }
     /// The recorded message as JSON, when it was valid JSON (`enc` is `json`).
-    public var message: JSONValue? { self.fields["enc"]?.stringValue == "json" ? self.fields["payload"] : nil }
+    public var message: JSONValue? { self.facts.message }
     /// `file:line`, the reference reports use.
     public var reference: String { "\(self.file):\(self.line)" }
+
+    /// The typed fields of a record, read in one pass over its members.
+    struct Facts: Sendable, Hashable {
+        var kind: String?
+        var timestamp: String?
+        var ts: CaptureTimestamp?
+        var connection: UInt64?
+        var chargePoint: String?
+        var direction: Direction?
+        var opcode: FrameOpcode?
+        var action: String?
+        var messageId: String?
+        var messageType: MessageType?
+        var message: JSONValue?
+
+        init(
+            kind: String?, timestamp: String?, ts: CaptureTimestamp?, connection: UInt64?, chargePoint: String?,
+            direction: Direction?, opcode: FrameOpcode?, action: String?, messageId: String?, messageType: MessageType?,
+            message: JSONValue?
+        ) {
+            self.kind = kind
+            self.timestamp = timestamp
+            self.ts = ts
+            self.connection = connection
+            self.chargePoint = chargePoint
+            self.direction = direction
+            self.opcode = opcode
+            self.action = action
+            self.messageId = messageId
+            self.messageType = messageType
+            self.message = message
+        }
+
+        init(_ fields: JSONObject) {
+            var isJSON = false
+            var payload: JSONValue?
+            // The first member of a name counts, as with `JSONObject`'s subscript: a bit per name seen.
+            var seen: UInt16 = 0
+            func first(_ bit: UInt16) -> Bool {
+                defer { seen |= bit }
+                return seen & bit == 0
+            }
+            for member in fields.members {
+                let value = member.value
+                switch member.key {
+                case "kind" where first(1 << 0): self.kind = value.stringValue
+                case "ts" where first(1 << 1):
+                    self.timestamp = value.stringValue
+                    self.ts = value.stringValue.flatMap(CaptureTimestamp.init(rfc3339:))
+                case "conn" where first(1 << 2): self.connection = value.intValue.flatMap { UInt64(exactly: $0) }
+                case "chargePoint" where first(1 << 3): self.chargePoint = value.stringValue
+                case "dir" where first(1 << 4): self.direction = value.stringValue.flatMap(Direction.init(rawValue:))
+                case "opcode" where first(1 << 5): self.opcode = value.stringValue.flatMap(FrameOpcode.init(rawValue:))
+                case "action" where first(1 << 6): self.action = value.stringValue
+                case "msgId" where first(1 << 7): self.messageId = value.stringValue
+                case "msgType" where first(1 << 8): self.messageType = value.intValue.flatMap(MessageType.init(rawValue:))
+                case "enc" where first(1 << 9): isJSON = value.stringValue == "json"
+                case "payload" where first(1 << 10): payload = value
+                default: break
+                }
+            }
+            self.message = isJSON ? payload : nil
+        }
+    }
 
     /// The frame's payload bytes as the sender wrote them, as far as the record keeps them: the exact
     /// text of a JSON message (from `raw`, or `payloadText` when the reader kept it; otherwise the value

@@ -101,12 +101,13 @@ struct CaptureSerializer {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// The fields a reader parses from `frame`'s line, built from the event instead: only its payload is
-    /// parsed. For the common case, an OCPP message written as it came; nil when the line holds anything
-    /// else (redacted, re-written because of line breaks, malformed, control frames), and the caller parses
-    /// the line. `parsed` is the message when the caller has already parsed it. Keep in step with
-    /// `appendFrame`: the writer's tests compare both for every kind of frame.
-    func recordFields(of frame: FrameEvent, message parsed: JSONValue? = nil) -> JSONObject? {
+    /// The record a reader parses from `frame`'s line at `file`:`line`, built from the event instead: only
+    /// its payload is parsed (not even that when the caller passes it as `parsed`), and its typed fields
+    /// are known without reading them back. For the common case, an OCPP message written as it came; nil
+    /// when the line holds anything else (redacted, re-written because of line breaks, malformed, control
+    /// frames), and the caller parses the line. Keep in step with `appendFrame`: the writer's tests compare
+    /// both for every kind of frame.
+    func record(of frame: FrameEvent, message parsed: JSONValue? = nil, file: String, line: Int) -> CaptureRecord? {
         guard frame.opcode == .text, let envelope = frame.envelope else { return nil }
         let action = envelope.action ?? frame.correlatedAction
         if self.redactor.mayCarrySecret(action: action) { return nil }
@@ -115,9 +116,10 @@ struct CaptureSerializer {
             return parsed ?? (try? JSONParser.parse(bytes))
         }
         guard let message else { return nil }
+        let timestamp = frame.ts.rfc3339
         var members: [JSONObject.Member] = []
         members.reserveCapacity(18)
-        members.append(.init(key: "ts", value: .string(frame.ts.rfc3339)))
+        members.append(.init(key: "ts", value: .string(timestamp)))
         members.append(.init(key: "kind", value: Self.frameKind))
         members.append(.init(key: "conn", value: .number(String(frame.connection))))
         members.append(.init(key: "chargePoint", value: .string(frame.chargePoint)))
@@ -135,7 +137,12 @@ struct CaptureSerializer {
         if let fault = frame.fault { members.append(.init(key: "fault", value: .object(fault))) }
         members.append(.init(key: "enc", value: Self.jsonEncoding))
         members.append(.init(key: "payload", value: message))
-        return JSONObject(members)
+        let facts = CaptureRecord.Facts(
+            kind: "frame", timestamp: timestamp, ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
+            direction: frame.direction, opcode: .text, action: action, messageId: envelope.messageId,
+            messageType: envelope.messageType, message: message
+        )
+        return CaptureRecord(file: file, line: line, fields: JSONObject(members), facts: facts)
     }
 
     private static let frameKind = JSONValue.string("frame")

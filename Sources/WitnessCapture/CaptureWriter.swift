@@ -361,8 +361,10 @@ public final class CaptureWriter: @unchecked Sendable {
     private func notifyObserver(_ event: CaptureEvent, line: [UInt8], message: JSONValue?) {
         guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
-        if case .frame(let frame) = event, let fields = self.serializer.recordFields(of: frame, message: message) {
-            observer(CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields))
+        if case .frame(let frame) = event,
+            let record = self.serializer.record(of: frame, message: message, file: self.currentPath, line: self.currentLine)
+        {
+            observer(record)
         } else {
             self.notifyObserver(line)
         }

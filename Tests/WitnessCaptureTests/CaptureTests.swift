@@ -292,4 +292,22 @@ struct CaptureTests {
         #expect(frames[10].fields["latencyMs"] == .number("19.000"))
         #expect(frames[12].fields["unmatched"] == true)
     }
+
+    @Test("a record's typed fields follow its fields: first of a name, out-of-range values absent, kept up to date")
+    func typedFields() throws {
+        let fields = try #require(
+            try JSONParser.parse(#"{"ts":"2026-11-25T10:00:00.000001Z","kind":"frame","conn":-1,"dir":"toCSMS","dir":"toCharger","msgType":2,"msgId":"a","enc":"json","payload":[2,"a","Heartbeat",{}]}"#).objectValue
+        )
+        var record = CaptureRecord(file: "c.jsonl", line: 3, fields: fields)
+        #expect(record.connection == nil)
+        #expect(record.direction == .toCSMS)
+        #expect(record.timestamp == "2026-11-25T10:00:00.000001Z")
+        #expect(record.ts == CaptureTimestamp(rfc3339: "2026-11-25T10:00:00.000001Z"))
+        #expect(record.messageType == .call)
+        #expect(record.message == [2, "a", "Heartbeat", [:]])
+        record.fields["enc"] = "text"
+        record.fields["conn"] = 12
+        #expect(record.message == nil)
+        #expect(record.connection == 12)
+    }
 }

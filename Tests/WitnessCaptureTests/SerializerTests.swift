@@ -84,10 +84,14 @@ struct SerializerTests {
         for (frame, built) in frames {
             var line: [UInt8] = []
             serializer.append(.frame(frame), into: &line)
-            let parsed = try JSONParser.parse(Array(line.dropLast()))
-            let fields = serializer.recordFields(of: frame)
-            #expect((fields != nil) == built, "\(String(decoding: line, as: UTF8.self))")
-            if let fields { #expect(JSONValue.object(fields) == parsed, "\(String(decoding: line, as: UTF8.self))") }
+            guard case .object(let parsed) = try JSONParser.parse(Array(line.dropLast())) else {
+                Issue.record("not an object: \(String(decoding: line, as: UTF8.self))")
+                continue
+            }
+            let record = serializer.record(of: frame, file: "c.jsonl", line: 7)
+            #expect((record != nil) == built, "\(String(decoding: line, as: UTF8.self))")
+            // Equal records have equal fields and equal typed fields (kind, ts, connection, message...).
+            if let record { #expect(record == CaptureRecord(file: "c.jsonl", line: 7, fields: parsed), "\(String(decoding: line, as: UTF8.self))") }
         }
     }
 }
