@@ -43,8 +43,8 @@ public struct FrameEvent: Sendable {
     public var fault: JSONObject?
     /// Set when the recorder is left to read the envelope and correlate the call: the monotonic time the
     /// proxy saw the message, in nanoseconds. The proxy does so when nothing on its event loop needs them
-    /// (no fault policy), which keeps that work off the forwarding path; the writer then does it for
-    /// every message of the connection, in the order they were recorded.
+    /// (fault injection is off), which keeps that work off the forwarding path; the writer then does it
+    /// for every message of the connection, in the order they were recorded.
     public var seenNanos: UInt64?
 
     public init(
