@@ -64,55 +64,6 @@ public struct CaptureRecord: Sendable, Hashable {
         var messageId: String?
         var messageType: MessageType?
         var message: JSONValue?
-
-        init(
-            kind: String?, timestamp: String?, ts: CaptureTimestamp?, connection: UInt64?, chargePoint: String?,
-            direction: Direction?, opcode: FrameOpcode?, action: String?, messageId: String?, messageType: MessageType?,
-            message: JSONValue?
-        ) {
-            self.kind = kind
-            self.timestamp = timestamp
-            self.ts = ts
-            self.connection = connection
-            self.chargePoint = chargePoint
-            self.direction = direction
-            self.opcode = opcode
-            self.action = action
-            self.messageId = messageId
-            self.messageType = messageType
-            self.message = message
-        }
-
-        init(_ fields: JSONObject) {
-            var isJSON = false
-            var payload: JSONValue?
-            // The first member of a name counts, as with `JSONObject`'s subscript: a bit per name seen.
-            var seen: UInt16 = 0
-            func first(_ bit: UInt16) -> Bool {
-                defer { seen |= bit }
-                return seen & bit == 0
-            }
-            for member in fields.members {
-                let value = member.value
-                switch member.key {
-                case "kind" where first(1 << 0): self.kind = value.stringValue
-                case "ts" where first(1 << 1):
-                    self.timestamp = value.stringValue
-                    self.ts = value.stringValue.flatMap(CaptureTimestamp.init(rfc3339:))
-                case "conn" where first(1 << 2): self.connection = value.intValue.flatMap { UInt64(exactly: $0) }
-                case "chargePoint" where first(1 << 3): self.chargePoint = value.stringValue
-                case "dir" where first(1 << 4): self.direction = value.stringValue.flatMap(Direction.init(rawValue:))
-                case "opcode" where first(1 << 5): self.opcode = value.stringValue.flatMap(FrameOpcode.init(rawValue:))
-                case "action" where first(1 << 6): self.action = value.stringValue
-                case "msgId" where first(1 << 7): self.messageId = value.stringValue
-                case "msgType" where first(1 << 8): self.messageType = value.intValue.flatMap(MessageType.init(rawValue:))
-                case "enc" where first(1 << 9): isJSON = value.stringValue == "json"
-                case "payload" where first(1 << 10): payload = value
-                default: break
-                }
-            }
-            self.message = isJSON ? payload : nil
-        }
     }
 
     /// The frame's payload bytes as the sender wrote them, as far as the record keeps them: the exact
@@ -139,6 +90,41 @@ public struct CaptureRecord: Sendable, Hashable {
         default:
             return nil
         }
+    }
+}
+
+extension CaptureRecord.Facts {
+    /// Reads the typed fields from a record's members (an extension, so the memberwise initializer the
+    /// serializer uses stays).
+    init(_ fields: JSONObject) {
+        var isJSON = false
+        var payload: JSONValue?
+        // The first member of a name counts, as with `JSONObject`'s subscript: a bit per name seen.
+        var seen: UInt16 = 0
+        func first(_ bit: UInt16) -> Bool {
+            defer { seen |= bit }
+            return seen & bit == 0
+        }
+        for member in fields.members {
+            let value = member.value
+            switch member.key {
+            case "kind" where first(1 << 0): self.kind = value.stringValue
+            case "ts" where first(1 << 1):
+                self.timestamp = value.stringValue
+                self.ts = value.stringValue.flatMap(CaptureTimestamp.init(rfc3339:))
+            case "conn" where first(1 << 2): self.connection = value.intValue.flatMap { UInt64(exactly: $0) }
+            case "chargePoint" where first(1 << 3): self.chargePoint = value.stringValue
+            case "dir" where first(1 << 4): self.direction = value.stringValue.flatMap(Direction.init(rawValue:))
+            case "opcode" where first(1 << 5): self.opcode = value.stringValue.flatMap(FrameOpcode.init(rawValue:))
+            case "action" where first(1 << 6): self.action = value.stringValue
+            case "msgId" where first(1 << 7): self.messageId = value.stringValue
+            case "msgType" where first(1 << 8): self.messageType = value.intValue.flatMap(MessageType.init(rawValue:))
+            case "enc" where first(1 << 9): isJSON = value.stringValue == "json"
+            case "payload" where first(1 << 10): payload = value
+            default: break
+            }
+        }
+        self.message = isJSON ? payload : nil
     }
 }
 

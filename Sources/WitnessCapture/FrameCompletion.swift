@@ -14,9 +14,6 @@ struct FrameCompletion {
         self.parsesMessages = parsesMessages
     }
 
-    /// Connections with a correlator.
-    var openConnections: Int { self.correlators.count }
-
     /// Completes `event` when the proxy left its envelope to the writer, and returns the message when it
     /// was parsed whole on the way, so that the next reader need not parse it again.
     mutating func complete(_ event: inout CaptureEvent) -> JSONValue? {

@@ -20,7 +20,11 @@ public enum PcapImporter {
     /// Opens a capture file for import: it exists, libpcap reads it, its link type is one the decoder knows
     /// and the filter compiles. Open it before creating the output, so a bad file leaves nothing behind.
     public static func open(_ path: String, filter: String?) throws -> PacketSource {
-        let source = try PacketSource.open(file: path)
+        try Self.prepared(PacketSource.open(file: path), filter: filter)
+    }
+
+    /// `source` once its link type is one the decoder knows and `filter` is set on it.
+    static func prepared(_ source: PacketSource, filter: String?) throws -> PacketSource {
         try checkLinkType(source)
         if let filter { try source.setFilter(filter) }
         return source
@@ -88,10 +92,7 @@ public final class PassiveCapture: @unchecked Sendable {
     /// Opens `interface` for capture with `filter`; throws a clear error without capture privileges. Open it
     /// before creating the output, so an interface that cannot be opened leaves nothing behind.
     public static func open(interface: String, filter: String?) throws -> PacketSource {
-        let source = try PacketSource.live(interface: interface)
-        try PcapImporter.checkLinkType(source)
-        if let filter { try source.setFilter(filter) }
-        return source
+        try PcapImporter.prepared(PacketSource.live(interface: interface), filter: filter)
     }
 
     /// Starts recording an opened interface into `writer`.
