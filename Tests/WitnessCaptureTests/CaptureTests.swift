@@ -44,6 +44,40 @@ struct CaptureTests {
         #expect(writer.statistics.recordsLost == 0)
     }
 
+    #if os(Linux)
+    @Test("the writer thread is in the batch scheduling class, so it does not preempt forwarding")
+    func writerThreadYields() async throws {
+        let directory = self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader())
+        defer { writer.close() }
+        // The thread names itself once its class is set; wait for it to appear.
+        var policies: [String] = []
+        for _ in 0..<500 where policies.isEmpty {
+            policies = Self.writerThreadPolicies()
+            if policies.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        // /proc's `policy` field: 0 is the normal class, 3 is SCHED_BATCH.
+        #expect(!policies.isEmpty)
+        #expect(policies.allSatisfy { $0 == "3" })
+    }
+
+    /// The scheduling policy (field 41 of /proc/self/task/TID/stat) of every thread named capture-writer.
+    static func writerThreadPolicies() -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { tid in
+            guard let name = try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8),
+                name.trimmingCharacters(in: .whitespacesAndNewlines) == "capture-writer",
+                let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
+                let end = stat.lastIndex(of: ")")
+            else { return nil }
+            // Fields after the command name start at field 3.
+            let fields = stat[stat.index(after: end)...].split(separator: " ")
+            return fields.count > 38 ? String(fields[38]) : nil
+        }
+    }
+    #endif
+
     @Test("files rotate by size and every part starts with a header")
     func rotation() throws {
         let directory = self.temporaryDirectory()
