@@ -30,8 +30,9 @@ public final class Schema: @unchecked Sendable {
     }
 
     var types: JSONTypes?
-    var properties: [String: Schema] = [:]
-    var propertyOrder: [String] = []
+    /// Declared properties in schema order, each name once. Every member of every object validated is
+    /// looked up here: see `property(named:after:)`.
+    var properties: [(name: String, schema: Schema)] = []
     var required: [String] = []
     var additionalProperties = true
     var enumValues: [JSONValue]?
@@ -52,7 +53,23 @@ public final class Schema: @unchecked Sendable {
     init() {}
 
     /// Property names this schema declares, in schema order.
-    public var declaredProperties: [String] { self.propertyOrder }
+    public var declaredProperties: [String] { self.properties.map(\.name) }
+
+    /// The schema of property `name`. Senders write an object's members in a steady order, mostly the
+    /// schema's: the search starts at `hint` (where the previous member's match ended, updated here), and
+    /// OCA objects have a handful of properties, so a few string comparisons replace hashing the name.
+    func property(named name: String, after hint: inout Int) -> Schema? {
+        let count = self.properties.count
+        if hint < count, self.properties[hint].name == name {
+            hint += 1
+            return self.properties[hint - 1].schema
+        }
+        for index in 0..<count where self.properties[index].name == name {
+            hint = index + 1
+            return self.properties[index].schema
+        }
+        return nil
+    }
 }
 
 /// Why a schema file could not be compiled, naming the file and the place in it.
@@ -109,8 +126,13 @@ struct SchemaCompiler {
             case "properties":
                 guard case .object(let properties) = member.value else { throw self.fail(here, "properties must be an object") }
                 for property in properties.members {
-                    schema.properties[property.key] = try self.compile(property.value, pointer: here + "/" + JSONPointer.escape(property.key))
-                    schema.propertyOrder.append(property.key)
+                    let compiled = try self.compile(property.value, pointer: here + "/" + JSONPointer.escape(property.key))
+                    // A name given twice keeps its place and takes the later schema, as a JSON reader would.
+                    if let index = schema.properties.firstIndex(where: { $0.name == property.key }) {
+                        schema.properties[index].schema = compiled
+                    } else {
+                        schema.properties.append((property.key, compiled))
+                    }
                 }
             case "required":
                 guard case .array(let names) = member.value else { throw self.fail(here, "required must be an array") }

@@ -79,8 +79,9 @@ public struct SchemaValidator: Sendable {
                     )
                 )
             }
+            var hint = 0
             for member in object.members {
-                if let property = schema.properties[member.key] {
+                if let property = schema.property(named: member.key, after: &hint) {
                     path.components.append(.key(member.key))
                     self.check(member.value, property.effective, path: &path, into: &violations)
                     path.components.removeLast()
@@ -88,7 +89,7 @@ public struct SchemaValidator: Sendable {
                     violations.append(
                         SchemaViolation(
                             keyword: "additionalProperties", pointer: path.appending(member.key),
-                            expected: "only " + (schema.propertyOrder.isEmpty ? "no properties" : schema.propertyOrder.joined(separator: ", ")),
+                            expected: "only " + (schema.properties.isEmpty ? "no properties" : schema.declaredProperties.joined(separator: ", ")),
                             found: "unknown property '\(member.key)'"
                         )
                     )

@@ -23,8 +23,8 @@ public struct PairStatistics: Sendable {
     mutating func absorb(_ state: ConnectionState) {
         self.chargePoints.insert(state.chargePoint)
         self.connections += 1
-        self.messagesToCSMS += state.messages[.toCSMS] ?? 0
-        self.messagesToCharger += state.messages[.toCharger] ?? 0
+        self.messagesToCSMS += state.messages[.toCSMS]
+        self.messagesToCharger += state.messages[.toCharger]
         for (rule, count) in state.deviations { self.deviations[rule, default: 0] += count }
         for (severity, count) in state.severities { self.severities[severity, default: 0] += count }
         for (action, histogram) in state.latencies { self.latencies[action, default: LatencyHistogram()].merge(histogram) }

@@ -88,7 +88,7 @@ public final class Analyzer {
             self.frame(record, state: state, ts: ts)
         case "close":
             if let key = self.key(record), let state = self.connections.removeValue(forKey: key) {
-                self.expireCalls(in: state, now: ts, closing: true)
+                self.expireCalls(in: state, now: ts)
                 self.retire(state)
             }
         default:
@@ -99,7 +99,7 @@ public final class Analyzer {
     /// Closes what is still open and returns the report.
     public func finish(readIssues: [CaptureReadIssue] = []) -> AnalysisReport {
         for (_, state) in self.connections {
-            self.expireCalls(in: state, now: self.lastTs, closing: true)
+            self.expireCalls(in: state, now: self.lastTs)
             self.retire(state)
         }
         self.connections.removeAll()
@@ -157,11 +157,11 @@ public final class Analyzer {
         }
         switch record.opcode {
         case .binary:
-            state.messages[direction, default: 0] += 1
+            state.messages[direction] += 1
             self.report(deviation("rpc.binaryFrame", "binary frame of \(record.fields["size"]?.intValue ?? 0) bytes; OCPP-J uses text frames"), in: state)
             return
         case .text:
-            state.messages[direction, default: 0] += 1
+            state.messages[direction] += 1
         default:
             return
         }
@@ -192,20 +192,21 @@ public final class Analyzer {
                 }
             }
             if type == .call {
-                if let previous = state.outstanding[callDirection]?[id] {
+                if let previous = state.outstanding[callDirection][id] {
                     self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.stamp ?? "?")"), in: state)
-                } else if let other = state.outstanding[callDirection]?.values.min(by: { $0.ts < $1.ts }) {
+                } else if let other = state.outstanding[callDirection].values.min(by: { $0.ts < $1.ts }) {
                     self.report(deviation("rpc.concurrentCall", "sent while \(other.action) (\(other.id)) was still unanswered"), in: state)
                 }
-                state.outstanding[callDirection, default: [:]][id] = PendingCall(
-                    id: id, action: action, ts: ts, stamp: stamp, ref: record.reference, valid: valid
+                state.outstanding[callDirection][id] = PendingCall(
+                    id: id, action: action, ts: ts, stamp: stamp, file: record.file, line: record.line, valid: valid
                 )
+                state.oldestOutstanding = min(state.oldestOutstanding, ts)
             }
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
         case .callResult, .callError, .callResultError:
-            guard let pending = state.outstanding[callDirection]?.removeValue(forKey: id) else {
+            guard let pending = state.outstanding[callDirection].removeValue(forKey: id) else {
                 // An answer to a CALL that already timed out was reported as rpc.timeout.
-                if state.expired[callDirection]?.remove(id) != nil { return }
+                if state.expired[callDirection].remove(id) != nil { return }
                 self.report(deviation("rpc.unknownMessageId", "\(type.name) for id '\(id)', which has no outstanding CALL from the other side"), in: state)
                 return
             }
@@ -241,20 +242,30 @@ public final class Analyzer {
         return !violations.contains { $0.severity == .error }
     }
 
-    private func expireCalls(in state: ConnectionState, now: Int64, closing: Bool = false) {
+    /// Reports the CALLs of `state` unanswered for the response timeout at `now`, oldest first. Runs
+    /// before every frame; it looks at the calls only once the oldest of them may be due.
+    private func expireCalls(in state: ConnectionState, now: Int64) {
         let limit = Int64(self.configuration.responseTimeoutSeconds * 1_000_000)
-        for (direction, calls) in state.outstanding {
-            for (id, call) in calls where now - call.ts >= limit {
-                state.outstanding[direction]?.removeValue(forKey: id)
-                if (state.expired[direction]?.count ?? 0) < 1024 { state.expired[direction, default: []].insert(id) }
-                self.report(
-                    Deviation(
-                        rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: id,
-                        detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.stamp, ref: call.ref
-                    ),
-                    in: state
-                )
+        guard state.oldestOutstanding != .max, now &- state.oldestOutstanding >= limit else { return }
+        var oldest = Int64.max
+        var due: [(direction: Direction, call: PendingCall)] = []
+        for direction in Direction.allCases {
+            for call in state.outstanding[direction].values {
+                if now &- call.ts >= limit { due.append((direction, call)) } else { oldest = min(oldest, call.ts) }
             }
+        }
+        state.oldestOutstanding = oldest
+        for (direction, call) in due.sorted(by: { ($0.call.ts, $0.call.line) < ($1.call.ts, $1.call.line) }) {
+            state.outstanding[direction].removeValue(forKey: call.id)
+            if state.expired[direction].count < 1024 { state.expired[direction].insert(call.id) }
+            self.report(
+                Deviation(
+                    rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: call.id,
+                    detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.stamp,
+                    ref: "\(call.file):\(call.line)"
+                ),
+                in: state
+            )
         }
     }
 
@@ -309,10 +320,13 @@ final class ConnectionState {
     let version: OCPPVersion
     let backend: String
     var identity: ChargerIdentity?
-    var outstanding: [Direction: [String: PendingCall]] = [:]
+    var outstanding = PerDirection<[String: PendingCall]>([:])
+    /// No outstanding CALL was sent before this (`Int64.max`: none is outstanding). Answers do not raise
+    /// it; the next expiry scan does.
+    var oldestOutstanding = Int64.max
     /// Ids of CALLs reported as timed out, so a late answer is not reported again as unknown.
-    var expired: [Direction: Set<String>] = [:]
-    var messages: [Direction: Int] = [:]
+    var expired = PerDirection<Set<String>>([])
+    var messages = PerDirection(0)
     var latencies: [String: LatencyHistogram] = [:]
     var deviations: [String: Int] = [:]
     var severities: [Severity: Int] = [:]
@@ -325,12 +339,35 @@ final class ConnectionState {
     }
 }
 
+/// One value for each direction, without hashing the direction on every frame.
+struct PerDirection<Value> {
+    var toCSMS: Value
+    var toCharger: Value
+
+    init(_ value: Value) {
+        self.toCSMS = value
+        self.toCharger = value
+    }
+
+    subscript(direction: Direction) -> Value {
+        get { direction == .toCSMS ? self.toCSMS : self.toCharger }
+        _modify {
+            switch direction {
+            case .toCSMS: yield &self.toCSMS
+            case .toCharger: yield &self.toCharger
+            }
+        }
+    }
+}
+
 struct PendingCall {
     var id: String
     var action: String
     var ts: Int64
     var stamp: String?
-    var ref: String
+    /// Where the CALL is in the capture; made into a reference only if it times out.
+    var file: String
+    var line: Int
     /// The CALL passed schema validation (a NotImplemented answer to an invalid CALL is no deviation).
     var valid: Bool
 }

@@ -116,6 +116,28 @@ struct SchemaTests {
         #expect(violations.first?.severity == .error)
     }
 
+    @Test("members are found by name whatever their order; an unknown member names the declared ones")
+    func memberOrder() throws {
+        let schema = try #require(self.registry.request(.v16, "StatusNotification"))
+        let validator = SchemaValidator(profile: .strict)
+        let orders = [
+            #"{"connectorId":1,"errorCode":"NoError","status":"Available","timestamp":"2026-11-24T10:00:00Z","info":"i"}"#,
+            #"{"info":"i","timestamp":"2026-11-24T10:00:00Z","status":"Available","errorCode":"NoError","connectorId":1}"#,
+            #"{"status":"Available","connectorId":1,"info":"i","errorCode":"NoError","timestamp":"2026-11-24T10:00:00Z"}"#,
+        ]
+        for text in orders {
+            #expect(validator.validate(try JSONParser.parse(text), against: schema) == [], "\(text)")
+        }
+        // The same wrong value is found wherever its member stands.
+        for text in [#"{"status":"Plugged","connectorId":1,"errorCode":"NoError"}"#, #"{"connectorId":1,"errorCode":"NoError","status":"Plugged"}"#] {
+            #expect(validator.validate(try JSONParser.parse(text), against: schema).map(\.pointer) == ["/status"])
+        }
+        let extra = validator.validate(try JSONParser.parse(#"{"colour":"red","connectorId":1,"errorCode":"NoError","status":"Available"}"#), against: schema)
+        #expect(extra.map(\.pointer) == ["/colour"])
+        #expect(extra.first?.expected == "only connectorId, errorCode, info, status, timestamp, vendorId, vendorErrorCode")
+        #expect(schema.declaredProperties == ["connectorId", "errorCode", "info", "status", "timestamp", "vendorId", "vendorErrorCode"])
+    }
+
     @Test("multipleOf works on the exact decimal text, so 0.3 is a multiple of 0.1")
     func exactMultipleOf() throws {
         let schema = try #require(self.registry.request(.v16, "SetChargingProfile"))

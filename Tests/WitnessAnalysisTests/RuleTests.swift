@@ -107,4 +107,32 @@ struct RuleTests {
         let report = analyzer.finish()
         #expect(report.deviations.map(\.rule) == ruleCase.expected, "\(report.deviations.map { "\($0.rule): \($0.detail)" })")
     }
+
+    @Test("CALLs left unanswered time out oldest first, across both directions, each pointing at its own line")
+    func timeoutsInOrder() throws {
+        // Each side's CALLs overlap (that is rpc.concurrentCall, besides); one is answered in time.
+        let ruleCase = RuleCase(
+            name: "timeouts",
+            frames: [
+                (0, #"[2,"h3","Heartbeat",{}]"#, .toCSMS),
+                (1, #"[2,"r1","Reset",{"type":"Soft"}]"#, .toCharger),
+                (2, #"[2,"h1","Heartbeat",{}]"#, .toCSMS),
+                (3, #"[2,"h2","Heartbeat",{}]"#, .toCSMS),
+                (4, #"[3,"h2",{"currentTime":"\#(Self.t0)"}]"#, .toCharger),
+                (5, #"[2,"r2","Reset",{"type":"Hard"}]"#, .toCharger),
+                // Only the first three are due here; the rest wait for the close.
+                (32.5, #"[2,"h4","Heartbeat",{}]"#, .toCSMS),
+            ],
+            expected: []
+        )
+        let directory = try capture(ruleCase)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let analyzer = Analyzer(schemas: try SchemaRegistry(root: Paths.root.appendingPathComponent("schemas").path))
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        let timeouts = analyzer.finish().deviations.filter { $0.rule == "rpc.timeout" }
+        #expect(timeouts.map { $0.messageId ?? "?" } == ["h3", "r1", "h1", "r2", "h4"])
+        #expect(timeouts.map { $0.direction } == [.toCSMS, .toCharger, .toCSMS, .toCharger, .toCSMS])
+        // Line 1 is the header and line 2 the open record: the first frame is on line 3.
+        #expect(timeouts.map { $0.ref?.split(separator: ":").last.map(String.init) } == ["3", "4", "5", "8", "9"])
+    }
 }
