@@ -92,5 +92,51 @@ struct ForwardingBenchmarkSmokeTests {
         #expect(result.output.contains("connected 40/40"), "\(result.output)")
         #expect(!result.output.contains("CALLs failed"), "\(result.output)")
         #expect(!result.output.contains("could not connect or boot"), "\(result.output)")
+        // Where the machine's CPU went: the load's share and the proxy's, per message.
+        #expect(result.output.contains("CPU per message on the whole machine at saturation"), "\(result.output)")
+        let budget = result.output.split(separator: "\n").first { $0.hasPrefix("  witness ") && $0.contains("busy") } ?? ""
+        #expect(budget.contains(#/\d+\.\d \+ +\d+\.\d = +\d+\.\d; busy +\d+%/#), "\(result.output)")
+    }
+
+    @Test("--rate measures latency at that rate only, and captures go to --capture-directory and are removed")
+    func fixedRate() async throws {
+        let captures = FileManager.default.temporaryDirectory.appendingPathComponent("bench-captures-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: captures) }
+        let result = try await WitnessBinary.run([
+            "benchmark", "forwarding", "--chargers", "2", "--seconds", "1", "--rounds", "1", "--setups", "direct,witness", "--rate", "200",
+            "--scale-connections", "0", "--capture-directory", captures, "--proxy-options=--fsync never",
+            "--schemas", WitnessBinary.root.appendingPathComponent("schemas").path,
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("At the given rate (200 messages/s, paced):"), "\(result.output)")
+        #expect(!result.output.contains("| set-up |"), "no saturating runs: \(result.output)")
+        #expect(result.output.contains("Capture check (witness run): ok:"), "\(result.output)")
+        #expect(result.output.contains("report: 0 deviations"), "\(result.output)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: captures)) == [], "captures left behind")
+
+        let tooSlow = try await WitnessBinary.run(["benchmark", "forwarding", "--chargers", "4", "--rate", "5"])
+        #expect(tooSlow.status != 0)
+        #expect(tooSlow.errors.contains("--rate 5"), "\(tooSlow.errors)")
+    }
+}
+
+/// The recorder's thread on its own, in miniature.
+@Suite("Recorder benchmark (reduced)")
+struct RecorderBenchmarkSmokeTests {
+    @Test("records and analyses the benchmark's messages, printing CPU per message, with nothing lost or flagged")
+    func reducedRecorderBenchmark() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "recorder", "--messages", "4000", "--connections", "4", "--repeats", "1",
+            "--schemas", WitnessBinary.root.appendingPathComponent("schemas").path,
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        for row in ["| recording (complete, serialise, write) |", "| recording and live analysis |", "| of which live analysis |"] {
+            #expect(result.output.contains(row), "\(result.output)")
+        }
+        #expect(result.output.contains("deviations found by live analysis: 0, records lost: 0"), "\(result.output)")
+
+        let tooFew = try await WitnessBinary.run(["benchmark", "recorder", "--messages", "3", "--connections", "4"])
+        #expect(tooFew.status != 0)
+        #expect(tooFew.errors.contains("--messages 3"), "\(tooFew.errors)")
     }
 }

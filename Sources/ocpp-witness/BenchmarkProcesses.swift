@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process started for the benchmark, stopped with SIGTERM (then SIGKILL).
+final class Child: @unchecked Sendable {
+    let process = Process()
+    var pid: Int32 { self.process.processIdentifier }
+
+    static func start(_ path: String, _ arguments: [String], log: String) throws -> Child {
+        let child = Child()
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        child.process.executableURL = URL(fileURLWithPath: path)
+        child.process.arguments = arguments
+        child.process.standardOutput = FileHandle(forWritingAtPath: log)
+        child.process.standardError = FileHandle(forWritingAtPath: log)
+        try child.process.run()
+        return child
+    }
+
+    func stop() {
+        guard self.process.isRunning else { return }
+        kill(self.pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(15)
+        while self.process.isRunning && Date() < deadline { usleep(20_000) }
+        if self.process.isRunning { kill(self.pid, SIGKILL) }
+        self.process.waitUntilExit()
+    }
+}
+
+/// CPU seconds a process spent in its own code and in the kernel on its behalf (system calls, and on
+/// loopback the TCP work of the packets it sends).
+struct CPUTime {
+    var user: Double = 0
+    var kernel: Double = 0
+
+    var total: Double { self.user + self.kernel }
+
+    static func - (lhs: CPUTime, rhs: CPUTime) -> CPUTime {
+        CPUTime(user: lhs.user - rhs.user, kernel: lhs.kernel - rhs.kernel)
+    }
+
+    /// "total (user + kernel)" seconds per million of `messages`.
+    func perMillion(_ messages: Int) -> String {
+        let millions = max(1, Double(messages)) / 1e6
+        return String(format: "%.1f (%.1f + %.1f)", self.total / millions, self.user / millions, self.kernel / millions)
+    }
+}
+
+/// CPU time and resident memory of a process (and its children, for nginx's workers), from /proc.
+struct ProcessProbe {
+    var pid: Int32
+    var includeChildren: Bool
+
+    private var pids: [Int32] {
+        guard self.includeChildren else { return [self.pid] }
+        var result = [self.pid]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let candidate = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8) else { continue }
+            let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == self.pid { result.append(candidate) }
+        }
+        return result
+    }
+
+    var cpuTime: CPUTime {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return self.pids.reduce(CPUTime()) { total, pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.range(of: ")")
+            else { return total }
+            let fields = stat[close.upperBound...].split(separator: " ")
+            // After the command: state(0) ppid(1) ... utime(11) stime(12)
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return total }
+            return CPUTime(user: total.user + user / ticks, kernel: total.kernel + system / ticks)
+        }
+    }
+
+    var residentBytes: Int {
+        self.pids.reduce(0) { total, pid in
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+            else { return total }
+            return total + kib * 1024
+        }
+    }
+}
+
+/// This executable, which the benchmark starts again as the CSMS simulator and the proxy.
+func selfPath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ValidationError("cannot create a socket") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw ValidationError("cannot find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Returns once something accepts connections on 127.0.0.1:`port`; gives up after 30 s.
+func waitForPort(_ port: Int) async throws {
+    let deadline = Date().addingTimeInterval(30)
+    while Date() < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        close(fd)
+        if connected { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw ValidationError("nothing listens on 127.0.0.1:\(port) after 30 s")
+}
+
+/// Cores and CPU model, for the benchmark's title line.
+func machineDescription() -> String {
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        .split(separator: "\n").first { $0.hasPrefix("model name") }?
+        .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    return "\(System.coreCount) cores, \(cpu)"
+}
+
+func fmtMs(_ seconds: Double) -> String { String(format: "%.2f ms", seconds * 1000) }
+func fmtMiB(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
