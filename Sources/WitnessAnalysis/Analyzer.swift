@@ -65,7 +65,8 @@ public final class Analyzer {
     // MARK: Feeding
 
     public func consume(_ record: CaptureRecord) {
-        self.current = record
+        let message = record.message
+        self.current = CurrentRecord(file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil)
         defer { self.current = nil }
         self.records += 1
         if self.files.last != record.file { self.files.append(record.file) }
@@ -286,13 +287,21 @@ public final class Analyzer {
         self.list(deviation)
     }
 
-    /// The record being analysed, so listed deviations can carry the offending message.
-    private var current: CaptureRecord?
+    /// What listed deviations take from the record being analysed: the offending message, or the
+    /// record's fields when the message is not JSON. Kept apart from the record, which is not copied for it.
+    private struct CurrentRecord {
+        var file: String
+        var line: Int
+        var message: JSONValue?
+        var fields: JSONObject?
+    }
+
+    private var current: CurrentRecord?
 
     private func list(_ deviation: Deviation) {
         var deviation = deviation
-        if deviation.evidence == nil, let current, current.reference == deviation.ref {
-            let text = current.message.map { JSONWriter.string($0) } ?? current.fields["payload"]?.stringValue
+        if deviation.evidence == nil, let current, "\(current.file):\(current.line)" == deviation.ref {
+            let text = current.message.map { JSONWriter.string($0) } ?? current.fields?["payload"]?.stringValue
             deviation.evidence = text.map { $0.count > 4096 ? String($0.prefix(4096)) + "…" : $0 }
         }
         self.countsByRule[deviation.rule, default: 0] += 1

@@ -1,6 +1,12 @@
 import NIOCore
 import OCPPWire
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Turns capture events into JSON Lines. Runs on the writer thread, never on the forwarding path.
 struct CaptureSerializer {
     var redactor: Redactor
@@ -26,16 +32,21 @@ struct CaptureSerializer {
         return out
     }
 
-    func append(_ event: CaptureEvent, into out: inout [UInt8]) {
+    /// Appends `event`'s line. Returns true when it is a text frame whose payload went into the line as
+    /// the JSON text it arrived as (what `record(of:)` builds records for).
+    @discardableResult
+    func append(_ event: CaptureEvent, into out: inout [UInt8]) -> Bool {
+        var verbatim = false
         switch event {
         case .frame(let frame):
-            self.appendFrame(frame, into: &out)
+            verbatim = self.appendFrame(frame, into: &out)
         case .record(let kind, let ts, let connection, let chargePoint, let direction, let fields):
             var object = Self.common(kind: kind, ts: ts, connection: connection, chargePoint: chargePoint, direction: direction)
             object.members.append(contentsOf: fields.members)
             JSONWriter.write(.object(object), into: &out)
         }
         out.append(UInt8(ascii: "\n"))
+        return verbatim
     }
 
     private static func common(
@@ -50,11 +61,11 @@ struct CaptureSerializer {
 
     /// Frame records are most of a capture: their fields are written straight into the line, in the
     /// order docs/capture-format.md shows, without building a JSON value first.
-    private func appendFrame(_ frame: FrameEvent, into out: inout [UInt8]) {
+    private func appendFrame(_ frame: FrameEvent, into out: inout [UInt8]) -> Bool {
         out.append(contentsOf: #"{"ts":""#.utf8)
         frame.ts.appendRFC3339(to: &out)
         out.append(contentsOf: #"","kind":"frame","conn":"#.utf8)
-        out.append(contentsOf: String(frame.connection).utf8)
+        Self.appendDecimal(frame.connection, to: &out)
         out.append(contentsOf: #","chargePoint":"#.utf8)
         JSONWriter.writeString(frame.chargePoint, into: &out)
         out.append(contentsOf: #","dir":""#.utf8)
@@ -62,14 +73,14 @@ struct CaptureSerializer {
         out.append(contentsOf: #"","opcode":""#.utf8)
         out.append(contentsOf: frame.opcode.rawValue.utf8)
         out.append(contentsOf: #"","size":"#.utf8)
-        out.append(contentsOf: String(frame.payload.readableBytes).utf8)
+        Self.appendDecimal(UInt64(frame.payload.readableBytes), to: &out)
         if frame.fragments != 1 {
             out.append(contentsOf: #","fragments":"#.utf8)
-            out.append(contentsOf: String(frame.fragments).utf8)
+            Self.appendDecimal(UInt64(max(0, frame.fragments)), to: &out)
         }
         if let envelope = frame.envelope {
             out.append(contentsOf: #","msgType":"#.utf8)
-            out.append(contentsOf: String(envelope.messageType.rawValue).utf8)
+            Self.appendDecimal(UInt64(max(0, envelope.messageType.rawValue)), to: &out)
             out.append(contentsOf: #","msgId":"#.utf8)
             JSONWriter.writeString(envelope.messageId, into: &out)
             if let action = envelope.action ?? frame.correlatedAction {
@@ -97,8 +108,33 @@ struct CaptureSerializer {
             out.append(contentsOf: #","fault":"#.utf8)
             JSONWriter.write(.object(fault), into: &out)
         }
-        self.appendPayload(frame, into: &out)
+        let verbatim = self.appendPayload(frame, into: &out)
         out.append(UInt8(ascii: "}"))
+        return verbatim
+    }
+
+    /// The decimal digits of `value`, without making a string.
+    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        guard value >= 10 else {
+            out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var rest = value
+            var start = 20
+            while rest > 0 {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
+    }
+
+    /// Whether `bytes` hold a line feed or a carriage return, which would split a JSON Lines record.
+    static func hasLineBreak(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return false }
+        return memchr(base, 0x0A, bytes.count) != nil || memchr(base, 0x0D, bytes.count) != nil
     }
 
     /// The record a reader parses from `frame`'s line at `file`:`line`, built from the event instead: only
@@ -107,12 +143,13 @@ struct CaptureSerializer {
     /// when the line holds anything else (redacted, re-written because of line breaks, malformed, control
     /// frames), and the caller parses the line. Keep in step with `appendFrame`: the writer's tests compare
     /// both for every kind of frame.
-    func record(of frame: FrameEvent, message parsed: JSONValue? = nil, file: String, line: Int) -> CaptureRecord? {
-        guard frame.opcode == .text, let envelope = frame.envelope else { return nil }
+    /// `verbatim` says that `append` wrote the payload as it came (as it returned), which spares the check.
+    func record(of frame: FrameEvent, message parsed: JSONValue? = nil, verbatim: Bool? = nil, file: String, line: Int) -> CaptureRecord? {
+        guard frame.opcode == .text, let envelope = frame.envelope, verbatim != false else { return nil }
         let action = envelope.action ?? frame.correlatedAction
-        if self.redactor.mayCarrySecret(action: action) { return nil }
+        if verbatim == nil, self.redactor.mayCarrySecret(action: action) { return nil }
         let message: JSONValue? = frame.payload.withUnsafeReadableBytes { bytes in
-            guard !bytes.contains(0x0A), !bytes.contains(0x0D) else { return nil }
+            guard verbatim == true || !Self.hasLineBreak(bytes) else { return nil }
             return parsed ?? (try? JSONParser.parse(bytes))
         }
         guard let message else { return nil }
@@ -149,7 +186,8 @@ struct CaptureSerializer {
     private static let textOpcode = JSONValue.string(FrameOpcode.text.rawValue)
     private static let jsonEncoding = JSONValue.string("json")
 
-    private func appendPayload(_ frame: FrameEvent, into out: inout [UInt8]) {
+    /// Returns true when the payload went in as the JSON text it arrived as.
+    private func appendPayload(_ frame: FrameEvent, into out: inout [UInt8]) -> Bool {
         let payload = frame.payload
         switch frame.opcode {
         case .close:
@@ -159,7 +197,7 @@ struct CaptureSerializer {
                 out.append(contentsOf: ",\"reason\":".utf8)
                 JSONWriter.writeString(String(decoding: view.readableBytesView, as: UTF8.self), into: &out)
             }
-            return
+            return false
         case .binary, .ping, .pong, .continuation:
             let bytes = payload.readableBytesView
             if frame.opcode != .binary, let text = String(validating: bytes, as: UTF8.self) {
@@ -170,37 +208,39 @@ struct CaptureSerializer {
                 out.append(contentsOf: Base64.encode(bytes).utf8)
                 out.append(UInt8(ascii: "\""))
             }
-            return
+            return false
         case .text:
             break
         }
-        payload.withUnsafeReadableBytes { bytes in
+        return payload.withUnsafeReadableBytes { bytes -> Bool in
             // A parsed envelope means the whole text was scanned as one JSON array with nothing after it.
             let isJSON = frame.envelope != nil || (frame.malformed?.reason != .notJSON && JSONParser.isValid(bytes))
             guard isJSON else {
                 out.append(contentsOf: ",\"enc\":\"text\",\"payload\":".utf8)
                 JSONWriter.writeString(String(decoding: bytes, as: UTF8.self), into: &out)
-                return
+                return false
             }
-            if let envelope = frame.envelope, let action = envelope.action ?? frame.correlatedAction,
-                self.redactor.mayCarrySecret(action: action),
+            let action = frame.envelope?.action ?? frame.correlatedAction
+            let mayCarrySecret = self.redactor.mayCarrySecret(action: action)
+            if mayCarrySecret, let envelope = frame.envelope, let action,
                 let message = try? JSONParser.parse(bytes),
                 let redacted = self.redactor.redact(message: message, action: action, messageType: envelope.messageType)
             {
                 out.append(contentsOf: ",\"redacted\":true,\"enc\":\"json\",\"payload\":".utf8)
                 JSONWriter.write(redacted, into: &out)
-                return
+                return false
             }
             out.append(contentsOf: ",\"enc\":\"json\",\"payload\":".utf8)
-            if bytes.contains(0x0A) || bytes.contains(0x0D) {
+            if Self.hasLineBreak(bytes) {
                 // A line break between JSON tokens would split the JSON Lines record: write the value
                 // compactly and keep the exact text alongside.
                 if let message = try? JSONParser.parse(bytes) { JSONWriter.write(message, into: &out) }
                 out.append(contentsOf: ",\"raw\":".utf8)
                 JSONWriter.writeString(String(decoding: bytes, as: UTF8.self), into: &out)
-            } else {
-                out.append(contentsOf: bytes)
+                return false
             }
+            out.append(contentsOf: bytes)
+            return frame.envelope != nil && !mayCarrySecret
         }
     }
 

@@ -57,6 +57,12 @@ public struct CaptureStatistics: Sendable, Hashable {
     public struct MessageCount: Sendable, Hashable {
         public var messages = 0
         public var bytes = 0
+
+        /// Counts one message of `bytes` (one dictionary lookup per recorded message, not two).
+        mutating func add(bytes: Int) {
+            self.messages += 1
+            self.bytes += bytes
+        }
     }
 }
 
@@ -255,7 +261,7 @@ public final class CaptureWriter: @unchecked Sendable {
             // finds nothing sends the writer to sleep until a record wakes it.
             napping = !self.queue.isEmpty
             self.dozing = !napping
-            let batch = self.queue
+            var batch = self.queue
             self.queue.removeAll(keepingCapacity: true)
             self.inFlight = batch.count
             let closing = self.closing
@@ -269,32 +275,34 @@ public final class CaptureWriter: @unchecked Sendable {
             // Frame times as offsets from the first frame's, so their sum cannot overflow.
             var firstFrame: Int64?
             var frameOffsets: Int64 = 0
-            for var event in batch {
-                let message = self.completion.complete(&event)
-                line.removeAll(keepingCapacity: true)
-                self.serializer.append(event, into: &line)
-                // Rotate before a record that would push the file past its size; a record larger than
-                // the limit gets a file of its own.
-                if self.currentBytes + buffer.count + line.count > self.configuration.rotateBytes
-                    && self.currentBytes + buffer.count > self.headerBytes
-                {
-                    self.writeOut(&buffer)
-                    self.rotate()
-                }
-                buffer.append(contentsOf: line)
-                self.currentLine += 1
-                self.notifyObserver(event, line: line, message: message)
-                if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
-                if case .frame(let frame) = event {
-                    let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
-                    let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
-                    counts[key, default: .init()].messages += 1
-                    counts[key, default: .init()].bytes += frame.payload.readableBytes
-                    frames += 1
-                    let seen = frame.ts.microseconds
-                    oldestFrame = min(oldestFrame, seen)
-                    if firstFrame == nil { firstFrame = seen }
-                    frameOffsets += seen - (firstFrame ?? seen)
+            // Through the buffer, each event is completed and read in place rather than copied out.
+            batch.withUnsafeMutableBufferPointer { events in
+                for index in events.indices {
+                    let message = self.completion.complete(&events[index])
+                    line.removeAll(keepingCapacity: true)
+                    let verbatim = self.serializer.append(events[index], into: &line)
+                    // Rotate before a record that would push the file past its size; a record larger than
+                    // the limit gets a file of its own.
+                    if self.currentBytes + buffer.count + line.count > self.configuration.rotateBytes
+                        && self.currentBytes + buffer.count > self.headerBytes
+                    {
+                        self.writeOut(&buffer)
+                        self.rotate()
+                    }
+                    buffer.append(contentsOf: line)
+                    self.currentLine += 1
+                    self.notifyObserver(events[index], line: line, message: message, verbatim: verbatim)
+                    if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
+                    if case .frame(let frame) = events[index] {
+                        let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
+                        let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
+                        counts[key, default: .init()].add(bytes: frame.payload.readableBytes)
+                        frames += 1
+                        let seen = frame.ts.microseconds
+                        oldestFrame = min(oldestFrame, seen)
+                        if firstFrame == nil { firstFrame = seen }
+                        frameOffsets += seen - (firstFrame ?? seen)
+                    }
                 }
             }
             self.writeOut(&buffer)
@@ -358,12 +366,13 @@ public final class CaptureWriter: @unchecked Sendable {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    /// `message` is the frame's message when it has already been parsed.
-    private func notifyObserver(_ event: CaptureEvent, line: [UInt8], message: JSONValue?) {
+    /// `message` is the frame's message when it has already been parsed; `verbatim` what the serializer
+    /// returned for the line.
+    private func notifyObserver(_ event: CaptureEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
         guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
         if case .frame(let frame) = event,
-            let record = self.serializer.record(of: frame, message: message, file: self.currentPath, line: self.currentLine)
+            let record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine)
         {
             observer(record)
         } else {

@@ -77,21 +77,42 @@ struct SerializerTests {
             (self.event(#"[2,"m2","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-11-24T10:00:00Z","sampledValue":[{"value":"1.5e3"}]}]}]"#), true),
             (self.event("[2,\"m3\",\n\"Heartbeat\",{}]"), false),
             (self.event(#"[2,"m4","ChangeConfiguration",{"key":"AuthorizationKey","value":"s3cret"}]"#, direction: .toCharger), false),
+            (self.event(#"[2,"m5","GetConfiguration",{"key":["HeartbeatInterval"]}]"#, direction: .toCharger), false),
+            (self.event("[2,\"m6\",\r\"Heartbeat\",{}]"), false),
             (self.event(#"[2,"a"]"#), false),
             (self.event("not json"), false),
             (self.event("ok", opcode: .ping), false),
         ]
         for (frame, built) in frames {
             var line: [UInt8] = []
-            serializer.append(.frame(frame), into: &line)
+            let verbatim = serializer.append(.frame(frame), into: &line)
             guard case .object(let parsed) = try JSONParser.parse(Array(line.dropLast())) else {
                 Issue.record("not an object: \(String(decoding: line, as: UTF8.self))")
                 continue
             }
-            let record = serializer.record(of: frame, file: "c.jsonl", line: 7)
-            #expect((record != nil) == built, "\(String(decoding: line, as: UTF8.self))")
-            // Equal records have equal fields and equal typed fields (kind, ts, connection, message...).
-            if let record { #expect(record == CaptureRecord(file: "c.jsonl", line: 7, fields: parsed), "\(String(decoding: line, as: UTF8.self))") }
+            // As the writer asks (with what `append` said of the payload), and without that hint.
+            for record in [
+                serializer.record(of: frame, verbatim: verbatim, file: "c.jsonl", line: 7), serializer.record(of: frame, file: "c.jsonl", line: 7),
+            ] {
+                #expect((record != nil) == built, "\(String(decoding: line, as: UTF8.self))")
+                // Equal records have equal fields and equal typed fields (kind, ts, connection, message...).
+                if let record { #expect(record == CaptureRecord(file: "c.jsonl", line: 7, fields: parsed), "\(String(decoding: line, as: UTF8.self))") }
+            }
+        }
+    }
+
+    @Test("numbers are written as their digits", arguments: [0, 7, 10, 42, 1_000_000, UInt64.max])
+    func digits(_ value: UInt64) {
+        var out: [UInt8] = [UInt8(ascii: ",")]
+        CaptureSerializer.appendDecimal(value, to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "," + String(value))
+    }
+
+    @Test("a line feed or carriage return is found anywhere in a payload")
+    func lineBreaks() {
+        for text in ["", "[]", "[2,\n\"a\"]", "\r", String(repeating: "x", count: 300) + "\n"] {
+            let found = Array(text.utf8).withUnsafeBytes { CaptureSerializer.hasLineBreak($0) }
+            #expect(found == (text.contains("\n") || text.contains("\r")), "\(text)")
         }
     }
 }
