@@ -18,6 +18,9 @@ struct JSONTests {
         #expect(value[0] == .string("a\"b\\c\né😀"))
         #expect(JSONWriter.string(value) == "[\"a\\\"b\\\\c\\né😀\"]")
         #expect(JSONWriter.string(.string("\u{01}")) == #""\u0001""#)
+        // Strings with nothing to escape are written as they are; one escape anywhere is still found.
+        #expect(JSONWriter.string(.string("CP-ü 7/MeterValues")) == #""CP-ü 7/MeterValues""#)
+        #expect(JSONWriter.string(.string(String(repeating: "x", count: 40) + "\t")) == "\"" + String(repeating: "x", count: 40) + "\\t\"")
     }
 
     @Test(
