@@ -555,6 +555,16 @@ final class RelayHandler: ChannelDuplexHandler {
             self.parsedEnvelope = nil
             return
         }
+        // A message read unmasked is a slice of the buffer the socket read into. Queued for the recorder as
+        // it is, that slice would keep the whole buffer alive until the writer thread gets to it, so the
+        // channel could not read into the same buffer again and would allocate a new one; the recorder
+        // gets its own copy of the message instead.
+        var payload = payload
+        if payload.storageCapacity > 2 * payload.readableBytes + 64 {
+            var copy = (self.context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: payload.readableBytes)
+            copy.writeImmutableBuffer(payload)
+            payload = copy
+        }
         var event = FrameEvent(
             ts: .now(), connection: self.session.id, chargePoint: self.session.chargePoint, direction: direction,
             opcode: opcode, payload: payload, fragments: fragments, injected: injected, fault: fault
