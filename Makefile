@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/ocpp-witness
 
-.PHONY: setup build demo test clean bench bench-validation
+.PHONY: setup build demo test clean bench bench-validation bench-recorder
 
 ## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
 setup:
@@ -34,3 +34,8 @@ bench: setup
 bench-validation: setup
 	$(SWIFT) build -c release --product ocpp-witness
 	.build/release/ocpp-witness benchmark validation --peer-python .tools/venv/bin/python
+
+## CPU per message of the recorder's thread alone (recording, and recording with live analysis), in a release build.
+bench-recorder: setup
+	$(SWIFT) build -c release --product ocpp-witness
+	.build/release/ocpp-witness benchmark recorder $(BENCH_ARGS)

@@ -22,8 +22,8 @@ struct RecorderBenchmark: AsyncParsableCommand {
             thread then completes them (envelope, call correlation), writes them to a capture, and with live analysis parses and
             validates each message and applies the deviation rules. Printed: that thread's CPU time (user + kernel) per message,
             recording alone and with live analysis, the difference being the analysis. Nothing else competes with the thread, so
-            runs repeat to a few percent; under `valgrind --tool=callgrind` (with a smaller --messages) the instruction counts
-            per stage repeat exactly. Use a release build.
+            runs repeat to within a few percent on a quiet machine, and `perf record -e cpu-clock -g` of this command profiles the
+            recorder without the event loops. Use a release build (`make bench-recorder`).
             """
     )
 
