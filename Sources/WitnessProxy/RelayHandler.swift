@@ -560,10 +560,8 @@ final class RelayHandler: ChannelDuplexHandler {
         // channel could not read into the same buffer again and would allocate a new one; the recorder
         // gets its own copy of the message instead.
         var payload = payload
-        if payload.storageCapacity > 2 * payload.readableBytes + 64 {
-            var copy = (self.context?.channel.allocator ?? ByteBufferAllocator()).buffer(capacity: payload.readableBytes)
-            copy.writeImmutableBuffer(payload)
-            payload = copy
+        if self.session.recorder != nil, payload.storageCapacity > 2 * payload.readableBytes + 64 {
+            payload = (self.context?.channel.allocator ?? ByteBufferAllocator()).buffer(buffer: payload)
         }
         var event = FrameEvent(
             ts: .now(), connection: self.session.id, chargePoint: self.session.chargePoint, direction: direction,
