@@ -29,14 +29,76 @@ public final class Schema: @unchecked Sendable {
         var names: [String] { JSONType.allCases.filter { self.contains(JSONTypes($0)) }.map(\.rawValue) }
     }
 
-    var types: JSONTypes?
+    // Every constraint is a constant: validation reads these for every value it checks, and constants of a
+    // class can be read in place, without the reference counting a variable needs.
+    let types: JSONTypes?
     /// Declared properties in schema order, each name once. Every member of every object validated is
     /// looked up here: see `property(named:after:)`.
+    let properties: [(name: String, schema: Schema)]
+    let required: [String]
+    let additionalProperties: Bool
+    let enumValues: [JSONValue]?
+    /// The enum as a set when all its values are strings (all OCA enums are), for constant-time checks.
+    let enumStrings: Set<String>?
+    let maxLength: Int?
+    let minLength: Int?
+    let minimum: Decimal?
+    let maximum: Decimal?
+    let multipleOf: Decimal?
+    let items: Schema?
+    let minItems: Int?
+    let maxItems: Int?
+    let format: String?
+    /// For a `$ref` that refers to a schema still being compiled (a recursive schema): the node it stands
+    /// for, set once that is compiled. Nil for every other node, which carries its constraints itself.
+    fileprivate(set) var target: Schema?
+
+    fileprivate init(_ draft: SchemaDraft) {
+        self.types = draft.types
+        self.properties = draft.properties
+        self.required = draft.required
+        self.additionalProperties = draft.additionalProperties
+        self.enumValues = draft.enumValues
+        self.enumStrings = draft.enumStrings
+        self.maxLength = draft.maxLength
+        self.minLength = draft.minLength
+        self.minimum = draft.minimum
+        self.maximum = draft.maximum
+        self.multipleOf = draft.multipleOf
+        self.items = draft.items
+        self.minItems = draft.minItems
+        self.maxItems = draft.maxItems
+        self.format = draft.format
+    }
+
+    /// Property names this schema declares, in schema order.
+    public var declaredProperties: [String] { self.properties.map(\.name) }
+
+    /// Where the schema of property `name` is in `properties`. Senders write an object's members in a
+    /// steady order, mostly the schema's: the search starts at `hint` (where the previous member's match
+    /// ended, updated here), and OCA objects have a handful of properties, so a few string comparisons
+    /// replace hashing the name.
+    func property(named name: String, after hint: inout Int) -> Int? {
+        let count = self.properties.count
+        if hint < count, self.properties[hint].name == name {
+            hint += 1
+            return hint - 1
+        }
+        for index in 0..<count where self.properties[index].name == name {
+            hint = index + 1
+            return index
+        }
+        return nil
+    }
+}
+
+/// A schema node while its keywords are read.
+private struct SchemaDraft {
+    var types: Schema.JSONTypes?
     var properties: [(name: String, schema: Schema)] = []
     var required: [String] = []
     var additionalProperties = true
     var enumValues: [JSONValue]?
-    /// The enum as a set when all its values are strings (all OCA enums are), for constant-time checks.
     var enumStrings: Set<String>?
     var maxLength: Int?
     var minLength: Int?
@@ -47,29 +109,6 @@ public final class Schema: @unchecked Sendable {
     var minItems: Int?
     var maxItems: Int?
     var format: String?
-    /// Set while a `$ref` target is being compiled, so recursive schemas resolve to the same node.
-    fileprivate var target: Schema?
-
-    init() {}
-
-    /// Property names this schema declares, in schema order.
-    public var declaredProperties: [String] { self.properties.map(\.name) }
-
-    /// The schema of property `name`. Senders write an object's members in a steady order, mostly the
-    /// schema's: the search starts at `hint` (where the previous member's match ended, updated here), and
-    /// OCA objects have a handful of properties, so a few string comparisons replace hashing the name.
-    func property(named name: String, after hint: inout Int) -> Schema? {
-        let count = self.properties.count
-        if hint < count, self.properties[hint].name == name {
-            hint += 1
-            return self.properties[hint - 1].schema
-        }
-        for index in 0..<count where self.properties[index].name == name {
-            hint = index + 1
-            return self.properties[index].schema
-        }
-        return nil
-    }
 }
 
 /// Why a schema file could not be compiled, naming the file and the place in it.
@@ -105,7 +144,7 @@ struct SchemaCompiler {
             guard case .string(let ref) = reference else { throw self.fail(pointer, "$ref must be a string") }
             return try self.resolve(ref, from: pointer)
         }
-        let schema = Schema()
+        var schema = SchemaDraft()
         for member in object.members {
             let here = pointer + "/" + member.key
             switch member.key {
@@ -176,7 +215,7 @@ struct SchemaCompiler {
                 throw self.fail(here, "unsupported schema keyword '\(member.key)'")
             }
         }
-        return schema
+        return Schema(schema)
     }
 
     private mutating func resolve(_ ref: String, from pointer: String) throws -> Schema {
@@ -189,7 +228,7 @@ struct SchemaCompiler {
             node = next
         }
         // A placeholder first, so that a schema referring to itself terminates.
-        let placeholder = Schema()
+        let placeholder = Schema(SchemaDraft())
         self.resolved[ref] = placeholder
         let compiled = try self.compile(node, pointer: String(ref.dropFirst()))
         placeholder.target = compiled
@@ -210,7 +249,3 @@ struct SchemaCompiler {
     }
 }
 
-extension Schema {
-    /// The node a `$ref` placeholder stands for, once compiled.
-    var effective: Schema { self.target ?? self }
-}

@@ -9,26 +9,37 @@ public struct SchemaValidator: Sendable {
 
     public func validate(_ value: JSONValue, against schema: Schema) -> [SchemaViolation] {
         var violations: [SchemaViolation] = []
-        var path = Path()
-        self.check(value, schema.effective, path: &path, into: &violations)
+        var path = Path(root: value)
+        self.check(value, schema, path: &path, into: &violations)
         return violations
     }
 
-    /// Where the validator is in the payload; turned into a JSON pointer only when a violation is found.
+    /// Where the validator is in the payload: the position of each member or item on the way down from the
+    /// root. Positions are plain numbers, so descending costs no reference counting; they are turned into a
+    /// JSON pointer (with the members' names) only when a violation is found.
     struct Path {
-        enum Component {
-            case key(String)
-            case index(Int)
-        }
+        let root: JSONValue
+        var positions: [Int] = []
 
-        var components: [Component] = []
+        init(root: JSONValue) {
+            self.root = root
+            self.positions.reserveCapacity(8)
+        }
 
         var pointer: String {
             var out = ""
-            for component in self.components {
-                switch component {
-                case .key(let key): out += "/" + JSONPointer.escape(key)
-                case .index(let index): out += "/" + String(index)
+            var node = self.root
+            for position in self.positions {
+                switch node {
+                case .object(let object):
+                    let member = object.members[position]
+                    out += "/" + JSONPointer.escape(member.key)
+                    node = member.value
+                case .array(let items):
+                    out += "/" + String(position)
+                    node = items[position]
+                default:
+                    return out
                 }
             }
             return out
@@ -42,6 +53,11 @@ public struct SchemaValidator: Sendable {
     private var quirkSeverity: Severity { self.profile == .lenient ? .warning : .error }
 
     private func check(_ value: JSONValue, _ schema: Schema, path: inout Path, into violations: inout [SchemaViolation]) {
+        if let target = schema.target {
+            // A recursive schema's `$ref`, resolved once its target was compiled.
+            self.check(value, target, path: &path, into: &violations)
+            return
+        }
         if let types = schema.types, !Self.matches(value, types) {
             violations.append(
                 SchemaViolation(
@@ -80,12 +96,13 @@ public struct SchemaValidator: Sendable {
                 )
             }
             var hint = 0
-            for member in object.members {
-                if let property = schema.property(named: member.key, after: &hint) {
-                    path.components.append(.key(member.key))
-                    self.check(member.value, property.effective, path: &path, into: &violations)
-                    path.components.removeLast()
+            for position in object.members.indices {
+                if let index = schema.property(named: object.members[position].key, after: &hint) {
+                    path.positions.append(position)
+                    self.check(object.members[position].value, schema.properties[index].schema, path: &path, into: &violations)
+                    path.positions.removeLast()
                 } else if !schema.additionalProperties {
+                    let member = object.members[position]
                     violations.append(
                         SchemaViolation(
                             keyword: "additionalProperties", pointer: path.appending(member.key),
@@ -102,11 +119,11 @@ public struct SchemaValidator: Sendable {
             if let maximum = schema.maxItems, items.count > maximum {
                 violations.append(SchemaViolation(keyword: "maxItems", pointer: path.pointer, expected: "at most \(maximum) items", found: "\(items.count)"))
             }
-            if let itemSchema = schema.items?.effective {
-                for (index, item) in items.enumerated() {
-                    path.components.append(.index(index))
-                    self.check(item, itemSchema, path: &path, into: &violations)
-                    path.components.removeLast()
+            if let itemSchema = schema.items {
+                for index in items.indices {
+                    path.positions.append(index)
+                    self.check(items[index], itemSchema, path: &path, into: &violations)
+                    path.positions.removeLast()
                 }
             }
         case .string(let text):

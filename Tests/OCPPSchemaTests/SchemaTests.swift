@@ -138,6 +138,25 @@ struct SchemaTests {
         #expect(schema.declaredProperties == ["connectorId", "errorCode", "info", "status", "timestamp", "vendorId", "vendorErrorCode"])
     }
 
+    @Test("a recursive schema validates at every depth, and pointers name the members on the way down")
+    func recursiveSchema() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("witness-schemas-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let tree = ##"{"$schema":"http://json-schema.org/draft-06/schema#","definitions":{"node":{"type":"object","properties":{"name":{"type":"string","maxLength":5},"children":{"type":"array","items":{"$ref":"#/definitions/node"}}},"additionalProperties":false}},"$ref":"#/definitions/node"}"##
+        for folder in ["v16", "v201", "v21"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true)
+            try Data((folder == "v16" ? tree : #"{"type":"object"}"#).utf8).write(to: URL(fileURLWithPath: root + "/" + folder + "/Tree.json"))
+        }
+        let schema = try #require(try SchemaRegistry(root: root).request(.v16, "Tree"))
+        let validator = SchemaValidator(profile: .strict)
+        func pointers(_ text: String) throws -> [String] {
+            try validator.validate(JSONParser.parse(text), against: schema).map { "\($0.keyword) \($0.pointer)" }
+        }
+        #expect(try pointers(#"{"name":"a","children":[{"name":"b","children":[{"name":"c"}]}]}"#) == [])
+        #expect(try pointers(#"{"name":"a","children":[{"name":"b"},{"children":[{"name":"toolong"}]}]}"#) == ["maxLength /children/1/children/0/name"])
+        #expect(try pointers(#"{"children":[{"x/y":1,"name":"b"}],"name":7}"#) == ["additionalProperties /children/0/x~1y", "type /name"])
+    }
+
     @Test("multipleOf works on the exact decimal text, so 0.3 is a multiple of 0.1")
     func exactMultipleOf() throws {
         let schema = try #require(self.registry.request(.v16, "SetChargingProfile"))
