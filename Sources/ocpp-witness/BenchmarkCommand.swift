@@ -7,7 +7,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure OCPP Witness against a peer in the same run.",
-        subcommands: [ForwardingBenchmark.self, ValidationBenchmark.self, RecorderBenchmark.self]
+        subcommands: [ForwardingBenchmark.self, ValidationBenchmark.self, RecorderBenchmark.self, ByteRelayPeer.self]
     )
 }
 

@@ -37,7 +37,15 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds of measured load per set-up and round (after a short warm-up).")
     var seconds: Double = 6
 
-    @Option(help: ArgumentHelp("Set-ups to run, comma-separated: direct, nginx, witness, witness-record, witness-forward.", valueName: "LIST"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Set-ups to run, comma-separated: direct, nginx, witness, witness-record, witness-forward, and byte-relay (not by \
+            default: a TCP relay on the proxy's event loops that does not read the bytes, the framework's floor).
+            """,
+            valueName: "LIST"
+        )
+    )
     var setups: String = "direct,nginx,witness,witness-record,witness-forward"
 
     @Option(
@@ -93,6 +101,9 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         }
         if self.rounds < 1 { throw ValidationError("--rounds expects at least 1, got \(self.rounds)") }
         if self.chargers < 1 { throw ValidationError("--chargers expects at least 1, got \(self.chargers)") }
+        for setup in self.setups.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !Self.setupOrder.contains(setup) {
+            throw ValidationError("--setups: unknown set-up '\(setup)'; choose from \(Self.setupOrder.joined(separator: ", "))")
+        }
     }
 
     func run() async throws {
@@ -186,7 +197,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
 
     // MARK: Set-ups
 
-    static let setupOrder = ["direct", "nginx", "witness", "witness-record", "witness-forward"]
+    static let setupOrder = ["direct", "nginx", "byte-relay", "witness", "witness-record", "witness-forward"]
 
     /// One set-up under one load: starts it, runs the chargers (closed loop, or paced at `ratePerCharger`
     /// round trips per second), reads the proxy's CPU and memory, and stops it.
@@ -287,6 +298,19 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             let probe = ProcessProbe(pid: child.pid, includeChildren: true)
             return Target(
                 url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuTime, capture: nil, log: directory + "/error.log",
+                stopAction: {
+                    child.stop()
+                    return nil
+                }
+            )
+        case "byte-relay":
+            let port = try freePort()
+            let log = work + "/byte-relay-\(port).log"
+            let child = try Child.start(selfPath(), ["benchmark", "byte-relay", "--listen", "127.0.0.1:\(port)", "--upstream", "127.0.0.1:\(csmsPort)"], log: log)
+            try await waitForPort(port)
+            let probe = ProcessProbe(pid: child.pid, includeChildren: false)
+            return Target(
+                url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuTime, capture: nil, log: log,
                 stopAction: {
                     child.stop()
                     return nil

@@ -120,6 +120,25 @@ struct ForwardingBenchmarkSmokeTests {
     }
 }
 
+extension ForwardingBenchmarkSmokeTests {
+    @Test("the byte relay carries the chargers' load as a peer; an unknown set-up is refused by name")
+    func byteRelayPeer() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "forwarding", "--chargers", "2", "--seconds", "1", "--rounds", "1", "--setups", "direct,byte-relay", "--rate", "200",
+            "--scale-connections", "0", "--schemas", WitnessBinary.root.appendingPathComponent("schemas").path,
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        let relay = result.output.split(separator: "\n").first { $0.hasPrefix("  byte-relay ") } ?? ""
+        #expect(relay.contains(#/p99 \d+\.\d+ ms .*added p99/#), "\(result.output)")
+        #expect(!result.output.contains("CALLs failed"), "\(result.output)")
+        #expect(!result.output.contains("could not connect or boot"), "\(result.output)")
+
+        let unknown = try await WitnessBinary.run(["benchmark", "forwarding", "--setups", "direct,haproxy"])
+        #expect(unknown.status != 0)
+        #expect(unknown.errors.contains("unknown set-up 'haproxy'"), "\(unknown.errors)")
+    }
+}
+
 /// The recorder's thread on its own, in miniature.
 @Suite("Recorder benchmark (reduced)")
 struct RecorderBenchmarkSmokeTests {
