@@ -38,8 +38,8 @@ public final class Schema: @unchecked Sendable {
     let required: [String]
     let additionalProperties: Bool
     let enumValues: [JSONValue]?
-    /// The enum as a set when all its values are strings (all OCA enums are), for constant-time checks.
-    let enumStrings: Set<String>?
+    /// The enum's values when all of them are strings (all OCA enums are), for checks without hashing.
+    let enumStrings: StringChoices?
     let maxLength: Int?
     let minLength: Int?
     let minimum: Decimal?
@@ -92,6 +92,29 @@ public final class Schema: @unchecked Sendable {
     }
 }
 
+/// The strings an enum allows, grouped by their length in UTF-8: a value is compared byte for byte with
+/// the few choices of its own length (JSON Schema compares strings by their code points), without hashing it.
+struct StringChoices {
+    private let byLength: [[[UInt8]]]
+
+    init(_ strings: [String]) {
+        var byLength: [[[UInt8]]] = Array(repeating: [], count: (strings.map(\.utf8.count).max() ?? 0) + 1)
+        for string in strings { byLength[string.utf8.count].append(Array(string.utf8)) }
+        self.byLength = byLength
+    }
+
+    func contains(_ text: String) -> Bool {
+        let length = text.utf8.count
+        guard length < self.byLength.count else { return false }
+        let choices = self.byLength[length]
+        guard !choices.isEmpty else { return false }
+        guard length > 0 else { return true }
+        return text.utf8.withContiguousStorageIfAvailable { bytes in
+            choices.contains { choice in choice.withUnsafeBufferPointer { memcmp($0.baseAddress!, bytes.baseAddress!, length) == 0 } }
+        } ?? choices.contains { $0.elementsEqual(text.utf8) }
+    }
+}
+
 /// A schema node while its keywords are read.
 private struct SchemaDraft {
     var types: Schema.JSONTypes?
@@ -99,7 +122,7 @@ private struct SchemaDraft {
     var required: [String] = []
     var additionalProperties = true
     var enumValues: [JSONValue]?
-    var enumStrings: Set<String>?
+    var enumStrings: StringChoices?
     var maxLength: Int?
     var minLength: Int?
     var minimum: Decimal?
@@ -189,7 +212,7 @@ struct SchemaCompiler {
                 guard case .array(let values) = member.value else { throw self.fail(here, "enum must be an array") }
                 schema.enumValues = values
                 let strings = values.compactMap(\.stringValue)
-                if strings.count == values.count { schema.enumStrings = Set(strings) }
+                if strings.count == values.count { schema.enumStrings = StringChoices(strings) }
             case "maxLength": schema.maxLength = try self.integer(member.value, here)
             case "minLength": schema.minLength = try self.integer(member.value, here)
             case "minItems": schema.minItems = try self.integer(member.value, here)

@@ -138,6 +138,23 @@ struct SchemaTests {
         #expect(schema.declaredProperties == ["connectorId", "errorCode", "info", "status", "timestamp", "vendorId", "vendorErrorCode"])
     }
 
+    @Test("an enum accepts exactly its values: same length, empty, longer and non-ASCII strings are told apart")
+    func enumValues() throws {
+        let schema = try #require(self.registry.request(.v16, "StatusNotification"))
+        let validator = SchemaValidator(profile: .strict)
+        func keywords(_ status: String) throws -> [String] {
+            let payload: JSONValue = ["connectorId": 1, "errorCode": "NoError", "status": .string(status)]
+            return validator.validate(payload, against: schema).map { "\($0.keyword) \($0.pointer)" }
+        }
+        for valid in ["Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing", "Reserved", "Unavailable", "Faulted"] {
+            #expect(try keywords(valid) == [], "\(valid)")
+        }
+        // "Plugged" has the length of "Faulted"; "Availabl" and "Available " are one byte short and long.
+        for invalid in ["Plugged", "", "Availabl", "Available ", "Availablé", "Charging\u{0}"] {
+            #expect(try keywords(invalid) == ["enum /status"], "\(invalid)")
+        }
+    }
+
     @Test("a recursive schema validates at every depth, and pointers name the members on the way down")
     func recursiveSchema() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("witness-schemas-\(UUID().uuidString)").path
