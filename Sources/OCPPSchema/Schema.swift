@@ -29,62 +29,53 @@ public final class Schema: @unchecked Sendable {
         var names: [String] { JSONType.allCases.filter { self.contains(JSONTypes($0)) }.map(\.rawValue) }
     }
 
-    // Every constraint is a constant: validation reads these for every value it checks, and constants of a
-    // class can be read in place, without the reference counting a variable needs.
-    let types: JSONTypes?
-    /// Declared properties in schema order, each name once. Every member of every object validated is
-    /// looked up here: see `property(named:after:)`.
-    let properties: [(name: String, schema: Schema)]
-    let required: [String]
-    let additionalProperties: Bool
-    let enumValues: [JSONValue]?
-    /// The enum's values when all of them are strings (all OCA enums are), for checks without hashing.
-    let enumStrings: StringChoices?
-    let maxLength: Int?
-    let minLength: Int?
-    let minimum: Decimal?
-    let maximum: Decimal?
-    let multipleOf: Decimal?
-    let items: Schema?
-    let minItems: Int?
-    let maxItems: Int?
-    let format: String?
+    /// What the node requires of a value, by JSON Schema keyword.
+    struct Keywords {
+        var types: JSONTypes?
+        /// Declared properties in schema order, each name once. Every member of every object validated is
+        /// looked up here: see `property(named:after:)`.
+        var properties: [(name: String, schema: Schema)] = []
+        var required: [String] = []
+        var additionalProperties = true
+        var enumValues: [JSONValue]?
+        /// The enum's values when all of them are strings (all OCA enums are), for checks without hashing.
+        var enumStrings: StringChoices?
+        var maxLength: Int?
+        var minLength: Int?
+        var minimum: Decimal?
+        var maximum: Decimal?
+        var multipleOf: Decimal?
+        var items: Schema?
+        var minItems: Int?
+        var maxItems: Int?
+        var format: String?
+    }
+
+    /// A constant: validation reads the keywords for every value it checks, and a class's constants are
+    /// read in place, without the reference counting a variable's reads need.
+    let keywords: Keywords
     /// For a `$ref` that refers to a schema still being compiled (a recursive schema): the node it stands
-    /// for, set once that is compiled. Nil for every other node, which carries its constraints itself.
+    /// for, set once that is compiled. Nil for every other node, which carries its keywords itself.
     fileprivate(set) var target: Schema?
 
-    fileprivate init(_ draft: SchemaDraft) {
-        self.types = draft.types
-        self.properties = draft.properties
-        self.required = draft.required
-        self.additionalProperties = draft.additionalProperties
-        self.enumValues = draft.enumValues
-        self.enumStrings = draft.enumStrings
-        self.maxLength = draft.maxLength
-        self.minLength = draft.minLength
-        self.minimum = draft.minimum
-        self.maximum = draft.maximum
-        self.multipleOf = draft.multipleOf
-        self.items = draft.items
-        self.minItems = draft.minItems
-        self.maxItems = draft.maxItems
-        self.format = draft.format
+    fileprivate init(_ keywords: Keywords) {
+        self.keywords = keywords
     }
 
     /// Property names this schema declares, in schema order.
-    public var declaredProperties: [String] { self.properties.map(\.name) }
+    public var declaredProperties: [String] { self.keywords.properties.map(\.name) }
 
     /// Where the schema of property `name` is in `properties`. Senders write an object's members in a
     /// steady order, mostly the schema's: the search starts at `hint` (where the previous member's match
     /// ended, updated here), and OCA objects have a handful of properties, so a few string comparisons
     /// replace hashing the name.
     func property(named name: String, after hint: inout Int) -> Int? {
-        let count = self.properties.count
-        if hint < count, self.properties[hint].name == name {
+        let count = self.keywords.properties.count
+        if hint < count, self.keywords.properties[hint].name == name {
             hint += 1
             return hint - 1
         }
-        for index in 0..<count where self.properties[index].name == name {
+        for index in 0..<count where self.keywords.properties[index].name == name {
             hint = index + 1
             return index
         }
@@ -113,25 +104,6 @@ struct StringChoices {
             choices.contains { choice in choice.withUnsafeBufferPointer { memcmp($0.baseAddress!, bytes.baseAddress!, length) == 0 } }
         } ?? choices.contains { $0.elementsEqual(text.utf8) }
     }
-}
-
-/// A schema node while its keywords are read.
-private struct SchemaDraft {
-    var types: Schema.JSONTypes?
-    var properties: [(name: String, schema: Schema)] = []
-    var required: [String] = []
-    var additionalProperties = true
-    var enumValues: [JSONValue]?
-    var enumStrings: StringChoices?
-    var maxLength: Int?
-    var minLength: Int?
-    var minimum: Decimal?
-    var maximum: Decimal?
-    var multipleOf: Decimal?
-    var items: Schema?
-    var minItems: Int?
-    var maxItems: Int?
-    var format: String?
 }
 
 /// Why a schema file could not be compiled, naming the file and the place in it.
@@ -167,7 +139,7 @@ struct SchemaCompiler {
             guard case .string(let ref) = reference else { throw self.fail(pointer, "$ref must be a string") }
             return try self.resolve(ref, from: pointer)
         }
-        var schema = SchemaDraft()
+        var schema = Schema.Keywords()
         for member in object.members {
             let here = pointer + "/" + member.key
             switch member.key {
@@ -251,7 +223,7 @@ struct SchemaCompiler {
             node = next
         }
         // A placeholder first, so that a schema referring to itself terminates.
-        let placeholder = Schema(SchemaDraft())
+        let placeholder = Schema(Schema.Keywords())
         self.resolved[ref] = placeholder
         let compiled = try self.compile(node, pointer: String(ref.dropFirst()))
         placeholder.target = compiled

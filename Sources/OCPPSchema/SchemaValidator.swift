@@ -58,7 +58,7 @@ public struct SchemaValidator: Sendable {
             self.check(value, target, path: &path, into: &violations)
             return
         }
-        if let types = schema.types, !Self.matches(value, types) {
+        if let types = schema.keywords.types, !Self.matches(value, types) {
             violations.append(
                 SchemaViolation(
                     keyword: "type", pointer: path.pointer, expected: types.names.sorted().joined(separator: " or "),
@@ -68,12 +68,12 @@ public struct SchemaValidator: Sendable {
             return
         }
         let inEnum: Bool
-        if let strings = schema.enumStrings, case .string(let text) = value {
+        if let strings = schema.keywords.enumStrings, case .string(let text) = value {
             inEnum = strings.contains(text)
         } else {
-            inEnum = schema.enumValues.map { $0.contains(value) } ?? true
+            inEnum = schema.keywords.enumValues.map { $0.contains(value) } ?? true
         }
-        if !inEnum, let allowed = schema.enumValues {
+        if !inEnum, let allowed = schema.keywords.enumValues {
             let caseOnly =
                 value.stringValue.map { text in allowed.contains { $0.stringValue?.lowercased() == text.lowercased() } } ?? false
             violations.append(
@@ -87,7 +87,7 @@ public struct SchemaValidator: Sendable {
         }
         switch value {
         case .object(let object):
-            for name in schema.required where object[name] == nil {
+            for name in schema.keywords.required where object[name] == nil {
                 violations.append(
                     SchemaViolation(
                         keyword: "required", pointer: path.appending(name), expected: "required property '\(name)'",
@@ -99,27 +99,27 @@ public struct SchemaValidator: Sendable {
             for position in object.members.indices {
                 if let index = schema.property(named: object.members[position].key, after: &hint) {
                     path.positions.append(position)
-                    self.check(object.members[position].value, schema.properties[index].schema, path: &path, into: &violations)
+                    self.check(object.members[position].value, schema.keywords.properties[index].schema, path: &path, into: &violations)
                     path.positions.removeLast()
-                } else if !schema.additionalProperties {
+                } else if !schema.keywords.additionalProperties {
                     let member = object.members[position]
                     violations.append(
                         SchemaViolation(
                             keyword: "additionalProperties", pointer: path.appending(member.key),
-                            expected: "only " + (schema.properties.isEmpty ? "no properties" : schema.declaredProperties.joined(separator: ", ")),
+                            expected: "only " + (schema.keywords.properties.isEmpty ? "no properties" : schema.declaredProperties.joined(separator: ", ")),
                             found: "unknown property '\(member.key)'"
                         )
                     )
                 }
             }
         case .array(let items):
-            if let minimum = schema.minItems, items.count < minimum {
+            if let minimum = schema.keywords.minItems, items.count < minimum {
                 violations.append(SchemaViolation(keyword: "minItems", pointer: path.pointer, expected: "at least \(minimum) items", found: "\(items.count)"))
             }
-            if let maximum = schema.maxItems, items.count > maximum {
+            if let maximum = schema.keywords.maxItems, items.count > maximum {
                 violations.append(SchemaViolation(keyword: "maxItems", pointer: path.pointer, expected: "at most \(maximum) items", found: "\(items.count)"))
             }
-            if let itemSchema = schema.items {
+            if let itemSchema = schema.keywords.items {
                 for index in items.indices {
                     path.positions.append(index)
                     self.check(items[index], itemSchema, path: &path, into: &violations)
@@ -127,11 +127,11 @@ public struct SchemaValidator: Sendable {
                 }
             }
         case .string(let text):
-            guard schema.maxLength != nil || schema.minLength != nil || schema.format != nil else { return }
+            guard schema.keywords.maxLength != nil || schema.keywords.minLength != nil || schema.keywords.format != nil else { return }
             // Counting characters walks the string; its UTF-8 size bounds the count from above.
             let bytes = text.utf8.count
-            let length = (schema.minLength ?? 0) == 0 && bytes <= (schema.maxLength ?? Int.max) ? bytes : text.unicodeScalars.count
-            if let maximum = schema.maxLength, length > maximum {
+            let length = (schema.keywords.minLength ?? 0) == 0 && bytes <= (schema.keywords.maxLength ?? Int.max) ? bytes : text.unicodeScalars.count
+            if let maximum = schema.keywords.maxLength, length > maximum {
                 violations.append(
                     SchemaViolation(
                         keyword: "maxLength", pointer: path.pointer, expected: "at most \(maximum) characters", found: "\(length) characters",
@@ -139,26 +139,26 @@ public struct SchemaValidator: Sendable {
                     )
                 )
             }
-            if let minimum = schema.minLength, length < minimum {
+            if let minimum = schema.keywords.minLength, length < minimum {
                 violations.append(
                     SchemaViolation(keyword: "minLength", pointer: path.pointer, expected: "at least \(minimum) characters", found: "\(length) characters")
                 )
             }
-            if let format = schema.format {
+            if let format = schema.keywords.format {
                 self.checkFormat(format, text, path: path, into: &violations)
             }
         case .number(let text):
             // Most numbers have no numeric constraint; only those that do are read as exact decimals.
-            guard schema.minimum != nil || schema.maximum != nil || schema.multipleOf != nil,
+            guard schema.keywords.minimum != nil || schema.keywords.maximum != nil || schema.keywords.multipleOf != nil,
                 let number = Decimal(string: text, locale: Self.posix)
             else { return }
-            if let minimum = schema.minimum, number < minimum {
+            if let minimum = schema.keywords.minimum, number < minimum {
                 violations.append(SchemaViolation(keyword: "minimum", pointer: path.pointer, expected: "at least \(minimum)", found: text))
             }
-            if let maximum = schema.maximum, number > maximum {
+            if let maximum = schema.keywords.maximum, number > maximum {
                 violations.append(SchemaViolation(keyword: "maximum", pointer: path.pointer, expected: "at most \(maximum)", found: text))
             }
-            if let step = schema.multipleOf, !Self.isMultiple(number, of: step) {
+            if let step = schema.keywords.multipleOf, !Self.isMultiple(number, of: step) {
                 violations.append(SchemaViolation(keyword: "multipleOf", pointer: path.pointer, expected: "a multiple of \(step)", found: text))
             }
         case .bool, .null:
