@@ -95,7 +95,30 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     )
     var proxyOptions: String = ""
 
+    @Option(
+        name: .customLong("proxy-cpus"),
+        help: ArgumentHelp(
+            """
+            CPUs for the proxy under test (nginx, the byte relay, OCPP Witness), as `taskset -c` takes them (e.g. 4-7). With \
+            --load-cpus, the load generator and the CSMS stay off the proxy's cores; the benchmark checks each proxy runs there.
+            """,
+            valueName: "LIST"
+        )
+    )
+    var proxyCPUs: String?
+
+    @Option(
+        name: .customLong("load-cpus"),
+        help: ArgumentHelp("CPUs for the load generator (this process) and the CSMS simulator, e.g. 0-3.", valueName: "LIST")
+    )
+    var loadCPUs: String?
+
+    private var proxyCPUList: CPUList? { get throws { try self.proxyCPUs.map { try CPUList(parsing: $0, option: "--proxy-cpus") } } }
+    private var loadCPUList: CPUList? { get throws { try self.loadCPUs.map { try CPUList(parsing: $0, option: "--load-cpus") } } }
+
     func validate() throws {
+        _ = try self.proxyCPUList
+        _ = try self.loadCPUList
         if let rate, rate < 2 * self.chargers {
             throw ValidationError("--rate \(rate) is below one round trip per second for each of the \(self.chargers) chargers; use at least \(2 * self.chargers)")
         }
@@ -121,13 +144,24 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         let selected = Set(self.setups.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         let machine = machineDescription()
         print("OCPP Witness forwarding benchmark — \(machine)")
-        print("\(self.chargers) chargers, closed loop, \(self.seconds) s per set-up and round, \(self.rounds) round(s); messages = CALLs + CALLRESULTs\n")
+        print("\(self.chargers) chargers, closed loop, \(self.seconds) s per set-up and round, \(self.rounds) round(s); messages = CALLs + CALLRESULTs")
+        let loadCPUs = try self.loadCPUList
+        if let loadCPUs { try loadCPUs.pinCurrentProcess() }
+        if loadCPUs != nil || self.proxyCPUs != nil {
+            print(
+                "CPUs: proxy under test on \(try self.proxyCPUList?.description ?? "any"), "
+                    + "load generator and CSMS on \(loadCPUs?.description ?? "any")"
+            )
+        }
+        print("")
 
         let csmsPort = try freePort()
-        let csms = try Child.start(selfPath(), ["simulate", "csms", "--listen", "127.0.0.1:\(csmsPort)", "--ocpp-version", "1.6", "--log-level", "error"], log: work + "/csms.log")
+        let csmsArguments = ["simulate", "csms", "--listen", "127.0.0.1:\(csmsPort)", "--ocpp-version", "1.6", "--log-level", "error"]
+        let csmsCommand = try loadCPUs?.command(selfPath(), csmsArguments) ?? (path: selfPath(), arguments: csmsArguments)
+        let csms = try Child.start(csmsCommand.path, csmsCommand.arguments, log: work + "/csms.log")
         defer { csms.stop() }
         try await waitForPort(csmsPort)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loadCPUs?.cpus.count ?? System.coreCount)
         let load = LoadSide(generator: ProcessProbe(pid: getpid(), includeChildren: false), csms: ProcessProbe(pid: csms.pid, includeChildren: false))
 
         var checked: RunResult?
@@ -293,8 +327,9 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                 }
                 """
             try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
-            let child = try Child.start(self.nginx, ["-c", directory + "/nginx.conf", "-p", directory], log: directory + "/stderr.log")
+            let child = try self.startProxy(self.nginx, ["-c", directory + "/nginx.conf", "-p", directory], log: directory + "/stderr.log")
             try await waitForPort(port)
+            try self.checkPinned(child, setup)
             let probe = ProcessProbe(pid: child.pid, includeChildren: true)
             return Target(
                 url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuTime, capture: nil, log: directory + "/error.log",
@@ -306,8 +341,9 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         case "byte-relay":
             let port = try freePort()
             let log = work + "/byte-relay-\(port).log"
-            let child = try Child.start(selfPath(), ["benchmark", "byte-relay", "--listen", "127.0.0.1:\(port)", "--upstream", "127.0.0.1:\(csmsPort)"], log: log)
+            let child = try self.startProxy(selfPath(), ["benchmark", "byte-relay", "--listen", "127.0.0.1:\(port)", "--upstream", "127.0.0.1:\(csmsPort)"], log: log)
             try await waitForPort(port)
+            try self.checkPinned(child, setup)
             let probe = ProcessProbe(pid: child.pid, includeChildren: false)
             return Target(
                 url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuTime, capture: nil, log: log,
@@ -325,8 +361,9 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             if setup == "witness-forward" { arguments.append("--no-capture") }
             arguments += self.proxyOptions.split(separator: " ").map(String.init)
             let log = work + "/\(setup)-\(port).log"
-            let child = try Child.start(selfPath(), arguments, log: log)
+            let child = try self.startProxy(selfPath(), arguments, log: log)
             try await waitForPort(port)
+            try self.checkPinned(child, setup)
             let probe = ProcessProbe(pid: child.pid, includeChildren: false)
             return Target(
                 url: "ws://127.0.0.1:\(port)", probe: probe, cpuAtStart: probe.cpuTime,
@@ -336,6 +373,22 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                     return setup == "witness-forward" ? nil : Self.recorderReport(log: log)
                 }
             )
+        }
+    }
+
+    /// Starts a proxy under test, on --proxy-cpus when given.
+    private func startProxy(_ path: String, _ arguments: [String], log: String) throws -> Child {
+        let command = try self.proxyCPUList?.command(path, arguments) ?? (path: path, arguments: arguments)
+        return try Child.start(command.path, command.arguments, log: log)
+    }
+
+    /// With --proxy-cpus, makes sure the proxy runs on those CPUs and nowhere else.
+    private func checkPinned(_ child: Child, _ setup: String) throws {
+        guard let wanted = try self.proxyCPUList else { return }
+        let actual = CPUList(allowedFor: child.pid)
+        guard actual == wanted else {
+            child.stop()
+            throw ValidationError("\(setup) runs on CPUs \(actual?.description ?? "unknown"), not on --proxy-cpus \(wanted)")
         }
     }
 

@@ -139,6 +139,31 @@ extension ForwardingBenchmarkSmokeTests {
     }
 }
 
+extension ForwardingBenchmarkSmokeTests {
+    @Test(
+        "--proxy-cpus and --load-cpus keep the proxy and the load on their own CPUs, checked on the running proxy",
+        .enabled(if: ProcessInfo.processInfo.activeProcessorCount >= 2, "needs two CPUs")
+    )
+    func pinnedCPUs() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "forwarding", "--chargers", "2", "--seconds", "1", "--rounds", "1", "--setups", "direct,witness-forward", "--rate", "200",
+            "--scale-connections", "0", "--proxy-cpus", "1", "--load-cpus", "0",
+            "--schemas", WitnessBinary.root.appendingPathComponent("schemas").path,
+        ])
+        // The benchmark stops with an error when a proxy does not run on exactly the CPUs asked for.
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("CPUs: proxy under test on 1, load generator and CSMS on 0"), "\(result.output)")
+        #expect(result.output.split(separator: "\n").contains { $0.hasPrefix("  witness-forward ") && $0.contains("added p99") }, "\(result.output)")
+
+        let missing = try await WitnessBinary.run(["benchmark", "forwarding", "--proxy-cpus", "0-4096"])
+        #expect(missing.status != 0)
+        #expect(missing.errors.contains("--proxy-cpus '0-4096': CPU 4096 does not exist"), "\(missing.errors)")
+        let garbled = try await WitnessBinary.run(["benchmark", "forwarding", "--load-cpus", "first"])
+        #expect(garbled.status != 0)
+        #expect(garbled.errors.contains("expected CPU numbers and ranges such as 0-3,6"), "\(garbled.errors)")
+    }
+}
+
 /// The recorder's thread on its own, in miniature.
 @Suite("Recorder benchmark (reduced)")
 struct RecorderBenchmarkSmokeTests {
