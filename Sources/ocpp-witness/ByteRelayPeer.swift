@@ -13,15 +13,15 @@ struct ByteRelayPeer: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(help: "Address to listen on, host:port.")
-    var listen: String
+    @Option(help: ArgumentHelp("Address to listen on.", valueName: "HOST:PORT"), transform: HostAndPort.parse)
+    var listen: HostAndPort
 
-    @Option(help: "Upstream to relay every connection to, host:port.")
-    var upstream: String
+    @Option(help: ArgumentHelp("Upstream to relay every connection to.", valueName: "HOST:PORT"), transform: HostAndPort.parse)
+    var upstream: HostAndPort
 
     func run() async throws {
-        let listenAddress = try Self.address(self.listen)
-        let upstreamAddress = try Self.address(self.upstream)
+        let listenAddress = try SocketAddress(ipAddress: self.listen.host, port: self.listen.port)
+        let upstreamAddress = try SocketAddress(ipAddress: self.upstream.host, port: self.upstream.port)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -44,13 +44,6 @@ struct ByteRelayPeer: AsyncParsableCommand {
             }
             .bind(to: listenAddress).get()
         try await server.closeFuture.get()
-    }
-
-    private static func address(_ text: String) throws -> SocketAddress {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
-            throw ValidationError("expected host:port, got '\(text)'")
-        }
-        return try SocketAddress(ipAddress: String(text[..<colon]), port: port)
     }
 }
 

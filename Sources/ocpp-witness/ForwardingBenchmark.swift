@@ -157,8 +157,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
 
         let csmsPort = try freePort()
         let csmsArguments = ["simulate", "csms", "--listen", "127.0.0.1:\(csmsPort)", "--ocpp-version", "1.6", "--log-level", "error"]
-        let csmsCommand = try loadCPUs?.command(selfPath(), csmsArguments) ?? (path: selfPath(), arguments: csmsArguments)
-        let csms = try Child.start(csmsCommand.path, csmsCommand.arguments, log: work + "/csms.log")
+        let csms = try Self.start(selfPath(), csmsArguments, on: loadCPUs, log: work + "/csms.log")
         defer { csms.stop() }
         try await waitForPort(csmsPort)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loadCPUs?.cpus.count ?? System.coreCount)
@@ -378,7 +377,12 @@ struct ForwardingBenchmark: AsyncParsableCommand {
 
     /// Starts a proxy under test, on --proxy-cpus when given.
     private func startProxy(_ path: String, _ arguments: [String], log: String) throws -> Child {
-        let command = try self.proxyCPUList?.command(path, arguments) ?? (path: path, arguments: arguments)
+        try Self.start(path, arguments, on: self.proxyCPUList, log: log)
+    }
+
+    /// Starts a child process, on `cpus` when given.
+    private static func start(_ path: String, _ arguments: [String], on cpus: CPUList?, log: String) throws -> Child {
+        let command = try cpus?.command(path, arguments) ?? (path: path, arguments: arguments)
         return try Child.start(command.path, command.arguments, log: log)
     }
 
