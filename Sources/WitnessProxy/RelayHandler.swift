@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Logging
 import NIOCore
@@ -72,8 +74,18 @@ final class RelayHandler: ChannelDuplexHandler {
         self.context = context
     }
 
+    /// The two handlers of a pair point at each other; a handler taken out of its pipeline lets go of its
+    /// partner and of whatever it still holds, so a closed pair (both handlers, their session, half-read
+    /// and held-back frames) is freed.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.partner = nil
+        self.early = []
+        self.held = []
+        self.releaseTask?.cancel()
+        self.releaseTask = nil
+        self.inbound = ByteBuffer()
+        self.messageData = ByteBuffer()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
