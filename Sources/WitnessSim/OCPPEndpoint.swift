@@ -103,18 +103,32 @@ public final class OCPPEndpoint: Sendable {
             return "\(self.idPrefix)\(state.nextId)"
         }
         let text = JSONWriter.string(.array([.int(MessageType.call.rawValue), .string(id), .string(action), payload]))
-        let timer = self.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
-            let continuation = self.state.withLockedValue { $0.pending.removeValue(forKey: id) }
-            continuation?.resume(throwing: OCPPEndpointError("no answer to \(action) (\(id)) within \(timeout)"))
-        }
-        defer { timer.cancel() }
+        let wait = Self.timeAmount(timeout)
+        let timer = NIOLockedValueBox<Scheduled<Void>?>(nil)
+        defer { timer.withLockedValue { $0?.cancel() } }
         return try await withCheckedThrowingContinuation { continuation in
             self.state.withLockedValue { $0.pending[id] = continuation }
+            // Started once the CALL waits for its answer, so even a timeout of zero finds it and ends it.
+            timer.withLockedValue { timer in
+                timer = self.channel.eventLoop.scheduleTask(in: wait) {
+                    let continuation = self.state.withLockedValue { $0.pending.removeValue(forKey: id) }
+                    continuation?.resume(throwing: OCPPEndpointError("no answer to \(action) (\(id)) within \(timeout)"))
+                }
+            }
             self.sendText(text).whenFailure { error in
                 let continuation = self.state.withLockedValue { $0.pending.removeValue(forKey: id) }
                 continuation?.resume(throwing: error)
             }
         }
+    }
+
+    /// `duration` as an event-loop delay, to the nanosecond (fractions of a second included); negative
+    /// durations are no delay.
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 || seconds > 0 else { return .zero }
+        let capped = min(seconds, Int64.max / 1_000_000_000 - 1)
+        return .nanoseconds(capped * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     /// Sends a text frame exactly as given (tests use this for malformed messages).

@@ -1,0 +1,28 @@
+import Foundation
+import OCPPWire
+import Testing
+import WitnessSim
+
+@Suite("Simulator endpoints")
+struct EndpointTests {
+    @Test("a CALL's timeout keeps its fractions of a second: half a second waits half a second")
+    func subSecondTimeout() async throws {
+        let harness = try await ProxyHarness.start()
+        var url = harness.proxyURL
+        url.pathPrefix = "/CP-slow"
+        let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+        let csms = await harness.csms.connection("CP-slow")
+        // This backend answers only after the caller has given up.
+        csms.onCall { _, _ in
+            try await Task.sleep(for: .seconds(5))
+            return .object(JSONObject())
+        }
+        let started = ContinuousClock.now
+        await #expect(throws: OCPPEndpointError.self) {
+            _ = try await charger.call("Heartbeat", .object(JSONObject()), timeout: .milliseconds(500))
+        }
+        #expect(ContinuousClock.now - started >= .milliseconds(450))
+        await charger.close()
+        await harness.stop()
+    }
+}
