@@ -60,6 +60,13 @@ struct UpstreamDialer {
         self.literalAddress = try? SocketAddress(ipAddress: host, port: upstream.port)
     }
 
+    /// The name sent as TLS server name indication: the upstream's host name, or none when the upstream is an
+    /// IP address (RFC 6066 allows only host names there). Host names may start with a digit
+    /// (`1cpo.example`); only what parses as an address is one.
+    var serverName: String? {
+        self.literalAddress == nil ? self.upstream.host : nil
+    }
+
     /// Request headers that describe the charger's own hop and are not forwarded.
     static let hopHeaders: Set<String> = [
         "host", "connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
@@ -78,7 +85,7 @@ struct UpstreamDialer {
         }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)
         let tlsContext = self.tlsContext
-        let host = self.upstream.host
+        let serverName = self.serverName
         let maximumFrameBytes = self.maximumFrameBytes
         let errorCatcher = NIOLoopBound(HandshakeErrorCatcher(), eventLoop: eventLoop)
 
@@ -90,7 +97,6 @@ struct UpstreamDialer {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tlsContext {
-                        let serverName = host.first.map { $0.isNumber || host.contains(":") } == true ? nil : host
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                     }
                     let upgrader = NIOTypedWebSocketClientUpgrader<DialStep>(
