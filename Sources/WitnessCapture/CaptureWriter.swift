@@ -5,6 +5,8 @@ import OCPPWire
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// When the writer forces captured data to disk.
@@ -49,9 +51,20 @@ public struct CaptureStatistics: Sendable, Hashable {
     public var totalRecordLatencyMicros: Int64 = 0
     public var latencySamples = 0
 
+    /// Distinct direction/action keys kept in `messages`; more than every OCPP version defines, in both
+    /// directions, with room for vendors' misspellings.
+    public static let maximumMessageKeys = 400
+    /// The action of the key that counts messages of every action name beyond `maximumMessageKeys`.
+    public static let otherActions = "(other)"
+
     public struct MessageKey: Sendable, Hashable {
         public var direction: String
         public var action: String
+
+        public init(direction: String, action: String) {
+            self.direction = direction
+            self.action = action
+        }
     }
 
     public struct MessageCount: Sendable, Hashable {
@@ -117,6 +130,8 @@ public final class CaptureWriter: @unchecked Sendable {
     private var dozing = true
     private var inFlight = 0
     private var closing = false
+    /// The writer thread has written its last batch and ended.
+    private var stopped = false
     private var waiters: [@Sendable () -> Void] = []
     private var flushWaiters: [@Sendable () -> Void] = []
     private var stats = CaptureStatistics()
@@ -212,9 +227,15 @@ public final class CaptureWriter: @unchecked Sendable {
     }
 
     /// Waits until everything recorded so far is written (and fsynced unless the policy is `never`).
+    /// After `close()` there is nothing left to write, and it returns at once.
     public func flush() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             self.condition.lock()
+            guard !self.stopped else {
+                self.condition.unlock()
+                continuation.resume()
+                return
+            }
             self.flushWaiters.append { continuation.resume() }
             self.condition.unlock(withValue: 1)
         }
@@ -315,6 +336,12 @@ public final class CaptureWriter: @unchecked Sendable {
             self.condition.lock()
             self.stats.recordsWritten += batch.count
             for (key, count) in counts {
+                // Chargers choose action names; past the bound, new names share one key per direction so
+                // that neither this table nor the metrics built from it grow without limit.
+                var key = key
+                if self.stats.messages[key] == nil, self.stats.messages.count >= CaptureStatistics.maximumMessageKeys {
+                    key.action = CaptureStatistics.otherActions
+                }
                 self.stats.messages[key, default: .init()].messages += count.messages
                 self.stats.messages[key, default: .init()].bytes += count.bytes
             }
@@ -333,6 +360,13 @@ public final class CaptureWriter: @unchecked Sendable {
             for callback in flushWaiters { callback() }
             if closing && !more {
                 self.closeFile()
+                // Flushes asked for after the last batch was taken are answered here: nothing will come.
+                self.condition.lock()
+                self.stopped = true
+                let late = self.flushWaiters
+                self.flushWaiters.removeAll()
+                self.condition.unlock()
+                for callback in late { callback() }
                 self.finished.lock()
                 self.finished.unlock(withValue: true)
                 return

@@ -45,6 +45,42 @@ struct CaptureTests {
     }
 
     #if os(Linux)
+    @Test("a flush after close returns instead of waiting forever, and what was recorded is on disk")
+    func flushAfterClose() async throws {
+        let directory = self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader(backendName: "B"))
+        writer.record(self.frame(#"[2,"1","Heartbeat",{}]"#))
+        writer.close()
+        // Awaited in a task of its own: a flush that never returns fails the test instead of hanging the suite.
+        let returned = NIOLockedValueBox(false)
+        Task {
+            await writer.flush()
+            returned.withLockedValue { $0 = true }
+        }
+        var waited = 0
+        while !returned.withLockedValue({ $0 }) && waited < 500 {
+            try await Task.sleep(for: .milliseconds(20))
+            waited += 1
+        }
+        #expect(returned.withLockedValue { $0 }, "flush() after close() did not return within 10 s")
+        #expect(try CaptureReader(paths: [directory]).filter { $0.kind == "frame" }.count == 1)
+    }
+
+    @Test("charger-chosen action names are counted under a bounded number of keys, losing no message")
+    func boundedActionKeys() throws {
+        let directory = self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader(backendName: "B"))
+        let names = CaptureStatistics.maximumMessageKeys + 100
+        for index in 0..<names { writer.record(self.frame(#"[2,"\#(index)","Vendor\#(index)",{}]"#)) }
+        writer.close()
+        let messages = writer.statistics.messages
+        #expect(messages.count <= CaptureStatistics.maximumMessageKeys + 2)
+        #expect(messages.values.reduce(0) { $0 + $1.messages } == names)
+        #expect((messages[.init(direction: "toCSMS", action: CaptureStatistics.otherActions)]?.messages ?? 0) >= 100)
+    }
+
     @Test("the writer thread is in the batch scheduling class, so it does not preempt forwarding")
     func writerThreadYields() async throws {
         let directory = self.temporaryDirectory()
