@@ -215,6 +215,11 @@ final class AdminHandler: ChannelInboundHandler {
     private let server: AdminServer
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+    /// The body went past `maximumBodyBytes`; the rest is not kept and the request is refused with 413,
+    /// since a cut policy could still parse and replace the one in force.
+    private var bodyTooLarge = false
+    /// The largest request body the admin API reads (a policy file, an injected CALL).
+    static let maximumBodyBytes = 1 << 20
 
     init(server: AdminServer) { self.server = server }
 
@@ -223,11 +228,22 @@ final class AdminHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.body.clear()
+            self.bodyTooLarge = false
         case .body(var part):
-            if self.body.readableBytes < 1 << 20 { self.body.writeBuffer(&part) }
+            if self.body.readableBytes + part.readableBytes > Self.maximumBodyBytes {
+                self.bodyTooLarge = true
+                self.body.clear()
+            } else if !self.bodyTooLarge {
+                self.body.writeBuffer(&part)
+            }
         case .end:
             guard let head else { return }
-            let reply = self.server.handle(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: self.body))
+            let reply =
+                self.bodyTooLarge
+                ? AdminServer.error(
+                    .payloadTooLarge, "request body is over the admin API's limit of \(Self.maximumBodyBytes) bytes; nothing was changed"
+                )
+                : self.server.handle(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: self.body))
             let headers: HTTPHeaders = [
                 "Content-Type": reply.contentType, "Content-Length": String(reply.body.utf8.count), "Connection": "close",
             ]

@@ -76,7 +76,7 @@ enum PrometheusMetrics {
             for (labels, value) in samples { lines.append("\(name)\(labels) \(value)") }
         }
         func label(_ key: String, _ value: String) -> String {
-            "{\(key)=\"\(value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}"
+            "{\(key)=\"\(Self.escapeLabelValue(value))\"}"
         }
         let stats = proxy.statistics
         metric("ocpp_witness_connections_accepted_total", "counter", "TCP connections accepted from chargers.", [("", stats.accepted)])
@@ -94,7 +94,7 @@ enum PrometheusMetrics {
         metric("ocpp_witness_capture_bytes_total", "counter", "Bytes written to capture files.", [("", capture.bytesWritten)])
         let keys = capture.messages.keys.sorted { ($0.direction, $0.action) < ($1.direction, $1.action) }
         func labels(_ key: CaptureStatistics.MessageKey) -> String {
-            "{dir=\"\(key.direction)\",action=\"\(key.action.replacingOccurrences(of: "\"", with: "\\\""))\"}"
+            "{dir=\"\(Self.escapeLabelValue(key.direction))\",action=\"\(Self.escapeLabelValue(key.action))\"}"
         }
         metric("ocpp_witness_frames_total", "counter", "Messages and control frames recorded, per direction and action (or opcode).", keys.map { (labels($0), capture.messages[$0]?.messages ?? 0) })
         metric("ocpp_witness_frame_bytes_total", "counter", "Payload bytes recorded, per direction and action (or opcode).", keys.map { (labels($0), capture.messages[$0]?.bytes ?? 0) })
@@ -113,5 +113,21 @@ enum PrometheusMetrics {
             metric("ocpp_witness_deviations_total", "counter", "Deviations found live, per rule.", counts.keys.sorted().map { (label("rule", $0), counts[$0] ?? 0) })
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A label value as the text exposition format wants it: backslash, double quote and line feed escaped.
+    /// Action names come from chargers, so any of them can be in one.
+    static func escapeLabelValue(_ value: String) -> String {
+        var out = ""
+        out.reserveCapacity(value.utf8.count)
+        for character in value.unicodeScalars {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(character)
+            }
+        }
+        return out
     }
 }

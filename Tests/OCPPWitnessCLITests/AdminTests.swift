@@ -118,6 +118,64 @@ struct AdminTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("metrics escape charger-chosen action names and bound their number; an oversized policy is refused with 413")
+    func metricsLabelsAndBodyLimit() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let csms = CSMSSimulator(configuration: .init(), group: group)
+        let csmsAddress = try await csms.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let token = "test-token-0123456789abcdef"
+        try token.write(toFile: directory + "/token", atomically: true, encoding: .utf8)
+        let policyFile = directory + "/policy.yaml"
+        try "seed: 5\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
+        let (process, errors, _) = try WitnessBinary.startProxy([
+            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory + "/cap", "--policy", policyFile,
+            "--admin", "127.0.0.1:0", "--admin-token-file", directory + "/token",
+        ])
+        let ports = try #require(WitnessBinary.announcedPorts(errors, [WitnessBinary.proxyAnnouncement, WitnessBinary.adminAnnouncement]))
+        let (proxyPort, adminPort) = (ports[0], ports[1])
+        // Live analysis logs a finding per unknown action; a full stderr pipe would stall the proxy.
+        _ = PipeDrain(errors)
+        defer { if process.isRunning { process.terminate() } }
+
+        // A body over the limit is refused whole; cut at the limit, this one would still parse and replace the policy.
+        let oversized = "seed: 99\nrules: []\n#" + String(repeating: "x", count: (1 << 20) + 16) + "\n"
+        let (tooLarge, tooLargeBody) = try await http("PUT", port: adminPort, path: "/policy", token: token, body: oversized)
+        #expect(tooLarge == 413)
+        #expect(tooLargeBody.contains("limit"))
+        #expect(try await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":5"#))
+
+        var url = try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyPort)")
+        url.pathPrefix = "/CP-LABELS"
+        let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: group)
+        // Names seen before the bound keep their own series (replies are counted under their CALL's action).
+        _ = try await charger.call("Heartbeat", [:])
+        charger.sendText(#"[2,"q1","Evil\"Action\nwith\\slash",{}]"#)
+        let names = CaptureStatistics.maximumMessageKeys + 50
+        for index in 0..<names { charger.sendText(#"[2,"v\#(index)","Vendor\#(index)",{}]"#) }
+        var metrics = ""
+        #expect(
+            await Self.eventually(seconds: 10) {
+                metrics = (try? await http("GET", port: adminPort, path: "/metrics").1) ?? ""
+                return metrics.contains(#"dir="toCharger",action="(other)""#) && metrics.contains(#"action="Heartbeat""#)
+            }, "metrics: \(metrics.split(separator: "\n").filter { !$0.contains("Vendor") }.joined(separator: "\n"))"
+        )
+        #expect(metrics.contains(#"ocpp_witness_frames_total{dir="toCSMS",action="Evil\"Action\nwith\\slash"} 1"#))
+        // Every line is a comment or one whole sample: no label value broke a line.
+        let broken = metrics.split(separator: "\n").filter { !$0.hasPrefix("# ") && !$0.hasPrefix("ocpp_witness_") }
+        #expect(broken.isEmpty, "lines that are neither a comment nor a sample: \(broken.prefix(3))")
+        let series = metrics.split(separator: "\n").filter { $0.hasPrefix("ocpp_witness_frames_total{") }
+        #expect(series.count <= CaptureStatistics.maximumMessageKeys + 2)
+
+        await charger.close()
+        process.terminate()
+        process.waitUntilExit()
+        await csms.stop()
+        try await group.shutdownGracefully()
+    }
+
     static func eventually(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
         for _ in 0..<Int(seconds * 50) {
             if await condition() { return true }
