@@ -15,11 +15,17 @@ public struct AnalyzerConfiguration: Sendable {
     public var futureToleranceSeconds: Double
     /// Deviations listed per rule and charge point; counts stay complete beyond it.
     public var maximumListedPerRuleAndChargePoint: Int
+    /// How far two timestamps of the charger's may disagree before an ordering rule (`tx.timestampOutside`)
+    /// holds it against them: readings of one clock taken within one message, and clocks that report whole
+    /// seconds, differ by this much without anything being wrong.
+    public var clockToleranceSeconds: Double
 
     public init(
         profile: ValidationProfile = .strict, responseTimeoutSeconds: Double = 30, energyTolerance: Double = 0.005,
-        energyToleranceFloorWh: Double = 10, futureToleranceSeconds: Double = 60, maximumListedPerRuleAndChargePoint: Int = 100
+        energyToleranceFloorWh: Double = 10, futureToleranceSeconds: Double = 60, maximumListedPerRuleAndChargePoint: Int = 100,
+        clockToleranceSeconds: Double = 1
     ) {
+        self.clockToleranceSeconds = clockToleranceSeconds
         self.profile = profile
         self.responseTimeoutSeconds = responseTimeoutSeconds
         self.energyTolerance = energyTolerance
@@ -175,6 +181,11 @@ public final class Analyzer {
         guard let type = record.messageType, let id = record.messageId, let message = record.message else { return }
         if !state.version.allows(type) {
             self.report(deviation("rpc.messageTypeNotInVersion", "\(type.name) (\(type.rawValue)) is not defined in OCPP \(state.version.rawValue)"), in: state)
+            // One cause, one finding: a message of a type the version lacks is not judged further against
+            // that version (its action would be unknown there too). An answer still settles its CALL, which
+            // is then not reported again as unanswered.
+            if type.isResponse { state.outstanding[direction.reversed].removeValue(forKey: id) }
+            return
         }
         if id.utf8.count > 36, id.count > 36 {
             self.report(deviation("rpc.messageIdTooLong", "message id has \(id.count) characters; OCPP-J allows 36"), in: state)

@@ -33,6 +33,7 @@ final class TransactionTracker {
     private var open: [String: [String: Transaction]] = [:]
     private var assigned: [String: Set<String>] = [:]
     private var futureToleranceMicros: Int64 = 60_000_000
+    private var clockToleranceMicros: Int64 = 1_000_000
 
     func openTransactions() -> [Transaction] {
         self.open.values.flatMap(\.values).sorted { ($0.chargePoint, $0.id) < ($1.chargePoint, $1.id) }
@@ -42,6 +43,7 @@ final class TransactionTracker {
 
     func request(action: String, message: JSONValue, state: ConnectionState, record: CaptureRecord, ts: Int64, analyzer: Analyzer) {
         self.futureToleranceMicros = Int64(analyzer.configuration.futureToleranceSeconds * 1_000_000)
+        self.clockToleranceMicros = Int64(analyzer.configuration.clockToleranceSeconds * 1_000_000)
         guard record.messageType == .call, let payload = message[3] else { return }
         let chargePoint = state.chargePoint
         switch action {
@@ -89,7 +91,7 @@ final class TransactionTracker {
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: stopTs)
             }
-            if let stopTs, let latest = transaction.latestSample, latest.ts > stopTs {
+            if let stopTs, let latest = transaction.latestSample, latest.ts > stopTs + self.clockToleranceMicros {
                 self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction stopped at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
             }
             if let meterStop = payload["meterStop"]?.doubleValue {
@@ -126,7 +128,7 @@ final class TransactionTracker {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
             }
             if eventType == "Ended" {
-                if let eventTs, let latest = transaction.latestSample, latest.ts > eventTs, latest.ref != record.reference {
+                if let eventTs, let latest = transaction.latestSample, latest.ts > eventTs + self.clockToleranceMicros, latest.ref != record.reference {
                     self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
                 }
                 self.open[chargePoint]?.removeValue(forKey: id)
@@ -160,9 +162,9 @@ final class TransactionTracker {
         analyzer: Analyzer, stopTs: Int64? = nil
     ) {
         if let ts = sample.ts {
-            if let start = transaction.startTs, ts < start {
+            if let start = transaction.startTs, ts < start - self.clockToleranceMicros {
                 self.deviation("tx.timestampOutside", "reading at \(sample.timestamp ?? "?") is before the transaction started (\(transaction.startTimestamp ?? "?"))", path: sample.path, state: state, record: record, analyzer: analyzer)
-            } else if let stop = stopTs, ts > stop {
+            } else if let stop = stopTs, ts > stop + self.clockToleranceMicros {
                 self.deviation("tx.timestampOutside", "reading at \(sample.timestamp ?? "?") is after the transaction stopped", path: sample.path, state: state, record: record, analyzer: analyzer)
             }
             if ts > recordTs + self.futureToleranceMicros {

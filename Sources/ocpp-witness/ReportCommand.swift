@@ -36,6 +36,14 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds after which an unanswered CALL is rpc.timeout.", valueName: "SECONDS"))
     var responseTimeout: Double = 30
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds two of the charger's timestamps may disagree before an ordering rule (tx.timestampOutside) counts it; readings taken within one message and clocks of whole seconds differ that much.",
+            valueName: "SECONDS"
+        )
+    )
+    var clockTolerance: Double = 1
+
     @Option(help: "Exit with status 1 when the report has findings of this severity or worse: error, warning, or never.")
     var failOn: FailOn = .never
 
@@ -46,6 +54,7 @@ struct ReportCommand: AsyncParsableCommand {
     func validate() throws {
         guard !self.captures.isEmpty else { throw ValidationError("give at least one capture file or folder") }
         guard self.responseTimeout > 0 else { throw ValidationError("--response-timeout must be positive") }
+        guard self.clockTolerance >= 0 else { throw ValidationError("--clock-tolerance must be zero or more seconds, got \(self.clockTolerance)") }
     }
 
     func run() async throws {
@@ -57,7 +66,9 @@ struct ReportCommand: AsyncParsableCommand {
             throw ValidationError("cannot read captures: \(error)")
         }
         let analyzer = Analyzer(
-            schemas: registry, configuration: AnalyzerConfiguration(profile: self.profile, responseTimeoutSeconds: self.responseTimeout)
+            schemas: registry, configuration: AnalyzerConfiguration(
+                profile: self.profile, responseTimeoutSeconds: self.responseTimeout, clockToleranceSeconds: self.clockTolerance
+            )
         )
         for record in reader { analyzer.consume(record) }
         let report = analyzer.finish(readIssues: reader.issues)
