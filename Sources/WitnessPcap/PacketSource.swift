@@ -2,6 +2,8 @@ import CPcap
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// One captured packet: when, and the bytes from the link-layer header on.

@@ -5,6 +5,8 @@ import WitnessCapture
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Reads a pcap or pcapng file into a capture.

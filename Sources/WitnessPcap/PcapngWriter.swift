@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Writes a pcapng file (draft-ietf-opsawg-pcapng): one section, one interface, Enhanced Packet blocks.
@@ -52,7 +54,11 @@ public final class PcapngWriter {
     }
 
     deinit {
+        #if canImport(Glibc)
         if self.descriptor >= 0 { Glibc.close(self.descriptor) }
+        #else
+        if self.descriptor >= 0 { Darwin.close(self.descriptor) }
+        #endif
     }
 
     /// Appends one packet with its timestamp (microseconds since the epoch), direction and comments.

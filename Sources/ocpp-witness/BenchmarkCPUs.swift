@@ -3,6 +3,8 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A set of CPUs in the notation `taskset -c` and `/proc/<pid>/status` use: `0-3,6`.

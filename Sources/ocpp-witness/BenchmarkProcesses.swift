@@ -4,6 +4,8 @@ import NIOCore
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A child process started for the benchmark, stopped with SIGTERM (then SIGKILL).
@@ -96,9 +98,16 @@ func selfPath() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
+/// `SOCK_STREAM` as `socket(2)` takes it: an enum case in Glibc, a plain constant on Darwin.
+#if canImport(Glibc)
+private let streamSocketType = Int32(SOCK_STREAM.rawValue)
+#else
+private let streamSocketType = SOCK_STREAM
+#endif
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, streamSocketType, 0)
     guard fd >= 0 else { throw ValidationError("cannot create a socket") }
     defer { close(fd) }
     var address = sockaddr_in()
@@ -117,7 +126,7 @@ func freePort() throws -> Int {
 func waitForPort(_ port: Int) async throws {
     let deadline = Date().addingTimeInterval(30)
     while Date() < deadline {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, streamSocketType, 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")

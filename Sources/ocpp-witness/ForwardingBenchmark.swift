@@ -11,6 +11,8 @@ import WitnessSim
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Closed-loop OCPP load through direct, nginx and OCPP Witness set-ups, measured in one run.

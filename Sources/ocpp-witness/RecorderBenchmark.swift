@@ -8,6 +8,8 @@ import WitnessCapture
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The recorder's thread on its own: the forwarding benchmark's messages, as the relay hands them over,

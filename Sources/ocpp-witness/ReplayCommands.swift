@@ -10,6 +10,8 @@ import WitnessReplay
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 struct ReplayCommand: AsyncParsableCommand {
