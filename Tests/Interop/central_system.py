@@ -1,4 +1,4 @@
-"""An OCPP 1.6 central system built on the `ocpp` library from PyPI (not on OCPP Witness code).
+"""An OCPP 1.6 and 2.0.1 central system built on the `ocpp` library from PyPI (not on OCPP Witness code).
 
 Usage: central_system.py PORT_FILE [SECONDS]
 Listens on 127.0.0.1 on a port chosen by the OS, writes that port to PORT_FILE, answers chargers like a
@@ -12,6 +12,8 @@ import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call_result as call_result201
 
 NEXT_TRANSACTION = [500]
 
@@ -53,13 +55,38 @@ class CentralSystemSide(ChargePoint):
         return call_result.StopTransaction(id_tag_info={"status": AuthorizationStatus.accepted})
 
 
+class CentralSystemSide201(ChargePoint201):
+    @on("BootNotification")
+    def on_boot(self, charging_station, reason, **kwargs):
+        return call_result201.BootNotification(current_time=now(), interval=300, status="Accepted")
+
+    @on("Heartbeat")
+    def on_heartbeat(self):
+        return call_result201.Heartbeat(current_time=now())
+
+    @on("StatusNotification")
+    def on_status(self, **kwargs):
+        return call_result201.StatusNotification()
+
+    @on("Authorize")
+    def on_authorize(self, id_token, **kwargs):
+        return call_result201.Authorize(id_token_info={"status": "Accepted"})
+
+    @on("TransactionEvent")
+    def on_transaction_event(self, event_type, **kwargs):
+        if event_type == "Started":
+            return call_result201.TransactionEvent(id_token_info={"status": "Accepted"})
+        return call_result201.TransactionEvent()
+
+
 async def on_connect(websocket):
-    if websocket.subprotocol != "ocpp1.6":
+    sides = {"ocpp1.6": CentralSystemSide, "ocpp2.0.1": CentralSystemSide201}
+    if websocket.subprotocol not in sides:
         await websocket.close()
         return
     charge_point_id = websocket.request.path.strip("/").split("/")[-1]
     try:
-        await CentralSystemSide(charge_point_id, websocket).start()
+        await sides[websocket.subprotocol](charge_point_id, websocket).start()
     except websockets.exceptions.ConnectionClosed:
         pass
 
@@ -67,7 +94,7 @@ async def on_connect(websocket):
 async def main():
     port_file = sys.argv[1]
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 60
-    server = await websockets.serve(on_connect, "127.0.0.1", 0, subprotocols=["ocpp1.6"])
+    server = await websockets.serve(on_connect, "127.0.0.1", 0, subprotocols=["ocpp1.6", "ocpp2.0.1"])
     port = server.sockets[0].getsockname()[1]
     with open(port_file, "w") as handle:
         handle.write(str(port))

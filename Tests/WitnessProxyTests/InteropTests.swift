@@ -39,12 +39,17 @@ struct PythonPeers {
         throw PythonFailure(description: "the Python central system did not start within 10 s")
     }
 
-    /// Runs the Python charge point against `url` and returns its one-line JSON summary.
-    static func runChargePoint(url: String, id: String) async throws -> String {
+    /// The Python charge point of each OCPP version.
+    static func chargePointScript(_ version: OCPPVersion) -> String {
+        version == .v16 ? "charge_point.py" : "charge_point_v201.py"
+    }
+
+    /// Runs the Python charge point of `version` against `url` and returns its one-line JSON summary.
+    static func runChargePoint(url: String, id: String, version: OCPPVersion = .v16) async throws -> String {
         try requireInstalled()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scripts + "/charge_point.py", url, id]
+        process.arguments = [scripts + "/" + chargePointScript(version), url, id]
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
@@ -54,7 +59,7 @@ struct PythonPeers {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw PythonFailure(description: "charge_point.py failed (\(process.terminationStatus)): \(message)")
+            throw PythonFailure(description: "\(chargePointScript(version)) failed (\(process.terminationStatus)): \(message)")
         }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
