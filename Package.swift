@@ -49,7 +49,7 @@ let package = Package(
         ),
         .target(
             name: "WitnessAnalysis",
-            dependencies: ["OCPPWire", "OCPPSchema", "WitnessCapture"],
+            dependencies: ["OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessChaos"],
             swiftSettings: strictSettings
         ),
         .target(

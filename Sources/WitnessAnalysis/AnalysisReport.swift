@@ -1,6 +1,7 @@
 import OCPPSchema
 import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 /// A charger vendor/model/firmware talking to a backend.
 public struct PairKey: Sendable, Hashable, Comparable {
@@ -34,13 +35,32 @@ public struct PairStatistics: Sendable {
 public struct PairReport: Sendable, Comparable {
     public var key: PairKey
     public var statistics: PairStatistics
+    /// One entry per test area, in the order of `WitnessArea.allCases`.
+    public var areas: [AreaResult]
+    public var scope: WitnessScope?
+
+    public init(key: PairKey, statistics: PairStatistics, areas: [AreaResult] = WitnessArea.allCases.map { AreaResult(area: $0, checks: []) }, scope: WitnessScope? = nil) {
+        self.key = key
+        self.statistics = statistics
+        self.areas = areas
+        self.scope = scope
+    }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.key < rhs.key }
     public static func == (lhs: Self, rhs: Self) -> Bool { lhs.key == rhs.key }
 
-    /// `fail` with any error, `warn` with warnings only, else `pass`.
+    public func area(_ area: WitnessArea) -> AreaResult? { self.areas.first { $0.area == area } }
+
+    /// The required areas of the scope that did not run: while there is one, the pair's witness test is incomplete.
+    public var missingAreas: [WitnessArea] {
+        guard let scope = self.scope else { return [] }
+        return scope.areas.filter { self.area($0)?.verdict ?? .notRun == .notRun }
+    }
+
+    /// `fail` with any error or a failed test area, `warn` with warnings only, else `pass`.
     public var verdict: String {
         if (self.statistics.severities[.error] ?? 0) > 0 { return "fail" }
+        if self.areas.contains(where: { $0.verdict == .fail }) { return "fail" }
         if (self.statistics.severities[.warning] ?? 0) > 0 { return "warn" }
         return "pass"
     }
@@ -57,6 +77,9 @@ public struct AnalysisReport: Sendable {
     public var countsByRule: [String: Int]
     public var pairs: [PairReport]
     public var readIssues: [CaptureReadIssue]
+    /// How many witness checks the report judged (0: no policy with checks was given).
+    public var checksLoaded: Int = 0
+    public var scope: WitnessScope?
 
     public var totalDeviations: Int { self.countsByRule.values.reduce(0, +) }
 
@@ -92,6 +115,13 @@ public struct AnalysisReport: Sendable {
                 "deviations": .object(byRule),
                 "latencyMs": .object(latency),
                 "verdict": .string(pair.verdict),
+                "areas": .array(pair.areas.map(\.json)),
+                "scope": pair.scope.map { scope in
+                    [
+                        "name": .string(scope.name), "complete": .bool(pair.missingAreas.isEmpty),
+                        "missing": .array(pair.missingAreas.map { .string($0.rawValue) }),
+                    ]
+                } ?? .null,
             ]
         }
         var counts = JSONObject()
@@ -100,6 +130,8 @@ public struct AnalysisReport: Sendable {
             "tool": .string("ocpp-witness \(CaptureFormat.toolVersion)"),
             "generated": .string(CaptureTimestamp.now().rfc3339),
             "profile": .string(self.profile.rawValue),
+            "checks": .int(self.checksLoaded),
+            "scope": self.scope.map { .string($0.name) } ?? .null,
             "captures": .array(self.files.map(JSONValue.string)),
             "records": .int(self.records),
             "summary": [

@@ -2,6 +2,7 @@ import Foundation
 import OCPPSchema
 import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 /// How the analyzer judges a capture.
 public struct AnalyzerConfiguration: Sendable {
@@ -19,6 +20,10 @@ public struct AnalyzerConfiguration: Sendable {
     /// holds it against them: readings of one clock taken within one message, and clocks that report whole
     /// seconds, differ by this much without anything being wrong.
     public var clockToleranceSeconds: Double
+    /// The witness checks (pass conditions of the test areas) of the policies given to `report`.
+    public var checks: [WitnessCheck] = []
+    /// The kind of site whose required areas a pair must have run (`report --scope`).
+    public var scope: WitnessScope?
 
     public init(
         profile: ValidationProfile = .strict, responseTimeoutSeconds: Double = 30, energyTolerance: Double = 0.005,
@@ -53,6 +58,8 @@ public final class Analyzer {
     private var backend = "unknown backend"
     private var connections: [ConnectionKey: ConnectionState] = [:]
     private var identities: [String: ChargerIdentity] = [:]
+    /// The backend each charge point was last seen talking to.
+    private var backendOf: [String: String] = [:]
     private var transactions = TransactionTracker()
     private var pairs: [PairKey: PairStatistics] = [:]
     private var listed: [Deviation] = []
@@ -61,11 +68,13 @@ public final class Analyzer {
     private var files: [String] = []
     private var records = 0
     private var lastTs: Int64 = 0
+    private let checks: CheckEvaluator?
 
     public init(schemas: SchemaRegistry?, configuration: AnalyzerConfiguration = AnalyzerConfiguration()) {
         self.schemas = schemas
         self.configuration = configuration
         self.validator = SchemaValidator(profile: configuration.profile)
+        self.checks = configuration.checks.isEmpty ? nil : CheckEvaluator(checks: configuration.checks)
     }
 
     // MARK: Feeding
@@ -101,6 +110,14 @@ public final class Analyzer {
         default:
             break
         }
+        if let checks = self.checks, let chargePoint = record.chargePoint {
+            checks.consume(record, context: .init(run: self.runNumber, pair: self.pairKey(chargePoint)), pairOf: self.pairKey)
+        }
+    }
+
+    /// The pair a charge point belongs to as far as the capture has told so far.
+    private func pairKey(_ chargePoint: String) -> PairKey {
+        PairKey(charger: self.identities[chargePoint] ?? .unknown, backend: self.backendOf[chargePoint] ?? self.backend)
     }
 
     /// Closes what is still open and returns the report.
@@ -118,10 +135,19 @@ public final class Analyzer {
             )
             self.reportDetached(deviation, chargePoint: open.chargePoint)
         }
+        let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
+        var pairs = self.pairs
+        for key in areas.keys where pairs[key] == nil { pairs[key] = PairStatistics() }
+        let reports = pairs.map { key, statistics in
+            PairReport(
+                key: key, statistics: statistics,
+                areas: areas[key] ?? WitnessArea.allCases.map { AreaResult(area: $0, checks: []) }, scope: self.configuration.scope
+            )
+        }
         return AnalysisReport(
             files: self.files, records: self.records, profile: self.configuration.profile, deviations: self.listed,
-            countsByRule: self.countsByRule, pairs: self.pairs.map { PairReport(key: $0.key, statistics: $0.value) }.sorted(),
-            readIssues: readIssues
+            countsByRule: self.countsByRule, pairs: reports.sorted(), readIssues: readIssues, checksLoaded: self.configuration.checks.count,
+            scope: self.configuration.scope
         )
     }
 
@@ -139,6 +165,7 @@ public final class Analyzer {
     private func connection(for record: CaptureRecord) -> ConnectionState {
         let key = self.key(record) ?? ConnectionKey(run: self.runNumber, connection: nil)
         if let state = self.connections[key] { return state }
+        if let chargePoint = record.chargePoint { self.backendOf[chargePoint] = self.backend }
         let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) ?? .v16
         let state = ConnectionState(chargePoint: record.chargePoint ?? "?", version: version, backend: self.backend)
         self.connections[key] = state

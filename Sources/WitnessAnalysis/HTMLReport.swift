@@ -2,6 +2,7 @@ import Foundation
 import OCPPSchema
 import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 extension AnalysisReport {
     /// A self-contained page (no network): pair matrix, deviations with their messages, latency charts.
@@ -37,6 +38,7 @@ extension AnalysisReport {
             body.append("</tr>")
         }
         body.append("</table>")
+        body.append(self.areaMatrixHTML(chargers: chargers, backends: backends))
 
         // What was exercised and the deviations per pair.
         for (index, pair) in self.pairs.enumerated() {
@@ -45,6 +47,7 @@ extension AnalysisReport {
             body.append(
                 "<p>Charge points: \(esc(stats.chargePoints.sorted().joined(separator: ", "))). Connections: \(stats.connections). Messages: \(stats.messagesToCSMS) to the backend, \(stats.messagesToCharger) to chargers.</p>"
             )
+            body.append(Self.areaChecksHTML(pair, index: index))
             if !stats.deviations.isEmpty {
                 body.append("<table><tr><th>rule</th><th>severity</th><th>count</th><th>meaning</th></tr>")
                 for rule in stats.deviations.keys.sorted() {
@@ -103,11 +106,73 @@ extension AnalysisReport {
             tr.sev-error td:first-child{border-left:4px solid #d64545}tr.sev-warning td:first-child{border-left:4px solid #e0a800}tr.sev-info td:first-child{border-left:4px solid #4a7fd0}
             pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fb;padding:6px;margin:4px 0;font-size:12px}
             code{font-size:12px}.nowrap{white-space:nowrap}svg text{font:12px system-ui,sans-serif;fill:#1d2330}
+            .areas{display:grid;grid-template-columns:repeat(3,1fr);gap:3px;min-width:330px}.areas a{display:block;padding:2px 4px;border-radius:4px;font-size:11px;text-decoration:none;text-align:left}
+            .area.pass{background:#e3f6e8;color:#17652f}.area.fail{background:#fde4e4;color:#9b1c1c;font-weight:600}.area.inconclusive{background:#fff4d6;color:#7a5500}.area.notRun{background:#eef0f4;color:#6b7385}
+            td.area{white-space:nowrap}.scope{font-size:12px;margin-top:4px}
             </style></head><body>
             \(body.joined(separator: "\n"))
             </body></html>
 
             """
+    }
+
+    /// Chargers down, backends across; in each cell a badge per test area linking to its checks.
+    func areaMatrixHTML(chargers: [ChargerIdentity], backends: [String]) -> String {
+        let esc = Self.xml
+        var html = ["<h2>Witness test areas</h2>"]
+        html.append(
+            self.checksLoaded == 0
+                ? "<p>No policy with checks was given (<code>report --policy FILE</code>), so every area is notRun.</p>"
+                : "<p>\(self.checksLoaded) check(s) judged. A cell links to its evidence; <b>notRun</b> means the stimulus never happened.</p>"
+        )
+        if let scope = self.scope {
+            html.append("<p>Scope <b>\(esc(scope.name))</b> (\(esc(scope.description))): required \(esc(scope.areas.map(\.title).joined(separator: ", "))).</p>")
+        }
+        html.append("<table class=\"matrix areas-matrix\"><tr><th>charger (vendor · model · firmware)</th>" + backends.map { "<th>\(esc($0))</th>" }.joined() + "</tr>")
+        for charger in chargers {
+            html.append("<tr><th class=\"row\">\(esc(charger.vendor)) · \(esc(charger.model)) · \(esc(charger.firmware))</th>")
+            for backend in backends {
+                guard let index = self.pairs.firstIndex(where: { $0.key.charger == charger && $0.key.backend == backend }) else {
+                    html.append("<td class=\"none\">—</td>")
+                    continue
+                }
+                let pair = self.pairs[index]
+                let badges = pair.areas.map { area in
+                    "<a class=\"area \(area.verdict.rawValue)\" href=\"#pair-\(index)-\(area.area.rawValue)\" title=\"\(esc(area.area.title)): \(area.verdict.rawValue)\">\(esc(area.area.title)): \(area.verdict.rawValue)</a>"
+                }.joined()
+                let scope = pair.scope.map { _ in
+                    pair.missingAreas.isEmpty
+                        ? "<div class=\"scope\">scope complete</div>"
+                        : "<div class=\"scope\">incomplete: \(esc(pair.missingAreas.map(\.title).joined(separator: ", "))) not run</div>"
+                } ?? ""
+                html.append("<td><div class=\"areas\">\(badges)</div>\(scope)</td>")
+            }
+            html.append("</tr>")
+        }
+        html.append("</table>")
+        return html.joined(separator: "\n")
+    }
+
+    /// A pair's checks, area by area, each with its sentence and the capture lines behind it.
+    static func areaChecksHTML(_ pair: PairReport, index: Int) -> String {
+        let esc = Self.xml
+        var html = ["<h3>Test areas</h3><table><tr><th>area</th><th>verdict</th><th>check</th><th>verdict</th><th>detail</th><th>evidence</th></tr>"]
+        for area in pair.areas {
+            let anchor = "pair-\(index)-\(area.area.rawValue)"
+            let head = "<td class=\"area \(area.verdict.rawValue)\" id=\"\(anchor)\">\(esc(area.area.title))</td><td class=\"area \(area.verdict.rawValue)\">\(area.verdict.rawValue)</td>"
+            guard !area.checks.isEmpty else {
+                html.append("<tr>\(head)<td colspan=\"4\">no check for this area in the policies given</td></tr>")
+                continue
+            }
+            for (number, check) in area.checks.enumerated() {
+                let refs = check.refs.map { "<code title=\"\(esc($0))\">\(esc($0.split(separator: "/").last.map(String.init) ?? $0))</code>" }.joined(separator: " ")
+                html.append(
+                    "<tr>\(number == 0 ? head : "<td></td><td></td>")<td>\(esc(check.name))</td><td class=\"area \(check.verdict.rawValue)\">\(check.verdict.rawValue)</td><td>\(esc(check.detail))</td><td>\(refs)</td></tr>"
+                )
+            }
+        }
+        html.append("</table>")
+        return html.joined(separator: "\n")
     }
 
     /// Horizontal bars per action: p50 solid, p99 light, on a shared millisecond scale.

@@ -1,6 +1,7 @@
 import Foundation
 import OCPPSchema
 import OCPPWire
+import WitnessChaos
 
 /// Output formats of `ocpp-witness report`.
 public enum ReportFormat: String, Sendable, CaseIterable {
@@ -34,6 +35,7 @@ extension AnalysisReport {
                 "| \(Self.md(pair.key.charger.label)) | \(Self.md(pair.key.backend)) | \(stats.chargePoints.count) | \(stats.messagesToCSMS + stats.messagesToCharger) | \(stats.severities[.error] ?? 0) | \(stats.severities[.warning] ?? 0) | **\(pair.verdict)** |"
             )
         }
+        lines += self.areaMarkdown
         lines += ["", "## Deviations by rule", "", "| rule | severity | count |", "|---|---|---|"]
         for rule in self.countsByRule.keys.sorted() {
             lines.append("| `\(rule)` | \(RuleCatalog.byId[rule]?.severity.rawValue ?? "?") | \(self.countsByRule[rule] ?? 0) |")
@@ -60,9 +62,41 @@ extension AnalysisReport {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The witness test: the matrix of pairs × areas, then each pair's checks with their evidence.
+    var areaMarkdown: [String] {
+        let scope = self.scope.map { " Scope `\($0.name)` (\($0.description)): required \($0.areas.map(\.rawValue).joined(separator: ", "))." } ?? ""
+        var lines = [
+            "", "## Witness test areas", "",
+            self.checksLoaded == 0
+                ? "No policy with checks was given (`report --policy FILE`), so every area is notRun." + scope
+                : "\(self.checksLoaded) check(s) judged.\(scope)",
+            "",
+            "| charger | backend | " + WitnessArea.allCases.map(\.title).joined(separator: " | ") + (self.scope == nil ? " |" : " | scope |"),
+            "|---|---|" + String(repeating: "---|", count: WitnessArea.allCases.count + (self.scope == nil ? 0 : 1)),
+        ]
+        for pair in self.pairs {
+            var row = "| \(Self.md(pair.key.charger.label)) | \(Self.md(pair.key.backend)) | "
+                + pair.areas.map { $0.verdict == .fail ? "**fail**" : $0.verdict.rawValue }.joined(separator: " | ") + " |"
+            if self.scope != nil {
+                row += pair.missingAreas.isEmpty ? " complete |" : " incomplete: \(pair.missingAreas.map(\.rawValue).joined(separator: ", ")) not run |"
+            }
+            lines.append(row)
+        }
+        for pair in self.pairs where pair.areas.contains(where: { !$0.checks.isEmpty }) {
+            lines += ["", "### Checks: \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", "", "| area | check | verdict | detail | evidence |", "|---|---|---|---|---|"]
+            for area in pair.areas {
+                for check in area.checks {
+                    lines.append("| \(area.area.rawValue) | \(Self.md(check.name)) | \(check.verdict == .fail ? "**fail**" : check.verdict.rawValue) | \(Self.md(check.detail)) | \(Self.md(check.refs.joined(separator: " "))) |")
+                }
+            }
+        }
+        return lines
+    }
+
     // MARK: JUnit
 
-    /// One test suite per pair, one test case per rule family; a family with errors fails.
+    /// One test suite per pair, one test case per rule family (a family with errors fails) and per
+    /// witness check (a failed check fails, one that did not run or proved nothing is skipped).
     public var junit: String {
         var suites: [String] = []
         var totalTests = 0
@@ -86,6 +120,22 @@ extension AnalysisReport {
                     testCase += "/>"
                 }
                 cases.append(testCase)
+            }
+            // One test case per area and check; a check that did not run is skipped, not passed.
+            for area in pair.areas {
+                for check in area.checks {
+                    var testCase = "    <testcase classname=\"\(Self.xml(name)).\(area.area.rawValue)\" name=\"\(Self.xml(check.name))\""
+                    let body = Self.xml(check.detail + (check.refs.isEmpty ? "" : " [" + check.refs.joined(separator: " ") + "]"))
+                    switch check.verdict {
+                    case .pass: testCase += "/>"
+                    case .fail:
+                        failures += 1
+                        testCase += ">\n      <failure message=\"\(area.area.rawValue): \(Self.xml(check.name)) failed\">\(body)</failure>\n    </testcase>"
+                    case .inconclusive, .notRun:
+                        testCase += ">\n      <skipped message=\"\(check.verdict.rawValue)\">\(body)</skipped>\n    </testcase>"
+                    }
+                    cases.append(testCase)
+                }
             }
             totalTests += cases.count
             totalFailures += failures

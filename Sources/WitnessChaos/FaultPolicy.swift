@@ -5,12 +5,15 @@ import OCPPWire
 public struct FaultPolicy: Sendable {
     public var seed: UInt64
     public var rules: [FaultRule]
+    /// The pass conditions judged from the capture by `report` (they change nothing in the traffic).
+    public var checks: [WitnessCheck]
     /// Where the policy came from (a file path), for capture headers and messages.
     public var source: String
 
-    public init(seed: UInt64, rules: [FaultRule], source: String = "") {
+    public init(seed: UInt64, rules: [FaultRule], checks: [WitnessCheck] = [], source: String = "") {
         self.seed = seed
         self.rules = rules
+        self.checks = checks
         self.source = source
     }
 
@@ -60,12 +63,12 @@ public struct Pattern: @unchecked Sendable {
     public let source: String
     let regex: NSRegularExpression
 
-    init(_ source: String) throws {
+    public init(_ source: String) throws {
         self.source = source
         self.regex = try NSRegularExpression(pattern: source)
     }
 
-    func matches(_ text: String) -> Bool {
+    public func matches(_ text: String) -> Bool {
         self.regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
 }

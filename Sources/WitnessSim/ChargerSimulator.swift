@@ -9,6 +9,22 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case registerGoesBackwards
     /// Meter value timestamps carry no time zone.
     case timestampWithoutZone
+    /// Starts charging even when the CSMS answered Authorize with anything but Accepted (Blocked, Invalid, ...).
+    case startsDespiteRefusal
+    /// After a Reset it boots again but reports its connector Faulted instead of Available.
+    case faultedAfterReset
+    /// Does not reboot on an accepted Reset: it answers Accepted and carries on as before.
+    case ignoresReset
+    /// Once its connection is lost it stays offline (`keepAlive` ends instead of reconnecting).
+    case neverReconnects
+}
+
+/// What `chargingSession` came to.
+public enum ChargingOutcome: Sendable, Equatable {
+    /// Energy was delivered in a transaction.
+    case charged
+    /// The CSMS did not accept the idTag (its status), so no transaction was started.
+    case refused(String)
 }
 
 /// Who a simulated charger is.
@@ -52,6 +68,7 @@ public final class ChargerSimulator: Sendable {
         var transactionSeq = 0
         var remoteStarts = 0
         var resets = 0
+        var reboots = 0
         var callsCompleted = 0
         var callErrors = 0
     }
@@ -99,17 +116,37 @@ public final class ChargerSimulator: Sendable {
     }
 
     /// Boot, status, heartbeat: what every charger does after connecting.
-    public func boot(reason: String = "PowerUp") async throws {
+    public func boot(reason: String = "PowerUp", afterReset: Bool = false) async throws {
         let version = self.profile.version
         _ = try await self.call("BootNotification", OCPPMessages.bootNotification(self.profile, reason: reason))
-        _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Available"))
+        let faulted = afterReset && self.profile.quirks.contains(.faultedAfterReset)
+        _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: faulted ? "Faulted" : "Available"))
         _ = try await self.call("Heartbeat", [:])
     }
 
-    /// A full charging session: authorize, start, `meterSamples` meter values, stop.
-    public func chargingSession(idTag: String = "04A2B3C4D5", meterSamples: Int = 3, whPerSample: Int = 1500) async throws {
+    /// How many reboots after an accepted Reset have completed (connection closed, reopened, booted).
+    public var reboots: Int { self.state.withLockedValue { $0.reboots } }
+
+    /// What firmware does after accepting a Reset: closes its connection, comes back and boots again.
+    private func reboot() async {
+        await self.endpoint?.close(code: .goingAway, reason: "rebooting")
+        do {
+            try await self.connect()
+            try await self.boot(reason: "RemoteReset", afterReset: true)
+            self.state.withLockedValue { $0.reboots += 1 }
+        } catch {
+            self.state.withLockedValue { $0.callErrors += 1 }
+        }
+    }
+
+    /// A full charging session: authorize, start, `meterSamples` meter values, stop. Like real firmware it
+    /// starts nothing when the CSMS does not accept the idTag (unless the profile has `startsDespiteRefusal`).
+    @discardableResult
+    public func chargingSession(idTag: String = "04A2B3C4D5", meterSamples: Int = 3, whPerSample: Int = 1500) async throws -> ChargingOutcome {
         let version = self.profile.version
-        _ = try await self.call("Authorize", OCPPMessages.authorize(version, idTag: idTag))
+        let authorized = try await self.call("Authorize", OCPPMessages.authorize(version, idTag: idTag))
+        let status = (version == .v16 ? authorized["idTagInfo"] : authorized["idTokenInfo"])?["status"]?.stringValue ?? "Accepted"
+        if status != "Accepted", !self.profile.quirks.contains(.startsDespiteRefusal) { return .refused(status) }
         _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Preparing"))
         switch version {
         case .v16:
@@ -192,6 +229,7 @@ public final class ChargerSimulator: Sendable {
             )
         }
         _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Available"))
+        return .charged
     }
 
     /// Sends Heartbeat and MeterValues alternately, each waiting for its answer, until `duration` passes
@@ -253,6 +291,7 @@ public final class ChargerSimulator: Sendable {
             } catch {
                 outcome.failures += 1
             }
+            if self.profile.quirks.contains(.neverReconnects), outcome.connections > 0 { break }
             if clock.now < deadline, enough?(outcome) != true { try? await Task.sleep(for: retry) }
         }
         await self.disconnect()
@@ -293,6 +332,13 @@ public final class ChargerSimulator: Sendable {
             return ["status": "Accepted"]
         case "Reset":
             self.state.withLockedValue { $0.resets += 1 }
+            if !self.profile.quirks.contains(.ignoresReset) {
+                // The answer goes out first; the reboot follows, as on real hardware.
+                Task {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    await self.reboot()
+                }
+            }
             return ["status": "Accepted"]
         case "TriggerMessage":
             return ["status": "Accepted"]

@@ -38,7 +38,8 @@ enum OCPPMessages {
     static func statusNotification(_ version: OCPPVersion, status: String) -> JSONValue {
         switch version {
         case .v16:
-            return ["connectorId": 1, "errorCode": "NoError", "status": .string(status), "timestamp": .string(now())]
+            let errorCode = status == "Faulted" ? "OtherError" : "NoError"
+            return ["connectorId": 1, "errorCode": .string(errorCode), "status": .string(status), "timestamp": .string(now())]
         case .v201, .v21:
             let connectorStatus = status == "Charging" || status == "Preparing" ? "Occupied" : status
             return ["timestamp": .string(now()), "connectorStatus": .string(connectorStatus), "evseId": 1, "connectorId": 1]

@@ -20,12 +20,18 @@ struct PolicyCheckCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Policy file (YAML).", valueName: "FILE"))
     var file: String
 
+    static func seconds(_ value: Double) -> String { value.rounded() == value ? String(Int(value)) : String(value) }
+
     func run() throws {
         do {
             let policy = try PolicyLoader.load(path: self.file)
-            print("\(self.file): valid; seed \(policy.seed), \(policy.rules.count) rule(s)")
+            print("\(self.file): valid; seed \(policy.seed), \(policy.rules.count) rule(s), \(policy.checks.count) check(s)")
             for rule in policy.rules {
                 print("  \(rule.name): \(rule.fault.kind)")
+            }
+            for check in policy.checks {
+                let versions = check.versions.map { " (OCPP " + $0.map(\.rawValue).sorted().joined(separator: ", ") + ")" } ?? ""
+                print("  check \(check.name) [\(check.area.rawValue)]\(versions): when \(check.when.description), \(check.outcome.rawValue) \(check.then.description) within \(Self.seconds(check.within)) s")
             }
         } catch let errors as PolicyErrors {
             FileHandle.standardError.write(Data((errors.description + "\n").utf8))

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
 import OCPPSchema
+import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
+import WitnessChaos
 
 extension ReportFormat: ExpressibleByArgument {}
 extension ValidationProfile: ExpressibleByArgument {}
@@ -44,7 +46,24 @@ struct ReportCommand: AsyncParsableCommand {
     )
     var clockTolerance: Double = 1
 
-    @Option(help: "Exit with status 1 when the report has findings of this severity or worse: error, warning, or never.")
+    @Option(
+        name: .customLong("policy"),
+        help: ArgumentHelp(
+            "A policy whose checks judge the witness test areas (repeat for several). Default: the policy named in the captures' headers, when it can be read.",
+            valueName: "FILE"
+        )
+    )
+    var policies: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "The kind of site whose required areas a pair must have run: \(WitnessScope.all.map(\.name).joined(separator: ", ")). A pair is incomplete while one of them is notRun.",
+            valueName: "NAME"
+        )
+    )
+    var scope: String?
+
+    @Option(help: "Exit with status 1 when the report has findings of this severity or worse (error also: a failed test area): error, warning, or never.")
     var failOn: FailOn = .never
 
     enum FailOn: String, ExpressibleByArgument, CaseIterable {
@@ -55,6 +74,39 @@ struct ReportCommand: AsyncParsableCommand {
         guard !self.captures.isEmpty else { throw ValidationError("give at least one capture file or folder") }
         guard self.responseTimeout > 0 else { throw ValidationError("--response-timeout must be positive") }
         guard self.clockTolerance >= 0 else { throw ValidationError("--clock-tolerance must be zero or more seconds, got \(self.clockTolerance)") }
+        if let scope, WitnessScope.named(scope) == nil {
+            throw ValidationError("unknown --scope '\(scope)'; expected one of: \(WitnessScope.all.map(\.name).joined(separator: ", "))")
+        }
+    }
+
+    /// The checks of the policies given, or of those the captures' headers name.
+    func loadChecks() throws -> [WitnessCheck] {
+        var paths = self.policies
+        if paths.isEmpty {
+            for file in (try? self.captures.flatMap(CaptureReader.captureFiles(at:))) ?? [] {
+                guard let reader = try? CaptureReader(paths: [file]), let header = reader.next(), header.kind == "header",
+                    let policy = header.fields["policy"]?.stringValue, !paths.contains(policy)
+                else { continue }
+                guard FileManager.default.isReadableFile(atPath: policy) else {
+                    FileHandle.standardError.write(Data("warning: \(file) was recorded with policy \(policy), which cannot be read here; its checks are not judged (give --policy)\n".utf8))
+                    continue
+                }
+                paths.append(policy)
+            }
+        }
+        var checks: [WitnessCheck] = []
+        for path in paths {
+            do {
+                let policy = try PolicyLoader.load(path: path)
+                for check in policy.checks where checks.contains(where: { $0.name == check.name }) {
+                    throw ValidationError("check '\(check.name)' of \(path) has the name of a check of another policy; check names must be unique across the policies of one report")
+                }
+                checks += policy.checks
+            } catch let error as PolicyErrors {
+                throw ValidationError("policy \(path) cannot be used:\n\(error)")
+            }
+        }
+        return checks
     }
 
     func run() async throws {
@@ -65,11 +117,12 @@ struct ReportCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot read captures: \(error)")
         }
-        let analyzer = Analyzer(
-            schemas: registry, configuration: AnalyzerConfiguration(
-                profile: self.profile, responseTimeoutSeconds: self.responseTimeout, clockToleranceSeconds: self.clockTolerance
-            )
+        var configuration = AnalyzerConfiguration(
+            profile: self.profile, responseTimeoutSeconds: self.responseTimeout, clockToleranceSeconds: self.clockTolerance
         )
+        configuration.checks = try self.loadChecks()
+        configuration.scope = self.scope.flatMap(WitnessScope.named)
+        let analyzer = Analyzer(schemas: registry, configuration: configuration)
         for record in reader { analyzer.consume(record) }
         let report = analyzer.finish(readIssues: reader.issues)
         let text = report.render(self.format)
@@ -89,8 +142,8 @@ struct ReportCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("warning: \(issue)\n".utf8))
         }
         switch self.failOn {
-        case .error where report.count(.error) > 0: throw ExitCode.failure
-        case .warning where report.count(.error) + report.count(.warning) > 0: throw ExitCode.failure
+        case .error where report.count(.error) > 0 || report.pairs.contains(where: { $0.verdict == "fail" }): throw ExitCode.failure
+        case .warning where report.count(.error) + report.count(.warning) > 0 || report.pairs.contains(where: { $0.verdict != "pass" }): throw ExitCode.failure
         default: break
         }
     }

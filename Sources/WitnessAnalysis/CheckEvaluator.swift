@@ -1,0 +1,394 @@
+import OCPPWire
+import WitnessCapture
+import WitnessChaos
+
+/// The verdict of a witness check or area. A verdict is evidence: `pass` and `fail` name the capture
+/// lines they rest on; a check whose stimulus never happened is `notRun`, never `pass`.
+public enum CheckVerdict: String, Sendable, Hashable, CaseIterable {
+    case pass, fail, inconclusive, notRun
+}
+
+/// What one check came to for one pair, over every time its stimulus happened.
+public struct CheckResult: Sendable, Hashable {
+    public var name: String
+    public var area: WitnessArea
+    public var description: String
+    public var verdict: CheckVerdict
+    /// One sentence: what happened, with the numbers that decided it.
+    public var detail: String
+    /// Capture lines (`file:line`) that prove the verdict: the stimulus and the event, for the occurrences shown.
+    public var refs: [String]
+    /// How many stimuli ended in each verdict.
+    public var counts: [CheckVerdict: Int]
+
+    public var json: JSONValue {
+        var counts = JSONObject()
+        for verdict in [CheckVerdict.pass, .fail, .inconclusive] { counts[verdict.rawValue] = .int(self.counts[verdict] ?? 0) }
+        return [
+            "name": .string(self.name), "verdict": .string(self.verdict.rawValue), "detail": .string(self.detail),
+            "refs": .array(self.refs.map(JSONValue.string)), "stimuli": .object(counts), "description": .string(self.description),
+        ]
+    }
+}
+
+/// The checks of one test area for one pair, and the area's verdict.
+public struct AreaResult: Sendable, Hashable {
+    public var area: WitnessArea
+    public var checks: [CheckResult]
+
+    public init(area: WitnessArea, checks: [CheckResult]) {
+        self.area = area
+        self.checks = checks
+    }
+
+    /// `fail` when a check failed; `pass` when every check passed; `notRun` when none ran (or the area
+    /// has no checks); otherwise `inconclusive`: some ran without proof either way, or some did not run.
+    public var verdict: CheckVerdict {
+        let verdicts = self.checks.map(\.verdict)
+        if verdicts.contains(.fail) { return .fail }
+        if verdicts.isEmpty || verdicts.allSatisfy({ $0 == .notRun }) { return .notRun }
+        if verdicts.allSatisfy({ $0 == .pass }) { return .pass }
+        return .inconclusive
+    }
+
+    public var json: JSONValue {
+        ["area": .string(self.area.rawValue), "verdict": .string(self.verdict.rawValue), "checks": .array(self.checks.map(\.json))]
+    }
+}
+
+/// Runs the witness checks of the loaded policies over a stream of capture records: each stimulus opens a
+/// window, which the expected (or forbidden) event closes; the windows still open when the capture's
+/// clock passes their end are decided by the absence of the event.
+final class CheckEvaluator {
+    private let checks: [WitnessCheck]
+    /// Open windows per check; bounded per charge point so a stimulus on every message cannot grow them without limit.
+    private var windows: [[Window]]
+    private var outcomes: [[PairKey: Outcome]]
+    /// Pairs each check was evaluated for, in order of first stimulus.
+    private var earliestDeadline = Int64.max
+    /// CALL payloads, for conditions on `call:` pointers of an answer; kept only for the actions checks name.
+    private var calls: [CallKey: JSONValue] = [:]
+    private let callActions: Set<String>?
+    /// The OCPP versions each charge point's connections negotiated.
+    private var versions: [String: Set<OCPPVersion>] = [:]
+    private var connectionVersions: [ConnectionKey: OCPPVersion] = [:]
+    static let maximumOpenWindows = 64
+    static let maximumKeptCalls = 10_000
+    static let occurrencesShown = 3
+
+    struct ConnectionKey: Hashable, Comparable {
+        var run: Int
+        var connection: UInt64
+
+        static func < (lhs: Self, rhs: Self) -> Bool { (lhs.run, lhs.connection) < (rhs.run, rhs.connection) }
+    }
+
+    struct CallKey: Hashable {
+        var connection: ConnectionKey
+        var direction: Direction
+        var id: String
+    }
+
+    struct Window {
+        var chargePoint: String
+        var connection: ConnectionKey?
+        var ts: Int64
+        var deadline: Int64
+        var ref: String
+        var pair: PairKey
+        var payload: JSONValue?
+        var callPayload: JSONValue?
+    }
+
+    private struct Outcome {
+        var counts: [CheckVerdict: Int] = [:]
+        var shown: [CheckVerdict: [(detail: String, refs: [String])]] = [:]
+
+        mutating func add(_ verdict: CheckVerdict, _ detail: String, _ refs: [String]) {
+            self.counts[verdict, default: 0] += 1
+            if self.shown[verdict, default: []].count < CheckEvaluator.occurrencesShown { self.shown[verdict, default: []].append((detail, refs)) }
+        }
+    }
+
+    /// What the evaluator needs of a record beyond the record itself.
+    struct Context {
+        var run: Int
+        var pair: PairKey
+    }
+
+    init(checks: [WitnessCheck]) {
+        self.checks = checks
+        self.windows = Array(repeating: [], count: checks.count)
+        self.outcomes = Array(repeating: [:], count: checks.count)
+        let patterns = checks.flatMap { [$0.when, $0.then] }
+        let needsCalls = patterns.contains { pattern in
+            pattern.payload.contains { condition in
+                if condition.pointer.hasPrefix("call:") { return true }
+                if case .sameAs(let other) = condition.test, other.hasPrefix("call:") { return true }
+                return false
+            }
+        }
+        if !needsCalls {
+            self.callActions = []
+        } else if patterns.contains(where: { $0.actions == nil }) {
+            self.callActions = nil
+        } else {
+            self.callActions = Set(patterns.flatMap { $0.actions ?? [] })
+        }
+    }
+
+    // MARK: Feeding
+
+    func consume(_ record: CaptureRecord, context: Context, pairOf: (String) -> PairKey) {
+        guard let kind = record.kind, ["frame", "open", "close", "reject"].contains(kind), let chargePoint = record.chargePoint else { return }
+        let ts = record.ts?.microseconds ?? 0
+        if ts > self.earliestDeadline { self.expire(now: ts, pairOf: pairOf) }
+        let connection = record.connection.map { ConnectionKey(run: context.run, connection: $0) }
+        if kind == "open", let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) {
+            self.versions[chargePoint, default: []].insert(version)
+            if let connection { self.connectionVersions[connection] = version }
+        }
+        let version = connection.flatMap { self.connectionVersions[$0] }
+        let event = Event(record: record, connection: connection, calls: self.calls)
+        for index in self.checks.indices {
+            let check = self.checks[index]
+            if !self.windows[index].isEmpty { self.settle(index, check, event: event, chargePoint: chargePoint, ts: ts, pairOf: pairOf) }
+            if check.versions.map({ versions in version.map(versions.contains) ?? true }) ?? true, Self.matches(check.when, event, stimulus: nil),
+                self.windows[index].count(where: { $0.chargePoint == chargePoint }) < Self.maximumOpenWindows {
+                let deadline = ts + Int64(check.within * 1_000_000)
+                self.windows[index].append(
+                    Window(
+                        chargePoint: chargePoint, connection: connection, ts: ts, deadline: deadline, ref: record.reference, pair: context.pair,
+                        payload: event.payload, callPayload: event.callPayload
+                    )
+                )
+                self.earliestDeadline = min(self.earliestDeadline, deadline)
+            }
+        }
+        self.keepCall(event)
+        if kind == "close", let connection {
+            self.calls = self.calls.filter { $0.key.connection != connection }
+            self.connectionVersions.removeValue(forKey: connection)
+        }
+    }
+
+    /// Decides the windows the event closes: the expected event passes them, a forbidden one fails them,
+    /// and the end of the stimulus's connection decides those that wait on that connection alone.
+    private func settle(_ index: Int, _ check: WitnessCheck, event: Event, chargePoint: String, ts: Int64, pairOf: (String) -> PairKey) {
+        var open: [Window] = []
+        for window in self.windows[index] {
+            guard window.chargePoint == chargePoint else {
+                open.append(window)
+                continue
+            }
+            let after = Self.seconds(ts - window.ts)
+            let stimulus = "\(check.when.description) (\(window.ref))"
+            if Self.matches(check.then, event, stimulus: window) {
+                switch check.outcome {
+                case .expect:
+                    self.record(index, window, pairOf, .pass, "\(stimulus) was followed by \(check.then.description) after \(after) s (\(event.ref)); the window is \(Self.format(check.within)) s", [window.ref, event.ref])
+                case .forbid:
+                    self.record(index, window, pairOf, .fail, "\(stimulus) was followed by \(check.then.description) after \(after) s (\(event.ref)), which must not happen within \(Self.format(check.within)) s", [window.ref, event.ref])
+                }
+                continue
+            }
+            if event.kind == "close", check.then.connection == .same, window.connection != nil, event.connection == window.connection {
+                switch check.outcome {
+                case .expect:
+                    self.record(index, window, pairOf, .fail, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
+                case .forbid:
+                    self.record(index, window, pairOf, .pass, "no \(check.then.description) before the connection of \(stimulus) closed after \(after) s (\(event.ref))", [window.ref, event.ref])
+                }
+                continue
+            }
+            open.append(window)
+        }
+        self.windows[index] = open
+    }
+
+    /// Decides the windows whose end the capture's clock has passed.
+    private func expire(now: Int64, pairOf: (String) -> PairKey) {
+        var earliest = Int64.max
+        for index in self.checks.indices {
+            let check = self.checks[index]
+            var open: [Window] = []
+            for window in self.windows[index] {
+                guard window.deadline < now else {
+                    open.append(window)
+                    earliest = min(earliest, window.deadline)
+                    continue
+                }
+                let stimulus = "\(check.when.description) (\(window.ref))"
+                switch check.outcome {
+                case .expect:
+                    self.record(index, window, pairOf, .fail, "no \(check.then.description) within \(Self.format(check.within)) s of \(stimulus)", [window.ref])
+                case .forbid:
+                    self.record(index, window, pairOf, .pass, "no \(check.then.description) within \(Self.format(check.within)) s of \(stimulus)", [window.ref])
+                }
+            }
+            self.windows[index] = open
+        }
+        self.earliestDeadline = earliest
+    }
+
+    private func record(_ index: Int, _ window: Window, _ pairOf: (String) -> PairKey, _ verdict: CheckVerdict, _ detail: String, _ refs: [String]) {
+        // A stimulus seen before the charger said who it is belongs to the charger it turned out to be.
+        let pair = window.pair.charger == .unknown ? pairOf(window.chargePoint) : window.pair
+        self.outcomes[index][pair, default: Outcome()].add(verdict, "\(window.chargePoint): \(detail)", refs)
+    }
+
+    private func keepCall(_ event: Event) {
+        guard event.type == .call, let connection = event.connection, let direction = event.direction, let id = event.id,
+            self.callActions.map({ $0.contains(event.action ?? "") }) ?? true, self.calls.count < Self.maximumKeptCalls
+        else { return }
+        self.calls[CallKey(connection: connection, direction: direction, id: id)] = event.payload
+    }
+
+    /// The verdict of every check for each of `pairs`; windows still open are inconclusive when the
+    /// capture ended before they closed.
+    /// `pairs` are the pairs with their charge points; a check for other OCPP versions than theirs is not listed for them.
+    func finish(lastTs: Int64, pairs: [PairKey: Set<String>], pairOf: (String) -> PairKey) -> [PairKey: [AreaResult]] {
+        self.expire(now: lastTs &+ 1, pairOf: pairOf)
+        for index in self.checks.indices {
+            let check = self.checks[index]
+            for window in self.windows[index] {
+                let left = Self.seconds(window.deadline - lastTs)
+                self.record(
+                    index, window, pairOf, .inconclusive,
+                    "the capture ends \(Self.seconds(lastTs - window.ts)) s after \(check.when.description) (\(window.ref)), \(left) s before its \(Self.format(check.within)) s window closed, without \(check.then.description)",
+                    [window.ref]
+                )
+            }
+            self.windows[index] = []
+        }
+        var results: [PairKey: [AreaResult]] = [:]
+        for pair in Set(pairs.keys).union(self.outcomes.flatMap(\.keys)) {
+            let spoken = pairs[pair].map { $0.reduce(into: Set<OCPPVersion>()) { $0.formUnion(self.versions[$1] ?? []) } }
+            let applies = self.checks.indices.filter { index in
+                guard let versions = self.checks[index].versions, let spoken, !spoken.isEmpty else { return true }
+                return !versions.isDisjoint(with: spoken) || self.outcomes[index][pair] != nil
+            }
+            results[pair] = WitnessArea.allCases.map { area in
+                AreaResult(area: area, checks: applies.filter { self.checks[$0].area == area }.map { self.result($0, pair: pair) })
+            }
+        }
+        return results
+    }
+
+    private func result(_ index: Int, pair: PairKey) -> CheckResult {
+        let check = self.checks[index]
+        guard let outcome = self.outcomes[index][pair] else {
+            return CheckResult(
+                name: check.name, area: check.area, description: check.description, verdict: .notRun,
+                detail: "not run: the stimulus never happened (no \(check.when.description) in the capture for this pair)", refs: [], counts: [:]
+            )
+        }
+        let verdict: CheckVerdict =
+            (outcome.counts[.fail] ?? 0) > 0 ? .fail : (outcome.counts[.pass] ?? 0) > 0 ? .pass : .inconclusive
+        let shown = outcome.shown[verdict] ?? []
+        let total = outcome.counts.values.reduce(0, +)
+        let tally = [CheckVerdict.pass, .fail, .inconclusive].compactMap { verdict in
+            outcome.counts[verdict].map { "\($0) \(verdict.rawValue)" }
+        }.joined(separator: ", ")
+        let detail = (shown.first?.detail ?? "") + (total > 1 ? " (stimulus seen \(total) times: \(tally))" : "")
+        return CheckResult(
+            name: check.name, area: check.area, description: check.description, verdict: verdict, detail: detail,
+            refs: shown.flatMap(\.refs), counts: outcome.counts
+        )
+    }
+
+    // MARK: Matching
+
+    /// One capture record as the checks see it.
+    struct Event {
+        var kind: String
+        var ref: String
+        var connection: ConnectionKey?
+        var direction: Direction?
+        var type: MessageType?
+        var action: String?
+        var id: String?
+        var fault: String?
+        var injected: Bool
+        var payload: JSONValue?
+        var callPayload: JSONValue?
+
+        init(record: CaptureRecord, connection: ConnectionKey?, calls: [CallKey: JSONValue]) {
+            self.kind = record.kind ?? ""
+            self.ref = record.reference
+            self.connection = connection
+            self.direction = record.direction
+            self.type = record.opcode == .text ? record.messageType : nil
+            self.action = record.action
+            self.id = record.messageId
+            self.fault = record.fields["fault"]?["rule"]?.stringValue
+            self.injected = record.fields["injected"]?.boolValue ?? false
+            if let type = self.type, let message = record.message {
+                switch type {
+                case .call, .send: self.payload = message[3]
+                case .callResult: self.payload = message[2]
+                case .callError, .callResultError: self.payload = message[4]
+                }
+                if type.isResponse, let connection, let direction, let id = self.id {
+                    self.callPayload = calls[CallKey(connection: connection, direction: direction.reversed, id: id)]
+                }
+            }
+        }
+    }
+
+    static func matches(_ pattern: EventPattern, _ event: Event, stimulus: Window?) -> Bool {
+        switch pattern.event {
+        case .open, .close, .reject:
+            guard event.kind == pattern.event.rawValue else { return false }
+        case .message:
+            guard event.kind == "frame", let type = event.type else { return false }
+            if let types = pattern.messageTypes, !types.contains(type) { return false }
+            if let direction = pattern.direction, direction != event.direction { return false }
+            if let actions = pattern.actions, !actions.contains(event.action ?? "") { return false }
+            if let fault = pattern.fault, fault != event.fault { return false }
+            if let injected = pattern.injected, injected != event.injected { return false }
+        }
+        if let stimulus, pattern.connection != .any {
+            guard let here = event.connection, let there = stimulus.connection else { return false }
+            if pattern.connection == .same && here != there { return false }
+            if pattern.connection == .later && here <= there { return false }
+        }
+        return pattern.payload.allSatisfy { self.holds($0, event, stimulus: stimulus) }
+    }
+
+    static func holds(_ condition: CheckCondition, _ event: Event, stimulus: Window?) -> Bool {
+        let value = self.resolve(condition.pointer, payload: event.payload, call: event.callPayload)
+        switch condition.test {
+        case .exists(let flag): return (value != nil) == flag
+        case .equals(let expected): return value.map { Self.same($0, expected) } ?? false
+        case .notEquals(let other): return value.map { !Self.same($0, other) } ?? false
+        case .matches(let pattern): return value.map { pattern.matches($0.stringValue ?? JSONWriter.string($0)) } ?? false
+        case .atMost(let limit): return value.flatMap(Self.number).map { $0 <= limit } ?? false
+        case .atLeast(let limit): return value.flatMap(Self.number).map { $0 >= limit } ?? false
+        case .sameAs(let other):
+            guard let stimulus, let value, let expected = self.resolve(other, payload: stimulus.payload, call: stimulus.callPayload) else { return false }
+            return Self.same(value, expected)
+        }
+    }
+
+    static func resolve(_ pointer: String, payload: JSONValue?, call: JSONValue?) -> JSONValue? {
+        if pointer.hasPrefix("call:") { return call.flatMap { JSONPointer.resolve(String(pointer.dropFirst(5)), in: $0) } }
+        return payload.flatMap { JSONPointer.resolve(pointer, in: $0) }
+    }
+
+    /// Values are the same when equal as JSON, or as text (`"7"` and `7`, as OCPP 1.6 meter values write numbers).
+    static func same(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
+        lhs == rhs || (lhs.stringValue ?? JSONWriter.string(lhs)) == (rhs.stringValue ?? JSONWriter.string(rhs))
+    }
+
+    static func number(_ value: JSONValue) -> Double? {
+        value.doubleValue ?? value.stringValue.flatMap(Double.init)
+    }
+
+    static func seconds(_ micros: Int64) -> String { Self.format(Double(micros) / 1_000_000) }
+
+    static func format(_ seconds: Double) -> String {
+        let rounded = (seconds * 1000).rounded() / 1000
+        return rounded.rounded() == rounded ? String(Int(rounded)) : String(rounded)
+    }
+}

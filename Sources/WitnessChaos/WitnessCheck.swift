@@ -1,0 +1,183 @@
+import OCPPWire
+
+/// The test areas of a structured witness test, in the order a buyer's test plan lists them.
+public enum WitnessArea: String, Sendable, Hashable, CaseIterable, Comparable {
+    case commissioning
+    case authorization
+    case communicationLoss
+    case smartCharging
+    case meteringBilling
+    case remoteOperations
+    case faultHandling
+    case firmwareUpdate
+    case dataHandover
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+
+    /// How the area reads in a report heading.
+    public var title: String {
+        switch self {
+        case .commissioning: return "Commissioning"
+        case .authorization: return "Authorization"
+        case .communicationLoss: return "Communication loss"
+        case .smartCharging: return "Smart charging"
+        case .meteringBilling: return "Metering and billing"
+        case .remoteOperations: return "Remote operations"
+        case .faultHandling: return "Fault handling"
+        case .firmwareUpdate: return "Firmware update"
+        case .dataHandover: return "Data handover"
+        }
+    }
+}
+
+/// The areas a kind of site needs passed before its pilot is complete (the buyer's guide).
+public struct WitnessScope: Sendable, Hashable {
+    public var name: String
+    public var description: String
+    public var areas: [WitnessArea]
+
+    public static let all: [WitnessScope] = {
+        let workplace: [WitnessArea] = [.commissioning, .authorization, .communicationLoss, .remoteOperations]
+        let semiPublic = workplace + [.meteringBilling, .faultHandling]
+        let fleetDepot = semiPublic + [.smartCharging]
+        let portfolio = fleetDepot + [.firmwareUpdate, .dataHandover]
+        return [
+            WitnessScope(name: "workplace", description: "small private workplace", areas: workplace),
+            WitnessScope(name: "semi-public", description: "semi-public paid site", areas: semiPublic.sorted()),
+            WitnessScope(name: "fleet-depot", description: "fleet depot", areas: fleetDepot.sorted()),
+            WitnessScope(name: "portfolio", description: "multi-site portfolio", areas: portfolio.sorted()),
+            WitnessScope(name: "cpo", description: "charge point operator: every area, as a matrix", areas: WitnessArea.allCases),
+        ]
+    }()
+
+    public static func named(_ name: String) -> WitnessScope? { self.all.first { $0.name == name } }
+}
+
+/// A pass condition of a witness test: after a stimulus, something must (or must not) happen within a
+/// time window, judged from the capture. See docs/policies.md, "Checks".
+public struct WitnessCheck: Sendable {
+    public enum Outcome: String, Sendable {
+        /// A matching event must follow the stimulus within the window.
+        case expect
+        /// No matching event may follow the stimulus within the window.
+        case forbid
+    }
+
+    public var name: String
+    public var area: WitnessArea
+    public var description: String
+    /// What starts the window.
+    public var when: EventPattern
+    public var outcome: Outcome
+    /// What must, or must not, happen in the window.
+    public var then: EventPattern
+    /// The window's length in seconds.
+    public var within: Double
+    /// The OCPP versions the check is for (nil: every version); a pair that never spoke one of them does not list it.
+    public var versions: Set<OCPPVersion>?
+
+    public init(
+        name: String, area: WitnessArea, description: String = "", when: EventPattern, outcome: Outcome, then: EventPattern, within: Double,
+        versions: Set<OCPPVersion>? = nil
+    ) {
+        self.versions = versions
+        self.name = name
+        self.area = area
+        self.description = description
+        self.when = when
+        self.outcome = outcome
+        self.then = then
+        self.within = within
+    }
+}
+
+/// A capture event a check waits for: a message (by direction, type, action, the fault that hit it and
+/// payload fields) or a connection opening, closing or being refused.
+public struct EventPattern: Sendable {
+    public enum Event: String, Sendable {
+        case message, open, close, reject
+    }
+
+    /// Which connection of the charge point the event may come from, relative to the stimulus's.
+    public enum ConnectionScope: String, Sendable {
+        case any, same, later
+    }
+
+    public var event: Event = .message
+    public var direction: Direction?
+    public var messageTypes: Set<MessageType>?
+    /// Actions; for answers, the action of the CALL they answer.
+    public var actions: Set<String>?
+    /// The name of the policy rule whose fault hit the message (`admin` for admin requests).
+    public var fault: String?
+    /// Only messages the proxy itself sent (an injected CALL, an answer on the other side's behalf), or none of them.
+    public var injected: Bool?
+    public var payload: [CheckCondition] = []
+    public var connection: ConnectionScope = .any
+
+    public init() {}
+}
+
+/// A condition on a payload field, by JSON pointer. For an answer, `call:` in front of the pointer looks
+/// into the CALL it answers.
+public struct CheckCondition: Sendable {
+    public enum Test: Sendable {
+        case equals(JSONValue)
+        case notEquals(JSONValue)
+        case matches(Pattern)
+        /// A number (or a string holding one) at most this.
+        case atMost(Double)
+        case atLeast(Double)
+        case exists(Bool)
+        /// Equal to the stimulus's field at this pointer (`call:` prefix: the stimulus's CALL).
+        case sameAs(String)
+    }
+
+    public var pointer: String
+    public var test: Test
+
+    public init(pointer: String, test: Test) {
+        self.pointer = pointer
+        self.test = test
+    }
+
+    /// Readable form for verdict sentences.
+    public var description: String {
+        switch self.test {
+        case .equals(let value): return "\(self.pointer) = \(JSONWriter.string(value))"
+        case .notEquals(let value): return "\(self.pointer) ≠ \(JSONWriter.string(value))"
+        case .matches(let pattern): return "\(self.pointer) ~ /\(pattern.source)/"
+        case .atMost(let limit): return "\(self.pointer) ≤ \(limit)"
+        case .atLeast(let limit): return "\(self.pointer) ≥ \(limit)"
+        case .exists(let flag): return flag ? "\(self.pointer) present" : "\(self.pointer) absent"
+        case .sameAs(let other): return "\(self.pointer) same as the stimulus's \(other)"
+        }
+    }
+}
+
+extension EventPattern {
+    /// Readable form for verdict sentences: "a CALLRESULT of Reset to the CSMS with /status = \"Accepted\"".
+    public var description: String {
+        var words: [String] = []
+        switch self.event {
+        case .open: words.append("a connection opening")
+        case .close: words.append("a connection closing")
+        case .reject: words.append("a refused upgrade")
+        case .message:
+            let types = self.messageTypes.map { $0.map(\.name).sorted().joined(separator: "/") } ?? "message"
+            words.append(self.injected == true ? "an injected \(types)" : "a \(types)")
+            if let actions = self.actions { words.append("of " + actions.sorted().joined(separator: "/")) }
+            if let direction = self.direction { words.append(direction == .toCSMS ? "to the CSMS" : "to the charger") }
+            if let fault = self.fault { words.append("hit by fault '\(fault)'") }
+        }
+        switch self.connection {
+        case .any: break
+        case .same: words.append("on the same connection")
+        case .later: words.append("on a later connection")
+        }
+        if !self.payload.isEmpty { words.append("with " + self.payload.map(\.description).joined(separator: " and ")) }
+        return words.joined(separator: " ")
+    }
+}
