@@ -1,0 +1,231 @@
+import Foundation
+import OCPPWire
+import Testing
+import WitnessAnalysis
+import WitnessCapture
+import WitnessChaos
+import WitnessProxy
+import WitnessSim
+
+/// A sample policy from `policies/`, as shipped: its checks, and those of its rules the test drives (the
+/// others would only slow it down). `window` shortens every check's window so a test can outlast it.
+func samplePolicy(_ name: String, rules keep: Set<String>, window: String? = nil, extraRules: String = "") throws -> FaultPolicy {
+    let path = Paths.root.appendingPathComponent("policies/\(name).yaml").path
+    var yaml = try String(contentsOfFile: path, encoding: .utf8)
+    if let window {
+        yaml = yaml.replacingOccurrences(of: #"(?m)^(\s+)within: \S+$"#, with: "$1within: \(window)", options: .regularExpression)
+    }
+    var policy = try PolicyLoader.parse(yaml, file: path)
+    policy.rules = policy.rules.filter { keep.contains($0.name) }
+    if !extraRules.isEmpty { policy.rules = try PolicyLoader.parse("rules:\n" + extraRules).rules + policy.rules }
+    return policy
+}
+
+enum Paths {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
+extension ProxyHarness {
+    static func start(policy: FaultPolicy) async throws -> ProxyHarness {
+        try await ProxyHarness.start(configure: { $0.faults = FaultInjection(ChaosEngine(policy: policy)) })
+    }
+
+    /// The report `ocpp-witness report --policy` gives for everything captured so far.
+    func report(checks: [WitnessCheck], scope: WitnessScope? = nil) async throws -> AnalysisReport {
+        var configuration = AnalyzerConfiguration()
+        configuration.checks = checks
+        configuration.scope = scope
+        let analyzer = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
+        for record in try await self.records() { analyzer.consume(record) }
+        return analyzer.finish()
+    }
+
+    /// The capture record a `file:line` reference points at.
+    func record(at reference: String) async throws -> CaptureRecord? {
+        try await self.records().first { $0.reference == reference }
+    }
+}
+
+extension AnalysisReport {
+    func check(_ name: String, vendor: String) -> CheckResult? {
+        self.pairs.first { $0.key.charger.vendor == vendor }?.areas.flatMap(\.checks).first { $0.name == name }
+    }
+
+    func area(_ area: WitnessArea, vendor: String) -> AreaResult? {
+        self.pairs.first { $0.key.charger.vendor == vendor }?.area(area)
+    }
+}
+
+@Suite("Witness checks judged from real traffic through the proxy")
+struct WitnessCheckTests {
+    @Test("authorization: a refused tag never starts energy delivery; a charger that starts anyway fails", arguments: [OCPPVersion.v16, .v201])
+    func authorization(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("authorization", rules: ["blocked-tag", "blocked-token"])
+        let harness = try await ProxyHarness.start(policy: policy)
+        let good = harness.charger(ChargerProfile(id: "AUTH-GOOD", vendor: "Good Co", version: version))
+        let bad = harness.charger(ChargerProfile(id: "AUTH-BAD", vendor: "Bad Co", version: version, quirks: [.startsDespiteRefusal]))
+        for charger in [good, bad] {
+            try await charger.connect()
+            try await charger.boot()
+            let refused = try await charger.chargingSession(idTag: "BLOCKED-TAG", meterSamples: 1)
+            #expect(refused == (charger === good ? .refused("Blocked") : .charged))
+            #expect(try await charger.chargingSession(idTag: "GOOD-TAG", meterSamples: 1) == .charged)
+            await charger.disconnect()
+        }
+        await harness.waitForClosedPairs(2)
+        let report = try await harness.report(checks: policy.checks)
+        let refusedCheck = version == .v16 ? "refused-tag-never-starts" : "refused-token-never-starts"
+        let startsCheck = version == .v16 ? "accepted-tag-starts" : "accepted-token-starts"
+
+        let kept = try #require(report.check(refusedCheck, vendor: "Good Co"))
+        #expect(kept.verdict == .pass, "\(kept.detail)")
+        #expect(kept.detail.contains("closed"))
+        #expect(report.check(startsCheck, vendor: "Good Co")?.verdict == .pass)
+        #expect(report.area(.authorization, vendor: "Good Co")?.verdict == .pass)
+        // The other version's checks are not listed for a pair that never spoke it.
+        #expect(report.area(.authorization, vendor: "Good Co")?.checks.count == 2)
+
+        let broken = try #require(report.check(refusedCheck, vendor: "Bad Co"))
+        #expect(broken.verdict == .fail)
+        #expect(broken.refs.count == 2)
+        let answer = try #require(try await harness.record(at: broken.refs[0]))
+        #expect(answer.action == "Authorize" && answer.messageType == .callResult && answer.fields["injected"]?.boolValue == true)
+        let start = try #require(try await harness.record(at: broken.refs[1]))
+        #expect(start.action == (version == .v16 ? "StartTransaction" : "TransactionEvent") && start.chargePoint == "AUTH-BAD")
+        #expect(report.area(.authorization, vendor: "Bad Co")?.verdict == .fail)
+        #expect(report.pairs.first { $0.key.charger.vendor == "Bad Co" }?.verdict == "fail")
+        // No stimulus of the other areas happened: they are notRun, not pass.
+        #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .notRun)
+        await harness.stop()
+    }
+
+    @Test("remote operations: an accepted Reset is followed by a reboot and an Available connector", arguments: [OCPPVersion.v16, .v201])
+    func remoteOperations(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("remote-operations", rules: ["reset-16", "reset-201"], window: "3s")
+        let harness = try await ProxyHarness.start(policy: policy)
+        let chargers = [
+            harness.charger(ChargerProfile(id: "RESET-GOOD", vendor: "Good Co", version: version)),
+            harness.charger(ChargerProfile(id: "RESET-FAULTED", vendor: "Faulted Co", version: version, quirks: [.faultedAfterReset])),
+            harness.charger(ChargerProfile(id: "RESET-DEAF", vendor: "Deaf Co", version: version, quirks: [.ignoresReset])),
+        ]
+        for charger in chargers {
+            try await charger.connect()
+            // The Reset arrives while the boot sequence is still running; its reboot may cut the sequence short.
+            try? await charger.boot()
+        }
+        #expect(await eventually { chargers[0].reboots == 1 && chargers[1].reboots == 1 })
+        // Outlast the windows, so that what never came is a failure rather than inconclusive.
+        try await Task.sleep(for: .seconds(4))
+        for charger in chargers {
+            _ = try? await charger.call("Heartbeat", [:])
+            await charger.disconnect()
+        }
+        await harness.waitForClosedPairs(5)
+        let report = try await harness.report(checks: policy.checks)
+        let available = version == .v16 ? "available-after-reset" : "available-after-reset-201"
+
+        #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun])
+        #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .inconclusive)
+        let good = try #require(report.check(available, vendor: "Good Co"))
+        #expect(good.verdict == .pass)
+        let status = try #require(try await harness.record(at: good.refs[1]))
+        #expect(status.action == "StatusNotification" && status.chargePoint == "RESET-GOOD")
+
+        let faulted = try #require(report.check(available, vendor: "Faulted Co"))
+        #expect(faulted.verdict == .fail, "\(faulted.detail)")
+        #expect(faulted.detail.contains("within 3 s"))
+        let reset = try #require(try await harness.record(at: faulted.refs[0]))
+        #expect(reset.action == "Reset" && reset.messageType == .callResult)
+        #expect(report.check("reboots-after-reset", vendor: "Faulted Co")?.verdict == .pass)
+
+        #expect(report.check("reset-answered", vendor: "Deaf Co")?.verdict == .pass)
+        #expect(report.check("reboots-after-reset", vendor: "Deaf Co")?.verdict == .fail)
+        #expect(report.area(.remoteOperations, vendor: "Deaf Co")?.verdict == .fail)
+        // remote-start-answered never had a stimulus.
+        #expect(report.check("remote-start-answered", vendor: "Deaf Co")?.verdict == .notRun)
+        await harness.stop()
+    }
+
+    @Test("communication loss: after an outage the charger reconnects and reports status; one that stays away fails")
+    func communicationLoss() async throws {
+        // The sample's outage starts five minutes in; here the third heartbeat of each charger starts a 1 s one.
+        let policy = try samplePolicy(
+            "comm-loss", rules: [], window: "4s",
+            extraRules: "  - name: backend-outage\n    match: {direction: toCSMS, action: Heartbeat, nth: 3}\n    fault: {outage: {duration: 1s, mode: refuse, scope: charger}}\n"
+        )
+        let harness = try await ProxyHarness.start(policy: policy)
+        let good = harness.charger(ChargerProfile(id: "LOSS-GOOD", vendor: "Good Co"))
+        let gone = harness.charger(ChargerProfile(id: "LOSS-GONE", vendor: "Gone Co", quirks: [.neverReconnects]))
+        let deadline = ContinuousClock.now + .seconds(7)
+        async let kept = good.keepAlive(until: deadline, interval: .milliseconds(200), retry: .milliseconds(300))
+        async let lost = gone.keepAlive(until: deadline, interval: .milliseconds(200), retry: .milliseconds(300))
+        let (keptOutcome, lostOutcome) = await (kept, lost)
+        #expect(keptOutcome.connections >= 2)
+        #expect(lostOutcome.connections == 1)
+        await harness.waitForClosedPairs(3)
+        let report = try await harness.report(checks: policy.checks)
+
+        let reconnected = try #require(report.check("reconnects-after-outage", vendor: "Good Co"))
+        #expect(reconnected.verdict == .pass, "\(reconnected.detail)")
+        let outage = try #require(try await harness.record(at: reconnected.refs[0]))
+        #expect(outage.fields["fault"]?["rule"]?.stringValue == "backend-outage")
+        #expect(try await harness.record(at: reconnected.refs[1])?.kind == "open")
+        #expect(report.check("status-after-reconnect", vendor: "Good Co")?.verdict == .pass)
+
+        #expect(report.check("reconnects-after-outage", vendor: "Gone Co")?.verdict == .fail)
+        #expect(report.check("status-after-reconnect", vendor: "Gone Co")?.verdict == .fail)
+        #expect(report.area(.communicationLoss, vendor: "Gone Co")?.verdict == .fail)
+        // Nothing dropped a connection mid-session: that check did not run.
+        #expect(report.check("reconnects-after-drop", vendor: "Good Co")?.verdict == .notRun)
+        await harness.stop()
+    }
+
+    @Test("data handover: the configuration the proxy asks for on the backend's behalf comes back")
+    func dataHandover() async throws {
+        let policy = try samplePolicy("data-handover", rules: ["get-configuration"])
+        let harness = try await ProxyHarness.start(policy: policy)
+        let charger = harness.charger(ChargerProfile(id: "DATA-1", vendor: "Good Co"))
+        try await charger.connect()
+        try await charger.boot()
+        #expect(try await eventually { try await harness.frames("DATA-1").contains { $0.action == "GetConfiguration" && $0.messageType == .callResult } })
+        await charger.disconnect()
+        await harness.waitForClosedPairs(1)
+        let report = try await harness.report(checks: policy.checks)
+        let check = try #require(report.check("configuration-retrievable", vendor: "Good Co"))
+        #expect(check.verdict == .pass, "\(check.detail)")
+        #expect(try await harness.record(at: check.refs[0])?.fields["injected"]?.boolValue == true)
+        #expect(report.area(.dataHandover, vendor: "Good Co")?.checks.count == 1)
+        await harness.stop()
+    }
+
+    @Test("a check whose stimulus never happened is notRun, and one whose window outlives the capture is inconclusive")
+    func notRunAndInconclusive() async throws {
+        // The Reset is injected, but the charger ignores it and the capture ends long before the 2 min window.
+        let policy = try samplePolicy("remote-operations", rules: ["reset-16"])
+        let harness = try await ProxyHarness.start(policy: policy)
+        let charger = harness.charger(ChargerProfile(id: "SHORT-1", vendor: "Deaf Co", quirks: [.ignoresReset]))
+        try await charger.connect()
+        try await charger.boot()
+        try await charger.chargingSession(meterSamples: 1)
+        await charger.disconnect()
+        await harness.waitForClosedPairs(1)
+        let all = try PolicyLoader.load(path: Paths.root.appendingPathComponent("policies/smart-charging.yaml").path).checks + policy.checks
+        let report = try await harness.report(checks: all, scope: WitnessScope.named("workplace"))
+        let reboot = try #require(report.check("reboots-after-reset", vendor: "Deaf Co"))
+        #expect(reboot.verdict == .inconclusive)
+        #expect(reboot.detail.contains("the capture ends"))
+        #expect(report.check("reset-answered", vendor: "Deaf Co")?.verdict == .pass)
+        for name in ["limit-accepted", "limit-enforced", "remote-start-answered"] {
+            #expect(report.check(name, vendor: "Deaf Co")?.verdict == .notRun)
+            #expect(report.check(name, vendor: "Deaf Co")?.refs == [])
+        }
+        #expect(report.area(.smartCharging, vendor: "Deaf Co")?.verdict == .notRun)
+        #expect(report.area(.commissioning, vendor: "Deaf Co")?.verdict == .notRun)
+        let pair = try #require(report.pairs.first)
+        #expect(pair.missingAreas == [.commissioning, .authorization, .communicationLoss])
+        let json = JSONWriter.string(report.json)
+        #expect(json.contains(#""scope":{"name":"workplace","complete":false"#))
+        #expect(json.contains(#""area":"smartCharging","verdict":"notRun""#))
+        await harness.stop()
+    }
+}
