@@ -197,7 +197,7 @@ final class CheckEvaluator {
                 case .expect:
                     self.record(index, window, pairOf, .fail, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
                 case .forbid:
-                    self.record(index, window, pairOf, .pass, "no \(check.then.description) before the connection of \(stimulus) closed after \(after) s (\(event.ref))", [window.ref, event.ref])
+                    self.record(index, window, pairOf, .pass, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
                 }
                 continue
             }
@@ -221,9 +221,9 @@ final class CheckEvaluator {
                 let stimulus = "\(check.when.description) (\(window.ref))"
                 switch check.outcome {
                 case .expect:
-                    self.record(index, window, pairOf, .fail, "no \(check.then.description) within \(Self.format(check.within)) s of \(stimulus)", [window.ref])
+                    self.record(index, window, pairOf, .fail, "\(stimulus) was not followed by \(check.then.description) within \(Self.format(check.within)) s", [window.ref])
                 case .forbid:
-                    self.record(index, window, pairOf, .pass, "no \(check.then.description) within \(Self.format(check.within)) s of \(stimulus)", [window.ref])
+                    self.record(index, window, pairOf, .pass, "\(stimulus) was not followed by \(check.then.description) within \(Self.format(check.within)) s", [window.ref])
                 }
             }
             self.windows[index] = open
@@ -280,7 +280,7 @@ final class CheckEvaluator {
         guard let outcome = self.outcomes[index][pair] else {
             return CheckResult(
                 name: check.name, area: check.area, description: check.description, verdict: .notRun,
-                detail: "not run: the stimulus never happened (no \(check.when.description) in the capture for this pair)", refs: [], counts: [:]
+                detail: "not run: the stimulus never happened; nothing in the capture for this pair was \(check.when.description)", refs: [], counts: [:]
             )
         }
         let verdict: CheckVerdict =

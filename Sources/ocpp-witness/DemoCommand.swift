@@ -7,6 +7,7 @@ import OCPPSchema
 import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
+import WitnessChaos
 import WitnessProxy
 import WitnessSim
 
@@ -16,8 +17,10 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Run a short embedded pilot: a CSMS simulator, the proxy and three simulated chargers.",
         discussion: """
             Everything runs in this process on 127.0.0.1: no network and no set-up. Two well-behaved chargers (OCPP 1.6
-            and 2.0.1) and one with buggy firmware boot, charge, accept a remote start and a reset from the CSMS, and
-            reconnect. The capture is left in --capture; the summary says what crossed the proxy.
+            and 2.0.1) and one with buggy firmware boot, try a blocked tag (the proxy answers Blocked on the backend's
+            behalf), charge, accept a remote start and a reset from the CSMS, and reboot. The capture is left in
+            --capture; the summary says what crossed the proxy, and the witness test areas are judged with the checks
+            of the sample policies in --policies.
             """
     )
 
@@ -27,8 +30,25 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Folder with the OCA schemas, for the demo's report.", valueName: "DIR"))
     var schemas: String = "schemas"
 
+    @Option(help: ArgumentHelp("Folder of sample policies whose checks judge the demo's test areas.", valueName: "DIR"))
+    var policies: String = "policies"
+
     @Option(help: "Least severe log level shown.")
     var logLevel: Logger.Level = .warning
+
+    /// The checks of every policy in `policies`, and the authorization policy's rules that answer the
+    /// blocked tag; none when the folder is not there.
+    func samplePolicies() -> (checks: [WitnessCheck], rules: [FaultRule]) {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: self.policies)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        var checks: [WitnessCheck] = []
+        var rules: [FaultRule] = []
+        for file in files {
+            guard let policy = try? PolicyLoader.load(path: self.policies + "/" + file) else { continue }
+            checks += policy.checks
+            rules += policy.rules.filter { ["blocked-tag", "blocked-token"].contains($0.name) }
+        }
+        return (checks, rules)
+    }
 
     func run() async throws {
         let logger = LoggingOptions.parseOrExit(["--log-level", self.logLevel.rawValue]).makeLogger("ocpp-witness.demo")
@@ -40,10 +60,12 @@ struct DemoCommand: AsyncParsableCommand {
             configuration: .init(directory: self.capture, fsync: .never),
             header: CaptureHeader(backendName: "Witness Demo CSMS", upstream: upstream.description, extra: ["demo": true])
         )
-        let proxy = try WitnessProxyServer(
-            configuration: ProxyConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: upstream, backendName: "Witness Demo CSMS"),
-            recorder: recorder, logger: logger, group: group
-        )
+        let samples = self.samplePolicies()
+        var configuration = ProxyConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: upstream, backendName: "Witness Demo CSMS")
+        if !samples.rules.isEmpty {
+            configuration.faults = FaultInjection(ChaosEngine(policy: FaultPolicy(seed: 1, rules: samples.rules, source: self.policies + "/authorization.yaml")))
+        }
+        let proxy = try WitnessProxyServer(configuration: configuration, recorder: recorder, logger: logger, group: group)
         let proxyAddress = try await proxy.start()
         let proxyURL = try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyAddress.port ?? 0)/ocpp")
         print("OCPP Witness demo: CSMS simulator on \(upstream), proxy on \(proxyURL)")
@@ -53,7 +75,7 @@ struct DemoCommand: AsyncParsableCommand {
             ChargerProfile(id: "CP-BETA-01", vendor: "Beta Power", model: "BP-150 DC", firmware: "2.0.7", version: .v201),
             ChargerProfile(
                 id: "CP-GAMMA-01", vendor: "Gamma EV", model: "G-11", firmware: "0.9.9-beta", version: .v16,
-                quirks: [.registerGoesBackwards, .timestampWithoutZone]
+                quirks: [.registerGoesBackwards, .timestampWithoutZone, .startsDespiteRefusal, .faultedAfterReset]
             ),
         ]
         let clock = ContinuousClock()
@@ -96,7 +118,9 @@ struct DemoCommand: AsyncParsableCommand {
         print("")
         print("Look inside:  jq -c 'select(.kind==\"frame\") | [.chargePoint, .dir, .action, .msgType]' \(recorder.filePaths.first ?? self.capture)")
         do {
-            let analyzer = Analyzer(schemas: try SchemaRegistry(root: self.schemas))
+            var analysis = AnalyzerConfiguration()
+            analysis.checks = samples.checks
+            let analyzer = Analyzer(schemas: try SchemaRegistry(root: self.schemas), configuration: analysis)
             let reader = try CaptureReader(paths: recorder.filePaths)
             for record in reader { analyzer.consume(record) }
             let report = analyzer.finish(readIssues: reader.issues)
@@ -108,6 +132,8 @@ struct DemoCommand: AsyncParsableCommand {
                 let rules = pair.statistics.deviations.keys.sorted().map { "\($0) ×\(pair.statistics.deviations[$0] ?? 0)" }
                 print("  \(pair.verdict.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(pair.key.charger.label) × \(pair.key.backend)\(rules.isEmpty ? "" : ": " + rules.joined(separator: ", "))")
             }
+            print("")
+            print(Self.areaTable(report, checks: samples.checks.count, policies: self.policies))
         } catch {
             print("No report: \(error)")
         }
@@ -117,11 +143,36 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
+    /// The area verdicts of each pair, one column per area.
+    static func areaTable(_ report: AnalysisReport, checks: Int, policies: String) -> String {
+        guard checks > 0 else { return "Witness test areas: no checks (no policies in \(policies)/)." }
+        let columns = WitnessArea.allCases.map(\.rawValue)
+        let widths = columns.map { max($0.count, CheckVerdict.inconclusive.rawValue.count) }
+        let labelWidth = max(10, report.pairs.map(\.key.charger.label.count).max() ?? 0)
+        func row(_ label: String, _ cells: [String]) -> String {
+            "  " + label.padding(toLength: labelWidth, withPad: " ", startingAt: 0) + "  "
+                + zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: " ")
+        }
+        var lines = ["Witness test areas (\(checks) checks from \(policies)/; notRun: the stimulus never happened in this pilot):"]
+        lines.append(row("charger", columns))
+        for pair in report.pairs {
+            lines.append(row(pair.key.charger.label, pair.areas.map { $0.verdict == .fail ? "FAIL" : $0.verdict.rawValue }))
+        }
+        for pair in report.pairs {
+            for check in pair.areas.flatMap(\.checks) where check.verdict == .fail {
+                lines.append("  FAIL \(check.area.rawValue)/\(check.name): \(check.detail)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// What each simulated charger goes through during the pilot.
     static func pilot(_ charger: ChargerSimulator, csms: CSMSSimulator) async throws {
         let version = charger.profile.version
         try await charger.connect()
         try await charger.boot()
+        // A blocked card: a good charger starts nothing.
+        try await charger.chargingSession(idTag: "BLOCKED-TAG", meterSamples: 1)
         try await charger.chargingSession(meterSamples: 3)
 
         // The operator starts a session remotely; the charger accepts and charges.
@@ -137,9 +188,10 @@ struct DemoCommand: AsyncParsableCommand {
         // The operator resets the charger; it reboots and comes back.
         let reset = try await atCSMS.call("Reset", version == .v16 ? ["type": "Soft"] : ["type": "Immediate"])
         guard try reset.payload()["status"] == "Accepted" else { throw OCPPEndpointError("reset refused") }
-        await charger.disconnect(reason: "reset")
-        try await charger.connect()
-        try await charger.boot(reason: "RemoteReset")
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while charger.reboots == 0 && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        guard charger.reboots > 0 else { throw OCPPEndpointError("did not come back after the reset") }
         await charger.disconnect(reason: "pilot over")
     }
 }

@@ -77,6 +77,57 @@ struct PolicyTests {
         }
     }
 
+    @Test("a policy of checks alone parses; every problem of a check is reported with its line")
+    func checks() throws {
+        let good = try PolicyLoader.parse(
+            """
+            checks:
+              - name: reboots
+                area: remoteOperations
+                version: ["1.6", "2.0.1"]
+                when: {direction: toCSMS, type: CALLRESULT, action: Reset, payload: [{path: /status, equals: Accepted}]}
+                expect: {action: BootNotification, connection: later, payload: [{path: /x, sameAs: "call:/type"}, {path: /n, atMost: 4.5}]}
+                within: 2m
+            """
+        )
+        #expect(good.rules.isEmpty)
+        let check = try #require(good.checks.first)
+        #expect(check.area == .remoteOperations && check.outcome == .expect && check.within == 120)
+        #expect(check.versions == [.v16, .v201])
+        #expect(check.then.connection == .later && check.then.payload.count == 2)
+        #expect(check.then.description == #"a message of BootNotification on a later connection with /x same as the stimulus's call:/type and /n ≤ 4.5"#)
+
+        let yaml = """
+            checks:
+              - name: c
+                area: billing
+                when: {event: open, action: Reset}
+                expect: {connection: sometimes}
+                forbid: {action: Reset}
+                within: soon
+              - name: c
+                area: authorization
+                version: "1.7"
+                when: {payload: [{path: status, equals: 1}, {path: /a, atMost: many}]}
+            """
+        #expect {
+            _ = try PolicyLoader.parse(yaml, file: "c.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("c.yaml:3:11: check 'c' needs 'area', one of: commissioning, authorization,")
+                && text.contains("c.yaml:4:11: 'when' of check 'c': a 'open' event has no message fields")
+                && text.contains("c.yaml:5:26: connection must be any, same or later")
+                && text.contains("check 'c' has both 'expect' and 'forbid'")
+                && text.contains("c.yaml:7:13: within must be a positive duration")
+                && text.contains("check name 'c' is used twice")
+                && text.contains("c.yaml:10:14: version must be 1.6, 2.0.1 or 2.1")
+                && text.contains("a payload condition needs 'path', a JSON pointer")
+                && text.contains("atMost must be a number")
+                && text.contains("check 'c' needs 'expect' (what must follow) or 'forbid' (what must not)")
+                && text.contains("check 'c' needs 'within'")
+        }
+    }
+
     @Test("YAML syntax errors point at the place")
     func yamlSyntax() {
         #expect {
@@ -162,12 +213,19 @@ struct SamplePolicyTests {
     func samplesLoad() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
         #expect(files == [
-            "authorization.yaml", "comm-loss.yaml", "commissioning.yaml", "fault-handling.yaml", "firmware-update.yaml",
+            "authorization.yaml", "comm-loss.yaml", "commissioning.yaml", "data-handover.yaml", "fault-handling.yaml", "firmware-update.yaml",
             "metering-billing.yaml", "remote-operations.yaml", "smart-charging.yaml",
         ])
+        var areas: Set<WitnessArea> = []
+        var names: Set<String> = []
         for file in files {
             let policy = try PolicyLoader.load(path: Self.folder.appendingPathComponent(file).path)
             #expect(!policy.rules.isEmpty, "\(file)")
+            #expect(!policy.checks.isEmpty, "\(file) has no checks")
+            areas.formUnion(policy.checks.map(\.area))
+            for check in policy.checks { #expect(names.insert(check.name).inserted, "check name \(check.name) is used twice") }
         }
+        // Every area of the buyer's test plan has at least one pass condition.
+        #expect(areas == Set(WitnessArea.allCases))
     }
 }
