@@ -141,7 +141,12 @@ final class CheckEvaluator {
 
     func consume(_ record: CaptureRecord, context: Context, pairOf: (String) -> PairKey) {
         guard let kind = record.kind, ["frame", "open", "close", "reject"].contains(kind), let chargePoint = record.chargePoint else { return }
+        if self.run != context.run {
+            if self.run != nil { self.endRun(pairOf: pairOf) }
+            self.run = context.run
+        }
         let ts = record.ts?.microseconds ?? 0
+        self.runLastTs = max(self.runLastTs, ts)
         if ts > self.earliestDeadline { self.expire(now: ts, pairOf: pairOf) }
         let connection = record.connection.map { ConnectionKey(run: context.run, connection: $0) }
         if kind == "open", let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) {
@@ -246,21 +251,34 @@ final class CheckEvaluator {
 
     /// The verdict of every check for each of `pairs`; windows still open are inconclusive when the
     /// capture ended before they closed.
-    /// `pairs` are the pairs with their charge points; a check for other OCPP versions than theirs is not listed for them.
-    func finish(lastTs: Int64, pairs: [PairKey: Set<String>], pairOf: (String) -> PairKey) -> [PairKey: [AreaResult]] {
-        self.expire(now: lastTs &+ 1, pairOf: pairOf)
+    /// The latest record time of the run being read.
+    private var runLastTs: Int64 = 0
+    private var run: Int?
+
+    /// Ends the windows of the run that ended: what a later run of the proxy records was not watched
+    /// continuously (a restart, another pilot), so it neither proves nor disproves them.
+    private func endRun(pairOf: (String) -> PairKey) {
+        self.expire(now: self.runLastTs &+ 1, pairOf: pairOf)
         for index in self.checks.indices {
             let check = self.checks[index]
             for window in self.windows[index] {
-                let left = Self.seconds(window.deadline - lastTs)
                 self.record(
                     index, window, pairOf, .inconclusive,
-                    "the capture ends \(Self.seconds(lastTs - window.ts)) s after \(check.when.description) (\(window.ref)), \(left) s before its \(Self.format(check.within)) s window closed, without \(check.then.description)",
+                    "the capture of this proxy run ends \(Self.seconds(self.runLastTs - window.ts)) s after \(check.when.description) (\(window.ref)), \(Self.seconds(window.deadline - self.runLastTs)) s before its \(Self.format(check.within)) s window closed, without \(check.then.description)",
                     [window.ref]
                 )
             }
             self.windows[index] = []
         }
+        self.earliestDeadline = .max
+        self.calls.removeAll()
+        self.connectionVersions.removeAll()
+        self.runLastTs = 0
+    }
+
+    /// `pairs` are the pairs with their charge points; a check for other OCPP versions than theirs is not listed for them.
+    func finish(lastTs: Int64, pairs: [PairKey: Set<String>], pairOf: (String) -> PairKey) -> [PairKey: [AreaResult]] {
+        self.endRun(pairOf: pairOf)
         var results: [PairKey: [AreaResult]] = [:]
         for pair in Set(pairs.keys).union(self.outcomes.flatMap(\.keys)) {
             let spoken = pairs[pair].map { $0.reduce(into: Set<OCPPVersion>()) { $0.formUnion(self.versions[$1] ?? []) } }

@@ -56,15 +56,16 @@ struct DemoCommand: AsyncParsableCommand {
         let csms = CSMSSimulator(configuration: .init(versions: [.v201, .v16]), group: group, logger: logger)
         let csmsAddress = try await csms.start()
         let upstream = try WebSocketURL(parsing: "ws://127.0.0.1:\(csmsAddress.port ?? 0)")
+        let samples = self.samplePolicies()
+        let policy = samples.rules.isEmpty ? nil : FaultPolicy(seed: 1, rules: samples.rules, source: self.policies + "/authorization.yaml")
         let recorder = try CaptureWriter(
             configuration: .init(directory: self.capture, fsync: .never),
-            header: CaptureHeader(backendName: "Witness Demo CSMS", upstream: upstream.description, extra: ["demo": true])
+            header: CaptureHeader(
+                backendName: "Witness Demo CSMS", upstream: upstream.description, policy: policy?.source, seed: policy?.seed, extra: ["demo": true]
+            )
         )
-        let samples = self.samplePolicies()
         var configuration = ProxyConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstream: upstream, backendName: "Witness Demo CSMS")
-        if !samples.rules.isEmpty {
-            configuration.faults = FaultInjection(ChaosEngine(policy: FaultPolicy(seed: 1, rules: samples.rules, source: self.policies + "/authorization.yaml")))
-        }
+        if let policy { configuration.faults = FaultInjection(ChaosEngine(policy: policy)) }
         let proxy = try WitnessProxyServer(configuration: configuration, recorder: recorder, logger: logger, group: group)
         let proxyAddress = try await proxy.start()
         let proxyURL = try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyAddress.port ?? 0)/ocpp")

@@ -231,7 +231,7 @@ struct WitnessCheckTests {
         let report = try await harness.report(checks: all, scope: WitnessScope.named("workplace"))
         let reboot = try #require(report.check("reboots-after-reset", vendor: "Deaf Co"))
         #expect(reboot.verdict == .inconclusive)
-        #expect(reboot.detail.contains("the capture ends"))
+        #expect(reboot.detail.contains("the capture of this proxy run ends"))
         #expect(report.check("reset-answered", vendor: "Deaf Co")?.verdict == .pass)
         for name in ["limit-accepted", "limit-enforced", "remote-start-answered"] {
             #expect(report.check(name, vendor: "Deaf Co")?.verdict == .notRun)
