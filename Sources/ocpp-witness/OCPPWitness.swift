@@ -13,7 +13,8 @@ struct OCPPWitness: AsyncParsableCommand {
         version: CaptureFormat.toolVersion,
         subcommands: [
             ProxyCommand.self, ReportCommand.self, DemoCommand.self, SimulateCommand.self, PolicyCommand.self, RulesCommand.self,
-            ExportCommand.self, ImportCommand.self, SniffCommand.self, ReplayCommand.self, DiffCommand.self, BenchmarkCommand.self,
+            ExportCommand.self, ImportCommand.self, SniffCommand.self, ReplayCommand.self, DiffCommand.self, HandoverCommand.self,
+            BenchmarkCommand.self,
         ]
     )
 }

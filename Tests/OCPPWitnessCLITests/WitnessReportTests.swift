@@ -119,4 +119,30 @@ struct WitnessReportTests {
         // The demo's header names policies/authorization.yaml, whose rules it used.
         #expect(report["checks"] as? Int == 4, "\(json.errors)")
     }
+
+    @Test("handover writes inventory, configuration and transactions as CSV and JSON Lines, idTags pseudonymised")
+    func handover() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("handover-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try await WitnessBinary.run(["handover", EvidenceCommandTests.sample, "-o", directory])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("3 chargers"), "\(result.output)")
+        for name in ["chargers", "configuration", "transactions"] {
+            for suffix in ["csv", "jsonl"] { #expect(FileManager.default.fileExists(atPath: "\(directory)/\(name).\(suffix)")) }
+        }
+        let chargers = try String(contentsOfFile: directory + "/chargers.csv", encoding: .utf8)
+        #expect(chargers.hasPrefix("chargePoint,vendor,model,serialNumber,firmware,ocppVersions,firstSeen,lastSeen,connections\r\n"))
+        #expect(chargers.contains("CP-BETA-01,Beta Power,BP-150 DC,SN-CP-BETA-01,2.0.7,2.0.1,"))
+        let transactions = try String(contentsOfFile: directory + "/transactions.csv", encoding: .utf8)
+        let rows = transactions.split(separator: "\r\n")
+        #expect(rows.count > 1)
+        #expect(!transactions.contains("04A2B3C4D5") && transactions.contains(",tag-"))
+        // Every JSON line parses and carries the energy as a number.
+        let lines = try String(contentsOfFile: directory + "/transactions.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == rows.count - 1)
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["energyWh"] is NSNumber, "\(line)")
+        }
+    }
 }

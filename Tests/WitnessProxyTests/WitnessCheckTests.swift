@@ -206,6 +206,7 @@ struct WitnessCheckTests {
         try await charger.connect()
         try await charger.boot()
         #expect(try await eventually { try await harness.frames("DATA-1").contains { $0.action == "GetConfiguration" && $0.messageType == .callResult } })
+        try await charger.chargingSession(idTag: "CARD-0001", meterSamples: 2, whPerSample: 1500)
         await charger.disconnect()
         await harness.waitForClosedPairs(1)
         let report = try await harness.report(checks: policy.checks)
@@ -213,6 +214,17 @@ struct WitnessCheckTests {
         #expect(check.verdict == .pass, "\(check.detail)")
         #expect(try await harness.record(at: check.refs[0])?.fields["injected"]?.boolValue == true)
         #expect(report.area(.dataHandover, vendor: "Good Co")?.checks.count == 1)
+
+        // What was retrievable is exported: inventory, the configuration answered, the transaction.
+        let export = HandoverExport.read(try await harness.records())
+        #expect(export.chargerRows.first?.prefix(5) == ["DATA-1", "Good Co", "SimCharger 22", "SN-DATA-1", "1.0.0"])
+        #expect(export.configurationRows.map { Array($0.prefix(6)) } == [["DATA-1", "GetConfiguration", "HeartbeatInterval", "", "300", "false"]])
+        let transaction = try #require(export.transactions.first)
+        #expect(export.transactions.count == 1)
+        #expect(transaction.connector == "1" && transaction.stopReason == "Local")
+        #expect(transaction.meterStartWh == 10_000 && transaction.energyWh == 3_100)
+        #expect(transaction.idTag.hasPrefix("tag-") && transaction.idTag != "CARD-0001")
+        #expect(HandoverExport.read(try await harness.records(), includeIdTags: true).transactions.first?.idTag == "CARD-0001")
         await harness.stop()
     }
 
