@@ -17,6 +17,16 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case ignoresReset
     /// Once its connection is lost it stays offline (`keepAlive` ends instead of reconnecting).
     case neverReconnects
+    /// Accepts a charging profile and keeps drawing its full power.
+    case ignoresChargingLimit
+    /// After a fault it reports Faulted and never Available again.
+    case staysFaulted
+    /// Sends a second BootNotification on the same connection after being accepted.
+    case bootsTwice
+    /// Stops (1.6) or ends (2.0.1) its transactions with a transaction id one higher than the real one.
+    case stopsWithWrongTransactionId
+    /// During a firmware update it reports Downloading and then Installing, never Downloaded.
+    case skipsDownloaded
 }
 
 /// What `chargingSession` came to.
@@ -69,6 +79,8 @@ public final class ChargerSimulator: Sendable {
         var remoteStarts = 0
         var resets = 0
         var reboots = 0
+        var powerLimitW: Int?
+        var firmwareUpdates = 0
         var callsCompleted = 0
         var callErrors = 0
     }
@@ -119,20 +131,67 @@ public final class ChargerSimulator: Sendable {
     public func boot(reason: String = "PowerUp", afterReset: Bool = false) async throws {
         let version = self.profile.version
         _ = try await self.call("BootNotification", OCPPMessages.bootNotification(self.profile, reason: reason))
+        if self.profile.quirks.contains(.bootsTwice) {
+            _ = try await self.call("BootNotification", OCPPMessages.bootNotification(self.profile, reason: reason))
+        }
         let faulted = afterReset && self.profile.quirks.contains(.faultedAfterReset)
         _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: faulted ? "Faulted" : "Available"))
         _ = try await self.call("Heartbeat", [:])
     }
 
+    /// The charger's full power, and what it reports drawing while a charging profile limits it.
+    public static let maximumPowerW = 11_000
+    var activePowerW: Int? {
+        guard let limit = self.state.withLockedValue({ $0.powerLimitW }) else { return nil }
+        return self.profile.quirks.contains(.ignoresChargingLimit) ? Self.maximumPowerW : min(limit, Self.maximumPowerW)
+    }
+
+    /// A hardware fault on connector 1 (a ground failure, an emergency stop): reported Faulted with
+    /// `errorCode`, and Available again after `recovery` unless the profile has `staysFaulted`.
+    public func fault(errorCode: String = "GroundFailure", recovery: Duration = .milliseconds(200)) async throws {
+        let version = self.profile.version
+        var faulted = OCPPMessages.statusNotification(version, status: "Faulted")
+        if version == .v16 { faulted = JSONPointer.update(faulted, at: "/errorCode") { _ in .string(errorCode) } }
+        _ = try await self.call("StatusNotification", faulted)
+        try await Task.sleep(for: recovery)
+        if !self.profile.quirks.contains(.staysFaulted) {
+            _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Available"))
+        }
+    }
+
+    /// Firmware updates carried out (downloaded, installed, rebooted into).
+    public var firmwareUpdates: Int { self.state.withLockedValue { $0.firmwareUpdates } }
+
+    /// What firmware does after accepting UpdateFirmware: reports the download and the installation, reboots,
+    /// and reports Installed on the new connection.
+    private func updateFirmware(requestId: Int?) async {
+        func status(_ value: String) async throws {
+            var payload: JSONObject = ["status": .string(value)]
+            if let requestId, self.profile.version != .v16 { payload["requestId"] = .int(requestId) }
+            _ = try await self.call("FirmwareStatusNotification", .object(payload))
+        }
+        do {
+            try await status("Downloading")
+            if !self.profile.quirks.contains(.skipsDownloaded) { try await status("Downloaded") }
+            try await status("Installing")
+            await self.reboot(reason: "FirmwareUpdate")
+            try await status("Installed")
+            self.state.withLockedValue { $0.firmwareUpdates += 1 }
+        } catch {
+            self.state.withLockedValue { $0.callErrors += 1 }
+        }
+    }
+
     /// How many reboots after an accepted Reset have completed (connection closed, reopened, booted).
     public var reboots: Int { self.state.withLockedValue { $0.reboots } }
 
-    /// What firmware does after accepting a Reset: closes its connection, comes back and boots again.
-    private func reboot() async {
+    /// What firmware does after accepting a Reset (or installing an update): closes its connection, comes
+    /// back and boots again.
+    private func reboot(reason: String = "RemoteReset") async {
         await self.endpoint?.close(code: .goingAway, reason: "rebooting")
         do {
             try await self.connect()
-            try await self.boot(reason: "RemoteReset", afterReset: true)
+            try await self.boot(reason: reason, afterReset: reason == "RemoteReset")
             self.state.withLockedValue { $0.reboots += 1 }
         } catch {
             self.state.withLockedValue { $0.callErrors += 1 }
@@ -142,7 +201,9 @@ public final class ChargerSimulator: Sendable {
     /// A full charging session: authorize, start, `meterSamples` meter values, stop. Like real firmware it
     /// starts nothing when the CSMS does not accept the idTag (unless the profile has `startsDespiteRefusal`).
     @discardableResult
-    public func chargingSession(idTag: String = "04A2B3C4D5", meterSamples: Int = 3, whPerSample: Int = 1500) async throws -> ChargingOutcome {
+    public func chargingSession(
+        idTag: String = "04A2B3C4D5", meterSamples: Int = 3, whPerSample: Int = 1500, sampleInterval: Duration = .zero
+    ) async throws -> ChargingOutcome {
         let version = self.profile.version
         let authorized = try await self.call("Authorize", OCPPMessages.authorize(version, idTag: idTag))
         let status = (version == .v16 ? authorized["idTagInfo"] : authorized["idTokenInfo"])?["status"]?.stringValue ?? "Accepted"
@@ -158,19 +219,25 @@ public final class ChargerSimulator: Sendable {
             let transactionId = started["transactionId"]?.intValue ?? 0
             _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Charging"))
             for sample in 0..<meterSamples {
+                if sample > 0, sampleInterval > .zero { try await Task.sleep(for: sampleInterval) }
                 let wh = self.meter(advance: self.sampleStep(sample, whPerSample))
                 _ = try await self.call(
                     "MeterValues",
                     [
                         "connectorId": 1, "transactionId": .int(transactionId),
-                        "meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: self.profile.quirks.contains(.timestampWithoutZone))],
+                        "meterValue": [
+                            OCPPMessages.energySample(
+                                version, wh: wh, withoutZone: self.profile.quirks.contains(.timestampWithoutZone), powerW: self.activePowerW
+                            )
+                        ],
                     ]
                 )
             }
+            let stopId = self.profile.quirks.contains(.stopsWithWrongTransactionId) ? transactionId + 1 : transactionId
             _ = try await self.call(
                 "StopTransaction",
                 [
-                    "transactionId": .int(transactionId), "idTag": .string(idTag), "meterStop": .int(self.meter(advance: 100)),
+                    "transactionId": .int(stopId), "idTag": .string(idTag), "meterStop": .int(self.meter(advance: 100)),
                     "timestamp": .string(OCPPMessages.now()), "reason": "Local",
                 ]
             )
@@ -179,10 +246,12 @@ public final class ChargerSimulator: Sendable {
             var seqNo = 0
             // Start and end readings carry their event's own timestamp: two clock reads could straddle a
             // millisecond and put the reading outside the transaction.
+            let wrongEnd = self.profile.quirks.contains(.stopsWithWrongTransactionId)
             func event(_ type: String, trigger: String, at timestamp: String = OCPPMessages.now(), extra: JSONObject) -> JSONValue {
+                let id = type == "Ended" && wrongEnd ? transactionId + "-1" : transactionId
                 var object: JSONObject = [
                     "eventType": .string(type), "timestamp": .string(timestamp), "triggerReason": .string(trigger),
-                    "seqNo": .int(seqNo), "transactionInfo": ["transactionId": .string(transactionId)],
+                    "seqNo": .int(seqNo), "transactionInfo": ["transactionId": .string(id)],
                     "evse": ["id": 1, "connectorId": 1],
                 ]
                 object.members.append(contentsOf: extra.members)
@@ -207,6 +276,7 @@ public final class ChargerSimulator: Sendable {
             )
             _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Occupied"))
             for sample in 0..<meterSamples {
+                if sample > 0, sampleInterval > .zero { try await Task.sleep(for: sampleInterval) }
                 let wh = self.meter(advance: self.sampleStep(sample, whPerSample))
                 _ = try await self.call(
                     "TransactionEvent",
@@ -320,8 +390,25 @@ public final class ChargerSimulator: Sendable {
         case "RemoteStartTransaction", "RequestStartTransaction":
             self.state.withLockedValue { $0.remoteStarts += 1 }
             return ["status": "Accepted"]
+        case "SetChargingProfile":
+            let schedule = payload["csChargingProfiles"]?["chargingSchedule"] ?? payload["chargingProfile"]?["chargingSchedule"]?[0]
+            if let limit = schedule?["chargingSchedulePeriod"]?[0]?["limit"]?.doubleValue {
+                // Amperes on three phases of 230 V, or watts.
+                let watts = schedule?["chargingRateUnit"]?.stringValue == "A" ? limit * 230 * 3 : limit
+                self.state.withLockedValue { $0.powerLimitW = Int(watts) }
+            }
+            return ["status": "Accepted"]
+        case "ClearChargingProfile":
+            self.state.withLockedValue { $0.powerLimitW = nil }
+            return ["status": "Accepted"]
+        case "UpdateFirmware":
+            Task {
+                try? await Task.sleep(for: .milliseconds(100))
+                await self.updateFirmware(requestId: payload["requestId"]?.intValue)
+            }
+            return self.profile.version == .v16 ? [:] : ["status": "Accepted"]
         case "RemoteStopTransaction", "RequestStopTransaction", "UnlockConnector", "ChangeAvailability",
-            "ClearCache", "SetChargingProfile", "ClearChargingProfile", "SetVariables", "ChangeConfiguration":
+            "ClearCache", "SetVariables", "ChangeConfiguration":
             if action == "UnlockConnector" { return ["status": "Unlocked"] }
             if action == "SetVariables" {
                 let results = payload["setVariableData"]?.arrayValue?.map { item -> JSONValue in

@@ -55,20 +55,18 @@ enum OCPPMessages {
 
     /// One energy reading, stamped `timestamp` (the current time when nil).
     static func energySample(
-        _ version: OCPPVersion, wh: Int, withoutZone: Bool, context: String = "Sample.Periodic", timestamp: String? = nil
+        _ version: OCPPVersion, wh: Int, withoutZone: Bool, context: String = "Sample.Periodic", timestamp: String? = nil,
+        powerW: Int? = nil
     ) -> JSONValue {
         let stamp = timestamp ?? now(withoutZone: withoutZone)
         switch version {
         case .v16:
-            return [
-                "timestamp": .string(stamp),
-                "sampledValue": [
-                    [
-                        "value": .string(String(wh)), "context": .string(context),
-                        "measurand": "Energy.Active.Import.Register", "unit": "Wh",
-                    ]
-                ],
+            let energy: JSONValue = [
+                "value": .string(String(wh)), "context": .string(context), "measurand": "Energy.Active.Import.Register", "unit": "Wh",
             ]
+            // With a charging limit in force the charger reports its active power too, first.
+            let power: [JSONValue] = powerW.map { [["value": .string(String($0)), "context": .string(context), "measurand": "Power.Active.Import", "unit": "W"]] } ?? []
+            return ["timestamp": .string(stamp), "sampledValue": .array(power + [energy])]
         case .v201, .v21:
             return [
                 "timestamp": .string(stamp),

@@ -258,4 +258,120 @@ struct WitnessCheckTests {
         #expect(json.contains(#""area":"smartCharging","verdict":"notRun""#))
         await harness.stop()
     }
+
+    /// Runs `scenario` on a good charger and on one with `quirk`, side by side through the proxy, then keeps
+    /// both connected past the checks' windows (so that what never came fails), and reports.
+    static func judge(
+        _ policy: FaultPolicy, version: OCPPVersion, quirk: ChargerQuirk, outlast: Duration = .seconds(4),
+        _ scenario: @escaping @Sendable (ChargerSimulator) async throws -> Void
+    ) async throws -> (AnalysisReport, ProxyHarness) {
+        let harness = try await ProxyHarness.start(policy: policy)
+        let chargers = [
+            harness.charger(ChargerProfile(id: "GOOD-\(version.rawValue)", vendor: "Good Co", version: version)),
+            harness.charger(ChargerProfile(id: "BAD-\(version.rawValue)", vendor: "Bad Co", version: version, quirks: [quirk])),
+        ]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for charger in chargers { group.addTask { try await scenario(charger) } }
+            try await group.waitForAll()
+        }
+        try await Task.sleep(for: outlast)
+        for charger in chargers {
+            _ = try? await charger.call("Heartbeat", [:])
+            await charger.disconnect()
+        }
+        await harness.waitForClosedPairs(chargers.count)
+        return (try await harness.report(checks: policy.checks), harness)
+    }
+
+    @Test("commissioning: a charger accepted at boot reports status and does not boot again; one that does fails", arguments: [OCPPVersion.v16, .v201])
+    func commissioning(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("commissioning", rules: [], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .bootsTwice) { charger in
+            try await charger.connect()
+            try await charger.boot()
+        }
+        #expect(report.area(.commissioning, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass])
+        let loop = try #require(report.check("no-boot-loop", vendor: "Bad Co"))
+        #expect(loop.verdict == .fail, "\(loop.detail)")
+        let second = try #require(try await harness.record(at: loop.refs[1]))
+        #expect(second.action == "BootNotification" && second.messageType == .call && second.chargePoint == "BAD-\(version.rawValue)")
+        #expect(report.check("boot-accepted", vendor: "Bad Co")?.verdict == .pass)
+        await harness.stop()
+    }
+
+    @Test("smart charging: the injected 4 kW limit is accepted and enforced in the meter values; a charger that ignores it fails")
+    func smartCharging() async throws {
+        let policy = try samplePolicy("smart-charging", rules: ["apply-limit"], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: .v16, quirk: .ignoresChargingLimit) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 4, sampleInterval: .milliseconds(300))
+        }
+        #expect(report.check("limit-accepted", vendor: "Good Co")?.verdict == .pass)
+        let enforced = try #require(report.check("limit-enforced", vendor: "Good Co"))
+        #expect(enforced.verdict == .pass, "\(enforced.detail)")
+        let reading = try #require(try await harness.record(at: enforced.refs[1]))
+        #expect(reading.message?[3]?["meterValue"]?[0]?["sampledValue"]?[0]?["value"] == "4000")
+        #expect(report.check("limit-accepted", vendor: "Bad Co")?.verdict == .pass)
+        #expect(report.check("limit-enforced", vendor: "Bad Co")?.verdict == .fail)
+        #expect(report.area(.smartCharging, vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("metering and billing: every transaction ends with its own id and a final reading; a wrong id fails", arguments: [OCPPVersion.v16, .v201])
+    func meteringBilling(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("metering-billing", rules: [], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .stopsWithWrongTransactionId) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 2)
+        }
+        let name = version == .v16 ? "transaction-stopped-with-reading" : "transaction-ended-with-reading"
+        let good = try #require(report.check(name, vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        #expect(report.area(.meteringBilling, vendor: "Good Co")?.verdict == .pass)
+        let bad = try #require(report.check(name, vendor: "Bad Co"))
+        #expect(bad.verdict == .fail, "\(bad.detail)")
+        #expect(report.area(.meteringBilling, vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("fault handling: a Faulted connector becomes Available again; one that stays Faulted fails", arguments: [OCPPVersion.v16, .v201])
+    func faultHandling(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("fault-handling", rules: [], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .staysFaulted) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.fault(errorCode: "GroundFailure")
+        }
+        let name = version == .v16 ? "recovers-from-fault" : "recovers-from-fault-201"
+        let good = try #require(report.check(name, vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        let faulted = try #require(try await harness.record(at: good.refs[0]))
+        #expect(faulted.action == "StatusNotification" && faulted.messageType == .call)
+        #expect(report.check(name, vendor: "Bad Co")?.verdict == .fail)
+        // Nothing sent invalid JSON: that check did not run.
+        #expect(report.check("session-survives-invalid-json", vendor: "Good Co")?.verdict == .notRun)
+        await harness.stop()
+    }
+
+    @Test("firmware update: Downloading, Downloaded, Installing, then a reboot; skipping Downloaded fails", arguments: [OCPPVersion.v16, .v201])
+    func firmwareUpdate(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("firmware-update", rules: ["update-firmware-16", "update-firmware-201"], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .skipsDownloaded) { charger in
+            try await charger.connect()
+            // The update starts while the boot sequence is still running; its reboot may cut the sequence short.
+            try? await charger.boot()
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            while charger.firmwareUpdates == 0 && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(report.check("download-completes", vendor: "Good Co")?.verdict == .pass)
+        #expect(report.check("boots-after-install", vendor: "Good Co")?.verdict == .pass)
+        #expect(report.area(.firmwareUpdate, vendor: "Good Co")?.verdict == .pass)
+        let skipped = try #require(report.check("download-completes", vendor: "Bad Co"))
+        #expect(skipped.verdict == .fail, "\(skipped.detail)")
+        #expect(report.check("boots-after-install", vendor: "Bad Co")?.verdict == .pass)
+        await harness.stop()
+    }
 }
