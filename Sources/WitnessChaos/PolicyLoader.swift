@@ -98,6 +98,31 @@ public enum PolicyLoader {
             return FaultPolicy(seed: seed, rules: rules, checks: checks, source: self.file)
         }
 
+        // Fields that fault matchers and check events share.
+
+        mutating func direction(_ value: Node) -> Direction? {
+            let direction = value.string.flatMap(Direction.init(rawValue:))
+            if direction == nil { self.fail(value, "direction must be toCSMS or toCharger") }
+            return direction
+        }
+
+        mutating func messageTypes(_ value: Node) -> Set<MessageType> {
+            let names = self.strings(value) ?? []
+            let types = names.compactMap { name in MessageType.allCases.first { $0.name == name.uppercased() } }
+            if types.count != names.count || names.isEmpty {
+                self.fail(value, "type must be CALL, CALLRESULT, CALLERROR, CALLRESULTERROR or SEND (or a list of them)")
+            }
+            return Set(types)
+        }
+
+        mutating func actions(_ value: Node) -> Set<String>? {
+            guard let actions = self.strings(value) else {
+                self.fail(value, "action must be a name or a list of names")
+                return nil
+            }
+            return Set(actions)
+        }
+
         mutating func checks(_ node: Node) -> [WitnessCheck] {
             guard case .sequence(let sequence) = node else {
                 self.fail(node, "'checks' must be a list of checks")
@@ -178,22 +203,9 @@ public enum PolicyLoader {
                         continue
                     }
                     pattern.event = event
-                case "direction":
-                    pattern.direction = value.string.flatMap(Direction.init(rawValue:))
-                    if pattern.direction == nil { self.fail(value, "direction must be toCSMS or toCharger") }
-                case "type":
-                    let names = self.strings(value) ?? []
-                    let types = names.compactMap { name in MessageType.allCases.first { $0.name == name.uppercased() } }
-                    if types.count != names.count || names.isEmpty {
-                        self.fail(value, "type must be CALL, CALLRESULT, CALLERROR, CALLRESULTERROR or SEND (or a list of them)")
-                    }
-                    pattern.messageTypes = Set(types)
-                case "action":
-                    guard let actions = self.strings(value) else {
-                        self.fail(value, "action must be a name or a list of names")
-                        continue
-                    }
-                    pattern.actions = Set(actions)
+                case "direction": pattern.direction = self.direction(value)
+                case "type": pattern.messageTypes = self.messageTypes(value)
+                case "action": pattern.actions = self.actions(value)
                 case "fault":
                     guard let rule = value.string else {
                         self.fail(value, "fault must be the name of a policy rule (or admin)")
@@ -325,22 +337,9 @@ public enum PolicyLoader {
             var match = FaultMatch()
             for (key, value) in pairs {
                 switch key {
-                case "direction":
-                    match.direction = value.string.flatMap(Direction.init(rawValue:))
-                    if match.direction == nil { self.fail(value, "direction must be toCSMS or toCharger") }
-                case "type":
-                    let names = self.strings(value) ?? []
-                    let types = names.compactMap { name in MessageType.allCases.first { $0.name == name.uppercased() } }
-                    if types.count != names.count || names.isEmpty {
-                        self.fail(value, "type must be CALL, CALLRESULT, CALLERROR, CALLRESULTERROR or SEND (or a list of them)")
-                    }
-                    match.messageTypes = Set(types)
-                case "action":
-                    guard let actions = self.strings(value) else {
-                        self.fail(value, "action must be a name or a list of names")
-                        continue
-                    }
-                    match.actions = Set(actions)
+                case "direction": match.direction = self.direction(value)
+                case "type": match.messageTypes = self.messageTypes(value)
+                case "action": match.actions = self.actions(value)
                 case "chargePoint":
                     guard let patterns = self.strings(value) else {
                         self.fail(value, "chargePoint must be a glob or a list of globs")

@@ -24,27 +24,52 @@ func http(_ method: String, port: Int, path: String, token: String? = nil, body:
     return (status, body)
 }
 
-@Suite("Live control of a running proxy")
-struct AdminTests {
-    @Test("the admin API and SIGHUP change the policy and disconnect chargers; changes need the token")
-    func adminAndReload() async throws {
+/// The built proxy with the admin API and a policy file, in front of a CSMS simulator of this process.
+struct AdminRun {
+    let group: MultiThreadedEventLoopGroup
+    let csms: CSMSSimulator
+    let directory: String
+    let token = "test-token-0123456789abcdef"
+    let policyFile: String
+    let process: Process
+    let errors: Pipe
+    let proxyPort: Int
+    let adminPort: Int
+
+    static func start(policy: String) async throws -> AdminRun {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let csms = CSMSSimulator(configuration: .init(), group: group)
         let csmsAddress = try await csms.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let token = "test-token-0123456789abcdef"
-        try token.write(toFile: directory + "/token", atomically: true, encoding: .utf8)
         let policyFile = directory + "/policy.yaml"
-        try "seed: 5\nrules:\n  - name: none\n    match: {action: NoSuchAction}\n    fault: drop\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
-
+        try policy.write(toFile: policyFile, atomically: true, encoding: .utf8)
+        try "test-token-0123456789abcdef".write(toFile: directory + "/token", atomically: true, encoding: .utf8)
         let (process, errors, _) = try WitnessBinary.startProxy([
             "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory + "/cap", "--policy", policyFile,
             "--admin", "127.0.0.1:0", "--admin-token-file", directory + "/token",
         ])
         let ports = try #require(WitnessBinary.announcedPorts(errors, [WitnessBinary.proxyAnnouncement, WitnessBinary.adminAnnouncement]))
-        let (proxyPort, adminPort) = (ports[0], ports[1])
+        return AdminRun(
+            group: group, csms: csms, directory: directory, policyFile: policyFile, process: process, errors: errors, proxyPort: ports[0],
+            adminPort: ports[1]
+        )
+    }
+
+    func removeFiles() {
+        if self.process.isRunning { self.process.terminate() }
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+}
+
+@Suite("Live control of a running proxy")
+struct AdminTests {
+    @Test("the admin API and SIGHUP change the policy and disconnect chargers; changes need the token")
+    func adminAndReload() async throws {
+        let run = try await AdminRun.start(policy: "seed: 5\nrules:\n  - name: none\n    match: {action: NoSuchAction}\n    fault: drop\n")
+        defer { run.removeFiles() }
+        let (group, csms, process, errors, token, policyFile) = (run.group, run.csms, run.process, run.errors, run.token, run.policyFile)
+        let (proxyPort, adminPort) = (run.proxyPort, run.adminPort)
 
         let (metricsStatus, metrics) = try await http("GET", port: adminPort, path: "/metrics")
         #expect(metricsStatus == 200)
@@ -120,25 +145,12 @@ struct AdminTests {
 
     @Test("metrics escape charger-chosen action names and bound their number; an oversized policy is refused with 413")
     func metricsLabelsAndBodyLimit() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let csms = CSMSSimulator(configuration: .init(), group: group)
-        let csmsAddress = try await csms.start()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let token = "test-token-0123456789abcdef"
-        try token.write(toFile: directory + "/token", atomically: true, encoding: .utf8)
-        let policyFile = directory + "/policy.yaml"
-        try "seed: 5\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
-        let (process, errors, _) = try WitnessBinary.startProxy([
-            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory + "/cap", "--policy", policyFile,
-            "--admin", "127.0.0.1:0", "--admin-token-file", directory + "/token",
-        ])
-        let ports = try #require(WitnessBinary.announcedPorts(errors, [WitnessBinary.proxyAnnouncement, WitnessBinary.adminAnnouncement]))
-        let (proxyPort, adminPort) = (ports[0], ports[1])
+        let run = try await AdminRun.start(policy: "seed: 5\nrules: []\n")
+        defer { run.removeFiles() }
+        let (group, csms, process, errors, token) = (run.group, run.csms, run.process, run.errors, run.token)
+        let (proxyPort, adminPort) = (run.proxyPort, run.adminPort)
         // Live analysis logs a finding per unknown action; a full stderr pipe would stall the proxy.
         _ = PipeDrain(errors)
-        defer { if process.isRunning { process.terminate() } }
 
         // A body over the limit is refused whole; cut at the limit, this one would still parse and replace the policy.
         let oversized = "seed: 99\nrules: []\n#" + String(repeating: "x", count: (1 << 20) + 16) + "\n"
