@@ -44,12 +44,17 @@ public struct Redactor: Sendable {
         // Asked for every recorded message: the length rules out nearly all actions before any comparison.
         switch action.utf8.count {
         case 19: return action == "ChangeConfiguration"
+        case 17: return action == "SetNetworkProfile"
         case 16: return action == "GetConfiguration"
-        case 12: return action == "SetVariables" || action == "GetVariables"
+        case 12: return action == "SetVariables" || action == "GetVariables" || action == "NotifyReport"
         default: return false
         }
     }
-    static let secretKeys: Set<String> = ["AuthorizationKey", "BasicAuthPassword"]
+    /// Configuration keys and variables whose values are secrets, compared without letter case (1.6 key
+    /// names are not case-sensitive, and firmware spells them as it likes).
+    static let secretKeys: Set<String> = ["authorizationkey", "basicauthpassword"]
+
+    static func isSecret(_ name: String?) -> Bool { name.map { secretKeys.contains($0.lowercased()) } ?? false }
 
     /// Redacts secrets from a whole OCPP-J message; returns nil when there was nothing to redact.
     /// `action` is the CALL's action, also for its CALLRESULT.
@@ -60,7 +65,7 @@ public struct Redactor: Sendable {
         var changed = false
         switch (action, messageType) {
         case ("ChangeConfiguration", .call):
-            if let key = payload["key"]?.stringValue, Self.secretKeys.contains(key), payload["value"] != nil {
+            if Self.isSecret(payload["key"]?.stringValue), payload["value"] != nil {
                 payload["value"] = .string(Self.mask)
                 changed = true
             }
@@ -74,6 +79,27 @@ public struct Redactor: Sendable {
             changed = Self.redactList(
                 &payload, list: "getVariableResult", name: { $0["variable"]?["name"]?.stringValue }, field: "attributeValue"
             )
+        case ("NotifyReport", .call):
+            // BasicAuthPassword is write-only, but firmware that reports it anyway must not put it in the capture.
+            guard case .array(var entries) = payload["reportData"] else { break }
+            for index in entries.indices where Self.isSecret(entries[index]["variable"]?["name"]?.stringValue) {
+                guard case .object(var entry) = entries[index] else { continue }
+                if Self.redactList(&entry, list: "variableAttribute", name: { _ in "basicauthpassword" }, field: "value") {
+                    entries[index] = .object(entry)
+                    changed = true
+                }
+            }
+            if changed { payload["reportData"] = .array(entries) }
+        case ("SetNetworkProfile", .call):
+            // The APN and VPN credentials, and (2.1) the Basic-auth password of the new connection.
+            for pointer in ["/connectionData/apn/apnPassword", "/connectionData/vpn/password", "/connectionData/vpn/key", "/connectionData/basicAuthPassword"] {
+                let current = JSONValue.object(payload)
+                guard JSONPointer.resolve(pointer, in: current) != nil else { continue }
+                if case .object(let updated) = JSONPointer.update(current, at: pointer, { _ in .string(Self.mask) }) {
+                    payload = updated
+                    changed = true
+                }
+            }
         default:
             break
         }
@@ -88,7 +114,7 @@ public struct Redactor: Sendable {
         guard case .array(var entries) = payload[list] else { return false }
         var changed = false
         for index in entries.indices {
-            guard let entryName = name(entries[index]), secretKeys.contains(entryName),
+            guard Self.isSecret(name(entries[index])),
                 case .object(var entry) = entries[index], entry[field] != nil
             else { continue }
             entry[field] = .string(mask)

@@ -170,10 +170,27 @@ struct CaptureTests {
                     direction: .toCharger
                 )
             )
+            // Key names in another letter case, network credentials, and a report that should not hold the password.
+            writer.record(self.frame(#"[2,"c2","ChangeConfiguration",{"key":"authorizationKEY","value":"CAFEBABE"}]"#, direction: .toCharger))
+            writer.record(
+                self.frame(
+                    #"[2,"n1","SetNetworkProfile",{"configurationSlot":1,"connectionData":{"ocppVersion":"OCPP20","ocppTransport":"JSON","ocppCsmsUrl":"wss://csms.example","messageTimeout":30,"securityProfile":2,"ocppInterface":"Wireless0","apn":{"apn":"iot","apnPassword":"apn-pass-77","apnAuthentication":"AUTO"},"vpn":{"server":"vpn.example","user":"u","password":"vpn-pass-88","key":"vpn-key-99","type":"IPSec"}}}]"#,
+                    direction: .toCharger
+                )
+            )
+            writer.record(
+                self.frame(
+                    #"[2,"r1","NotifyReport",{"requestId":1,"generatedAt":"2026-12-03T08:00:00Z","seqNo":0,"reportData":[{"component":{"name":"SecurityCtrlr"},"variable":{"name":"BasicAuthPassword"},"variableAttribute":[{"value":"leaked-pass-66"}]}]}]"#
+                )
+            )
             writer.close()
             let text = try String(contentsOfFile: try #require(writer.filePaths.first), encoding: .utf8)
             #expect(text.contains("0011AABB") == !redact)
             #expect(text.contains("hunter2hunter2") == !redact)
+            for secret in ["CAFEBABE", "apn-pass-77", "vpn-pass-88", "vpn-key-99", "leaked-pass-66"] {
+                #expect(text.contains(secret) == !redact, "\(secret)")
+            }
+            #expect(text.contains("wss://csms.example") && text.contains("vpn.example"))
             #expect(text.contains(#""attributeValue":"60""#))
             let records = Array(try CaptureReader(paths: [directory])).filter { $0.kind == "frame" }
             if redact {
