@@ -280,7 +280,10 @@ public final class ChargerSimulator: Sendable {
                 let wh = self.meter(advance: self.sampleStep(sample, whPerSample))
                 _ = try await self.call(
                     "TransactionEvent",
-                    event("Updated", trigger: "MeterValuePeriodic", extra: ["meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: withoutZone)]])
+                    event(
+                        "Updated", trigger: "MeterValuePeriodic",
+                        extra: ["meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: withoutZone, powerW: self.activePowerW)]]
+                    )
                 )
             }
             let endedAt = OCPPMessages.now()
@@ -431,6 +434,14 @@ public final class ChargerSimulator: Sendable {
             return ["status": "Accepted"]
         case "GetConfiguration":
             return ["configurationKey": [["key": "HeartbeatInterval", "readonly": false, "value": "300"]]]
+        case "GetBaseReport":
+            // The report follows the answer, as NotifyReport CALLs of the charger's own.
+            let requestId = payload["requestId"]?.intValue ?? 0
+            Task {
+                try? await Task.sleep(for: .milliseconds(50))
+                _ = try? await self.call("NotifyReport", OCPPMessages.baseReport(self.profile, requestId: requestId))
+            }
+            return ["status": "Accepted"]
         case "DataTransfer":
             return ["status": "UnknownVendorId"]
         default:

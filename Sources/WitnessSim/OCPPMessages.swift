@@ -46,6 +46,24 @@ enum OCPPMessages {
         }
     }
 
+    /// A small inventory report (2.0.1): identity and the heartbeat interval.
+    static func baseReport(_ profile: ChargerProfile, requestId: Int) -> JSONValue {
+        func variable(_ component: String, _ name: String, _ value: String, _ mutability: String) -> JSONValue {
+            [
+                "component": ["name": .string(component)], "variable": ["name": .string(name)],
+                "variableAttribute": [["type": "Actual", "value": .string(value), "mutability": .string(mutability)]],
+            ]
+        }
+        return [
+            "requestId": .int(requestId), "generatedAt": .string(now()), "seqNo": 0, "tbc": false,
+            "reportData": [
+                variable("ChargingStation", "Model", profile.model, "ReadOnly"),
+                variable("ChargingStation", "VendorName", profile.vendor, "ReadOnly"),
+                variable("OCPPCommCtrlr", "HeartbeatInterval", "300", "ReadWrite"),
+            ],
+        ]
+    }
+
     static func authorize(_ version: OCPPVersion, idTag: String) -> JSONValue {
         switch version {
         case .v16: return ["idTag": .string(idTag)]
@@ -68,15 +86,11 @@ enum OCPPMessages {
             let power: [JSONValue] = powerW.map { [["value": .string(String($0)), "context": .string(context), "measurand": "Power.Active.Import", "unit": "W"]] } ?? []
             return ["timestamp": .string(stamp), "sampledValue": .array(power + [energy])]
         case .v201, .v21:
-            return [
-                "timestamp": .string(stamp),
-                "sampledValue": [
-                    [
-                        "value": .int(wh), "context": .string(context), "measurand": "Energy.Active.Import.Register",
-                        "unitOfMeasure": ["unit": "Wh"],
-                    ]
-                ],
+            let energy: JSONValue = [
+                "value": .int(wh), "context": .string(context), "measurand": "Energy.Active.Import.Register", "unitOfMeasure": ["unit": "Wh"],
             ]
+            let power: [JSONValue] = powerW.map { [["value": .int($0), "context": .string(context), "measurand": "Power.Active.Import", "unitOfMeasure": ["unit": "W"]]] } ?? []
+            return ["timestamp": .string(stamp), "sampledValue": .array(power + [energy])]
         }
     }
 
