@@ -29,7 +29,8 @@ struct PcapImportTests {
         try await bench.runCharger(ChargerProfile(id: "CP-DUMP-201", version: .v201))
         await bench.recorder.flush()
         let expected = bench.proxy.statistics.messagesToCSMS + bench.proxy.statistics.messagesToCharger
-        for dump in dumps { try await dump.stop(afterMessages: expected) }
+        // Both connections end with a close frame each way.
+        for dump in dumps { try await dump.stop(afterMessages: expected, closes: 4) }
         let proxied = messageFacts(try readCapture(bench.captureDirectory))
         await bench.stop()
         #expect(proxied.count == 4)
@@ -257,15 +258,22 @@ private final class Tcpdump {
     /// Stops tcpdump once its file holds `messages` WebSocket messages (with -U it writes every packet as
     /// it arrives, and a pcap file needs no trailer). Children of the test runner inherit its blocked
     /// signal mask, so tcpdump ignores SIGINT and SIGTERM here: it is stopped with SIGKILL.
-    func stop(afterMessages messages: Int) async throws {
+    /// Stops tcpdump once its file holds `messages` text or binary frames and `closes` close frames: the
+    /// closing handshake of the last connection can reach the file after its last message.
+    func stop(afterMessages messages: Int, closes: Int = 0) async throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             var count = 0
+            var closeFrames = 0
             if let source = try? PacketSource.open(file: self.file) {
-                let decoder = TrafficDecoder { if case .frame(let frame) = $0, frame.opcode == .text || frame.opcode == .binary { count += 1 } }
+                let decoder = TrafficDecoder {
+                    guard case .frame(let frame) = $0 else { return }
+                    if frame.opcode == .text || frame.opcode == .binary { count += 1 }
+                    if frame.opcode == .close { closeFrames += 1 }
+                }
                 while case .packet(let packet) = (try? source.next()) ?? .end { decoder.consume(packet, linkType: source.linkType) }
             }
-            if count >= messages { break }
+            if count >= messages && closeFrames >= closes { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         kill(self.process.processIdentifier, SIGKILL)
