@@ -141,7 +141,9 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPWireTests", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
-        .testTarget(name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings
+        ),
         .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(
             name: "WitnessAnalysisTests",

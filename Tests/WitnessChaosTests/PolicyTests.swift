@@ -2,6 +2,7 @@ import Foundation
 import OCPPWire
 import Testing
 import WitnessChaos
+import Yams
 
 @Suite("Fault policies")
 struct PolicyTests {
@@ -227,5 +228,48 @@ struct SamplePolicyTests {
         }
         // Every area of the buyer's test plan has at least one pass condition.
         #expect(areas == Set(WitnessArea.allCases))
+    }
+
+    /// Validates YAML documents against docs/policy.schema.json with the `jsonschema` package of .tools/venv
+    /// (`make setup`); returns the validator's verdict per document.
+    static func schemaVerdicts(_ documents: [String]) throws -> [String] {
+        let root = Self.folder.deletingLastPathComponent()
+        let python = root.appendingPathComponent(".tools/venv/bin/python").path
+        try #require(FileManager.default.isExecutableFile(atPath: python), "run `make setup`: \(python) is missing")
+        let objects = try documents.map { try #require(try Yams.load(yaml: $0)) }
+        let data = try JSONSerialization.data(withJSONObject: objects)
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("policies-\(UUID().uuidString).json").path
+        try data.write(to: URL(fileURLWithPath: input))
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        let script = """
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[1]))
+            validator = jsonschema.Draft7Validator(schema)
+            for document in json.load(open(sys.argv[2])):
+                errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+                print("valid" if not errors else "invalid: " + "; ".join("/".join(map(str, e.absolute_path)) + " " + e.message for e in errors))
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", script, root.appendingPathComponent("docs/policy.schema.json").path, input]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    @Test("every sample policy is valid against docs/policy.schema.json, and a broken check is not")
+    func samplesMatchTheSchema() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        let documents = try files.map { try String(contentsOfFile: Self.folder.appendingPathComponent($0).path, encoding: .utf8) }
+        let broken = "checks:\n  - {name: x, area: billing, when: {action: Reset}, expect: {colour: red}, within: 1m}\n"
+        let verdicts = try Self.schemaVerdicts(documents + [broken])
+        #expect(verdicts.count == files.count + 1)
+        for (file, verdict) in zip(files, verdicts) { #expect(verdict == "valid", "\(file): \(verdict)") }
+        #expect(verdicts.last?.hasPrefix("invalid") == true)
+        #expect(verdicts.last?.contains("billing") == true)
     }
 }
