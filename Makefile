@@ -1,8 +1,11 @@
 # OCPP Witness — the two commands a fresh machine needs: `make demo` and `make test`.
 SWIFT ?= swift
 BIN := .build/debug/ocpp-witness
+PREFIX ?= /usr/local
+## The build `make install` installs: release (default) or debug.
+CONFIG ?= release
 
-.PHONY: setup build demo test clean bench bench-validation bench-recorder
+.PHONY: setup build demo test clean bench bench-validation bench-recorder install install-files uninstall
 
 ## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
 setup:
@@ -19,6 +22,28 @@ demo: build
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## Installs the binary, the OCA schemas and the sample policies (share/ocpp-witness) and shell completions
+## under PREFIX, so that the binary works from any folder.
+install: setup
+	$(SWIFT) build -c $(CONFIG) --product ocpp-witness
+	$(MAKE) install-files PREFIX="$(PREFIX)" CONFIG=$(CONFIG)
+
+## The copying part of `install`, for a binary already built.
+install-files:
+	install -d "$(PREFIX)/bin" "$(PREFIX)/share/ocpp-witness" "$(PREFIX)/share/bash-completion/completions" \
+		"$(PREFIX)/share/zsh/site-functions" "$(PREFIX)/share/fish/vendor_completions.d"
+	install -m 755 .build/$(CONFIG)/ocpp-witness "$(PREFIX)/bin/ocpp-witness"
+	rm -rf "$(PREFIX)/share/ocpp-witness/schemas" "$(PREFIX)/share/ocpp-witness/policies"
+	cp -R schemas policies "$(PREFIX)/share/ocpp-witness/"
+	"$(PREFIX)/bin/ocpp-witness" --generate-completion-script bash > "$(PREFIX)/share/bash-completion/completions/ocpp-witness"
+	"$(PREFIX)/bin/ocpp-witness" --generate-completion-script zsh > "$(PREFIX)/share/zsh/site-functions/_ocpp-witness"
+	"$(PREFIX)/bin/ocpp-witness" --generate-completion-script fish > "$(PREFIX)/share/fish/vendor_completions.d/ocpp-witness.fish"
+
+uninstall:
+	rm -f "$(PREFIX)/bin/ocpp-witness" "$(PREFIX)/share/bash-completion/completions/ocpp-witness" \
+		"$(PREFIX)/share/zsh/site-functions/_ocpp-witness" "$(PREFIX)/share/fish/vendor_completions.d/ocpp-witness.fish"
+	rm -rf "$(PREFIX)/share/ocpp-witness"
 
 clean:
 	rm -rf .build

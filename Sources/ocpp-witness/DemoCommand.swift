@@ -27,23 +27,33 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Folder for the demo's capture.", valueName: "DIR"))
     var capture: String = "captures/demo"
 
-    @Option(help: ArgumentHelp("Folder with the OCA schemas, for the demo's report.", valueName: "DIR"))
-    var schemas: String = "schemas"
+    @Option(help: ArgumentHelp("Folder with the OCA schemas, for the demo's report (default: found as docs/setup.md says).", valueName: "DIR"))
+    var schemas: String?
 
-    @Option(help: ArgumentHelp("Folder of sample policies whose checks judge the demo's test areas.", valueName: "DIR"))
-    var policies: String = "policies"
+    @Option(help: ArgumentHelp("Folder of sample policies whose checks judge the demo's test areas (default: $OCPP_WITNESS_POLICIES, share/ocpp-witness/policies beside the binary, the checkout, ./policies).", valueName: "DIR"))
+    var policies: String?
+
+    /// The sample policies' folder: the first place that holds policy files.
+    var policyFolder: String? {
+        try? DataFolder.locate("policies", option: self.policies, variable: "OCPP_WITNESS_POLICIES") { path -> String in
+            let files = try FileManager.default.contentsOfDirectory(atPath: path)
+            guard files.contains(where: { $0.hasSuffix(".yaml") }) else { throw ValidationError("no .yaml files") }
+            return path
+        }
+    }
 
     @Option(help: "Least severe log level shown.")
     var logLevel: Logger.Level = .warning
 
     /// The checks of every policy in `policies`, and the authorization policy's rules that answer the
     /// blocked tag; none when the folder is not there.
-    func samplePolicies() -> (checks: [WitnessCheck], rules: [FaultRule]) {
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: self.policies)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+    func samplePolicies(in folder: String?) -> (checks: [WitnessCheck], rules: [FaultRule]) {
+        guard let folder else { return ([], []) }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
         var checks: [WitnessCheck] = []
         var rules: [FaultRule] = []
         for file in files {
-            guard let policy = try? PolicyLoader.load(path: self.policies + "/" + file) else { continue }
+            guard let policy = try? PolicyLoader.load(path: folder + "/" + file) else { continue }
             checks += policy.checks
             rules += policy.rules.filter { ["blocked-tag", "blocked-token"].contains($0.name) }
         }
@@ -56,8 +66,9 @@ struct DemoCommand: AsyncParsableCommand {
         let csms = CSMSSimulator(configuration: .init(versions: [.v201, .v16]), group: group, logger: logger)
         let csmsAddress = try await csms.start()
         let upstream = try WebSocketURL(parsing: "ws://127.0.0.1:\(csmsAddress.port ?? 0)")
-        let samples = self.samplePolicies()
-        let policy = samples.rules.isEmpty ? nil : FaultPolicy(seed: 1, rules: samples.rules, source: self.policies + "/authorization.yaml")
+        let folder = self.policyFolder
+        let samples = self.samplePolicies(in: folder)
+        let policy = samples.rules.isEmpty ? nil : FaultPolicy(seed: 1, rules: samples.rules, source: (folder ?? "policies") + "/authorization.yaml")
         let recorder = try CaptureWriter(
             configuration: .init(directory: self.capture, fsync: .never),
             header: CaptureHeader(
@@ -121,7 +132,7 @@ struct DemoCommand: AsyncParsableCommand {
         do {
             var analysis = AnalyzerConfiguration()
             analysis.checks = samples.checks
-            let analyzer = Analyzer(schemas: try SchemaRegistry(root: self.schemas), configuration: analysis)
+            let analyzer = Analyzer(schemas: try SchemaRegistry.load(forCommand: self.schemas), configuration: analysis)
             let reader = try CaptureReader(paths: recorder.filePaths)
             for record in reader { analyzer.consume(record) }
             let report = analyzer.finish(readIssues: reader.issues)
@@ -134,7 +145,7 @@ struct DemoCommand: AsyncParsableCommand {
                 print("  \(pair.verdict.uppercased().padding(toLength: 5, withPad: " ", startingAt: 0)) \(pair.key.charger.label) × \(pair.key.backend)\(rules.isEmpty ? "" : ": " + rules.joined(separator: ", "))")
             }
             print("")
-            print(Self.areaTable(report, checks: samples.checks.count, policies: self.policies))
+            print(Self.areaTable(report, checks: samples.checks.count, policies: folder ?? "policies"))
         } catch {
             print("No report: \(error)")
         }

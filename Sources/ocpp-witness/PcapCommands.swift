@@ -106,8 +106,8 @@ struct SniffCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Capture folder to write.", valueName: "DIR"))
     var capture: String = "captures/passive"
 
-    @Option(help: ArgumentHelp("Folder with the OCA schemas for live analysis.", valueName: "DIR"))
-    var schemas: String = "schemas"
+    @Option(help: ArgumentHelp("Folder with the OCA schemas for live analysis (default: found as docs/setup.md says).", valueName: "DIR"))
+    var schemas: String?
 
     @Option(help: "strict (the schemas as written) or lenient (well-known field quirks are warnings).")
     var profile: ValidationProfile = .strict

@@ -83,8 +83,8 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("File holding the admin token (at least 16 characters); without it one is generated into the capture folder.", valueName: "FILE"))
     var adminTokenFile: String?
 
-    @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21) for live validation.", valueName: "DIR"))
-    var schemas: String = "schemas"
+    @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21) for live validation. Default: $OCPP_WITNESS_SCHEMAS, share/ocpp-witness/schemas beside the binary, the checkout, ./schemas.", valueName: "DIR"))
+    var schemas: String?
 
     @Option(help: "Validation profile for live analysis: strict or lenient.")
     var profile: ValidationProfile = .strict

@@ -33,7 +33,7 @@ struct ReportCommand: AsyncParsableCommand {
     var profile: ValidationProfile = .strict
 
     @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21), as `make setup` installs them.", valueName: "DIR"))
-    var schemas: String = "schemas"
+    var schemas: String?
 
     @Option(help: ArgumentHelp("Seconds after which an unanswered CALL is rpc.timeout.", valueName: "SECONDS"))
     var responseTimeout: Double = 30

@@ -198,6 +198,64 @@ struct CLITests {
         #expect(actions.contains("Reset"))
     }
 
+    @Test("make install puts binary, schemas, policies and completions under a prefix; the binary works from any folder; make uninstall removes them")
+    func installAnywhere() async throws {
+        let prefix = FileManager.default.temporaryDirectory.appendingPathComponent("prefix-\(UUID().uuidString)").path
+        let elsewhere = FileManager.default.temporaryDirectory.appendingPathComponent("elsewhere-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: prefix)
+            try? FileManager.default.removeItem(atPath: elsewhere)
+        }
+        func make(_ arguments: [String]) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["make", "-s"] + arguments + ["PREFIX=\(prefix)", "CONFIG=debug"]
+            process.currentDirectoryURL = WitnessBinary.root
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        // The debug binary this suite runs is installed as it is (`make install` also builds it, in release).
+        #expect(try make(["install-files"]) == 0)
+        for path in ["bin/ocpp-witness", "share/ocpp-witness/schemas/v201", "share/ocpp-witness/policies/data-handover.yaml",
+                     "share/bash-completion/completions/ocpp-witness", "share/zsh/site-functions/_ocpp-witness"] {
+            #expect(FileManager.default.fileExists(atPath: prefix + "/" + path), "\(path)")
+        }
+
+        func installed(_ arguments: [String]) async throws -> WitnessBinary.Result {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: prefix + "/bin/ocpp-witness")
+            process.arguments = arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
+            let output = Pipe()
+            let errors = Pipe()
+            process.standardOutput = output
+            process.standardError = errors
+            try process.run()
+            let out = PipeDrain(output)
+            let err = PipeDrain(errors)
+            while process.isRunning || !out.isDone || !err.isDone { try await Task.sleep(for: .milliseconds(20)) }
+            return WitnessBinary.Result(
+                status: process.terminationStatus, output: String(decoding: out.data, as: UTF8.self), errors: String(decoding: err.data, as: UTF8.self)
+            )
+        }
+        let demo = try await installed(["demo", "--capture", "pilot"])
+        #expect(demo.status == 0, "\(demo.errors)")
+        #expect(demo.output.contains("checks from \(prefix)/share/ocpp-witness/policies/"), "\(demo.output)")
+        #expect(demo.output.contains("Report: pilot/report.html"))
+        let report = try await installed(["report", "pilot", "--format", "md"])
+        #expect(report.status == 0, "\(report.errors)")
+        #expect(report.output.contains("## Witness test areas"))
+        let missing = try await installed(["report", "pilot", "--schemas", "nowhere"])
+        #expect(missing.status != 0 && missing.errors.contains("looked in:") && missing.errors.contains("nowhere (--schemas)"))
+
+        #expect(try make(["uninstall"]) == 0)
+        #expect(!FileManager.default.fileExists(atPath: prefix + "/bin/ocpp-witness"))
+        #expect(!FileManager.default.fileExists(atPath: prefix + "/share/ocpp-witness"))
+    }
+
     @Test("SIGTERM closes live connections with 1001 and flushes the capture")
     func gracefulShutdown() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
