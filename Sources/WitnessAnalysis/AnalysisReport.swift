@@ -20,9 +20,12 @@ public struct PairStatistics: Sendable {
     public var deviations: [String: Int] = [:]
     public var severities: [Severity: Int] = [:]
     public var latencies: [String: LatencyHistogram] = [:]
+    /// Connections per OCPP security profile (0: none, 1: Basic over ws, 2: Basic over TLS, 3: client certificate).
+    public var securityProfiles: [Int: Int] = [:]
 
     mutating func absorb(_ state: ConnectionState) {
         self.chargePoints.insert(state.chargePoint)
+        if let profile = state.securityProfile { self.securityProfiles[profile, default: 0] += 1 }
         self.connections += 1
         self.messagesToCSMS += state.messages[.toCSMS]
         self.messagesToCharger += state.messages[.toCharger]
@@ -114,6 +117,7 @@ public struct AnalysisReport: Sendable {
                 "messages": ["toCSMS": .int(stats.messagesToCSMS), "toCharger": .int(stats.messagesToCharger)],
                 "deviations": .object(byRule),
                 "latencyMs": .object(latency),
+                "securityProfiles": .object(JSONObject(stats.securityProfiles.keys.sorted().map { JSONObject.Member(key: String($0), value: .int(stats.securityProfiles[$0] ?? 0)) })),
                 "verdict": .string(pair.verdict),
                 "areas": .array(pair.areas.map(\.json)),
                 "scope": pair.scope.map { scope in

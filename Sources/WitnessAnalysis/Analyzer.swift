@@ -98,6 +98,7 @@ public final class Analyzer {
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
                 self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.timestamp, ref: record.reference), in: state)
             }
+            self.security(record, state: state)
         case "frame":
             let state = self.connection(for: record)
             self.expireCalls(in: state, now: ts)
@@ -176,6 +177,34 @@ public final class Analyzer {
         let identity = state.identity ?? self.identities[state.chargePoint] ?? .unknown
         let key = PairKey(charger: identity, backend: state.backend)
         self.pairs[key, default: PairStatistics()].absorb(state)
+    }
+
+    // MARK: Security
+
+    /// Charge points seen connecting over TLS, for `security.downgrade`.
+    private var seenOverTLS: Set<String> = []
+
+    /// The security profile of an opened connection and the findings a security review needs.
+    private func security(_ record: CaptureRecord, state: ConnectionState) {
+        let facts = SecurityFacts(record)
+        state.securityProfile = facts.profile
+        func finding(_ rule: String, _ detail: String) {
+            self.report(Deviation(rule: rule, chargePoint: state.chargePoint, detail: detail, ts: record.timestamp, ref: record.reference), in: state)
+        }
+        if let user = facts.basicUser, user != state.chargePoint {
+            finding("security.basicUserMismatch", "Basic-auth user '\(user)' is not the charge point id '\(state.chargePoint)'")
+        }
+        if facts.clientCertificate, facts.certificateCommonName != state.chargePoint {
+            finding(
+                "security.certificateMismatch",
+                "client certificate's subject CN '\(facts.certificateCommonName ?? "none")' is not the charge point id '\(state.chargePoint)'"
+            )
+        }
+        if facts.chargerTLS {
+            self.seenOverTLS.insert(state.chargePoint)
+        } else if self.seenOverTLS.contains(state.chargePoint) {
+            finding("security.downgrade", "connected without TLS after having connected over TLS earlier in the capture")
+        }
     }
 
     // MARK: Frames
@@ -378,6 +407,8 @@ final class ConnectionState {
     var deviations: [String: Int] = [:]
     var severities: [Severity: Int] = [:]
     var calls: [String: Int] = [:]
+    /// OCPP security profile of the connection (0: no credentials; 1: Basic over ws; 2: Basic over TLS; 3: client certificate).
+    var securityProfile: Int?
 
     init(chargePoint: String, version: OCPPVersion, backend: String) {
         self.chargePoint = chargePoint
@@ -434,5 +465,42 @@ enum RequiredActions {
         case (_, .toCharger):
             return ["ChangeAvailability", "GetBaseReport", "GetVariables", "RequestStartTransaction", "RequestStopTransaction", "Reset", "SetVariables", "TriggerMessage", "UnlockConnector", "DataTransfer"]
         }
+    }
+}
+
+/// What an `open` record says about a connection's security.
+struct SecurityFacts {
+    var chargerTLS: Bool
+    var clientCertificate: Bool
+    var certificateCommonName: String?
+    var basicUser: String?
+
+    init(_ record: CaptureRecord) {
+        let tls = record.fields["tls"]
+        self.chargerTLS = tls?["charger"]?.boolValue ?? false
+        let certificate = tls?["clientCertificate"]
+        self.clientCertificate = certificate != nil && certificate != .null
+        self.certificateCommonName = certificate?["commonName"]?.stringValue
+        self.basicUser = record.fields["headers"]?["authorization"]?.stringValue.flatMap(Self.basicUser)
+    }
+
+    /// 3 with a client certificate over TLS, 2 with Basic auth over TLS, 1 with Basic auth without TLS, 0 with neither.
+    var profile: Int {
+        if self.chargerTLS && self.clientCertificate { return 3 }
+        if self.basicUser != nil { return self.chargerTLS ? 2 : 1 }
+        return 0
+    }
+
+    /// The user of a `Basic` Authorization header, as recorded redacted (`Basic user=<id> password=<redacted>`) or not.
+    static func basicUser(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1).map(String.init)
+        guard parts.count == 2, parts[0].lowercased() == "basic" else { return nil }
+        if parts[1].hasPrefix("user="), let end = parts[1].range(of: " password=") {
+            return String(parts[1][parts[1].index(parts[1].startIndex, offsetBy: 5)..<end.lowerBound])
+        }
+        guard let decoded = Base64.decode(parts[1]), let text = String(validating: decoded, as: UTF8.self), let colon = text.firstIndex(of: ":") else {
+            return nil
+        }
+        return String(text[..<colon])
     }
 }

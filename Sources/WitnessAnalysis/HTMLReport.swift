@@ -45,7 +45,7 @@ extension AnalysisReport {
             let stats = pair.statistics
             body.append("<section><h2 id=\"pair-\(index)\">\(esc(pair.key.charger.label)) × \(esc(pair.key.backend)) <span class=\"verdict \(pair.verdict)\">\(pair.verdict)</span></h2>")
             body.append(
-                "<p>Charge points: \(esc(stats.chargePoints.sorted().joined(separator: ", "))). Connections: \(stats.connections). Messages: \(stats.messagesToCSMS) to the backend, \(stats.messagesToCharger) to chargers.</p>"
+                "<p>Charge points: \(esc(stats.chargePoints.sorted().joined(separator: ", "))). Connections: \(stats.connections). Messages: \(stats.messagesToCSMS) to the backend, \(stats.messagesToCharger) to chargers. Security profiles: \(Self.securityProfiles(stats.securityProfiles)).</p>"
             )
             body.append(Self.areaChecksHTML(pair, index: index))
             if !stats.deviations.isEmpty {
@@ -114,6 +114,13 @@ extension AnalysisReport {
             </body></html>
 
             """
+    }
+
+    /// "profile 3 (client certificate) ×2, profile 0 (no credentials) ×1".
+    static func securityProfiles(_ profiles: [Int: Int]) -> String {
+        let names = [0: "no credentials", 1: "Basic auth over ws", 2: "Basic auth over TLS", 3: "client certificate"]
+        guard !profiles.isEmpty else { return "unknown" }
+        return profiles.keys.sorted(by: >).map { "profile \($0) (\(names[$0] ?? "?")) ×\(profiles[$0] ?? 0)" }.joined(separator: ", ")
     }
 
     /// Chargers down, backends across; in each cell a badge per test area linking to its checks.

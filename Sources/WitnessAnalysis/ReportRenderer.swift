@@ -105,7 +105,7 @@ extension AnalysisReport {
             let name = "\(pair.key.charger.label) × \(pair.key.backend)"
             var cases: [String] = []
             var failures = 0
-            for family in ["schema", "rpc", "tx"] {
+            for family in ["schema", "rpc", "tx", "security"] {
                 let errors = self.deviations.filter {
                     $0.severity == .error && $0.rule.hasPrefix(family + ".") && pair.statistics.chargePoints.contains($0.chargePoint ?? "")
                 }

@@ -60,6 +60,13 @@ public enum RuleCatalog {
                  meaning: "A CALLERROR `NotImplemented` answering a valid CALL of an action every implementation of the version must support (1.6 Core profile, 2.0.1/2.1 core functional blocks)."),
         RuleInfo(id: "rpc.noSubprotocol", severity: .warning, summary: "no OCPP subprotocol negotiated",
                  meaning: "The connection was opened without an OCPP subprotocol; messages are checked as OCPP 1.6."),
+        // Security
+        RuleInfo(id: "security.basicUserMismatch", severity: .error, summary: "Basic-auth user is not the charge point id",
+                 meaning: "Security profiles 1 and 2 use the charge point id as the Basic-auth user name; a connection authenticated as another user."),
+        RuleInfo(id: "security.certificateMismatch", severity: .error, summary: "client certificate CN is not the charge point id",
+                 meaning: "Security profile 3: the subject common name of the charger's client certificate should be its charge point id; a certificate of another name (or without one)."),
+        RuleInfo(id: "security.downgrade", severity: .error, summary: "connected without TLS after TLS",
+                 meaning: "A charge point seen over TLS earlier in the capture connected without TLS: a downgrade of its security profile."),
         // Transactions and metering
         RuleInfo(id: "tx.registerBackwards", severity: .error, summary: "energy register went backwards",
                  meaning: "An `Energy.Active.Import.Register` reading lower than the previous one of the same transaction. Bills computed from such readings do not reconcile."),

@@ -392,7 +392,7 @@ public final class WitnessProxyServer: Sendable {
             )
             state.statistics.active += 1
         }
-        self.recordOpen(handshake, session: session, chargerChannel: chargerChannel)
+        self.recordOpen(handshake, session: session, chargerChannel: chargerChannel, backendChannel: backendChannel)
         RelayHandler.link(charger: chargerRelay, backend: backendRelay)
     }
 
@@ -409,7 +409,47 @@ public final class WitnessProxyServer: Sendable {
 
     // MARK: Records
 
-    private func recordOpen(_ handshake: ChargerHandshake, session: RelaySession, chargerChannel: any Channel) {
+    /// What a security review needs of one TLS hop: the version negotiated and the certificate the peer presented.
+    /// Runs on the channel's event loop (the handler's state is not thread-safe).
+    static func tlsFacts(_ channel: any Channel) -> (version: String?, peer: JSONValue) {
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: NIOSSLHandler.self) else { return (nil, .null) }
+        let version: String? = handler.tlsVersion.map {
+            switch $0 {
+            case .tlsv1: return "TLSv1.0"
+            case .tlsv11: return "TLSv1.1"
+            case .tlsv12: return "TLSv1.2"
+            case .tlsv13: return "TLSv1.3"
+            }
+        }
+        guard let certificate = handler.peerCertificate else { return (version, .null) }
+        func distinguished(_ names: [SSLCertificateName]) -> String {
+            names.map { name in
+                let key: String
+                switch name.type {
+                case .commonName: key = "CN"
+                case .organization: key = "O"
+                case .organizationalUnit: key = "OU"
+                case .country: key = "C"
+                case .state: key = "ST"
+                case .city: key = "L"
+                default: key = "attribute"
+                }
+                return key + "=" + name.value
+            }.joined(separator: ",")
+        }
+        let commonName = certificate.subjectName.last { $0.type == .commonName }?.value
+        return (
+            version,
+            [
+                "subject": .string(distinguished(certificate.subjectName)), "issuer": .string(distinguished(certificate.issuerName)),
+                "commonName": commonName.map(JSONValue.string) ?? .null,
+            ]
+        )
+    }
+
+    private func recordOpen(_ handshake: ChargerHandshake, session: RelaySession, chargerChannel: any Channel, backendChannel: any Channel) {
+        let chargerHop = Self.tlsFacts(chargerChannel)
+        let backendHop = Self.tlsFacts(backendChannel)
         let target = handshake.target ?? ChargerRequestTarget(uri: "/")
         let chosen = handshake.chosenSubprotocol
         let version = chosen.flatMap(OCPPVersion.init(subprotocol:))
@@ -430,6 +470,9 @@ public final class WitnessProxyServer: Sendable {
                     "charger": .bool(self.chargerTLS != nil),
                     "chargerClientCertificate": .bool(self.configuration.chargerTLS?.clientCAFile != nil),
                     "upstream": .bool(self.configuration.upstream.secure),
+                    "chargerVersion": chargerHop.version.map(JSONValue.string) ?? .null,
+                    "upstreamVersion": backendHop.version.map(JSONValue.string) ?? .null,
+                    "clientCertificate": chargerHop.peer,
                 ])
             ),
         ])

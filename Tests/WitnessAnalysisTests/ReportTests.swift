@@ -61,6 +61,35 @@ struct ReportTests {
         return analyzer.finish(readIssues: reader.issues)
     }
 
+    @Test("security evidence: the profile of each connection (0 without credentials), a wrong Basic user, a downgrade")
+    func security() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("security-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func open(_ second: Int, _ connection: Int, _ chargePoint: String, tls: Bool, authorization: String?) -> String {
+            let headers = authorization.map { #"{"authorization":"\#($0)"}"# } ?? "{}"
+            return #"{"ts":"2026-12-03T08:00:0\#(second).000000Z","kind":"open","conn":\#(connection),"chargePoint":"\#(chargePoint)","chosen":"ocpp1.6","version":"1.6","headers":\#(headers),"tls":{"charger":\#(tls),"chargerClientCertificate":false,"upstream":true,"clientCertificate":null}}"#
+        }
+        let lines = [
+            #"{"ts":"2026-12-03T08:00:00.000000Z","kind":"header","format":1,"started":"2026-12-03T08:00:00.000000Z","backend":"B"}"#,
+            open(1, 1, "CP-A", tls: true, authorization: "Basic user=CP-A password=<redacted>"),
+            open(2, 2, "CP-A", tls: false, authorization: "Basic user=CP-A password=<redacted>"),
+            // Recorded with --capture-secrets: the header as sent, CP-X:secret in base64.
+            open(3, 3, "CP-B", tls: false, authorization: "Basic Q1AtWDpzZWNyZXQ="),
+            open(4, 4, "CP-C", tls: false, authorization: nil),
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/witness-1.jsonl", atomically: true, encoding: .utf8)
+        let analyzer = Analyzer(schemas: nil)
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        let report = analyzer.finish()
+        #expect(report.deviations.map { "\($0.rule) \($0.chargePoint ?? "")" } == [
+            "security.downgrade CP-A", "security.basicUserMismatch CP-B",
+        ])
+        #expect(report.deviations.first { $0.rule == "security.basicUserMismatch" }?.detail.contains("'CP-X'") == true)
+        #expect(report.pairs.first?.statistics.securityProfiles == [2: 1, 1: 2, 0: 1])
+        #expect(JSONWriter.string(report.json).contains(#""securityProfiles":{"0":1,"1":2,"2":1}"#))
+    }
+
     @Test("docs/rules.md is generated from the rule catalogue and has not drifted")
     func rulesDocument() throws {
         let document = try String(contentsOf: Paths.root.appendingPathComponent("docs/rules.md"), encoding: .utf8)
@@ -100,7 +129,7 @@ struct ReportTests {
         let collector = Collector()
         parser.delegate = collector
         #expect(parser.parse(), "\(String(describing: parser.parserError))")
-        #expect(collector.cases == ["schema", "rpc", "tx"])
+        #expect(collector.cases == ["schema", "rpc", "tx", "security"])
         #expect(collector.failures == 1)
         #expect(xml.contains("R&amp;D &lt;M&gt; 2 × Backend &lt;B&amp;B&gt;"))
     }

@@ -35,6 +35,8 @@ struct AnalysisTests {
         await harness.waitForClosedPairs(1)
         let report = try await harness.report()
         #expect(report.deviations.map(\.rule) == [])
+        // The simulators connect without credentials: the security review sees profile 0.
+        #expect(report.pairs.first?.statistics.securityProfiles == [0: 1])
         #expect(report.pairs.count == 1)
         #expect(report.pairs.first?.key.charger == ChargerIdentity(vendor: "Clean Co", model: "C1", firmware: "9.9"))
         #expect(report.pairs.first?.key.backend == "SimCSMS")

@@ -3,6 +3,7 @@ import NIOCore
 import NIOSSL
 import OCPPWire
 import Testing
+import WitnessAnalysis
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
@@ -93,6 +94,20 @@ struct TLSTests {
         try await self.runSession(
             harness, harness.charger(ChargerProfile(id: "CP-mtls"), tls: try self.chargerTLS(certificates, clientCertificate: true))
         )
+        // The client certificate is issued to CP-TLS: right for that charger, wrong for CP-mtls.
+        try await self.runSession(
+            harness, harness.charger(ChargerProfile(id: "CP-TLS"), tls: try self.chargerTLS(certificates, clientCertificate: true))
+        )
+        let opens = try await harness.records().filter { $0.kind == "open" }
+        let tls = try #require(opens.first { $0.chargePoint == "CP-mtls" }?.fields["tls"])
+        #expect(tls["chargerVersion"]?.stringValue?.hasPrefix("TLSv1.") == true)
+        #expect(tls["upstreamVersion"]?.stringValue?.hasPrefix("TLSv1.") == true)
+        #expect(tls["clientCertificate"]?["commonName"] == "CP-TLS")
+        #expect(tls["clientCertificate"]?["subject"] == "O=OCPP Witness Tests,CN=CP-TLS")
+        #expect(tls["clientCertificate"]?["issuer"] == "O=OCPP Witness Tests,CN=Test CA")
+        let report = try await harness.report()
+        #expect(report.deviations.filter { $0.rule.hasPrefix("security.") }.map { "\($0.rule) \($0.chargePoint ?? "")" } == ["security.certificateMismatch CP-mtls"])
+        #expect(report.pairs.first?.statistics.securityProfiles == [3: 2])
         // A charger without a client certificate does not get through the listener.
         let anonymous = harness.charger(ChargerProfile(id: "CP-anon"), tls: try self.chargerTLS(certificates))
         await #expect(throws: (any Error).self) { try await anonymous.connect() }
