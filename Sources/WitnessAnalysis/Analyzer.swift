@@ -243,7 +243,8 @@ public final class Analyzer {
             if type.isResponse { state.outstanding[direction.reversed].removeValue(forKey: id) }
             return
         }
-        if id.utf8.count > 36, id.count > 36 {
+        // The sender of the CALL chose the id; an answer must repeat it, so only the CALL is held to the limit.
+        if !type.isResponse, id.utf8.count > 36, id.count > 36 {
             self.report(deviation("rpc.messageIdTooLong", "message id has \(id.count) characters; OCPP-J allows 36"), in: state)
         }
         let callDirection = type.isResponse ? direction.reversed : direction

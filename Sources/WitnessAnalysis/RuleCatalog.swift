@@ -51,7 +51,7 @@ public enum RuleCatalog {
         RuleInfo(id: "rpc.timeout", severity: .error, summary: "no answer in time",
                  meaning: "A CALL not answered within the response timeout (30 s unless configured)."),
         RuleInfo(id: "rpc.messageIdTooLong", severity: .error, summary: "message id over 36 characters",
-                 meaning: "OCPP-J limits message ids to 36 characters."),
+                 meaning: "OCPP-J limits message ids to 36 characters. Reported on the CALL that chose the id, not again on the answer that has to repeat it."),
         RuleInfo(id: "rpc.unknownAction", severity: .error, summary: "action unknown to the version",
                  meaning: "A CALL whose action has no schema in the negotiated OCPP version (a 1.6 action on a 2.0.1 connection, a typo)."),
         RuleInfo(id: "rpc.unknownErrorCode", severity: .error, summary: "CALLERROR code not in the version's list",
