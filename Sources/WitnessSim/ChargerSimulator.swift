@@ -19,6 +19,8 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case neverReconnects
     /// Accepts a charging profile and keeps drawing its full power.
     case ignoresChargingLimit
+    /// Accepts ClearChargingProfile and stays at the limit it had.
+    case keepsLimitAfterClear
     /// After a fault it reports Faulted and never Available again.
     case staysFaulted
     /// Sends a second BootNotification on the same connection after being accepted.
@@ -80,6 +82,8 @@ public final class ChargerSimulator: Sendable {
         var resets = 0
         var reboots = 0
         var powerLimitW: Int?
+        /// A charging profile was set: from then on the meter values report power, limited or not.
+        var reportsPower = false
         var firmwareUpdates = 0
         var callsCompleted = 0
         var callErrors = 0
@@ -142,8 +146,10 @@ public final class ChargerSimulator: Sendable {
     /// The charger's full power, and what it reports drawing while a charging profile limits it.
     public static let maximumPowerW = 11_000
     var activePowerW: Int? {
-        guard let limit = self.state.withLockedValue({ $0.powerLimitW }) else { return nil }
-        return self.profile.quirks.contains(.ignoresChargingLimit) ? Self.maximumPowerW : min(limit, Self.maximumPowerW)
+        let (limit, reports) = self.state.withLockedValue { ($0.powerLimitW, $0.reportsPower) }
+        guard reports else { return nil }
+        guard let limit, !self.profile.quirks.contains(.ignoresChargingLimit) else { return Self.maximumPowerW }
+        return min(limit, Self.maximumPowerW)
     }
 
     /// A hardware fault on connector 1 (a ground failure, an emergency stop): reported Faulted with
@@ -398,11 +404,14 @@ public final class ChargerSimulator: Sendable {
             if let limit = schedule?["chargingSchedulePeriod"]?[0]?["limit"]?.doubleValue {
                 // Amperes on three phases of 230 V, or watts.
                 let watts = schedule?["chargingRateUnit"]?.stringValue == "A" ? limit * 230 * 3 : limit
-                self.state.withLockedValue { $0.powerLimitW = Int(watts) }
+                self.state.withLockedValue {
+                    $0.powerLimitW = Int(watts)
+                    $0.reportsPower = true
+                }
             }
             return ["status": "Accepted"]
         case "ClearChargingProfile":
-            self.state.withLockedValue { $0.powerLimitW = nil }
+            if !self.profile.quirks.contains(.keepsLimitAfterClear) { self.state.withLockedValue { $0.powerLimitW = nil } }
             return ["status": "Accepted"]
         case "UpdateFirmware":
             Task {

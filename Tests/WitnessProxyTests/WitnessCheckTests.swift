@@ -329,8 +329,32 @@ struct WitnessCheckTests {
         #expect(report.check("limit-accepted", vendor: "Bad Co")?.verdict == .pass)
         #expect(report.check(name, vendor: "Bad Co")?.verdict == .fail)
         #expect(report.area(.smartCharging, vendor: "Bad Co")?.verdict == .fail)
-        // The other version's enforcement check is not listed.
-        #expect(report.area(.smartCharging, vendor: "Good Co")?.checks.count == 2)
+        // The other version's checks are not listed; without a clear, the revert check did not run.
+        #expect(report.area(.smartCharging, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .notRun])
+        await harness.stop()
+    }
+
+    @Test("smart charging: when the profile is cleared the power goes back above the limit; a charger that stays limited fails", arguments: [OCPPVersion.v16, .v201])
+    func smartChargingReverts(version: OCPPVersion) async throws {
+        let policy = try samplePolicy(
+            "smart-charging", rules: ["apply-limit", "apply-limit-201", "clear-limit-16", "clear-limit-201"], window: "3s"
+        )
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .keepsLimitAfterClear) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 6, sampleInterval: .milliseconds(300))
+        }
+        let reverts = version == .v16 ? "limit-reverts" : "limit-reverts-201"
+        let enforced = version == .v16 ? "limit-enforced" : "limit-enforced-201"
+        let good = try #require(report.check(reverts, vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        let reading = try #require(try await harness.record(at: good.refs[1]))
+        let power = reading.message?[3]?["meterValue"]?[0]?["sampledValue"]?[0]?["value"]
+        #expect(power == "11000" || power == 11000)
+        #expect(report.area(.smartCharging, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass])
+        // The one that stays limited enforces the limit, and fails to revert.
+        #expect(report.check(enforced, vendor: "Bad Co")?.verdict == .pass)
+        #expect(report.check(reverts, vendor: "Bad Co")?.verdict == .fail)
         await harness.stop()
     }
 
