@@ -21,6 +21,8 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case ignoresChargingLimit
     /// Accepts ClearChargingProfile and stays at the limit it had.
     case keepsLimitAfterClear
+    /// Answers TriggerMessage Accepted and never sends the message asked for.
+    case ignoresTrigger
     /// After a fault it reports Faulted and never Available again.
     case staysFaulted
     /// Sends a second BootNotification on the same connection after being accepted.
@@ -440,6 +442,22 @@ public final class ChargerSimulator: Sendable {
             }
             return ["status": "Accepted"]
         case "TriggerMessage":
+            // The requested message follows the answer, as firmware sends it.
+            let requested = payload["requestedMessage"]?.stringValue ?? ""
+            let version = self.profile.version
+            let message: (String, JSONValue)? =
+                switch requested {
+                case "StatusNotification": ("StatusNotification", OCPPMessages.statusNotification(version, status: "Available"))
+                case "Heartbeat": ("Heartbeat", [:])
+                case "BootNotification": ("BootNotification", OCPPMessages.bootNotification(self.profile, reason: "Triggered"))
+                default: nil
+                }
+            guard let message else { return ["status": "NotImplemented"] }
+            if self.profile.quirks.contains(.ignoresTrigger) { return ["status": "Accepted"] }
+            Task {
+                try? await Task.sleep(for: .milliseconds(50))
+                _ = try? await self.call(message.0, message.1)
+            }
             return ["status": "Accepted"]
         case "GetConfiguration":
             return ["configurationKey": [["key": "HeartbeatInterval", "readonly": false, "value": "300"]]]

@@ -133,7 +133,7 @@ struct WitnessCheckTests {
         let report = try await harness.report(checks: policy.checks)
         let available = version == .v16 ? "available-after-reset" : "available-after-reset-201"
 
-        #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun])
+        #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun, .notRun])
         #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .inconclusive)
         let good = try #require(report.check(available, vendor: "Good Co"))
         #expect(good.verdict == .pass)
@@ -355,6 +355,21 @@ struct WitnessCheckTests {
         // The one that stays limited enforces the limit, and fails to revert.
         #expect(report.check(enforced, vendor: "Bad Co")?.verdict == .pass)
         #expect(report.check(reverts, vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("remote operations: a triggered StatusNotification follows its TriggerMessage; a charger that ignores it fails", arguments: [OCPPVersion.v16, .v201])
+    func triggerMessage(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("remote-operations", rules: ["trigger-status"], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .ignoresTrigger) { charger in
+            try await charger.connect()
+            try await charger.boot()
+        }
+        let good = try #require(report.check("trigger-executed", vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        let answer = try #require(try await harness.record(at: good.refs[0]))
+        #expect(answer.action == "TriggerMessage" && answer.messageType == .callResult)
+        #expect(report.check("trigger-executed", vendor: "Bad Co")?.verdict == .fail)
         await harness.stop()
     }
 
