@@ -125,19 +125,26 @@ struct ScaleOutTests {
         instances[1].process.terminate()
         instances[1].process.waitUntilExit()
 
-        // One report over both instances' captures: every charger, one pair, and every boot recorded once.
+        // One report over both instances' captures: every charger in one pair. A connection cut while an instance
+        // shut down may have opened without a boot; it counts as the `unknown` charger, never as a second pair
+        // of the same charger.
         let report = try await WitnessBinary.run(["report", instances[0].capture, instances[1].capture])
         #expect(report.status == 0, "\(report.errors)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(report.output.utf8)) as? [String: Any])
-        let pairs = try #require(json["pairs"] as? [[String: Any]])
+        let pairs = try #require(json["pairs"] as? [[String: Any]]).filter { ($0["charger"] as? [String: Any])?["vendor"] as? String != "unknown" }
         #expect(pairs.count == 1)
         #expect((pairs.first?["chargePoints"] as? [String])?.count == 8)
         let connections = finished.reduce(0) { $0 + $1.connections }
-        #expect(pairs.first?["connections"] as? Int == connections)
         let boots = try CaptureReader(paths: [instances[0].capture, instances[1].capture]).filter {
             $0.kind == "frame" && $0.action == "BootNotification" && $0.messageType == .call
         }
-        #expect(boots.count == connections, "no lost or doubled records")
+        // No doubled records: each boot once, at most one per connection the chargers made.
+        let keys = boots.map { "\($0.file)|\($0.connection ?? 0)|\($0.messageId ?? "")" }
+        #expect(Set(keys).count == boots.count)
+        #expect(boots.count >= 8 && boots.count <= connections)
+        // Every charger that was on the stopped instance booted again on the other.
+        let rebooted = Set(boots.filter { $0.file.hasPrefix(instances[1].capture) }.compactMap(\.chargePoint))
+        #expect(rebooted.isSuperset(of: onA))
         #expect((json["readIssues"] as? [Any])?.isEmpty == true)
         await csms.stop()
         try await group.shutdownGracefully()
