@@ -123,6 +123,11 @@ public final class ChargerSimulator: Sendable {
     @discardableResult
     public func call(_ action: String, _ payload: JSONValue) async throws -> JSONValue {
         guard let endpoint = self.endpoint else { throw OCPPEndpointError("\(self.profile.id) is not connected") }
+        // One CALL at a time, as OCPP-J asks: messages the charger sends on its own (a firmware status, a
+        // triggered message, a report) wait for the CALL in flight to be answered.
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(35)
+        while endpoint.pendingCalls > 0, endpoint.isActive, clock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         do {
             let payload = try await endpoint.call(action, payload).payload()
             self.state.withLockedValue { $0.callsCompleted += 1 }

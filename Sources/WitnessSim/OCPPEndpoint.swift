@@ -96,6 +96,9 @@ public final class OCPPEndpoint: Sendable {
     public var closeReceived: (code: UInt16?, reason: String)? { self.state.withLockedValue { $0.closeReceived } }
     public var isActive: Bool { self.channel.isActive }
 
+    /// CALLs of this side still waiting for their answers.
+    public var pendingCalls: Int { self.state.withLockedValue { $0.pending.count } }
+
     /// Sends a CALL and waits for its CALLRESULT or CALLERROR.
     public func call(_ action: String, _ payload: JSONValue, timeout: Duration = .seconds(30)) async throws -> CallResponse {
         let id = self.state.withLockedValue { state -> String in
