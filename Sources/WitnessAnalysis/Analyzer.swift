@@ -482,7 +482,7 @@ struct SecurityFacts {
         let certificate = tls?["clientCertificate"]
         self.clientCertificate = certificate != nil && certificate != .null
         self.certificateCommonName = certificate?["commonName"]?.stringValue
-        self.basicUser = record.fields["headers"]?["authorization"]?.stringValue.flatMap(Self.basicUser)
+        self.basicUser = record.fields["headers"]?["authorization"]?.stringValue.flatMap { Redactor.basicUser(recordedHeader: $0) }
     }
 
     /// 3 with a client certificate over TLS, 2 with Basic auth over TLS, 1 with Basic auth without TLS, 0 with neither.
@@ -490,18 +490,5 @@ struct SecurityFacts {
         if self.chargerTLS && self.clientCertificate { return 3 }
         if self.basicUser != nil { return self.chargerTLS ? 2 : 1 }
         return 0
-    }
-
-    /// The user of a `Basic` Authorization header, as recorded redacted (`Basic user=<id> password=<redacted>`) or not.
-    static func basicUser(_ header: String) -> String? {
-        let parts = header.split(separator: " ", maxSplits: 1).map(String.init)
-        guard parts.count == 2, parts[0].lowercased() == "basic" else { return nil }
-        if parts[1].hasPrefix("user="), let end = parts[1].range(of: " password=") {
-            return String(parts[1][parts[1].index(parts[1].startIndex, offsetBy: 5)..<end.lowerBound])
-        }
-        guard let decoded = Base64.decode(parts[1]), let text = String(validating: decoded, as: UTF8.self), let colon = text.firstIndex(of: ":") else {
-            return nil
-        }
-        return String(text[..<colon])
     }
 }

@@ -140,7 +140,11 @@ final class CheckEvaluator {
     // MARK: Feeding
 
     func consume(_ record: CaptureRecord, context: Context, pairOf: (String) -> PairKey) {
-        guard let kind = record.kind, ["frame", "open", "close", "reject"].contains(kind), let chargePoint = record.chargePoint else { return }
+        guard let kind = record.kind, let chargePoint = record.chargePoint else { return }
+        switch kind {
+        case "frame", "open", "close", "reject": break
+        default: return
+        }
         if self.run != context.run {
             if self.run != nil { self.endRun(pairOf: pairOf) }
             self.run = context.run

@@ -1,6 +1,7 @@
 import Foundation
 import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 /// What a buyer takes along when leaving a platform, read from captures: the charger inventory, the last
 /// known configuration and the transactions. See docs/handover.md for every column.
@@ -159,7 +160,8 @@ public struct HandoverExport: Sendable {
                     transaction.connector = evse["connectorId"].map(Self.text) ?? transaction.connector
                 }
                 if let token = payload["idToken"]?["idToken"]?.stringValue { transaction.idTag = self.tag(token) }
-                let energy = Self.energyReading(payload["meterValue"])
+                // The register reading the transaction rules read (outlet, all phases, unit and multiplier applied).
+                let energy = TransactionTracker.samples(payload["meterValue"], version: .v201, base: "").last?.wh
                 switch payload["eventType"]?.stringValue {
                 case "Started":
                     transaction.started = payload["timestamp"]?.stringValue ?? stamp
@@ -190,9 +192,7 @@ public struct HandoverExport: Sendable {
         func tag(_ value: String?) -> String {
             guard let value, !value.isEmpty else { return "" }
             if self.includeIdTags { return value }
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            for byte in value.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-            let hex = String(hash >> 32, radix: 16)
+            let hex = String(ChaosEngine.fnv1a(value) >> 32, radix: 16)
             return "tag-" + String(repeating: "0", count: 8 - hex.count) + hex
         }
 
@@ -206,20 +206,6 @@ public struct HandoverExport: Sendable {
                 key += " (evse \(evse["id"].map(Self.text) ?? "?")" + (evse["connectorId"].map { " connector " + Self.text($0) } ?? "") + ")"
             }
             return key
-        }
-
-        /// The last Energy.Active.Import.Register reading (Wh, or kWh converted) of a meterValue array.
-        static func energyReading(_ meterValues: JSONValue?) -> Double? {
-            var reading: Double?
-            for value in meterValues?.arrayValue ?? [] {
-                for sample in value["sampledValue"]?.arrayValue ?? [] {
-                    let measurand = sample["measurand"]?.stringValue ?? "Energy.Active.Import.Register"
-                    guard measurand == "Energy.Active.Import.Register", sample["phase"] == nil, let number = sample["value"].flatMap(Self.number) else { continue }
-                    let unit = (sample["unit"] ?? sample["unitOfMeasure"]?["unit"])?.stringValue ?? "Wh"
-                    reading = unit == "kWh" ? number * 1000 : number
-                }
-            }
-            return reading
         }
 
         static func text(_ value: JSONValue) -> String { value.stringValue ?? JSONWriter.string(value) }

@@ -16,10 +16,27 @@ public struct Redactor: Sendable {
         let parts = value.split(separator: " ", maxSplits: 1)
         guard parts.count == 2 else { return Self.mask }
         guard parts[0].lowercased() == "basic" else { return "\(parts[0]) \(Self.mask)" }
-        guard let decoded = Base64.decode(String(parts[1])), let text = String(validating: decoded, as: UTF8.self),
-            let colon = text.firstIndex(of: ":")
-        else { return "Basic \(Self.mask)" }
-        return "Basic user=\(text[..<colon]) password=\(Self.mask)"
+        guard let user = Self.basicUser(encoded: String(parts[1])) else { return "Basic \(Self.mask)" }
+        return "Basic user=\(user) password=\(Self.mask)"
+    }
+
+    /// The user of base64 `user:password` Basic credentials; nil when they do not decode.
+    public static func basicUser(encoded: String) -> String? {
+        guard let decoded = Base64.decode(encoded), let text = String(validating: decoded, as: UTF8.self), let colon = text.firstIndex(of: ":")
+        else { return nil }
+        return String(text[..<colon])
+    }
+
+    /// The user of a `Basic` Authorization header as a capture holds it: redacted by `authorizationHeader`
+    /// (`Basic user=<id> password=<redacted>`) or, with secrets kept, as sent.
+    public static func basicUser(recordedHeader header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1).map(String.init)
+        guard parts.count == 2, parts[0].lowercased() == "basic" else { return nil }
+        if parts[1].hasPrefix("user=") {
+            let rest = parts[1].dropFirst(5)
+            if let space = rest.firstIndex(of: " "), rest[space...].hasPrefix(" password=") { return String(rest[..<space]) }
+        }
+        return self.basicUser(encoded: parts[1])
     }
 
     /// Whether a message of this action may carry a secret, so the writer only parses those.

@@ -137,7 +137,7 @@ public final class ChaosEngine: Sendable {
     }
 
     /// FNV-1a: a hash that is the same in every run (Swift's `Hasher` is seeded per process).
-    static func fnv1a(_ text: String) -> UInt64 {
+    public static func fnv1a(_ text: String) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 {
             hash ^= UInt64(byte)

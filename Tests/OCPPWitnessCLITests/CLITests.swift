@@ -51,11 +51,11 @@ struct WitnessBinary {
         var errors: String
     }
 
-    static func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+    static func start(_ arguments: [String], executable: String = Self.path, directory: URL = Self.root) throws -> (Process, Pipe, Pipe) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: self.path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.currentDirectoryURL = self.root
+        process.currentDirectoryURL = directory
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
@@ -100,8 +100,8 @@ struct WitnessBinary {
     /// Runs the binary to completion. The pipes are drained on threads of their own and the exit is
     /// awaited by polling: blocking reads on the concurrency pool would stall every other test for as
     /// long as the command runs (the pool has one thread per core).
-    static func run(_ arguments: [String]) async throws -> Result {
-        let (process, output, errors) = try self.start(arguments)
+    static func run(_ arguments: [String], executable: String = Self.path, directory: URL = Self.root) async throws -> Result {
+        let (process, output, errors) = try self.start(arguments, executable: executable, directory: directory)
         let out = PipeDrain(output)
         let err = PipeDrain(errors)
         while process.isRunning || !out.isDone || !err.isDone {
@@ -225,21 +225,7 @@ struct CLITests {
         }
 
         func installed(_ arguments: [String]) async throws -> WitnessBinary.Result {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: prefix + "/bin/ocpp-witness")
-            process.arguments = arguments
-            process.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
-            let output = Pipe()
-            let errors = Pipe()
-            process.standardOutput = output
-            process.standardError = errors
-            try process.run()
-            let out = PipeDrain(output)
-            let err = PipeDrain(errors)
-            while process.isRunning || !out.isDone || !err.isDone { try await Task.sleep(for: .milliseconds(20)) }
-            return WitnessBinary.Result(
-                status: process.terminationStatus, output: String(decoding: out.data, as: UTF8.self), errors: String(decoding: err.data, as: UTF8.self)
-            )
+            try await WitnessBinary.run(arguments, executable: prefix + "/bin/ocpp-witness", directory: URL(fileURLWithPath: elsewhere))
         }
         let demo = try await installed(["demo", "--capture", "pilot"])
         #expect(demo.status == 0, "\(demo.errors)")
