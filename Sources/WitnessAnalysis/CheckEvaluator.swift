@@ -367,7 +367,7 @@ final class CheckEvaluator {
             if let types = pattern.messageTypes, !types.contains(type) { return false }
             if let direction = pattern.direction, direction != event.direction { return false }
             if let actions = pattern.actions, !actions.contains(event.action ?? "") { return false }
-            if let fault = pattern.fault, fault != event.fault { return false }
+            if let faults = pattern.faults, !faults.contains(event.fault ?? "") { return false }
             if let injected = pattern.injected, injected != event.injected { return false }
         }
         if let stimulus, pattern.connection != .any {

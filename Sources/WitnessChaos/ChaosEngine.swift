@@ -52,6 +52,8 @@ public final class ChaosEngine: Sendable {
         var generators: [String: SplitMix64] = [:]
         var matches: [String: Int] = [:]
         var hits: [String: Int] = [:]
+        /// Since when (seconds since the proxy started) each charge point has had a transaction running.
+        var transactionSince: [String: Double] = [:]
     }
 
     public init(policy: FaultPolicy) {
@@ -73,8 +75,18 @@ public final class ChaosEngine: Sendable {
     /// rule has payload conditions.
     public func decide(_ facts: MessageFacts, payload: () -> JSONValue?) -> FaultDecision? {
         var parsedPayload: JSONValue??
+        var transactionAge: Double?
+        if self.policy.tracksTransactions {
+            transactionAge = self.followTransactions(facts) {
+                if parsedPayload == nil { parsedPayload = .some(payload()) }
+                return parsedPayload ?? nil
+            }
+        }
         for rule in self.policy.rules {
             guard self.staticMatch(rule.match, facts) else { continue }
+            if let needed = rule.match.transactionFor {
+                guard let age = transactionAge, age >= needed else { continue }
+            }
             if !rule.match.payload.isEmpty {
                 if parsedPayload == nil { parsedPayload = .some(payload()) }
                 guard let value = parsedPayload ?? nil, Self.payloadMatches(rule.match.payload, value) else { continue }
@@ -101,6 +113,30 @@ public final class ChaosEngine: Sendable {
             if let decision { return decision }
         }
         return nil
+    }
+
+    /// Follows the charge point's transaction through the messages it sends: running from StartTransaction
+    /// (1.6) or the first TransactionEvent (2.0.1, 2.1), over with StopTransaction or TransactionEvent Ended.
+    /// Returns how long it has been running, in seconds.
+    private func followTransactions(_ facts: MessageFacts, payload: () -> JSONValue?) -> Double? {
+        var event: String?
+        if facts.direction == .toCSMS, facts.messageType == .call {
+            switch facts.action {
+            case "StartTransaction": event = "Started"
+            case "StopTransaction": event = "Ended"
+            case "TransactionEvent": event = payload()?["eventType"]?.stringValue
+            default: break
+            }
+        }
+        return self.state.withLockedValue { state in
+            switch event {
+            case "Ended"?: state.transactionSince[facts.chargePoint] = nil
+            case "Started"?, "Updated"?:
+                if state.transactionSince[facts.chargePoint] == nil { state.transactionSince[facts.chargePoint] = facts.secondsSinceStart }
+            default: break
+            }
+            return state.transactionSince[facts.chargePoint].map { facts.secondsSinceStart - $0 }
+        }
     }
 
     private func staticMatch(_ match: FaultMatch, _ facts: MessageFacts) -> Bool {

@@ -19,6 +19,9 @@ public struct FaultPolicy: Sendable {
 
     /// Whether any rule needs the charger's vendor/model/firmware from its BootNotification.
     public var needsIdentity: Bool { self.rules.contains { $0.match.vendor != nil || $0.match.model != nil || $0.match.firmware != nil } }
+
+    /// Whether any rule waits for a transaction to have run for a while.
+    public var tracksTransactions: Bool { self.rules.contains { $0.match.transactionFor != nil } }
 }
 
 public struct FaultRule: Sendable {
@@ -49,6 +52,9 @@ public struct FaultMatch: Sendable {
     public var after: Double?
     public var before: Double?
     public var fromConnection = false
+    /// Only while the charge point has a transaction that has been running for at least this many seconds
+    /// (since its StartTransaction or TransactionEvent Started passed the proxy).
+    public var transactionFor: Double?
 }
 
 /// A condition on a payload field, by JSON pointer.
@@ -121,7 +127,8 @@ public enum Fault: Sendable {
     /// Answer the sender instead of forwarding a CALL.
     case respond(Response)
     /// Forward the message, and send a CALL of the proxy's own towards `target`; its answer is kept from the other side.
-    case inject(action: String, payload: JSONValue, target: InjectTarget)
+    /// `copies` fill payload fields from the message that triggered the rule (a transaction id, say).
+    case inject(action: String, payload: JSONValue, copies: [InjectCopy], target: InjectTarget)
     /// Forward the message as WebSocket fragments of at most `bytes` each.
     case slice(bytes: Int)
     /// Forward the message no faster than `bytesPerSecond` (it waits in order for its bytes to "cross the link").
@@ -142,6 +149,35 @@ public enum Fault: Sendable {
         case .slice: return "slice"
         case .bandwidth: return "bandwidth"
         }
+    }
+}
+
+/// A field of an injected CALL taken from the message that triggered it: `{fromTrigger: /transactionId}`.
+public struct InjectCopy: Sendable, Equatable {
+    /// Where the value goes in the injected payload.
+    public var pointer: String
+    /// Where it comes from in the triggering message's payload.
+    public var source: String
+
+    public init(pointer: String, source: String) {
+        self.pointer = pointer
+        self.source = source
+    }
+
+    /// The injected payload with every copied field filled in, or the first source the trigger lacks.
+    public static func fill(_ payload: JSONValue, copies: [InjectCopy], from trigger: JSONValue?) -> Result<JSONValue, MissingField> {
+        var filled = payload
+        for copy in copies {
+            guard let value = trigger.flatMap({ JSONPointer.resolve(copy.source, in: $0) }) else { return .failure(MissingField(pointer: copy.source)) }
+            filled = JSONPointer.update(filled, at: copy.pointer) { _ in value }
+        }
+        return .success(filled)
+    }
+
+    public struct MissingField: Error, Equatable {
+        public var pointer: String
+
+        public init(pointer: String) { self.pointer = pointer }
     }
 }
 

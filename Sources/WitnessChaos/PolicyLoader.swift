@@ -207,11 +207,11 @@ public enum PolicyLoader {
                 case "type": pattern.messageTypes = self.messageTypes(value)
                 case "action": pattern.actions = self.actions(value)
                 case "fault":
-                    guard let rule = value.string else {
-                        self.fail(value, "fault must be the name of a policy rule (or admin)")
+                    guard let rules = self.strings(value) else {
+                        self.fail(value, "fault must be the name of a policy rule (or admin), or a list of them")
                         continue
                     }
-                    pattern.fault = rule
+                    pattern.faults = Set(rules)
                 case "injected":
                     guard let flag = value.bool else {
                         self.fail(value, "injected must be true or false")
@@ -331,7 +331,10 @@ public enum PolicyLoader {
             }
             self.checkKeys(
                 pairs,
-                allowed: ["direction", "type", "action", "chargePoint", "vendor", "model", "firmware", "payload", "probability", "nth", "first", "every", "after", "before", "from"],
+                allowed: [
+                    "direction", "type", "action", "chargePoint", "vendor", "model", "firmware", "payload", "probability", "nth", "first", "every",
+                    "after", "before", "from", "transactionFor",
+                ],
                 in: "'match' of rule '\(rule)'", node: node
             )
             var match = FaultMatch()
@@ -372,6 +375,12 @@ public enum PolicyLoader {
                         continue
                     }
                     if key == "after" { match.after = seconds } else { match.before = seconds }
+                case "transactionFor":
+                    guard let seconds = Self.seconds(value) else {
+                        self.fail(value, "transactionFor must be a duration: seconds, or with a unit (500ms, 90s, 5m, 1h)")
+                        continue
+                    }
+                    match.transactionFor = seconds
                 case "from":
                     switch value.string {
                     case "start": match.fromConnection = false
@@ -525,12 +534,17 @@ public enum PolicyLoader {
                     self.fail(fields["to"], "to must be charger or csms")
                     return nil
                 }
-                let payload = fields["payload"].map(Self.json) ?? .object(JSONObject())
-                guard case .object = payload else {
+                let given = fields["payload"].map(Self.json) ?? .object(JSONObject())
+                guard case .object = given else {
                     self.fail(fields["payload"], "payload must be a mapping")
                     return nil
                 }
-                return .inject(action: action, payload: payload, target: target)
+                var copies: [InjectCopy] = []
+                let payload = Self.placeholders(given, at: "", into: &copies)
+                for copy in copies where !Self.isPointer(copy.source) || copy.source.hasPrefix("call:") {
+                    self.fail(fields["payload"], "fromTrigger must be a JSON pointer into the triggering message, such as /transactionId (at \(copy.pointer))")
+                }
+                return .inject(action: action, payload: payload, copies: copies, target: target)
             default:
                 self.fail(node, "unknown fault '\(kind)' in rule '\(rule)'; expected delay, drop, duplicate, disconnect, malformed, respond, inject, outage, slice or bandwidth")
                 return nil
@@ -581,6 +595,27 @@ public enum PolicyLoader {
         }
 
         /// A YAML value as JSON: numbers stay numbers, `true`/`false`/`null` keep their meaning.
+        /// Replaces every `{fromTrigger: /pointer}` in an injected payload by null, noting where its value goes.
+        static func placeholders(_ value: JSONValue, at pointer: String, into copies: inout [InjectCopy]) -> JSONValue {
+            switch value {
+            case .object(let object):
+                if object.members.count == 1, let member = object.members.first, member.key == "fromTrigger" {
+                    copies.append(InjectCopy(pointer: pointer, source: member.value.stringValue ?? ""))
+                    return .null
+                }
+                var result = JSONObject()
+                for member in object.members {
+                    let key = member.key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+                    result.members.append(JSONObject.Member(key: member.key, value: placeholders(member.value, at: pointer + "/" + key, into: &copies)))
+                }
+                return .object(result)
+            case .array(let items):
+                return .array(items.enumerated().map { placeholders($0.element, at: pointer + "/\($0.offset)", into: &copies) })
+            default:
+                return value
+            }
+        }
+
         static func json(_ node: Node) -> JSONValue {
             switch node {
             case .scalar(let scalar):

@@ -110,8 +110,8 @@ public struct EventPattern: Sendable {
     public var messageTypes: Set<MessageType>?
     /// Actions; for answers, the action of the CALL they answer.
     public var actions: Set<String>?
-    /// The name of the policy rule whose fault hit the message (`admin` for admin requests).
-    public var fault: String?
+    /// The names of the policy rules one of whose faults hit the message (`admin` for admin requests).
+    public var faults: Set<String>?
     /// Only messages the proxy itself sent (an injected CALL, an answer on the other side's behalf), or none of them.
     public var injected: Bool?
     public var payload: [CheckCondition] = []
@@ -170,7 +170,7 @@ extension EventPattern {
             words.append(self.injected == true ? "an injected \(types)" : "a \(types)")
             if let actions = self.actions { words.append("of " + actions.sorted().joined(separator: "/")) }
             if let direction = self.direction { words.append(direction == .toCSMS ? "to the CSMS" : "to the charger") }
-            if let fault = self.fault { words.append("hit by fault '\(fault)'") }
+            if let faults = self.faults { words.append("hit by fault " + faults.sorted().map { "'\($0)'" }.joined(separator: " or ")) }
         }
         switch self.connection {
         case .any: break

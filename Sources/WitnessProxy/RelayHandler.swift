@@ -357,10 +357,25 @@ final class RelayHandler: ChannelDuplexHandler {
             record["mode"] = .string(mode.rawValue)
             self.observe(frame, payload: payload, fault: record)
             self.session.startOutage?(allChargers ? nil : self.session.chargePoint, seconds, mode)
-        case .inject(let action, let injectedPayload, let target):
+        case .inject(let action, let template, let copies, let target):
             self.forward(frame.wire)
-            self.observe(frame, payload: payload)
             record["action"] = .string(action)
+            var injectedPayload = template
+            if !copies.isEmpty {
+                let trigger = (try? OCPPEnvelope.parse(payload).get())?.payloadRange.flatMap { range in
+                    payload.withUnsafeReadableBytes { try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0[range])) }
+                }
+                switch InjectCopy.fill(template, copies: copies, from: trigger) {
+                case .success(let filled):
+                    injectedPayload = filled
+                case .failure(let missing):
+                    // Nothing to copy from: the CALL is not sent, and the triggering message says why.
+                    record["skipped"] = .string("the triggering message has no \(missing.pointer)")
+                    self.observe(frame, payload: payload, fault: record)
+                    return
+                }
+            }
+            self.observe(frame, payload: payload)
             let handler = target == .charger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
             handler?.injectCall(action: action, payload: injectedPayload, fault: record)
         case .disconnect(let side, let code, let reason, let reset):

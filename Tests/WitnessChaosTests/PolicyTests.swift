@@ -34,11 +34,11 @@ struct PolicyTests {
         )
         #expect(policy.seed == 42)
         #expect(policy.rules.map(\.name) == ["slow-meters", "lose-second-stop", "beta-firmware", "bad-meter-start", "refuse-reset", "remote-start"])
-        guard case .inject(let action, let payload, let target) = policy.rules[5].fault else {
+        guard case .inject(let action, let payload, let copies, let target) = policy.rules[5].fault else {
             Issue.record("not an inject")
             return
         }
-        #expect(action == "RemoteStartTransaction" && payload["connectorId"] == 1 && target == .charger)
+        #expect(action == "RemoteStartTransaction" && payload["connectorId"] == 1 && target == .charger && copies.isEmpty)
         #expect(policy.rules[0].match.after == 300)
         #expect(policy.rules[0].match.before == 360)
         #expect(policy.rules[3].match.payload.first?.equals == 1)
@@ -202,6 +202,62 @@ struct PolicyTests {
         #expect(otherCharger == [false, true])
         let beats = (1...6).map { _ in engine.decide(self.facts("CP-7"), payload: { nil }) != nil }
         #expect(beats == [false, false, true, false, false, true])
+    }
+
+    @Test("transactionFor waits until the charge point's transaction has run that long, and ends with it", arguments: [OCPPVersion.v16, .v201])
+    func transactionFor(version: OCPPVersion) throws {
+        let engine = ChaosEngine(
+            policy: try PolicyLoader.parse("rules:\n  - name: stop-it\n    match: {action: [MeterValues, TransactionEvent], transactionFor: 60s}\n    fault: drop\n")
+        )
+        let meter = version == .v16 ? "MeterValues" : "TransactionEvent"
+        func send(_ action: String, at seconds: Double, event: String? = nil, chargePoint: String = "CP-1") -> Bool {
+            var facts = self.facts(chargePoint, action: action)
+            facts.secondsSinceStart = seconds
+            let payload: JSONValue = event.map { ["eventType": .string($0)] } ?? [:]
+            return engine.decide(facts, payload: { payload }) != nil
+        }
+        let updated = version == .v16 ? nil : "Updated"
+        // Meter values before any transaction, then a transaction from t = 100 s.
+        #expect(!send("MeterValues", at: 90))
+        #expect(!send(version == .v16 ? "StartTransaction" : "TransactionEvent", at: 100, event: version == .v16 ? nil : "Started"))
+        #expect(!send(meter, at: 159, event: updated))
+        #expect(send(meter, at: 160, event: updated))
+        // Another charger's transaction is its own.
+        #expect(!send(meter, at: 170, event: updated, chargePoint: "CP-2"))
+        // The message that ends the transaction does not match, nor anything after it until a new
+        // transaction has run 60 s again.
+        #expect(version == .v16 ? !send("StopTransaction", at: 180) : !send(meter, at: 180, event: "Ended"))
+        #expect(!send("Heartbeat", at: 200) && !send("MeterValues", at: 200))
+        #expect(!send(version == .v16 ? "StartTransaction" : "TransactionEvent", at: 300, event: version == .v16 ? nil : "Started"))
+        #expect(!send(meter, at: 330, event: updated))
+        #expect(send(meter, at: 361, event: updated))
+    }
+
+    @Test("an injected CALL can copy fields of the message that triggered it; a missing one is named")
+    func fromTrigger() throws {
+        let policy = try PolicyLoader.parse(
+            """
+            rules:
+              - name: remote-stop
+                match: {action: MeterValues, transactionFor: 1m, first: 1}
+                fault: {inject: {action: RemoteStopTransaction, payload: {transactionId: {fromTrigger: /transactionId}, note: [{fromTrigger: /meterValue/0/timestamp}]}}}
+            """
+        )
+        #expect(policy.rules[0].match.transactionFor == 60)
+        guard case .inject(_, let template, let copies, _) = policy.rules[0].fault else {
+            Issue.record("not an inject")
+            return
+        }
+        #expect(copies == [InjectCopy(pointer: "/transactionId", source: "/transactionId"), InjectCopy(pointer: "/note/0", source: "/meterValue/0/timestamp")])
+        let trigger: JSONValue = ["connectorId": 1, "transactionId": 42, "meterValue": [["timestamp": "2026-12-03T10:00:00Z"]]]
+        let filled = try InjectCopy.fill(template, copies: copies, from: trigger).get()
+        #expect(JSONWriter.string(filled) == #"{"transactionId":42,"note":["2026-12-03T10:00:00Z"]}"#)
+        #expect(throws: InjectCopy.MissingField(pointer: "/transactionId")) { try InjectCopy.fill(template, copies: copies, from: ["connectorId": 1]).get() }
+
+        #expect(throws: PolicyErrors.self) {
+            try PolicyLoader.parse("rules:\n  - name: x\n    fault: {inject: {action: Reset, payload: {type: {fromTrigger: nope}}}}\n")
+        }
+        #expect(throws: PolicyErrors.self) { try PolicyLoader.parse("rules:\n  - name: x\n    match: {transactionFor: soon}\n    fault: drop\n") }
     }
 }
 

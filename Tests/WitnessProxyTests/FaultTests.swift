@@ -171,6 +171,32 @@ struct FaultTests {
         await harness.stop()
     }
 
+    @Test("an injected CALL takes fields from the message that triggered it; without them it is not sent and the capture says why")
+    func injectFromTrigger() async throws {
+        let harness = try await self.harness(
+            """
+            rules:
+              - name: stop-it
+                match: {action: MeterValues, type: CALL}
+                fault: {inject: {action: RemoteStopTransaction, payload: {transactionId: {fromTrigger: /transactionId}}}}
+            """
+        )
+        let charger = harness.charger(ChargerProfile(id: "CP-COPY"))
+        try await charger.connect()
+        // Meter values outside a transaction carry no transactionId: nothing to copy, nothing sent.
+        try await charger.call("MeterValues", ["connectorId": 1, "meterValue": [["timestamp": "2026-12-03T10:00:00Z", "sampledValue": [["value": "1"]]]]])
+        try await charger.call("MeterValues", ["connectorId": 1, "transactionId": 77, "meterValue": [["timestamp": "2026-12-03T10:00:01Z", "sampledValue": [["value": "2"]]]]])
+        #expect(await eventually { (try? await harness.frames("CP-COPY").contains { $0.fields["fault"]?["answer"] == true }) == true })
+        let frames = try await harness.frames("CP-COPY").filter { $0.opcode == .text }
+        let skipped = try #require(frames.first { $0.action == "MeterValues" && $0.messageType == .call })
+        #expect(skipped.fields["fault"]?["skipped"]?.stringValue == "the triggering message has no /transactionId")
+        let injected = frames.filter { $0.fields["injected"] == true }
+        #expect(injected.count == 1)
+        #expect(injected.first?.message?[3] == ["transactionId": 77])
+        await charger.disconnect()
+        await harness.stop()
+    }
+
     @Test("chargers recover from an outage: they are dropped, refused with 503, reconnect and resume; the capture tells it in order")
     func outageRecovery() async throws {
         // Scheduled by the policy: the first message after 0.5 s starts an outage for everyone. It would last
