@@ -31,6 +31,27 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case stopsWithWrongTransactionId
     /// During a firmware update it reports Downloading and then Installing, never Downloaded.
     case skipsDownloaded
+    /// When its connection drops during a transaction, it reconnects and starts a new transaction instead of
+    /// carrying on with the old one (which is never stopped).
+    case restartsTransactionAfterReconnect
+    /// Forgets its charging profiles when its connection drops and charges at full power after reconnecting.
+    case forgetsLimitAfterReconnect
+    /// Answers GetConfiguration with no keys and GetBaseReport with NotSupported.
+    case withholdsConfiguration
+    /// Answers RemoteStopTransaction / RequestStopTransaction Accepted and keeps charging.
+    case ignoresRemoteStop
+    /// Answers Reset and SetChargingProfile Rejected.
+    case refusesCommands
+    /// Boots without ever reporting its connector status.
+    case noStatusAfterBoot
+    /// Sends Authorize, gets Accepted, and never starts the transaction.
+    case neverStartsAfterAuthorize
+    /// Runs its transactions without sending meter values between start and stop.
+    case sendsNoMeterValues
+    /// Leaves RemoteStartTransaction / RequestStartTransaction unanswered.
+    case ignoresRemoteStart
+    /// Closes its connection when the CSMS sends something that is not OCPP-J (invalid JSON, say).
+    case dropsConnectionOnInvalidJSON
 }
 
 /// What `chargingSession` came to.
@@ -39,6 +60,8 @@ public enum ChargingOutcome: Sendable, Equatable {
     case charged
     /// The CSMS did not accept the idTag (its status), so no transaction was started.
     case refused(String)
+    /// The idTag was accepted and no transaction followed (`neverStartsAfterAuthorize`).
+    case notStarted
 }
 
 /// Who a simulated charger is.
@@ -87,6 +110,11 @@ public final class ChargerSimulator: Sendable {
         /// A charging profile was set: from then on the meter values report power, limited or not.
         var reportsPower = false
         var firmwareUpdates = 0
+        /// Connections opened so far; a transaction message that finds a new one was cut off and resent.
+        var connections = 0
+        /// The running transaction's id, and whether the CSMS asked for it to stop.
+        var transactionId: JSONValue?
+        var stopRequested = false
         var callsCompleted = 0
         var callErrors = 0
     }
@@ -115,7 +143,18 @@ public final class ChargerSimulator: Sendable {
     public func connect() async throws -> OCPPEndpoint {
         let endpoint = try await OCPPClient.connect(to: self.url, options: self.options, group: self.group, idPrefix: "\(self.profile.id)-")
         endpoint.onCall { [self] action, payload in try await self.answer(action, payload) }
-        self.state.withLockedValue { $0.endpoint = endpoint }
+        if self.profile.quirks.contains(.dropsConnectionOnInvalidJSON) {
+            endpoint.onMalformed { [weak endpoint] _ in
+                guard let endpoint else { return }
+                Task { await endpoint.close(code: .protocolError, reason: "cannot read the CSMS's message") }
+            }
+        }
+        let forgets = self.profile.quirks.contains(.forgetsLimitAfterReconnect)
+        self.state.withLockedValue { state in
+            state.endpoint = endpoint
+            state.connections += 1
+            if forgets, state.connections > 1 { state.powerLimitW = nil }
+        }
         return endpoint
     }
 
@@ -138,15 +177,41 @@ public final class ChargerSimulator: Sendable {
         }
     }
 
+    /// Sends a transaction message like firmware with an offline queue: when the connection is lost before
+    /// the answer, it reconnects (booting again, reporting `status`) and sends the message again on the new
+    /// connection. Returns the answer and whether it had to reconnect.
+    private func deliver(_ action: String, _ payload: JSONValue, status: String) async throws -> (answer: JSONValue, reconnected: Bool) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(30)
+        var reconnected = false
+        while true {
+            do {
+                return (try await self.call(action, payload), reconnected)
+            } catch {
+                guard self.endpoint?.isActive != true, !self.profile.quirks.contains(.neverReconnects), clock.now < deadline else { throw error }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            do {
+                try await self.connect()
+                try await self.boot(reason: "Triggered", status: status)
+                reconnected = true
+            } catch {
+                // Still offline: the next round tries again.
+            }
+        }
+    }
+
     /// Boot, status, heartbeat: what every charger does after connecting.
-    public func boot(reason: String = "PowerUp", afterReset: Bool = false) async throws {
+    public func boot(reason: String = "PowerUp", afterReset: Bool = false, status: String = "Available") async throws {
         let version = self.profile.version
         _ = try await self.call("BootNotification", OCPPMessages.bootNotification(self.profile, reason: reason))
         if self.profile.quirks.contains(.bootsTwice) {
             _ = try await self.call("BootNotification", OCPPMessages.bootNotification(self.profile, reason: reason))
         }
         let faulted = afterReset && self.profile.quirks.contains(.faultedAfterReset)
-        _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: faulted ? "Faulted" : "Available"))
+        if !self.profile.quirks.contains(.noStatusAfterBoot) {
+            _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: faulted ? "Faulted" : status))
+        }
         _ = try await self.call("Heartbeat", [:])
     }
 
@@ -221,20 +286,34 @@ public final class ChargerSimulator: Sendable {
         let authorized = try await self.call("Authorize", OCPPMessages.authorize(version, idTag: idTag))
         let status = (version == .v16 ? authorized["idTagInfo"] : authorized["idTokenInfo"])?["status"]?.stringValue ?? "Accepted"
         if status != "Accepted", !self.profile.quirks.contains(.startsDespiteRefusal) { return .refused(status) }
+        if status == "Accepted", self.profile.quirks.contains(.neverStartsAfterAuthorize) { return .notStarted }
+        let silent = self.profile.quirks.contains(.sendsNoMeterValues)
         _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Preparing"))
         switch version {
         case .v16:
-            let meterStart = self.meter(advance: 0)
-            let started = try await self.call(
-                "StartTransaction",
-                ["connectorId": 1, "idTag": .string(idTag), "meterStart": .int(meterStart), "timestamp": .string(OCPPMessages.now())]
-            )
-            let transactionId = started["transactionId"]?.intValue ?? 0
-            _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Charging"))
+            let restarts = self.profile.quirks.contains(.restartsTransactionAfterReconnect)
+            func start() async throws -> Int {
+                let started = try await self.deliver(
+                    "StartTransaction",
+                    ["connectorId": 1, "idTag": .string(idTag), "meterStart": .int(self.meter(advance: 0)), "timestamp": .string(OCPPMessages.now())],
+                    status: "Preparing"
+                ).answer
+                let transactionId = started["transactionId"]?.intValue ?? 0
+                self.beginTransaction(.int(transactionId))
+                return transactionId
+            }
+            var transactionId = try await start()
+            _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Charging"), status: "Charging")
+            var reason = "Local"
             for sample in 0..<meterSamples {
                 if sample > 0, sampleInterval > .zero { try await Task.sleep(for: sampleInterval) }
+                if self.stopRequested {
+                    reason = "Remote"
+                    break
+                }
+                if silent { continue }
                 let wh = self.meter(advance: self.sampleStep(sample, whPerSample))
-                _ = try await self.call(
+                let sent = try await self.deliver(
                     "MeterValues",
                     [
                         "connectorId": 1, "transactionId": .int(transactionId),
@@ -243,67 +322,91 @@ public final class ChargerSimulator: Sendable {
                                 version, wh: wh, withoutZone: self.profile.quirks.contains(.timestampWithoutZone), powerW: self.activePowerW
                             )
                         ],
-                    ]
+                    ],
+                    status: "Charging"
                 )
+                if sent.reconnected, restarts { transactionId = try await start() }
             }
             let stopId = self.profile.quirks.contains(.stopsWithWrongTransactionId) ? transactionId + 1 : transactionId
-            _ = try await self.call(
+            _ = try await self.deliver(
                 "StopTransaction",
                 [
                     "transactionId": .int(stopId), "idTag": .string(idTag), "meterStop": .int(self.meter(advance: 100)),
-                    "timestamp": .string(OCPPMessages.now()), "reason": "Local",
-                ]
+                    "timestamp": .string(OCPPMessages.now()), "reason": .string(reason),
+                ],
+                status: "Charging"
             )
         case .v201, .v21:
-            let transactionId = "\(self.profile.id)-tx-\(self.state.withLockedValue { state -> Int in state.transactionSeq += 1; return state.transactionSeq })"
+            func newTransactionId() -> String {
+                "\(self.profile.id)-tx-\(self.state.withLockedValue { state -> Int in state.transactionSeq += 1; return state.transactionSeq })"
+            }
+            var transactionId = newTransactionId()
             var seqNo = 0
             // Start and end readings carry their event's own timestamp: two clock reads could straddle a
             // millisecond and put the reading outside the transaction.
             let wrongEnd = self.profile.quirks.contains(.stopsWithWrongTransactionId)
-            func event(_ type: String, trigger: String, at timestamp: String = OCPPMessages.now(), extra: JSONObject) -> JSONValue {
+            func event(_ type: String, trigger: String, at timestamp: String = OCPPMessages.now(), stoppedReason: String? = nil, extra: JSONObject) -> JSONValue {
                 let id = type == "Ended" && wrongEnd ? transactionId + "-1" : transactionId
+                var info: JSONObject = ["transactionId": .string(id)]
+                if let stoppedReason { info["stoppedReason"] = .string(stoppedReason) }
                 var object: JSONObject = [
                     "eventType": .string(type), "timestamp": .string(timestamp), "triggerReason": .string(trigger),
-                    "seqNo": .int(seqNo), "transactionInfo": ["transactionId": .string(id)],
+                    "seqNo": .int(seqNo), "transactionInfo": .object(info),
                     "evse": ["id": 1, "connectorId": 1],
                 ]
                 object.members.append(contentsOf: extra.members)
                 seqNo += 1
                 return .object(object)
             }
-            let withoutZone = self.profile.quirks.contains(.timestampWithoutZone)
-            let startedAt = OCPPMessages.now()
-            _ = try await self.call(
-                "TransactionEvent",
-                event(
-                    "Started", trigger: "Authorized", at: startedAt,
-                    extra: [
-                        "idToken": ["idToken": .string(idTag), "type": "ISO14443"],
-                        "meterValue": [
-                            OCPPMessages.energySample(
-                                version, wh: self.meter(advance: 0), withoutZone: false, context: "Transaction.Begin", timestamp: startedAt
-                            )
-                        ],
-                    ]
+            func start() async throws {
+                let startedAt = OCPPMessages.now()
+                self.beginTransaction(.string(transactionId))
+                _ = try await self.deliver(
+                    "TransactionEvent",
+                    event(
+                        "Started", trigger: "Authorized", at: startedAt,
+                        extra: [
+                            "idToken": ["idToken": .string(idTag), "type": "ISO14443"],
+                            "meterValue": [
+                                OCPPMessages.energySample(
+                                    version, wh: self.meter(advance: 0), withoutZone: false, context: "Transaction.Begin", timestamp: startedAt
+                                )
+                            ],
+                        ]
+                    ),
+                    status: "Occupied"
                 )
-            )
-            _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Occupied"))
+            }
+            let withoutZone = self.profile.quirks.contains(.timestampWithoutZone)
+            try await start()
+            _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Occupied"), status: "Occupied")
+            var remote = false
             for sample in 0..<meterSamples {
                 if sample > 0, sampleInterval > .zero { try await Task.sleep(for: sampleInterval) }
+                if self.stopRequested {
+                    remote = true
+                    break
+                }
+                if silent { continue }
                 let wh = self.meter(advance: self.sampleStep(sample, whPerSample))
-                _ = try await self.call(
+                let sent = try await self.deliver(
                     "TransactionEvent",
                     event(
                         "Updated", trigger: "MeterValuePeriodic",
                         extra: ["meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: withoutZone, powerW: self.activePowerW)]]
-                    )
+                    ),
+                    status: "Occupied"
                 )
+                if sent.reconnected, self.profile.quirks.contains(.restartsTransactionAfterReconnect) {
+                    transactionId = newTransactionId()
+                    try await start()
+                }
             }
             let endedAt = OCPPMessages.now()
-            _ = try await self.call(
+            _ = try await self.deliver(
                 "TransactionEvent",
                 event(
-                    "Ended", trigger: "StopAuthorized", at: endedAt,
+                    "Ended", trigger: remote ? "RemoteStop" : "StopAuthorized", at: endedAt, stoppedReason: remote ? "Remote" : nil,
                     extra: [
                         "meterValue": [
                             OCPPMessages.energySample(
@@ -311,12 +414,23 @@ public final class ChargerSimulator: Sendable {
                             )
                         ],
                     ]
-                )
+                ),
+                status: "Occupied"
             )
         }
-        _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Available"))
+        self.state.withLockedValue { $0.transactionId = nil }
+        _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Available"), status: "Available")
         return .charged
     }
+
+    private func beginTransaction(_ id: JSONValue) {
+        self.state.withLockedValue { state in
+            state.transactionId = id
+            state.stopRequested = false
+        }
+    }
+
+    private var stopRequested: Bool { self.state.withLockedValue { $0.stopRequested } }
 
     /// Sends Heartbeat and MeterValues alternately, each waiting for its answer, until `duration` passes
     /// or `messages` CALLs were answered; `interval` spaces them (zero: as fast as answers come).
@@ -404,8 +518,11 @@ public final class ChargerSimulator: Sendable {
     private func answer(_ action: String, _ payload: JSONValue) async throws -> JSONValue {
         switch action {
         case "RemoteStartTransaction", "RequestStartTransaction":
+            if self.profile.quirks.contains(.ignoresRemoteStart) { throw NoReply() }
             self.state.withLockedValue { $0.remoteStarts += 1 }
             return ["status": "Accepted"]
+        case "SetChargingProfile" where self.profile.quirks.contains(.refusesCommands), "Reset" where self.profile.quirks.contains(.refusesCommands):
+            return ["status": "Rejected"]
         case "SetChargingProfile":
             let schedule = payload["csChargingProfiles"]?["chargingSchedule"] ?? payload["chargingProfile"]?["chargingSchedule"]?[0]
             if let limit = schedule?["chargingSchedulePeriod"]?[0]?["limit"]?.doubleValue {
@@ -426,7 +543,19 @@ public final class ChargerSimulator: Sendable {
                 await self.updateFirmware(requestId: payload["requestId"]?.intValue)
             }
             return self.profile.version == .v16 ? [:] : ["status": "Accepted"]
-        case "RemoteStopTransaction", "RequestStopTransaction", "UnlockConnector", "ChangeAvailability",
+        case "RemoteStopTransaction", "RequestStopTransaction":
+            // Accepted for the running transaction (which then stops with reason Remote), Rejected for any other.
+            let asked = payload["transactionId"]
+            let ignores = self.profile.quirks.contains(.ignoresRemoteStop)
+            let accepted = self.state.withLockedValue { state -> Bool in
+                guard let running = state.transactionId, let asked,
+                    running == asked || JSONWriter.string(running) == JSONWriter.string(asked)
+                else { return false }
+                if !ignores { state.stopRequested = true }
+                return true
+            }
+            return ["status": accepted ? "Accepted" : "Rejected"]
+        case "UnlockConnector", "ChangeAvailability",
             "ClearCache", "SetVariables", "ChangeConfiguration":
             if action == "UnlockConnector" { return ["status": "Unlocked"] }
             if action == "SetVariables" {
@@ -465,8 +594,10 @@ public final class ChargerSimulator: Sendable {
             }
             return ["status": "Accepted"]
         case "GetConfiguration":
+            if self.profile.quirks.contains(.withholdsConfiguration) { return ["configurationKey": []] }
             return ["configurationKey": [["key": "HeartbeatInterval", "readonly": false, "value": "300"]]]
         case "GetBaseReport":
+            if self.profile.quirks.contains(.withholdsConfiguration) { return ["status": "NotSupported"] }
             // The report follows the answer, as NotifyReport CALLs of the charger's own.
             let requestId = payload["requestId"]?.intValue ?? 0
             Task {

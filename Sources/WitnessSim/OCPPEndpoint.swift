@@ -26,6 +26,11 @@ public struct OCPPEndpointError: Error, CustomStringConvertible, Sendable {
 public typealias CallHandler = @Sendable (_ action: String, _ payload: JSONValue) async throws -> JSONValue
 
 /// Thrown by a `CallHandler` to answer with a CALLERROR.
+/// Thrown by a CALL handler that leaves the CALL unanswered, as firmware that drops it does.
+public struct NoReply: Error, Sendable {
+    public init() {}
+}
+
 public struct CallErrorReply: Error, Sendable {
     public var code: String
     public var description: String
@@ -48,6 +53,7 @@ public final class OCPPEndpoint: Sendable {
     private struct State {
         var pending: [String: CheckedContinuation<CallResponse, any Error>] = [:]
         var handler: CallHandler?
+        var onMalformed: (@Sendable (String) -> Void)?
         var sent: [String] = []
         var received: [String] = []
         var receivedPings: [ByteBuffer] = []
@@ -82,6 +88,12 @@ public final class OCPPEndpoint: Sendable {
     /// Sets the handler for CALLs from the peer; without one, they get `NotImplemented`.
     public func onCall(_ handler: @escaping CallHandler) {
         self.state.withLockedValue { $0.handler = handler }
+    }
+
+    /// Called with the text of every received message that is not an OCPP message at all (not JSON, not an
+    /// OCPP array), after the specification's answer (if any) went out.
+    public func onMalformed(_ handler: @escaping @Sendable (String) -> Void) {
+        self.state.withLockedValue { $0.onMalformed = handler }
     }
 
     /// Text messages sent and received, exactly as on the wire, in order.
@@ -268,6 +280,7 @@ public final class OCPPEndpoint: Sendable {
                     ])
                 )
             }
+            self.state.withLockedValue { $0.onMalformed }?(text)
             return
         }
         guard let message = try? JSONParser.parse(text), case .array(let items) = message else { return }
@@ -295,6 +308,8 @@ public final class OCPPEndpoint: Sendable {
                     guard let handler else { throw CallErrorReply(code: "NotImplemented", description: "no handler for \(action)") }
                     let result = try await handler(action, payload)
                     reply = .array([.int(MessageType.callResult.rawValue), .string(id), result])
+                } catch is NoReply {
+                    return
                 } catch let error as CallErrorReply {
                     reply = .array([
                         .int(MessageType.callError.rawValue), .string(id), .string(error.code), .string(error.description),
