@@ -8,12 +8,18 @@ import WitnessProxy
 import WitnessSim
 
 /// A sample policy from `policies/`, as shipped: its checks, and those of its rules the test drives (the
-/// others would only slow it down). `window` shortens every check's window so a test can outlast it.
-func samplePolicy(_ name: String, rules keep: Set<String>, window: String? = nil, extraRules: String = "") throws -> FaultPolicy {
+/// others would only slow it down). `window` shortens every check's window so a test can outlast it, and
+/// `transactionFor` every rule's wait for a running transaction.
+func samplePolicy(
+    _ name: String, rules keep: Set<String>, window: String? = nil, transactionFor: String? = nil, extraRules: String = ""
+) throws -> FaultPolicy {
     let path = Paths.root.appendingPathComponent("policies/\(name).yaml").path
     var yaml = try String(contentsOfFile: path, encoding: .utf8)
     if let window {
         yaml = yaml.replacingOccurrences(of: #"(?m)^(\s+)within: \S+$"#, with: "$1within: \(window)", options: .regularExpression)
+    }
+    if let transactionFor {
+        yaml = yaml.replacingOccurrences(of: #"transactionFor: \w+"#, with: "transactionFor: \(transactionFor)", options: .regularExpression)
     }
     var policy = try PolicyLoader.parse(yaml, file: path)
     policy.rules = policy.rules.filter { keep.contains($0.name) }
@@ -133,7 +139,7 @@ struct WitnessCheckTests {
         let report = try await harness.report(checks: policy.checks)
         let available = version == .v16 ? "available-after-reset" : "available-after-reset-201"
 
-        #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun, .notRun])
+        #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun, .notRun, .notRun])
         #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .inconclusive)
         let good = try #require(report.check(available, vendor: "Good Co"))
         #expect(good.verdict == .pass)
@@ -155,16 +161,16 @@ struct WitnessCheckTests {
         await harness.stop()
     }
 
-    @Test("communication loss: after an outage the charger reconnects and reports status; one that stays away fails")
-    func communicationLoss() async throws {
+    @Test("communication loss: after an outage the charger reconnects and reports status; one that stays away fails", arguments: [OCPPVersion.v16, .v201])
+    func communicationLoss(version: OCPPVersion) async throws {
         // The sample's outage starts five minutes in; here the third heartbeat of each charger starts a 1 s one.
         let policy = try samplePolicy(
             "comm-loss", rules: [], window: "8s",
             extraRules: "  - name: backend-outage\n    match: {direction: toCSMS, action: Heartbeat, nth: 3}\n    fault: {outage: {duration: 1s, mode: refuse, scope: charger}}\n"
         )
         let harness = try await ProxyHarness.start(policy: policy)
-        let good = harness.charger(ChargerProfile(id: "LOSS-GOOD", vendor: "Good Co"))
-        let gone = harness.charger(ChargerProfile(id: "LOSS-GONE", vendor: "Gone Co", quirks: [.neverReconnects]))
+        let good = harness.charger(ChargerProfile(id: "LOSS-GOOD", vendor: "Good Co", version: version))
+        let gone = harness.charger(ChargerProfile(id: "LOSS-GONE", vendor: "Gone Co", version: version, quirks: [.neverReconnects]))
         // The good charger keeps the capture going until the gone one's window has surely closed, so that
         // its absence is a failure and not the end of the capture.
         let lostDone = Flag()
@@ -273,13 +279,21 @@ struct WitnessCheckTests {
         _ policy: FaultPolicy, version: OCPPVersion, quirk: ChargerQuirk, outlast: Duration = .seconds(4),
         _ scenario: @escaping @Sendable (ChargerSimulator) async throws -> Void
     ) async throws -> (AnalysisReport, ProxyHarness) {
+        try await self.judge(policy, version: version, quirk: quirk, outlast: outlast) { charger, _ in try await scenario(charger) }
+    }
+
+    /// The same, for scenarios in which the backend acts too (`harness.csms`).
+    static func judge(
+        _ policy: FaultPolicy, version: OCPPVersion, quirk: ChargerQuirk, outlast: Duration = .seconds(4),
+        _ scenario: @escaping @Sendable (ChargerSimulator, ProxyHarness) async throws -> Void
+    ) async throws -> (AnalysisReport, ProxyHarness) {
         let harness = try await ProxyHarness.start(policy: policy)
         let chargers = [
             harness.charger(ChargerProfile(id: "GOOD-\(version.rawValue)", vendor: "Good Co", version: version)),
             harness.charger(ChargerProfile(id: "BAD-\(version.rawValue)", vendor: "Bad Co", version: version, quirks: [quirk])),
         ]
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for charger in chargers { group.addTask { try await scenario(charger) } }
+            for charger in chargers { group.addTask { try await scenario(charger, harness) } }
             try await group.waitForAll()
         }
         try await Task.sleep(for: outlast)
@@ -329,15 +343,15 @@ struct WitnessCheckTests {
         #expect(report.check("limit-accepted", vendor: "Bad Co")?.verdict == .pass)
         #expect(report.check(name, vendor: "Bad Co")?.verdict == .fail)
         #expect(report.area(.smartCharging, vendor: "Bad Co")?.verdict == .fail)
-        // The other version's checks are not listed; without a clear, the revert check did not run.
-        #expect(report.area(.smartCharging, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .notRun])
+        // The other version's checks are not listed; without a loss or a clear, those checks did not run.
+        #expect(report.area(.smartCharging, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .notRun, .notRun])
         await harness.stop()
     }
 
     @Test("smart charging: when the profile is cleared the power goes back above the limit; a charger that stays limited fails", arguments: [OCPPVersion.v16, .v201])
     func smartChargingReverts(version: OCPPVersion) async throws {
         let policy = try samplePolicy(
-            "smart-charging", rules: ["apply-limit", "apply-limit-201", "clear-limit-16", "clear-limit-201"], window: "3s"
+            "smart-charging", rules: ["apply-limit", "apply-limit-201", "clear-limit-16", "clear-limit-201"], window: "3s", transactionFor: "900ms"
         )
         let (report, harness) = try await Self.judge(policy, version: version, quirk: .keepsLimitAfterClear) { charger in
             try await charger.connect()
@@ -351,7 +365,8 @@ struct WitnessCheckTests {
         let reading = try #require(try await harness.record(at: good.refs[1]))
         let power = reading.message?[3]?["meterValue"]?[0]?["sampledValue"]?[0]?["value"]
         #expect(power == "11000" || power == 11000)
-        #expect(report.area(.smartCharging, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass])
+        // Nothing cut the connection: the limit-kept-after-loss check did not run.
+        #expect(report.area(.smartCharging, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .notRun, .pass])
         // The one that stays limited enforces the limit, and fails to revert.
         #expect(report.check(enforced, vendor: "Bad Co")?.verdict == .pass)
         #expect(report.check(reverts, vendor: "Bad Co")?.verdict == .fail)
@@ -427,6 +442,264 @@ struct WitnessCheckTests {
         let skipped = try #require(report.check("download-completes", vendor: "Bad Co"))
         #expect(skipped.verdict == .fail, "\(skipped.detail)")
         #expect(report.check("boots-after-install", vendor: "Bad Co")?.verdict == .pass)
+        await harness.stop()
+    }
+
+    @Test("communication loss: a transaction cut off mid-session goes on with its id after reconnecting; one restarted in its place fails", arguments: [OCPPVersion.v16, .v201])
+    func transactionSurvivesLoss(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("comm-loss", rules: ["drop-mid-session"], window: "3s", transactionFor: "500ms")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .restartsTransactionAfterReconnect) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 5, sampleInterval: .milliseconds(300))
+        }
+        let continued = version == .v16 ? "stop-delivered-after-loss" : "transaction-ended-after-loss-201"
+        let noSecond = version == .v16 ? "no-new-transaction-after-loss" : "no-new-transaction-after-loss-201"
+        let good = try #require(report.check(continued, vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        let cut = try #require(try await harness.record(at: good.refs[0]))
+        #expect(cut.fields["fault"]?["rule"]?.stringValue == "drop-mid-session")
+        let end = try #require(try await harness.record(at: good.refs[1]))
+        #expect(end.action == (version == .v16 ? "StopTransaction" : "TransactionEvent") && end.connection != cut.connection)
+        #expect(report.check(noSecond, vendor: "Good Co")?.verdict == .pass)
+        #expect(report.check("reconnects-after-drop", vendor: "Good Co")?.verdict == .pass)
+        // The outage checks did not run, so the area is not complete.
+        #expect(report.area(.communicationLoss, vendor: "Good Co")?.verdict == .inconclusive)
+
+        // The restarted charger reconnects too, but its first transaction never ends and a second one starts.
+        #expect(report.check("reconnects-after-drop", vendor: "Bad Co")?.verdict == .pass)
+        #expect(report.check(continued, vendor: "Bad Co")?.verdict == .fail)
+        let second = try #require(report.check(noSecond, vendor: "Bad Co"))
+        #expect(second.verdict == .fail, "\(second.detail)")
+        let start = try #require(try await harness.record(at: second.refs[1]))
+        #expect(start.action == (version == .v16 ? "StartTransaction" : "TransactionEvent") && start.chargePoint == "BAD-\(version.rawValue)")
+        #expect(report.area(.communicationLoss, vendor: "Bad Co")?.verdict == .fail)
+        // No outage in this run.
+        #expect(report.check("reconnects-after-outage", vendor: "Good Co")?.verdict == .notRun)
+        await harness.stop()
+    }
+
+    @Test("communication loss: a connection dropped mid-session and never reopened fails reconnects-after-drop")
+    func neverBackAfterDrop() async throws {
+        let policy = try samplePolicy("comm-loss", rules: ["drop-mid-session"], window: "3s", transactionFor: "300ms")
+        let (report, harness) = try await Self.judge(policy, version: .v16, quirk: .neverReconnects) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            do {
+                try await charger.chargingSession(meterSamples: 4, sampleInterval: .milliseconds(300))
+            } catch where charger.profile.quirks.contains(.neverReconnects) {
+                // Its session ends with the connection.
+            }
+        }
+        #expect(report.check("reconnects-after-drop", vendor: "Good Co")?.verdict == .pass)
+        let gone = try #require(report.check("reconnects-after-drop", vendor: "Bad Co"))
+        #expect(gone.verdict == .fail, "\(gone.detail)")
+        #expect(gone.refs.count == 1)
+        #expect(report.check("stop-delivered-after-loss", vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("smart charging: the limit stays in force after the connection drops; a charger that forgets it fails", arguments: [OCPPVersion.v16, .v201])
+    func limitKeptAfterLoss(version: OCPPVersion) async throws {
+        let policy = try samplePolicy(
+            "smart-charging", rules: ["apply-limit", "apply-limit-201", "loss-while-limited"], window: "3s", transactionFor: "700ms"
+        )
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .forgetsLimitAfterReconnect) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 8, sampleInterval: .milliseconds(300))
+        }
+        let kept = version == .v16 ? "limit-kept-after-loss" : "limit-kept-after-loss-201"
+        let good = try #require(report.check(kept, vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        #expect(try await harness.record(at: good.refs[0])?.fields["fault"]?["rule"]?.stringValue == "loss-while-limited")
+        let bad = try #require(report.check(kept, vendor: "Bad Co"))
+        #expect(bad.verdict == .fail, "\(bad.detail)")
+        let reading = try #require(try await harness.record(at: bad.refs[1]))
+        let power = reading.message?[3]?["meterValue"]?[0]?["sampledValue"]?[0]?["value"]
+        #expect(power == "11000" || power == 11000)
+        // Before the loss it did enforce the limit.
+        #expect(report.check(version == .v16 ? "limit-enforced" : "limit-enforced-201", vendor: "Bad Co")?.verdict == .pass)
+        #expect(report.area(.smartCharging, vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("remote operations: a transaction running for a while is stopped on the backend's behalf, with its own id; a charger that keeps charging fails", arguments: [OCPPVersion.v16, .v201])
+    func remoteStop(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("remote-operations", rules: ["remote-stop-16", "remote-stop-201"], window: "3s", transactionFor: "500ms")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .ignoresRemoteStop) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 10, sampleInterval: .milliseconds(300))
+        }
+        let name = version == .v16 ? "stops-on-remote-stop" : "stops-on-remote-stop-201"
+        let good = try #require(report.check(name, vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        let stop = try #require(try await harness.record(at: good.refs[1]))
+        let payload = stop.message?[3]
+        #expect(version == .v16 ? payload?["reason"] == "Remote" : payload?["transactionInfo"]?["stoppedReason"] == "Remote")
+        // The injected CALL carried the id of the transaction that was running.
+        let frames = try await harness.frames("GOOD-\(version.rawValue)")
+        let asked = try #require(frames.first { $0.action == (version == .v16 ? "RemoteStopTransaction" : "RequestStopTransaction") && $0.messageType == .call })
+        let started = version == .v16
+            ? frames.first { $0.action == "StartTransaction" && $0.messageType == .callResult }?.message?[2]?["transactionId"]
+            : frames.first { $0.action == "TransactionEvent" }?.message?[3]?["transactionInfo"]?["transactionId"]
+        #expect(asked.message?[3]?["transactionId"] == started && started != nil)
+        #expect(asked.fields["injected"]?.boolValue == true)
+        // Stopped early: fewer meter readings than the ten the session would have sent.
+        let readings = frames.filter { $0.messageType == .call && ($0.action == "MeterValues" || $0.message?[3]?["eventType"] == "Updated") }
+        #expect(readings.count < 10)
+
+        // It stops when its session ends, for a local reason, not because it was asked to.
+        let bad = try #require(report.check(name, vendor: "Bad Co"))
+        #expect(bad.verdict == .fail, "\(bad.detail)")
+        #expect(report.area(.remoteOperations, vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("data handover: a charger that withholds its configuration fails the retrieval check", arguments: [OCPPVersion.v16, .v201])
+    func dataWithheld(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("data-handover", rules: ["get-configuration", "get-base-report"], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .withholdsConfiguration) { charger in
+            try await charger.connect()
+            try await charger.boot()
+        }
+        let name = version == .v16 ? "configuration-retrievable" : "base-report-retrievable"
+        #expect(report.check(name, vendor: "Good Co")?.verdict == .pass)
+        let bad = try #require(report.check(name, vendor: "Bad Co"))
+        #expect(bad.verdict == .fail, "\(bad.detail)")
+        let asked = try #require(try await harness.record(at: bad.refs[0]))
+        #expect(asked.action == (version == .v16 ? "GetConfiguration" : "GetBaseReport") && asked.fields["injected"]?.boolValue == true)
+        #expect(report.area(.dataHandover, vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("a refused Reset fails reset-answered; a refused charging profile fails limit-accepted", arguments: [OCPPVersion.v16, .v201])
+    func refusedCommands(version: OCPPVersion) async throws {
+        var policy = try samplePolicy("smart-charging", rules: ["apply-limit", "apply-limit-201"], window: "3s")
+        let reset = try samplePolicy("remote-operations", rules: ["reset-16", "reset-201"], window: "3s")
+        policy.rules += reset.rules
+        policy.checks = policy.checks.filter { $0.name == "limit-accepted" } + reset.checks.filter { $0.name == "reset-answered" }
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .refusesCommands) { charger in
+            try await charger.connect()
+            // The Reset arrives while the boot sequence is still running; its reboot may cut the sequence short.
+            try? await charger.boot()
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while charger.profile.quirks.isEmpty && charger.reboots == 0 && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            try await charger.chargingSession(meterSamples: 2)
+        }
+        #expect(report.check("reset-answered", vendor: "Good Co")?.verdict == .pass)
+        #expect(report.check("limit-accepted", vendor: "Good Co")?.verdict == .pass)
+        let refusedReset = try #require(report.check("reset-answered", vendor: "Bad Co"))
+        #expect(refusedReset.verdict == .fail, "\(refusedReset.detail)")
+        #expect(try await harness.record(at: refusedReset.refs[0])?.action == "Reset")
+        let refusedProfile = try #require(report.check("limit-accepted", vendor: "Bad Co"))
+        #expect(refusedProfile.verdict == .fail, "\(refusedProfile.detail)")
+        #expect(report.area(.smartCharging, vendor: "Bad Co")?.verdict == .fail)
+        await harness.stop()
+    }
+
+    @Test("commissioning: a charger that boots without reporting its status fails status-after-boot", arguments: [OCPPVersion.v16, .v201])
+    func noStatusAfterBoot(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("commissioning", rules: [], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .noStatusAfterBoot) { charger in
+            try await charger.connect()
+            try await charger.boot()
+        }
+        let good = try #require(report.check("status-after-boot", vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        #expect(try await harness.record(at: good.refs[1])?.action == "StatusNotification")
+        let silent = try #require(report.check("status-after-boot", vendor: "Bad Co"))
+        #expect(silent.verdict == .fail, "\(silent.detail)")
+        let boot = try #require(try await harness.record(at: silent.refs[0]))
+        #expect(boot.action == "BootNotification" && boot.messageType == .callResult)
+        #expect(report.check("boot-accepted", vendor: "Bad Co")?.verdict == .pass)
+        await harness.stop()
+    }
+
+    @Test("authorization: an accepted tag that never starts a transaction fails accepted-tag-starts", arguments: [OCPPVersion.v16, .v201])
+    func acceptedNeverStarts(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("authorization", rules: [], window: "3s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .neverStartsAfterAuthorize) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            let outcome = try await charger.chargingSession(idTag: "GOOD-TAG", meterSamples: 1)
+            #expect(outcome == (charger.profile.quirks.isEmpty ? .charged : .notStarted))
+        }
+        let name = version == .v16 ? "accepted-tag-starts" : "accepted-token-starts"
+        #expect(report.check(name, vendor: "Good Co")?.verdict == .pass)
+        let stuck = try #require(report.check(name, vendor: "Bad Co"))
+        #expect(stuck.verdict == .fail, "\(stuck.detail)")
+        #expect(try await harness.record(at: stuck.refs[0])?.action == "Authorize")
+        // Nothing was refused: the refused-tag check did not run.
+        #expect(report.check(version == .v16 ? "refused-tag-never-starts" : "refused-token-never-starts", vendor: "Bad Co")?.verdict == .notRun)
+        await harness.stop()
+    }
+
+    @Test("metering and billing: a transaction without meter values fails meter-values-during-transaction")
+    func noMeterValues() async throws {
+        var policy = try samplePolicy("metering-billing", rules: [], window: "3s")
+        // The stop comes after the meter-values window, and within the stop's.
+        for index in policy.checks.indices where policy.checks[index].name == "transaction-stopped-with-reading" { policy.checks[index].within = 30 }
+        let (report, harness) = try await Self.judge(policy, version: .v16, quirk: .sendsNoMeterValues) { charger in
+            try await charger.connect()
+            try await charger.boot()
+            // Three readings 1.7 s apart: the silent charger's stop comes after the 3 s window.
+            try await charger.chargingSession(meterSamples: 3, sampleInterval: .milliseconds(1700))
+        }
+        let good = try #require(report.check("meter-values-during-transaction", vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        #expect(try await harness.record(at: good.refs[1])?.action == "MeterValues")
+        let silent = try #require(report.check("meter-values-during-transaction", vendor: "Bad Co"))
+        #expect(silent.verdict == .fail, "\(silent.detail)")
+        // It does stop its transaction properly, later.
+        #expect(report.check("transaction-stopped-with-reading", vendor: "Bad Co")?.verdict == .pass)
+        await harness.stop()
+    }
+
+    @Test("remote operations: a remote start from the backend, delayed by the policy, is answered; one left unanswered fails", arguments: [OCPPVersion.v16, .v201])
+    func remoteStartAnswered(version: OCPPVersion) async throws {
+        let policy = try samplePolicy("remote-operations", rules: ["remote-start-slow"], window: "6s")
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .ignoresRemoteStart) { charger, harness in
+            try await charger.connect()
+            try await charger.boot()
+            let backend = await harness.csms.connection(charger.profile.id)
+            let payload: JSONValue = version == .v16
+                ? ["connectorId": 1, "idTag": "APP-USER"] : ["idToken": ["idToken": "APP-USER", "type": "Central"], "remoteStartId": 7]
+            let answer = try? await backend.call(version == .v16 ? "RemoteStartTransaction" : "RequestStartTransaction", payload, timeout: .seconds(8))
+            #expect((answer != nil) == charger.profile.quirks.isEmpty)
+        }
+        let good = try #require(report.check("remote-start-answered", vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        let delayed = try #require(try await harness.record(at: good.refs[0]))
+        #expect(delayed.fields["fault"]?["rule"]?.stringValue == "remote-start-slow")
+        let unanswered = try #require(report.check("remote-start-answered", vendor: "Bad Co"))
+        #expect(unanswered.verdict == .fail, "\(unanswered.detail)")
+        await harness.stop()
+    }
+
+    @Test("fault handling: invalid JSON from the backend leaves the connection up; a charger that drops it fails", arguments: [OCPPVersion.v16, .v201])
+    func invalidJSONFromBackend(version: OCPPVersion) async throws {
+        let policy = try samplePolicy(
+            "fault-handling", rules: [], window: "3s",
+            extraRules: "  - name: invalid-json\n    match: {direction: toCharger, type: CALL, first: 1}\n    fault: {malformed: {kind: invalidJSON}}\n"
+        )
+        let (report, harness) = try await Self.judge(policy, version: version, quirk: .dropsConnectionOnInvalidJSON) { charger, harness in
+            try await charger.connect()
+            try await charger.boot()
+            let backend = await harness.csms.connection(charger.profile.id)
+            // The charger cannot read it, so there is no answer to wait for.
+            _ = try? await backend.call(version == .v16 ? "GetConfiguration" : "GetBaseReport", version == .v16 ? [:] : ["requestId": 1, "reportBase": "FullInventory"], timeout: .seconds(1))
+            if charger.profile.quirks.isEmpty { #expect(charger.endpoint?.isActive == true) }
+        }
+        let good = try #require(report.check("session-survives-invalid-json", vendor: "Good Co"))
+        #expect(good.verdict == .pass, "\(good.detail)")
+        let cut = try #require(try await harness.record(at: good.refs[0]))
+        #expect(cut.fields["fault"]?["malformation"]?.stringValue == "invalidJSON")
+        let dropped = try #require(report.check("session-survives-invalid-json", vendor: "Bad Co"))
+        #expect(dropped.verdict == .fail, "\(dropped.detail)")
+        #expect(try await harness.record(at: dropped.refs[1])?.kind == "close")
         await harness.stop()
     }
 }
