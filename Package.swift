@@ -91,6 +91,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(name: "CSpawn"),
+        .target(name: "ChildProcesses", dependencies: ["CSpawn"], swiftSettings: strictSettings),
         .systemLibrary(
             name: "CPcap",
             pkgConfig: "libpcap",
@@ -133,6 +135,7 @@ let package = Package(
                 "WitnessSim",
                 "WitnessPcap",
                 "WitnessReplay",
+                "ChildProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -141,8 +144,9 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPWireTests", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
+        .testTarget(name: "ChildProcessesTests", dependencies: ["ChildProcesses"], swiftSettings: strictSettings),
         .testTarget(
-            name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings
+            name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire", "ChildProcesses", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(
@@ -165,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "WitnessProxyTests",
             dependencies: [
-                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema", "WitnessChaos",
+                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema", "WitnessChaos", "ChildProcesses",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -179,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "WitnessPcapTests",
             dependencies: [
-                "WitnessPcap", "WitnessReplay", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire",
+                "WitnessPcap", "WitnessReplay", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire", "ChildProcesses",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -189,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "OCPPWitnessCLITests",
             dependencies: [
-                "WitnessCapture", "WitnessSim", "OCPPWire",
+                "WitnessCapture", "WitnessSim", "OCPPWire", "ChildProcesses",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -1,3 +1,4 @@
+import ChildProcesses
 import ArgumentParser
 import Foundation
 
@@ -50,7 +51,7 @@ struct CPUList: Equatable, CustomStringConvertible {
 
     /// Restricts every thread of this process, and the threads and processes it starts later, to these CPUs.
     func pinCurrentProcess() throws {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: try Self.taskset())
         process.arguments = ["--all-tasks", "--cpu-list", "--pid", self.description, String(getpid())]
         process.standardOutput = FileHandle.nullDevice

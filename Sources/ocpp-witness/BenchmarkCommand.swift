@@ -1,3 +1,4 @@
+import ChildProcesses
 import ArgumentParser
 import Foundation
 import OCPPSchema
@@ -118,7 +119,7 @@ struct ValidationBenchmark: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: peerScript) else {
             throw ValidationError("cannot find scripts/bench/validate_jsonschema.py above \(script.path)")
         }
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [peerScript, self.schemas, String(self.seconds)]
         let input = Pipe()

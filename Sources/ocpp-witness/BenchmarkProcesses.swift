@@ -1,3 +1,4 @@
+import ChildProcesses
 import ArgumentParser
 import Foundation
 import NIOCore
@@ -10,7 +11,7 @@ import Darwin
 
 /// A child process started for the benchmark, stopped with SIGTERM (then SIGKILL).
 final class Child: @unchecked Sendable {
-    let process = Process()
+    let process = ChildProcess()
     var pid: Int32 { self.process.processIdentifier }
 
     static func start(_ path: String, _ arguments: [String], log: String) throws -> Child {

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import NIOCore
 import NIOPosix
@@ -31,7 +32,7 @@ struct AdminRun {
     let directory: String
     let token = "test-token-0123456789abcdef"
     let policyFile: String
-    let process: Process
+    let process: ChildProcess
     let errors: Pipe
     let proxyPort: Int
     let adminPort: Int

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -51,8 +52,8 @@ struct WitnessBinary {
         var errors: String
     }
 
-    static func start(_ arguments: [String], executable: String = Self.path, directory: URL = Self.root) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
+    static func start(_ arguments: [String], executable: String = Self.path, directory: URL = Self.root) throws -> (ChildProcess, Pipe, Pipe) {
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = directory
@@ -65,7 +66,7 @@ struct WitnessBinary {
     }
 
     /// Starts `proxy --listen 127.0.0.1:0 --log-format json` plus `arguments`.
-    static func startProxy(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+    static func startProxy(_ arguments: [String]) throws -> (ChildProcess, Pipe, Pipe) {
         let (process, output, errors) = try self.start(["proxy", "--listen", "127.0.0.1:0", "--log-format", "json"] + arguments)
         return (process, errors, output)
     }
@@ -185,7 +186,7 @@ struct CLITests {
         #expect(result.output.contains("RequestStartTransaction"))
         let files = try CaptureReader.captureFiles(at: directory)
         #expect(files.count == 1)
-        let jq = Process()
+        let jq = ChildProcess()
         jq.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         jq.arguments = ["jq", "-r", "select(.kind==\"frame\" and .msgType==2) | .action", files[0]]
         let pipe = Pipe()
@@ -208,7 +209,7 @@ struct CLITests {
             try? FileManager.default.removeItem(atPath: elsewhere)
         }
         func make(_ arguments: [String]) throws -> Int32 {
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["make", "-s"] + arguments + ["PREFIX=\(prefix)", "CONFIG=debug"]
             process.currentDirectoryURL = WitnessBinary.root
@@ -281,7 +282,7 @@ struct CLITests {
         let hard = Int(min(limit.rlim_max, rlim_t(1 << 30)))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nofile-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = [
             "-c", #"ulimit -Sn 256 && exec "$0" "$@""#, WitnessBinary.path, "proxy", "--listen", "127.0.0.1:0", "--log-format", "json",

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import NIOCore
 import NIOPosix
@@ -65,7 +66,7 @@ struct ScaleOutTests {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
-        var instances: [(process: Process, port: Int, capture: String)] = []
+        var instances: [(process: ChildProcess, port: Int, capture: String)] = []
         for name in ["a", "b"] {
             let capture = directory + "/" + name
             let (process, errors, _) = try WitnessBinary.startProxy([
@@ -80,7 +81,7 @@ struct ScaleOutTests {
         let listen = try await freeLoopbackPort(group: group)
         let configFile = directory + "/haproxy.cfg"
         try Self.configuration(listen: listen, instances: instances.map(\.port)).write(toFile: configFile, atomically: true, encoding: .utf8)
-        let balancer = Process()
+        let balancer = ChildProcess()
         balancer.executableURL = URL(fileURLWithPath: try #require(haproxy))
         balancer.arguments = ["-f", configFile, "-db"]
         balancer.standardOutput = FileHandle.nullDevice

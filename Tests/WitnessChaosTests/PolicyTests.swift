@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import OCPPWire
 import Testing
@@ -305,7 +306,7 @@ struct SamplePolicyTests {
                 errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
                 print("valid" if not errors else "invalid: " + "; ".join("/".join(map(str, e.absolute_path)) + " " + e.message for e in errors))
             """
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["-c", script, root.appendingPathComponent("docs/policy.schema.json").path, input]
         let output = Pipe()

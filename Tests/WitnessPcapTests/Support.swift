@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import Logging
 import NIOCore
@@ -76,7 +77,7 @@ func executable(_ name: String) -> String? {
 /// Runs a program to completion; returns its exit status, standard output and standard error.
 @discardableResult
 func run(_ path: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     let out = Pipe()

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import OCPPWire
 import Testing
@@ -21,10 +22,10 @@ struct PythonPeers {
     }
 
     /// Starts the Python central system; returns the process and its port.
-    static func startCentralSystem(seconds: Int = 60) async throws -> (Process, Int) {
+    static func startCentralSystem(seconds: Int = 60) async throws -> (ChildProcess, Int) {
         try requireInstalled()
         let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("cs-port-\(UUID().uuidString)").path
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [scripts + "/central_system.py", portFile, String(seconds)]
         try process.run()
@@ -47,7 +48,7 @@ struct PythonPeers {
     /// Runs the Python charge point of `version` against `url` and returns its one-line JSON summary.
     static func runChargePoint(url: String, id: String, version: OCPPVersion = .v16) async throws -> String {
         try requireInstalled()
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [scripts + "/" + chargePointScript(version), url, id]
         let output = Pipe()

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 
 /// Certificates made by `openssl` for one test run: a CA, a server and a client certificate it signed,
@@ -43,7 +44,7 @@ struct TestCertificates {
     }
 
     private static func run(_ arguments: [String]) throws {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["openssl"] + arguments
         let errors = Pipe()
