@@ -27,6 +27,8 @@ public struct FrameEvent: Sendable {
     public var payload: ByteBuffer
     /// How many WebSocket frames carried this message.
     public var fragments: Int
+    /// The message came compressed (permessage-deflate); `payload` is its inflated text.
+    public var compressed = false
     /// The OCPP envelope, when the message is a well-formed OCPP-J message.
     public var envelope: OCPPEnvelope?
     /// Why a text message is not OCPP-J, when it is not.

@@ -78,6 +78,7 @@ struct CaptureSerializer {
             out.append(contentsOf: #","fragments":"#.utf8)
             Self.appendDecimal(UInt64(max(0, frame.fragments)), to: &out)
         }
+        if frame.compressed { out.append(contentsOf: #","compressed":true"#.utf8) }
         if let envelope = frame.envelope {
             out.append(contentsOf: #","msgType":"#.utf8)
             Self.appendDecimal(UInt64(max(0, envelope.messageType.rawValue)), to: &out)
@@ -164,6 +165,7 @@ struct CaptureSerializer {
         members.append(.init(key: "opcode", value: Self.textOpcode))
         members.append(.init(key: "size", value: .number(String(frame.payload.readableBytes))))
         if frame.fragments != 1 { members.append(.init(key: "fragments", value: .number(String(frame.fragments)))) }
+        if frame.compressed { members.append(.init(key: "compressed", value: .bool(true))) }
         members.append(.init(key: "msgType", value: .number(String(envelope.messageType.rawValue))))
         members.append(.init(key: "msgId", value: .string(envelope.messageId)))
         if let action { members.append(.init(key: "action", value: .string(action))) }

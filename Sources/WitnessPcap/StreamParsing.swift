@@ -34,11 +34,13 @@ struct ByteStream {
     enum FrameResult {
         case needMore
         case invalid(String)
-        case frame(fin: Bool, opcode: UInt8, payload: [UInt8])
+        /// `compressed`: RSV1 set, the first frame of a permessage-deflate message.
+        case frame(fin: Bool, opcode: UInt8, payload: [UInt8], compressed: Bool)
     }
 
-    /// Takes one WebSocket frame (RFC 6455 section 5.2), unmasking its payload.
-    mutating func takeFrame(maximumPayload: Int) -> FrameResult {
+    /// Takes one WebSocket frame (RFC 6455 section 5.2), unmasking its payload. RSV1 is allowed when the
+    /// upgrade negotiated permessage-deflate.
+    mutating func takeFrame(maximumPayload: Int, deflate: Bool = false) -> FrameResult {
         let start = self.start
         let parsed = self.bytes.withUnsafeBytes { bytes in
             WebSocketFrameHeader.parse(UnsafeRawBufferPointer(rebasing: bytes[start...]), maximumPayload: maximumPayload)
@@ -49,13 +51,16 @@ struct ByteStream {
         case .tooLong(let length): return .invalid("WebSocket frame of \(length) bytes, over the \(maximumPayload)-byte limit")
         case .header(let complete): header = complete
         }
-        if header.reservedBits != 0 { return .invalid("WebSocket frame with reserved bits set (no extension was negotiated)") }
+        let compressed = deflate && header.reservedBits == 0x40
+        if header.reservedBits != 0 && !compressed {
+            return .invalid("WebSocket frame with reserved bits set (\(deflate ? "only RSV1, for permessage-deflate, was negotiated" : "no extension was negotiated"))")
+        }
         guard self.count >= header.frameLength else { return .needMore }
         let payloadStart = start + header.length
         var payload = Array(self.bytes[payloadStart..<(payloadStart + header.payloadLength)])
         if let key = header.maskKey { payload.withUnsafeMutableBytes { key.apply(to: $0) } }
         self.start = payloadStart + header.payloadLength
-        return .frame(fin: header.fin, opcode: header.opcode.rawValue, payload: payload)
+        return .frame(fin: header.fin, opcode: header.opcode.rawValue, payload: payload, compressed: compressed)
     }
 }
 

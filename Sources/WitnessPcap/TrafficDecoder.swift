@@ -224,6 +224,16 @@ public final class TrafficDecoder {
                     return
                 }
                 if response.status == 101 {
+                    if let answer = response.header("sec-websocket-extensions") {
+                        let offered = request.headers.filter { $0.0 == "sec-websocket-extensions" }.map(\.1)
+                        switch PerMessageDeflate.accepted(answer, offered: offered) {
+                        case .success(let parameters):
+                            connection.deflate = parameters
+                        case .failure(let problem):
+                            self.undecodable(connection, "extensionNotAgreed", .toCharger, time, problem.description)
+                            return
+                        }
+                    }
                     self.recordOpen(connection, request: request, response: response, time: time)
                     connection.phase = .webSocket
                 } else {
@@ -267,7 +277,7 @@ public final class TrafficDecoder {
     /// Parses one WebSocket frame from `direction`'s bytes; false when more bytes are needed.
     private func nextFrame(_ connection: Connection, _ direction: Direction, time: Int64) -> Bool {
         guard var stream = connection.buffers[direction] else { return false }
-        let result = stream.takeFrame(maximumPayload: self.maximumMessageBytes)
+        let result = stream.takeFrame(maximumPayload: self.maximumMessageBytes, deflate: connection.deflate != nil)
         connection.buffers[direction] = stream
         switch result {
         case .needMore:
@@ -275,13 +285,15 @@ public final class TrafficDecoder {
         case .invalid(let reason):
             self.undecodable(connection, "protocolError", direction, time, reason)
             return false
-        case .frame(let fin, let opcode, let payload):
-            self.frame(connection, direction, fin: fin, opcode: opcode, payload: payload, time: time)
-            return true
+        case .frame(let fin, let opcode, let payload, let compressed):
+            self.frame(connection, direction, fin: fin, opcode: opcode, payload: payload, compressed: compressed, time: time)
+            return connection.phase == .webSocket
         }
     }
 
-    private func frame(_ connection: Connection, _ direction: Direction, fin: Bool, opcode: UInt8, payload: [UInt8], time: Int64) {
+    private func frame(
+        _ connection: Connection, _ direction: Direction, fin: Bool, opcode: UInt8, payload: [UInt8], compressed: Bool, time: Int64
+    ) {
         let name: FrameOpcode
         switch opcode {
         case 0x0:
@@ -300,7 +312,10 @@ public final class TrafficDecoder {
                 return
             }
             connection.partial[direction] = nil
-            self.message(connection, direction, opcode: message.opcode, payload: message.data, fragments: message.fragments, time: time)
+            self.message(
+                connection, direction, opcode: message.opcode, payload: message.data, fragments: message.fragments, compressed: message.compressed,
+                time: time
+            )
             return
         case 0x1: name = .text
         case 0x2: name = .binary
@@ -313,7 +328,7 @@ public final class TrafficDecoder {
         }
         if name == .text || name == .binary {
             if !fin {
-                connection.partial[direction] = PartialMessage(opcode: name, data: payload, fragments: 1)
+                connection.partial[direction] = PartialMessage(opcode: name, data: payload, fragments: 1, compressed: compressed)
                 return
             }
         } else if name == .close, connection.firstClose == nil {
@@ -321,15 +336,39 @@ public final class TrafficDecoder {
             let reason = payload.count > 2 ? String(decoding: payload[2...], as: UTF8.self) : ""
             connection.firstClose = (direction, code, reason)
         }
-        self.message(connection, direction, opcode: name, payload: payload, fragments: 1, time: time)
+        self.message(connection, direction, opcode: name, payload: payload, fragments: 1, compressed: compressed, time: time)
     }
 
-    private func message(_ connection: Connection, _ direction: Direction, opcode: FrameOpcode, payload: [UInt8], fragments: Int, time: Int64) {
-        let buffer = ByteBuffer(bytes: payload)
+    private func message(
+        _ connection: Connection, _ direction: Direction, opcode: FrameOpcode, payload: [UInt8], fragments: Int, compressed: Bool = false,
+        time: Int64
+    ) {
+        var buffer = ByteBuffer(bytes: payload)
+        if compressed, let deflate = connection.deflate {
+            // Each direction is one deflate stream, read in order, as the receiving peer read it.
+            if connection.inflaters[direction] == nil {
+                connection.inflaters[direction] = try? MessageInflater(contextTakeover: deflate.contextTakeover(direction))
+            }
+            switch connection.inflaters[direction]?.inflate(buffer, maximumBytes: self.maximumMessageBytes) ?? .failure(.corrupt) {
+            case .success(let text):
+                buffer = text
+            case .failure(.tooLarge):
+                self.undecodable(connection, "messageTooLarge", direction, time, "a compressed message inflates to over \(self.maximumMessageBytes) bytes")
+                return
+            case .failure(.corrupt):
+                // What follows in this direction depends on what this message would have put in the window.
+                self.undecodable(
+                    connection, "inflateFailed", direction, time,
+                    "a compressed message (\(payload.count) bytes) does not inflate; the rest of this connection cannot be read"
+                )
+                return
+            }
+        }
         var event = FrameEvent(
             ts: CaptureTimestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint,
             direction: direction, opcode: opcode, payload: buffer, fragments: fragments
         )
+        event.compressed = compressed
         if opcode == .text || opcode == .binary {
             connection.messages[direction, default: 0] += 1
             self.statistics.messages += 1
@@ -363,6 +402,7 @@ public final class TrafficDecoder {
             "upstream": .string("ws://" + host + request.target),
             "offered": .array(request.subprotocols.map(JSONValue.string)),
             "chosen": chosen.map(JSONValue.string) ?? .null,
+            "compression": connection.deflate.map { .object(JSONObject(["extension": .string($0.header), "mode": "captured"])) } ?? .null,
             "version": version.map { .string($0.rawValue) } ?? .null,
             "headers": .object(self.redactor.recordedHeaders(request.headers)),
             "tls": .object(JSONObject(["charger": false, "chargerClientCertificate": false, "upstream": false])),
@@ -431,6 +471,7 @@ private struct PartialMessage {
     var opcode: FrameOpcode
     var data: [UInt8]
     var fragments: Int
+    var compressed = false
 }
 
 private final class Connection {
@@ -447,6 +488,9 @@ private final class Connection {
     var toClient = HalfStream()
     var buffers: [Direction: ByteStream] = [:]
     var partial: [Direction: PartialMessage] = [:]
+    /// permessage-deflate, when the upgrade negotiated it, and each direction's inflater.
+    var deflate: PerMessageDeflate?
+    var inflaters: [Direction: MessageInflater] = [:]
     var lostBytes: [Direction: Int] = [:]
     var request: HTTPHead?
     var chargePoint = ""

@@ -53,6 +53,10 @@ public struct ProxyConfiguration: Sendable {
     public var upstreamConnectTimeout: TimeAmount
     /// Faults to inject; the policy in it can be replaced while the proxy runs.
     public var faults: FaultInjection?
+    /// Forward the charger's permessage-deflate offers to the backend (and the backend's answer back), so
+    /// the peers compress as they would without the proxy. Off: the offers are dropped and both hops run
+    /// uncompressed.
+    public var forwardsCompression = true
 
     public init(
         listenHost: String, listenPort: Int, upstream: WebSocketURL, backendName: String? = nil,

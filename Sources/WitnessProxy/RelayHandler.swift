@@ -51,6 +51,15 @@ final class RelayHandler: ChannelDuplexHandler {
     /// The current message's envelope, when the fault decision already parsed it.
     private var parsedEnvelope: Result<OCPPEnvelope, MalformedMessage>?
 
+    // A compressed message (RSV1 on its first frame) being read: its first frame's opcode and mask, the
+    // compressed bytes so far (unmasked), and the inflater of this side's messages.
+    private var compressed: (opcode: WebSocketWireOpcode, mask: WebSocketMask?, data: ByteBuffer, fragments: Int)?
+    /// Whether the data message being read is uncompressed (its continuation frames go the plain way).
+    private var plainMessage = false
+    private var inflater: MessageInflater?
+    /// The message being emitted was compressed on the wire.
+    private var emittingCompressed = false
+
     init(side: RelaySide, session: RelaySession) {
         self.side = side
         self.session = session
@@ -86,6 +95,8 @@ final class RelayHandler: ChannelDuplexHandler {
         self.releaseTask = nil
         self.inbound = ByteBuffer()
         self.messageData = ByteBuffer()
+        self.compressed = nil
+        self.inflater = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -221,6 +232,69 @@ final class RelayHandler: ChannelDuplexHandler {
             self.observe(frame, payload: frame.header.opcode.isControl ? frame.payload : frame.payloadOnWire)
             return
         }
+        if let compression = self.session.compression, !frame.opcode.isControl, self.relayCompressed(frame, compression) { return }
+        self.relayMessage(frame)
+    }
+
+    /// Takes the frames of compressed messages; false for frames of uncompressed ones, which go the plain way.
+    private func relayCompressed(_ frame: WireFrame, _ compression: RelayCompression) -> Bool {
+        if frame.isDataFrame {
+            guard frame.header.reservedBits & 0x40 != 0 else {
+                self.plainMessage = true
+                return false
+            }
+            self.plainMessage = false
+            self.compressed = (frame.opcode, frame.header.maskKey, ByteBuffer(), 0)
+        } else if frame.opcode == .continuation {
+            guard !self.plainMessage, self.compressed != nil else { return false }
+        } else {
+            return false
+        }
+        if compression.mode == .passThrough { self.forward(frame.wire) }
+        var part = frame.payload
+        self.compressed?.data.writeBuffer(&part)
+        self.compressed?.fragments += 1
+        guard frame.fin, let message = self.compressed else { return true }
+        self.compressed = nil
+        let direction = self.side.inboundDirection
+        if self.inflater == nil { self.inflater = try? MessageInflater(contextTakeover: compression.parameters.contextTakeover(direction)) }
+        switch self.inflater?.inflate(message.data, maximumBytes: self.session.maximumMessageBytes) ?? .failure(.corrupt) {
+        case .success(let text):
+            self.emittingCompressed = true
+            defer { self.emittingCompressed = false }
+            switch compression.mode {
+            case .passThrough:
+                self.emit(opcode: message.opcode == .text ? .text : .binary, payload: text, fragments: message.fragments)
+            case .decompressed:
+                // From here the message is an uncompressed one of a single frame, masked as the sender masked it.
+                let wire = WebSocketFrameHeader.frame(
+                    opcode: message.opcode, maskKey: message.mask, payload: text, allocator: self.context?.channel.allocator ?? ByteBufferAllocator()
+                )
+                let header = WebSocketFrameHeader(
+                    fin: true, reservedBits: 0, opcode: message.opcode, maskKey: message.mask, length: wire.readableBytes - text.readableBytes,
+                    payloadLength: text.readableBytes
+                )
+                self.relayMessage(WireFrame(header: header, wire: wire))
+            }
+        case .failure(.tooLarge):
+            self.framingError(
+                "messageTooLarge",
+                detail: "\(self.side.recordName) sent a compressed message that inflates to more than the \(self.session.maximumMessageBytes)-byte limit; closed with 1009",
+                code: .messageTooLarge, reason: "message too large"
+            )
+        case .failure(.corrupt):
+            let detail = "\(self.side.recordName) sent a compressed message (\(message.data.readableBytes) bytes) that does not inflate"
+            if compression.mode == .passThrough {
+                // Forwarded as it came: the other side meets the same broken stream and answers for itself.
+                self.session.recordError("inflateFailed", detail: detail + "; forwarded as it came", direction: direction)
+            } else {
+                self.framingError("inflateFailed", detail: detail + "; closed with 1007", code: .dataInconsistentWithMessage, reason: "invalid compressed data")
+            }
+        }
+        return true
+    }
+
+    private func relayMessage(_ frame: WireFrame) {
         let payload = frame.payload
         // In a blackhole outage nothing gets through, in either direction.
         if let outages = self.session.outages, outages.active(for: self.session.chargePoint) == .blackhole {
@@ -417,6 +491,16 @@ final class RelayHandler: ChannelDuplexHandler {
     /// Sends a CALL of the proxy's own to this side's peer and records it as injected.
     func injectCall(action: String, payload: JSONValue, fault: JSONObject) {
         guard let context = self.context, !self.closing else { return }
+        // Its answer would come compressed and have to be kept from the other side, whose inflater would
+        // then miss it: on a pair forwarded byte-exact, the proxy sends nothing of its own.
+        if self.session.compression?.mode == .passThrough {
+            self.session.recordError(
+                "injectRefused",
+                detail: "\(action) not sent: this connection is compressed and forwarded byte-exact (a proxy started with --policy forwards compressed connections uncompressed and can inject)",
+                direction: self.side.inboundDirection.reversed
+            )
+            return
+        }
         let id = self.session.nextInjectedId()
         let text = ByteBuffer(string: JSONWriter.string([.int(MessageType.call.rawValue), .string(id), .string(action), payload]))
         // The CALL travels towards this side's peer: the opposite of what this side receives.
@@ -594,6 +678,7 @@ final class RelayHandler: ChannelDuplexHandler {
             ts: .now(), connection: self.session.id, chargePoint: self.session.chargePoint, direction: direction,
             opcode: opcode, payload: payload, fragments: fragments, injected: injected, fault: fault
         )
+        event.compressed = self.emittingCompressed && !injected
         // Injected frames are parsed afresh; the cache belongs to the message that was read.
         let cached = injected ? nil : self.parsedEnvelope
         self.parsedEnvelope = nil

@@ -16,6 +16,21 @@ enum RelaySide: String, Sendable {
     var recordName: String { self == .charger ? "charger" : "csms" }
 }
 
+/// permessage-deflate on a pair, as the charger and the backend negotiated it.
+struct RelayCompression {
+    enum Mode: String {
+        /// Compressed frames are forwarded as they came; the proxy inflates a copy for the record.
+        case passThrough
+        /// The proxy inflates what each peer sends and forwards it uncompressed (RFC 7692 lets a sender
+        /// leave any message uncompressed), so faults may change, drop, inject and reorder messages and
+        /// both peers' compression contexts stay valid.
+        case decompressed
+    }
+
+    var parameters: PerMessageDeflate
+    var mode: Mode
+}
+
 /// State shared by the two relay handlers of one charger/backend pair. Lives on their event loop.
 final class RelaySession {
     let id: UInt64
@@ -53,6 +68,9 @@ final class RelaySession {
         self.injectCounter += 1
         return "witness-\(self.id)-\(self.injectCounter)"
     }
+
+    /// permessage-deflate, when the peers negotiated it.
+    var compression: RelayCompression?
 
     /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
     var identity: (vendor: String, model: String, firmware: String)?

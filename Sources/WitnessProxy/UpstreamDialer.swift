@@ -47,10 +47,15 @@ struct UpstreamDialer {
     let handshakeTimeout: TimeAmount
     let maximumFrameBytes: Int
     /// The backend's address when `upstream` names it by IP: dialled directly, without a resolver and
+    let forwardsCompression: Bool
     /// Happy Eyeballs for every charger. A host name is resolved for each connection, so DNS changes apply.
     let literalAddress: SocketAddress?
 
-    init(upstream: WebSocketURL, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount, maximumFrameBytes: Int) {
+    init(
+        upstream: WebSocketURL, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount, maximumFrameBytes: Int,
+        forwardsCompression: Bool = true
+    ) {
+        self.forwardsCompression = forwardsCompression
         self.upstream = upstream
         self.tlsContext = tlsContext
         self.connectTimeout = connectTimeout
@@ -83,6 +88,9 @@ struct UpstreamDialer {
         for (name, value) in chargerHeaders where !Self.hopHeaders.contains(name.lowercased()) {
             headers.add(name: name, value: value)
         }
+        // The charger's compression offers go on (the proxy reads permessage-deflate); other extensions do not.
+        let offers = self.forwardsCompression ? PerMessageDeflate.offers(in: chargerHeaders[canonicalForm: "Sec-WebSocket-Extensions"].map(String.init)) : []
+        if !offers.isEmpty { headers.add(name: "Sec-WebSocket-Extensions", value: offers.joined(separator: ", ")) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)
         let tlsContext = self.tlsContext
         let serverName = self.serverName

@@ -86,7 +86,8 @@ public final class WitnessProxyServer: Sendable {
             tlsContext: configuration.upstream.secure ? try configuration.upstreamTLS.makeContext() : nil,
             connectTimeout: configuration.upstreamConnectTimeout,
             handshakeTimeout: configuration.handshakeTimeout,
-            maximumFrameBytes: configuration.maximumFrameBytes
+            maximumFrameBytes: configuration.maximumFrameBytes,
+            forwardsCompression: configuration.forwardsCompression
         )
         self.redactor = Redactor(enabled: recorder?.configuration.redactSecrets ?? true)
     }
@@ -370,6 +371,28 @@ public final class WitnessProxyServer: Sendable {
         }
         var headers = HTTPHeaders()
         if let chosen { headers.add(name: "Sec-WebSocket-Protocol", value: chosen) }
+        // The backend's permessage-deflate answer goes to the charger as it is, so both hops compress alike.
+        if let answer = handshake.backendResponse?.headers[canonicalForm: "Sec-WebSocket-Extensions"].joined(separator: ", "), !answer.isEmpty {
+            let offered = self.configuration.forwardsCompression ? handshake.requestHeaders[canonicalForm: "Sec-WebSocket-Extensions"].map(String.init) : []
+            switch PerMessageDeflate.accepted(answer, offered: offered) {
+            case .success(let parameters):
+                headers.add(name: "Sec-WebSocket-Extensions", value: parameters.header)
+                // Under a policy with rules, messages may be changed, dropped or injected: the proxy then
+                // forwards them uncompressed, which keeps both peers' contexts valid whatever it does.
+                let policyInForce = !(self.configuration.faults?.engine?.policy.rules.isEmpty ?? true)
+                handshake.session?.compression = RelayCompression(parameters: parameters, mode: policyInForce ? .decompressed : .passThrough)
+            case .failure(let problem):
+                let detail = offered.isEmpty ? "backend answered with the extension '\(answer)', which was not offered" : problem.description
+                var refusalHeaders = HTTPHeaders()
+                refusalHeaders.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+                handshake.refusal = ChargerHandshake.Refusal(
+                    status: .badGateway, headers: refusalHeaders, body: ByteBuffer(string: "ocpp-witness: \(detail)\n"),
+                    cause: "extensionNotAgreed", detail: detail
+                )
+                backendChannel.close(promise: nil)
+                return nil
+            }
+        }
         return headers
     }
 
@@ -465,6 +488,9 @@ public final class WitnessProxyServer: Sendable {
             "chosen": chosen.map(JSONValue.string) ?? .null,
             "version": version.map { .string($0.rawValue) } ?? .null,
             "headers": .object(self.redactor.recordedHeaders(handshake.requestHeaders.map { ($0.name, $0.value) })),
+            "compression": session.compression.map { compression in
+                .object(JSONObject(["extension": .string(compression.parameters.header), "mode": .string(compression.mode.rawValue)]))
+            } ?? .null,
             "tls": .object(
                 JSONObject([
                     "charger": .bool(self.chargerTLS != nil),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OCPPWire
 import WitnessChaos
 
 struct PolicyCommand: ParsableCommand {

@@ -95,6 +95,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Flag(help: "Forward only: no capture and no live analysis (to measure the forwarding cost alone).")
     var noCapture = false
 
+    @Flag(help: "Drop the chargers' permessage-deflate offers, so both hops run uncompressed (by default they are forwarded and the peers compress as they would without the proxy).")
+    var noCompression = false
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -152,6 +155,7 @@ struct ProxyCommand: AsyncParsableCommand {
             maximumFrameBytes: self.maxFrameBytes, maximumMessageBytes: self.maxMessageBytes,
             handshakeTimeout: .seconds(Int64(self.handshakeTimeout))
         )
+        configuration.forwardsCompression = !self.noCompression
         if let tlsCert, let tlsKey {
             configuration.chargerTLS = .init(certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: self.chargerCa)
         }

@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import NIOCore
 import OCPPWire
@@ -50,6 +51,51 @@ struct PcapImportTests {
             // Responses are correlated with their CALLs as in a proxy capture.
             #expect(records.contains { $0.fields["msgType"]?.intValue == 3 && $0.action == "BootNotification" && $0.fields["latencyMs"] != nil })
         }
+    }
+
+    @Test("a recording of peers that compress (permessage-deflate, context takeover) imports as the text they exchanged",
+          .enabled(if: executable("tcpdump") != nil && canCaptureLoopback, "needs tcpdump (set-up installs it) and capture rights"))
+    func compressedRecordingImports() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let python = root.appendingPathComponent(".tools/venv/bin/python").path
+        let script = root.appendingPathComponent("Tests/Interop/deflate_peers.py").path
+        try #require(FileManager.default.isExecutableFile(atPath: python), "run `make setup`: \(python) is missing")
+        let directory = temporaryPath("deflate-dump")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A Python websockets server and client, both compressing, talking directly.
+        let server = ChildProcess()
+        server.executableURL = URL(fileURLWithPath: python)
+        server.arguments = [script, "server", directory + "/port", "60"]
+        server.standardError = nil
+        try server.run()
+        defer { server.terminate() }
+        var port: Int?
+        for _ in 0..<500 where port == nil {
+            port = (try? String(contentsOfFile: directory + "/port", encoding: .utf8)).flatMap { Int($0) }
+            if port == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let serverPort = try #require(port)
+        let dump = try Tcpdump(interface: "lo", filter: "tcp port \(serverPort)", file: "\(directory)/deflate.pcap")
+        try await dump.waitUntilListening()
+        let client = try run(python, [script, "client", "ws://127.0.0.1:\(serverPort)/CP-DEFLATE", "60"])
+        #expect(client.status == 0, "\(client.err)")
+        #expect(client.out.contains(#""matched": 60"#))
+        try await dump.stop(afterMessages: 120, closes: 2)
+
+        let output = "\(directory)/capture"
+        let writer = try CaptureWriter(configuration: .init(directory: output, fsync: .never), header: CaptureHeader())
+        let statistics = try PcapImporter.importFile("\(directory)/deflate.pcap", filter: nil, into: writer)
+        writer.close()
+        #expect(statistics.errors.isEmpty, "\(statistics.errors)")
+        let records = try readCapture(output)
+        #expect(records.first { $0.kind == "open" }?.fields["compression"]?["extension"]?.stringValue?.hasPrefix("permessage-deflate") == true)
+        let text = records.filter { $0.kind == "frame" && $0.fields["opcode"]?.stringValue == "text" }
+        #expect(text.count == 120)
+        #expect(text.allSatisfy { $0.fields["compressed"]?.boolValue == true })
+        let answers = text.filter { $0.direction == .toCharger }
+        #expect(answers.last?.message?[2]?["data"]?.stringValue?.hasPrefix("meter reading 59 of a long charging session") == true)
+        #expect(answers.count == 60 && answers.allSatisfy { $0.action == "DataTransfer" })
     }
 
     @Test("TCP reassembly puts out-of-order segments back, drops retransmissions and overlaps, joins fragments")
@@ -230,7 +276,7 @@ struct PcapImportTests {
 
 /// A running tcpdump writing a pcap file.
 private final class Tcpdump {
-    let process = Process()
+    let process = ChildProcess()
     let errors: String
     let file: String
 
