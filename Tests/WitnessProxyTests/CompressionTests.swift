@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import OCPPWire
 import Testing
+import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
 import WitnessProxy
@@ -75,6 +76,9 @@ struct CompressionTests {
         let last = try #require(frames.last { $0.direction == .toCharger })
         #expect(last.message?[2]?["data"]?.stringValue?.hasPrefix("meter reading 199 of a long charging session") == true)
         #expect(!records.contains { $0.kind == "error" })
+        // Validated like any other traffic: the inflated messages are valid OCPP 1.6.
+        let report = try await harness.report(checks: [])
+        #expect(report.deviations.isEmpty, "\(report.deviations.map { "\($0.rule) \($0.detail)" })")
         await harness.stop()
     }
 
