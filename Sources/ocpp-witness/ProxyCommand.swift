@@ -35,6 +35,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Name of the backend in captures and reports.", valueName: "NAME"))
     var backendName: String?
 
+    @Option(help: ArgumentHelp("Name of this instance among several (a witness_instance label on every /metrics sample, and the capture header).", valueName: "NAME"))
+    var instance: String?
+
     @Flag(help: "Keep Basic-auth passwords and authorization keys in the capture (redacted by default).")
     var captureSecrets = false
 
@@ -123,6 +126,13 @@ struct ProxyCommand: AsyncParsableCommand {
         }
     }
 
+    /// What the capture header says of this proxy beyond the usual: where it listens, which instance it is.
+    private var headerExtra: JSONObject {
+        var extra: JSONObject = ["listen": .string(self.listen.description)]
+        if let instance { extra["instance"] = .string(instance) }
+        return extra
+    }
+
     /// The admin token from --admin-token-file, or a new random one written next to the capture (mode 600).
     private func adminToken(logger: Logger) throws -> String {
         if let file = self.adminTokenFile {
@@ -190,7 +200,7 @@ struct ProxyCommand: AsyncParsableCommand {
             header: CaptureHeader(
                 backendName: self.backendName, upstream: upstream.description, policy: self.policy,
                 seed: configuration.faults?.engine?.policy.seed,
-                extra: ["listen": .string(self.listen.description)]
+                extra: self.headerExtra
             ),
             observer: observer
         )
@@ -220,7 +230,7 @@ struct ProxyCommand: AsyncParsableCommand {
                 let live = live
                 let server = try AdminServer(
                     configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
-                    metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live) },
+                    metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live, instance: instance) },
                     logger: logger, group: group
                 )
                 let address = try await server.start()

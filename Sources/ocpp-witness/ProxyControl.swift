@@ -68,12 +68,19 @@ final class PolicyReloader: @unchecked Sendable {
 
 /// Prometheus text exposition of what the proxy, the recorder, the policy and the live analysis count.
 enum PrometheusMetrics {
-    static func render(proxy: WitnessProxyServer, recorder: CaptureWriter?, faults: FaultInjection?, live: LiveAnalysis?) -> String {
+    /// `instance` names this proxy among several: every sample then carries `witness_instance` (Prometheus
+    /// keeps `instance` for the scrape target itself).
+    static func render(proxy: WitnessProxyServer, recorder: CaptureWriter?, faults: FaultInjection?, live: LiveAnalysis?, instance: String? = nil) -> String {
         var lines: [String] = []
+        let instanceLabel = instance.map { "witness_instance=\"\(Self.escapeLabelValue($0))\"" }
+        func labelled(_ labels: String) -> String {
+            guard let instanceLabel else { return labels }
+            return labels.isEmpty ? "{\(instanceLabel)}" : "{\(instanceLabel)," + labels.dropFirst()
+        }
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int)]) {
             lines.append("# HELP \(name) \(help)")
             lines.append("# TYPE \(name) \(type)")
-            for (labels, value) in samples { lines.append("\(name)\(labels) \(value)") }
+            for (labels, value) in samples { lines.append("\(name)\(labelled(labels)) \(value)") }
         }
         func label(_ key: String, _ value: String) -> String {
             "{\(key)=\"\(Self.escapeLabelValue(value))\"}"
@@ -100,11 +107,11 @@ enum PrometheusMetrics {
         metric("ocpp_witness_frame_bytes_total", "counter", "Payload bytes recorded, per direction and action (or opcode).", keys.map { (labels($0), capture.messages[$0]?.bytes ?? 0) })
         lines.append("# HELP ocpp_witness_recorder_latency_seconds_max Longest time from a frame being seen to its record being written.")
         lines.append("# TYPE ocpp_witness_recorder_latency_seconds_max gauge")
-        lines.append("ocpp_witness_recorder_latency_seconds_max \(Double(capture.maximumRecordLatencyMicros) / 1e6)")
+        lines.append("ocpp_witness_recorder_latency_seconds_max\(labelled("")) \(Double(capture.maximumRecordLatencyMicros) / 1e6)")
         lines.append("# HELP ocpp_witness_recorder_latency_seconds Time from a frame being seen to its record being written.")
         lines.append("# TYPE ocpp_witness_recorder_latency_seconds summary")
-        lines.append("ocpp_witness_recorder_latency_seconds_sum \(Double(capture.totalRecordLatencyMicros) / 1e6)")
-        lines.append("ocpp_witness_recorder_latency_seconds_count \(capture.latencySamples)")
+        lines.append("ocpp_witness_recorder_latency_seconds_sum\(labelled("")) \(Double(capture.totalRecordLatencyMicros) / 1e6)")
+        lines.append("ocpp_witness_recorder_latency_seconds_count\(labelled("")) \(capture.latencySamples)")
         if let hits = faults?.engine?.hitsByRule {
             metric("ocpp_witness_faults_total", "counter", "Faults injected, per policy rule.", hits.keys.sorted().map { (label("rule", $0), hits[$0] ?? 0) })
         }

@@ -37,7 +37,7 @@ struct AdminRun {
     let proxyPort: Int
     let adminPort: Int
 
-    static func start(policy: String) async throws -> AdminRun {
+    static func start(policy: String, extra: [String] = []) async throws -> AdminRun {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let csms = CSMSSimulator(configuration: .init(), group: group)
         let csmsAddress = try await csms.start()
@@ -49,7 +49,7 @@ struct AdminRun {
         let (process, errors, _) = try WitnessBinary.startProxy([
             "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory + "/cap", "--policy", policyFile,
             "--admin", "127.0.0.1:0", "--admin-token-file", directory + "/token",
-        ])
+        ] + extra)
         let ports = try #require(WitnessBinary.announcedPorts(errors, [WitnessBinary.proxyAnnouncement, WitnessBinary.adminAnnouncement]))
         return AdminRun(
             group: group, csms: csms, directory: directory, policyFile: policyFile, process: process, errors: errors, proxyPort: ports[0],
@@ -144,9 +144,9 @@ struct AdminTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("metrics escape charger-chosen action names and bound their number; an oversized policy is refused with 413")
+    @Test("metrics escape charger-chosen action names and bound their number, and name the instance; an oversized policy is refused with 413")
     func metricsLabelsAndBodyLimit() async throws {
-        let run = try await AdminRun.start(policy: "seed: 5\nrules: []\n")
+        let run = try await AdminRun.start(policy: "seed: 5\nrules: []\n", extra: ["--instance", "witness-2"])
         defer { run.removeFiles() }
         let (group, csms, process, errors, token) = (run.group, run.csms, run.process, run.errors, run.token)
         let (proxyPort, adminPort) = (run.proxyPort, run.adminPort)
@@ -175,7 +175,9 @@ struct AdminTests {
                 return metrics.contains(#"dir="toCharger",action="(other)""#) && metrics.contains(#"action="Heartbeat""#)
             }, "metrics: \(metrics.split(separator: "\n").filter { !$0.contains("Vendor") }.joined(separator: "\n"))"
         )
-        #expect(metrics.contains(#"ocpp_witness_frames_total{dir="toCSMS",action="Evil\"Action\nwith\\slash"} 1"#))
+        #expect(metrics.contains(#"ocpp_witness_frames_total{witness_instance="witness-2",dir="toCSMS",action="Evil\"Action\nwith\\slash"} 1"#))
+        #expect(metrics.contains(#"ocpp_witness_connections_active{witness_instance="witness-2"} 1"#))
+        #expect(metrics.contains(#"ocpp_witness_recorder_latency_seconds_count{witness_instance="witness-2"} "#))
         // Every line is a comment or one whole sample: no label value broke a line.
         let broken = metrics.split(separator: "\n").filter { !$0.hasPrefix("# ") && !$0.hasPrefix("ocpp_witness_") }
         #expect(broken.isEmpty, "lines that are neither a comment nor a sample: \(broken.prefix(3))")

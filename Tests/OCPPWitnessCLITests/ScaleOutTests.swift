@@ -28,7 +28,7 @@ private let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].first { FileMana
 
 @Suite("Scale-out behind HAProxy")
 struct ScaleOutTests {
-    /// The configuration docs/deployment.md shows, with the test's ports.
+    /// The configuration docs/deploy.md shows, with the test's ports.
     static func configuration(listen: Int, instances: [Int]) -> String {
         """
         global
