@@ -12,22 +12,7 @@ import WitnessProxy
 /// socket with its own zlib stream).
 extension PythonPeers {
     static func startDeflateServer(_ options: [String] = [], seconds: Int = 60) async throws -> (ChildProcess, Int) {
-        try requireInstalled()
-        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("deflate-port-\(UUID().uuidString)").path
-        let process = ChildProcess()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scripts + "/deflate_peers.py", "server", portFile, String(seconds)] + options
-        process.standardError = nil
-        try process.run()
-        for _ in 0..<500 {
-            if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text) {
-                try? FileManager.default.removeItem(atPath: portFile)
-                return (process, port)
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        process.terminate()
-        throw PythonFailure(description: "the Python deflate server did not start within 10 s")
+        try await self.startServer(["deflate_peers.py", "server"], seconds: seconds, extra: options, name: "the Python deflate server", quiet: true)
     }
 
     /// Runs a deflate_peers.py client mode and returns its JSON summary.

@@ -23,11 +23,18 @@ struct PythonPeers {
 
     /// Starts the Python central system; returns the process and its port.
     static func startCentralSystem(seconds: Int = 60) async throws -> (ChildProcess, Int) {
+        try await self.startServer(["central_system.py"], seconds: seconds, name: "the Python central system")
+    }
+
+    /// Starts a Python server of Tests/Interop: the script and its mode (`arguments`), then a file for its
+    /// port and how many seconds to run, then `extra`. Returns the process and the port it wrote.
+    static func startServer(_ arguments: [String], seconds: Int, extra: [String] = [], name: String, quiet: Bool = false) async throws -> (ChildProcess, Int) {
         try requireInstalled()
-        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("cs-port-\(UUID().uuidString)").path
+        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("py-port-\(UUID().uuidString)").path
         let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scripts + "/central_system.py", portFile, String(seconds)]
+        process.arguments = [scripts + "/" + arguments[0]] + arguments.dropFirst() + [portFile, String(seconds)] + extra
+        if quiet { process.standardError = nil }
         try process.run()
         for _ in 0..<500 {
             if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text) {
@@ -37,7 +44,7 @@ struct PythonPeers {
             try await Task.sleep(for: .milliseconds(20))
         }
         process.terminate()
-        throw PythonFailure(description: "the Python central system did not start within 10 s")
+        throw PythonFailure(description: "\(name) did not start within 10 s")
     }
 
     /// The Python charge point of each OCPP version.
