@@ -36,6 +36,15 @@ final class ChargerHandshake {
         var detail: String
         /// False when the connection is closed without an HTTP answer (TLS failure, timeout).
         var statusSent = true
+
+        /// The proxy's own refusal: `status` with the detail as a plain-text body, "ocpp-witness: " first so
+        /// the charger's log tells it from the backend's answers.
+        static func proxy(_ status: HTTPResponseStatus, cause: String, detail: String) -> Refusal {
+            Refusal(
+                status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: "ocpp-witness: \(detail)\n"),
+                cause: cause, detail: detail
+            )
+        }
     }
 
     init(connectionID: UInt64, remoteAddress: String) {

@@ -182,13 +182,9 @@ public final class WitnessProxyServer: Sendable {
     }
 
     private func refuseDuringOutage(_ handshake: ChargerHandshake, mode: OutageMode, eventLoop: any EventLoop) -> EventLoopFuture<HTTPHeaders?> {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         let status: HTTPResponseStatus = mode == .refuse ? .serviceUnavailable : .gatewayTimeout
         let detail = mode == .refuse ? "backend unreachable (injected outage)" : "backend did not answer (injected blackhole outage)"
-        handshake.refusal = ChargerHandshake.Refusal(
-            status: status, headers: headers, body: ByteBuffer(string: "ocpp-witness: \(detail)\n"), cause: "outage", detail: detail
-        )
+        handshake.refusal = .proxy(status, cause: "outage", detail: detail)
         guard mode == .blackhole else { return eventLoop.makeSucceededFuture(nil) }
         return eventLoop.scheduleTask(in: self.configuration.handshakeTimeout) { nil }.futureResult
     }
@@ -336,12 +332,7 @@ public final class WitnessProxyServer: Sendable {
             }
         }.recover { error in
             let failure = UpstreamDialer.classify(error)
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-            bound.value.refusal = ChargerHandshake.Refusal(
-                status: failure.status, headers: headers, body: ByteBuffer(string: "ocpp-witness: \(failure.detail)\n"),
-                cause: failure.cause.rawValue, detail: failure.detail
-            )
+            bound.value.refusal = .proxy(failure.status, cause: failure.cause.rawValue, detail: failure.detail)
             return nil
         }
     }
@@ -360,12 +351,7 @@ public final class WitnessProxyServer: Sendable {
             let detail =
                 chosen.map { "backend chose subprotocol '\($0)', which the charger did not offer (\(handshake.offered.joined(separator: ", ")))" }
                 ?? "backend accepted the upgrade without choosing any of the offered subprotocols (\(handshake.offered.joined(separator: ", ")))"
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-            handshake.refusal = ChargerHandshake.Refusal(
-                status: .badGateway, headers: headers, body: ByteBuffer(string: "ocpp-witness: \(detail)\n"),
-                cause: "noSubprotocolAgreed", detail: detail
-            )
+            handshake.refusal = .proxy(.badGateway, cause: "noSubprotocolAgreed", detail: detail)
             backendChannel.close(promise: nil)
             return nil
         }
@@ -383,12 +369,7 @@ public final class WitnessProxyServer: Sendable {
                 handshake.session?.compression = RelayCompression(parameters: parameters, mode: policyInForce ? .decompressed : .passThrough)
             case .failure(let problem):
                 let detail = offered.isEmpty ? "backend answered with the extension '\(answer)', which was not offered" : problem.description
-                var refusalHeaders = HTTPHeaders()
-                refusalHeaders.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-                handshake.refusal = ChargerHandshake.Refusal(
-                    status: .badGateway, headers: refusalHeaders, body: ByteBuffer(string: "ocpp-witness: \(detail)\n"),
-                    cause: "extensionNotAgreed", detail: detail
-                )
+                handshake.refusal = .proxy(.badGateway, cause: "extensionNotAgreed", detail: detail)
                 backendChannel.close(promise: nil)
                 return nil
             }
