@@ -15,6 +15,9 @@ public struct OCPPClientOptions: Sendable {
     public var basicAuth: (user: String, password: String)?
     /// TLS settings for `wss://`; nil uses the system trust store.
     public var tls: TLSConfiguration?
+    /// A context made once from `tls`, for many connections (making one per connection loads the trust
+    /// roots each time).
+    public var sslContext: NIOSSLContext?
     public var extraHeaders: [(String, String)]
     public var connectTimeout: TimeAmount
 
@@ -57,7 +60,7 @@ public enum OCPPClient {
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: url.pathPrefix.isEmpty ? "/" : url.pathPrefix, headers: headers
         )
-        let sslContext = try url.secure ? NIOSSLContext(configuration: options.tls ?? .makeClientConfiguration()) : nil
+        let sslContext = try url.secure ? (options.sslContext ?? NIOSSLContext(configuration: options.tls ?? .makeClientConfiguration())) : nil
         let box = NIOLockedValueBox<OCPPEndpoint?>(nil)
 
         enum Step: Sendable {

@@ -1,5 +1,5 @@
-import ChildProcesses
 import ArgumentParser
+import ChildProcesses
 import Foundation
 import OCPPSchema
 import OCPPWire
@@ -8,7 +8,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure OCPP Witness against a peer in the same run.",
-        subcommands: [ForwardingBenchmark.self, ValidationBenchmark.self, RecorderBenchmark.self, ByteRelayPeer.self]
+        subcommands: [ForwardingBenchmark.self, ReconnectBenchmark.self, ValidationBenchmark.self, RecorderBenchmark.self, ByteRelayPeer.self]
     )
 }
 
@@ -25,7 +25,7 @@ struct ValidationBenchmark: AsyncParsableCommand {
     )
 
     @Option(help: ArgumentHelp("Folder with the OCA schemas.", valueName: "DIR"))
-    var schemas: String = "schemas"
+    var schemas: String?
 
     @Option(help: "Seconds per message and implementation.")
     var seconds: Double = 2
@@ -61,7 +61,9 @@ struct ValidationBenchmark: AsyncParsableCommand {
     }()
 
     func run() async throws {
-        let registry = try SchemaRegistry.load(forCommand: self.schemas)
+        let (registry, schemaFolder) = try DataFolder.locate("schemas", option: self.schemas, variable: "OCPP_WITNESS_SCHEMAS") {
+            (try SchemaRegistry(root: $0), $0)
+        }
         let validator = SchemaValidator(profile: .strict)
         var ours: [String: Double] = [:]
         for benchCase in Self.cases {
@@ -90,7 +92,7 @@ struct ValidationBenchmark: AsyncParsableCommand {
 
         var peer: [String: Double] = [:]
         if let peerPython {
-            peer = try self.runPeer(python: peerPython)
+            peer = try self.runPeer(python: peerPython, schemas: schemaFolder)
         }
         let nameWidth = Self.cases.map(\.name.count).max() ?? 10
         func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
@@ -109,7 +111,7 @@ struct ValidationBenchmark: AsyncParsableCommand {
         }
     }
 
-    private func runPeer(python: String) throws -> [String: Double] {
+    private func runPeer(python: String, schemas schemaFolder: String) throws -> [String: Double] {
         let script = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var root = script.deletingLastPathComponent()
         while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("scripts/bench/validate_jsonschema.py").path) {
@@ -121,7 +123,7 @@ struct ValidationBenchmark: AsyncParsableCommand {
         }
         let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [peerScript, self.schemas, String(self.seconds)]
+        process.arguments = [peerScript, schemaFolder, String(self.seconds)]
         let input = Pipe()
         let output = Pipe()
         process.standardInput = input

@@ -1,5 +1,5 @@
-import ChildProcesses
 import ArgumentParser
+import ChildProcesses
 import Foundation
 import NIOCore
 
@@ -13,9 +13,12 @@ import Darwin
 final class Child: @unchecked Sendable {
     let process = ChildProcess()
     var pid: Int32 { self.process.processIdentifier }
+    /// Where its output and errors go.
+    private(set) var log = ""
 
     static func start(_ path: String, _ arguments: [String], log: String) throws -> Child {
         let child = Child()
+        child.log = log
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         child.process.executableURL = URL(fileURLWithPath: path)
         child.process.arguments = arguments
@@ -124,9 +127,30 @@ func freePort() throws -> Int {
 }
 
 /// Returns once something accepts connections on 127.0.0.1:`port`; gives up after 30 s.
-func waitForPort(_ port: Int) async throws {
+extension Child {
+    /// Waits until the child accepts connections on `port`; one that does not is stopped, not left behind.
+    func waitUntilListening(on port: Int) async throws {
+        do {
+            try await waitForPort(port, startedBy: self)
+        } catch {
+            self.stop()
+            throw error
+        }
+    }
+}
+
+/// Waits until something accepts connections on `port`; when `child` (the process meant to listen there)
+/// ends first, says so with the end of its log rather than waiting out the 30 s.
+func waitForPort(_ port: Int, startedBy child: Child? = nil) async throws {
     let deadline = Date().addingTimeInterval(30)
     while Date() < deadline {
+        if let child, !child.process.isRunning {
+            let log = (try? String(contentsOfFile: child.log, encoding: .utf8)) ?? ""
+            let tail = log.split(separator: "\n").suffix(5).joined(separator: "\n  ")
+            throw ValidationError(
+                "\(child.process.executableURL?.lastPathComponent ?? "a child") ended (status \(child.process.terminationStatus)) before listening on 127.0.0.1:\(port); the end of its log:\n  \(tail)"
+            )
+        }
         let fd = socket(AF_INET, streamSocketType, 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -152,3 +176,67 @@ func machineDescription() -> String {
 
 func fmtMs(_ seconds: Double) -> String { String(format: "%.2f ms", seconds * 1000) }
 func fmtMiB(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+
+/// nginx as the benchmarks' peer: a WebSocket reverse proxy to the CSMS simulator, as an operator would
+/// configure one (HTTP/1.1 upstream, Upgrade and Connection passed on, no buffering, no access log).
+struct NginxProxyConfiguration {
+    /// Terminating the chargers' TLS and opening nginx's own to the backend.
+    struct TLS {
+        var certificate: String
+        var key: String
+        /// The CA the backend's certificate is verified against.
+        var caCertificate: String
+        /// `proxy_ssl_session_reuse`: resume TLS sessions to the backend (nginx's default).
+        var sessionReuse: Bool
+    }
+
+    var port: Int
+    var backendPort: Int
+    /// Where nginx keeps its pid, logs and temporary files.
+    var directory: String
+    var tls: TLS?
+
+    var text: String {
+        let listen = "listen 127.0.0.1:\(self.port)\(self.tls == nil ? "" : " ssl") backlog=4096;"
+        let serverTLS = self.tls.map { "ssl_certificate \($0.certificate); ssl_certificate_key \($0.key);" } ?? ""
+        let upstreamTLS = self.tls.map {
+            "proxy_ssl_trusted_certificate \($0.caCertificate); proxy_ssl_verify on; proxy_ssl_name localhost; proxy_ssl_server_name on; "
+                + "proxy_ssl_session_reuse \($0.sessionReuse ? "on" : "off");"
+        } ?? ""
+        return """
+            daemon off;
+            worker_processes auto;
+            worker_rlimit_nofile 65536;
+            pid \(self.directory)/nginx.pid;
+            error_log \(self.directory)/error.log warn;
+            events { worker_connections 32768; }
+            http {
+                access_log off;
+                client_body_temp_path \(self.directory); proxy_temp_path \(self.directory); fastcgi_temp_path \(self.directory);
+                uwsgi_temp_path \(self.directory); scgi_temp_path \(self.directory);
+                map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+                server {
+                    \(listen)
+                    \(serverTLS)
+                    location / {
+                        proxy_pass \(self.tls == nil ? "http" : "https")://127.0.0.1:\(self.backendPort);
+                        \(upstreamTLS)
+                        proxy_http_version 1.1;
+                        proxy_set_header Upgrade $http_upgrade;
+                        proxy_set_header Connection $connection_upgrade;
+                        proxy_set_header Host $host;
+                        proxy_read_timeout 3600s;
+                        proxy_buffering off;
+                    }
+                }
+            }
+            """
+    }
+
+    /// Writes `nginx.conf` into the directory and returns its path.
+    func write() throws -> String {
+        let path = self.directory + "/nginx.conf"
+        try self.text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}

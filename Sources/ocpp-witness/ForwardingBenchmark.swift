@@ -65,7 +65,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
     var scaleSeconds: Double = 10
 
     @Option(help: ArgumentHelp("Folder with the OCA schemas, for live validation and the capture check.", valueName: "DIR"))
-    var schemas: String = "schemas"
+    var schemas: String?
 
     @Option(help: ArgumentHelp("nginx binary.", valueName: "PATH"))
     var nginx: String = "/usr/sbin/nginx"
@@ -161,7 +161,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         let csmsArguments = ["simulate", "csms", "--listen", "127.0.0.1:\(csmsPort)", "--ocpp-version", "1.6", "--log-level", "error"]
         let csms = try Self.start(selfPath(), csmsArguments, on: loadCPUs, log: work + "/csms.log")
         defer { csms.stop() }
-        try await waitForPort(csmsPort)
+        try await csms.waitUntilListening(on: csmsPort)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loadCPUs?.cpus.count ?? System.coreCount)
         let load = LoadSide(generator: ProcessProbe(pid: getpid(), includeChildren: false), csms: ProcessProbe(pid: csms.pid, includeChildren: false))
 
@@ -301,35 +301,9 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             let port = try freePort()
             let directory = work + "/nginx-\(port)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let config = """
-                daemon off;
-                worker_processes auto;
-                worker_rlimit_nofile 65536;
-                pid \(directory)/nginx.pid;
-                error_log \(directory)/error.log warn;
-                events { worker_connections 32768; }
-                http {
-                    access_log off;
-                    client_body_temp_path \(directory); proxy_temp_path \(directory); fastcgi_temp_path \(directory);
-                    uwsgi_temp_path \(directory); scgi_temp_path \(directory);
-                    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-                    server {
-                        listen 127.0.0.1:\(port) backlog=4096;
-                        location / {
-                            proxy_pass http://127.0.0.1:\(csmsPort);
-                            proxy_http_version 1.1;
-                            proxy_set_header Upgrade $http_upgrade;
-                            proxy_set_header Connection $connection_upgrade;
-                            proxy_set_header Host $host;
-                            proxy_read_timeout 3600s;
-                            proxy_buffering off;
-                        }
-                    }
-                }
-                """
-            try config.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
-            let child = try self.startProxy(self.nginx, ["-c", directory + "/nginx.conf", "-p", directory], log: directory + "/stderr.log")
-            try await waitForPort(port)
+            let config = try NginxProxyConfiguration(port: port, backendPort: csmsPort, directory: directory).write()
+            let child = try self.startProxy(self.nginx, ["-c", config, "-p", directory], log: directory + "/stderr.log")
+            try await child.waitUntilListening(on: port)
             try self.checkPinned(child, setup)
             let probe = ProcessProbe(pid: child.pid, includeChildren: true)
             return Target(
@@ -343,7 +317,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             let port = try freePort()
             let log = work + "/byte-relay-\(port).log"
             let child = try self.startProxy(selfPath(), ["benchmark", "byte-relay", "--listen", "127.0.0.1:\(port)", "--upstream", "127.0.0.1:\(csmsPort)"], log: log)
-            try await waitForPort(port)
+            try await child.waitUntilListening(on: port)
             try self.checkPinned(child, setup)
             let probe = ProcessProbe(pid: child.pid, includeChildren: false)
             return Target(
@@ -357,13 +331,14 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             let port = try freePort()
             let capture = (self.captureDirectory ?? work) + "/capture-\(setup)-\(port)"
             // Notice level: the shutdown line reports the recorder's queue peak; nothing is logged per message.
-            var arguments = ["proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:\(csmsPort)", "--capture", capture, "--log-level", "notice", "--schemas", self.schemas]
+            var arguments = ["proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:\(csmsPort)", "--capture", capture, "--log-level", "notice"]
+                + (self.schemas.map { ["--schemas", $0] } ?? [])
             if setup == "witness-record" { arguments.append("--no-validate") }
             if setup == "witness-forward" { arguments.append("--no-capture") }
             arguments += self.proxyOptions.split(separator: " ").map(String.init)
             let log = work + "/\(setup)-\(port).log"
             let child = try self.startProxy(selfPath(), arguments, log: log)
-            try await waitForPort(port)
+            try await child.waitUntilListening(on: port)
             try self.checkPinned(child, setup)
             let probe = ProcessProbe(pid: child.pid, includeChildren: false)
             return Target(

@@ -39,7 +39,7 @@ struct RecorderBenchmark: AsyncParsableCommand {
     var repeats: Int = 3
 
     @Option(help: ArgumentHelp("Folder with the OCA schemas.", valueName: "DIR"))
-    var schemas: String = "schemas"
+    var schemas: String?
 
     @Option(
         help: ArgumentHelp(

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import OCPPWire
 import WitnessSim
 
@@ -148,14 +149,38 @@ struct CSMSCommand: AsyncParsableCommand {
     @Option(help: "Require this Basic-auth password (answers 401 otherwise).")
     var password: String?
 
+    @Option(help: ArgumentHelp("Certificate chain (PEM) for a wss:// listener.", valueName: "FILE"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("Private key (PEM) of --tls-cert.", valueName: "FILE"))
+    var tlsKey: String?
+
     @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if (self.tlsCert == nil) != (self.tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+    }
 
     func run() async throws {
         let logger = self.logging.makeLogger("ocpp-witness.csms")
         let termination = TerminationSignal.arm()
+        OpenFileLimit.raise()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        var tls: TLSConfiguration?
+        if let tlsCert, let tlsKey {
+            do {
+                tls = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(tlsCert).map { .certificate($0) },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem))
+                )
+            } catch {
+                throw ValidationError("cannot read --tls-cert \(tlsCert) or --tls-key \(tlsKey): \(error)")
+            }
+        }
         let csms = CSMSSimulator(
-            configuration: .init(host: self.listen.host, port: self.listen.port, versions: self.ocppVersion, requiredPassword: self.password),
+            configuration: .init(
+                host: self.listen.host, port: self.listen.port, versions: self.ocppVersion, requiredPassword: self.password, tls: tls
+            ),
             group: group, logger: logger
         )
         csms.onConnect { endpoint, chargePoint in

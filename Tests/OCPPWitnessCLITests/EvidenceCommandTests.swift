@@ -184,3 +184,38 @@ struct RecorderBenchmarkSmokeTests {
         #expect(tooFew.errors.contains("--messages 3"), "\(tooFew.errors)")
     }
 }
+
+/// The reconnect storm in miniature, so it keeps working; timings are printed, never asserted.
+@Suite("Reconnect benchmark (reduced)")
+struct ReconnectBenchmarkSmokeTests {
+    @Test("a small storm over ws:// and wss:// brings every charger back through OCPP Witness and prints the figures")
+    func reducedStorm() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "reconnect", "--chargers", "30", "--tls-chargers", "10", "--setups", "witness",
+            "--schemas", WitnessBinary.root.appendingPathComponent("schemas").path,
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        let plain = result.output.split(separator: "\n").first { $0.hasPrefix("ws  witness") } ?? ""
+        let tls = result.output.split(separator: "\n").first { $0.hasPrefix("wss witness") } ?? ""
+        #expect(plain.contains("(30/30)") && plain.contains("upgrades/s") && plain.contains("KiB per charger"), "\(result.output)")
+        #expect(tls.contains("(10/10)") && tls.contains("TLS handshakes/s"), "\(result.output)")
+        #expect(!result.output.contains("could not connect before the storm"), "\(result.output)")
+    }
+
+    @Test("a proxy that cannot start ends the run with the proxy's own error instead of waiting for its port")
+    func proxyThatCannotStart() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "reconnect", "--chargers", "5", "--tls-chargers", "0", "--setups", "witness", "--schemas", "/nonexistent/schemas",
+        ])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("ended (status 64) before listening on 127.0.0.1:"), "\(result.errors)")
+        #expect(result.errors.contains("/nonexistent/schemas (--schemas)"), "\(result.errors)")
+    }
+
+    @Test("an unknown set-up is refused")
+    func unknownSetup() async throws {
+        let result = try await WitnessBinary.run(["benchmark", "reconnect", "--setups", "haproxy"])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("unknown set-up 'haproxy'"), "\(result.errors)")
+    }
+}
