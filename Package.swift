@@ -50,7 +50,11 @@ let package = Package(
         ),
         .target(
             name: "WitnessAnalysis",
-            dependencies: ["OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessChaos"],
+            dependencies: [
+                "OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessChaos",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -124,9 +128,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // What the command-line programs share: finding the data the binary ships with, process limits.
+        .target(
+            name: "WitnessCLISupport",
+            dependencies: ["OCPPSchema", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSettings
+        ),
+        // The `benchmark` subcommands: load generators, child processes, the peers they measure against.
+        .target(
+            name: "WitnessBenchmarks",
+            dependencies: [
+                "OCPPWire",
+                "OCPPSchema",
+                "WitnessAnalysis",
+                "WitnessCapture",
+                "WitnessSim",
+                "WitnessCLISupport",
+                "ChildProcesses",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ocpp-witness",
             dependencies: [
+                "WitnessBenchmarks",
+                "WitnessCLISupport",
                 "OCPPWire",
                 "WitnessChaos",
                 "OCPPSchema",

@@ -44,40 +44,6 @@ enum LoggingBootstrap {
     }
 }
 
-/// `HOST:PORT`, with IPv6 hosts in brackets.
-struct HostAndPort: CustomStringConvertible {
-    var host: String
-    var port: Int
-
-    init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    static func parse(_ text: String) throws -> HostAndPort {
-        var host: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
-                throw ValidationError("expected [IPv6]:PORT, got '\(text)'")
-            }
-            host = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { throw ValidationError("expected HOST:PORT, got '\(text)'") }
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
-        }
-        if host.isEmpty { host = "0.0.0.0" }
-        guard let port = Int(portText), (0...65535).contains(port) else {
-            throw ValidationError("invalid port '\(portText)' in '\(text)'")
-        }
-        return HostAndPort(host: String(host), port: port)
-    }
-
-    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
-}
-
 /// SIGINT and SIGTERM, caught from the moment `arm()` is called. Arm it first thing in a command, before
 /// it announces itself: a signal that arrives before anyone waits is kept, so a stop request right after
 /// start-up is honoured instead of lost (an ignored signal with no source registered yet is discarded).
@@ -129,60 +95,5 @@ final class TerminationSignal: @unchecked Sendable {
         self.continuation = nil
         self.lock.unlock()
         continuation?.resume(returning: signalNumber)
-    }
-}
-
-/// Where the binary finds the data it ships with (the OCA schemas, the sample policies), wherever it runs:
-/// the option, an environment variable, `share/ocpp-witness/` beside the installed binary, the checkout it
-/// was built from, and the current folder, in that order.
-enum DataFolder {
-    /// The checkout this binary was built from (three levels above this source file).
-    static let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
-    /// Each place to look for `name` (`schemas`, `policies`), with why it is a candidate.
-    static func candidates(_ name: String, option: String?, variable: String) -> [(path: String, source: String)] {
-        if let option { return [(option, "--\(name)")] }
-        var places: [(String, String)] = []
-        if let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty { places.append((value, "$\(variable)")) }
-        if let binary = Bundle.main.executableURL?.resolvingSymlinksInPath() {
-            let share = binary.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("share/ocpp-witness/\(name)").path
-            places.append((share, "beside the installed binary"))
-        }
-        places.append((checkout + "/" + name, "the checkout the binary was built from"))
-        places.append((name, "the current folder"))
-        return places
-    }
-
-    /// The first candidate that `accept`s, or an error naming every place tried.
-    static func locate<Value>(
-        _ name: String, option: String?, variable: String, accept: (String) throws -> Value
-    ) throws -> Value {
-        var tried: [String] = []
-        for (path, source) in self.candidates(name, option: option, variable: variable) {
-            do {
-                return try accept(path)
-            } catch {
-                tried.append("\(path) (\(source)): \(error)")
-            }
-        }
-        throw DataFolderMissing(name: name, tried: tried)
-    }
-
-    struct DataFolderMissing: Error, CustomStringConvertible {
-        var name: String
-        var tried: [String]
-        var description: String { "no usable \(name) folder; looked in:\n  " + self.tried.joined(separator: "\n  ") }
-    }
-}
-
-extension SchemaRegistry {
-    /// Loads the schemas for a command from `--schemas`, or from where the binary finds them (see
-    /// `DataFolder`), turning a miss into an error that names every place tried and what to do.
-    static func load(forCommand root: String?, hint: String = "") throws -> SchemaRegistry {
-        do {
-            return try DataFolder.locate("schemas", option: root, variable: "OCPP_WITNESS_SCHEMAS") { try SchemaRegistry(root: $0) }
-        } catch {
-            throw ValidationError("\(error)\nrun `make setup` in the checkout, `make install`, or pass --schemas DIR\(hint)")
-        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import WitnessBenchmarks
 import WitnessCapture
 
 @main

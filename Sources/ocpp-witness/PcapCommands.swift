@@ -5,6 +5,7 @@ import OCPPSchema
 import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
+import WitnessCLISupport
 import WitnessPcap
 
 struct ExportCommand: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OCPPWire
 import WitnessChaos
+import WitnessCLISupport
 
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

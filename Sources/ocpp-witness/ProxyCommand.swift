@@ -6,8 +6,9 @@ import NIOPosix
 import OCPPSchema
 import OCPPWire
 import WitnessAnalysis
-import WitnessChaos
 import WitnessCapture
+import WitnessChaos
+import WitnessCLISupport
 import WitnessProxy
 
 struct ProxyCommand: AsyncParsableCommand {

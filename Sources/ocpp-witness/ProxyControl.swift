@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
 import WitnessProxy

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import OCPPWire
 import WitnessCapture
+import WitnessCLISupport
 import WitnessProxy
 import WitnessReplay
 

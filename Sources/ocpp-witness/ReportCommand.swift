@@ -5,6 +5,7 @@ import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
+import WitnessCLISupport
 
 extension ReportFormat: ExpressibleByArgument {}
 extension ValidationProfile: ExpressibleByArgument {}

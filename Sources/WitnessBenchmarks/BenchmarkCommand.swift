@@ -3,13 +3,17 @@ import ChildProcesses
 import Foundation
 import OCPPSchema
 import OCPPWire
+import WitnessCLISupport
 
-struct BenchmarkCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `ocpp-witness benchmark`: each subcommand measures OCPP Witness against a peer in the same run.
+package struct BenchmarkCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure OCPP Witness against a peer in the same run.",
         subcommands: [ForwardingBenchmark.self, ReconnectBenchmark.self, ValidationBenchmark.self, RecorderBenchmark.self, ByteRelayPeer.self]
     )
+
+    package init() {}
 }
 
 struct ValidationBenchmark: AsyncParsableCommand {

@@ -6,14 +6,14 @@ import Darwin
 
 /// The process's limit on open files. Every charger through the proxy holds two sockets (its own and the
 /// backend's), so this limit, not memory, is usually what caps one instance's fleet.
-enum OpenFileLimit {
+package enum OpenFileLimit {
     /// Descriptors kept aside for listeners, capture files, the event loops and the admin API.
-    static let reserve = 64
+    package static let reserve = 64
 
     /// Raises the soft limit to the hard one, or to `wanted` if that is higher and the process may raise its
     /// hard limit; returns the soft limit now in force.
     @discardableResult
-    static func raise(wanted: Int = 0) -> Int {
+    package static func raise(wanted: Int = 0) -> Int {
         var limit = rlimit()
         guard getrlimit(resource, &limit) == 0 else { return 0 }
         if wanted > 0 && rlim_t(wanted) > limit.rlim_max {
@@ -28,7 +28,7 @@ enum OpenFileLimit {
     }
 
     /// Chargers that fit in `limit` descriptors.
-    static func chargers(within limit: Int) -> Int { max(0, (limit - Self.reserve) / 2) }
+    package static func chargers(within limit: Int) -> Int { max(0, (limit - Self.reserve) / 2) }
 
     #if canImport(Glibc)
     private static let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)

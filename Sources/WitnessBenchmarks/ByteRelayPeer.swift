@@ -1,6 +1,7 @@
 import ArgumentParser
 import NIOCore
 import NIOPosix
+import WitnessCLISupport
 
 /// A measuring peer for the forwarding benchmark (`--setups ...,byte-relay`): a TCP relay on the same
 /// framework, event loops and socket options as OCPP Witness that passes bytes between each client and the

@@ -1,19 +1,18 @@
 import Logging
 import NIOConcurrencyHelpers
 import OCPPSchema
-import WitnessAnalysis
 import WitnessCapture
 
 /// Runs the analyzer on the recorder's thread over the records as they are written, logs each deviation
 /// and counts them per rule. Nothing here touches the forwarding path.
-final class LiveAnalysis: @unchecked Sendable {
+public final class LiveAnalysis: @unchecked Sendable {
     // Only the recorder's thread calls `consume`; the lock keeps that true if it ever changes.
     private let lock = NIOLock()
     private let analyzer: Analyzer
     private let counts = NIOLockedValueBox<[String: Int]>([:])
     private let chargerCounts = NIOLockedValueBox<[String: Int]>([:])
 
-    init(schemas: SchemaRegistry, profile: ValidationProfile, logger: Logger) {
+    public init(schemas: SchemaRegistry, profile: ValidationProfile, logger: Logger) {
         let analyzer = Analyzer(schemas: schemas, configuration: AnalyzerConfiguration(profile: profile))
         let counts = self.counts
         let chargerCounts = self.chargerCounts
@@ -33,18 +32,18 @@ final class LiveAnalysis: @unchecked Sendable {
     }
 
     /// The recorder's observer.
-    func consume(_ record: CaptureRecord) {
+    public func consume(_ record: CaptureRecord) {
         self.lock.withLock { self.analyzer.consume(record) }
     }
 
     /// Deviations seen so far, per rule.
-    var countsByRule: [String: Int] { self.counts.withLockedValue { $0 } }
+    public var countsByRule: [String: Int] { self.counts.withLockedValue { $0 } }
 
     /// Deviations seen so far, per charge point.
-    var countsByChargePoint: [String: Int] { self.chargerCounts.withLockedValue { $0 } }
+    public var countsByChargePoint: [String: Int] { self.chargerCounts.withLockedValue { $0 } }
 
     /// Closes what is open and returns the pairs' results. Call once the recorder has stopped.
-    func finish() -> AnalysisReport {
+    public func finish() -> AnalysisReport {
         self.lock.withLock { self.analyzer.finish() }
     }
 }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import OCPPWire
+import WitnessCLISupport
 import WitnessSim
 
 #if canImport(Glibc)

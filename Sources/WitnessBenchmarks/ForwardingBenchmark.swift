@@ -7,6 +7,7 @@ import OCPPSchema
 import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
+import WitnessCLISupport
 import WitnessSim
 
 #if canImport(Glibc)

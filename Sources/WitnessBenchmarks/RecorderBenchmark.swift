@@ -4,7 +4,9 @@ import Logging
 import NIOCore
 import OCPPSchema
 import OCPPWire
+import WitnessAnalysis
 import WitnessCapture
+import WitnessCLISupport
 
 #if canImport(Glibc)
 import Glibc
