@@ -176,10 +176,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // What the test targets share: the proxy on loopback, certificates, running other programs.
+        .target(
+            name: "WitnessTestSupport",
+            dependencies: [
+                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "ChildProcesses",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/WitnessTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "OCPPWireTests", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
         .testTarget(name: "ChildProcessesTests", dependencies: ["ChildProcesses"], swiftSettings: strictSettings),
         .testTarget(
-            name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire", "ChildProcesses", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings
+            name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire", "WitnessTestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(
@@ -203,6 +215,7 @@ let package = Package(
             name: "WitnessProxyTests",
             dependencies: [
                 "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema", "WitnessChaos", "ChildProcesses",
+                "WitnessTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -216,7 +229,7 @@ let package = Package(
         .testTarget(
             name: "WitnessPcapTests",
             dependencies: [
-                "WitnessPcap", "WitnessReplay", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire", "ChildProcesses",
+                "WitnessPcap", "WitnessReplay", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire", "ChildProcesses", "WitnessTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -226,7 +239,7 @@ let package = Package(
         .testTarget(
             name: "OCPPWitnessCLITests",
             dependencies: [
-                "WitnessCapture", "WitnessSim", "OCPPWire", "ChildProcesses",
+                "WitnessCapture", "WitnessSim", "OCPPWire", "ChildProcesses", "WitnessTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

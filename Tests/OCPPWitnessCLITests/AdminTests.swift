@@ -6,6 +6,7 @@ import OCPPWire
 import Testing
 import WitnessCapture
 import WitnessSim
+import WitnessTestSupport
 
 /// One HTTP/1.1 request over a real socket; returns the status code and body.
 func http(_ method: String, port: Int, path: String, token: String? = nil, body: String = "") async throws -> (Int, String) {
@@ -108,7 +109,7 @@ struct AdminTests {
             "POST", port: adminPort, path: "/chargers/CP-ADMIN/inject", token: token, body: #"{"action":"Reset","payload":{"type":"Hard"}}"#
         )
         #expect(injectStatus == 200)
-        #expect(await Self.eventually { charger.transcript.received.contains { $0.contains(#""Reset",{"type":"Hard"}"#) } })
+        #expect(await eventually { charger.transcript.received.contains { $0.contains(#""Reset",{"type":"Hard"}"#) } })
         try await Task.sleep(for: .milliseconds(200))
         #expect(atCSMS.transcript.received.count == 1)
         #expect(try await http("POST", port: adminPort, path: "/chargers/CP-ADMIN/disconnect?code=4002").0 == 401)
@@ -120,7 +121,7 @@ struct AdminTests {
         // SIGHUP reloads the file; an invalid file is refused and the policy in force stays.
         try "seed: 99\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
         kill(process.processIdentifier, SIGHUP)
-        #expect(await Self.eventually { (try? await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":99"#)) == true })
+        #expect(await eventually { (try? await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":99"#)) == true })
         try "seed: [\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
         kill(process.processIdentifier, SIGHUP)
         try await Task.sleep(for: .milliseconds(500))
@@ -128,7 +129,7 @@ struct AdminTests {
 
         // Without a signal, a change of the file is picked up too.
         try "seed: 123\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
-        #expect(await Self.eventually(seconds: 10) { (try? await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":123"#)) == true })
+        #expect(await eventually(seconds: 10) { (try? await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":123"#)) == true })
         // One-off outages need the token and a duration.
         #expect(try await http("POST", port: adminPort, path: "/outage?seconds=1").0 == 401)
         #expect(try await http("POST", port: adminPort, path: "/outage", token: token).0 == 400)
@@ -151,7 +152,7 @@ struct AdminTests {
         let (group, csms, process, errors, token) = (run.group, run.csms, run.process, run.errors, run.token)
         let (proxyPort, adminPort) = (run.proxyPort, run.adminPort)
         // Live analysis logs a finding per unknown action; a full stderr pipe would stall the proxy.
-        _ = PipeDrain(errors)
+        _ = PipeReader(errors)
 
         // A body over the limit is refused whole; cut at the limit, this one would still parse and replace the policy.
         let oversized = "seed: 99\nrules: []\n#" + String(repeating: "x", count: (1 << 20) + 16) + "\n"
@@ -170,7 +171,7 @@ struct AdminTests {
         for index in 0..<names { charger.sendText(#"[2,"v\#(index)","Vendor\#(index)",{}]"#) }
         var metrics = ""
         #expect(
-            await Self.eventually(seconds: 10) {
+            await eventually(seconds: 10) {
                 metrics = (try? await http("GET", port: adminPort, path: "/metrics").1) ?? ""
                 return metrics.contains(#"dir="toCharger",action="(other)""#) && metrics.contains(#"action="Heartbeat""#)
             }, "metrics: \(metrics.split(separator: "\n").filter { !$0.contains("Vendor") }.joined(separator: "\n"))"
@@ -189,13 +190,5 @@ struct AdminTests {
         process.waitUntilExit()
         await csms.stop()
         try await group.shutdownGracefully()
-    }
-
-    static func eventually(seconds: Double = 5, _ condition: () async -> Bool) async -> Bool {
-        for _ in 0..<Int(seconds * 50) {
-            if await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return await condition()
     }
 }

@@ -9,36 +9,7 @@ import OCPPWire
 import Testing
 import WitnessCapture
 import WitnessSim
-
-/// Reads a pipe to its end on a dedicated thread.
-final class PipeDrain: @unchecked Sendable {
-    private let lock = NSLock()
-    private var collected = Data()
-    private var done = false
-
-    init(_ pipe: Pipe) {
-        let handle = pipe.fileHandleForReading
-        Thread.detachNewThread { [self] in
-            let data = handle.readDataToEndOfFile()
-            self.lock.lock()
-            self.collected = data
-            self.done = true
-            self.lock.unlock()
-        }
-    }
-
-    var isDone: Bool {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        return self.done
-    }
-
-    var data: Data {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        return self.collected
-    }
-}
+import WitnessTestSupport
 
 /// Runs the built `ocpp-witness` binary as a user would.
 struct WitnessBinary {
@@ -46,23 +17,11 @@ struct WitnessBinary {
         .deletingLastPathComponent()
     static let path = root.appendingPathComponent(".build/debug/ocpp-witness").path
 
-    struct Result {
-        var status: Int32
-        var output: String
-        var errors: String
-    }
+    typealias Result = Program.Result
 
     static func start(_ arguments: [String], executable: String = Self.path, directory: URL = Self.root) throws -> (ChildProcess, Pipe, Pipe) {
-        let process = ChildProcess()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        return (process, output, errors)
+        let started = try Program.start(executable, arguments, directory: directory)
+        return (started.process, started.output, started.errors)
     }
 
     /// Starts `proxy --listen 127.0.0.1:0 --log-format json` plus `arguments`.
@@ -98,21 +57,9 @@ struct WitnessBinary {
         self.announcedPorts(errors, [self.proxyAnnouncement])?.first
     }
 
-    /// Runs the binary to completion. The pipes are drained on threads of their own and the exit is
-    /// awaited by polling: blocking reads on the concurrency pool would stall every other test for as
-    /// long as the command runs (the pool has one thread per core).
+    /// Runs the binary to completion.
     static func run(_ arguments: [String], executable: String = Self.path, directory: URL = Self.root) async throws -> Result {
-        let (process, output, errors) = try self.start(arguments, executable: executable, directory: directory)
-        let out = PipeDrain(output)
-        let err = PipeDrain(errors)
-        while process.isRunning || !out.isDone || !err.isDone {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, output: String(decoding: out.data, as: UTF8.self),
-            errors: String(decoding: err.data, as: UTF8.self)
-        )
+        try await Program.run(executable, arguments, directory: directory)
     }
 }
 
@@ -186,15 +133,9 @@ struct CLITests {
         #expect(result.output.contains("RequestStartTransaction"))
         let files = try CaptureReader.captureFiles(at: directory)
         #expect(files.count == 1)
-        let jq = ChildProcess()
-        jq.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        jq.arguments = ["jq", "-r", "select(.kind==\"frame\" and .msgType==2) | .action", files[0]]
-        let pipe = Pipe()
-        jq.standardOutput = pipe
-        try jq.run()
-        let actions = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-        jq.waitUntilExit()
-        #expect(jq.terminationStatus == 0)
+        let jq = try await Program.run("/usr/bin/env", ["jq", "-r", "select(.kind==\"frame\" and .msgType==2) | .action", files[0]])
+        #expect(jq.status == 0, "\(jq.errors)")
+        let actions = jq.output.split(separator: "\n")
         #expect(actions.filter { $0 == "BootNotification" }.count == 6)
         #expect(actions.contains("Reset"))
     }
@@ -208,18 +149,11 @@ struct CLITests {
             try? FileManager.default.removeItem(atPath: prefix)
             try? FileManager.default.removeItem(atPath: elsewhere)
         }
-        func make(_ arguments: [String]) throws -> Int32 {
-            let process = ChildProcess()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["make", "-s"] + arguments + ["PREFIX=\(prefix)", "CONFIG=debug"]
-            process.currentDirectoryURL = WitnessBinary.root
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus
+        func make(_ arguments: [String]) async throws -> Int32 {
+            try await Program.run("/usr/bin/env", ["make", "-s"] + arguments + ["PREFIX=\(prefix)", "CONFIG=debug"], directory: WitnessBinary.root).status
         }
         // The debug binary this suite runs is installed as it is (`make install` also builds it, in release).
-        #expect(try make(["install-files"]) == 0)
+        #expect(try await make(["install-files"]) == 0)
         for path in ["bin/ocpp-witness", "share/ocpp-witness/schemas/v201", "share/ocpp-witness/policies/data-handover.yaml",
                      "share/bash-completion/completions/ocpp-witness", "share/zsh/site-functions/_ocpp-witness"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/" + path), "\(path)")
@@ -238,7 +172,7 @@ struct CLITests {
         let missing = try await installed(["report", "pilot", "--schemas", "nowhere"])
         #expect(missing.status != 0 && missing.errors.contains("looked in:") && missing.errors.contains("nowhere (--schemas)"))
 
-        #expect(try make(["uninstall"]) == 0)
+        #expect(try await make(["uninstall"]) == 0)
         #expect(!FileManager.default.fileExists(atPath: prefix + "/bin/ocpp-witness"))
         #expect(!FileManager.default.fileExists(atPath: prefix + "/share/ocpp-witness"))
     }

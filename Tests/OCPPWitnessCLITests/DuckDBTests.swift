@@ -1,8 +1,8 @@
-import ChildProcesses
 import Foundation
 import OCPPWire
 import Testing
 import WitnessCapture
+import WitnessTestSupport
 
 /// The DuckDB queries of docs/capture-format.md, run as written over two instances' capture folders.
 @Suite("Capture queries with DuckDB")
@@ -17,35 +17,22 @@ struct DuckDBTests {
     }
 
     /// Runs each query with DuckDB in `folder` (where `captures/` is) and returns its rows as JSON arrays.
-    static func run(_ queries: [String], in folder: String) throws -> [[[JSONValue]]] {
+    static func run(_ queries: [String], in folder: String) async throws -> [[[JSONValue]]] {
         let script = """
             import duckdb, json, sys
             con = duckdb.connect()
             print(json.dumps([con.sql(q).fetchall() for q in json.load(sys.stdin)], default=str))
             """
-        let process = ChildProcess()
-        process.executableURL = URL(fileURLWithPath: Self.python)
-        process.arguments = ["-c", script]
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        let input = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: queries))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "duckdb failed: \(problems)")
-        let parsed = try JSONParser.parse(String(decoding: data, as: UTF8.self))
+        let result = try await Program.run(
+            Self.python, ["-c", script], directory: URL(fileURLWithPath: folder), input: try JSONSerialization.data(withJSONObject: queries)
+        )
+        try #require(result.status == 0, "duckdb failed: \(result.errors)")
+        let parsed = try JSONParser.parse(result.output)
         return parsed.arrayValue?.map { $0.arrayValue?.map { $0.arrayValue ?? [] } ?? [] } ?? []
     }
 
     @Test("the documented queries give, over two instances' folders, what the capture reader counts")
-    func documentedQueriesAgree() throws {
+    func documentedQueriesAgree() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.python), "run `make setup`: \(Self.python) is missing")
         let queries = try Self.documentedQueries()
         #expect(queries.count == 3)
@@ -57,7 +44,7 @@ struct DuckDBTests {
             try FileManager.default.createDirectory(atPath: "\(folder)/captures/\(instance)", withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: sample, toPath: "\(folder)/captures/\(instance)/\(file)")
         }
-        let results = try Self.run(queries, in: folder)
+        let results = try await Self.run(queries, in: folder)
         try #require(results.count == 3)
         let records = Array(try CaptureReader(paths: ["\(folder)/captures/witness-1", "\(folder)/captures/witness-2"]))
 

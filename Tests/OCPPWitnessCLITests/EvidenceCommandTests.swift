@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WitnessTestSupport
 
 /// `export`, `import`, `diff` and `sniff` through the built binary, as a user runs them.
 @Suite("Evidence commands: export, import, diff, sniff")

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import OCPPWire
 import Testing
+import WitnessTestSupport
 import WitnessSim
 
 /// Secrets a backend sends inside OCPP messages, followed through every output a user gets.

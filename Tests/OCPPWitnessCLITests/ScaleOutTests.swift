@@ -6,6 +6,7 @@ import OCPPWire
 import Testing
 import WitnessCapture
 import WitnessSim
+import WitnessTestSupport
 
 /// A port on 127.0.0.1 that was free a moment ago (for programs that cannot announce the port they bound).
 func freeLoopbackPort(group: any EventLoopGroup) async throws -> Int {
@@ -73,7 +74,7 @@ struct ScaleOutTests {
                 "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", capture, "--backend-name", "SimCSMS", "--no-validate",
             ])
             let port = try #require(try WitnessBinary.announcedPort(errors))
-            _ = PipeDrain(errors)
+            _ = PipeReader(errors)
             instances.append((process, port, capture))
         }
         defer { for instance in instances where instance.process.isRunning { instance.process.terminate() } }
@@ -113,14 +114,14 @@ struct ScaleOutTests {
             Set(((try? CaptureReader(paths: [capture]).filter { $0.kind == "open" }) ?? []).compactMap(\.chargePoint))
         }
         // Both instances carry some of the fleet.
-        #expect(await AdminTests.eventually(seconds: 20) { chargePoints(instances[0].capture).count + chargePoints(instances[1].capture).count == 8 })
+        #expect(await eventually(seconds: 20) { chargePoints(instances[0].capture).count + chargePoints(instances[1].capture).count == 8 })
         let onA = chargePoints(instances[0].capture)
         #expect(!onA.isEmpty && onA.count < 8, "the balancer put \(onA.count) of 8 chargers on the first instance")
 
         // The first instance is taken out (SIGTERM: it closes its connections with 1001 and flushes its capture).
         instances[0].process.terminate()
         instances[0].process.waitUntilExit()
-        #expect(await AdminTests.eventually(seconds: 20) { chargePoints(instances[1].capture).isSuperset(of: onA) }, "its chargers reconnect to the other")
+        #expect(await eventually(seconds: 20) { chargePoints(instances[1].capture).isSuperset(of: onA) }, "its chargers reconnect to the other")
         stop.set()
         let finished = await outcomes.value
         instances[1].process.terminate()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WitnessTestSupport
 
 #if canImport(FoundationXML)
 import FoundationXML

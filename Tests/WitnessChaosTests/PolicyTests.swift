@@ -1,8 +1,8 @@
-import ChildProcesses
 import Foundation
 import OCPPWire
 import Testing
 import WitnessChaos
+import WitnessTestSupport
 import Yams
 
 @Suite("Fault policies")
@@ -289,7 +289,7 @@ struct SamplePolicyTests {
 
     /// Validates YAML documents against docs/policy.schema.json with the `jsonschema` package of .tools/venv
     /// (`make setup`); returns the validator's verdict per document.
-    static func schemaVerdicts(_ documents: [String]) throws -> [String] {
+    static func schemaVerdicts(_ documents: [String]) async throws -> [String] {
         let root = Self.folder.deletingLastPathComponent()
         let python = root.appendingPathComponent(".tools/venv/bin/python").path
         try #require(FileManager.default.isExecutableFile(atPath: python), "run `make setup`: \(python) is missing")
@@ -306,24 +306,17 @@ struct SamplePolicyTests {
                 errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
                 print("valid" if not errors else "invalid: " + "; ".join("/".join(map(str, e.absolute_path)) + " " + e.message for e in errors))
             """
-        let process = ChildProcess()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script, root.appendingPathComponent("docs/policy.schema.json").path, input]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        return text.split(separator: "\n").map(String.init)
+        let result = try await Program.run(python, ["-c", script, root.appendingPathComponent("docs/policy.schema.json").path, input])
+        #expect(result.status == 0, "\(result.errors)")
+        return result.output.split(separator: "\n").map(String.init)
     }
 
     @Test("every sample policy is valid against docs/policy.schema.json, and a broken check is not")
-    func samplesMatchTheSchema() throws {
+    func samplesMatchTheSchema() async throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
         let documents = try files.map { try String(contentsOfFile: Self.folder.appendingPathComponent($0).path, encoding: .utf8) }
         let broken = "checks:\n  - {name: x, area: billing, when: {action: Reset}, expect: {colour: red}, within: 1m}\n"
-        let verdicts = try Self.schemaVerdicts(documents + [broken])
+        let verdicts = try await Self.schemaVerdicts(documents + [broken])
         #expect(verdicts.count == files.count + 1)
         for (file, verdict) in zip(files, verdicts) { #expect(verdict == "valid", "\(file): \(verdict)") }
         #expect(verdicts.last?.hasPrefix("invalid") == true)

@@ -6,6 +6,7 @@ import Testing
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 @testable import WitnessPcap
 
@@ -15,13 +16,13 @@ private let canCaptureLoopback: Bool = (try? PacketSource.live(interface: "lo"))
 @Suite("pcap import and passive capture")
 struct PcapImportTests {
     @Test("a tcpdump recording of a proxied session (lo: Ethernet, any: Linux cooked) imports into what the proxy recorded",
-          .enabled(if: executable("tcpdump") != nil && canCaptureLoopback, "needs tcpdump (set-up installs it) and capture rights"))
+          .enabled(if: Program.find("tcpdump") != nil && canCaptureLoopback, "needs tcpdump (set-up installs it) and capture rights"))
     func tcpdumpRecordingImports() async throws {
-        let bench = try await RecordedBench()
+        let bench = try await ProxyHarness.start()
         let directory = temporaryPath("tcpdump")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let filter = "tcp port \(bench.proxyPort)"
+        let filter = "tcp port \(bench.proxyURL.port)"
         let dumps = try ["lo", "any"].map { interface in
             try Tcpdump(interface: interface, filter: filter, file: "\(directory)/\(interface).pcap")
         }
@@ -54,7 +55,7 @@ struct PcapImportTests {
     }
 
     @Test("a recording of peers that compress (permessage-deflate, context takeover) imports as the text they exchanged",
-          .enabled(if: executable("tcpdump") != nil && canCaptureLoopback, "needs tcpdump (set-up installs it) and capture rights"))
+          .enabled(if: Program.find("tcpdump") != nil && canCaptureLoopback, "needs tcpdump (set-up installs it) and capture rights"))
     func compressedRecordingImports() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let python = root.appendingPathComponent(".tools/venv/bin/python").path
@@ -78,9 +79,9 @@ struct PcapImportTests {
         let serverPort = try #require(port)
         let dump = try Tcpdump(interface: "lo", filter: "tcp port \(serverPort)", file: "\(directory)/deflate.pcap")
         try await dump.waitUntilListening()
-        let client = try run(python, [script, "client", "ws://127.0.0.1:\(serverPort)/CP-DEFLATE", "60"])
-        #expect(client.status == 0, "\(client.err)")
-        #expect(client.out.contains(#""matched": 60"#))
+        let client = try await Program.run(python, [script, "client", "ws://127.0.0.1:\(serverPort)/CP-DEFLATE", "60"])
+        #expect(client.status == 0, "\(client.errors)")
+        #expect(client.output.contains(#""matched": 60"#))
         try await dump.stop(afterMessages: 120, closes: 2)
 
         let output = "\(directory)/capture"
@@ -241,11 +242,11 @@ struct PcapImportTests {
     @Test("sniff records a live session on loopback into the same messages the proxy recorded",
           .enabled(if: canCaptureLoopback, "needs capture rights on lo"))
     func passiveCapture() async throws {
-        let bench = try await RecordedBench()
+        let bench = try await ProxyHarness.start()
         let directory = temporaryPath("sniff")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let writer = try CaptureWriter(configuration: .init(directory: directory, fsync: .never), header: CaptureHeader())
-        let capture = try PassiveCapture(interface: "lo", filter: "tcp port \(bench.proxyPort)", writer: writer)
+        let capture = try PassiveCapture(interface: "lo", filter: "tcp port \(bench.proxyURL.port)", writer: writer)
         try await bench.runCharger(ChargerProfile(id: "CP-SNIFF", version: .v201))
         await bench.recorder.flush()
         let proxied = messageFacts(try readCapture(bench.captureDirectory))
@@ -284,7 +285,7 @@ private final class Tcpdump {
         self.file = file
         self.errors = file + ".stderr"
         _ = FileManager.default.createFile(atPath: self.errors, contents: nil)
-        self.process.executableURL = URL(fileURLWithPath: executable("tcpdump")!)
+        self.process.executableURL = URL(fileURLWithPath: Program.find("tcpdump")!)
         self.process.arguments = ["-i", interface, "-U", "-s", "0", "-w", file, filter]
         self.process.standardError = FileHandle(forWritingAtPath: self.errors)
         self.process.standardOutput = FileHandle.nullDevice

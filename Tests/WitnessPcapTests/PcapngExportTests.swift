@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WitnessCapture
+import WitnessTestSupport
 
 @testable import WitnessPcap
 
@@ -29,8 +30,8 @@ struct PcapngExportTests {
     }
 
     @Test("tshark reads the export without warnings: same text frames, payloads, comments and times as the capture",
-          .enabled(if: executable("tshark") != nil, "tshark is installed by scripts/setup.sh"))
-    func tsharkReadsExport() throws {
+          .enabled(if: Program.find("tshark") != nil, "tshark is installed by scripts/setup.sh"))
+    func tsharkReadsExport() async throws {
         let directory = temporaryPath("export")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -42,11 +43,11 @@ struct PcapngExportTests {
         #expect(summary.rejected == 1)
         #expect(summary.messages == 5)
 
-        let tshark = executable("tshark")!
-        let texts = try run(tshark, ["-r", pcapng, "-Y", "websocket.opcode == 1", "-T", "fields", "-e", "websocket.payload.text"])
+        let tshark = Program.find("tshark")!
+        let texts = try await Program.run(tshark, ["-r", pcapng, "-Y", "websocket.opcode == 1", "-T", "fields", "-e", "websocket.payload.text"])
         #expect(texts.status == 0)
         #expect(
-            texts.out.split(separator: "\n").map(String.init) == [
+            texts.output.split(separator: "\n").map(String.init) == [
                 #"[2, "1", "Heartbeat", {}]"#,
                 #"[3,"1",{"currentTime":"2026-11-24T10:00:01.000Z"}]"#,
                 #"[2,"w-1","TriggerMessage",{"requestedMessage":"StatusNotification"}]"#,
@@ -54,33 +55,33 @@ struct PcapngExportTests {
             ]
         )
         // Charger frames are masked as on the wire; backend frames are not.
-        let masks = try run(tshark, ["-r", pcapng, "-Y", "websocket", "-T", "fields", "-e", "ip.src", "-e", "websocket.mask", "-e", "websocket.opcode"])
+        let masks = try await Program.run(tshark, ["-r", pcapng, "-Y", "websocket", "-T", "fields", "-e", "ip.src", "-e", "websocket.mask", "-e", "websocket.opcode"])
         #expect(
-            masks.out.split(separator: "\n").map(String.init) == [
+            masks.output.split(separator: "\n").map(String.init) == [
                 "10.0.0.7\t1\t1", "127.0.0.1\t0\t1", "127.0.0.1\t0\t1", "10.0.0.7\t1\t2", "10.0.0.7\t1\t1", "10.0.0.7\t1\t8",
                 "127.0.0.1\t0\t8",
             ]
         )
-        let closeReason = try run(tshark, ["-r", pcapng, "-Y", "websocket.opcode == 8", "-T", "fields", "-e", "websocket.payload.close.status_code", "-e", "websocket.payload.close.reason"])
-        #expect(closeReason.out.split(separator: "\n").first == "1000\tbye")
+        let closeReason = try await Program.run(tshark, ["-r", pcapng, "-Y", "websocket.opcode == 8", "-T", "fields", "-e", "websocket.payload.close.status_code", "-e", "websocket.payload.close.reason"])
+        #expect(closeReason.output.split(separator: "\n").first == "1000\tbye")
 
         // Handshake and rejection as HTTP, with the recorded request and the computed accept key.
-        let http = try run(tshark, ["-r", pcapng, "-Y", "http", "-T", "fields", "-e", "http.request.uri", "-e", "http.response.code", "-e", "http.sec_websocket_accept"])
-        #expect(http.out.split(separator: "\n").map(String.init) == ["/ocpp/CP%201\t\t", "\t101\ts3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "/ocpp/CP-2\t\t", "\t401\t"])
+        let http = try await Program.run(tshark, ["-r", pcapng, "-Y", "http", "-T", "fields", "-e", "http.request.uri", "-e", "http.response.code", "-e", "http.sec_websocket_accept"])
+        #expect(http.output.split(separator: "\n").map(String.init) == ["/ocpp/CP%201\t\t", "\t101\ts3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "/ocpp/CP-2\t\t", "\t401\t"])
 
         // Fault and injection comments sit on the packets they describe; times are the recorded ones.
-        let comments = try run(tshark, ["-r", pcapng, "-Y", "websocket", "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.comment"])
-        let lines = comments.out.split(separator: "\n").map(String.init)
+        let comments = try await Program.run(tshark, ["-r", pcapng, "-Y", "websocket", "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.comment"])
+        let lines = comments.output.split(separator: "\n").map(String.init)
         #expect(lines[1].hasPrefix("1795514401.200000000\tfault injected: delay by rule slow-backend"))
         #expect(lines[1].contains("\"ms\":250"))
         #expect(lines[2].hasSuffix("originated by OCPP Witness, not by the peer"))
         #expect(lines[4].hasSuffix("not OCPP-J: invalid JSON at byte 0"))
 
         // Consistent sequence numbers: no expert warnings or errors about the synthesized TCP.
-        let expert = try run(tshark, ["-r", pcapng, "-q", "-z", "expert,warn"])
+        let expert = try await Program.run(tshark, ["-r", pcapng, "-q", "-z", "expert,warn"])
         #expect(expert.status == 0)
-        #expect(!expert.out.contains("Warns") && !expert.out.contains("Errors"), "\(expert.out)")
-        #expect(!expert.err.contains("appears to have been cut short"))
+        #expect(!expert.output.contains("Warns") && !expert.output.contains("Errors"), "\(expert.output)")
+        #expect(!expert.errors.contains("appears to have been cut short"))
     }
 
     @Test("exported pcapng imports back into the same messages (libpcap reads the pcapng, raw IP link type)")

@@ -5,6 +5,7 @@ import NIOPosix
 import OCPPWire
 import Testing
 import WitnessCapture
+import WitnessTestSupport
 @testable import WitnessReplay
 import WitnessSim
 
@@ -12,7 +13,7 @@ import WitnessSim
 struct ReplayTests {
     /// Records a 1.6 and a 2.0.1 charger session through the proxy; returns the capture folder.
     private func recordSessions() async throws -> String {
-        let bench = try await RecordedBench()
+        let bench = try await ProxyHarness.start()
         try await bench.runCharger(ChargerProfile(id: "CP-REPLAY-16", version: .v16))
         try await bench.runCharger(ChargerProfile(id: "CP-REPLAY-201", version: .v201))
         await bench.stop(keepingCapture: true)

@@ -7,6 +7,7 @@ import WitnessAnalysis
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 enum InstalledSchemas {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -7,6 +7,7 @@ import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
 import WitnessProxy
+import WitnessTestSupport
 
 /// The compressing peers of Tests/Interop/deflate_peers.py (Python `websockets`, and a client on a plain
 /// socket with its own zlib stream).

@@ -2,6 +2,7 @@ import Foundation
 import OCPPWire
 import Testing
 import WitnessSim
+import WitnessTestSupport
 
 @Suite("Simulator endpoints")
 struct EndpointTests {

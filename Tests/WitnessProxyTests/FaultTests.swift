@@ -6,6 +6,7 @@ import WitnessCapture
 import WitnessChaos
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 @Suite("Faults injected by the proxy")
 struct FaultTests {

@@ -6,6 +6,7 @@ import Testing
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 @Suite("Forwarding through the proxy")
 struct ForwardingTests {

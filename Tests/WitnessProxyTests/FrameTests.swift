@@ -6,6 +6,7 @@ import Testing
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 @Suite("Frames through the proxy")
 struct FrameTests {

@@ -8,6 +8,7 @@ import Testing
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 @Suite("Upgrade handshake through the proxy")
 struct HandshakeTests {

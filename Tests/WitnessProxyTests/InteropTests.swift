@@ -5,6 +5,7 @@ import Testing
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 /// Peers written by others: the `ocpp` library from PyPI, installed into .tools/venv by `make setup`.
 struct PythonPeers {

@@ -5,6 +5,7 @@ import WitnessAnalysis
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 /// A quirk of real firmware, written from its description in public issue trackers, as the frame a charger sends.
 struct FieldQuirk: Sendable, CustomStringConvertible {

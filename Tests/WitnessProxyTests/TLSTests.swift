@@ -7,6 +7,7 @@ import WitnessAnalysis
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 @Suite("TLS on either side of the proxy")
 struct TLSTests {
@@ -42,7 +43,7 @@ struct TLSTests {
 
     @Test("wss charger to a ws backend")
     func tlsChargerSide() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let harness = try await ProxyHarness.start(
             configure: { $0.chargerTLS = .init(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey) },
@@ -57,7 +58,7 @@ struct TLSTests {
 
     @Test("ws charger to a wss backend verified against --upstream-ca")
     func tlsBackendSide() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let harness = try await ProxyHarness.start(
             csms: .init(tls: try self.csmsTLS(certificate: certificates.serverCertificate, key: certificates.serverKey)),
@@ -70,7 +71,7 @@ struct TLSTests {
 
     @Test("wss to wss with mutual TLS on both sides (security profile 3)")
     func mutualTLS() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let harness = try await ProxyHarness.start(
             csms: .init(
@@ -117,7 +118,7 @@ struct TLSTests {
 
     @Test("a backend with an untrusted certificate is refused and the refusal recorded")
     func untrustedBackend() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let harness = try await ProxyHarness.start(
             csms: .init(tls: try self.csmsTLS(certificate: certificates.untrustedCertificate, key: certificates.untrustedKey)),

@@ -5,6 +5,7 @@ import Testing
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 /// Sees a connection's bytes as they cross its socket, and writes bytes below the WebSocket codec, so a
 /// test can send frames no WebSocket library would (chosen masks, odd splits, broken control frames).

@@ -6,6 +6,7 @@ import WitnessCapture
 import WitnessChaos
 import WitnessProxy
 import WitnessSim
+import WitnessTestSupport
 
 /// A sample policy from `policies/`, as shipped: its checks, and those of its rules the test drives (the
 /// others would only slow it down). `window` shortens every check's window so a test can outlast it, and

@@ -2,22 +2,21 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
 import OCPPWire
 import WitnessCapture
 import WitnessProxy
 import WitnessSim
 
 /// A CSMS simulator behind a real proxy with a real capture, on loopback ports chosen by the OS.
-final class ProxyHarness: Sendable {
-    let group: MultiThreadedEventLoopGroup
-    let csms: CSMSSimulator
-    let proxy: WitnessProxyServer
-    let recorder: CaptureWriter
-    let captureDirectory: String
-    let proxyURL: WebSocketURL
+package final class ProxyHarness: Sendable {
+    package let group: MultiThreadedEventLoopGroup
+    package let csms: CSMSSimulator
+    package let proxy: WitnessProxyServer
+    package let recorder: CaptureWriter
+    package let captureDirectory: String
+    package let proxyURL: WebSocketURL
 
-    static func start(
+    package static func start(
         csms csmsConfiguration: CSMSSimulator.Configuration = .init(),
         upstreamScheme: String = "ws", upstreamOverride: String? = nil, upstreamPrefix: String = "/ocpp",
         configure: (inout ProxyConfiguration) -> Void = { _ in }, redactSecrets: Bool = true,
@@ -60,12 +59,12 @@ final class ProxyHarness: Sendable {
         self.proxyURL = proxyURL
     }
 
-    func charger(_ profile: ChargerProfile, tls: OCPPClientOptions? = nil) -> ChargerSimulator {
+    package func charger(_ profile: ChargerProfile, tls: OCPPClientOptions? = nil) -> ChargerSimulator {
         ChargerSimulator(profile: profile, baseURL: self.proxyURL, tls: tls, group: self.group)
     }
 
     /// Waits until the proxy has recorded `count` closed pairs (or the time runs out).
-    func waitForClosedPairs(_ count: Int, seconds: Double = 10) async {
+    package func waitForClosedPairs(_ count: Int, seconds: Double = 10) async {
         let deadline = Date().addingTimeInterval(seconds)
         while self.proxy.statistics.closed < count && Date() < deadline {
             try? await Task.sleep(for: .milliseconds(20))
@@ -73,30 +72,21 @@ final class ProxyHarness: Sendable {
     }
 
     /// Everything captured so far.
-    func records() async throws -> [CaptureRecord] {
+    package func records() async throws -> [CaptureRecord] {
         await self.recorder.flush()
         return Array(try CaptureReader(paths: [self.captureDirectory]))
     }
 
-    func frames(_ chargePoint: String) async throws -> [CaptureRecord] {
+    package func frames(_ chargePoint: String) async throws -> [CaptureRecord] {
         try await self.records().filter { $0.kind == "frame" && $0.chargePoint == chargePoint }
     }
 
-    func stop() async {
+    /// Stops everything and removes the capture, unless the caller goes on reading it (and removes it itself).
+    package func stop(keepingCapture: Bool = false) async {
         await self.proxy.shutdown(grace: .seconds(1))
         await self.csms.stop()
         self.recorder.close()
-        try? FileManager.default.removeItem(atPath: self.captureDirectory)
+        if !keepingCapture { try? FileManager.default.removeItem(atPath: self.captureDirectory) }
         try? await self.group.shutdownGracefully()
     }
-}
-
-/// Polls `condition` until it holds or `seconds` pass; loaded machines get generous margins.
-func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
 }
