@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 ## The build `make install` installs: release (default) or debug.
 CONFIG ?= release
 
-.PHONY: setup build demo test clean bench bench-validation bench-recorder bench-reconnect install install-files uninstall
+.PHONY: setup build demo test clean docs bench bench-validation bench-recorder bench-reconnect install install-files uninstall
 
 ## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
 setup:
@@ -71,3 +71,7 @@ bench-reconnect: setup
 	@bash scripts/setup.sh --bench
 	$(SWIFT) build -c release --product ocpp-witness
 	.build/release/ocpp-witness benchmark reconnect $(BENCH_ARGS)
+
+## Regenerates what docs/ derive from the code: the module graph of docs/architecture.md (from Package.swift).
+docs:
+	$(SWIFT) package --scratch-path .build/docs-scratch dump-package | python3 scripts/module-graph.py --write docs/architecture.md

@@ -167,7 +167,6 @@ let package = Package(
                 "WitnessSim",
                 "WitnessPcap",
                 "WitnessReplay",
-                "ChildProcesses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
