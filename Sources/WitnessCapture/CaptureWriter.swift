@@ -9,75 +9,6 @@ import Glibc
 import Darwin
 #endif
 
-/// When the writer forces captured data to disk.
-public enum FsyncPolicy: Sendable, Hashable {
-    /// Leave it to the operating system (fastest; a power cut can lose the last seconds).
-    case never
-    /// After every batch (safest, slowest at high message rates).
-    case everyBatch
-    /// At most once per interval, and always when a file is rotated or closed.
-    case interval(milliseconds: Int)
-
-    /// Parses `never`, `batch`, or a number of milliseconds.
-    public init?(_ text: String) {
-        switch text {
-        case "never": self = .never
-        case "batch", "always": self = .everyBatch
-        default:
-            guard let milliseconds = Int(text), milliseconds > 0 else { return nil }
-            self = .interval(milliseconds: milliseconds)
-        }
-    }
-}
-
-/// Where the recorder stands; all counts since it started.
-public struct CaptureStatistics: Sendable, Hashable {
-    public init() {}
-
-    public var recordsWritten = 0
-    public var bytesWritten = 0
-    public var filesWritten = 0
-    /// Records that could not be written (disk full, file error); never silently zero when data was lost.
-    public var recordsLost = 0
-    public var writeErrors = 0
-    public var lastError: String?
-    /// Records queued or being written right now.
-    public var queueDepth = 0
-    public var maximumQueueDepth = 0
-    /// Messages and bytes recorded per direction and action (`toCSMS`/`Heartbeat`; non-OCPP frames by opcode).
-    public var messages: [MessageKey: MessageCount] = [:]
-    /// Time from a frame being seen to its record being written, in microseconds: the largest and the total.
-    public var maximumRecordLatencyMicros: Int64 = 0
-    public var totalRecordLatencyMicros: Int64 = 0
-    public var latencySamples = 0
-
-    /// Distinct direction/action keys kept in `messages`; more than every OCPP version defines, in both
-    /// directions, with room for vendors' misspellings.
-    public static let maximumMessageKeys = 400
-    /// The action of the key that counts messages of every action name beyond `maximumMessageKeys`.
-    public static let otherActions = "(other)"
-
-    public struct MessageKey: Sendable, Hashable {
-        public var direction: String
-        public var action: String
-
-        public init(direction: String, action: String) {
-            self.direction = direction
-            self.action = action
-        }
-    }
-
-    public struct MessageCount: Sendable, Hashable {
-        public var messages = 0
-        public var bytes = 0
-
-        /// Counts one message of `bytes` (one dictionary lookup per recorded message, not two).
-        mutating func add(bytes: Int) {
-            self.messages += 1
-            self.bytes += bytes
-        }
-    }
-}
 
 /// Appends capture records to JSON Lines files from a thread of its own.
 ///
@@ -119,41 +50,41 @@ public final class CaptureWriter: @unchecked Sendable {
     }
 
     public let configuration: Configuration
-    private let header: CaptureHeader
-    private let serializer: CaptureSerializer
-    private let started = CaptureTimestamp.now()
+    let header: CaptureHeader
+    let serializer: CaptureSerializer
+    let started = CaptureTimestamp.now()
 
     // Guarded by `condition`: 1 while there is work (or a close) to pick up.
-    private let condition = ConditionLock(value: 0)
-    private var queue: [CaptureEvent] = []
+    let condition = ConditionLock(value: 0)
+    var queue: [CaptureEvent] = []
     /// Whether the writer sleeps until woken; while records keep coming it naps instead (see `run`).
-    private var dozing = true
-    private var inFlight = 0
-    private var closing = false
+    var dozing = true
+    var inFlight = 0
+    var closing = false
     /// The writer thread has written its last batch and ended.
-    private var stopped = false
-    private var waiters: [@Sendable () -> Void] = []
-    private var flushWaiters: [@Sendable () -> Void] = []
-    private var stats = CaptureStatistics()
-    private var files: [String] = []
+    var stopped = false
+    var waiters: [@Sendable () -> Void] = []
+    var flushWaiters: [@Sendable () -> Void] = []
+    var stats = CaptureStatistics()
+    var files: [String] = []
 
     // Owned by the writer thread.
-    private var descriptor: CInt = -1
-    private var currentBytes = 0
-    private var currentPath = ""
-    private var currentLine = 0
-    private var headerBytes = 0
-    private var part = 0
-    private var lastSync = DispatchTime.now()
-    private var dirty = false
+    var descriptor: CInt = -1
+    var currentBytes = 0
+    var currentPath = ""
+    var currentLine = 0
+    var headerBytes = 0
+    var part = 0
+    var lastSync = DispatchTime.now()
+    var dirty = false
     /// Envelopes and call correlation the proxy left to the writer thread.
-    private var completion: FrameCompletion
+    var completion: FrameCompletion
 
-    private let finished = ConditionLock(value: false)
+    let finished = ConditionLock(value: false)
 
     /// Called on the writer thread with every record as written (same file and line as a reader sees),
     /// so live analysis consumes exactly what an offline report will.
-    private let observer: (@Sendable (CaptureRecord) -> Void)?
+    let observer: (@Sendable (CaptureRecord) -> Void)?
 
     /// Opens the first capture file (so a bad directory fails at start-up) and starts the writer thread.
     public init(
@@ -264,7 +195,7 @@ public final class CaptureWriter: @unchecked Sendable {
         return true
     }
 
-    private func run() {
+    func run() {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
         var line: [UInt8] = []
@@ -380,29 +311,7 @@ public final class CaptureWriter: @unchecked Sendable {
     /// Queued records that wake a napping writer at once.
     static let wakeBatch = 512
 
-    private func writeOut(_ buffer: inout [UInt8]) {
-        guard !buffer.isEmpty else { return }
-        guard self.descriptor >= 0 else {
-            self.noteError("no capture file open", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
-            buffer.removeAll(keepingCapacity: true)
-            return
-        }
-        do {
-            try Self.writeAll(self.descriptor, buffer)
-            self.currentBytes += buffer.count
-            self.dirty = true
-            self.condition.lock()
-            self.stats.bytesWritten += buffer.count
-            self.condition.unlock()
-        } catch {
-            self.noteError("writing \(self.files.last ?? "capture"): \(error)", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
-        }
-        buffer.removeAll(keepingCapacity: true)
-    }
-
-    /// `message` is the frame's message when it has already been parsed; `verbatim` what the serializer
-    /// returned for the line.
-    private func notifyObserver(_ event: CaptureEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
+    func notifyObserver(_ event: CaptureEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
         guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
         if case .frame(let frame) = event,
@@ -414,93 +323,16 @@ public final class CaptureWriter: @unchecked Sendable {
         }
     }
 
-    private func notifyObserver(_ line: [UInt8]) {
+    func notifyObserver(_ line: [UInt8]) {
         guard let observer = self.observer,
             case .object(let fields) = try? line.withUnsafeBytes({ try JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0.dropLast())) })
         else { return }
         observer(CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields))
     }
 
-    private func rotate() {
-        self.closeFile()
-        do {
-            try self.openNextFile()
-        } catch {
-            // Records for the missing file are counted as lost by writeOut.
-            self.noteError("\(error)", lost: 0)
-        }
-    }
-
-    private func syncIfDue(force: Bool) {
-        guard self.dirty, self.descriptor >= 0 else { return }
-        switch self.configuration.fsync {
-        case .never:
-            return
-        case .everyBatch:
-            break
-        case .interval(let milliseconds):
-            let elapsed = DispatchTime.now().uptimeNanoseconds - self.lastSync.uptimeNanoseconds
-            if !force && elapsed < UInt64(milliseconds) * 1_000_000 { return }
-        }
-        fsync(self.descriptor)
-        self.lastSync = DispatchTime.now()
-        self.dirty = false
-    }
-
-    private func openNextFile() throws {
-        self.part += 1
-        let name = "\(self.configuration.filePrefix)-\(self.started.fileNameStamp)-\(Self.pad(self.part)).jsonl"
-        let path = self.configuration.directory + "/" + name
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw OpenError(path: path, reason: String(cString: strerror(errno))) }
-        self.descriptor = fd
-        let headerLine = self.serializer.header(self.header, part: self.part, started: self.started)
-        try Self.writeAll(fd, headerLine)
-        self.currentBytes = headerLine.count
-        self.headerBytes = headerLine.count
-        self.currentPath = path
-        self.currentLine = 1
-        self.notifyObserver(headerLine)
-        self.condition.lock()
-        self.files.append(path)
-        self.stats.filesWritten += 1
-        self.stats.bytesWritten += headerLine.count
-        self.condition.unlock()
-    }
-
-    private func closeFile() {
-        guard self.descriptor >= 0 else { return }
-        if self.configuration.fsync != .never { fsync(self.descriptor) }
-        Glibc.close(self.descriptor)
-        self.descriptor = -1
-        self.dirty = false
-    }
-
-    private func noteError(_ message: String, lost: Int) {
-        self.condition.lock()
-        self.stats.writeErrors += 1
-        self.stats.recordsLost += lost
-        self.stats.lastError = message
-        self.condition.unlock()
-    }
-
-    private static func writeAll(_ fd: CInt, _ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw OpenError(path: "fd \(fd)", reason: String(cString: strerror(errno)))
-                }
-                offset += written
-            }
-        }
-    }
-
     /// Names the calling thread for top, perf and gdb; on Linux a name given to Foundation's `Thread`
     /// before it starts is not applied.
-    private static func nameThisThread(_ name: String) {
+    static func nameThisThread(_ name: String) {
         let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         _ = try? Self.writeAll(fd, Array(name.utf8))
@@ -514,7 +346,7 @@ public final class CaptureWriter: @unchecked Sendable {
     /// queue still drains at full load, but waking up from its naps it no longer preempts an event loop
     /// that is forwarding. On a machine whose cores are busy, that keeps the recorder's batches out of
     /// the forwarding latency. (`ps -L -o tid,cls,comm` shows the thread as `B`.)
-    private static func yieldToForwarding() {
+    static func yieldToForwarding() {
         #if os(Linux)
         var parameters = sched_param()
         parameters.sched_priority = 0
@@ -533,7 +365,7 @@ public final class CaptureWriter: @unchecked Sendable {
         }
     }
 
-    private static func pad(_ part: Int) -> String {
+    static func pad(_ part: Int) -> String {
         let text = String(part)
         return String(repeating: "0", count: max(0, 4 - text.count)) + text
     }
