@@ -3,7 +3,8 @@
 # Idempotent: a second run only checks what is already there.
 #   - libpcap-dev (Debian package) for pcap import and passive capture; tshark and tcpdump, which the
 #     tests use to check that exported pcapng files read cleanly and that tcpdump recordings import;
-#     haproxy, in front of two instances in the scale-out test
+#     haproxy, in front of two instances in the scale-out test; chromium, the headless browser the live
+#     page's test drives
 #   - the official OCA JSON schemas for OCPP 1.6, 2.0.1 and 2.1, from the pinned `ocpp` wheel on PyPI,
 #     verified by sha256, into schemas/ (git-ignored)
 #   - a Python virtual environment in .tools/venv with that same wheel and `websockets`, used by the
@@ -35,6 +36,8 @@ command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
 # HAProxy: the scale-out test shards chargers over two instances with it, as fleets are deployed.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# Chromium: the live page's test drives it headless, as a person would use the page.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if $BENCH && [ ! -x /usr/sbin/nginx ]; then missing+=(nginx-light); fi
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -12,13 +12,15 @@ public final class LiveAnalysis: @unchecked Sendable {
     private let counts = NIOLockedValueBox<[String: Int]>([:])
     private let chargerCounts = NIOLockedValueBox<[String: Int]>([:])
 
-    public init(schemas: SchemaRegistry, profile: ValidationProfile, logger: Logger) {
+    /// `onDeviation` also gets each deviation, on the recorder's thread (the live page's feed).
+    public init(schemas: SchemaRegistry, profile: ValidationProfile, logger: Logger, onDeviation: (@Sendable (Deviation) -> Void)? = nil) {
         let analyzer = Analyzer(schemas: schemas, configuration: AnalyzerConfiguration(profile: profile))
         let counts = self.counts
         let chargerCounts = self.chargerCounts
         analyzer.onDeviation = { deviation in
             counts.withLockedValue { $0[deviation.rule, default: 0] += 1 }
             chargerCounts.withLockedValue { $0[deviation.chargePoint ?? "?", default: 0] += 1 }
+            onDeviation?(deviation)
             let level: Logger.Level = deviation.severity == .error ? .warning : (deviation.severity == .warning ? .notice : .info)
             logger.log(
                 level: level, "deviation \(deviation.rule): \(deviation.detail)",

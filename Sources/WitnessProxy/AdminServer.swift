@@ -30,11 +30,15 @@ public final class AdminServer: Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let channel = NIOLockedValueBoxChannel()
+    /// What the live page and its event stream show; nil: no live view (the API alone).
+    let board: LiveBoard?
+    private let ticker = NIOLockedValueBox<RepeatedTask?>(nil)
 
-    /// `metrics` renders the Prometheus text; the server adds nothing to it.
+    /// `metrics` renders the Prometheus text; the server adds nothing to it. With a `board`, the server
+    /// also serves the live page at `/` and its data under `/api/`.
     public init(
         configuration: Configuration, proxy: WitnessProxyServer, faults: FaultInjection, metrics: @escaping @Sendable () -> String,
-        logger: Logger, group: any EventLoopGroup
+        board: LiveBoard? = nil, logger: Logger, group: any EventLoopGroup
     ) throws {
         guard ["127.0.0.1", "::1", "localhost"].contains(configuration.host) || configuration.host.hasPrefix("127.") else {
             throw ProxyStartupError("the admin API binds to loopback only (127.0.0.1 or ::1), not \(configuration.host)")
@@ -44,6 +48,7 @@ public final class AdminServer: Sendable {
         self.proxy = proxy
         self.faults = faults
         self.metrics = metrics
+        self.board = board
         self.logger = logger
         self.group = group
     }
@@ -62,10 +67,20 @@ public final class AdminServer: Sendable {
             .get()
         self.channel.set(channel)
         guard let address = channel.localAddress else { throw ProxyStartupError("admin listener has no address") }
+        if let board = self.board {
+            // Once a second the event stream gets what changed: message counts of the chargers that spoke,
+            // and the proxy's and the recorder's figures.
+            let task = self.group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                guard board.subscriberCount > 0 else { return }
+                board.publish("tick", self.tick(counts: board.takeChangedCounts()))
+            }
+            self.ticker.withLockedValue { $0 = task }
+        }
         return address
     }
 
     public func stop() async {
+        self.ticker.withLockedValue { $0?.cancel() }
         try? await self.channel.get()?.close()
     }
 
@@ -73,6 +88,8 @@ public final class AdminServer: Sendable {
         var status: HTTPResponseStatus
         var contentType = "application/json"
         var body: String
+        /// The reply is the event stream: the handler keeps the connection and writes events as they come.
+        var stream = false
     }
 
     func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: String) -> Reply {
@@ -95,6 +112,21 @@ public final class AdminServer: Sendable {
         }
         if method == .POST, segments.count == 3, segments[0] == "chargers", segments[2] == "inject" {
             return self.inject(segments[1], body: body)
+        }
+        if let board = self.board, method == .GET {
+            switch segments {
+            case []:
+                return Reply(status: .ok, contentType: "text/html; charset=utf-8", body: LivePage.html)
+            case ["api", "state"]:
+                return Reply(status: .ok, body: JSONWriter.string(self.state(board, query: Self.parameters(query))))
+            case ["api", "events"]:
+                return Reply(status: .ok, contentType: "text/event-stream", body: "", stream: true)
+            case let parts where parts.count == 4 && parts[0] == "api" && parts[1] == "chargers" && parts[3] == "frames":
+                let id = ChargerRequestTarget.percentDecodeComponent(parts[2])
+                return Reply(status: .ok, body: #"{"chargePoint":"# + JSONWriter.string(.string(id)) + #","frames":"# + board.framesJSON(id) + "}")
+            default:
+                break
+            }
         }
         switch (method, segments) {
         case (.GET, ["metrics"]):
@@ -134,6 +166,50 @@ public final class AdminServer: Sendable {
         default:
             return Self.error(.notFound, "no such endpoint: \(method) \(path); see docs/admin-api.md")
         }
+    }
+
+    /// The live page's first load: a page of the connection table (`offset`, `limit`, `filter` on the
+    /// charge point id), the latest deviations, and the figures of a tick.
+    private func state(_ board: LiveBoard, query: [String: String]) -> JSONValue {
+        let filter = query["filter"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        let all = self.proxy.connections.filter { filter == nil || $0.chargePoint.lowercased().contains(filter!) }
+        let offset = max(0, query["offset"].flatMap(Int.init) ?? 0)
+        let limit = min(max(1, query["limit"].flatMap(Int.init) ?? 200), 1000)
+        let page: [JSONValue] = all.dropFirst(offset).prefix(limit).map { info in
+            var row: JSONObject = [
+                "conn": .number(String(info.id)), "chargePoint": .string(info.chargePoint), "remote": .string(info.remote),
+                "subprotocol": info.subprotocol.map(JSONValue.string) ?? .null, "opened": .string(info.opened.rfc3339),
+            ]
+            if let charger = board.charger(info.chargePoint) {
+                row["toCSMS"] = .int(charger.toCSMS)
+                row["toCharger"] = .int(charger.toCharger)
+                if let vendor = charger.vendor { row["vendor"] = .string(vendor) }
+                if let model = charger.model { row["model"] = .string(model) }
+                if let firmware = charger.firmware { row["firmware"] = .string(firmware) }
+            }
+            return .object(row)
+        }
+        let deviations = board.deviations(limit: 200)
+        return [
+            "connections": ["total": .int(all.count), "offset": .int(offset), "rows": .array(page)],
+            "deviations": ["seen": .int(deviations.seen), "recent": .array(deviations.recent)],
+            "figures": self.tick(counts: JSONObject())["figures"] ?? .null,
+        ]
+    }
+
+    /// An event-stream tick: the counts that changed, and the proxy's and the recorder's figures.
+    private func tick(counts: JSONObject) -> JSONValue {
+        let stats = self.proxy.statistics
+        var figures: JSONObject = [
+            "active": .int(stats.active), "accepted": .int(stats.accepted), "refused": .int(stats.refused), "closed": .int(stats.closed),
+        ]
+        if let recorder = self.proxy.recorder {
+            let capture = recorder.statistics
+            figures["recorderQueue"] = .int(capture.queueDepth)
+            figures["recordsWritten"] = .int(capture.recordsWritten)
+            figures["recordsLost"] = .int(capture.recordsLost)
+        }
+        return ["counts": .object(counts), "figures": .object(figures)]
     }
 
     private func disconnect(_ chargePoint: String, query: String) -> Reply {
@@ -244,6 +320,10 @@ final class AdminHandler: ChannelInboundHandler {
                     .payloadTooLarge, "request body is over the admin API's limit of \(Self.maximumBodyBytes) bytes; nothing was changed"
                 )
                 : self.server.handle(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: self.body))
+            if reply.stream, let board = self.server.board {
+                self.startStream(context: context, version: head.version, board: board)
+                return
+            }
             let headers: HTTPHeaders = [
                 "Content-Type": reply.contentType, "Content-Length": String(reply.body.utf8.count), "Connection": "close",
             ]
@@ -251,6 +331,32 @@ final class AdminHandler: ChannelInboundHandler {
             context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
             let channel = context.channel
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+extension AdminHandler {
+    /// Answers with the event stream and keeps the connection: each event the board publishes is written as
+    /// it comes, on this channel's event loop; a comment every 15 s keeps proxies and browsers from timing
+    /// it out. The subscription ends when the connection does.
+    private func startStream(context: ChannelHandlerContext, version: HTTPVersion, board: LiveBoard) {
+        let headers: HTTPHeaders = ["Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ": OCPP Witness live events\n\n")))), promise: nil)
+        let channel = context.channel
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let id = board.subscribe { text in
+            channel.eventLoop.execute {
+                guard channel.isActive else { return }
+                loopBound.value.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            }
+        }
+        let keepAlive = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
+            loopBound.value.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ": keep-alive\n\n")))), promise: nil)
+        }
+        channel.closeFuture.whenComplete { _ in
+            board.unsubscribe(id)
+            keepAlive.cancel()
         }
     }
 }

@@ -184,14 +184,24 @@ struct ProxyCommand: AsyncParsableCommand {
             // The admin API can put a policy in force later.
             configuration.faults = FaultInjection()
         }
+        // The live page's data, fed like live analysis from the records as written (so redacted alike).
+        let board = self.admin != nil && !self.noCapture ? LiveBoard() : nil
         var live: LiveAnalysis?
         if !self.noValidate && !self.noCapture {
             let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
-            live = LiveAnalysis(schemas: schemas, profile: self.profile, logger: logger)
+            var onDeviation: (@Sendable (Deviation) -> Void)?
+            if let board { onDeviation = { deviation in board.deviation(deviation.json) } }
+            live = LiveAnalysis(schemas: schemas, profile: self.profile, logger: logger, onDeviation: onDeviation)
         }
         var observer: (@Sendable (CaptureRecord) -> Void)?
-        if let live {
-            observer = { record in live.consume(record) }
+        switch (live, board) {
+        case (let live?, let board?): observer = { record in
+            board.record(record)
+            live.consume(record)
+        }
+        case (let live?, nil): observer = { record in live.consume(record) }
+        case (nil, let board?): observer = { record in board.record(record) }
+        case (nil, nil): break
         }
         let recorder = self.noCapture ? nil : try CaptureWriter(
             configuration: .init(
@@ -232,10 +242,10 @@ struct ProxyCommand: AsyncParsableCommand {
                 let server = try AdminServer(
                     configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
                     metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live, instance: instance) },
-                    logger: logger, group: group
+                    board: board, logger: logger, group: group
                 )
                 let address = try await server.start()
-                logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)")
+                logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)\(board == nil ? "" : "; live page at /")")
                 adminServer = server
             } catch {
                 // Same as a listener that cannot start: stop, and keep the capture only if it holds traffic.

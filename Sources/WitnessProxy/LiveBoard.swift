@@ -1,0 +1,177 @@
+import NIOConcurrencyHelpers
+import OCPPWire
+import WitnessCapture
+
+/// What the live page shows, kept up to date from the records as the capture writer writes them (so
+/// redacted as in the capture) and from the deviations live analysis finds: per charger its identity
+/// from BootNotification, its message counts and its last frames; the latest deviations; and the
+/// subscribers of the event stream, who get deltas rather than the whole state.
+public final class LiveBoard: Sendable {
+    /// Frames kept per charger for the message view, each as compact JSON of at most `frameBytes`: with
+    /// 10,000 chargers the board stays within a few tens of MiB.
+    public static let framesPerCharger = 16
+    /// A frame whose JSON is longer keeps its first this many bytes of message text only.
+    public static let frameBytes = 2048
+    /// Deviations kept for the feed (the capture and the report have all of them).
+    public static let deviationsKept = 500
+
+    struct Charger {
+        var vendor: String?
+        var model: String?
+        var firmware: String?
+        var toCSMS = 0
+        var toCharger = 0
+        /// The last frames, oldest first, as compact JSON for the page.
+        var frames: [String] = []
+    }
+
+    private struct State {
+        var chargers: [String: Charger] = [:]
+        /// Chargers whose counts changed since the last tick.
+        var changed: Set<String> = []
+        var deviations: [JSONValue] = []
+        var deviationsSeen = 0
+        var subscribers: [UInt64: @Sendable (String) -> Void] = [:]
+        var nextSubscriber: UInt64 = 1
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    public init() {}
+
+    /// The capture writer's observer: called on its thread with every record as written.
+    public func record(_ record: CaptureRecord) {
+        guard let kind = record.kind, let chargePoint = record.chargePoint else { return }
+        switch kind {
+        case "frame":
+            let frame = Self.frameView(record)
+            self.state.withLockedValue { state in
+                var charger = state.chargers[chargePoint] ?? Charger()
+                if record.direction == .toCSMS { charger.toCSMS += 1 } else { charger.toCharger += 1 }
+                if record.action == "BootNotification", record.messageType == .call, let payload = record.message?[3] {
+                    charger.vendor = (payload["chargePointVendor"] ?? payload["chargingStation"]?["vendorName"])?.stringValue
+                    charger.model = (payload["chargePointModel"] ?? payload["chargingStation"]?["model"])?.stringValue
+                    charger.firmware = (payload["firmwareVersion"] ?? payload["chargingStation"]?["firmwareVersion"])?.stringValue
+                }
+                charger.frames.append(frame)
+                if charger.frames.count > Self.framesPerCharger { charger.frames.removeFirst(charger.frames.count - Self.framesPerCharger) }
+                state.chargers[chargePoint] = charger
+                state.changed.insert(chargePoint)
+            }
+        case "open", "close":
+            var data: JSONObject = ["chargePoint": .string(chargePoint), "ref": .string(record.reference)]
+            if let connection = record.connection { data["conn"] = .number(String(connection)) }
+            if let ts = record.timestamp { data["ts"] = .string(ts) }
+            for key in ["subprotocol", "closedBy", "code", "reason"] { if let value = record.fields[key] { data[key] = value } }
+            self.publish(kind, .object(data))
+        default:
+            return
+        }
+    }
+
+    /// A deviation found live (its JSON as in the report).
+    public func deviation(_ deviation: JSONValue) {
+        self.state.withLockedValue { state in
+            state.deviationsSeen += 1
+            state.deviations.append(deviation)
+            if state.deviations.count > Self.deviationsKept { state.deviations.removeFirst(state.deviations.count - Self.deviationsKept) }
+        }
+        self.publish("deviation", deviation)
+    }
+
+    /// The newest `limit` deviations, newest last, and how many were seen in all.
+    func deviations(limit: Int) -> (recent: [JSONValue], seen: Int) {
+        self.state.withLockedValue { (Array($0.deviations.suffix(limit)), $0.deviationsSeen) }
+    }
+
+    /// Identity and counts of a charger, for the connection table.
+    func charger(_ chargePoint: String) -> Charger? {
+        self.state.withLockedValue { state in
+            guard var charger = state.chargers[chargePoint] else { return nil }
+            charger.frames = []
+            return charger
+        }
+    }
+
+    /// The last frames of a charger, oldest first, as a JSON array.
+    func framesJSON(_ chargePoint: String) -> String {
+        "[" + self.state.withLockedValue { $0.chargers[chargePoint]?.frames ?? [] }.joined(separator: ",") + "]"
+    }
+
+    /// The counts of the chargers that changed since the last call, and clears that set.
+    func takeChangedCounts() -> JSONObject {
+        self.state.withLockedValue { state in
+            var counts = JSONObject()
+            for chargePoint in state.changed.sorted() {
+                guard let charger = state.chargers[chargePoint] else { continue }
+                var entry: JSONObject = ["toCSMS": .int(charger.toCSMS), "toCharger": .int(charger.toCharger)]
+                if let vendor = charger.vendor { entry["vendor"] = .string(vendor) }
+                if let model = charger.model { entry["model"] = .string(model) }
+                if let firmware = charger.firmware { entry["firmware"] = .string(firmware) }
+                counts[chargePoint] = .object(entry)
+            }
+            state.changed.removeAll(keepingCapacity: true)
+            return counts
+        }
+    }
+
+    /// Registers an event-stream subscriber; `send` gets each event as server-sent-event text.
+    func subscribe(_ send: @escaping @Sendable (String) -> Void) -> UInt64 {
+        self.state.withLockedValue { state in
+            defer { state.nextSubscriber += 1 }
+            state.subscribers[state.nextSubscriber] = send
+            return state.nextSubscriber
+        }
+    }
+
+    func unsubscribe(_ id: UInt64) {
+        _ = self.state.withLockedValue { $0.subscribers.removeValue(forKey: id) }
+    }
+
+    var subscriberCount: Int { self.state.withLockedValue { $0.subscribers.count } }
+
+    /// Sends an event to every subscriber.
+    func publish(_ event: String, _ data: JSONValue) {
+        let text = Self.serverSentEvent(event, data)
+        let subscribers = self.state.withLockedValue { Array($0.subscribers.values) }
+        for send in subscribers { send(text) }
+    }
+
+    /// One server-sent event: its name and its data as one line of JSON.
+    static func serverSentEvent(_ event: String, _ data: JSONValue) -> String {
+        "event: \(event)\ndata: \(JSONWriter.string(data))\n\n"
+    }
+
+    /// A frame as the message view shows it: time, direction, type, action, the message (as recorded,
+    /// so redacted) and what the proxy did to it.
+    static func frameView(_ record: CaptureRecord) -> String {
+        var view = Self.frameObject(record)
+        var text = JSONWriter.string(.object(view))
+        if text.utf8.count > Self.frameBytes, let message = view["message"] ?? view["raw"] {
+            view["message"] = nil
+            let whole = message.stringValue ?? JSONWriter.string(message)
+            view["raw"] = .string(String(decoding: whole.utf8.prefix(Self.frameBytes), as: UTF8.self))
+            view["truncated"] = true
+            text = JSONWriter.string(.object(view))
+        }
+        return text
+    }
+
+    private static func frameObject(_ record: CaptureRecord) -> JSONObject {
+        var view: JSONObject = ["ref": .string(record.reference)]
+        if let ts = record.timestamp { view["ts"] = .string(ts) }
+        if let direction = record.direction { view["dir"] = .string(direction.rawValue) }
+        if let action = record.action { view["action"] = .string(action) }
+        if let type = record.messageType { view["msgType"] = .int(type.rawValue) }
+        if let opcode = record.opcode { view["opcode"] = .string(opcode.rawValue) }
+        if let message = record.message {
+            view["message"] = message
+        } else if let raw = record.fields["raw"] ?? record.fields["payload"] {
+            view["raw"] = raw
+        }
+        for key in ["fault", "injected", "malformed", "redacted", "compressed", "latencyMs"] {
+            if let value = record.fields[key] { view[key] = value }
+        }
+        return view
+    }
+}
