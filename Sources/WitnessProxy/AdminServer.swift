@@ -7,9 +7,36 @@ import OCPPWire
 import WitnessCapture
 import WitnessChaos
 
+/// What answers the HTTP requests of an admin connection: the running proxy's admin server, or the view of
+/// a recorded capture.
+protocol AdminEndpoints: AnyObject, Sendable {
+    /// The live page's data; nil: no page.
+    var board: LiveBoard? { get }
+    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: String) -> AdminServer.Reply
+}
+
+extension AdminEndpoints {
+    /// Listens on `host:port` (loopback only) with one `AdminHandler` per connection.
+    func bind(host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
+        guard ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") else {
+            throw ProxyStartupError("the admin API and the live page bind to loopback only (127.0.0.1 or ::1), not \(host)")
+        }
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+}
+
 /// A small HTTP API for operators: list connections, show and replace the fault policy, disconnect a
 /// charger now, and Prometheus metrics. Binds to loopback only; every change needs the bearer token.
-public final class AdminServer: Sendable {
+public final class AdminServer: AdminEndpoints {
     public struct Configuration: Sendable {
         public var host: String
         public var port: Int
@@ -55,16 +82,7 @@ public final class AdminServer: Sendable {
 
     @discardableResult
     public func start() async throws -> SocketAddress {
-        let channel = try await ServerBootstrap(group: self.group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self))
-                }
-            }
-            .bind(host: self.configuration.host, port: self.configuration.port)
-            .get()
+        let channel = try await self.bind(host: self.configuration.host, port: self.configuration.port, group: self.group)
         self.channel.set(channel)
         guard let address = channel.localAddress else { throw ProxyStartupError("admin listener has no address") }
         if let board = self.board {
@@ -186,6 +204,7 @@ public final class AdminServer: Sendable {
                 if let vendor = charger.vendor { row["vendor"] = .string(vendor) }
                 if let model = charger.model { row["model"] = .string(model) }
                 if let firmware = charger.firmware { row["firmware"] = .string(firmware) }
+                if let transport = charger.transport { row["transport"] = .string(transport) }
             }
             return .object(row)
         }
@@ -288,7 +307,7 @@ final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let server: AdminServer
+    private let server: any AdminEndpoints
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     /// The body went past `maximumBodyBytes`; the rest is not kept and the request is refused with 413,
@@ -297,7 +316,7 @@ final class AdminHandler: ChannelInboundHandler {
     /// The largest request body the admin API reads (a policy file, an injected CALL).
     static let maximumBodyBytes = 1 << 20
 
-    init(server: AdminServer) { self.server = server }
+    init(server: any AdminEndpoints) { self.server = server }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch Self.unwrapInboundIn(data) {

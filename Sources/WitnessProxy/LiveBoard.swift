@@ -7,9 +7,9 @@ import WitnessCapture
 /// from BootNotification, its message counts and its last frames; the latest deviations; and the
 /// subscribers of the event stream, who get deltas rather than the whole state.
 public final class LiveBoard: Sendable {
-    /// Frames kept per charger for the message view, each as compact JSON of at most `frameBytes`: with
-    /// 10,000 chargers the board stays within a few tens of MiB.
-    public static let framesPerCharger = 16
+    /// Frames kept per charger for the live page's message view, each as compact JSON of at most
+    /// `frameBytes`: with 10,000 chargers the board stays within a few tens of MiB.
+    public static let liveFramesPerCharger = 16
     /// A frame whose JSON is longer keeps its first this many bytes of message text only.
     public static let frameBytes = 2048
     /// Deviations kept for the feed (the capture and the report have all of them).
@@ -21,6 +21,12 @@ public final class LiveBoard: Sendable {
         var firmware: String?
         var toCSMS = 0
         var toCharger = 0
+        /// When its first connection opened, with which subprotocol, and whether one is open now.
+        var opened: String?
+        var subprotocol: String?
+        /// Transport of the last connection: TLS versions of both hops (or plain), compression.
+        var transport: String?
+        var connected = false
         /// The last frames, oldest first, as compact JSON for the page.
         var frames: [String] = []
     }
@@ -31,17 +37,28 @@ public final class LiveBoard: Sendable {
         var changed: Set<String> = []
         var deviations: [JSONValue] = []
         var deviationsSeen = 0
+        /// Connection records seen: opened, closed, refused upgrades.
+        var opens = 0
+        var closes = 0
+        var rejects = 0
         var subscribers: [UInt64: @Sendable (String) -> Void] = [:]
         var nextSubscriber: UInt64 = 1
     }
 
     private let state = NIOLockedValueBox(State())
+    /// Frames kept per charger.
+    public let framesPerCharger: Int
 
-    public init() {}
+    /// `framesPerCharger`: the live page's 16 by default; a capture walked through after the fact keeps more.
+    public init(framesPerCharger: Int = LiveBoard.liveFramesPerCharger) {
+        self.framesPerCharger = max(1, framesPerCharger)
+    }
 
     /// The capture writer's observer: called on its thread with every record as written.
     public func record(_ record: CaptureRecord) {
-        guard let kind = record.kind, let chargePoint = record.chargePoint else { return }
+        guard let kind = record.kind else { return }
+        if kind == "reject" { self.state.withLockedValue { $0.rejects += 1 } }
+        guard let chargePoint = record.chargePoint else { return }
         switch kind {
         case "frame":
             let frame = Self.frameView(record)
@@ -54,7 +71,7 @@ public final class LiveBoard: Sendable {
                     charger.firmware = (payload["firmwareVersion"] ?? payload["chargingStation"]?["firmwareVersion"])?.stringValue
                 }
                 charger.frames.append(frame)
-                if charger.frames.count > Self.framesPerCharger { charger.frames.removeFirst(charger.frames.count - Self.framesPerCharger) }
+                if charger.frames.count > self.framesPerCharger { charger.frames.removeFirst(charger.frames.count - self.framesPerCharger) }
                 state.chargers[chargePoint] = charger
                 state.changed.insert(chargePoint)
             }
@@ -62,7 +79,18 @@ public final class LiveBoard: Sendable {
             var data: JSONObject = ["chargePoint": .string(chargePoint), "ref": .string(record.reference)]
             if let connection = record.connection { data["conn"] = .number(String(connection)) }
             if let ts = record.timestamp { data["ts"] = .string(ts) }
-            for key in ["subprotocol", "closedBy", "code", "reason"] { if let value = record.fields[key] { data[key] = value } }
+            for key in ["chosen", "closedBy", "code", "reason"] { if let value = record.fields[key] { data[key == "chosen" ? "subprotocol" : key] = value } }
+            self.state.withLockedValue { state in
+                if kind == "open" { state.opens += 1 } else { state.closes += 1 }
+                var charger = state.chargers[chargePoint] ?? Charger()
+                charger.connected = kind == "open"
+                if kind == "open" {
+                    if charger.opened == nil { charger.opened = record.timestamp }
+                    if let subprotocol = record.fields["chosen"]?.stringValue { charger.subprotocol = subprotocol }
+                    charger.transport = Self.transport(record.fields)
+                }
+                state.chargers[chargePoint] = charger
+            }
             self.publish(kind, .object(data))
         default:
             return
@@ -90,6 +118,39 @@ public final class LiveBoard: Sendable {
             guard var charger = state.chargers[chargePoint] else { return nil }
             charger.frames = []
             return charger
+        }
+    }
+
+    /// What a capture's records add up to, as the live page's figures: pairs opened, closed and still open
+    /// at its end, refused upgrades.
+    var recordedFigures: JSONObject {
+        self.state.withLockedValue { state in
+            [
+                "active": .int(state.chargers.values.filter(\.connected).count), "accepted": .int(state.opens),
+                "refused": .int(state.rejects), "closed": .int(state.closes),
+            ]
+        }
+    }
+
+    /// A page of every charger seen, by charge point id (`filter`: a case-insensitive part of it), as the
+    /// connection table shows them; for a capture, where the proxy's own list of open pairs is gone.
+    func chargerRows(filter: String?, offset: Int, limit: Int) -> (total: Int, rows: [JSONValue]) {
+        self.state.withLockedValue { state in
+            let ids = state.chargers.keys.filter { filter == nil || $0.lowercased().contains(filter!) }.sorted()
+            let rows: [JSONValue] = ids.dropFirst(offset).prefix(limit).map { id in
+                let charger = state.chargers[id]!
+                var row: JSONObject = [
+                    "chargePoint": .string(id), "toCSMS": .int(charger.toCSMS), "toCharger": .int(charger.toCharger),
+                    "subprotocol": charger.subprotocol.map(JSONValue.string) ?? .null, "opened": charger.opened.map(JSONValue.string) ?? .null,
+                    "connected": .bool(charger.connected),
+                ]
+                if let vendor = charger.vendor { row["vendor"] = .string(vendor) }
+                if let model = charger.model { row["model"] = .string(model) }
+                if let firmware = charger.firmware { row["firmware"] = .string(firmware) }
+                if let transport = charger.transport { row["transport"] = .string(transport) }
+                return .object(row)
+            }
+            return (ids.count, rows)
         }
     }
 
@@ -140,6 +201,21 @@ public final class LiveBoard: Sendable {
     /// One server-sent event: its name and its data as one line of JSON.
     static func serverSentEvent(_ event: String, _ data: JSONValue) -> String {
         "event: \(event)\ndata: \(JSONWriter.string(data))\n\n"
+    }
+
+    /// "charger TLSv1.3, backend TLSv1.2, permessage-deflate", "plain", ... from an open record.
+    static func transport(_ fields: JSONObject) -> String {
+        var parts: [String] = []
+        let tls = fields["tls"]
+        let charger = tls?["chargerVersion"]?.stringValue, backend = tls?["upstreamVersion"]?.stringValue
+        if charger == nil && backend == nil {
+            parts.append("plain")
+        } else {
+            parts.append("charger \(charger ?? "plain"), backend \(backend ?? "plain")")
+        }
+        if tls?["clientCertificate"]?.objectValue != nil { parts.append("client certificate") }
+        if let compression = fields["compression"]?["extension"]?.stringValue { parts.append(compression) }
+        return parts.joined(separator: ", ")
     }
 
     /// A frame as the message view shows it: time, direction, type, action, the message (as recorded,

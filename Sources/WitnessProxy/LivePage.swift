@@ -45,6 +45,7 @@ button { cursor: pointer; } button:hover { border-color: var(--accent); }
 #messages .mark { color: var(--fault); font-weight: 600; margin-left: .5em; }
 #messages pre { margin: .2em 0 0; white-space: pre-wrap; word-break: break-word; font: 12px/1.35 ui-monospace, monospace; }
 #deviations .detail { word-break: break-word; }
+#deviations td.when { white-space: nowrap; }
 a { color: var(--accent); cursor: pointer; }
 </style>
 </head>
@@ -55,7 +56,7 @@ a { color: var(--accent); cursor: pointer; }
   <span class="figure">accepted <b id="f-accepted">–</b></span>
   <span class="figure">refused <b id="f-refused">–</b></span>
   <span class="figure">deviations <b id="f-deviations">–</b></span>
-  <span class="figure">recorder queue <b id="f-queue">–</b>, lost <b id="f-lost">–</b></span>
+  <span class="figure" id="recorder">recorder queue <b id="f-queue">–</b>, lost <b id="f-lost">–</b></span>
   <span class="figure" id="stream">connecting…</span>
   <span style="flex:1"></span>
   <label class="figure">admin token <input id="token" type="password" size="18" autocomplete="off"></label>
@@ -86,7 +87,7 @@ a { color: var(--accent); cursor: pointer; }
 <script>
 "use strict";
 const PAGE = 200, FEED = 300;
-let offset = 0, total = 0, selected = null, deviationsSeen = 0, refreshTimer = null;
+let offset = 0, total = 0, selected = null, deviationsSeen = 0, refreshTimer = null, mode = "live";
 const $ = (id) => document.getElementById(id);
 function cell(row, text, className) {
   const td = row.insertCell();
@@ -111,15 +112,21 @@ function connectionRow(c) {
   if (c.chargePoint === selected) row.className = "selected";
   cell(row, c.chargePoint);
   cell(row, [c.vendor, c.model, c.firmware].filter(Boolean).join(" / ") || "—", "who");
-  cell(row, c.subprotocol || "—");
+  const protocol = cell(row, c.subprotocol || "—");
+  if (c.transport) { const t = document.createElement("div"); t.className = "muted"; t.textContent = c.transport; protocol.append(t); }
   cell(row, shortTime(c.opened));
   cell(row, c.toCSMS || 0, "num to-csms");
   cell(row, c.toCharger || 0, "num to-charger");
   const actions = row.insertCell();
   const view = document.createElement("button"); view.textContent = "messages"; view.onclick = () => select(c.chargePoint);
-  const cut = document.createElement("button"); cut.textContent = "disconnect"; cut.className = "disconnect";
-  cut.onclick = () => disconnect(c.chargePoint);
-  actions.append(view, " ", cut);
+  actions.append(view);
+  if (mode === "live") {
+    const cut = document.createElement("button"); cut.textContent = "disconnect"; cut.className = "disconnect";
+    cut.onclick = () => disconnect(c.chargePoint);
+    actions.append(" ", cut);
+  } else if (c.connected === false) {
+    actions.append(" closed");
+  }
   return row;
 }
 async function loadConnections() {
@@ -138,7 +145,8 @@ function scheduleRefresh() {
 }
 function deviationRow(d) {
   const row = document.createElement("tr");
-  cell(row, shortTime(d.ts));
+  const when = cell(row, d.ts ? String(d.ts).slice(11, 19) : "", "when");
+  when.title = shortTime(d.ts);
   cell(row, d.severity, "sev-" + d.severity);
   cell(row, d.rule);
   const who = row.insertCell();
@@ -168,7 +176,9 @@ async function loadMessages() {
   if (!selected) return;
   const data = await getJSON("/api/chargers/" + encodeURIComponent(selected) + "/frames");
   const box = $("messages");
-  box.replaceChildren(...data.frames.slice().reverse().map((f) => {
+  // Live: newest first. A recorded capture reads from its beginning, message by message.
+  const frames = mode === "live" ? data.frames.slice().reverse() : data.frames;
+  box.replaceChildren(...frames.map((f) => {
     const div = document.createElement("div"); div.className = "frame";
     const meta = document.createElement("div"); meta.className = "meta";
     const kind = { 2: "CALL", 3: "CALLRESULT", 4: "CALLERROR", 5: "CALLRESULTERROR", 6: "SEND" }[f.msgType] || f.opcode || "";
@@ -210,6 +220,7 @@ function applyTick(tick) {
   if (selected && tick.counts[selected]) loadMessages().catch(() => {});
 }
 function listen() {
+  if (mode !== "live") return;
   const events = new EventSource("/api/events");
   events.onopen = () => { $("stream").textContent = "live"; $("stream").className = "figure"; };
   events.onerror = () => { $("stream").textContent = "stream lost, reconnecting…"; $("stream").className = "figure down"; };
@@ -227,6 +238,15 @@ $("theme").onclick = () => {
   root.dataset.theme = dark ? "light" : "dark";
 };
 (async () => {
+  const first = await getJSON(`/api/state?limit=1`);
+  if (first.mode === "capture") {
+    mode = "capture";
+    document.title = "OCPP Witness — capture";
+    document.querySelector("header h1").textContent = "OCPP Witness — recorded capture";
+    $("stream").textContent = (first.sources || []).join(", ");
+    $("token").parentElement.hidden = true;
+    $("recorder").hidden = true;
+  }
   const state = await loadConnections();
   deviationsSeen = state.deviations.seen;
   $("f-deviations").textContent = deviationsSeen;

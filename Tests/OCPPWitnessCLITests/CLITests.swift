@@ -65,7 +65,7 @@ struct WitnessBinary {
 
 @Suite("The ocpp-witness command line")
 struct CLITests {
-    @Test("every command has help a person can act on", arguments: [[], ["proxy"], ["demo"], ["simulate"], ["simulate", "charger"], ["simulate", "csms"], ["export"], ["import"], ["sniff"], ["replay"], ["diff"]])
+    @Test("every command has help a person can act on", arguments: [[], ["proxy"], ["demo"], ["simulate"], ["simulate", "charger"], ["simulate", "csms"], ["export"], ["import"], ["sniff"], ["replay"], ["diff"], ["view"]])
     func help(command: [String]) async throws {
         let result = try await WitnessBinary.run(command + ["--help"])
         #expect(result.status == 0)

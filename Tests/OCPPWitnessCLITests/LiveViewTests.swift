@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -118,6 +119,39 @@ struct LiveViewTests {
         await bad.close()
         await run.csms.stop()
         try await run.group.shutdownGracefully()
+    }
+
+    @Test("view serves the page over a recorded capture: every charger, its deviations and its messages from the first; nothing changes")
+    func viewCapture() async throws {
+        let directory = temporaryPath("view")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let demo = try await WitnessBinary.run(["demo", "--capture", directory])
+        try #require(demo.status == 0, "\(demo.errors)")
+        let (process, _, errors) = try WitnessBinary.start(["view", directory, "--listen", "127.0.0.1:0"])
+        defer { if process.isRunning { process.terminate() } }
+        let port = try #require(WitnessBinary.announcedPorts(errors, [("the capture's view on", #":(\d+)/"#)])?.first)
+
+        let (pageStatus, page) = try await http("GET", port: port, path: "/")
+        #expect(pageStatus == 200 && page.contains("<title>OCPP Witness — live</title>"))
+        let state = try JSONParser.parse(try await http("GET", port: port, path: "/api/state").1)
+        #expect(state["mode"] == "capture")
+        let rows = state["connections"]?["rows"]?.arrayValue ?? []
+        #expect(rows.compactMap { $0["chargePoint"]?.stringValue } == ["CP-ALPHA-01", "CP-BETA-01", "CP-GAMMA-01"])
+        let gamma = try #require(rows.first { $0["chargePoint"] == "CP-GAMMA-01" })
+        #expect(gamma["vendor"] == "Gamma EV" && gamma["subprotocol"] == "ocpp1.6" && gamma["connected"] == false)
+        #expect(gamma["transport"] == "plain")
+        // The quirky charger's deviations, each with the capture line it points at.
+        let deviations = state["deviations"]?["recent"]?.arrayValue ?? []
+        #expect(deviations.contains { $0["chargePoint"] == "CP-GAMMA-01" && $0["ref"]?.stringValue?.contains(".jsonl:") == true })
+        #expect(!deviations.contains { $0["chargePoint"] == "CP-ALPHA-01" })
+        // Its messages from the first: the walk through starts at its BootNotification.
+        let frames = try JSONParser.parse(try await http("GET", port: port, path: "/api/chargers/CP-GAMMA-01/frames").1)["frames"]?.arrayValue ?? []
+        #expect(frames.first?["action"] == "BootNotification" && frames.first?["dir"] == "toCSMS")
+        #expect(frames.count == (gamma["toCSMS"]?.intValue ?? 0) + (gamma["toCharger"]?.intValue ?? 0))
+        #expect(try await http("POST", port: port, path: "/chargers/CP-GAMMA-01/disconnect", token: "anything-at-all-here").0 == 405)
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
     }
 
     static let chromium = Program.find("chromium")
