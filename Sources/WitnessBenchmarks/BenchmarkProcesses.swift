@@ -126,7 +126,35 @@ func freePort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// Returns once something accepts connections on 127.0.0.1:`port`; gives up after 30 s.
+/// One `GET path` to 127.0.0.1:`port` over a plain socket, read to the server's close; returns the status
+/// and the size of the whole response.
+func httpGet(port: Int, path: String) throws -> (status: Int, bytes: Int) {
+    let fd = socket(AF_INET, streamSocketType, 0)
+    guard fd >= 0 else { throw ValidationError("cannot open a socket: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else { throw ValidationError("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
+        throw ValidationError("cannot send to 127.0.0.1:\(port)")
+    }
+    var response: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count <= 0 { break }
+        response.append(contentsOf: chunk[..<count])
+    }
+    let statusLine = String(decoding: response.prefix(while: { $0 != 0x0D }), as: UTF8.self)
+    return (Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0, response.count)
+}
+
 extension Child {
     /// Waits until the child accepts connections on `port`; one that does not is stopped, not left behind.
     func waitUntilListening(on port: Int) async throws {
@@ -139,8 +167,8 @@ extension Child {
     }
 }
 
-/// Waits until something accepts connections on `port`; when `child` (the process meant to listen there)
-/// ends first, says so with the end of its log rather than waiting out the 30 s.
+/// Returns once something accepts connections on 127.0.0.1:`port`; gives up after 30 s. When `child` (the
+/// process meant to listen there) ends first, says so with the end of its log rather than waiting it out.
 func waitForPort(_ port: Int, startedBy child: Child? = nil) async throws {
     let deadline = Date().addingTimeInterval(30)
     while Date() < deadline {

@@ -80,6 +80,8 @@ struct ReconnectBenchmark: AsyncParsableCommand {
         var proxyCPUSeconds = 0.0
         var bytesPerCharger = 0.0
         var firstConnectFailures = 0
+        /// OCPP Witness's live page with every charger connected: median milliseconds and bytes of its first load.
+        var page: (pageMillis: Double, pageBytes: Int, stateMillis: Double, stateBytes: Int, rows: Int)?
 
         var rate: Double { self.allBootedSeconds.map { Double(self.booted) / max($0, 0.001) } ?? 0 }
     }
@@ -161,6 +163,7 @@ struct ReconnectBenchmark: AsyncParsableCommand {
         result.firstConnectFailures = endpoints.filter { $0 == nil }.count
         try await Task.sleep(for: .milliseconds(500))
         result.bytesPerCharger = Double(target.probe.residentBytes - idle) / Double(max(1, chargers - result.firstConnectFailures))
+        if let adminPort = target.adminPort { result.page = try Self.measurePage(adminPort) }
 
         // The backend goes away; the proxy drops every charger.
         backend.stop()
@@ -231,6 +234,8 @@ struct ReconnectBenchmark: AsyncParsableCommand {
 
     struct Target {
         var port: Int
+        /// OCPP Witness's admin API and live page.
+        var adminPort: Int?
         var probe: ProcessProbe
         var child: Child
         func stop() { self.child.stop() }
@@ -241,6 +246,7 @@ struct ReconnectBenchmark: AsyncParsableCommand {
         let directory = work + "/\(setup)-\(tls ? "tls" : "plain")-\(port)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let child: Child
+        var adminPort: Int?
         if setup == "nginx" {
             let nginxTLS = tls ? certificates.map {
                 NginxProxyConfiguration.TLS(
@@ -257,10 +263,37 @@ struct ReconnectBenchmark: AsyncParsableCommand {
             if tls, let certificates {
                 arguments += ["--tls-cert", certificates.serverCertificate, "--tls-key", certificates.serverKey, "--upstream-ca", certificates.caCertificate]
             }
+            // With the admin API and the live page, as in a pilot; its first load is measured with the fleet connected.
+            let admin = try freePort()
+            try String(repeating: "storm-token-", count: 3).write(toFile: directory + "/admin-token", atomically: true, encoding: .utf8)
+            arguments += ["--admin", "127.0.0.1:\(admin)", "--admin-token-file", directory + "/admin-token"]
+            adminPort = admin
             child = try Child.start(selfPath(), arguments, log: directory + "/proxy.log")
         }
         try await child.waitUntilListening(on: port)
-        return Target(port: port, probe: ProcessProbe(pid: child.pid, includeChildren: setup == "nginx"), child: child)
+        return Target(port: port, adminPort: adminPort, probe: ProcessProbe(pid: child.pid, includeChildren: setup == "nginx"), child: child)
+    }
+
+    /// The live page's first load as a browser does it: the page, then the first page of the state; the
+    /// median of five of each.
+    private static func measurePage(_ port: Int) throws -> (pageMillis: Double, pageBytes: Int, stateMillis: Double, stateBytes: Int, rows: Int) {
+        func timed(_ path: String) throws -> (Double, Int) {
+            var times: [Double] = []
+            var bytes = 0
+            for _ in 0..<5 {
+                let clock = ContinuousClock()
+                let start = clock.now
+                let answer = try httpGet(port: port, path: path)
+                let elapsed = clock.now - start
+                guard answer.status == 200 else { throw ValidationError("live page: GET \(path) answered \(answer.status)") }
+                times.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                bytes = answer.bytes
+            }
+            return (times.sorted()[times.count / 2], bytes)
+        }
+        let page = try timed("/")
+        let state = try timed("/api/state?offset=0&limit=200")
+        return (page.0, page.1, state.0, state.1, 200)
     }
 
     // MARK: Output
@@ -276,6 +309,15 @@ struct ReconnectBenchmark: AsyncParsableCommand {
                 + String(format: "proxy CPU %.2f s, %.1f KiB per charger", storm.proxyCPUSeconds, storm.bytesPerCharger / 1024)
                 + (storm.firstConnectFailures > 0 ? "; \(storm.firstConnectFailures) could not connect before the storm" : "")
         )
+        if let page = storm.page {
+            Swift.print(
+                String(
+                    format: "    live page with %d chargers connected: GET / %.1f ms (%.0f KiB), GET /api/state %.1f ms (first %d rows, %.0f KiB)",
+                    storm.chargers - storm.firstConnectFailures, page.pageMillis, Double(page.pageBytes) / 1024, page.stateMillis, page.rows,
+                    Double(page.stateBytes) / 1024
+                )
+            )
+        }
         // Each storm's line as soon as it is measured, also when the output is a file.
         fflush(nil)
     }

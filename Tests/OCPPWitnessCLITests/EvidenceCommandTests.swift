@@ -201,6 +201,9 @@ struct ReconnectBenchmarkSmokeTests {
         #expect(plain.contains("(30/30)") && plain.contains("upgrades/s") && plain.contains("KiB per charger"), "\(result.output)")
         #expect(tls.contains("(10/10)") && tls.contains("TLS handshakes/s"), "\(result.output)")
         #expect(!result.output.contains("could not connect before the storm"), "\(result.output)")
+        // The live page's first load, measured with the chargers connected.
+        #expect(result.output.contains("live page with 30 chargers connected: GET / "), "\(result.output)")
+        #expect(result.output.contains("(first 200 rows, "), "\(result.output)")
     }
 
     @Test("a proxy that cannot start ends the run with the proxy's own error instead of waiting for its port")
