@@ -122,6 +122,22 @@ public final class Analyzer {
     }
 
     /// Closes what is still open and returns the report.
+    /// The witness checks' verdicts so far, per pair, for a live view while records still come: settled
+    /// checks as the report will have them, `pending` ones whose windows are open. Empty without checks.
+    public func interimVerdicts() -> JSONValue {
+        guard let checks = self.checks else { return .array([]) }
+        var chargePoints = self.pairs.mapValues(\.chargePoints)
+        for state in self.connections.values { chargePoints[self.pairKey(state.chargePoint), default: []].insert(state.chargePoint) }
+        let interim = checks.interim(pairs: chargePoints, pairOf: self.pairKey)
+        return .array(interim.keys.sorted().map { pair in
+            [
+                "charger": ["vendor": .string(pair.charger.vendor), "model": .string(pair.charger.model), "firmware": .string(pair.charger.firmware)],
+                "backend": .string(pair.backend), "chargePoints": .array((chargePoints[pair] ?? []).sorted().map(JSONValue.string)),
+                "areas": interim[pair] ?? [],
+            ]
+        })
+    }
+
     public func finish(readIssues: [CaptureReadIssue] = []) -> AnalysisReport {
         for (_, state) in self.connections {
             self.expireCalls(in: state, now: self.lastTs)

@@ -285,16 +285,57 @@ final class CheckEvaluator {
         self.endRun(pairOf: pairOf)
         var results: [PairKey: [AreaResult]] = [:]
         for pair in Set(pairs.keys).union(self.outcomes.flatMap(\.keys)) {
-            let spoken = pairs[pair].map { $0.reduce(into: Set<OCPPVersion>()) { $0.formUnion(self.versions[$1] ?? []) } }
-            let applies = self.checks.indices.filter { index in
-                guard let versions = self.checks[index].versions, let spoken, !spoken.isEmpty else { return true }
-                return !versions.isDisjoint(with: spoken) || self.outcomes[index][pair] != nil
-            }
-            results[pair] = WitnessArea.allCases.map { area in
-                AreaResult(area: area, checks: applies.filter { self.checks[$0].area == area }.map { self.result($0, pair: pair) })
-            }
+            results[pair] = self.areas(pair, chargePoints: pairs[pair])
         }
         return results
+    }
+
+    /// The verdicts so far, while records still come (the live page): what is settled counts as in `finish`,
+    /// the run goes on, and a check whose stimulus happened while its windows are all still open has no
+    /// verdict yet: `pending`, with how many windows are open. Only pairs with a check that ran or waits are listed.
+    func interim(pairs: [PairKey: Set<String>], pairOf: (String) -> PairKey) -> [PairKey: JSONValue] {
+        var open: [Int: [PairKey: Int]] = [:]
+        for index in self.checks.indices {
+            for window in self.windows[index] {
+                let pair = window.pair.charger == .unknown ? pairOf(window.chargePoint) : window.pair
+                open[index, default: [:]][pair, default: 0] += 1
+            }
+        }
+        var results: [PairKey: JSONValue] = [:]
+        for pair in Set(self.outcomes.flatMap(\.keys)).union(open.values.flatMap(\.keys)) {
+            let areas: [JSONValue] = self.areas(pair, chargePoints: pairs[pair]).compactMap { area in
+                var checks: [JSONValue] = []
+                var pending = false
+                for check in area.checks {
+                    let index = self.checks.firstIndex { $0.name == check.name }
+                    let waiting = index.flatMap { open[$0]?[pair] } ?? 0
+                    guard var json = check.json.objectValue else { continue }
+                    if check.verdict == .notRun && waiting > 0 {
+                        json["verdict"] = "pending"
+                        json["detail"] = .string("waiting: \(waiting) stimulus window(s) still open")
+                        pending = true
+                    }
+                    json["open"] = .int(waiting)
+                    checks.append(.object(json))
+                }
+                guard !checks.isEmpty else { return nil }
+                let verdict = area.verdict == .fail ? "fail" : pending ? "pending" : area.verdict.rawValue
+                return ["area": .string(area.area.rawValue), "verdict": .string(verdict), "checks": .array(checks)]
+            }
+            results[pair] = .array(areas)
+        }
+        return results
+    }
+
+    private func areas(_ pair: PairKey, chargePoints: Set<String>?) -> [AreaResult] {
+        let spoken = chargePoints.map { $0.reduce(into: Set<OCPPVersion>()) { $0.formUnion(self.versions[$1] ?? []) } }
+        let applies = self.checks.indices.filter { index in
+            guard let versions = self.checks[index].versions, let spoken, !spoken.isEmpty else { return true }
+            return !versions.isDisjoint(with: spoken) || self.outcomes[index][pair] != nil
+        }
+        return WitnessArea.allCases.map { area in
+            AreaResult(area: area, checks: applies.filter { self.checks[$0].area == area }.map { self.result($0, pair: pair) })
+        }
     }
 
     private func result(_ index: Int, pair: PairKey) -> CheckResult {

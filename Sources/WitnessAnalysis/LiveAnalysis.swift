@@ -1,7 +1,9 @@
 import Logging
 import NIOConcurrencyHelpers
 import OCPPSchema
+import OCPPWire
 import WitnessCapture
+import WitnessChaos
 
 /// Runs the analyzer on the recorder's thread over the records as they are written, logs each deviation
 /// and counts them per rule. Nothing here touches the forwarding path.
@@ -13,8 +15,14 @@ public final class LiveAnalysis: @unchecked Sendable {
     private let chargerCounts = NIOLockedValueBox<[String: Int]>([:])
 
     /// `onDeviation` also gets each deviation, on the recorder's thread (the live page's feed).
-    public init(schemas: SchemaRegistry, profile: ValidationProfile, logger: Logger, onDeviation: (@Sendable (Deviation) -> Void)? = nil) {
-        let analyzer = Analyzer(schemas: schemas, configuration: AnalyzerConfiguration(profile: profile))
+    /// `checks`: the witness checks of the policy in force, whose verdicts `verdicts()` gives as they resolve.
+    public init(
+        schemas: SchemaRegistry, profile: ValidationProfile, checks: [WitnessCheck] = [], logger: Logger,
+        onDeviation: (@Sendable (Deviation) -> Void)? = nil
+    ) {
+        var configuration = AnalyzerConfiguration(profile: profile)
+        configuration.checks = checks
+        let analyzer = Analyzer(schemas: schemas, configuration: configuration)
         let counts = self.counts
         let chargerCounts = self.chargerCounts
         analyzer.onDeviation = { deviation in
@@ -36,6 +44,11 @@ public final class LiveAnalysis: @unchecked Sendable {
     /// The recorder's observer.
     public func consume(_ record: CaptureRecord) {
         self.lock.withLock { self.analyzer.consume(record) }
+    }
+
+    /// The witness checks' verdicts so far, per pair (see `Analyzer.interimVerdicts`).
+    public func verdicts() -> JSONValue {
+        self.lock.withLock { self.analyzer.interimVerdicts() }
     }
 
     /// Deviations seen so far, per rule.

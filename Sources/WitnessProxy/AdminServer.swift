@@ -59,13 +59,15 @@ public final class AdminServer: AdminEndpoints {
     private let channel = NIOLockedValueBoxChannel()
     /// What the live page and its event stream show; nil: no live view (the API alone).
     let board: LiveBoard?
+    /// The witness checks' verdicts so far, per pair, from live analysis.
+    private let verdicts: (@Sendable () -> JSONValue)?
     private let ticker = NIOLockedValueBox<RepeatedTask?>(nil)
 
     /// `metrics` renders the Prometheus text; the server adds nothing to it. With a `board`, the server
     /// also serves the live page at `/` and its data under `/api/`.
     public init(
         configuration: Configuration, proxy: WitnessProxyServer, faults: FaultInjection, metrics: @escaping @Sendable () -> String,
-        board: LiveBoard? = nil, logger: Logger, group: any EventLoopGroup
+        board: LiveBoard? = nil, verdicts: (@Sendable () -> JSONValue)? = nil, logger: Logger, group: any EventLoopGroup
     ) throws {
         guard ["127.0.0.1", "::1", "localhost"].contains(configuration.host) || configuration.host.hasPrefix("127.") else {
             throw ProxyStartupError("the admin API binds to loopback only (127.0.0.1 or ::1), not \(configuration.host)")
@@ -76,6 +78,7 @@ public final class AdminServer: AdminEndpoints {
         self.faults = faults
         self.metrics = metrics
         self.board = board
+        self.verdicts = verdicts
         self.logger = logger
         self.group = group
     }
@@ -139,6 +142,8 @@ public final class AdminServer: AdminEndpoints {
                 return Reply(status: .ok, body: JSONWriter.string(self.state(board, query: Self.parameters(query))))
             case ["api", "events"]:
                 return Reply(status: .ok, contentType: "text/event-stream", body: "", stream: true)
+            case ["api", "verdicts"]:
+                return Reply(status: .ok, body: JSONWriter.string(["pairs": self.verdicts?() ?? .array([])]))
             case let parts where parts.count == 4 && parts[0] == "api" && parts[1] == "chargers" && parts[3] == "frames":
                 let id = ChargerRequestTarget.percentDecodeComponent(parts[2])
                 return Reply(status: .ok, body: #"{"chargePoint":"# + JSONWriter.string(.string(id)) + #","frames":"# + board.framesJSON(id) + "}")

@@ -57,6 +57,9 @@ public final class CaptureViewServer: AdminEndpoints {
                 "figures": .object(board.recordedFigures),
             ]
             return AdminServer.Reply(status: .ok, body: JSONWriter.string(state))
+        case ["api", "verdicts"]:
+            // The checks are judged by `report --policy`; the view shows messages and deviations.
+            return AdminServer.Reply(status: .ok, body: #"{"pairs":[]}"#)
         case ["api", "events"]:
             // A capture does not change: the stream stays open and quiet, so the page shows no outage.
             return AdminServer.Reply(status: .ok, contentType: "text/event-stream", body: "", stream: true)

@@ -11,15 +11,15 @@ enum LivePage {
 <title>OCPP Witness — live</title>
 <style>
 :root { --bg: #fbfbfa; --fg: #1d1f21; --muted: #6b6f76; --line: #d9dbde; --panel: #ffffff; --accent: #2060c0;
-        --error: #b3261e; --warning: #9a6700; --info: #3b6ea5; --fault: #7b3fb3; }
+        --error: #b3261e; --warning: #9a6700; --info: #3b6ea5; --fault: #7b3fb3; --pass: #1a7f37; }
 @media (prefers-color-scheme: dark) {
   :root { --bg: #16181b; --fg: #e6e7e9; --muted: #9aa0a8; --line: #30343a; --panel: #1e2125; --accent: #7aa7ff;
-          --error: #ff8a80; --warning: #e3b341; --info: #8ab4f8; --fault: #c79bff; }
+          --error: #ff8a80; --warning: #e3b341; --info: #8ab4f8; --fault: #c79bff; --pass: #56d364; }
 }
 :root[data-theme="light"] { --bg: #fbfbfa; --fg: #1d1f21; --muted: #6b6f76; --line: #d9dbde; --panel: #ffffff; --accent: #2060c0;
-        --error: #b3261e; --warning: #9a6700; --info: #3b6ea5; --fault: #7b3fb3; }
+        --error: #b3261e; --warning: #9a6700; --info: #3b6ea5; --fault: #7b3fb3; --pass: #1a7f37; }
 :root[data-theme="dark"] { --bg: #16181b; --fg: #e6e7e9; --muted: #9aa0a8; --line: #30343a; --panel: #1e2125; --accent: #7aa7ff;
-        --error: #ff8a80; --warning: #e3b341; --info: #8ab4f8; --fault: #c79bff; }
+        --error: #ff8a80; --warning: #e3b341; --info: #8ab4f8; --fault: #c79bff; --pass: #56d364; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: var(--bg); color: var(--fg); }
 header { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: baseline; padding: .6em 1em; border-bottom: 1px solid var(--line); background: var(--panel); }
@@ -38,7 +38,10 @@ tr.selected td { background: color-mix(in srgb, var(--accent) 14%, transparent);
 button, input { font: inherit; color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 4px; padding: .15em .5em; }
 button { cursor: pointer; } button:hover { border-color: var(--accent); }
 .scroll { max-height: 60vh; overflow: auto; }
-.sev-error { color: var(--error); font-weight: 600; } .sev-warning { color: var(--warning); } .sev-info { color: var(--info); }
+.sev-error, .v-fail { color: var(--error); font-weight: 600; } .v-pass { color: var(--pass); font-weight: 600; }
+.v-pending, .v-inconclusive { color: var(--warning); } .v-notRun { color: var(--muted); }
+#verdicts .pair { margin-bottom: .6em; } #verdicts .area { margin: .2em 0 .2em .8em; } #verdicts .check { margin-left: 1.6em; }
+.sev-warning { color: var(--warning); } .sev-info { color: var(--info); }
 .muted { color: var(--muted); }
 #messages .frame { border-bottom: 1px solid var(--line); padding: .3em 0; }
 #messages .meta { color: var(--muted); font-size: .9em; }
@@ -77,12 +80,18 @@ a { color: var(--accent); cursor: pointer; }
       <div class="scroll" id="messages"></div>
     </section>
   </div>
+  <div>
+  <section id="checks" hidden style="margin-bottom:1em">
+    <h2>Witness checks <span class="muted">of the policy in force, as they resolve</span></h2>
+    <div class="scroll" id="verdicts"></div>
+  </section>
   <section>
     <h2>Deviations <span class="muted">newest first</span></h2>
     <div class="scroll"><table id="deviations">
       <thead><tr><th>time</th><th>severity</th><th>rule</th><th>charger</th><th>detail</th></tr></thead>
       <tbody></tbody></table></div>
   </section>
+  </div>
 </main>
 <script>
 "use strict";
@@ -219,6 +228,31 @@ function applyTick(tick) {
   }
   if (selected && tick.counts[selected]) loadMessages().catch(() => {});
 }
+async function loadVerdicts() {
+  const data = await getJSON("/api/verdicts");
+  const pairs = data.pairs || [];
+  $("checks").hidden = pairs.length === 0;
+  $("verdicts").replaceChildren(...pairs.map((p) => {
+    const div = document.createElement("div"); div.className = "pair";
+    const title = document.createElement("b");
+    title.textContent = `${p.charger.vendor} ${p.charger.model} ${p.charger.firmware} ↔ ${p.backend}`;
+    div.append(title);
+    for (const area of p.areas) {
+      const line = document.createElement("div"); line.className = "area";
+      const verdict = document.createElement("span"); verdict.className = "v-" + area.verdict; verdict.textContent = area.verdict;
+      line.append(area.area + ": ", verdict);
+      div.append(line);
+      for (const check of area.checks) {
+        const row = document.createElement("div"); row.className = "check";
+        const v = document.createElement("span"); v.className = "v-" + check.verdict; v.textContent = check.verdict;
+        row.append(check.name + " ", v, " — " + check.detail);
+        row.title = (check.refs || []).join("\n");
+        div.append(row);
+      }
+    }
+    return div;
+  }));
+}
 function listen() {
   if (mode !== "live") return;
   const events = new EventSource("/api/events");
@@ -253,6 +287,10 @@ $("theme").onclick = () => {
   const body = $("deviations").tBodies[0];
   body.replaceChildren(...state.deviations.recent.slice().reverse().slice(0, FEED).map(deviationRow));
   listen();
+  if (mode === "live") {
+    loadVerdicts().catch(() => {});
+    setInterval(() => loadVerdicts().catch(() => {}), 5000);
+  }
 })();
 </script>
 </body>

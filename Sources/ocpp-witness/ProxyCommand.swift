@@ -191,7 +191,10 @@ struct ProxyCommand: AsyncParsableCommand {
             let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
             var onDeviation: (@Sendable (Deviation) -> Void)?
             if let board { onDeviation = { deviation in board.deviation(deviation.json) } }
-            live = LiveAnalysis(schemas: schemas, profile: self.profile, logger: logger, onDeviation: onDeviation)
+            live = LiveAnalysis(
+                schemas: schemas, profile: self.profile, checks: configuration.faults?.engine?.policy.checks ?? [], logger: logger,
+                onDeviation: onDeviation
+            )
         }
         var observer: (@Sendable (CaptureRecord) -> Void)?
         switch (live, board) {
@@ -239,10 +242,12 @@ struct ProxyCommand: AsyncParsableCommand {
             do {
                 let token = try self.adminToken(logger: logger)
                 let live = live
+                var verdicts: (@Sendable () -> JSONValue)?
+                if let live { verdicts = { live.verdicts() } }
                 let server = try AdminServer(
                     configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
                     metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live, instance: instance) },
-                    board: board, logger: logger, group: group
+                    board: board, verdicts: verdicts, logger: logger, group: group
                 )
                 let address = try await server.start()
                 logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)\(board == nil ? "" : "; live page at /")")

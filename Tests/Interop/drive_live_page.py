@@ -95,10 +95,12 @@ def main():
         page.call("Page.navigate", url=page_url)
         rows = "[...document.querySelectorAll('#connections tbody tr')]"
         loaded = page.wait_for(f"{rows}.some(r => r.dataset.chargePoint === 'LIVE-GOOD')", 20)
+        checks_shown = page.wait_for("!document.getElementById('checks').hidden", 10)
         page.evaluate("window.alerts = []; window.alert = (m) => window.alerts.push(String(m)); true")
         page.screenshot(f"{workdir}/page-loaded.png")
         report(step="loaded", ok=loaded, seconds=round(time.monotonic() - started, 2),
-               text=page.evaluate("document.querySelector('#connections').innerText"))
+               text=page.evaluate("document.querySelector('#connections').innerText"),
+               checks=page.evaluate("document.querySelector('#verdicts').innerText") if checks_shown else None)
         if not loaded:
             return 1
         open(f"{workdir}/ready", "w").close()

@@ -121,6 +121,39 @@ struct LiveViewTests {
         try await run.group.shutdownGracefully()
     }
 
+    @Test("the witness checks of the policy in force resolve live: passed ones pass, one whose window is open is pending")
+    func liveVerdicts() async throws {
+        // The sample's checks, without its faults (which delay and refuse boots).
+        let sample = try String(contentsOfFile: WitnessBinary.root.appendingPathComponent("policies/commissioning.yaml").path, encoding: .utf8)
+        let checksOnly = try #require(sample.range(of: "\nchecks:\n"))
+        let run = try await AdminRun.start(policy: "rules: []" + sample[checksOnly.lowerBound...])
+        defer { run.removeFiles() }
+        #expect(try JSONParser.parse(try await http("GET", port: run.adminPort, path: "/api/verdicts").1)["pairs"] == [])
+        let base = try WebSocketURL(parsing: "ws://127.0.0.1:\(run.proxyPort)")
+        let charger = ChargerSimulator(profile: ChargerProfile(id: "LIVE-CHECKS", vendor: "Checked Co", version: .v16), baseURL: base, group: run.group)
+        try await charger.connect()
+        try await charger.boot()
+        func checks() async throws -> [String: JSONValue] {
+            let pairs = try JSONParser.parse(try await http("GET", port: run.adminPort, path: "/api/verdicts").1)["pairs"]?.arrayValue ?? []
+            let pair = pairs.first { $0["charger"]?["vendor"] == "Checked Co" }
+            let area = pair?["areas"]?.arrayValue?.first { $0["area"] == "commissioning" }
+            var byName: [String: JSONValue] = ["area": area?["verdict"] ?? .null]
+            for check in area?["checks"]?.arrayValue ?? [] { if let name = check["name"]?.stringValue { byName[name] = check } }
+            return byName
+        }
+        #expect(await eventually { (try? await checks()["status-after-boot"]?["verdict"]) == "pass" })
+        let verdicts = try await checks()
+        #expect(verdicts["boot-accepted"]?["verdict"] == "pass")
+        #expect(verdicts["boot-accepted"]?["refs"]?.arrayValue?.count == 2)
+        // Nothing has disproved it yet, and its five minutes are not over: pending, not pass.
+        #expect(verdicts["no-boot-loop"]?["verdict"] == "pending")
+        #expect(verdicts["no-boot-loop"]?["open"] == 1)
+        #expect(verdicts["area"] == "pending")
+        await charger.disconnect()
+        await run.csms.stop()
+        try await run.group.shutdownGracefully()
+    }
+
     @Test("view serves the page over a recorded capture: every charger, its deviations and its messages from the first; nothing changes")
     func viewCapture() async throws {
         let directory = temporaryPath("view")
@@ -161,7 +194,9 @@ struct LiveViewTests {
         .enabled(if: Self.chromium != nil, "needs chromium (make setup installs it)")
     )
     func inBrowser() async throws {
-        let run = try await AdminRun.start(policy: "rules: []\n")
+        let sample = try String(contentsOfFile: WitnessBinary.root.appendingPathComponent("policies/commissioning.yaml").path, encoding: .utf8)
+        let checksOnly = try #require(sample.range(of: "\nchecks:\n"))
+        let run = try await AdminRun.start(policy: "rules: []" + sample[checksOnly.lowerBound...])
         defer { run.removeFiles() }
         let base = try WebSocketURL(parsing: "ws://127.0.0.1:\(run.proxyPort)")
         let good = ChargerSimulator(profile: ChargerProfile(id: "LIVE-GOOD", vendor: "Good Co", version: .v201), baseURL: base, group: run.group)
@@ -188,6 +223,8 @@ struct LiveViewTests {
         #expect(result.status == 0, "\(result.output)\n\(result.errors)")
         let loaded = steps.first { $0["step"] == "loaded" }
         #expect(loaded?["ok"] == true && loaded?["text"]?.stringValue?.contains("Good Co") == true, "\(result.output)")
+        // The commissioning checks of the good charger, as they stand.
+        #expect(loaded?["checks"]?.stringValue?.contains("boot-accepted pass") == true, "\(result.output)")
         let shown = steps.first { $0["step"] == "deviation" }
         #expect(shown?["ok"] == true && shown?["text"]?.stringValue?.contains("schema.required") == true, "\(result.output)")
         let messages = steps.first { $0["step"] == "messages" }
