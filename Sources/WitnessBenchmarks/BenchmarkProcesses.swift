@@ -109,15 +109,29 @@ private let streamSocketType = Int32(SOCK_STREAM.rawValue)
 private let streamSocketType = SOCK_STREAM
 #endif
 
+/// 127.0.0.1:`port` as the socket calls take it.
+private func loopbackAddress(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return address
+}
+
+/// Connects `fd` to 127.0.0.1:`port`; whether it worked.
+private func connectLoopback(_ fd: CInt, port: Int) -> Bool {
+    var address = loopbackAddress(port: port)
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 func freePort() throws -> Int {
     let fd = socket(AF_INET, streamSocketType, 0)
     guard fd >= 0 else { throw ValidationError("cannot create a socket") }
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
+    var address = loopbackAddress(port: 0)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
@@ -132,14 +146,7 @@ func httpGet(port: Int, path: String) throws -> (status: Int, bytes: Int) {
     let fd = socket(AF_INET, streamSocketType, 0)
     guard fd >= 0 else { throw ValidationError("cannot open a socket: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-    guard connected else { throw ValidationError("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
+    guard connectLoopback(fd, port: port) else { throw ValidationError("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
     let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
     guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
         throw ValidationError("cannot send to 127.0.0.1:\(port)")
@@ -180,13 +187,7 @@ func waitForPort(_ port: Int, startedBy child: Child? = nil) async throws {
             )
         }
         let fd = socket(AF_INET, streamSocketType, 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        let connected = connectLoopback(fd, port: port)
         close(fd)
         if connected { return }
         try await Task.sleep(for: .milliseconds(50))

@@ -53,6 +53,13 @@ final class EventStream: Sendable {
 
 @Suite("Live pilot view")
 struct LiveViewTests {
+    /// The checks of the commissioning sample policy, without its faults (which delay and refuse boots).
+    static func commissioningChecks() throws -> String {
+        let sample = try String(contentsOfFile: WitnessBinary.root.appendingPathComponent("policies/commissioning.yaml").path, encoding: .utf8)
+        let checks = try #require(sample.range(of: "\nchecks:\n"))
+        return "rules: []" + sample[checks.lowerBound...]
+    }
+
     @Test("the page is self-contained; state, frames and the event stream show chargers, counts and deviations as they happen, redacted")
     func liveData() async throws {
         let run = try await AdminRun.start(policy: "rules: []\n")
@@ -123,10 +130,7 @@ struct LiveViewTests {
 
     @Test("the witness checks of the policy in force resolve live: passed ones pass, one whose window is open is pending")
     func liveVerdicts() async throws {
-        // The sample's checks, without its faults (which delay and refuse boots).
-        let sample = try String(contentsOfFile: WitnessBinary.root.appendingPathComponent("policies/commissioning.yaml").path, encoding: .utf8)
-        let checksOnly = try #require(sample.range(of: "\nchecks:\n"))
-        let run = try await AdminRun.start(policy: "rules: []" + sample[checksOnly.lowerBound...])
+        let run = try await AdminRun.start(policy: try Self.commissioningChecks())
         defer { run.removeFiles() }
         #expect(try JSONParser.parse(try await http("GET", port: run.adminPort, path: "/api/verdicts").1)["pairs"] == [])
         let base = try WebSocketURL(parsing: "ws://127.0.0.1:\(run.proxyPort)")
@@ -194,9 +198,7 @@ struct LiveViewTests {
         .enabled(if: Self.chromium != nil, "needs chromium (make setup installs it)")
     )
     func inBrowser() async throws {
-        let sample = try String(contentsOfFile: WitnessBinary.root.appendingPathComponent("policies/commissioning.yaml").path, encoding: .utf8)
-        let checksOnly = try #require(sample.range(of: "\nchecks:\n"))
-        let run = try await AdminRun.start(policy: "rules: []" + sample[checksOnly.lowerBound...])
+        let run = try await AdminRun.start(policy: try Self.commissioningChecks())
         defer { run.removeFiles() }
         let base = try WebSocketURL(parsing: "ws://127.0.0.1:\(run.proxyPort)")
         let good = ChargerSimulator(profile: ChargerProfile(id: "LIVE-GOOD", vendor: "Good Co", version: .v201), baseURL: base, group: run.group)
