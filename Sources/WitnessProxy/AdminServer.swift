@@ -62,6 +62,8 @@ public final class AdminServer: AdminEndpoints {
     /// The witness checks' verdicts so far, per pair, from live analysis.
     private let verdicts: (@Sendable () -> JSONValue)?
     private let ticker = NIOLockedValueBox<RepeatedTask?>(nil)
+    /// Frames recorded and when, at the last tick: the rate is the difference.
+    private let lastTick = NIOLockedValueBox<(frames: Int, at: NIODeadline)?>(nil)
 
     /// `metrics` renders the Prometheus text; the server adds nothing to it. With a `board`, the server
     /// also serves the live page at `/` and its data under `/api/`.
@@ -232,6 +234,16 @@ public final class AdminServer: AdminEndpoints {
             figures["recorderQueue"] = .int(capture.queueDepth)
             figures["recordsWritten"] = .int(capture.recordsWritten)
             figures["recordsLost"] = .int(capture.recordsLost)
+            let frames = capture.messages.values.reduce(0) { $0 + $1.messages }
+            let now = NIODeadline.now()
+            let previous = self.lastTick.withLockedValue { last in
+                defer { last = (frames, now) }
+                return last
+            }
+            if let previous, now > previous.at {
+                let seconds = Double((now - previous.at).nanoseconds) / 1e9
+                figures["messagesPerSecond"] = .int(Int((Double(frames - previous.frames) / seconds).rounded()))
+            }
         }
         return ["counts": .object(counts), "figures": .object(figures)]
     }

@@ -59,6 +59,7 @@ a { color: var(--accent); cursor: pointer; }
   <span class="figure">accepted <b id="f-accepted">–</b></span>
   <span class="figure">refused <b id="f-refused">–</b></span>
   <span class="figure">deviations <b id="f-deviations">–</b></span>
+  <span class="figure">messages/s <b id="f-rate">–</b></span>
   <span class="figure" id="recorder">recorder queue <b id="f-queue">–</b>, lost <b id="f-lost">–</b></span>
   <span class="figure" id="stream">connecting…</span>
   <span style="flex:1"></span>
@@ -114,6 +115,7 @@ function figures(f) {
   if (!f) return;
   $("f-active").textContent = f.active; $("f-accepted").textContent = f.accepted; $("f-refused").textContent = f.refused;
   if (f.recorderQueue !== undefined) { $("f-queue").textContent = f.recorderQueue; $("f-lost").textContent = f.recordsLost; }
+  if (f.messagesPerSecond !== undefined) $("f-rate").textContent = f.messagesPerSecond;
 }
 function connectionRow(c) {
   const row = document.createElement("tr");

@@ -96,6 +96,8 @@ struct LiveViewTests {
         #expect(events.events("open").contains { $0["chargePoint"] == "LIVE-GOOD" })
         // Ticks carry the counts of the chargers that spoke, with who they are.
         #expect(await eventually { events.events("tick").contains { $0["counts"]?["LIVE-GOOD"]?["vendor"] == "Good Co" } })
+        // And the rate of recorded messages, from the second tick on.
+        #expect(await eventually { events.events("tick").contains { $0["figures"]?["messagesPerSecond"]?.intValue != nil } })
 
         let (_, stateText) = try await http("GET", port: run.adminPort, path: "/api/state?filter=live-")
         let state = try JSONParser.parse(stateText)
