@@ -4,19 +4,23 @@ import OCPPWire
 
 /// The live page over a recorded capture (`ocpp-witness view`): the same page and data endpoints as the
 /// admin server's, answered from a board filled from the capture's records, so that a dispute can be walked
-/// through charger by charger and message by message after the fact. Nothing can be changed from it.
+/// through charger by charger and message by message after the fact, with the checks' verdicts as the report
+/// gives them. Nothing can be changed from it.
 public final class CaptureViewServer: AdminEndpoints {
     let board: LiveBoard?
     private let sources: [String]
+    /// The checks' verdicts per pair, as the report gives them.
+    private let verdicts: JSONValue
     private let host: String
     private let port: Int
     private let group: any EventLoopGroup
     private let channel = NIOLockedValueBoxChannel()
 
     /// `sources`: the capture files or folders the board was filled from, named on the page.
-    public init(board: LiveBoard, sources: [String], host: String, port: Int, group: any EventLoopGroup) {
+    public init(board: LiveBoard, sources: [String], verdicts: JSONValue = .array([]), host: String, port: Int, group: any EventLoopGroup) {
         self.board = board
         self.sources = sources
+        self.verdicts = verdicts
         self.host = host
         self.port = port
         self.group = group
@@ -58,8 +62,7 @@ public final class CaptureViewServer: AdminEndpoints {
             ]
             return AdminServer.Reply(status: .ok, body: JSONWriter.string(state))
         case ["api", "verdicts"]:
-            // The checks are judged by `report --policy`; the view shows messages and deviations.
-            return AdminServer.Reply(status: .ok, body: #"{"pairs":[]}"#)
+            return AdminServer.Reply(status: .ok, body: JSONWriter.string(["pairs": self.verdicts]))
         case ["api", "events"]:
             // A capture does not change: the stream stays open and quiet, so the page shows no outage.
             return AdminServer.Reply(status: .ok, contentType: "text/event-stream", body: "", stream: true)

@@ -83,7 +83,7 @@ a { color: var(--accent); cursor: pointer; }
   </div>
   <div>
   <section id="checks" hidden style="margin-bottom:1em">
-    <h2>Witness checks <span class="muted">of the policy in force, as they resolve</span></h2>
+    <h2>Witness checks <span class="muted" id="checks-note">of the policy in force, as they resolve</span></h2>
     <div class="scroll" id="verdicts"></div>
   </section>
   <section>
@@ -282,6 +282,7 @@ $("theme").onclick = () => {
     $("stream").textContent = (first.sources || []).join(", ");
     $("token").parentElement.hidden = true;
     $("recorder").hidden = true;
+    $("checks-note").textContent = "as the report judges them";
   }
   const state = await loadConnections();
   deviationsSeen = state.deviations.seen;
@@ -289,10 +290,8 @@ $("theme").onclick = () => {
   const body = $("deviations").tBodies[0];
   body.replaceChildren(...state.deviations.recent.slice().reverse().slice(0, FEED).map(deviationRow));
   listen();
-  if (mode === "live") {
-    loadVerdicts().catch(() => {});
-    setInterval(() => loadVerdicts().catch(() => {}), 5000);
-  }
+  loadVerdicts().catch(() => {});
+  if (mode === "live") setInterval(() => loadVerdicts().catch(() => {}), 5000);
 })();
 </script>
 </body>

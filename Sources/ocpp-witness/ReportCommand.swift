@@ -82,32 +82,7 @@ struct ReportCommand: AsyncParsableCommand {
 
     /// The checks of the policies given, or of those the captures' headers name.
     func loadChecks() throws -> [WitnessCheck] {
-        var paths = self.policies
-        if paths.isEmpty {
-            for file in (try? self.captures.flatMap(CaptureReader.captureFiles(at:))) ?? [] {
-                guard let reader = try? CaptureReader(paths: [file]), let header = reader.next(), header.kind == "header",
-                    let policy = header.fields["policy"]?.stringValue, !paths.contains(policy)
-                else { continue }
-                guard FileManager.default.isReadableFile(atPath: policy) else {
-                    FileHandle.standardError.write(Data("warning: \(file) was recorded with policy \(policy), which cannot be read here; its checks are not judged (give --policy)\n".utf8))
-                    continue
-                }
-                paths.append(policy)
-            }
-        }
-        var checks: [WitnessCheck] = []
-        for path in paths {
-            do {
-                let policy = try PolicyLoader.load(path: path)
-                for check in policy.checks where checks.contains(where: { $0.name == check.name }) {
-                    throw ValidationError("check '\(check.name)' of \(path) has the name of a check of another policy; check names must be unique across the policies of one report")
-                }
-                checks += policy.checks
-            } catch let error as PolicyErrors {
-                throw ValidationError("policy \(path) cannot be used:\n\(error)")
-            }
-        }
-        return checks
+        try WitnessChecks.load(policies: self.policies, captures: self.captures)
     }
 
     func run() async throws {
@@ -158,5 +133,38 @@ struct RulesCommand: ParsableCommand {
 
     func run() throws {
         print(RuleCatalog.markdown, terminator: "")
+    }
+}
+
+/// The witness checks a report or a view judges: those of `--policy` files, or else those of the policies the
+/// captures' headers name.
+enum WitnessChecks {
+    static func load(policies: [String], captures: [String]) throws -> [WitnessCheck] {
+        var paths = policies
+        if paths.isEmpty {
+            for file in (try? captures.flatMap(CaptureReader.captureFiles(at:))) ?? [] {
+                guard let reader = try? CaptureReader(paths: [file]), let header = reader.next(), header.kind == "header",
+                    let policy = header.fields["policy"]?.stringValue, !paths.contains(policy)
+                else { continue }
+                guard FileManager.default.isReadableFile(atPath: policy) else {
+                    FileHandle.standardError.write(Data("warning: \(file) was recorded with policy \(policy), which cannot be read here; its checks are not judged (give --policy)\n".utf8))
+                    continue
+                }
+                paths.append(policy)
+            }
+        }
+        var checks: [WitnessCheck] = []
+        for path in paths {
+            do {
+                let policy = try PolicyLoader.load(path: path)
+                for check in policy.checks where checks.contains(where: { $0.name == check.name }) {
+                    throw ValidationError("check '\(check.name)' of \(path) has the name of a check of another policy; check names must be unique across the policies of one report")
+                }
+                checks += policy.checks
+            } catch let error as PolicyErrors {
+                throw ValidationError("policy \(path) cannot be used:\n\(error)")
+            }
+        }
+        return checks
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import OCPPSchema
+import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
 import WitnessCLISupport
@@ -35,7 +36,16 @@ struct ViewCommand: AsyncParsableCommand {
     @Option(help: "strict (the schemas as written) or lenient (well-known field quirks are warnings).")
     var profile: ValidationProfile = .strict
 
-    @Flag(help: "Do not look for deviations (show the messages only).")
+    @Option(
+        name: .customLong("policy"),
+        help: ArgumentHelp(
+            "A policy whose checks are judged and shown (repeat for several). Default: the policy named in the captures' headers, when it can be read.",
+            valueName: "FILE"
+        )
+    )
+    var policies: [String] = []
+
+    @Flag(help: "Do not look for deviations or judge checks (show the messages only).")
     var noValidate = false
 
     func validate() throws {
@@ -45,9 +55,11 @@ struct ViewCommand: AsyncParsableCommand {
     func run() async throws {
         let termination = TerminationSignal.arm()
         let board = LiveBoard(framesPerCharger: self.framesPerCharger)
+        var configuration = AnalyzerConfiguration(profile: self.profile)
+        if !self.noValidate { configuration.checks = try WitnessChecks.load(policies: self.policies, captures: self.captures) }
         let analyzer = try self.noValidate ? nil : Analyzer(
             schemas: SchemaRegistry.load(forCommand: self.schemas, hint: " (or show the messages only: --no-validate)"),
-            configuration: AnalyzerConfiguration(profile: self.profile)
+            configuration: configuration
         )
         analyzer?.onDeviation = { deviation in board.deviation(deviation.json) }
         let reader: CaptureReader
@@ -62,14 +74,24 @@ struct ViewCommand: AsyncParsableCommand {
             analyzer?.consume(record)
             records += 1
         }
-        // Deviations that only the end of a capture reveals (calls never answered, open transactions).
-        _ = analyzer?.finish(readIssues: reader.issues)
+        // Deviations that only the end of a capture reveals (calls never answered, open transactions), and the
+        // checks' verdicts as the report gives them.
+        let report = analyzer?.finish(readIssues: reader.issues)
+        let verdicts: [JSONValue] = (report?.pairs ?? []).filter { $0.areas.contains { !$0.checks.isEmpty } }.map { pair in
+            [
+                "charger": ["vendor": .string(pair.key.charger.vendor), "model": .string(pair.key.charger.model), "firmware": .string(pair.key.charger.firmware)],
+                "backend": .string(pair.key.backend), "chargePoints": .array(pair.statistics.chargePoints.sorted().map(JSONValue.string)),
+                "areas": .array(pair.areas.filter { !$0.checks.isEmpty }.map(\.json)),
+            ]
+        }
         for issue in reader.issues {
             FileHandle.standardError.write(Data("warning: \(issue)\n".utf8))
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let server = CaptureViewServer(board: board, sources: self.captures, host: self.listen.host, port: self.listen.port, group: group)
+        let server = CaptureViewServer(
+            board: board, sources: self.captures, verdicts: .array(verdicts), host: self.listen.host, port: self.listen.port, group: group
+        )
         let address: SocketAddress
         do {
             address = try await server.start()

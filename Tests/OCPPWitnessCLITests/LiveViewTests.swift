@@ -160,7 +160,7 @@ struct LiveViewTests {
         try await run.group.shutdownGracefully()
     }
 
-    @Test("view serves the page over a recorded capture: every charger, its deviations and its messages from the first; nothing changes")
+    @Test("view serves the page over a recorded capture: every charger, its deviations, its messages from the first and the checks' verdicts; nothing changes")
     func viewCapture() async throws {
         let directory = temporaryPath("view")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -187,6 +187,14 @@ struct LiveViewTests {
         let frames = try JSONParser.parse(try await http("GET", port: port, path: "/api/chargers/CP-GAMMA-01/frames").1)["frames"]?.arrayValue ?? []
         #expect(frames.first?["action"] == "BootNotification" && frames.first?["dir"] == "toCSMS")
         #expect(frames.count == (gamma["toCSMS"]?.intValue ?? 0) + (gamma["toCharger"]?.intValue ?? 0))
+        // The checks of the policy the demo ran with (named in the capture's header), as the report judges them:
+        // the charger that starts despite a refused tag fails authorization.
+        let pairs = try JSONParser.parse(try await http("GET", port: port, path: "/api/verdicts").1)["pairs"]?.arrayValue ?? []
+        let verdicts = Dictionary(uniqueKeysWithValues: pairs.compactMap { pair -> (String, JSONValue)? in
+            guard let vendor = pair["charger"]?["vendor"]?.stringValue, let area = pair["areas"]?.arrayValue?.first(where: { $0["area"] == "authorization" }) else { return nil }
+            return (vendor, area["verdict"] ?? .null)
+        })
+        #expect(verdicts == ["Alpha Charge": "pass", "Beta Power": "pass", "Gamma EV": "fail"], "\(pairs)")
         #expect(try await http("POST", port: port, path: "/chargers/CP-GAMMA-01/disconnect", token: "anything-at-all-here").0 == 405)
         process.terminate()
         process.waitUntilExit()
