@@ -331,9 +331,12 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         default:
             let port = try freePort()
             let capture = (self.captureDirectory ?? work) + "/capture-\(setup)-\(port)"
-            // Notice level: the shutdown line reports the recorder's queue peak; nothing is logged per message.
-            var arguments = ["proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:\(csmsPort)", "--capture", capture, "--log-level", "notice"]
-                + (self.schemas.map { ["--schemas", $0] } ?? [])
+            // The recorder's figures come from the statistics file the proxy writes when it stops.
+            let statistics = work + "/\(setup)-\(port).statistics.json"
+            var arguments = [
+                "proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "ws://127.0.0.1:\(csmsPort)", "--capture", capture, "--log-level", "notice",
+                "--statistics-file", statistics,
+            ] + (self.schemas.map { ["--schemas", $0] } ?? [])
             if setup == "witness-record" { arguments.append("--no-validate") }
             if setup == "witness-forward" { arguments.append("--no-capture") }
             arguments += self.proxyOptions.split(separator: " ").map(String.init)
@@ -347,7 +350,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                 capture: setup == "witness-forward" ? nil : capture, log: log,
                 stopAction: {
                     child.stop()
-                    return setup == "witness-forward" ? nil : Self.recorderReport(log: log)
+                    return setup == "witness-forward" ? nil : Self.recorderReport(statistics: statistics, log: log)
                 }
             )
         }
@@ -374,20 +377,16 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         }
     }
 
-    /// The recorder's queue peak and losses, from the proxy's shutdown line: the recorder keeps up when
-    /// its queue stays far below the high watermark (65,536 records), above which chargers are paused.
-    private static func recorderReport(log: String) -> String {
-        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        guard let line = text.split(separator: "\n").last(where: { $0.contains("recorder queue peaked at") }) else {
-            return "the proxy did not report its recorder (see \(log))"
+    /// The recorder's queue peak and losses, from the statistics the proxy wrote when it stopped: the
+    /// recorder keeps up when its queue stays far below the high watermark (65,536 records), above which
+    /// chargers are paused.
+    private static func recorderReport(statistics: String, log: String) -> String {
+        guard let text = try? String(contentsOfFile: statistics, encoding: .utf8), let json = try? JSONParser.parse(text),
+            let peak = json["recorder"]?["maximumQueueDepth"]?.intValue, let lost = json["recorder"]?["recordsLost"]?.intValue
+        else {
+            return "the proxy did not write its statistics (see \(log))"
         }
-        func number(before marker: String) -> Substring {
-            guard let range = line.range(of: marker) else { return "?" }
-            return line[..<range.lowerBound].split(separator: " ").last ?? "?"
-        }
-        let peak = line.range(of: "peaked at ").flatMap { line[$0.upperBound...].split(separator: " ").first } ?? "?"
-        return "recorder queue peaked at \(peak) records (chargers are paused above 65536), "
-            + "\(number(before: " lost;")) records lost"
+        return "recorder queue peaked at \(peak) records (chargers are paused above 65536), \(lost) records lost"
     }
 
     private func checkCapture(_ directory: String, expected: Int) throws -> String {

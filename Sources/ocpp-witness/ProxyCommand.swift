@@ -81,6 +81,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Fault policy (YAML) to inject delays, drops, disconnects, malformed messages... (docs/policies.md).", valueName: "FILE"))
     var policy: String?
 
+    @Option(help: ArgumentHelp("When the proxy stops, write its final counts (connections, messages, the recorder's records, losses and queue peak) here as JSON.", valueName: "FILE"))
+    var statisticsFile: String?
+
     @Option(help: ArgumentHelp("Serve the admin API (connections, policy, one-off disconnects, /metrics) on this loopback address.", valueName: "HOST:PORT"), transform: HostAndPort.parse)
     var admin: HostAndPort?
 
@@ -272,6 +275,21 @@ struct ProxyCommand: AsyncParsableCommand {
         logger.notice(
             "stopped: \(stats.accepted) connections accepted, \(stats.refused) refused, \(stats.messagesToCSMS) messages to the backend, \(stats.messagesToCharger) to chargers; \(capture.recordsWritten) records in \(capture.filesWritten) file(s), \(capture.recordsLost) lost; recorder queue peaked at \(capture.maximumQueueDepth) records"
         )
+        if let statisticsFile {
+            let json: JSONValue = [
+                "connections": ["accepted": .int(stats.accepted), "refused": .int(stats.refused), "closed": .int(stats.closed)],
+                "messages": ["toCSMS": .int(stats.messagesToCSMS), "toCharger": .int(stats.messagesToCharger)],
+                "recorder": [
+                    "recordsWritten": .int(capture.recordsWritten), "filesWritten": .int(capture.filesWritten), "bytesWritten": .int(capture.bytesWritten),
+                    "recordsLost": .int(capture.recordsLost), "maximumQueueDepth": .int(capture.maximumQueueDepth),
+                ],
+            ]
+            do {
+                try (JSONWriter.string(json) + "\n").write(toFile: statisticsFile, atomically: true, encoding: .utf8)
+            } catch {
+                logger.error("cannot write --statistics-file \(statisticsFile): \(error)")
+            }
+        }
         if let live {
             let counts = live.countsByRule
             let summary = counts.keys.sorted().map { "\($0) \(counts[$0] ?? 0)" }.joined(separator: ", ")

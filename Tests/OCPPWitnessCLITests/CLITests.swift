@@ -177,15 +177,17 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: prefix + "/share/ocpp-witness"))
     }
 
-    @Test("SIGTERM closes live connections with 1001 and flushes the capture")
+    @Test("SIGTERM closes live connections with 1001, flushes the capture and writes the final counts to --statistics-file")
     func gracefulShutdown() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let csms = CSMSSimulator(configuration: .init(), group: group)
         let csmsAddress = try await csms.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sigterm-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        let statistics = directory + "-statistics.json"
+        defer { try? FileManager.default.removeItem(atPath: statistics) }
         let (process, errors, _) = try WitnessBinary.startProxy([
-            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory,
+            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory, "--statistics-file", statistics,
         ])
         let port: Int? = try WitnessBinary.announcedPort(errors)
         let proxyPort = try #require(port)
@@ -205,6 +207,11 @@ struct CLITests {
         let close = try #require(records.first { $0.kind == "close" })
         #expect(close.fields["by"] == "proxy")
         #expect(close.fields["code"] == 1001)
+        let counts = try JSONParser.parse(try String(contentsOfFile: statistics, encoding: .utf8))
+        #expect(counts["connections"]?["accepted"] == 1 && counts["connections"]?["closed"] == 1)
+        #expect(counts["messages"]?["toCSMS"] == 3 && counts["messages"]?["toCharger"] == 3)
+        #expect(counts["recorder"]?["recordsWritten"]?.intValue == records.filter { $0.kind != "header" }.count, "\(counts)")
+        #expect(counts["recorder"]?["recordsLost"] == 0)
         await csms.stop()
         try await group.shutdownGracefully()
     }
