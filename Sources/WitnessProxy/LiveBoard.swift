@@ -63,38 +63,42 @@ public final class LiveBoard: Sendable {
         case "frame":
             let frame = Self.frameView(record)
             self.state.withLockedValue { state in
-                var charger = state.chargers[chargePoint] ?? Charger()
-                if record.direction == .toCSMS { charger.toCSMS += 1 } else { charger.toCharger += 1 }
-                if record.action == "BootNotification", record.messageType == .call, let payload = record.message?[3] {
-                    charger.vendor = (payload["chargePointVendor"] ?? payload["chargingStation"]?["vendorName"])?.stringValue
-                    charger.model = (payload["chargePointModel"] ?? payload["chargingStation"]?["model"])?.stringValue
-                    charger.firmware = (payload["firmwareVersion"] ?? payload["chargingStation"]?["firmwareVersion"])?.stringValue
-                }
-                charger.frames.append(frame)
-                if charger.frames.count > self.framesPerCharger { charger.frames.removeFirst(charger.frames.count - self.framesPerCharger) }
-                state.chargers[chargePoint] = charger
+                // In place: a copy of the entry would copy its frames on every append.
+                Self.update(&state.chargers[chargePoint, default: Charger()], with: record, frame: frame, keeping: self.framesPerCharger)
                 state.changed.insert(chargePoint)
             }
         case "open", "close":
             var data: JSONObject = ["chargePoint": .string(chargePoint), "ref": .string(record.reference)]
             if let connection = record.connection { data["conn"] = .number(String(connection)) }
             if let ts = record.timestamp { data["ts"] = .string(ts) }
-            for key in ["chosen", "closedBy", "code", "reason"] { if let value = record.fields[key] { data[key == "chosen" ? "subprotocol" : key] = value } }
+            // Named as the event stream documents them: the capture's `chosen` and `by`.
+            for (key, name) in [("chosen", "subprotocol"), ("by", "closedBy"), ("code", "code"), ("reason", "reason")] {
+                if let value = record.fields[key] { data[name] = value }
+            }
             self.state.withLockedValue { state in
                 if kind == "open" { state.opens += 1 } else { state.closes += 1 }
-                var charger = state.chargers[chargePoint] ?? Charger()
-                charger.connected = kind == "open"
+                state.chargers[chargePoint, default: Charger()].connected = kind == "open"
                 if kind == "open" {
-                    if charger.opened == nil { charger.opened = record.timestamp }
-                    if let subprotocol = record.fields["chosen"]?.stringValue { charger.subprotocol = subprotocol }
-                    charger.transport = Self.transport(record.fields)
+                    if state.chargers[chargePoint]?.opened == nil { state.chargers[chargePoint]?.opened = record.timestamp }
+                    if let subprotocol = record.fields["chosen"]?.stringValue { state.chargers[chargePoint]?.subprotocol = subprotocol }
+                    state.chargers[chargePoint]?.transport = Self.transport(record.fields)
                 }
-                state.chargers[chargePoint] = charger
             }
             self.publish(kind, .object(data))
         default:
             return
         }
+    }
+
+    private static func update(_ charger: inout Charger, with record: CaptureRecord, frame: String, keeping limit: Int) {
+        if record.direction == .toCSMS { charger.toCSMS += 1 } else { charger.toCharger += 1 }
+        if record.action == "BootNotification", record.messageType == .call, let payload = record.message?[3] {
+            charger.vendor = (payload["chargePointVendor"] ?? payload["chargingStation"]?["vendorName"])?.stringValue
+            charger.model = (payload["chargePointModel"] ?? payload["chargingStation"]?["model"])?.stringValue
+            charger.firmware = (payload["firmwareVersion"] ?? payload["chargingStation"]?["firmwareVersion"])?.stringValue
+        }
+        charger.frames.append(frame)
+        if charger.frames.count > limit { charger.frames.removeFirst(charger.frames.count - limit) }
     }
 
     /// A deviation found live (its JSON as in the report).
