@@ -53,6 +53,9 @@ struct ReconnectBenchmark: AsyncParsableCommand {
     @Option(help: ArgumentHelp("nginx binary.", valueName: "PATH"))
     var nginx: String = "/usr/sbin/nginx"
 
+    @Option(help: ArgumentHelp("The ocpp-witness binary run as the proxy (default: this one); another build's, to compare two builds in one run.", valueName: "PATH"))
+    var witness: String?
+
     @Flag(
         inversion: .prefixedNo,
         help: "Let nginx resume its TLS sessions to the backend (its default). OCPP Witness opens every backend connection with a full handshake; --no-nginx-session-reuse compares like with like."
@@ -268,7 +271,7 @@ struct ReconnectBenchmark: AsyncParsableCommand {
             try String(repeating: "storm-token-", count: 3).write(toFile: directory + "/admin-token", atomically: true, encoding: .utf8)
             arguments += ["--admin", "127.0.0.1:\(admin)", "--admin-token-file", directory + "/admin-token"]
             adminPort = admin
-            child = try Child.start(selfPath(), arguments, log: directory + "/proxy.log")
+            child = try Child.start(self.witness ?? selfPath(), arguments, log: directory + "/proxy.log")
         }
         try await child.waitUntilListening(on: port)
         return Target(port: port, adminPort: adminPort, probe: ProcessProbe(pid: child.pid, includeChildren: setup == "nginx"), child: child)

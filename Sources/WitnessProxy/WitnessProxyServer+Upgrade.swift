@@ -48,9 +48,11 @@ extension WitnessProxyServer {
                 }
             }
         )
-        _ = try sync.configureUpgradableHTTPServerPipeline(
-            configuration: NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgrade)
-        )
+        // A charger's connection carries one request, the upgrade (or its refusal, after which the proxy
+        // closes): no pipelining handler to add and remove for each connection of a storm.
+        var pipeline = NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgrade)
+        pipeline.enablePipelining = false
+        _ = try sync.configureUpgradableHTTPServerPipeline(configuration: pipeline)
         try sync.addHandler(HandshakeFailureRecorder(handshake: handshake) { handshake, cause, detail in
             // NIO answers unparsable HTTP with 400 itself; a failed TLS handshake gets no HTTP answer.
             self.recordRefusal(
