@@ -53,6 +53,18 @@ final class EventStream: Sendable {
 
 @Suite("Live pilot view")
 struct LiveViewTests {
+    /// LIVE-GOOD, a simulated charger of `version` that has booted, and LIVE-BAD, a bare 1.6 connection
+    /// whose messages the test writes itself, both through the proxy of `run`.
+    static func connectPair(_ run: AdminRun, version: OCPPVersion) async throws -> (ChargerSimulator, OCPPEndpoint) {
+        let base = try WebSocketURL(parsing: "ws://127.0.0.1:\(run.proxyPort)")
+        let good = ChargerSimulator(profile: ChargerProfile(id: "LIVE-GOOD", vendor: "Good Co", version: version), baseURL: base, group: run.group)
+        try await good.connect()
+        try await good.boot()
+        var badURL = base
+        badURL.pathPrefix = "/LIVE-BAD"
+        return (good, try await OCPPClient.connect(to: badURL, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: run.group))
+    }
+
     /// The checks of the commissioning sample policy, without its faults (which delay and refuse boots).
     static func commissioningChecks() throws -> String {
         let sample = try String(contentsOfFile: WitnessBinary.root.appendingPathComponent("policies/commissioning.yaml").path, encoding: .utf8)
@@ -79,13 +91,7 @@ struct LiveViewTests {
         defer { events.close() }
         #expect(await eventually { events.text.contains("OCPP Witness live events") })
 
-        let base = try WebSocketURL(parsing: "ws://127.0.0.1:\(run.proxyPort)")
-        let good = ChargerSimulator(profile: ChargerProfile(id: "LIVE-GOOD", vendor: "Good Co", version: .v16), baseURL: base, group: run.group)
-        try await good.connect()
-        try await good.boot()
-        var badURL = base
-        badURL.pathPrefix = "/LIVE-BAD"
-        let bad = try await OCPPClient.connect(to: badURL, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: run.group)
+        let (good, bad) = try await Self.connectPair(run, version: .v16)
         // A BootNotification without its required chargePointModel: a schema deviation, found live.
         _ = try? await bad.call("BootNotification", ["chargePointVendor": "Bad Co"], timeout: .seconds(5))
 
@@ -213,13 +219,7 @@ struct LiveViewTests {
     func inBrowser() async throws {
         let run = try await AdminRun.start(policy: try Self.commissioningChecks())
         defer { run.removeFiles() }
-        let base = try WebSocketURL(parsing: "ws://127.0.0.1:\(run.proxyPort)")
-        let good = ChargerSimulator(profile: ChargerProfile(id: "LIVE-GOOD", vendor: "Good Co", version: .v201), baseURL: base, group: run.group)
-        try await good.connect()
-        try await good.boot()
-        var badURL = base
-        badURL.pathPrefix = "/LIVE-BAD"
-        let bad = try await OCPPClient.connect(to: badURL, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: run.group)
+        let (good, bad) = try await Self.connectPair(run, version: .v201)
 
         // Screenshots stay in .build for a person to look at; the rest of the browser's files go with the run.
         let shots = WitnessBinary.root.appendingPathComponent(".build/live-page").path
