@@ -130,12 +130,16 @@ public final class Analyzer {
         for state in self.connections.values { chargePoints[self.pairKey(state.chargePoint), default: []].insert(state.chargePoint) }
         let interim = checks.interim(pairs: chargePoints, pairOf: self.pairKey)
         return .array(interim.keys.sorted().map { pair in
-            [
-                "charger": ["vendor": .string(pair.charger.vendor), "model": .string(pair.charger.model), "firmware": .string(pair.charger.firmware)],
-                "backend": .string(pair.backend), "chargePoints": .array((chargePoints[pair] ?? []).sorted().map(JSONValue.string)),
-                "areas": interim[pair] ?? [],
-            ]
+            Self.verdicts(of: pair, chargePoints: chargePoints[pair] ?? [], areas: interim[pair] ?? [])
         })
+    }
+
+    /// One pair's entry of a verdicts list (the live page's `/api/verdicts`): who, and its areas' verdicts.
+    public static func verdicts(of pair: PairKey, chargePoints: Set<String>, areas: JSONValue) -> JSONValue {
+        [
+            "charger": ["vendor": .string(pair.charger.vendor), "model": .string(pair.charger.model), "firmware": .string(pair.charger.firmware)],
+            "backend": .string(pair.backend), "chargePoints": .array(chargePoints.sorted().map(JSONValue.string)), "areas": areas,
+        ]
     }
 
     public func finish(readIssues: [CaptureReadIssue] = []) -> AnalysisReport {

@@ -16,6 +16,10 @@ public struct CaptureRecord: Sendable, Hashable {
     /// The exact text of `payload` as it stands in the file, for `enc: "json"` frames, when the reader was
     /// asked to keep it (`CaptureReader.keepsMessageText`); parsing loses spacing between tokens.
     public var payloadText: [UInt8]?
+    /// The record's line as the writer wrote it (with its line feed), when the writer hands the record to its
+    /// observer: an observer that keeps records as text need not serialise them again. Nil from the reader;
+    /// not part of equality, so the observer's records equal the reader's.
+    public var text: [UInt8]?
     /// The fields every consumer reads for every record, typed once when the record is made.
     private var facts: Facts
 
@@ -25,6 +29,17 @@ public struct CaptureRecord: Sendable, Hashable {
         self.fields = fields
         self.payloadText = payloadText
         self.facts = Facts(fields)
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.file == rhs.file && lhs.line == rhs.line && lhs.fields == rhs.fields && lhs.payloadText == rhs.payloadText
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.file)
+        hasher.combine(self.line)
+        hasher.combine(self.fields)
+        hasher.combine(self.payloadText)
     }
 
     /// A record whose typed fields the writer knows from the event it wrote; `facts` must be what

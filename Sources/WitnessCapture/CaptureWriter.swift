@@ -315,8 +315,10 @@ public final class CaptureWriter: @unchecked Sendable {
         guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
         if case .frame(let frame) = event,
-            let record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine)
+            var record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine)
         {
+            // Shared, not copied: the line's buffer is the writer's own again once the observer returns.
+            record.text = line
             observer(record)
         } else {
             self.notifyObserver(line)
@@ -327,7 +329,9 @@ public final class CaptureWriter: @unchecked Sendable {
         guard let observer = self.observer,
             case .object(let fields) = try? line.withUnsafeBytes({ try JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0.dropLast())) })
         else { return }
-        observer(CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields))
+        var record = CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields)
+        record.text = line
+        observer(record)
     }
 
     /// Names the calling thread for top, perf and gdb; on Linux a name given to Foundation's `Thread`

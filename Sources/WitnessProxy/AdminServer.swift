@@ -18,9 +18,7 @@ protocol AdminEndpoints: AnyObject, Sendable {
 extension AdminEndpoints {
     /// Listens on `host:port` (loopback only) with one `AdminHandler` per connection.
     func bind(host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
-        guard ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") else {
-            throw ProxyStartupError("the admin API and the live page bind to loopback only (127.0.0.1 or ::1), not \(host)")
-        }
+        try AdminServer.requireLoopback(host)
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -71,9 +69,7 @@ public final class AdminServer: AdminEndpoints {
         configuration: Configuration, proxy: WitnessProxyServer, faults: FaultInjection, metrics: @escaping @Sendable () -> String,
         board: LiveBoard? = nil, verdicts: (@Sendable () -> JSONValue)? = nil, logger: Logger, group: any EventLoopGroup
     ) throws {
-        guard ["127.0.0.1", "::1", "localhost"].contains(configuration.host) || configuration.host.hasPrefix("127.") else {
-            throw ProxyStartupError("the admin API binds to loopback only (127.0.0.1 or ::1), not \(configuration.host)")
-        }
+        try Self.requireLoopback(configuration.host)
         guard configuration.token.count >= 16 else { throw ProxyStartupError("the admin token must have at least 16 characters") }
         self.configuration = configuration
         self.proxy = proxy
@@ -83,6 +79,13 @@ public final class AdminServer: AdminEndpoints {
         self.verdicts = verdicts
         self.logger = logger
         self.group = group
+    }
+
+    /// The admin API and the live page listen on loopback only.
+    static func requireLoopback(_ host: String) throws {
+        guard ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") else {
+            throw ProxyStartupError("the admin API and the live page bind to loopback only (127.0.0.1 or ::1), not \(host)")
+        }
     }
 
     @discardableResult

@@ -222,36 +222,23 @@ public final class LiveBoard: Sendable {
         return parts.joined(separator: ", ")
     }
 
-    /// A frame as the message view shows it: time, direction, type, action, the message (as recorded,
-    /// so redacted) and what the proxy did to it.
+    /// A frame as the message view shows it: its capture record (docs/capture-format.md, so redacted as
+    /// written) with the line it is on as `ref`. The writer's line is used as it is; only a record read back
+    /// from a file, or one over `frameBytes`, is serialised here, the latter with the first `frameBytes` of
+    /// its payload's text as a string and `"truncated": true`.
     static func frameView(_ record: CaptureRecord) -> String {
-        var view = Self.frameObject(record)
-        var text = JSONWriter.string(.object(view))
-        if text.utf8.count > Self.frameBytes, let message = view["message"] ?? view["raw"] {
-            view["message"] = nil
-            let whole = message.stringValue ?? JSONWriter.string(message)
-            view["raw"] = .string(String(decoding: whole.utf8.prefix(Self.frameBytes), as: UTF8.self))
-            view["truncated"] = true
-            text = JSONWriter.string(.object(view))
+        let ref = #"{"ref":"# + JSONWriter.string(.string(record.reference))
+        if let text = record.text, text.count > 3, text.count <= Self.frameBytes, text.first == UInt8(ascii: "{"), text.last == 0x0A {
+            return ref + "," + String(decoding: text.dropFirst().dropLast(), as: UTF8.self)
         }
-        return text
-    }
-
-    private static func frameObject(_ record: CaptureRecord) -> JSONObject {
-        var view: JSONObject = ["ref": .string(record.reference)]
-        if let ts = record.timestamp { view["ts"] = .string(ts) }
-        if let direction = record.direction { view["dir"] = .string(direction.rawValue) }
-        if let action = record.action { view["action"] = .string(action) }
-        if let type = record.messageType { view["msgType"] = .int(type.rawValue) }
-        if let opcode = record.opcode { view["opcode"] = .string(opcode.rawValue) }
-        if let message = record.message {
-            view["message"] = message
-        } else if let raw = record.fields["raw"] ?? record.fields["payload"] {
-            view["raw"] = raw
+        var fields = record.fields
+        var body = JSONWriter.string(.object(fields))
+        if body.utf8.count > Self.frameBytes, let payload = fields["payload"] {
+            let whole = payload.stringValue ?? JSONWriter.string(payload)
+            fields["payload"] = .string(String(decoding: whole.utf8.prefix(Self.frameBytes), as: UTF8.self))
+            fields["truncated"] = true
+            body = JSONWriter.string(.object(fields))
         }
-        for key in ["fault", "injected", "malformed", "redacted", "compressed", "latencyMs"] {
-            if let value = record.fields[key] { view[key] = value }
-        }
-        return view
+        return body == "{}" ? ref + "}" : ref + "," + body.dropFirst()
     }
 }

@@ -203,7 +203,7 @@ async function loadMessages() {
     if (f.truncated) marks.push("truncated");
     for (const text of marks) { const mark = document.createElement("span"); mark.className = "mark"; mark.textContent = text; meta.append(mark); }
     const pre = document.createElement("pre");
-    pre.textContent = f.message !== undefined ? JSON.stringify(f.message, null, 2) : String(f.raw ?? "");
+    pre.textContent = typeof f.payload === "string" ? f.payload : JSON.stringify(f.payload ?? null, null, 2);
     div.append(meta, pre);
     return div;
   }));

@@ -78,11 +78,7 @@ struct ViewCommand: AsyncParsableCommand {
         // checks' verdicts as the report gives them.
         let report = analyzer?.finish(readIssues: reader.issues)
         let verdicts: [JSONValue] = (report?.pairs ?? []).filter { $0.areas.contains { !$0.checks.isEmpty } }.map { pair in
-            [
-                "charger": ["vendor": .string(pair.key.charger.vendor), "model": .string(pair.key.charger.model), "firmware": .string(pair.key.charger.firmware)],
-                "backend": .string(pair.key.backend), "chargePoints": .array(pair.statistics.chargePoints.sorted().map(JSONValue.string)),
-                "areas": .array(pair.areas.filter { !$0.checks.isEmpty }.map(\.json)),
-            ]
+            Analyzer.verdicts(of: pair.key, chargePoints: pair.statistics.chargePoints, areas: .array(pair.areas.filter { !$0.checks.isEmpty }.map(\.json)))
         }
         for issue in reader.issues {
             FileHandle.standardError.write(Data("warning: \(issue)\n".utf8))
