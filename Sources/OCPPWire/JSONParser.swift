@@ -269,45 +269,67 @@ struct JSONScanner {
 
     /// Skips a string, validating escapes and rejecting raw control characters.
     mutating func skipString() throws {
-        self.offset += 1
-        while self.offset < self.bytes.count {
-            let byte = self.bytes[self.offset]
-            switch byte {
-            case UInt8(ascii: "\""):
-                self.offset += 1
+        var index = self.offset + 1
+        while true {
+            index = self.endOfPlainRun(from: index)
+            guard index < self.bytes.count else { break }
+            let byte = self.bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                self.offset = index + 1
                 return
-            case UInt8(ascii: "\\"):
-                self.offset += 1
-                guard let escaped = self.current else { break }
-                if escaped == UInt8(ascii: "u") {
-                    self.offset += 1
-                    _ = try self.readUnicodeEscape()
-                } else if Self.simpleEscape(escaped) != nil {
-                    self.offset += 1
-                } else {
-                    throw self.error("invalid escape '\\\(Self.printable(escaped))' in string")
-                }
-            case 0..<0x20:
-                throw self.error("unescaped control character in string")
-            default:
-                self.offset += 1
             }
+            self.offset = index
+            guard byte == UInt8(ascii: "\\") else { throw self.error("unescaped control character in string") }
+            self.offset += 1
+            guard let escaped = self.current else { break }
+            if escaped == UInt8(ascii: "u") {
+                self.offset += 1
+                _ = try self.readUnicodeEscape()
+            } else if Self.simpleEscape(escaped) != nil {
+                self.offset += 1
+            } else {
+                throw self.error("invalid escape '\\\(Self.printable(escaped))' in string")
+            }
+            index = self.offset
         }
+        self.offset = self.bytes.count
         throw self.error("input ends inside a string")
+    }
+
+    /// The index of the first byte from `start` on that ends a run of plain string bytes: a quote, a
+    /// backslash or a control character; `bytes.count` when there is none. Looks at eight bytes at a time.
+    @inline(__always)
+    func endOfPlainRun(from start: Int) -> Int {
+        let count = self.bytes.count
+        guard let base = self.bytes.baseAddress, start < count else { return max(start, count) }
+        var index = start
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= count {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            let quote = word ^ 0x2222_2222_2222_2222
+            let backslash = word ^ 0x5C5C_5C5C_5C5C_5C5C
+            // A byte is zero where (x - 1) & ~x has its high bit set, and below 0x20 where (x - 0x20) & ~x
+            // does. A borrow can only mark bytes above one that matched, so the lowest mark is exact.
+            let marks = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- 0x2020_2020_2020_2020) & ~word) & highs
+            if marks != 0 { return index + marks.trailingZeroBitCount / 8 }
+            index += 8
+        }
+        while index < count {
+            let byte = base.load(fromByteOffset: index, as: UInt8.self)
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { return index }
+            index += 1
+        }
+        return count
     }
 
     /// Parses a string, decoding escapes; the fast path copies the bytes when there are none.
     mutating func parseString() throws -> String {
         let start = self.offset + 1
-        var index = start
-        while index < self.bytes.count {
-            let byte = self.bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                self.offset = index + 1
-                return String(decoding: UnsafeRawBufferPointer(rebasing: self.bytes[start..<index]), as: UTF8.self)
-            }
-            if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-            index += 1
+        let index = self.endOfPlainRun(from: start)
+        if index < self.bytes.count, self.bytes[index] == UInt8(ascii: "\"") {
+            self.offset = index + 1
+            return String(decoding: UnsafeRawBufferPointer(rebasing: self.bytes[start..<index]), as: UTF8.self)
         }
         self.offset = start
         var utf8: [UInt8] = []

@@ -43,6 +43,14 @@ struct RecorderBenchmark: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Folder with the OCA schemas.", valueName: "DIR"))
     var schemas: String?
 
+    /// Which measurements run: both, or one of them alone (to profile it with `perf record`).
+    enum Stage: String, ExpressibleByArgument, CaseIterable {
+        case both, recording, analysis
+    }
+
+    @Option(help: "Which measurements run: both, or only recording, or only recording with analysis (for profiling one).")
+    var stage: Stage = .both
+
     @Option(
         help: ArgumentHelp(
             "Where the captures are written (default: a temporary folder); each is removed after its measurement.", valueName: "DIR"
@@ -65,21 +73,25 @@ struct RecorderBenchmark: AsyncParsableCommand {
         var recording: [Measurement] = []
         var analysing: [Measurement] = []
         for round in 0..<self.repeats {
-            for analyse in [false, true] {
+            for analyse in [false, true] where self.stage == .both || (self.stage == .analysis) == analyse {
                 let folder = base + "/witness-recorder-bench-\(getpid())-\(round)-\(analyse ? "analyse" : "record")"
                 defer { try? FileManager.default.removeItem(atPath: folder) }
                 let measurement = try await self.measure(in: folder, schemas: analyse ? registry : nil)
                 if analyse { analysing.append(measurement) } else { recording.append(measurement) }
             }
         }
-        let record = Measurement.median(recording)
-        let full = Measurement.median(analysing)
         print("| stage | CPU µs / message (user + kernel) | capture bytes / message |")
         print("|---|---:|---:|")
-        print("| recording (complete, serialise, write) | \(record.perMessage) | \(record.bytesPerMessage) |")
-        print("| recording and live analysis | \(full.perMessage) | \(full.bytesPerMessage) |")
-        print(String(format: "| of which live analysis | %.2f | |", full.microsPerMessage - record.microsPerMessage))
-        print("  (median of \(self.repeats); deviations found by live analysis: \(full.deviations), records lost: \(record.lost + full.lost))")
+        let record = recording.isEmpty ? nil : Measurement.median(recording)
+        let full = analysing.isEmpty ? nil : Measurement.median(analysing)
+        if let record { print("| recording (complete, serialise, write) | \(record.perMessage) | \(record.bytesPerMessage) |") }
+        if let full { print("| recording and live analysis | \(full.perMessage) | \(full.bytesPerMessage) |") }
+        if let record, let full {
+            print(String(format: "| of which live analysis | %.2f | |", full.microsPerMessage - record.microsPerMessage))
+        }
+        let lost = (record?.lost ?? 0) + (full?.lost ?? 0)
+        let deviations = full.map { "deviations found by live analysis: \($0.deviations), " } ?? ""
+        print("  (median of \(self.repeats); \(deviations)records lost: \(lost))")
     }
 
     struct Measurement {

@@ -95,6 +95,9 @@ public enum CaptureEvent: Sendable {
     /// A record of `kind` (open, reject, close, error, note...) with its own fields.
     case record(kind: String, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?, fields: JSONObject)
 
+    /// What the writer leaves in its batch where it moved an event out: nothing to release.
+    static let hole = CaptureEvent.record(kind: "", ts: CaptureTimestamp(microseconds: 0), connection: nil, chargePoint: nil, direction: nil, fields: JSONObject())
+
     /// Builds a connection-level record stamped now.
     public static func connection(
         _ kind: String, connection: UInt64?, chargePoint: String?, direction: Direction? = nil, fields: JSONObject

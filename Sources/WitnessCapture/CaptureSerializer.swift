@@ -10,6 +10,10 @@ import Darwin
 /// Turns capture events into JSON Lines. Runs on the writer thread, never on the forwarding path.
 struct CaptureSerializer {
     var redactor: Redactor
+    /// The timestamps of frame records; the writer thread owns the serializer.
+    var timestamps = RFC3339Writer()
+
+    init(redactor: Redactor) { self.redactor = redactor }
 
     func header(_ header: CaptureHeader, part: Int, started: CaptureTimestamp) -> [UInt8] {
         var object = JSONObject([
@@ -35,16 +39,22 @@ struct CaptureSerializer {
     /// Appends `event`'s line. Returns true when it is a text frame whose payload went into the line as
     /// the JSON text it arrived as (what `record(of:)` builds records for).
     @discardableResult
-    func append(_ event: CaptureEvent, into out: inout [UInt8]) -> Bool {
-        var verbatim = false
+    mutating func append(_ event: CaptureEvent, into out: inout [UInt8]) -> Bool {
         switch event {
         case .frame(let frame):
-            verbatim = self.appendFrame(frame, into: &out)
+            return self.append(frame, into: &out)
         case .record(let kind, let ts, let connection, let chargePoint, let direction, let fields):
             var object = Self.common(kind: kind, ts: ts, connection: connection, chargePoint: chargePoint, direction: direction)
             object.members.append(contentsOf: fields.members)
             JSONWriter.write(.object(object), into: &out)
+            out.append(UInt8(ascii: "\n"))
+            return false
         }
+    }
+
+    /// Appends `frame`'s line; returns what `append(_:into:)` does.
+    mutating func append(_ frame: borrowing FrameEvent, into out: inout [UInt8]) -> Bool {
+        let verbatim = self.appendFrame(frame, into: &out)
         out.append(UInt8(ascii: "\n"))
         return verbatim
     }
@@ -61,35 +71,35 @@ struct CaptureSerializer {
 
     /// Frame records are most of a capture: their fields are written straight into the line, in the
     /// order docs/capture-format.md shows, without building a JSON value first.
-    private func appendFrame(_ frame: FrameEvent, into out: inout [UInt8]) -> Bool {
-        out.append(contentsOf: #"{"ts":""#.utf8)
-        frame.ts.appendRFC3339(to: &out)
-        out.append(contentsOf: #"","kind":"frame","conn":"#.utf8)
+    private mutating func appendFrame(_ frame: borrowing FrameEvent, into out: inout [UInt8]) -> Bool {
+        Self.put(#"{"ts":""#, into: &out)
+        self.timestamps.append(frame.ts, to: &out)
+        Self.put(#"","kind":"frame","conn":"#, into: &out)
         Self.appendDecimal(frame.connection, to: &out)
-        out.append(contentsOf: #","chargePoint":"#.utf8)
+        Self.put(#","chargePoint":"#, into: &out)
         JSONWriter.writeString(frame.chargePoint, into: &out)
-        out.append(contentsOf: #","dir":""#.utf8)
-        out.append(contentsOf: frame.direction.rawValue.utf8)
-        out.append(contentsOf: #"","opcode":""#.utf8)
+        Self.put(#","dir":""#, into: &out)
+        Self.put(frame.direction == .toCSMS ? "toCSMS" : "toCharger", into: &out)
+        Self.put(#"","opcode":""#, into: &out)
         out.append(contentsOf: frame.opcode.rawValue.utf8)
-        out.append(contentsOf: #"","size":"#.utf8)
+        Self.put(#"","size":"#, into: &out)
         Self.appendDecimal(UInt64(frame.payload.readableBytes), to: &out)
         if frame.fragments != 1 {
-            out.append(contentsOf: #","fragments":"#.utf8)
+            Self.put(#","fragments":"#, into: &out)
             Self.appendDecimal(UInt64(max(0, frame.fragments)), to: &out)
         }
-        if frame.compressed { out.append(contentsOf: #","compressed":true"#.utf8) }
+        if frame.compressed { Self.put(#","compressed":true"#, into: &out) }
         if let envelope = frame.envelope {
-            out.append(contentsOf: #","msgType":"#.utf8)
+            Self.put(#","msgType":"#, into: &out)
             Self.appendDecimal(UInt64(max(0, envelope.messageType.rawValue)), to: &out)
-            out.append(contentsOf: #","msgId":"#.utf8)
+            Self.put(#","msgId":"#, into: &out)
             JSONWriter.writeString(envelope.messageId, into: &out)
             if let action = envelope.action ?? frame.correlatedAction {
-                out.append(contentsOf: #","action":"#.utf8)
+                Self.put(#","action":"#, into: &out)
                 JSONWriter.writeString(action, into: &out)
             }
             if let code = envelope.errorCode {
-                out.append(contentsOf: #","errorCode":"#.utf8)
+                Self.put(#","errorCode":"#, into: &out)
                 JSONWriter.writeString(code, into: &out)
             }
         } else if let malformed = frame.malformed {
@@ -100,18 +110,24 @@ struct CaptureSerializer {
             JSONWriter.write(.object(details), into: &out)
         }
         if let latency = frame.latencyNanos {
-            out.append(contentsOf: #","latencyMs":"#.utf8)
-            out.append(contentsOf: Self.milliseconds(latency).utf8)
+            Self.put(#","latencyMs":"#, into: &out)
+            Self.appendMilliseconds(latency, to: &out)
         }
-        if frame.unmatchedResponse { out.append(contentsOf: #","unmatched":true"#.utf8) }
-        if frame.injected { out.append(contentsOf: #","injected":true"#.utf8) }
+        if frame.unmatchedResponse { Self.put(#","unmatched":true"#, into: &out) }
+        if frame.injected { Self.put(#","injected":true"#, into: &out) }
         if let fault = frame.fault {
-            out.append(contentsOf: #","fault":"#.utf8)
+            Self.put(#","fault":"#, into: &out)
             JSONWriter.write(.object(fault), into: &out)
         }
         let verbatim = self.appendPayload(frame, into: &out)
         out.append(UInt8(ascii: "}"))
         return verbatim
+    }
+
+    /// Appends a literal's bytes in one copy.
+    @inline(__always)
+    static func put(_ text: StaticString, into out: inout [UInt8]) {
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
     /// The decimal digits of `value`, without making a string.
@@ -145,7 +161,7 @@ struct CaptureSerializer {
     /// frames), and the caller parses the line. Keep in step with `appendFrame`: the writer's tests compare
     /// both for every kind of frame.
     /// `verbatim` says that `append` wrote the payload as it came (as it returned), which spares the check.
-    func record(of frame: FrameEvent, message parsed: JSONValue? = nil, verbatim: Bool? = nil, file: String, line: Int) -> CaptureRecord? {
+    func record(of frame: borrowing FrameEvent, message parsed: JSONValue? = nil, verbatim: Bool? = nil, file: String, line: Int) -> CaptureRecord? {
         guard frame.opcode == .text, let envelope = frame.envelope, verbatim != false else { return nil }
         let action = envelope.action ?? frame.correlatedAction
         if verbatim == nil, self.redactor.mayCarrySecret(action: action) { return nil }
@@ -189,7 +205,7 @@ struct CaptureSerializer {
     private static let jsonEncoding = JSONValue.string("json")
 
     /// Returns true when the payload went in as the JSON text it arrived as.
-    private func appendPayload(_ frame: FrameEvent, into out: inout [UInt8]) -> Bool {
+    private func appendPayload(_ frame: borrowing FrameEvent, into out: inout [UInt8]) -> Bool {
         let payload = frame.payload
         switch frame.opcode {
         case .close:
@@ -232,7 +248,7 @@ struct CaptureSerializer {
                 JSONWriter.write(redacted, into: &out)
                 return false
             }
-            out.append(contentsOf: ",\"enc\":\"json\",\"payload\":".utf8)
+            Self.put(#","enc":"json","payload":"#, into: &out)
             if Self.hasLineBreak(bytes) {
                 // A line break between JSON tokens would split the JSON Lines record: write the value
                 // compactly and keep the exact text alongside.
@@ -244,6 +260,17 @@ struct CaptureSerializer {
             out.append(contentsOf: bytes)
             return frame.envelope != nil && !mayCarrySecret
         }
+    }
+
+    /// Appends `milliseconds(nanos)`'s text without making the string.
+    static func appendMilliseconds(_ nanos: UInt64, to out: inout [UInt8]) {
+        let micros = nanos / 1000
+        Self.appendDecimal(micros / 1000, to: &out)
+        let fraction = micros % 1000
+        out.append(UInt8(ascii: "."))
+        out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction / 100))
+        out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction / 10 % 10))
+        out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fraction % 10))
     }
 
     static func milliseconds(_ nanos: UInt64) -> String {

@@ -51,7 +51,7 @@ public final class CaptureWriter: @unchecked Sendable {
 
     public let configuration: Configuration
     let header: CaptureHeader
-    let serializer: CaptureSerializer
+    var serializer: CaptureSerializer
     let started = CaptureTimestamp.now()
 
     // Guarded by `condition`: 1 while there is work (or a close) to pick up.
@@ -198,7 +198,6 @@ public final class CaptureWriter: @unchecked Sendable {
     func run() {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
-        var line: [UInt8] = []
         var napping = false
         while true {
             var timeout: Double
@@ -227,25 +226,22 @@ public final class CaptureWriter: @unchecked Sendable {
             // Frame times as offsets from the first frame's, so their sum cannot overflow.
             var firstFrame: Int64?
             var frameOffsets: Int64 = 0
-            // Through the buffer, each event is completed and read in place rather than copied out.
+            // Each event is moved out of the batch (a hole left in its place) and completed, written and
+            // counted in place, so no event is copied and each is released while still in the cache.
             batch.withUnsafeMutableBufferPointer { events in
                 for index in events.indices {
-                    let message = self.completion.complete(&events[index])
-                    line.removeAll(keepingCapacity: true)
-                    let verbatim = self.serializer.append(events[index], into: &line)
-                    // Rotate before a record that would push the file past its size; a record larger than
-                    // the limit gets a file of its own.
-                    if self.currentBytes + buffer.count + line.count > self.configuration.rotateBytes
-                        && self.currentBytes + buffer.count > self.headerBytes
-                    {
-                        self.writeOut(&buffer)
-                        self.rotate()
-                    }
-                    buffer.append(contentsOf: line)
-                    self.currentLine += 1
-                    self.notifyObserver(events[index], line: line, message: message, verbatim: verbatim)
-                    if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
-                    if case .frame(let frame) = events[index] {
+                    var event = CaptureEvent.hole
+                    swap(&event, &events[index])
+                    // Serialised straight into the batch's bytes; the observer gets a copy of the line.
+                    var start = buffer.count
+                    switch consume event {
+                    case .frame(var frame):
+                        let message = self.completion.complete(&frame)
+                        let verbatim = self.serializer.append(frame, into: &buffer)
+                        start = self.placeLine(at: start, in: &buffer)
+                        if self.observer != nil {
+                            self.notifyObserver(frame: frame, line: Array(buffer[start...]), message: message, verbatim: verbatim)
+                        }
                         let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
                         let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
                         counts[key, default: .init()].add(bytes: frame.payload.readableBytes)
@@ -254,7 +250,13 @@ public final class CaptureWriter: @unchecked Sendable {
                         oldestFrame = min(oldestFrame, seen)
                         if firstFrame == nil { firstFrame = seen }
                         frameOffsets += seen - (firstFrame ?? seen)
+                    case let record:
+                        if case .record("close", _, let connection?, _, _, _) = record { self.completion.closed(connection) }
+                        self.serializer.append(record, into: &buffer)
+                        start = self.placeLine(at: start, in: &buffer)
+                        if self.observer != nil { self.notifyObserver(Array(buffer[start...])) }
                     }
+                    if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
                 }
             }
             self.writeOut(&buffer)
@@ -311,12 +313,27 @@ public final class CaptureWriter: @unchecked Sendable {
     /// Queued records that wake a napping writer at once.
     static let wakeBatch = 512
 
-    func notifyObserver(_ event: CaptureEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
+    /// Counts the line just serialised at `start` of `buffer`, first rotating when it would push the file
+    /// past its size (a record larger than the limit gets a file of its own). Returns where the line is now.
+    func placeLine(at start: Int, in buffer: inout [UInt8]) -> Int {
+        self.currentLine += 1
+        guard self.currentBytes + buffer.count > self.configuration.rotateBytes, self.currentBytes + start > self.headerBytes else {
+            return start
+        }
+        let line = Array(buffer[start...])
+        buffer.removeSubrange(start...)
+        self.writeOut(&buffer)
+        self.rotate()
+        // The line is the first of the new file.
+        self.currentLine += 1
+        buffer.append(contentsOf: line)
+        return 0
+    }
+
+    func notifyObserver(frame: borrowing FrameEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
         guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
-        if case .frame(let frame) = event,
-            var record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine)
-        {
+        if var record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine) {
             // Shared, not copied: the line's buffer is the writer's own again once the observer returns.
             record.text = line
             observer(record)

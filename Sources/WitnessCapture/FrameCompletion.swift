@@ -14,38 +14,32 @@ struct FrameCompletion {
         self.parsesMessages = parsesMessages
     }
 
-    /// Completes `event` when the proxy left its envelope to the writer, and returns the message when it
+    /// Completes `frame` when the proxy left its envelope to the writer, and returns the message when it
     /// was parsed whole on the way, so that the next reader need not parse it again.
-    mutating func complete(_ event: inout CaptureEvent) -> JSONValue? {
-        switch event {
-        case .frame(var frame):
-            guard let seen = frame.seenNanos, frame.opcode == .text, frame.envelope == nil, frame.malformed == nil else {
-                return nil
-            }
-            let message = self.parsesMessages ? frame.payload.withUnsafeReadableBytes { try? JSONParser.parse($0) } : nil
-            if let message, let envelope = OCPPEnvelope(parsed: message) {
-                frame.envelope = envelope
-            } else {
-                // Not parsed, or not a well-formed message: the scan says precisely what is wrong.
-                switch OCPPEnvelope.parse(frame.payload) {
-                case .success(let envelope): frame.envelope = envelope
-                case .failure(let malformed): frame.malformed = malformed
-                }
-            }
-            if let envelope = frame.envelope {
-                frame.note(
-                    self.correlators[frame.connection, default: CallCorrelator()].observe(
-                        envelope, direction: frame.direction, atNanos: seen
-                    )
-                )
-            }
-            event = .frame(frame)
-            return message
-        case .record(let kind, _, let connection?, _, _, _) where kind == "close":
-            self.correlators.removeValue(forKey: connection)
-            return nil
-        case .record:
+    mutating func complete(_ frame: inout FrameEvent) -> JSONValue? {
+        guard let seen = frame.seenNanos, frame.opcode == .text, frame.envelope == nil, frame.malformed == nil else {
             return nil
         }
+        let message = self.parsesMessages ? frame.payload.withUnsafeReadableBytes { try? JSONParser.parse($0) } : nil
+        if let message, let envelope = OCPPEnvelope(parsed: message) {
+            frame.envelope = envelope
+        } else {
+            // Not parsed, or not a well-formed message: the scan says precisely what is wrong.
+            switch OCPPEnvelope.parse(frame.payload) {
+            case .success(let envelope): frame.envelope = envelope
+            case .failure(let malformed): frame.malformed = malformed
+            }
+        }
+        if let envelope = frame.envelope {
+            frame.note(
+                self.correlators[frame.connection, default: CallCorrelator()].observe(envelope, direction: frame.direction, atNanos: seen)
+            )
+        }
+        return message
+    }
+
+    /// A connection's `close` record: its calls are done with.
+    mutating func closed(_ connection: UInt64) {
+        self.correlators.removeValue(forKey: connection)
     }
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import OCPPWire
 import Testing
 
@@ -42,6 +43,29 @@ struct JSONTests {
         #expect(!text.utf8.withContiguousStorageIfAvailable { JSONParser.isValid(UnsafeRawBufferPointer($0)) }!)
     }
 
+    @Test("a quote, an escape or a control character ends a string's plain run wherever it falls in the eight-byte steps")
+    func stringBoundaries() throws {
+        for length in 0..<20 {
+            for at in 0...length {
+                let before = String(repeating: "x", count: at)
+                let after = String(repeating: "y", count: length - at)
+                for plain in ["é", "\u{7F}", "~", " ", "😀"] {
+                    #expect(try JSONParser.parse("[\"\(before)\(plain)\(after)\"]") == .array([.string(before + plain + after)]))
+                }
+                #expect(try JSONParser.parse("[\"\(before)\\n\\\"\(after)\"]") == .array([.string(before + "\n\"" + after)]))
+                for control in ["\u{01}", "\u{1F}", "\n"] {
+                    let text = "[\"\(before)\(control)\(after)\"]"
+                    #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+                    #expect(!Array(text.utf8).withUnsafeBytes { JSONParser.isValid($0) }, "\(text.debugDescription)")
+                    #expect(OCPPEnvelope.parse(ByteBuffer(string: "[2,\"1\",\"A\",{\"k\":\(text)}]")).failureReason == .notJSON)
+                }
+                // Cut short anywhere: the string never ends.
+                #expect(throws: JSONParseError.self) { try JSONParser.parse("\"\(before)\(after)") }
+                #expect(OCPPEnvelope.parse(ByteBuffer(string: "[2,\"\(before)\(after)")).failureReason == .notJSON)
+            }
+        }
+    }
+
     @Test("nesting beyond the limit is refused instead of exhausting the stack")
     func depth() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
@@ -65,5 +89,12 @@ struct WebSocketURLTests {
     @Test("bad addresses say what is wrong", arguments: ["http://x", "ws://:80", "ws://host:99999", "ws://host/p?q=1"])
     func invalid(text: String) {
         #expect(throws: WebSocketURL.ParseError.self) { try WebSocketURL(parsing: text) }
+    }
+}
+
+extension Result where Failure == MalformedMessage {
+    fileprivate var failureReason: MalformedMessage.Reason? {
+        if case .failure(let malformed) = self { return malformed.reason }
+        return nil
     }
 }

@@ -9,7 +9,8 @@ import Testing
 struct SerializerTests {
     private func line(_ frame: FrameEvent, redact: Bool = true) -> String {
         var out: [UInt8] = []
-        CaptureSerializer(redactor: Redactor(enabled: redact)).append(.frame(frame), into: &out)
+        var serializer = CaptureSerializer(redactor: Redactor(enabled: redact))
+        serializer.append(.frame(frame), into: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -69,7 +70,7 @@ struct SerializerTests {
 
     @Test("the record live analysis gets equals the one a reader parses from the line, for every kind of frame")
     func liveRecordMatchesLine() throws {
-        let serializer = CaptureSerializer(redactor: Redactor(enabled: true))
+        var serializer = CaptureSerializer(redactor: Redactor(enabled: true))
         let frames: [(FrameEvent, built: Bool)] = [
             (self.event(#"[2, "m1", "Heartbeat", {}]"#, fragments: 3), true),
             (self.event(#"[3,"m1",{"currentTime":"2026-11-24T10:00:00Z"}]"#, direction: .toCharger, correlatedAction: "Heartbeat", latencyNanos: 1_234_567, fault: ["rule": "slow", "kind": "delay", "hit": 1, "ms": 250]), true),
@@ -115,4 +116,28 @@ struct SerializerTests {
             #expect(found == (text.contains("\n") || text.contains("\r")), "\(text)")
         }
     }
+
+    @Test("latencies are written in milliseconds with three decimals", arguments: [0, 999, 1_000, 1_234_567, 250_000_000, 12_345_678_901] as [UInt64])
+    func milliseconds(_ nanos: UInt64) {
+        var out: [UInt8] = []
+        CaptureSerializer.appendMilliseconds(nanos, to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == CaptureSerializer.milliseconds(nanos))
+        #expect(Double(String(decoding: out, as: UTF8.self)) == Double(nanos / 1000) / 1000)
+    }
+
+    @Test("timestamps written with the previous second's text equal those written whole, across seconds, days and years")
+    func cachedTimestamps() {
+        var writer = RFC3339Writer()
+        let instants: [Int64] = [
+            1_764_000_000_000_000, 1_764_000_000_000_001, 1_764_000_000_999_999, 1_764_000_001_000_000, 1_764_000_000_500_000,
+            1_767_225_599_999_999, 1_767_225_600_000_000, 0, -1, -1_000_000, -62_135_596_800_000_000, 253_402_300_799_999_999,
+        ]
+        for micros in instants {
+            let ts = CaptureTimestamp(microseconds: micros)
+            var out: [UInt8] = [UInt8(ascii: "\"")]
+            writer.append(ts, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == "\"" + ts.rfc3339, "\(micros)")
+        }
+    }
 }
+
