@@ -14,6 +14,8 @@ public final class SchemaRegistry: Sendable {
     }
 
     private let schemas: [OCPPVersion: [String: ActionSchemas]]
+    /// `schemas` in `OCPPVersion.allCases` order: the analyzer looks up a schema for every message.
+    private let byVersion: [[String: ActionSchemas]]
 
     /// Folder of each version below the schema root, as `make setup` lays it out.
     public static func folder(for version: OCPPVersion) -> String {
@@ -56,6 +58,7 @@ public final class SchemaRegistry: Sendable {
             all[version] = actions
         }
         self.schemas = all
+        self.byVersion = OCPPVersion.allCases.map { all[$0] ?? [:] }
     }
 
     static func compileFile(_ path: String) throws -> Schema {
@@ -77,8 +80,17 @@ public final class SchemaRegistry: Sendable {
         }
     }
 
-    public func request(_ version: OCPPVersion, _ action: String) -> Schema? { self.schemas[version]?[action]?.request }
-    public func response(_ version: OCPPVersion, _ action: String) -> Schema? { self.schemas[version]?[action]?.response }
+    public func request(_ version: OCPPVersion, _ action: String) -> Schema? { self.actions(of: version)[action]?.request }
+    public func response(_ version: OCPPVersion, _ action: String) -> Schema? { self.actions(of: version)[action]?.response }
+
+    @inline(__always)
+    private func actions(of version: OCPPVersion) -> [String: ActionSchemas] {
+        switch version {
+        case .v16: return self.byVersion[0]
+        case .v201: return self.byVersion[1]
+        case .v21: return self.byVersion[2]
+        }
+    }
 
     /// Every action the version defines.
     public func actions(_ version: OCPPVersion) -> Set<String> { Set(self.schemas[version]?.keys ?? [:].keys) }

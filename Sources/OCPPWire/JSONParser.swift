@@ -116,6 +116,8 @@ struct JSONScanner {
                 self.offset += 1
                 return .object(JSONObject(members))
             }
+            // OCPP objects mostly have a few members: one allocation instead of growing from one.
+            members.reserveCapacity(4)
             while true {
                 self.skipWhitespace()
                 guard self.current == UInt8(ascii: "\"") else { throw self.error("expected a string as object key") }
@@ -141,6 +143,7 @@ struct JSONScanner {
                 self.offset += 1
                 return .array(items)
             }
+            items.reserveCapacity(4)
             while true {
                 self.skipWhitespace()
                 items.append(try self.parseValue(depth: depth + 1))

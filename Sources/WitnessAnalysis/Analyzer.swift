@@ -248,7 +248,7 @@ public final class Analyzer {
         default:
             return
         }
-        if let malformed = record.fields["malformed"] {
+        if let malformed = record.malformed {
             let reason = malformed["reason"]?.stringValue ?? "notJSON"
             let rule = reason == "unknownMessageType" ? "rpc.unknownMessageType" : "rpc.malformed"
             self.report(deviation(rule, "\(reason): \(malformed["detail"]?.stringValue ?? "")"), in: state)
@@ -299,7 +299,7 @@ public final class Analyzer {
                 self.report(deviation("rpc.unknownMessageId", "\(type.name) for id '\(id)', which has no outstanding CALL from the other side"), in: state)
                 return
             }
-            let latencyMs = record.fields["latencyMs"]?.doubleValue ?? Double(ts - pending.ts) / 1000
+            let latencyMs = record.latencyMilliseconds ?? Double(ts - pending.ts) / 1000
             if latencyMs / 1000 >= self.configuration.responseTimeoutSeconds {
                 self.report(deviation("rpc.timeout", "answered after \(Self.format(latencyMs / 1000)) s; the timeout is \(Self.format(self.configuration.responseTimeoutSeconds)) s", action: pending.action), in: state)
             }

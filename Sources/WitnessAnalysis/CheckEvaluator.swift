@@ -384,8 +384,8 @@ final class CheckEvaluator {
             self.type = record.opcode == .text ? record.messageType : nil
             self.action = record.action
             self.id = record.messageId
-            self.fault = record.fields["fault"]?["rule"]?.stringValue
-            self.injected = record.fields["injected"]?.boolValue ?? false
+            self.fault = record.faultRule
+            self.injected = record.injected
             if let type = self.type, let message = record.message {
                 switch type {
                 case .call, .send: self.payload = message[3]

@@ -170,39 +170,20 @@ struct CaptureSerializer {
             return parsed ?? (try? JSONParser.parse(bytes))
         }
         guard let message else { return nil }
-        let timestamp = frame.ts.rfc3339
-        var members: [JSONObject.Member] = []
-        members.reserveCapacity(18)
-        members.append(.init(key: "ts", value: .string(timestamp)))
-        members.append(.init(key: "kind", value: Self.frameKind))
-        members.append(.init(key: "conn", value: .number(String(frame.connection))))
-        members.append(.init(key: "chargePoint", value: .string(frame.chargePoint)))
-        members.append(.init(key: "dir", value: .string(frame.direction.rawValue)))
-        members.append(.init(key: "opcode", value: Self.textOpcode))
-        members.append(.init(key: "size", value: .number(String(frame.payload.readableBytes))))
-        if frame.fragments != 1 { members.append(.init(key: "fragments", value: .number(String(frame.fragments)))) }
-        if frame.compressed { members.append(.init(key: "compressed", value: .bool(true))) }
-        members.append(.init(key: "msgType", value: .number(String(envelope.messageType.rawValue))))
-        members.append(.init(key: "msgId", value: .string(envelope.messageId)))
-        if let action { members.append(.init(key: "action", value: .string(action))) }
-        if let code = envelope.errorCode { members.append(.init(key: "errorCode", value: .string(code))) }
-        if let latency = frame.latencyNanos { members.append(.init(key: "latencyMs", value: .number(Self.milliseconds(latency)))) }
-        if frame.unmatchedResponse { members.append(.init(key: "unmatched", value: .bool(true))) }
-        if frame.injected { members.append(.init(key: "injected", value: .bool(true))) }
-        if let fault = frame.fault { members.append(.init(key: "fault", value: .object(fault))) }
-        members.append(.init(key: "enc", value: Self.jsonEncoding))
-        members.append(.init(key: "payload", value: message))
         let facts = CaptureRecord.Facts(
-            kind: "frame", timestamp: timestamp, ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
+            kind: "frame", timestamp: frame.ts.rfc3339, ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
             direction: frame.direction, opcode: .text, action: action, messageId: envelope.messageId,
-            messageType: envelope.messageType, message: message
+            messageType: envelope.messageType, message: message,
+            // The nearest double to the microseconds over 1000, as reading the written text gives.
+            latencyMilliseconds: frame.latencyNanos.map { Double($0 / 1000) / 1000 }, malformed: nil, injected: frame.injected,
+            faultRule: frame.fault?["rule"]?.stringValue
         )
-        return CaptureRecord(file: file, line: line, fields: JSONObject(members), facts: facts)
+        let details = FrameDetails(
+            size: frame.payload.readableBytes, fragments: frame.fragments, compressed: frame.compressed, errorCode: envelope.errorCode,
+            latencyNanos: frame.latencyNanos, unmatched: frame.unmatchedResponse, fault: frame.fault
+        )
+        return CaptureRecord(file: file, line: line, facts: facts, details: details)
     }
-
-    private static let frameKind = JSONValue.string("frame")
-    private static let textOpcode = JSONValue.string(FrameOpcode.text.rawValue)
-    private static let jsonEncoding = JSONValue.string("json")
 
     /// Returns true when the payload went in as the JSON text it arrived as.
     private func appendPayload(_ frame: borrowing FrameEvent, into out: inout [UInt8]) -> Bool {
@@ -274,8 +255,8 @@ struct CaptureSerializer {
     }
 
     static func milliseconds(_ nanos: UInt64) -> String {
-        let micros = nanos / 1000
-        let fraction = String(micros % 1000)
-        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        var out: [UInt8] = []
+        Self.appendMilliseconds(nanos, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

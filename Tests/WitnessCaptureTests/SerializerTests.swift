@@ -74,6 +74,7 @@ struct SerializerTests {
         let frames: [(FrameEvent, built: Bool)] = [
             (self.event(#"[2, "m1", "Heartbeat", {}]"#, fragments: 3), true),
             (self.event(#"[3,"m1",{"currentTime":"2026-11-24T10:00:00Z"}]"#, direction: .toCharger, correlatedAction: "Heartbeat", latencyNanos: 1_234_567, fault: ["rule": "slow", "kind": "delay", "hit": 1, "ms": 250]), true),
+            (self.event(#"[3,"m7",{}]"#, direction: .toCharger, correlatedAction: "MeterValues", latencyNanos: 98_765_432_109), true),
             (self.event(#"[4,"x9","NotImplemented","no",{}]"#, direction: .toCharger, chargePoint: "CP-ü \\ \u{1}", unmatched: true, injected: true), true),
             (self.event(#"[2,"m2","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-11-24T10:00:00Z","sampledValue":[{"value":"1.5e3"}]}]}]"#), true),
             (self.event("[2,\"m3\",\n\"Heartbeat\",{}]"), false),
@@ -97,7 +98,11 @@ struct SerializerTests {
             ] {
                 #expect((record != nil) == built, "\(String(decoding: line, as: UTF8.self))")
                 // Equal records have equal fields and equal typed fields (kind, ts, connection, message...).
-                if let record { #expect(record == CaptureRecord(file: "c.jsonl", line: 7, fields: parsed), "\(String(decoding: line, as: UTF8.self))") }
+                if let record {
+                    let read = CaptureRecord(file: "c.jsonl", line: 7, fields: parsed)
+                    #expect(record == read, "\(String(decoding: line, as: UTF8.self))")
+                    #expect(record.facts == read.facts, "\(String(decoding: line, as: UTF8.self))")
+                }
             }
         }
     }
