@@ -231,11 +231,11 @@ public final class Analyzer {
 
     private func frame(_ record: CaptureRecord, state: ConnectionState, ts: Int64) {
         guard let direction = record.direction else { return }
-        let stamp = record.timestamp
+        let stamp = record.stamp
         func deviation(_ rule: String, _ detail: String, path: String? = nil, severity: Severity? = nil, action: String? = record.action) -> Deviation {
             Deviation(
                 rule: rule, severity: severity, chargePoint: state.chargePoint, direction: direction, action: action,
-                messageId: record.messageId, path: path, detail: detail, ts: stamp, ref: record.reference
+                messageId: record.messageId, path: path, detail: detail, ts: stamp.text, ref: record.reference
             )
         }
         switch record.opcode {
@@ -282,7 +282,7 @@ public final class Analyzer {
             }
             if type == .call {
                 if let previous = state.outstanding[callDirection][id] {
-                    self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.stamp ?? "?")"), in: state)
+                    self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.stamp.text ?? "?")"), in: state)
                 } else if let other = state.outstanding[callDirection].values.min(by: { $0.ts < $1.ts }) {
                     self.report(deviation("rpc.concurrentCall", "sent while \(other.action) (\(other.id)) was still unanswered"), in: state)
                 }
@@ -350,7 +350,7 @@ public final class Analyzer {
             self.report(
                 Deviation(
                     rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: call.id,
-                    detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.stamp,
+                    detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.stamp.text,
                     ref: "\(call.file):\(call.line)"
                 ),
                 in: state
@@ -463,7 +463,7 @@ struct PendingCall {
     var id: String
     var action: String
     var ts: Int64
-    var stamp: String?
+    var stamp: CaptureRecord.Stamp
     /// Where the CALL is in the capture; made into a reference only if it times out.
     var file: String
     var line: Int

@@ -67,7 +67,17 @@ public struct CaptureRecord: Sendable, Hashable {
     public var kind: String? { self.facts.kind }
     public var ts: CaptureTimestamp? { self.facts.ts }
     /// `ts` as written in the record.
-    public var timestamp: String? { self.facts.timestamp }
+    public var timestamp: String? { self.stamp.text }
+    /// `timestamp` before it is made into text: for consumers that keep the stamps of many records and
+    /// show few of them.
+    public var stamp: Stamp { Stamp(written: self.facts.timestamp, ts: self.facts.timestamp == nil ? self.facts.ts : nil) }
+
+    /// A record's timestamp: the text a reader found, or the instant the writer wrote as RFC 3339.
+    public struct Stamp: Sendable, Hashable {
+        var written: String?
+        var ts: CaptureTimestamp?
+        public var text: String? { self.written ?? self.ts?.rfc3339 }
+    }
     public var connection: UInt64? { self.facts.connection }
     public var chargePoint: String? { self.facts.chargePoint }
     public var direction: Direction? { self.facts.direction }
@@ -189,7 +199,7 @@ struct FrameDetails: Sendable {
     func fields(_ facts: CaptureRecord.Facts) -> JSONObject {
         var members: [JSONObject.Member] = []
         members.reserveCapacity(18)
-        members.append(.init(key: "ts", value: facts.timestamp.map(JSONValue.string) ?? .null))
+        members.append(.init(key: "ts", value: (facts.timestamp ?? facts.ts?.rfc3339).map(JSONValue.string) ?? .null))
         members.append(.init(key: "kind", value: "frame"))
         members.append(.init(key: "conn", value: facts.connection.map { .number(String($0)) } ?? .null))
         members.append(.init(key: "chargePoint", value: facts.chargePoint.map(JSONValue.string) ?? .null))

@@ -171,7 +171,8 @@ struct CaptureSerializer {
         }
         guard let message else { return nil }
         let facts = CaptureRecord.Facts(
-            kind: "frame", timestamp: frame.ts.rfc3339, ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
+            // The text of `ts` is made only when asked for (`CaptureRecord.stamp`): the writer wrote it as `rfc3339`.
+            kind: "frame", timestamp: nil, ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
             direction: frame.direction, opcode: .text, action: action, messageId: envelope.messageId,
             messageType: envelope.messageType, message: message,
             // The nearest double to the microseconds over 1000, as reading the written text gives.
