@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChildProcesses
 import Foundation
+import OCPPWire
 import NIOCore
 
 #if canImport(Glibc)
@@ -268,4 +269,16 @@ struct NginxProxyConfiguration {
         try self.text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
+}
+
+/// The recorder's queue peak and losses, from the statistics the proxy wrote when it stopped: the
+/// recorder keeps up when its queue stays far below the high watermark (65,536 records), above which
+/// chargers are paused.
+func recorderReport(statistics: String, log: String) -> String {
+    guard let text = try? String(contentsOfFile: statistics, encoding: .utf8), let json = try? JSONParser.parse(text),
+        let peak = json["recorder"]?["maximumQueueDepth"]?.intValue, let lost = json["recorder"]?["recordsLost"]?.intValue
+    else {
+        return "the proxy did not write its statistics (see \(log))"
+    }
+    return "recorder queue peaked at \(peak) records (chargers are paused above 65536), \(lost) records lost"
 }

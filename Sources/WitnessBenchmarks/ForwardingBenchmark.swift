@@ -350,7 +350,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
                 capture: setup == "witness-forward" ? nil : capture, log: log,
                 stopAction: {
                     child.stop()
-                    return setup == "witness-forward" ? nil : Self.recorderReport(statistics: statistics, log: log)
+                    return setup == "witness-forward" ? nil : recorderReport(statistics: statistics, log: log)
                 }
             )
         }
@@ -375,18 +375,6 @@ struct ForwardingBenchmark: AsyncParsableCommand {
             child.stop()
             throw ValidationError("\(setup) runs on CPUs \(actual?.description ?? "unknown"), not on --proxy-cpus \(wanted)")
         }
-    }
-
-    /// The recorder's queue peak and losses, from the statistics the proxy wrote when it stopped: the
-    /// recorder keeps up when its queue stays far below the high watermark (65,536 records), above which
-    /// chargers are paused.
-    private static func recorderReport(statistics: String, log: String) -> String {
-        guard let text = try? String(contentsOfFile: statistics, encoding: .utf8), let json = try? JSONParser.parse(text),
-            let peak = json["recorder"]?["maximumQueueDepth"]?.intValue, let lost = json["recorder"]?["recordsLost"]?.intValue
-        else {
-            return "the proxy did not write its statistics (see \(log))"
-        }
-        return "recorder queue peaked at \(peak) records (chargers are paused above 65536), \(lost) records lost"
     }
 
     private func checkCapture(_ directory: String, expected: Int) throws -> String {

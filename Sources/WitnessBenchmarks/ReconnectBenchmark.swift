@@ -85,6 +85,8 @@ struct ReconnectBenchmark: AsyncParsableCommand {
         var firstConnectFailures = 0
         /// OCPP Witness's live page with every charger connected: median milliseconds and bytes of its first load.
         var page: (pageMillis: Double, pageBytes: Int, stateMillis: Double, stateBytes: Int, rows: Int)?
+        /// OCPP Witness's recorder over the run: whether it kept up with the storm's connection records and frames.
+        var recorder: String?
 
         var rate: Double { self.allBootedSeconds.map { Double(self.booted) / max($0, 0.001) } ?? 0 }
     }
@@ -210,6 +212,11 @@ struct ReconnectBenchmark: AsyncParsableCommand {
             result.p99Seconds = times[min(times.count - 1, Int(Double(times.count) * 0.99))]
         }
         for outcome in outcomes { outcome.endpoint?.channel.close(promise: nil) }
+        if let statistics = target.statisticsFile {
+            // Stopped here, not by the deferred stop, so that it writes its statistics first.
+            target.stop()
+            result.recorder = recorderReport(statistics: statistics, log: target.log)
+        }
         return result
     }
 
@@ -241,6 +248,9 @@ struct ReconnectBenchmark: AsyncParsableCommand {
         var adminPort: Int?
         var probe: ProcessProbe
         var child: Child
+        /// Where OCPP Witness writes its final counts when it stops.
+        var statisticsFile: String?
+        var log: String
         func stop() { self.child.stop() }
     }
 
@@ -250,6 +260,8 @@ struct ReconnectBenchmark: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let child: Child
         var adminPort: Int?
+        var statisticsFile: String?
+        let log: String
         if setup == "nginx" {
             let nginxTLS = tls ? certificates.map {
                 NginxProxyConfiguration.TLS(
@@ -257,7 +269,8 @@ struct ReconnectBenchmark: AsyncParsableCommand {
                 )
             } : nil
             let config = try NginxProxyConfiguration(port: port, backendPort: csmsPort, directory: directory, tls: nginxTLS).write()
-            child = try Child.start(self.nginx, ["-c", config, "-p", directory], log: directory + "/stderr.log")
+            log = directory + "/stderr.log"
+            child = try Child.start(self.nginx, ["-c", config, "-p", directory], log: log)
         } else {
             var arguments = [
                 "proxy", "--listen", "127.0.0.1:\(port)", "--upstream", "\(tls ? "wss" : "ws")://127.0.0.1:\(csmsPort)",
@@ -271,10 +284,16 @@ struct ReconnectBenchmark: AsyncParsableCommand {
             try String(repeating: "storm-token-", count: 3).write(toFile: directory + "/admin-token", atomically: true, encoding: .utf8)
             arguments += ["--admin", "127.0.0.1:\(admin)", "--admin-token-file", directory + "/admin-token"]
             adminPort = admin
-            child = try Child.start(self.witness ?? selfPath(), arguments, log: directory + "/proxy.log")
+            statisticsFile = directory + "/statistics.json"
+            arguments += ["--statistics-file", directory + "/statistics.json"]
+            log = directory + "/proxy.log"
+            child = try Child.start(self.witness ?? selfPath(), arguments, log: log)
         }
         try await child.waitUntilListening(on: port)
-        return Target(port: port, adminPort: adminPort, probe: ProcessProbe(pid: child.pid, includeChildren: setup == "nginx"), child: child)
+        return Target(
+            port: port, adminPort: adminPort, probe: ProcessProbe(pid: child.pid, includeChildren: setup == "nginx"), child: child,
+            statisticsFile: statisticsFile, log: log
+        )
     }
 
     /// The live page's first load as a browser does it: the page, then the first page of the state; the
@@ -321,6 +340,7 @@ struct ReconnectBenchmark: AsyncParsableCommand {
                 )
             )
         }
+        if let recorder = storm.recorder { Swift.print("    \(recorder)") }
         // Each storm's line as soon as it is measured, also when the output is a file.
         fflush(nil)
     }

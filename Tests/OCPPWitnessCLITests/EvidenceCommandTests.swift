@@ -204,6 +204,9 @@ struct ReconnectBenchmarkSmokeTests {
         // The live page's first load, measured with the chargers connected.
         #expect(result.output.contains("live page with 30 chargers connected: GET / "), "\(result.output)")
         #expect(result.output.contains("(first 200 rows, "), "\(result.output)")
+        // The recorder kept up with each storm's connection records and frames, from the proxy's own statistics.
+        let recorder = result.output.split(separator: "\n").filter { $0.contains("recorder queue peaked at") }
+        #expect(recorder.count == 2 && recorder.allSatisfy { $0.hasSuffix(", 0 records lost") }, "\(result.output)")
     }
 
     @Test("a proxy that cannot start ends the run with the proxy's own error instead of waiting for its port")
