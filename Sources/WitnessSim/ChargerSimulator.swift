@@ -117,6 +117,8 @@ public final class ChargerSimulator: Sendable {
         var stopRequested = false
         var callsCompleted = 0
         var callErrors = 0
+        /// `disconnect()` was called: a reboot still pending from a Reset does not bring the charger back.
+        var switchedOff = false
     }
 
     /// `baseURL` is the CSMS (or proxy) address without the charge point id; the id is appended.
@@ -141,6 +143,7 @@ public final class ChargerSimulator: Sendable {
     /// Opens the WebSocket and installs the handler for CSMS-initiated CALLs.
     @discardableResult
     public func connect() async throws -> OCPPEndpoint {
+        self.state.withLockedValue { $0.switchedOff = false }
         let endpoint = try await OCPPClient.connect(to: self.url, options: self.options, group: self.group, idPrefix: "\(self.profile.id)-")
         endpoint.onCall { [self] action, payload in try await self.answer(action, payload) }
         if self.profile.quirks.contains(.dropsConnectionOnInvalidJSON) {
@@ -266,6 +269,8 @@ public final class ChargerSimulator: Sendable {
     /// What firmware does after accepting a Reset (or installing an update): closes its connection, comes
     /// back and boots again.
     private func reboot(reason: String = "RemoteReset") async {
+        // Switched off in the meantime: it stays off (and does not dial an event loop its owner shut down).
+        guard !self.state.withLockedValue({ $0.switchedOff }) else { return }
         await self.endpoint?.close(code: .goingAway, reason: "rebooting")
         do {
             try await self.connect()
@@ -498,8 +503,10 @@ public final class ChargerSimulator: Sendable {
         return outcome
     }
 
-    /// Closes the connection with a normal close.
+    /// Closes the connection with a normal close, and calls off a reboot still pending from a Reset or a
+    /// firmware update: a charger switched off stays off until `connect()`.
     public func disconnect(reason: String = "") async {
+        self.state.withLockedValue { $0.switchedOff = true }
         await self.endpoint?.close(code: .normalClosure, reason: reason)
     }
 

@@ -26,4 +26,22 @@ struct EndpointTests {
         await charger.close()
         await harness.stop()
     }
+
+    @Test("a charger told to disconnect while it is about to reboot after a Reset stays away")
+    func noRebootAfterDisconnect() async throws {
+        let harness = try await ProxyHarness.start()
+        let charger = harness.charger(ChargerProfile(id: "CP-OFF", vendor: "Off Co", version: .v16))
+        try await charger.connect()
+        try await charger.boot()
+        let csms = await harness.csms.connection("CP-OFF")
+        _ = try await csms.call("Reset", ["type": "Soft"]).payload()
+        // The reboot follows the answer after a moment; switched off before it, the charger does not come back.
+        await charger.disconnect()
+        try await Task.sleep(for: .seconds(1))
+        #expect(charger.resetsAccepted == 1)
+        #expect(charger.reboots == 0)
+        #expect(harness.csms.arrivals.filter { $0.chargePoint == "CP-OFF" }.count == 1)
+        await harness.stop()
+    }
 }
+
