@@ -72,6 +72,7 @@ let package = Package(
                 "OCPPWire",
                 "WitnessCapture",
                 "WitnessChaos",
+                "WitnessTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -83,9 +84,23 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "WitnessTransport",
+            dependencies: [
+                "OCPPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "WitnessSim",
             dependencies: [
                 "OCPPWire",
+                "WitnessCapture",
+                "WitnessTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -188,6 +203,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPWireTests", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "WitnessTransportTests",
+            dependencies: [
+                "WitnessTransport", "OCPPWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "ChildProcessesTests", dependencies: ["ChildProcesses"], swiftSettings: strictSettings),
         .testTarget(
             name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire", "WitnessTestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings

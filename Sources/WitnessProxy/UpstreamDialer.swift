@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import NIOWebSocket
 import OCPPWire
+import WitnessTransport
 
 /// The backend's answer to a forwarded upgrade request.
 enum UpstreamOutcome: Sendable {
@@ -37,40 +38,28 @@ struct UpstreamFailure: Error, CustomStringConvertible {
     var status: HTTPResponseStatus { self.cause == .timeout ? .gatewayTimeout : .badGateway }
 }
 
-/// Opens the backend side of a pair: TCP, optional TLS, then the WebSocket upgrade with the charger's
-/// path, query, subprotocol offer and credentials. Runs on the charger's event loop so both channels
-/// of the pair share it.
+/// Opens the backend side of a pair through the client transport: TCP, optional TLS, then the WebSocket
+/// upgrade with the charger's path, query, subprotocol offer and credentials. Runs on the charger's event
+/// loop so both channels of the pair share it.
 struct UpstreamDialer {
-    let upstream: WebSocketURL
-    let tlsContext: NIOSSLContext?
-    let connectTimeout: TimeAmount
-    let handshakeTimeout: TimeAmount
-    let maximumFrameBytes: Int
-    /// The backend's address when `upstream` names it by IP: dialled directly, without a resolver and
+    let transport: WebSocketDialer
     let forwardsCompression: Bool
-    /// Happy Eyeballs for every charger. A host name is resolved for each connection, so DNS changes apply.
-    let literalAddress: SocketAddress?
 
     init(
         upstream: WebSocketURL, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, handshakeTimeout: TimeAmount, maximumFrameBytes: Int,
         forwardsCompression: Bool = true
     ) {
         self.forwardsCompression = forwardsCompression
-        self.upstream = upstream
-        self.tlsContext = tlsContext
-        self.connectTimeout = connectTimeout
-        self.handshakeTimeout = handshakeTimeout
-        self.maximumFrameBytes = maximumFrameBytes
-        let host = upstream.host.hasPrefix("[") && upstream.host.hasSuffix("]") ? String(upstream.host.dropFirst().dropLast()) : upstream.host
-        self.literalAddress = try? SocketAddress(ipAddress: host, port: upstream.port)
+        self.transport = WebSocketDialer(
+            url: upstream, tlsContext: tlsContext, connectTimeout: connectTimeout, handshakeTimeout: handshakeTimeout,
+            maximumFrameBytes: maximumFrameBytes, keepAlive: true
+        )
     }
 
-    /// The name sent as TLS server name indication: the upstream's host name, or none when the upstream is an
-    /// IP address (RFC 6066 allows only host names there). Host names may start with a digit
-    /// (`1cpo.example`); only what parses as an address is one.
-    var serverName: String? {
-        self.literalAddress == nil ? self.upstream.host : nil
-    }
+    var upstream: WebSocketURL { self.transport.url }
+
+    /// The name sent as TLS server name indication (see `WebSocketDialer.serverName`).
+    var serverName: String? { self.transport.serverName }
 
     /// Request headers that describe the charger's own hop and are not forwarded.
     static let hopHeaders: Set<String> = [
@@ -82,7 +71,6 @@ struct UpstreamDialer {
         on eventLoop: any EventLoop, target: String, chargerHeaders: HTTPHeaders,
         makeRelay: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<UpstreamOutcome> {
-        let outcome = eventLoop.makePromise(of: DialStep.self)
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: self.upstream.hostHeader)
         for (name, value) in chargerHeaders where !Self.hopHeaders.contains(name.lowercased()) {
@@ -91,79 +79,30 @@ struct UpstreamDialer {
         // The charger's compression offers go on (the proxy reads permessage-deflate); other extensions do not.
         let offers = self.forwardsCompression ? PerMessageDeflate.offers(in: chargerHeaders[canonicalForm: "Sec-WebSocket-Extensions"].map(String.init)) : []
         if !offers.isEmpty { headers.add(name: "Sec-WebSocket-Extensions", value: offers.joined(separator: ", ")) }
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)
-        let tlsContext = self.tlsContext
-        let serverName = self.serverName
-        let maximumFrameBytes = self.maximumFrameBytes
-        let errorCatcher = NIOLoopBound(HandshakeErrorCatcher(), eventLoop: eventLoop)
-
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(self.connectTimeout)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tlsContext {
-                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
-                    }
-                    let upgrader = NIOTypedWebSocketClientUpgrader<DialStep>(
-                        maxFrameSize: maximumFrameBytes,
-                        enableAutomaticErrorHandling: false,
-                        upgradePipelineHandler: { channel, response in
-                            channel.eventLoop.makeCompletedFuture {
-                                try makeRelay(channel)
-                                return .upgraded(channel: channel, response: response)
-                            }
-                        }
-                    )
-                    let upgrade = NIOTypedHTTPClientUpgradeConfiguration<DialStep>(
-                        upgradeRequestHead: head,
-                        upgraders: [upgrader],
-                        notUpgradingCompletionHandler: { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                let collector = RejectionCollector(promise: channel.eventLoop.makePromise())
-                                try channel.pipeline.syncOperations.addHandler(collector)
-                                return .rejected(collector.promise.futureResult)
-                            }
-                        }
-                    )
-                    var configuration = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
-                    configuration.leftOverBytesStrategy = .forwardBytes
-                    let upgraded = try sync.configureUpgradableHTTPClientPipeline(configuration: configuration)
-                    try sync.addHandler(errorCatcher.value)
-                    upgraded.whenComplete { outcome.completeWith($0.mapError { errorCatcher.value.error ?? $0 }) }
-                }
-            }
-
-        let timeout = eventLoop.scheduleTask(in: self.handshakeTimeout) {
-            outcome.fail(UpstreamFailure(cause: .timeout, detail: "backend did not complete the upgrade in time"))
-        }
-        let connected = self.literalAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: self.upstream.host, port: self.upstream.port)
-        connected.whenFailure { error in
-            outcome.fail(Self.classify(error))
-        }
         let upstreamDescription = self.upstream.description
-        return outcome.futureResult.flatMap { step in
-            timeout.cancel()
-            switch step {
+        return self.transport.connect(on: eventLoop, target: target, headers: headers) { channel, _ in
+            try makeRelay(channel)
+        }.map { outcome in
+            switch outcome {
             case .upgraded(let channel, let response):
-                return eventLoop.makeSucceededFuture(.upgraded(channel: channel, response: response))
-            case .rejected(let rejection):
-                return rejection.map { .rejected($0) }
+                return .upgraded(channel: channel, response: response)
+            case .refused(let refusal):
+                return .rejected(UpstreamRejection(status: refusal.status, headers: refusal.headers, body: refusal.body))
             }
         }.flatMapErrorThrowing { error in
-            timeout.cancel()
-            connected.whenSuccess { $0.close(promise: nil) }
-            if let failure = error as? UpstreamFailure { throw failure }
             var failure = Self.classify(error)
-            failure.detail = "\(upstreamDescription): \(failure.detail)"
+            if !(error is WebSocketDialer.HandshakeError) { failure.detail = "\(upstreamDescription): \(failure.detail)" }
             throw failure
         }
     }
 
     static func classify(_ error: any Error) -> UpstreamFailure {
         if let failure = error as? UpstreamFailure { return failure }
+        switch error as? WebSocketDialer.HandshakeError {
+        case .timedOut: return UpstreamFailure(cause: .timeout, detail: "backend did not complete the upgrade in time")
+        case .closedWithoutAnswer: return UpstreamFailure(cause: .protocolError, detail: "backend closed without answering the upgrade")
+        case nil: break
+        }
         if error is NIOSSLError || error is BoringSSLError {
             return UpstreamFailure(cause: .tls, detail: "TLS handshake with the backend failed: \(error)")
         }
@@ -177,62 +116,5 @@ struct UpstreamDialer {
             return UpstreamFailure(cause: .protocolError, detail: "backend answered the upgrade incorrectly: \(error)")
         }
         return UpstreamFailure(cause: .unreachable, detail: "backend connection failed: \(error)")
-    }
-}
-
-/// What the client upgrade handler produced, before a rejection's body has arrived.
-enum DialStep: Sendable {
-    case upgraded(channel: any Channel, response: HTTPResponseHead)
-    case rejected(EventLoopFuture<UpstreamRejection>)
-}
-
-/// Collects a backend's non-101 response (head and up to 64 KiB of body), then closes.
-final class RejectionCollector: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-
-    let promise: EventLoopPromise<UpstreamRejection>
-    private var head: HTTPResponseHead?
-    private var body = ByteBuffer()
-    private var done = false
-
-    init(promise: EventLoopPromise<UpstreamRejection>) { self.promise = promise }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body(var part):
-            if self.body.readableBytes < 65_536 { self.body.writeBuffer(&part) }
-        case .end:
-            self.complete(context: context)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.complete(context: context)
-        context.fireChannelInactive()
-    }
-
-    private func complete(context: ChannelHandlerContext) {
-        guard !self.done else { return }
-        self.done = true
-        guard let head = self.head else {
-            self.promise.fail(UpstreamFailure(cause: .protocolError, detail: "backend closed without answering the upgrade"))
-            return
-        }
-        self.promise.succeed(UpstreamRejection(status: head.status, headers: head.headers, body: self.body))
-        context.close(promise: nil)
-    }
-}
-
-/// Keeps the first error seen during the upstream handshake (a TLS failure says more than "closed").
-final class HandshakeErrorCatcher: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    typealias InboundOut = NIOAny
-    var error: (any Error)?
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if self.error == nil { self.error = error }
-        context.fireErrorCaught(error)
     }
 }

@@ -1,11 +1,10 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import NIOSSL
-import NIOWebSocket
 import OCPPWire
 import WitnessCapture
+import WitnessTransport
 
 /// How a simulated charger connects.
 public struct OCPPClientOptions: Sendable {
@@ -57,54 +56,18 @@ public enum OCPPClient {
             headers.add(name: "Authorization", value: "Basic " + Base64.encode(Array("\(auth.user):\(auth.password)".utf8)))
         }
         for (name, value) in options.extraHeaders { headers.add(name: name, value: value) }
-        let head = HTTPRequestHead(
-            version: .http1_1, method: .GET, uri: url.pathPrefix.isEmpty ? "/" : url.pathPrefix, headers: headers
-        )
         let sslContext = try url.secure ? (options.sslContext ?? NIOSSLContext(configuration: options.tls ?? .makeClientConfiguration())) : nil
         let box = NIOLockedValueBox<OCPPEndpoint?>(nil)
-
-        enum Step: Sendable {
-            case upgraded(any Channel, HTTPResponseHead)
-            case refused(EventLoopFuture<(HTTPResponseHead, ByteBuffer)>)
+        let dialer = WebSocketDialer(url: url, tlsContext: sslContext, connectTimeout: options.connectTimeout)
+        let outcome: WebSocketDialer.Outcome
+        do {
+            outcome = try await dialer.connect(on: group, target: url.pathPrefix, headers: headers) { channel, _ in
+                try channel.pipeline.syncOperations.addHandler(OCPPEndpointHandler(endpoint: box))
+            }.get()
+        } catch WebSocketDialer.HandshakeError.closedWithoutAnswer {
+            throw OCPPConnectError(status: nil, body: "server closed without an answer")
         }
-
-        let step = try await ClientBootstrap(group: group)
-            .connectTimeout(options.connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: url.host, port: url.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let sslContext {
-                        let name = url.host.first?.isNumber == true || url.host.contains(":") ? nil : url.host
-                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: name))
-                    }
-                    let upgrader = NIOTypedWebSocketClientUpgrader<Step>(
-                        maxFrameSize: 16 << 20, enableAutomaticErrorHandling: false,
-                        upgradePipelineHandler: { channel, response in
-                            channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(OCPPEndpointHandler(endpoint: box))
-                                return .upgraded(channel, response)
-                            }
-                        }
-                    )
-                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<Step>(
-                        upgradeRequestHead: head, upgraders: [upgrader],
-                        notUpgradingCompletionHandler: { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                let collector = ResponseCollector(promise: channel.eventLoop.makePromise())
-                                try channel.pipeline.syncOperations.addHandler(collector)
-                                return .refused(collector.promise.futureResult)
-                            }
-                        }
-                    )
-                    var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
-                    pipeline.leftOverBytesStrategy = .forwardBytes
-                    return try sync.configureUpgradableHTTPClientPipeline(configuration: pipeline)
-                }
-            }
-            .get()
-
-        switch step {
+        switch outcome {
         case .upgraded(let channel, let response):
             let chosen = response.headers.first(name: "Sec-WebSocket-Protocol")
             guard let version = chosen.flatMap(OCPPVersion.init(subprotocol:))
@@ -117,48 +80,8 @@ public enum OCPPClient {
             box.withLockedValue { $0 = endpoint }
             channel.pipeline.fireUserInboundEventTriggered(EndpointReady())
             return endpoint
-        case .refused(let response):
-            let (head, body) = try await response.get()
-            throw OCPPConnectError(status: Int(head.status.code), body: String(buffer: body))
+        case .refused(let refusal):
+            throw OCPPConnectError(status: Int(refusal.status.code), body: String(buffer: refusal.body))
         }
     }
 }
-
-/// Collects a non-101 HTTP response.
-final class ResponseCollector: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    let promise: EventLoopPromise<(HTTPResponseHead, ByteBuffer)>
-    private var head: HTTPResponseHead?
-    private var body = ByteBuffer()
-    private var done = false
-
-    init(promise: EventLoopPromise<(HTTPResponseHead, ByteBuffer)>) { self.promise = promise }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
-        case .head(let head): self.head = head
-        case .body(var part): self.body.writeBuffer(&part)
-        case .end:
-            self.complete()
-            context.close(promise: nil)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.complete()
-        context.fireChannelInactive()
-    }
-
-    private func complete() {
-        guard !self.done else { return }
-        self.done = true
-        if let head {
-            self.promise.succeed((head, self.body))
-        } else {
-            self.promise.fail(OCPPConnectError(status: nil, body: "server closed without an answer"))
-        }
-    }
-}
-
-@available(*, unavailable)
-extension ResponseCollector: Sendable {}

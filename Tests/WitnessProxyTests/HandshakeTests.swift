@@ -112,6 +112,27 @@ struct HandshakeTests {
         await harness.stop()
     }
 
+    @Test("a backend that hangs up on the upgrade request gives the charger 502 and says so")
+    func backendHangsUp() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let backend = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in channel.pipeline.addHandler(HangUpOnRequest()) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(backend.localAddress?.port ?? 0)/ocpp")
+        var url = harness.proxyURL
+        url.pathPrefix = "/CP-4"
+        let error = await #expect(throws: OCPPConnectError.self) {
+            _ = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+        }
+        #expect(error?.status == 502)
+        let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+        #expect(reject.fields["cause"] == "upstreamProtocol")
+        #expect(reject.fields["detail"] == "backend closed without answering the upgrade")
+        await harness.stop()
+        try await backend.close()
+        try await group.shutdownGracefully()
+    }
+
     @Test("a plain HTTP request gets 426 with an explanation and a capture record")
     func notWebSocket() async throws {
         let harness = try await ProxyHarness.start()
@@ -190,4 +211,13 @@ func rawExchange(port: Int, request: String) async throws -> (String, String) {
     }
     let parts = response.components(separatedBy: "\r\n\r\n")
     return (parts.first?.components(separatedBy: "\r\n").first ?? "", parts.dropFirst().joined(separator: "\r\n\r\n"))
+}
+
+/// A backend that reads the upgrade request and closes the connection without a word.
+private final class HangUpOnRequest: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.close(promise: nil)
+    }
 }
