@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
         .library(name: "WitnessSim", targets: ["WitnessSim"]),
         .library(name: "WitnessPcap", targets: ["WitnessPcap"]),
+        .library(name: "WitnessDiff", targets: ["WitnessDiff"]),
         .library(name: "WitnessReplay", targets: ["WitnessReplay"]),
     ],
     dependencies: [
@@ -129,11 +130,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Sessions read from captures and their comparison (`diff`): no proxy, no network.
+        .target(
+            name: "WitnessDiff",
+            dependencies: ["OCPPWire", "WitnessCapture"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WitnessReplay",
             dependencies: [
                 "OCPPWire",
                 "WitnessCapture",
+                "WitnessDiff",
                 "WitnessSim",
                 "WitnessProxy",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -182,6 +190,7 @@ let package = Package(
                 "WitnessSim",
                 "WitnessPcap",
                 "WitnessReplay",
+                "WitnessDiff",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -251,7 +260,7 @@ let package = Package(
         .testTarget(
             name: "WitnessPcapTests",
             dependencies: [
-                "WitnessPcap", "WitnessReplay", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire", "ChildProcesses", "WitnessTestSupport",
+                "WitnessPcap", "WitnessReplay", "WitnessDiff", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire", "ChildProcesses", "WitnessTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import OCPPWire
 import WitnessCapture
+import WitnessDiff
 import WitnessProxy
 import WitnessSim
 

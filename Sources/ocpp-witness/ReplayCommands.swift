@@ -7,6 +7,7 @@ import OCPPWire
 import WitnessCapture
 import WitnessCLISupport
 import WitnessProxy
+import WitnessDiff
 import WitnessReplay
 
 #if canImport(Glibc)

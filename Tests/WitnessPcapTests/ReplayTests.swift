@@ -6,6 +6,7 @@ import OCPPWire
 import Testing
 import WitnessCapture
 import WitnessTestSupport
+@testable import WitnessDiff
 @testable import WitnessReplay
 import WitnessSim
 
