@@ -9,7 +9,8 @@
 #     verified by sha256, into schemas/ (git-ignored)
 #   - a Python virtual environment in .tools/venv with that same wheel and `websockets`, used by the
 #     interoperability tests against a charge point and central system written by others, and `duckdb`,
-#     which runs the capture queries of docs/capture-format.md in a test
+#     which runs the capture queries of docs/capture-format.md in a test, and `prometheus_client`, whose
+#     parser reads the proxy's /metrics in a test
 #   - with --bench: nginx (Debian's nginx-light), the peer of the forwarding benchmark (`make bench`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ OCPP_WHEEL_VERSION="2.1.0"
 OCPP_WHEEL_SHA256="0e452c14c21e2995431334ce1513d5ad8246ecb5c8fb90ed4143e2ecdd9e2845"
 WEBSOCKETS_VERSION="15.0.1"
 DUCKDB_VERSION="2.0.1"
+PROMETHEUS_CLIENT_VERSION="0.26.0"
 TOOLS=".tools"
 SCHEMAS="schemas"
 PYTHON="${PYTHON:-python3}"
@@ -96,13 +98,13 @@ fi
 # --- Python peers for interoperability tests -------------------------------------------------------
 venv="$TOOLS/venv"
 venv_stamp="$venv/.installed"
-want="ocpp=${OCPP_WHEEL_SHA256} websockets=${WEBSOCKETS_VERSION} duckdb=${DUCKDB_VERSION}"
+want="ocpp=${OCPP_WHEEL_SHA256} websockets=${WEBSOCKETS_VERSION} duckdb=${DUCKDB_VERSION} prometheus_client=${PROMETHEUS_CLIENT_VERSION}"
 if [ "$(cat "$venv_stamp" 2>/dev/null)" != "$want" ]; then
-    say "creating $venv with ocpp ${OCPP_WHEEL_VERSION}, websockets ${WEBSOCKETS_VERSION} and duckdb ${DUCKDB_VERSION}"
+    say "creating $venv with ocpp ${OCPP_WHEEL_VERSION}, websockets ${WEBSOCKETS_VERSION}, duckdb ${DUCKDB_VERSION} and prometheus_client ${PROMETHEUS_CLIENT_VERSION}"
     rm -rf "$venv"
     "$PYTHON" -m venv "$venv" || fail "python3 -m venv failed; install the python3-venv package"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel" "websockets==${WEBSOCKETS_VERSION}" "duckdb==${DUCKDB_VERSION}" \
-        || fail "could not install the Python interoperability peers"
+        "prometheus_client==${PROMETHEUS_CLIENT_VERSION}" || fail "could not install the Python interoperability peers"
     echo "$want" > "$venv_stamp"
 fi
 say "ready"

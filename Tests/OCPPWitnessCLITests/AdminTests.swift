@@ -185,6 +185,24 @@ struct AdminTests {
         let series = metrics.split(separator: "\n").filter { $0.hasPrefix("ocpp_witness_frames_total{") }
         #expect(series.count <= CaptureStatistics.maximumMessageKeys + 2)
 
+        // Prometheus's own text parser (prometheus_client's) reads the whole exposition, the escaped label
+        // back as the charger wrote it, and every metric docs/admin-api.md lists.
+        let samples = try await prometheusSamples(metrics)
+        #expect(samples.contains { $0.name == "ocpp_witness_frames_total" && $0.labels["action"] == "Evil\"Action\nwith\\slash" && $0.value == 1 })
+        #expect(samples.allSatisfy { $0.labels["witness_instance"] == "witness-2" })
+        let exposed = Set(samples.map(\.name))
+        let documented = try documentedMetrics()
+        #expect(documented.count >= 15)
+        // Faults are counted per rule of the policy in force; this one has none. A summary's samples are its
+        // `_count` and `_sum`.
+        let missing = documented.filter { !exposed.contains($0) && !exposed.contains($0 + "_count") && $0 != "ocpp_witness_faults_total" }
+        #expect(missing.isEmpty, "documented but not exposed: \(missing.sorted())")
+        let undocumented = exposed.filter { name in
+            let family = name.hasSuffix("_count") ? String(name.dropLast(6)) : name.hasSuffix("_sum") ? String(name.dropLast(4)) : name
+            return !documented.contains(name) && !documented.contains(family)
+        }
+        #expect(undocumented.isEmpty, "exposed but not documented: \(undocumented.sorted())")
+
         await charger.close()
         process.terminate()
         process.waitUntilExit()
@@ -192,3 +210,39 @@ struct AdminTests {
         try await group.shutdownGracefully()
     }
 }
+
+/// One sample of a `/metrics` exposition, as Prometheus's text parser reads it.
+private struct PrometheusSample: Decodable {
+    var name: String
+    var labels: [String: String]
+    var value: Double
+}
+
+/// Parses `exposition` with prometheus_client's parser (Tests/Interop/parse_metrics.py, in the set-up's venv).
+private func prometheusSamples(_ exposition: String) async throws -> [PrometheusSample] {
+    let python = WitnessBinary.root.appendingPathComponent(".tools/venv/bin/python").path
+    let script = WitnessBinary.root.appendingPathComponent("Tests/Interop/parse_metrics.py").path
+    let result = try await Program.run(python, [script], input: Data(exposition.utf8))
+    #expect(result.status == 0, "prometheus_client: \(result.errors)")
+    return try result.output.split(separator: "\n").map { try JSONDecoder().decode(PrometheusSample.self, from: Data($0.utf8)) }
+}
+
+/// The sample names docs/admin-api.md's metrics table lists (`..._max` after a name stands for it with `_max`).
+private func documentedMetrics() throws -> Set<String> {
+    let docs = try String(contentsOf: WitnessBinary.root.appendingPathComponent("docs/admin-api.md"), encoding: .utf8)
+    var names = Set<String>()
+    for line in docs.split(separator: "\n") where line.hasPrefix("| `ocpp_witness_") {
+        let cell = line.split(separator: "|")[0]
+        var last = ""
+        let parts = cell.split(separator: "`", omittingEmptySubsequences: false)
+        for index in stride(from: 1, to: parts.count, by: 2) {
+            let token = String(parts[index])
+            let bare = String(token.prefix { $0 != "{" })
+            let name = bare.hasPrefix("...") ? last + bare.dropFirst(3) : bare
+            names.insert(name)
+            last = name
+        }
+    }
+    return names
+}
+
