@@ -87,23 +87,23 @@ public final class Analyzer {
         if self.files.last != record.file { self.files.append(record.file) }
         let ts = record.ts?.microseconds ?? self.lastTs
         self.lastTs = max(self.lastTs, ts)
-        switch record.kind {
-        case "header":
+        switch record.recordKind {
+        case .header:
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
             let run = record.fields["started"]?.stringValue ?? record.file
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
-        case "open":
+        case .open:
             let state = self.connection(for: record)
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
                 self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.timestamp, ref: record.reference), in: state)
             }
             self.security(record, state: state)
-        case "frame":
+        case .frame:
             let state = self.connection(for: record)
             self.expireCalls(in: state, now: ts)
             self.frame(record, state: state, ts: ts)
-        case "close":
+        case .close:
             if let key = self.key(record), let state = self.connections.removeValue(forKey: key) {
                 self.expireCalls(in: state, now: ts)
                 self.retire(state)

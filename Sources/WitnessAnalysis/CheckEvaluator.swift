@@ -140,9 +140,9 @@ final class CheckEvaluator {
     // MARK: Feeding
 
     func consume(_ record: CaptureRecord, context: Context, pairOf: (String) -> PairKey) {
-        guard let kind = record.kind, let chargePoint = record.chargePoint else { return }
+        guard let kind = record.recordKind, let chargePoint = record.chargePoint else { return }
         switch kind {
-        case "frame", "open", "close", "reject": break
+        case .frame, .open, .close, .reject: break
         default: return
         }
         if self.run != context.run {
@@ -153,7 +153,7 @@ final class CheckEvaluator {
         self.runLastTs = max(self.runLastTs, ts)
         if ts > self.earliestDeadline { self.expire(now: ts, pairOf: pairOf) }
         let connection = record.connection.map { ConnectionKey(run: context.run, connection: $0) }
-        if kind == "open", let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) {
+        if kind == .open, let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) {
             self.versions[chargePoint, default: []].insert(version)
             if let connection { self.connectionVersions[connection] = version }
         }
@@ -175,7 +175,7 @@ final class CheckEvaluator {
             }
         }
         self.keepCall(event)
-        if kind == "close", let connection {
+        if kind == .close, let connection {
             self.calls = self.calls.filter { $0.key.connection != connection }
             self.connectionVersions.removeValue(forKey: connection)
         }
@@ -201,7 +201,7 @@ final class CheckEvaluator {
                 }
                 continue
             }
-            if event.kind == "close", check.then.connection == .same, window.connection != nil, event.connection == window.connection {
+            if event.kind == .close, check.then.connection == .same, window.connection != nil, event.connection == window.connection {
                 switch check.outcome {
                 case .expect:
                     self.record(index, window, pairOf, .fail, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
@@ -364,7 +364,7 @@ final class CheckEvaluator {
 
     /// One capture record as the checks see it.
     struct Event {
-        var kind: String
+        var kind: RecordKind?
         var ref: String
         var connection: ConnectionKey?
         var direction: Direction?
@@ -377,7 +377,7 @@ final class CheckEvaluator {
         var callPayload: JSONValue?
 
         init(record: CaptureRecord, connection: ConnectionKey?, calls: [CallKey: JSONValue]) {
-            self.kind = record.kind ?? ""
+            self.kind = record.recordKind
             self.ref = record.reference
             self.connection = connection
             self.direction = record.direction
@@ -402,9 +402,9 @@ final class CheckEvaluator {
     static func matches(_ pattern: EventPattern, _ event: Event, stimulus: Window?) -> Bool {
         switch pattern.event {
         case .open, .close, .reject:
-            guard event.kind == pattern.event.rawValue else { return false }
+            guard event.kind?.rawValue == pattern.event.rawValue else { return false }
         case .message:
-            guard event.kind == "frame", let type = event.type else { return false }
+            guard event.kind == .frame, let type = event.type else { return false }
             if let types = pattern.messageTypes, !types.contains(type) { return false }
             if let direction = pattern.direction, direction != event.direction { return false }
             if let actions = pattern.actions, !actions.contains(event.action ?? "") { return false }

@@ -83,7 +83,7 @@ public struct HandoverExport: Sendable {
         init(includeIdTags: Bool) { self.includeIdTags = includeIdTags }
 
         mutating func consume(_ record: CaptureRecord) {
-            if record.kind == "header" {
+            if record.recordKind == .header {
                 self.run = record.fields["started"]?.stringValue ?? record.file
                 return
             }
@@ -91,12 +91,12 @@ public struct HandoverExport: Sendable {
             var charger = self.chargers[chargePoint] ?? Charger(chargePoint: chargePoint)
             if charger.firstSeen.isEmpty { charger.firstSeen = stamp }
             charger.lastSeen = max(charger.lastSeen, stamp)
-            if record.kind == "open" {
+            if record.recordKind == .open {
                 charger.connections += 1
                 if let version = record.fields["version"]?.stringValue { charger.ocppVersions.insert(version) }
             }
             self.chargers[chargePoint] = charger
-            guard record.kind == "frame", record.opcode == .text, let type = record.messageType, let message = record.message,
+            guard record.recordKind == .frame, record.opcode == .text, let type = record.messageType, let message = record.message,
                 let action = record.action, let id = record.messageId
             else { return }
             let connection = "\(self.run)|\(record.connection ?? 0)|\(id)"

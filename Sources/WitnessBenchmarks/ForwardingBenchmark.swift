@@ -383,7 +383,7 @@ struct ForwardingBenchmark: AsyncParsableCommand {
         let analyzer = Analyzer(schemas: registry, configuration: AnalyzerConfiguration(profile: .strict, responseTimeoutSeconds: 30))
         var messages = 0
         for record in reader {
-            if record.kind == "frame", record.opcode == .text { messages += 1 }
+            if record.recordKind == .frame, record.opcode == .text { messages += 1 }
             analyzer.consume(record)
         }
         let report = analyzer.finish(readIssues: reader.issues)

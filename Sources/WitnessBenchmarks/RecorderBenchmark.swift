@@ -189,7 +189,7 @@ enum RecorderLoad {
         for connection in 0..<connections {
             events.append(
                 .record(
-                    kind: "open", ts: CaptureTimestamp(microseconds: start), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
+                    kind: .open, ts: CaptureTimestamp(microseconds: start), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
                     direction: nil, fields: ["path": .string("/BENCH-\(connection)"), "chosen": "ocpp1.6", "version": "1.6"]
                 )
             )
@@ -220,7 +220,7 @@ enum RecorderLoad {
         for connection in 0..<connections {
             events.append(
                 .record(
-                    kind: "close", ts: CaptureTimestamp(microseconds: start + clock), connection: UInt64(connection),
+                    kind: .close, ts: CaptureTimestamp(microseconds: start + clock), connection: UInt64(connection),
                     chargePoint: "BENCH-\(connection)", direction: nil, fields: ["by": "charger", "code": 1000]
                 )
             )

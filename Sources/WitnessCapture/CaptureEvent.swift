@@ -89,18 +89,34 @@ extension FrameEvent {
     }
 }
 
+/// What a capture record is, by its `kind` (docs/capture-format.md lists the fields of each).
+public enum RecordKind: String, Sendable, Hashable, CaseIterable, Codable {
+    /// The first record of every file: the tool, the run, the policy.
+    case header
+    /// A charger's connection and its backend's, relaying.
+    case open
+    /// An upgrade refused, with the status the charger got and why.
+    case reject
+    /// One WebSocket message or control frame.
+    case frame
+    /// A pair closed, and by whom.
+    case close
+    /// Something went wrong on a connection (or, in an import, in the traffic).
+    case error
+}
+
 /// Anything the recorder writes: a frame, or a connection-level record built as JSON up front.
 public enum CaptureEvent: Sendable {
     case frame(FrameEvent)
-    /// A record of `kind` (open, reject, close, error, note...) with its own fields.
-    case record(kind: String, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?, fields: JSONObject)
+    /// A connection-level record of `kind` (open, reject, close, error) with its own fields.
+    case record(kind: RecordKind, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?, fields: JSONObject)
 
     /// What the writer leaves in its batch where it moved an event out: nothing to release.
-    static let hole = CaptureEvent.record(kind: "", ts: CaptureTimestamp(microseconds: 0), connection: nil, chargePoint: nil, direction: nil, fields: JSONObject())
+    static let hole = CaptureEvent.record(kind: .error, ts: CaptureTimestamp(microseconds: 0), connection: nil, chargePoint: nil, direction: nil, fields: JSONObject())
 
     /// Builds a connection-level record stamped now.
     public static func connection(
-        _ kind: String, connection: UInt64?, chargePoint: String?, direction: Direction? = nil, fields: JSONObject
+        _ kind: RecordKind, connection: UInt64?, chargePoint: String?, direction: Direction? = nil, fields: JSONObject
     ) -> CaptureEvent {
         .record(kind: kind, ts: .now(), connection: connection, chargePoint: chargePoint, direction: direction, fields: fields)
     }

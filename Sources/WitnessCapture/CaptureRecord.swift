@@ -64,7 +64,10 @@ public struct CaptureRecord: Sendable, Hashable {
         case frame(FrameDetails)
     }
 
+    /// `kind` as written (also one this version does not know).
     public var kind: String? { self.facts.kind }
+    /// `kind`, when it is one this version knows.
+    public var recordKind: RecordKind? { self.facts.recordKind }
     public var ts: CaptureTimestamp? { self.facts.ts }
     /// `ts` as written in the record.
     public var timestamp: String? { self.stamp.text }
@@ -101,6 +104,7 @@ public struct CaptureRecord: Sendable, Hashable {
     /// The typed fields of a record, read in one pass over its members.
     struct Facts: Sendable, Hashable {
         var kind: String?
+        var recordKind: RecordKind?
         var timestamp: String?
         var ts: CaptureTimestamp?
         var connection: UInt64?
@@ -159,7 +163,9 @@ extension CaptureRecord.Facts {
         for member in fields.members {
             let value = member.value
             switch member.key {
-            case "kind" where first(1 << 0): self.kind = value.stringValue
+            case "kind" where first(1 << 0):
+                self.kind = value.stringValue
+                self.recordKind = value.stringValue.flatMap(RecordKind.init(rawValue:))
             case "ts" where first(1 << 1):
                 self.timestamp = value.stringValue
                 self.ts = value.stringValue.flatMap(CaptureTimestamp.init(rfc3339:))

@@ -60,9 +60,9 @@ struct CaptureSerializer {
     }
 
     private static func common(
-        kind: String, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?
+        kind: RecordKind, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?
     ) -> JSONObject {
-        var object = JSONObject(["ts": .string(ts.rfc3339), "kind": .string(kind)])
+        var object = JSONObject(["ts": .string(ts.rfc3339), "kind": .string(kind.rawValue)])
         if let connection { object["conn"] = .number(String(connection)) }
         if let chargePoint { object["chargePoint"] = .string(chargePoint) }
         if let direction { object["dir"] = .string(direction.rawValue) }
@@ -172,7 +172,7 @@ struct CaptureSerializer {
         guard let message else { return nil }
         let facts = CaptureRecord.Facts(
             // The text of `ts` is made only when asked for (`CaptureRecord.stamp`): the writer wrote it as `rfc3339`.
-            kind: "frame", timestamp: nil, ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
+            kind: "frame", recordKind: .frame, timestamp: nil, ts: frame.ts, connection: frame.connection, chargePoint: frame.chargePoint,
             direction: frame.direction, opcode: .text, action: action, messageId: envelope.messageId,
             messageType: envelope.messageType, message: message,
             // The nearest double to the microseconds over 1000, as reading the written text gives.

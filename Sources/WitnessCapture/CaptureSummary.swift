@@ -37,15 +37,15 @@ public struct CaptureSummary: Sendable {
 
     public mutating func add(_ record: CaptureRecord) {
         self.records += 1
-        switch record.kind {
-        case "open":
+        switch record.recordKind {
+        case .open:
             self.connections += 1
             if let chargePoint = record.chargePoint { self.chargePoints.insert(chargePoint) }
-        case "reject":
+        case .reject:
             self.refused += 1
-        case "error":
+        case .error:
             self.errors += 1
-        case "frame":
+        case .frame:
             switch record.opcode {
             case .text:
                 guard let action = record.action else {

@@ -251,7 +251,7 @@ public final class CaptureWriter: @unchecked Sendable {
                         if firstFrame == nil { firstFrame = seen }
                         frameOffsets += seen - (firstFrame ?? seen)
                     case let record:
-                        if case .record("close", _, let connection?, _, _, _) = record { self.completion.closed(connection) }
+                        if case .record(.close, _, let connection?, _, _, _) = record { self.completion.closed(connection) }
                         self.serializer.append(record, into: &buffer)
                         start = self.placeLine(at: start, in: &buffer)
                         if self.observer != nil { self.notifyObserver(Array(buffer[start...])) }

@@ -62,8 +62,8 @@ public enum RecordedCapture {
         var outstanding: [UInt64: [Direction: [String: Int]]] = [:]
         for record in reader {
             guard let connection = record.connection, let time = record.ts?.microseconds else { continue }
-            switch record.kind {
-            case "open":
+            switch record.recordKind {
+            case .open:
                 let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:))
                 sessions[connection] = RecordedSession(
                     connection: connection, chargePoint: record.chargePoint ?? "", version: version,
@@ -72,10 +72,10 @@ public enum RecordedCapture {
                     otherMessages: 0
                 )
                 order.append(connection)
-            case "close":
+            case .close:
                 sessions[connection]?.closed = time
                 sessions[connection]?.closeCode = record.fields["code"]?.intValue
-            case "frame":
+            case .frame:
                 guard var session = sessions[connection], let direction = record.direction,
                     record.opcode == .text || record.opcode == .binary
                 else { continue }

@@ -56,7 +56,7 @@ public enum PcapImporter {
         if let readError {
             writer.record(
                 .connection(
-                    "error", connection: nil, chargePoint: nil,
+                    .error, connection: nil, chargePoint: nil,
                     fields: ["error": "truncatedFile", "detail": .string("\(readError)"), "source": "pcap"]
                 )
             )

@@ -75,22 +75,22 @@ public struct PcapngExporter {
     }
 
     private mutating func consume(_ record: CaptureRecord) throws {
-        guard let kind = record.kind, let time = record.ts?.microseconds else { return }
+        guard let kind = record.recordKind, let time = record.ts?.microseconds else { return }
         switch kind {
-        case "header":
+        case .header:
             if let listen = record.fields["listen"]?.stringValue, let endpoint = Endpoint(listen),
                 endpoint.address != [0, 0, 0, 0]
             {
                 self.serverAddress = endpoint.address
             }
-        case "open":
+        case .open:
             guard let connection = record.connection else { return }
             self.summary.connections += 1
             var comments = ["OCPP Witness connection \(connection), charge point \(record.chargePoint ?? "?") (\(record.reference))"]
             if let upstream = record.fields["upstream"]?.stringValue { comments.append("forwarded to \(upstream)") }
             try self.openStream(connection, record: record, time: time, comments: comments)
             try self.send(connection, fromClient: false, Array(Self.switchingProtocols(record).utf8), time: time)
-        case "reject":
+        case .reject:
             let connection = record.connection ?? (UInt64.max - UInt64(self.summary.rejected))
             self.summary.rejected += 1
             let cause = record.fields["cause"]?.stringValue ?? "unknown"
@@ -104,9 +104,9 @@ public struct PcapngExporter {
                 try self.send(connection, fromClient: false, Array(head.utf8) + body, time: time)
             }
             try self.finish(connection, closedByClient: false, time: time)
-        case "frame":
+        case .frame:
             try self.frame(record, time: time)
-        case "close":
+        case .close:
             guard let connection = record.connection, self.streams[connection] != nil else { return }
             let closedByClient = record.fields["transportClosedBy"]?.stringValue != "csms"
             try self.finish(connection, closedByClient: closedByClient, time: time)

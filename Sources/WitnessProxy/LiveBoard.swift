@@ -56,18 +56,18 @@ public final class LiveBoard: Sendable {
 
     /// The capture writer's observer: called on its thread with every record as written.
     public func record(_ record: CaptureRecord) {
-        guard let kind = record.kind else { return }
-        if kind == "reject" { self.state.withLockedValue { $0.rejects += 1 } }
+        guard let kind = record.recordKind else { return }
+        if kind == .reject { self.state.withLockedValue { $0.rejects += 1 } }
         guard let chargePoint = record.chargePoint else { return }
         switch kind {
-        case "frame":
+        case .frame:
             let frame = Self.frameView(record)
             self.state.withLockedValue { state in
                 // In place: a copy of the entry would copy its frames on every append.
                 Self.update(&state.chargers[chargePoint, default: Charger()], with: record, frame: frame, keeping: self.framesPerCharger)
                 state.changed.insert(chargePoint)
             }
-        case "open", "close":
+        case .open, .close:
             var data: JSONObject = ["chargePoint": .string(chargePoint), "ref": .string(record.reference)]
             if let connection = record.connection { data["conn"] = .number(String(connection)) }
             if let ts = record.timestamp { data["ts"] = .string(ts) }
@@ -76,15 +76,15 @@ public final class LiveBoard: Sendable {
                 if let value = record.fields[key] { data[name] = value }
             }
             self.state.withLockedValue { state in
-                if kind == "open" { state.opens += 1 } else { state.closes += 1 }
-                state.chargers[chargePoint, default: Charger()].connected = kind == "open"
-                if kind == "open" {
+                if kind == .open { state.opens += 1 } else { state.closes += 1 }
+                state.chargers[chargePoint, default: Charger()].connected = kind == .open
+                if kind == .open {
                     if state.chargers[chargePoint]?.opened == nil { state.chargers[chargePoint]?.opened = record.timestamp }
                     if let subprotocol = record.fields["chosen"]?.stringValue { state.chargers[chargePoint]?.subprotocol = subprotocol }
                     state.chargers[chargePoint]?.transport = Self.transport(record.fields)
                 }
             }
-            self.publish(kind, .object(data))
+            self.publish(kind.rawValue, .object(data))
         default:
             return
         }

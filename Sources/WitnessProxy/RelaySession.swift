@@ -109,7 +109,7 @@ final class RelaySession {
         self.logger.warning("\(error): \(detail)")
         _ = self.record(
             .connection(
-                "error", connection: self.id, chargePoint: self.chargePoint, direction: direction,
+                .error, connection: self.id, chargePoint: self.chargePoint, direction: direction,
                 fields: ["error": .string(error), "detail": .string(detail)]
             )
         )
@@ -140,7 +140,7 @@ final class RelaySession {
             fields["reason"] = .string(close.reason)
         }
         self.logger.info("connection closed by \(closedBy)")
-        _ = self.record(.connection("close", connection: self.id, chargePoint: self.chargePoint, fields: fields))
+        _ = self.record(.connection(.close, connection: self.id, chargePoint: self.chargePoint, fields: fields))
         self.onFinish(self)
     }
 }

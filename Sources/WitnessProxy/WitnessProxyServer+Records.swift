@@ -86,7 +86,7 @@ extension WitnessProxyServer {
             "connection open",
             metadata: ["path": "\(target.path)", "subprotocol": "\(chosen ?? "none")", "remote": "\(handshake.remoteAddress)"]
         )
-        _ = session.record(.connection("open", connection: session.id, chargePoint: session.chargePoint, fields: fields))
+        _ = session.record(.connection(.open, connection: session.id, chargePoint: session.chargePoint, fields: fields))
     }
 
     func recordRefusal(_ handshake: ChargerHandshake, _ refusal: ChargerHandshake.Refusal, head: HTTPRequestHead?) {
@@ -112,7 +112,7 @@ extension WitnessProxyServer {
             ]
         )
         self.recorder?.record(
-            .connection("reject", connection: handshake.connectionID, chargePoint: target?.chargePointId, fields: fields)
+            .connection(.reject, connection: handshake.connectionID, chargePoint: target?.chargePointId, fields: fields)
         )
     }
 }

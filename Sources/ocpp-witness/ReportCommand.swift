@@ -143,7 +143,7 @@ enum WitnessChecks {
         var paths = policies
         if paths.isEmpty {
             for file in (try? captures.flatMap(CaptureReader.captureFiles(at:))) ?? [] {
-                guard let reader = try? CaptureReader(paths: [file]), let header = reader.next(), header.kind == "header",
+                guard let reader = try? CaptureReader(paths: [file]), let header = reader.next(), header.recordKind == .header,
                     let policy = header.fields["policy"]?.stringValue, !paths.contains(policy)
                 else { continue }
                 guard FileManager.default.isReadableFile(atPath: policy) else {

@@ -35,7 +35,7 @@ func plantedCapture() throws -> String {
         }
         return .frame(event)
     }
-    writer.record(.connection("open", connection: 1, chargePoint: "CP-R", fields: ["chosen": "ocpp1.6", "version": "1.6"]))
+    writer.record(.connection(.open, connection: 1, chargePoint: "CP-R", fields: ["chosen": "ocpp1.6", "version": "1.6"]))
     let ts = CaptureTimestamp(microseconds: clock).rfc3339
     let exchange: [(String, Direction)] = [
         (#"[2,"1","BootNotification",{"chargePointVendor":"R&D","chargePointModel":"<M>","firmwareVersion":"2"}]"#, .toCSMS),

@@ -24,7 +24,7 @@ func capture(_ ruleCase: RuleCase) throws -> String {
     let start: Int64 = CaptureTimestamp.now().microseconds - 120_000_000
     var open: JSONObject = ["chosen": .null, "version": .null]
     if let version = ruleCase.version { open = ["chosen": .string(version.subprotocol), "version": .string(version.rawValue)] }
-    writer.record(.record(kind: "open", ts: CaptureTimestamp(microseconds: start), connection: 1, chargePoint: "CP", direction: nil, fields: open))
+    writer.record(.record(kind: .open, ts: CaptureTimestamp(microseconds: start), connection: 1, chargePoint: "CP", direction: nil, fields: open))
     var correlator = CallCorrelator()
     for (offset, text, direction) in ruleCase.frames {
         let ts = start + Int64(offset * 1_000_000)
@@ -46,7 +46,7 @@ func capture(_ ruleCase: RuleCase) throws -> String {
         }
         writer.record(.frame(event))
     }
-    writer.record(.record(kind: "close", ts: CaptureTimestamp(microseconds: start + 100_000_000), connection: 1, chargePoint: "CP", direction: nil, fields: [:]))
+    writer.record(.record(kind: .close, ts: CaptureTimestamp(microseconds: start + 100_000_000), connection: 1, chargePoint: "CP", direction: nil, fields: [:]))
     writer.close()
     return directory
 }

@@ -30,7 +30,7 @@ struct CaptureTests {
             configuration: .init(directory: directory), header: CaptureHeader(backendName: "B", upstream: "ws://b")
         )
         writer.record(self.frame(#"[2,"1","Heartbeat",{}]"#))
-        writer.record(.connection("close", connection: 1, chargePoint: "CP-1", fields: ["by": "charger"]))
+        writer.record(.connection(.close, connection: 1, chargePoint: "CP-1", fields: ["by": "charger"]))
         writer.close()
         let records = Array(try CaptureReader(paths: [directory]))
         #expect(records.map(\.kind) == ["header", "frame", "close"])
@@ -283,7 +283,7 @@ struct CaptureTests {
             writer.record(self.frame(#"[2,"c\#(index)","ChangeConfiguration",{"key":"AuthorizationKey","value":"s"}]"#, direction: .toCharger))
             writer.record(self.frame("[2,\"n\(index)\",\n\"Heartbeat\",{}]"))
             writer.record(self.frame("not json"))
-            writer.record(.connection("note", connection: 1, chargePoint: "CP-1", fields: ["index": .int(index)]))
+            writer.record(.connection(.error, connection: 1, chargePoint: "CP-1", fields: ["error": "note", "index": .int(index)]))
         }
         writer.close()
         let reader = try CaptureReader(paths: [directory])
@@ -339,7 +339,7 @@ struct CaptureTests {
             }
             for (connection, direction, text, ms) in traffic { add(connection, direction, text, ms) }
             // Connection 1 closes; a new connection with the same number knows none of its calls.
-            events.append(.record(kind: "close", ts: CaptureTimestamp(microseconds: 1_795_000_000_080_000), connection: 1, chargePoint: "CP-1", direction: nil, fields: [:]))
+            events.append(.record(kind: .close, ts: CaptureTimestamp(microseconds: 1_795_000_000_080_000), connection: 1, chargePoint: "CP-1", direction: nil, fields: [:]))
             correlators[1] = nil
             add(1, .toCSMS, #"[3,"p",{"status":"Accepted"}]"#, 90)
             return events

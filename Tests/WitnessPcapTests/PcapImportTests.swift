@@ -162,7 +162,7 @@ struct PcapImportTests {
         var frames: [String] = []
         for event in records {
             switch event {
-            case .record(let kind, _, _, _, _, let fields) where kind == "error":
+            case .record(let kind, _, _, _, _, let fields) where kind == .error:
                 errors[fields["error"]?.stringValue ?? ""] = fields["detail"]?.stringValue
             case .frame(let frame):
                 frames.append(frame.chargePoint)
