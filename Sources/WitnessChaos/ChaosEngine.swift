@@ -39,6 +39,13 @@ public struct FaultDecision: Sendable {
     public var delayMilliseconds: Int
     /// The n-th time this rule hit this charge point.
     public var hit: Int
+
+    package init(rule: String, fault: Fault, delayMilliseconds: Int, hit: Int) {
+        self.rule = rule
+        self.fault = fault
+        self.delayMilliseconds = delayMilliseconds
+        self.hit = hit
+    }
 }
 
 /// Decides, per message, whether a policy rule applies. Reproducible: one generator per charge point,

@@ -36,105 +36,47 @@ extension RelayHandler {
         }
     }
 
+    /// Carries out the policy's decision for a message, step by step as its `FaultPlan` says.
     func apply(_ decision: FaultDecision, frame: WireFrame, payload: ByteBuffer) {
-        var record: JSONObject = ["rule": .string(decision.rule), "kind": .string(decision.fault.kind), "hit": .int(decision.hit)]
         let direction = self.side.inboundDirection
-        switch decision.fault {
-        case .drop:
-            self.observe(frame, payload: payload, fault: record)
-        case .delay(_, _, let reorder):
-            record["ms"] = .int(decision.delayMilliseconds)
-            self.observe(frame, payload: payload, fault: record)
-            let deadline = NIODeadline.now() + .milliseconds(Int64(decision.delayMilliseconds))
-            let outbound = frame.wire
-            if reorder {
-                self.context?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                    self?.partner?.write(outbound)
-                    self?.partner?.flushIfNeeded()
+        for step in FaultPlan(decision, frame: frame, payload: payload).steps {
+            switch step {
+            case .forward(let bytes):
+                self.forward(bytes)
+            case .hold(let bytes, let milliseconds, let overtakable):
+                let deadline = NIODeadline.now() + .milliseconds(Int64(milliseconds))
+                if overtakable {
+                    self.context?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                        self?.partner?.write(bytes)
+                        self?.partner?.flushIfNeeded()
+                    }
+                } else {
+                    self.held.append((deadline, bytes))
+                    self.scheduleRelease()
                 }
-            } else {
-                self.held.append((deadline, outbound))
-                self.scheduleRelease()
-            }
-        case .duplicate:
-            self.forward(frame.wire)
-            self.forward(frame.wire)
-            self.observe(frame, payload: payload, fault: record)
-            self.emit(opcode: frame.opcode == .text ? .text : .binary, payload: payload, fragments: 1, direction: direction, injected: true, fault: record)
-        case .malformed(let malformation):
-            let (text, binary) = MessageMutator.apply(malformation, to: String(buffer: payload))
-            record["malformation"] = .string(malformation.name)
-            record["delivered"] = .string(text)
-            self.forward(self.reframed(frame, data: ByteBuffer(string: text), opcode: binary ? .binary : frame.opcode))
-            self.observe(frame, payload: payload, fault: record)
-        case .respond(let response):
-            guard let envelope = try? OCPPEnvelope.parse(payload).get(), envelope.messageType == .call, let context = self.context else {
-                // Only a CALL can be answered; anything else passes.
-                self.forward(frame.wire)
-                self.observe(frame, payload: payload)
-                return
-            }
-            self.observe(frame, payload: payload, fault: record)
-            let answer = ByteBuffer(string: MessageMutator.response(response, messageId: envelope.messageId))
-            context.writeAndFlush(Self.wrapOutboundOut(self.ownFrame(opcode: .text, payload: answer)), promise: nil)
-            self.emit(opcode: .text, payload: answer, fragments: 1, direction: direction.reversed, injected: true, fault: record)
-        case .slice(let size):
-            record["fragments"] = .int(max(1, (payload.readableBytes + size - 1) / size))
-            var rest = payload
-            var first = true
-            while rest.readableBytes > 0 || first {
-                let part = rest.readSlice(length: min(size, rest.readableBytes)) ?? ByteBuffer()
-                let last = rest.readableBytes == 0
-                self.forward(self.reframed(frame, data: part, opcode: first ? frame.opcode : .continuation, fin: last))
-                first = false
-            }
-            self.observe(frame, payload: payload, fault: record)
-        case .bandwidth(let rate):
-            // The message waits, in order, as long as its bytes take at `rate`.
-            let milliseconds = max(1, payload.readableBytes * 1000 / rate)
-            record["ms"] = .int(milliseconds)
-            self.observe(frame, payload: payload, fault: record)
-            self.held.append((NIODeadline.now() + .milliseconds(Int64(milliseconds)), frame.wire))
-            self.scheduleRelease()
-        case .outage(let seconds, let mode, let allChargers):
-            record["seconds"] = .double(seconds)
-            record["mode"] = .string(mode.rawValue)
-            self.observe(frame, payload: payload, fault: record)
-            self.session.startOutage?(allChargers ? nil : self.session.chargePoint, seconds, mode)
-        case .inject(let action, let template, let copies, let target):
-            self.forward(frame.wire)
-            record["action"] = .string(action)
-            var injectedPayload = template
-            if !copies.isEmpty {
-                let trigger = (try? OCPPEnvelope.parse(payload).get())?.payloadRange.flatMap { range in
-                    payload.withUnsafeReadableBytes { try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0[range])) }
+            case .record(let fault):
+                self.observe(frame, payload: payload, fault: fault)
+            case .recordCopy(let opcode, let copy, let fault):
+                self.emit(opcode: opcode == .text ? .text : .binary, payload: copy, fragments: 1, direction: direction, injected: true, fault: fault)
+            case .answer(let answer, let fault):
+                guard let context = self.context else { continue }
+                context.writeAndFlush(Self.wrapOutboundOut(self.ownFrame(opcode: .text, payload: answer)), promise: nil)
+                self.emit(opcode: .text, payload: answer, fragments: 1, direction: direction.reversed, injected: true, fault: fault)
+            case .injectCall(let action, let injected, let target, let fault):
+                let handler = target == .charger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
+                handler?.injectCall(action: action, payload: injected, fault: fault)
+            case .outage(let allChargers, let seconds, let mode):
+                self.session.startOutage?(allChargers ? nil : self.session.chargePoint, seconds, mode)
+            case .close(let side, let code, let reason, let recordedReason, let reset):
+                let charger = self.side == .charger ? self : self.partner
+                let backend = self.side == .backend ? self : self.partner
+                let targets = side == .both ? [charger, backend] : side == .charger ? [charger] : [backend]
+                if self.session.proxyClose == nil {
+                    self.session.proxyClose = (WebSocketErrorCode(codeNumber: Int(code)), recordedReason)
                 }
-                switch InjectCopy.fill(template, copies: copies, from: trigger) {
-                case .success(let filled):
-                    injectedPayload = filled
-                case .failure(let missing):
-                    // Nothing to copy from: the CALL is not sent, and the triggering message says why.
-                    record["skipped"] = .string("the triggering message has no \(missing.pointer)")
-                    self.observe(frame, payload: payload, fault: record)
-                    return
+                for target in targets.compactMap({ $0 }) {
+                    if reset { target.resetConnection() } else { target.closeWithFrame(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason) }
                 }
-            }
-            self.observe(frame, payload: payload)
-            let handler = target == .charger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
-            handler?.injectCall(action: action, payload: injectedPayload, fault: record)
-        case .disconnect(let side, let code, let reason, let reset):
-            record["side"] = .string(side.rawValue)
-            record["code"] = .int(Int(code))
-            if reset { record["mode"] = "reset" }
-            self.observe(frame, payload: payload, fault: record)
-            let charger = self.side == .charger ? self : self.partner
-            let backend = self.side == .backend ? self : self.partner
-            let targets = side == .both ? [charger, backend] : side == .charger ? [charger] : [backend]
-            if self.session.proxyClose == nil {
-                self.session.proxyClose = (WebSocketErrorCode(codeNumber: Int(code)), reason.isEmpty ? "fault \(decision.rule)" : reason)
-            }
-            for target in targets.compactMap({ $0 }) {
-                if reset { target.resetConnection() } else { target.closeWithFrame(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason) }
             }
         }
         self.partner?.flushIfNeeded()

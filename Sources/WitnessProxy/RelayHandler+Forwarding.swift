@@ -105,14 +105,6 @@ extension RelayHandler {
         self.observe(frame, payload: payload)
     }
 
-    /// Frame bytes carrying `data` instead of the frame's payload, with the frame's flags and masking key.
-    func reframed(_ frame: WireFrame, data: ByteBuffer, opcode: WebSocketWireOpcode? = nil, fin: Bool? = nil) -> ByteBuffer {
-        WebSocketFrameHeader.frame(
-            fin: fin ?? frame.fin, opcode: opcode ?? frame.opcode, maskKey: frame.header.maskKey, payload: data,
-            allocator: self.context?.channel.allocator ?? ByteBufferAllocator()
-        )
-    }
-
     /// Writes to the partner, or queues behind messages a delay fault is holding back.
     func forward(_ bytes: ByteBuffer) {
         guard let partner = self.partner else { return }
