@@ -50,7 +50,7 @@ public final class CaptureReader: Sequence, IteratorProtocol {
     }
 
     deinit {
-        if self.descriptor >= 0 { Glibc.close(self.descriptor) }
+        if self.descriptor >= 0 { closeDescriptor(self.descriptor) }
     }
 
     /// The capture files under `path` (or `path` itself if it is a file), sorted by name.
@@ -96,7 +96,7 @@ public final class CaptureReader: Sequence, IteratorProtocol {
                     self.start = self.buffer.count
                     if let record = self.parse(range, file: file, torn: true) { return record }
                 }
-                Glibc.close(self.descriptor)
+                closeDescriptor(self.descriptor)
                 self.descriptor = -1
                 self.file = nil
                 continue

@@ -85,7 +85,7 @@ extension CaptureWriter {
     func closeFile() {
         guard self.descriptor >= 0 else { return }
         if self.configuration.fsync != .never { fsync(self.descriptor) }
-        Glibc.close(self.descriptor)
+        closeDescriptor(self.descriptor)
         self.descriptor = -1
         self.dirty = false
     }

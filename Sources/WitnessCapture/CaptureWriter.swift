@@ -357,7 +357,7 @@ public final class CaptureWriter: @unchecked Sendable {
         let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         _ = try? Self.writeAll(fd, Array(name.utf8))
-        Glibc.close(fd)
+        closeDescriptor(fd)
     }
 
     /// Linux's SCHED_BATCH (`sched.h` defines it only with `_GNU_SOURCE`).

@@ -56,7 +56,7 @@ public final class PcapngWriter {
     deinit {
         #if canImport(Glibc)
         if self.descriptor >= 0 { Glibc.close(self.descriptor) }
-        #else
+        #elseif canImport(Darwin)
         if self.descriptor >= 0 { Darwin.close(self.descriptor) }
         #endif
     }

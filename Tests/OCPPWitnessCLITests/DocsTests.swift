@@ -27,4 +27,41 @@ struct DocsTests {
         #expect(drifted.status == 1)
         #expect(drifted.errors.contains("run `make docs`"), "\(drifted.errors)")
     }
+
+    /// Package.swift declares macOS as well as Linux, and no macOS machine builds this project's CI: a call
+    /// qualified with one platform's C module has to sit in that platform's `#if canImport(...)` branch.
+    @Test("every call qualified with Glibc or Darwin is inside that module's #if canImport branch")
+    func platformCallsAreConditional() throws {
+        let sources = WitnessBinary.root.appendingPathComponent("Sources")
+        let files = FileManager.default.enumerator(atPath: sources.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
+        #expect(files.count > 50)
+        var unguarded: [String] = []
+        for file in files {
+            let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+            // The module each open #if branch is about, innermost last (nil: some other condition).
+            var branches: [String?] = []
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let code = line.trimmingCharacters(in: .whitespaces)
+                func module(_ directive: String) -> String? {
+                    guard let open = code.range(of: "canImport("), let close = code[open.upperBound...].firstIndex(of: ")") else { return nil }
+                    return String(code[open.upperBound..<close])
+                }
+                if code.hasPrefix("#if ") {
+                    branches.append(module(code))
+                } else if code.hasPrefix("#elseif ") {
+                    branches[branches.count - 1] = module(code)
+                } else if code.hasPrefix("#else") {
+                    branches[branches.count - 1] = nil
+                } else if code.hasPrefix("#endif") {
+                    branches.removeLast()
+                } else if !code.hasPrefix("//") {
+                    for platform in ["Glibc", "Darwin"] where code.contains(platform + ".") && !branches.contains(platform) {
+                        unguarded.append("\(file):\(number + 1): \(code)")
+                    }
+                }
+            }
+        }
+        #expect(unguarded.isEmpty, "platform calls outside their #if canImport branch:\n\(unguarded.joined(separator: "\n"))")
+    }
 }
+
