@@ -334,7 +334,7 @@ public final class CaptureWriter: @unchecked Sendable {
         guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
         if var record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine) {
-            // Shared, not copied: the line's buffer is the writer's own again once the observer returns.
+            // A copy of the line's bytes in the batch: the observer may keep it.
             record.text = line
             observer(record)
         } else {
