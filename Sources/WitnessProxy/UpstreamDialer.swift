@@ -72,7 +72,6 @@ struct UpstreamDialer {
         makeRelay: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<UpstreamOutcome> {
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: self.upstream.hostHeader)
         for (name, value) in chargerHeaders where !Self.hopHeaders.contains(name.lowercased()) {
             headers.add(name: name, value: value)
         }

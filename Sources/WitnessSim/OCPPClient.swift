@@ -48,7 +48,6 @@ public enum OCPPClient {
         to url: WebSocketURL, options: OCPPClientOptions, group: any EventLoopGroup, idPrefix: String = ""
     ) async throws -> OCPPEndpoint {
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: url.hostHeader)
         if !options.subprotocols.isEmpty {
             headers.add(name: "Sec-WebSocket-Protocol", value: options.subprotocols.joined(separator: ", "))
         }

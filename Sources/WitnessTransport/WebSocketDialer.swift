@@ -72,8 +72,8 @@ public struct WebSocketDialer: Sendable {
         }
     }
 
-    /// Connects and asks for the upgrade of `target` with `headers` (a `Host` header is added when they have
-    /// none). `upgraded` adds the frame handlers to the channel, on its event loop, before the outcome is
+    /// Connects and asks for the upgrade of `target` with `headers`, after a `Host` header naming the server
+    /// (one among `headers` is left out). `upgraded` adds the frame handlers to the channel, on its event loop, before the outcome is
     /// returned. A failure is the first error the handshake saw (a TLS alert says more than the close that
     /// follows it); the connection is closed.
     public func connect(
@@ -82,9 +82,10 @@ public struct WebSocketDialer: Sendable {
     ) -> EventLoopFuture<Outcome> {
         let eventLoop = group.next()
         let outcome = eventLoop.makePromise(of: Step.self)
-        var headers = headers
-        if !headers.contains(name: "Host") { headers.add(name: "Host", value: self.url.hostHeader) }
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.isEmpty ? "/" : target, headers: headers)
+        // The server's own Host first, as a browser sends it.
+        var request = HTTPHeaders([("Host", self.url.hostHeader)])
+        for (name, value) in headers where name.lowercased() != "host" { request.add(name: name, value: value) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.isEmpty ? "/" : target, headers: request)
         let tlsContext = self.tlsContext
         let serverName = self.serverName
         let maximumFrameBytes = self.maximumFrameBytes
