@@ -206,6 +206,7 @@ let package = Package(
                 "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "ChildProcesses",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/WitnessTestSupport",

@@ -119,6 +119,9 @@ public final class ChargerSimulator: Sendable {
         var callErrors = 0
         /// `disconnect()` was called: a reboot still pending from a Reset does not bring the charger back.
         var switchedOff = false
+        /// What firmware does after an answer (a reboot, a triggered message, a report), still running.
+        var followUps: [Int: Task<Void, Never>] = [:]
+        var nextFollowUp = 0
     }
 
     /// `baseURL` is the CSMS (or proxy) address without the charge point id; the id is appended.
@@ -503,6 +506,30 @@ public final class ChargerSimulator: Sendable {
         return outcome
     }
 
+    /// Runs `work` after `delay`, as firmware acts after it has answered; `stop()` waits for it.
+    private func later(after delay: Duration, _ work: @escaping @Sendable () async -> Void) {
+        self.state.withLockedValue { state in
+            let key = state.nextFollowUp
+            state.nextFollowUp += 1
+            state.followUps[key] = Task {
+                try? await Task.sleep(for: delay)
+                await work()
+                _ = self.state.withLockedValue { $0.followUps.removeValue(forKey: key) }
+            }
+        }
+    }
+
+    /// Switches the charger off for good: no reboot or follow-up message comes after this; the ones already
+    /// under way finish first, then the connection closes. Its owner calls this before shutting down the
+    /// event loops the charger dials with.
+    public func stop() async {
+        self.state.withLockedValue { $0.switchedOff = true }
+        while let pending = self.state.withLockedValue({ $0.followUps.values.first }) {
+            await pending.value
+        }
+        await self.endpoint?.close(code: .normalClosure, reason: "")
+    }
+
     /// Closes the connection with a normal close, and calls off a reboot still pending from a Reset or a
     /// firmware update: a charger switched off stays off until `connect()`.
     public func disconnect(reason: String = "") async {
@@ -545,10 +572,8 @@ public final class ChargerSimulator: Sendable {
             if !self.profile.quirks.contains(.keepsLimitAfterClear) { self.state.withLockedValue { $0.powerLimitW = nil } }
             return ["status": "Accepted"]
         case "UpdateFirmware":
-            Task {
-                try? await Task.sleep(for: .milliseconds(100))
-                await self.updateFirmware(requestId: payload["requestId"]?.intValue)
-            }
+            let requestId = payload["requestId"]?.intValue
+            self.later(after: .milliseconds(100)) { await self.updateFirmware(requestId: requestId) }
             return self.profile.version == .v16 ? [:] : ["status": "Accepted"]
         case "RemoteStopTransaction", "RequestStopTransaction":
             // Accepted for the running transaction (which then stops with reason Remote), Rejected for any other.
@@ -576,10 +601,7 @@ public final class ChargerSimulator: Sendable {
             self.state.withLockedValue { $0.resets += 1 }
             if !self.profile.quirks.contains(.ignoresReset) {
                 // The answer goes out first; the reboot follows, as on real hardware.
-                Task {
-                    try? await Task.sleep(for: .milliseconds(100))
-                    await self.reboot()
-                }
+                self.later(after: .milliseconds(100)) { await self.reboot() }
             }
             return ["status": "Accepted"]
         case "TriggerMessage":
@@ -595,10 +617,7 @@ public final class ChargerSimulator: Sendable {
                 }
             guard let message else { return ["status": "NotImplemented"] }
             if self.profile.quirks.contains(.ignoresTrigger) { return ["status": "Accepted"] }
-            Task {
-                try? await Task.sleep(for: .milliseconds(50))
-                _ = try? await self.call(message.0, message.1)
-            }
+            self.later(after: .milliseconds(50)) { _ = try? await self.call(message.0, message.1) }
             return ["status": "Accepted"]
         case "GetConfiguration":
             if self.profile.quirks.contains(.withholdsConfiguration) { return ["configurationKey": []] }
@@ -607,8 +626,7 @@ public final class ChargerSimulator: Sendable {
             if self.profile.quirks.contains(.withholdsConfiguration) { return ["status": "NotSupported"] }
             // The report follows the answer, as NotifyReport CALLs of the charger's own.
             let requestId = payload["requestId"]?.intValue ?? 0
-            Task {
-                try? await Task.sleep(for: .milliseconds(50))
+            self.later(after: .milliseconds(50)) {
                 _ = try? await self.call("NotifyReport", OCPPMessages.baseReport(self.profile, requestId: requestId))
             }
             return ["status": "Accepted"]

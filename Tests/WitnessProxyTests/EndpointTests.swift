@@ -43,5 +43,23 @@ struct EndpointTests {
         #expect(harness.csms.arrivals.filter { $0.chargePoint == "CP-OFF" }.count == 1)
         await harness.stop()
     }
+
+    @Test("a harness stopped while its charger is about to reboot after a Reset switches the charger off first")
+    func stopWhileRebooting() async throws {
+        let harness = try await ProxyHarness.start()
+        let charger = harness.charger(ChargerProfile(id: "CP-STOP", vendor: "Stop Co", version: .v16))
+        try await charger.connect()
+        try await charger.boot()
+        let csms = await harness.csms.connection("CP-STOP")
+        _ = try await csms.call("Reset", ["type": "Soft"]).payload()
+        // Without the charger switched off first, its reboot would dial the harness's event loops after
+        // they shut down.
+        await harness.stop()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(charger.resetsAccepted == 1)
+        #expect(charger.reboots == 0)
+        // No reboot was attempted (and failed) either.
+        #expect(charger.counts.errors == 0)
+    }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import OCPPWire
@@ -59,9 +60,14 @@ package final class ProxyHarness: Sendable {
         self.proxyURL = proxyURL
     }
 
+    /// A simulated charger through the proxy; `stop()` switches it off before the event loops go.
     package func charger(_ profile: ChargerProfile, tls: OCPPClientOptions? = nil) -> ChargerSimulator {
-        ChargerSimulator(profile: profile, baseURL: self.proxyURL, tls: tls, group: self.group)
+        let charger = ChargerSimulator(profile: profile, baseURL: self.proxyURL, tls: tls, group: self.group)
+        self.chargers.withLockedValue { $0.append(charger) }
+        return charger
     }
+
+    private let chargers = NIOLockedValueBox<[ChargerSimulator]>([])
 
     /// Waits until the proxy has recorded `count` closed pairs (or the time runs out).
     package func waitForClosedPairs(_ count: Int, seconds: Double = 10) async {
@@ -83,6 +89,8 @@ package final class ProxyHarness: Sendable {
 
     /// Stops everything and removes the capture, unless the caller goes on reading it (and removes it itself).
     package func stop(keepingCapture: Bool = false) async {
+        // A charger still rebooting after a Reset would otherwise dial event loops that are gone.
+        for charger in self.chargers.withLockedValue({ $0 }) { await charger.stop() }
         await self.proxy.shutdown(grace: .seconds(1))
         await self.csms.stop()
         self.recorder.close()
