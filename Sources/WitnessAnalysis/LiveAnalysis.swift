@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import OCPPSchema
@@ -14,6 +15,11 @@ public final class LiveAnalysis: @unchecked Sendable {
     private let counts = NIOLockedValueBox<[String: Int]>([:])
     private let chargerCounts = NIOLockedValueBox<[String: Int]>([:])
 
+    /// Name of the metric that counts deviations found live, per rule.
+    public static let deviationsMetric = "ocpp_witness_deviations_total"
+    /// HELP text of the metrics live analysis makes, by name.
+    public static let metricHelp = [deviationsMetric: "Deviations found live, per rule."]
+
     /// `onDeviation` also gets each deviation, on the recorder's thread (the live page's feed).
     /// `checks`: the witness checks of the policy in force, whose verdicts `verdicts()` gives as they resolve.
     public init(
@@ -25,8 +31,16 @@ public final class LiveAnalysis: @unchecked Sendable {
         let analyzer = Analyzer(schemas: schemas, configuration: configuration)
         let counts = self.counts
         let chargerCounts = self.chargerCounts
+        // One counter per rule of the catalog that has fired; only the recorder's thread touches these.
+        let counters = NIOLockedValueBox<[String: Counter]>([:])
         analyzer.onDeviation = { deviation in
             counts.withLockedValue { $0[deviation.rule, default: 0] += 1 }
+            counters.withLockedValue { counters in
+                if counters[deviation.rule] == nil {
+                    counters[deviation.rule] = Counter(label: Self.deviationsMetric, dimensions: [("rule", deviation.rule)])
+                }
+                return counters[deviation.rule]
+            }?.increment()
             chargerCounts.withLockedValue { $0[deviation.chargePoint ?? "?", default: 0] += 1 }
             onDeviation?(deviation)
             let level: Logger.Level = deviation.severity == .error ? .warning : (deviation.severity == .warning ? .notice : .info)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -7,6 +8,7 @@ import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
 import WitnessCLISupport
+import WitnessMetrics
 
 #if canImport(Glibc)
 import Glibc
@@ -67,9 +69,12 @@ struct RecorderBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         let registry = try SchemaRegistry.load(forCommand: self.schemas)
+        // The recorder's metrics as a proxy with --admin keeps them: swift-metrics on the Prometheus backend.
+        MetricsSystem.bootstrap(PrometheusExposition(help: CaptureWriter.metricHelp, timerBuckets: CaptureWriter.metricTimerBuckets))
         let base = self.directory ?? FileManager.default.temporaryDirectory.path
         print("OCPP Witness recorder benchmark — \(machineDescription())")
-        print("\(self.messages) messages over \(self.connections) connections, \(self.repeats) measurement(s) each; CPU of the recorder's thread\n")
+        print("\(self.messages) messages over \(self.connections) connections, \(self.repeats) measurement(s) each; CPU of the recorder's thread")
+        print("(with the recorder's Prometheus metrics, as a proxy serving /metrics counts them)\n")
         var recording: [Measurement] = []
         var analysing: [Measurement] = []
         for round in 0..<self.repeats {

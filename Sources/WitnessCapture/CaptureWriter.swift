@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -79,6 +80,7 @@ public final class CaptureWriter: @unchecked Sendable {
     var dirty = false
     /// Envelopes and call correlation the proxy left to the writer thread.
     var completion: FrameCompletion
+    var metrics = CaptureMetrics()
 
     let finished = ConditionLock(value: false)
 
@@ -198,6 +200,9 @@ public final class CaptureWriter: @unchecked Sendable {
     func run() {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
+        // When each frame of the batch was seen, for the latency histogram.
+        var seenTimes: [Int64] = []
+        var latencies: [Int64] = []
         var napping = false
         while true {
             var timeout: Double
@@ -247,6 +252,7 @@ public final class CaptureWriter: @unchecked Sendable {
                         counts[key, default: .init()].add(bytes: frame.payload.readableBytes)
                         frames += 1
                         let seen = frame.ts.microseconds
+                        seenTimes.append(seen)
                         oldestFrame = min(oldestFrame, seen)
                         if firstFrame == nil { firstFrame = seen }
                         frameOffsets += seen - (firstFrame ?? seen)
@@ -266,6 +272,11 @@ public final class CaptureWriter: @unchecked Sendable {
             let now = CaptureTimestamp.now().microseconds
             let maximumLatency = frames > 0 ? max(0, now - oldestFrame) : 0
             let totalLatency = max(0, Int64(frames) * (now - (firstFrame ?? now)) - frameOffsets)
+            latencies.removeAll(keepingCapacity: true)
+            for seen in seenTimes { latencies.append(max(0, now - seen)) }
+            seenTimes.removeAll(keepingCapacity: true)
+            var boundedCounts: [(CaptureStatistics.MessageKey, CaptureStatistics.MessageCount)] = []
+            boundedCounts.reserveCapacity(counts.count)
             self.condition.lock()
             self.stats.recordsWritten += batch.count
             for (key, count) in counts {
@@ -277,11 +288,14 @@ public final class CaptureWriter: @unchecked Sendable {
                 }
                 self.stats.messages[key, default: .init()].messages += count.messages
                 self.stats.messages[key, default: .init()].bytes += count.bytes
+                boundedCounts.append((key, count))
             }
             self.stats.maximumRecordLatencyMicros = max(self.stats.maximumRecordLatencyMicros, maximumLatency)
             self.stats.totalRecordLatencyMicros += totalLatency
             self.stats.latencySamples += frames
             self.inFlight = 0
+            let totals = CaptureMetrics.Totals(self.stats)
+            let depth = self.queue.count
             var released: [@Sendable () -> Void] = []
             if self.queue.count < self.configuration.lowWatermark {
                 released = self.waiters
@@ -289,6 +303,7 @@ public final class CaptureWriter: @unchecked Sendable {
             }
             let more = !self.queue.isEmpty
             self.condition.unlock(withValue: more ? 1 : 0)
+            self.metrics.publish(totals, queueDepth: depth, counts: boundedCounts, latenciesMicros: latencies)
             for callback in released { callback() }
             for callback in flushWaiters { callback() }
             if closing && !more {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import NIOConcurrencyHelpers
 import OCPPWire
@@ -61,21 +62,37 @@ public final class ChaosEngine: Sendable {
         var hits: [String: Int] = [:]
         /// Since when (seconds since the proxy started) each charge point has had a transaction running.
         var transactionSince: [String: Double] = [:]
+        /// `ocpp_witness_faults_total{rule}`, made at a rule's first hit; none once the engine is retired.
+        var counters: [String: Counter] = [:]
+        var retired = false
     }
+
+    /// Name of the metric that counts faults injected, per rule.
+    public static let faultsMetric = "ocpp_witness_faults_total"
+    /// HELP text of the metrics the engine makes, by name.
+    public static let metricHelp = [faultsMetric: "Faults injected, per policy rule of the policy in force."]
 
     public init(policy: FaultPolicy) {
         self.policy = policy
     }
 
-    /// How often each rule has hit, over all charge points.
-    public var hitsByRule: [String: Int] {
-        self.state.withLockedValue { state in
-            var totals: [String: Int] = [:]
-            for (key, count) in state.hits {
-                totals[String(key.prefix(while: { $0 != "\u{0}" })), default: 0] += count
-            }
-            return totals
+    /// Takes this engine's metrics off the exposition: a policy replacing it counts afresh, from the next
+    /// message on. Call before the new engine is put in force, so that its counters are its own.
+    public func retireMetrics() {
+        let counters = self.state.withLockedValue { state in
+            state.retired = true
+            defer { state.counters.removeAll() }
+            return Array(state.counters.values)
         }
+        for counter in counters { counter.destroy() }
+    }
+
+    private static func counter(for rule: String, in state: inout State) -> Counter? {
+        guard !state.retired else { return nil }
+        if let counter = state.counters[rule] { return counter }
+        let counter = Counter(label: Self.faultsMetric, dimensions: [("rule", rule)])
+        state.counters[rule] = counter
+        return counter
     }
 
     /// The first rule (in file order) that applies to the message, if any. `payload` is only called when a
@@ -115,6 +132,7 @@ public final class ChaosEngine: Sendable {
                 }
                 let hit = state.hits[key, default: 0] + 1
                 state.hits[key] = hit
+                Self.counter(for: rule.name, in: &state)?.increment()
                 return FaultDecision(rule: rule.name, fault: rule.fault, delayMilliseconds: delay, hit: hit)
             }
             if let decision { return decision }

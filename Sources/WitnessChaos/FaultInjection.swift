@@ -26,7 +26,10 @@ public final class FaultInjection: Sendable {
     /// Puts `policy` in force (nil removes all faults); counters and generators start afresh.
     public func replace(with policy: FaultPolicy?) {
         let engine = policy.map(ChaosEngine.init)
-        self.current.withLockedValue { $0 = engine }
+        self.current.withLockedValue { current in
+            current?.retireMetrics()
+            current = engine
+        }
         if policy == nil { self.text.withLockedValue { $0 = nil } }
     }
 }

@@ -105,6 +105,9 @@ public final class AdminServer: AdminEndpoints {
         return address
     }
 
+    /// Whether `start()` has bound the listener.
+    public var isListening: Bool { self.channel.get() != nil }
+
     public func stop() async {
         self.ticker.withLockedValue { $0?.cancel() }
         try? await self.channel.get()?.close()

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -91,6 +92,7 @@ extension WitnessProxyServer {
 
     func recordRefusal(_ handshake: ChargerHandshake, _ refusal: ChargerHandshake.Refusal, head: HTTPRequestHead?) {
         self.state.withLockedValue { $0.statistics.refused += 1 }
+        self.metrics.refused.increment()
         let target = handshake.target ?? head.map { ChargerRequestTarget(uri: $0.uri) }
         var fields = JSONObject([
             "path": target.map { .string($0.path) } ?? .null,

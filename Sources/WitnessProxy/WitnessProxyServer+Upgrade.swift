@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -18,6 +19,7 @@ extension WitnessProxyServer {
             defer { state.nextConnectionID += 1 }
             return state.nextConnectionID
         }
+        self.metrics.accepted.increment()
         let handshake = ChargerHandshake(
             connectionID: id, remoteAddress: channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         )
@@ -206,18 +208,24 @@ extension WitnessProxyServer {
             )
             state.statistics.active += 1
         }
+        self.metrics.active.increment()
         self.recordOpen(handshake, session: session, chargerChannel: chargerChannel, backendChannel: backendChannel)
         RelayHandler.link(charger: chargerRelay, backend: backendRelay)
     }
 
     func release(_ session: RelaySession) {
-        self.state.withLockedValue { state in
-            guard state.pairs.removeValue(forKey: session.id) != nil else { return }
+        let released = self.state.withLockedValue { state -> Bool in
+            guard state.pairs.removeValue(forKey: session.id) != nil else { return false }
             state.pairInfo.removeValue(forKey: session.id)
             state.statistics.active -= 1
             state.statistics.closed += 1
             state.statistics.messagesToCSMS += session.messagesToCSMS
             state.statistics.messagesToCharger += session.messagesToCharger
+            return true
         }
+        guard released else { return }
+        self.metrics.active.decrement()
+        self.metrics.messagesToCSMS.increment(by: session.messagesToCSMS)
+        self.metrics.messagesToCharger.increment(by: session.messagesToCharger)
     }
 }

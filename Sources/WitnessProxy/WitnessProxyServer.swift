@@ -63,6 +63,7 @@ public final class WitnessProxyServer: Sendable {
     let state = NIOLockedValueBox(State())
     let startedNanos = NIODeadline.now().uptimeNanoseconds
     let outages = OutageBoard()
+    let metrics = ProxyMetrics()
 
     struct State {
         var serverChannel: (any Channel)?

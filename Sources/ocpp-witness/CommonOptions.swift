@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import OCPPSchema
+import ServiceLifecycle
+import UnixSignals
 
 /// `--log-level` and `--log-format`, shared by every command that runs for a while.
 struct LoggingOptions: ParsableArguments {
@@ -44,56 +46,36 @@ enum LoggingBootstrap {
     }
 }
 
-/// SIGINT and SIGTERM, caught from the moment `arm()` is called. Arm it first thing in a command, before
-/// it announces itself: a signal that arrives before anyone waits is kept, so a stop request right after
-/// start-up is honoured instead of lost (an ignored signal with no source registered yet is discarded).
-final class TerminationSignal: @unchecked Sendable {
-    // `received` and `continuation` are guarded by `lock`; the sources are only kept alive.
-    private let lock = NSLock()
-    private var received: Int32?
-    private var continuation: CheckedContinuation<Int32, Never>?
-    private var sources: [any DispatchSourceSignal] = []
+/// SIGINT and SIGTERM, trapped (through swift-service-lifecycle's UnixSignals) from the moment `arm()`
+/// returns. Arm it first thing in a command, before it announces itself: a signal that arrives before
+/// anyone waits is kept, so a stop request right after start-up is honoured instead of lost.
+struct TerminationSignal {
+    private let signals: UnixSignalsSequence
 
-    private init() {}
-
-    static func arm() -> TerminationSignal {
-        let termination = TerminationSignal()
-        let queue = DispatchQueue(label: "signals")
-        for signalNumber in [SIGINT, SIGTERM] {
-            // The default action would end the process at once; the source takes over from here.
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
-            source.setEventHandler { termination.deliver(signalNumber) }
-            source.resume()
-            termination.sources.append(source)
-        }
-        return termination
+    static func arm() async -> TerminationSignal {
+        TerminationSignal(signals: await UnixSignalsSequence(trapping: .sigint, .sigterm))
     }
 
-    /// The first signal received, now or when it comes.
-    func wait() async -> Int32 {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
-            self.lock.lock()
-            if let received = self.received {
-                self.lock.unlock()
-                continuation.resume(returning: received)
-                return
-            }
-            self.continuation = continuation
-            self.lock.unlock()
-        }
+    /// The first signal received, now or when it comes; nil when the waiting task is cancelled first.
+    func wait() async -> UnixSignal? {
+        var iterator = self.signals.makeAsyncIterator()
+        return await iterator.next()
+    }
+}
+
+/// A service that starts (binds and announces) inside the service group, once the group traps its
+/// signals, and then runs as `service` does.
+struct Started: Service {
+    let service: any Service
+    let start: @Sendable () async throws -> Void
+
+    init(_ service: any Service, start: @escaping @Sendable () async throws -> Void) {
+        self.service = service
+        self.start = start
     }
 
-    private func deliver(_ signalNumber: Int32) {
-        self.lock.lock()
-        guard self.received == nil else {
-            self.lock.unlock()
-            return
-        }
-        self.received = signalNumber
-        let continuation = self.continuation
-        self.continuation = nil
-        self.lock.unlock()
-        continuation?.resume(returning: signalNumber)
+    func run() async throws {
+        try await self.start()
+        try await self.service.run()
     }
 }

@@ -123,7 +123,7 @@ struct SniffCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = self.logging.makeLogger("sniff")
-        let termination = TerminationSignal.arm()
+        let termination = await TerminationSignal.arm()
         var live: LiveAnalysis?
         if !self.noValidate {
             let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
@@ -146,7 +146,7 @@ struct SniffCommand: AsyncParsableCommand {
         let capture = PassiveCapture(source: source, writer: writer, redactSecrets: !self.captureSecrets)
         logger.notice("recording \(self.interface)\(self.filter.map { " (\($0))" } ?? "") into \(self.capture)/")
         let signal = await termination.wait()
-        logger.notice("signal \(signal): stopping")
+        logger.notice("signal \(signal.map { "\($0)" } ?? "?"): stopping")
         let failure = capture.stop()
         writer.close()
         printTrafficSummary(capture.statistics, into: self.capture)

@@ -1,14 +1,18 @@
 import ArgumentParser
 import Foundation
 import Logging
+import CoreMetrics
 import NIOCore
 import NIOPosix
 import OCPPSchema
 import OCPPWire
+import ServiceLifecycle
+import UnixSignals
 import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
 import WitnessCLISupport
+import WitnessMetrics
 import WitnessProxy
 
 struct ProxyCommand: AsyncParsableCommand {
@@ -155,11 +159,26 @@ struct ProxyCommand: AsyncParsableCommand {
         return token
     }
 
+    /// The Prometheus backend for what the proxy, the recorder, the fault engine and live analysis count.
+    /// `instance` names this proxy among several: every sample then carries `witness_instance` (Prometheus
+    /// keeps `instance` for the scrape target itself).
+    static func metricsExposition(instance: String?) -> PrometheusExposition {
+        let help = [WitnessProxyServer.metricHelp, CaptureWriter.metricHelp, ChaosEngine.metricHelp, LiveAnalysis.metricHelp]
+            .reduce(into: [String: String]()) { $0.merge($1) { first, _ in first } }
+        return PrometheusExposition(
+            help: help, timerBuckets: CaptureWriter.metricTimerBuckets, commonLabels: instance.map { [("witness_instance", $0)] } ?? []
+        )
+    }
+
     func run() async throws {
         let logger = self.logging.makeLogger("ocpp-witness.proxy")
-        let termination = TerminationSignal.arm()
+        // Trapped before anything else, so a stop sent while the proxy starts is kept and carried out.
+        let termination = await TerminationSignal.arm()
         let openFiles = OpenFileLimit.raise()
         logger.info("open-file limit \(openFiles): room for about \(OpenFileLimit.chargers(within: openFiles)) chargers (two sockets each)")
+        // Served on the admin API's /metrics; without one, the modules' metrics stay no-ops.
+        let exposition = self.admin == nil ? nil : Self.metricsExposition(instance: self.instance)
+        if let exposition { MetricsSystem.bootstrap(exposition) }
         let upstream = try WebSocketURL(parsing: self.upstream)
         if self.upstreamInsecure && upstream.secure {
             logger.warning("backend certificate verification is OFF (--upstream-insecure)")
@@ -223,53 +242,73 @@ struct ProxyCommand: AsyncParsableCommand {
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let proxy: WitnessProxyServer
+        var adminServer: AdminServer?
         do {
             proxy = try WitnessProxyServer(configuration: configuration, recorder: recorder, logger: logger, group: group)
-            let address = try await proxy.start()
-            logger.notice(
-                "OCPP Witness proxy on \(address), forwarding to \(upstream); \(recorder == nil ? "not recording (--no-capture)" : "capture in \(self.capture)/")"
+            if let admin, let faults = configuration.faults {
+                let token = try self.adminToken(logger: logger)
+                var verdicts: (@Sendable () -> JSONValue)?
+                if let live { verdicts = { live.verdicts() } }
+                adminServer = try AdminServer(
+                    configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
+                    metrics: { exposition?.render() ?? "" },
+                    board: board, verdicts: verdicts, logger: logger, group: group
+                )
+            }
+        } catch {
+            recorder?.closeDiscardingIfEmpty()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+
+        // The services start together and stop, at SIGINT or SIGTERM, in reverse order: the policy watcher,
+        // the admin API, the proxy (closing every pair), and last the recorder, which then writes what the
+        // others recorded. A service that fails shuts the others down the same way.
+        var services: [any Service] = []
+        if let recorder { services.append(recorder) }
+        let captureFolder = self.capture
+        services.append(
+            Started(proxy) {
+                let address = try await proxy.start()
+                logger.notice(
+                    "OCPP Witness proxy on \(address), forwarding to \(upstream); \(recorder == nil ? "not recording (--no-capture)" : "capture in \(captureFolder)/")"
+                )
+            }
+        )
+        if let adminServer, let admin {
+            let hasBoard = board != nil
+            services.append(
+                Started(adminServer) {
+                    let address = try await adminServer.start()
+                    logger.notice(
+                        "admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)\(hasBoard ? "; live page at /" : "")"
+                    )
+                }
             )
+        }
+        if let policy, let faults = configuration.faults { services.append(PolicyFileWatcher(path: policy, faults: faults, logger: logger)) }
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+                logger: logger
+            )
+        )
+        // The signals were trapped at start-up rather than by the group, which traps them only once it runs;
+        // a shutdown asked for before then is remembered by the group.
+        let stopper = Task {
+            guard let signal = await termination.wait() else { return }
+            logger.notice("signal \(signal): closing connections and flushing the capture")
+            await serviceGroup.triggerGracefulShutdown()
+        }
+        defer { stopper.cancel() }
+        do {
+            try await serviceGroup.run()
         } catch {
             // A listener that cannot start (TLS files, address in use) leaves no header-only capture.
             recorder?.closeDiscardingIfEmpty()
             try? await group.shutdownGracefully()
             throw error
         }
-        var reloader: PolicyReloader?
-        if let policy, let faults = configuration.faults {
-            reloader = PolicyReloader(path: policy, faults: faults, logger: logger)
-            reloader?.start()
-        }
-        var adminServer: AdminServer?
-        if let admin, let faults = configuration.faults {
-            do {
-                let token = try self.adminToken(logger: logger)
-                let live = live
-                var verdicts: (@Sendable () -> JSONValue)?
-                if let live { verdicts = { live.verdicts() } }
-                let server = try AdminServer(
-                    configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
-                    metrics: { PrometheusMetrics.render(proxy: proxy, recorder: recorder, faults: faults, live: live, instance: instance) },
-                    board: board, verdicts: verdicts, logger: logger, group: group
-                )
-                let address = try await server.start()
-                logger.notice("admin API on http://\(address.ipAddress ?? admin.host):\(address.port ?? admin.port) (changes need the bearer token)\(board == nil ? "" : "; live page at /")")
-                adminServer = server
-            } catch {
-                // Same as a listener that cannot start: stop, and keep the capture only if it holds traffic.
-                reloader?.stop()
-                await proxy.shutdown(grace: .seconds(1))
-                recorder?.closeDiscardingIfEmpty()
-                try? await group.shutdownGracefully()
-                throw error
-            }
-        }
-        let signal = await termination.wait()
-        reloader?.stop()
-        await adminServer?.stop()
-        logger.notice("signal \(signal): closing connections and flushing the capture")
-        await proxy.shutdown()
-        recorder?.close()
         let stats = proxy.statistics
         let capture = recorder?.statistics ?? CaptureStatistics()
         logger.notice(

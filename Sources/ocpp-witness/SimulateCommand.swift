@@ -164,7 +164,7 @@ struct CSMSCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = self.logging.makeLogger("ocpp-witness.csms")
-        let termination = TerminationSignal.arm()
+        let termination = await TerminationSignal.arm()
         OpenFileLimit.raise()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         var tls: TLSConfiguration?

@@ -53,7 +53,7 @@ struct ViewCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let termination = TerminationSignal.arm()
+        let termination = await TerminationSignal.arm()
         let board = LiveBoard(framesPerCharger: self.framesPerCharger)
         var configuration = AnalyzerConfiguration(profile: self.profile)
         if !self.noValidate { configuration.checks = try WitnessChecks.load(policies: self.policies, captures: self.captures) }

@@ -122,6 +122,8 @@ struct AdminTests {
         try "seed: 99\nrules: []\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
         kill(process.processIdentifier, SIGHUP)
         #expect(await eventually { (try? await http("GET", port: adminPort, path: "/policy").1.contains(#""seed":99"#)) == true })
+        // Faults are counted per rule of the policy in force: the old policy's rule is gone from /metrics.
+        #expect(try await !http("GET", port: adminPort, path: "/metrics").1.contains("lose-status"))
         try "seed: [\n".write(toFile: policyFile, atomically: true, encoding: .utf8)
         kill(process.processIdentifier, SIGHUP)
         try await Task.sleep(for: .milliseconds(500))
@@ -193,15 +195,18 @@ struct AdminTests {
         let exposed = Set(samples.map(\.name))
         let documented = try documentedMetrics()
         #expect(documented.count >= 15)
-        // Faults are counted per rule of the policy in force; this one has none. A summary's samples are its
-        // `_count` and `_sum`.
+        // Faults are counted per rule of the policy in force; this one has none. A histogram's samples are
+        // its `_bucket`s, `_count` and `_sum`.
         let missing = documented.filter { !exposed.contains($0) && !exposed.contains($0 + "_count") && $0 != "ocpp_witness_faults_total" }
         #expect(missing.isEmpty, "documented but not exposed: \(missing.sorted())")
         let undocumented = exposed.filter { name in
-            let family = name.hasSuffix("_count") ? String(name.dropLast(6)) : name.hasSuffix("_sum") ? String(name.dropLast(4)) : name
-            return !documented.contains(name) && !documented.contains(family)
+            !documented.contains(name) && !documented.contains(samples.first { $0.name == name }?.family ?? name)
         }
         #expect(undocumented.isEmpty, "exposed but not documented: \(undocumented.sorted())")
+        // Every family says what it counts, and the recorder's latency is a histogram with its buckets.
+        let silent = Set(samples.filter { $0.help.isEmpty }.map(\.family))
+        #expect(silent.isEmpty, "families without HELP: \(silent.sorted())")
+        #expect(samples.contains { $0.family == "ocpp_witness_recorder_latency_seconds" && $0.type == "histogram" && $0.labels["le"] == "+Inf" && $0.value >= 1 })
 
         await charger.close()
         process.terminate()
@@ -213,6 +218,9 @@ struct AdminTests {
 
 /// One sample of a `/metrics` exposition, as Prometheus's text parser reads it.
 private struct PrometheusSample: Decodable {
+    var family: String
+    var type: String
+    var help: String
     var name: String
     var labels: [String: String]
     var value: Double

@@ -1,0 +1,24 @@
+import Logging
+import ServiceLifecycle
+
+extension WitnessProxyServer: Service {
+    /// Runs the proxy as a service of a swift-service-lifecycle `ServiceGroup`: listens (unless `start()` has
+    /// already), relays until the group shuts down gracefully or the task is cancelled, then closes every
+    /// pair as `shutdown()` does.
+    public func run() async throws {
+        if self.localAddress == nil { try await self.start() }
+        try? await gracefulShutdown()
+        self.logger.notice("stopping: closing \(self.statistics.active) connection pair(s); the capture is flushed after them")
+        await self.shutdown()
+    }
+}
+
+extension AdminServer: Service {
+    /// Runs the admin API as a service: listens (unless `start()` has already) until graceful shutdown or
+    /// cancellation, then stops listening.
+    public func run() async throws {
+        if !self.isListening { try await self.start() }
+        try? await gracefulShutdown()
+        await self.stop()
+    }
+}
