@@ -119,7 +119,6 @@ let package = Package(
             name: "WitnessSim",
             dependencies: [
                 "OCPPWire",
-                "WitnessCapture",
                 "WitnessTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

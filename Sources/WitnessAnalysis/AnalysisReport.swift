@@ -132,7 +132,7 @@ public struct AnalysisReport: Sendable {
         for rule in self.countsByRule.keys.sorted() { counts[rule] = .int(self.countsByRule[rule] ?? 0) }
         return [
             "tool": .string("ocpp-witness \(CaptureFormat.toolVersion)"),
-            "generated": .string(CaptureTimestamp.now().rfc3339),
+            "generated": .string(Timestamp.now().rfc3339),
             "profile": .string(self.profile.rawValue),
             "checks": .int(self.checksLoaded),
             "scope": self.scope.map { .string($0.name) } ?? .null,

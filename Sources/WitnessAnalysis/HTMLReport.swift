@@ -11,7 +11,7 @@ extension AnalysisReport {
         var body: [String] = []
         body.append("<h1>OCPP Witness report</h1>")
         body.append(
-            "<p class=\"meta\">\(self.files.count) capture file(s), \(self.records) records, profile <code>\(self.profile.rawValue)</code>, generated \(esc(CaptureTimestamp.now().rfc3339)) by ocpp-witness \(CaptureFormat.toolVersion).</p>"
+            "<p class=\"meta\">\(self.files.count) capture file(s), \(self.records) records, profile <code>\(self.profile.rawValue)</code>, generated \(esc(Timestamp.now().rfc3339)) by ocpp-witness \(CaptureFormat.toolVersion).</p>"
         )
         body.append(
             "<div class=\"totals\"><span class=\"sev error\">\(self.count(.error)) errors</span><span class=\"sev warning\">\(self.count(.warning)) warnings</span><span class=\"sev info\">\(self.count(.info)) notes</span></div>"

@@ -92,7 +92,7 @@ enum LoadRun {
     }
 
     static func meterValues(_ wh: Int) -> JSONValue {
-        let ts = CaptureTimestamp.now().rfc3339
+        let ts = Timestamp.now().rfc3339
         return [
             "connectorId": 1,
             "meterValue": [[

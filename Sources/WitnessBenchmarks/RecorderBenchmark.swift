@@ -180,13 +180,13 @@ enum RecorderLoad {
     static func events(messages: Int, connections: Int) -> [CaptureEvent] {
         var events: [CaptureEvent] = []
         events.reserveCapacity(messages + 2 * connections)
-        let start = CaptureTimestamp.now().microseconds
+        let start = Timestamp.now().microseconds
         var clock: Int64 = 0
         func frame(_ connection: Int, _ direction: Direction, _ text: String) -> CaptureEvent {
             clock += 25
             return .frame(
                 FrameEvent(
-                    ts: CaptureTimestamp(microseconds: start + clock), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
+                    ts: Timestamp(microseconds: start + clock), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
                     direction: direction, opcode: .text, payload: ByteBuffer(string: text), seenNanos: UInt64(clock) * 1000
                 )
             )
@@ -194,7 +194,7 @@ enum RecorderLoad {
         for connection in 0..<connections {
             events.append(
                 .record(
-                    kind: .open, ts: CaptureTimestamp(microseconds: start), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
+                    kind: .open, ts: Timestamp(microseconds: start), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
                     direction: nil, fields: ["path": .string("/BENCH-\(connection)"), "chosen": "ocpp1.6", "version": "1.6"]
                 )
             )
@@ -204,7 +204,7 @@ enum RecorderLoad {
         while sent < messages {
             for connection in 0..<connections where sent < messages {
                 let id = "\(connection)-\(step)"
-                let now = CaptureTimestamp(microseconds: start + clock).rfc3339
+                let now = Timestamp(microseconds: start + clock).rfc3339
                 let (call, result): (String, String)
                 if step == 0 {
                     call = #"[2,"\#(id)","BootNotification",{"chargePointVendor":"Alpha Charge","chargePointModel":"AC-22","firmwareVersion":"3.4.1"}]"#
@@ -225,7 +225,7 @@ enum RecorderLoad {
         for connection in 0..<connections {
             events.append(
                 .record(
-                    kind: .close, ts: CaptureTimestamp(microseconds: start + clock), connection: UInt64(connection),
+                    kind: .close, ts: Timestamp(microseconds: start + clock), connection: UInt64(connection),
                     chargePoint: "BENCH-\(connection)", direction: nil, fields: ["by": "charger", "code": 1000]
                 )
             )

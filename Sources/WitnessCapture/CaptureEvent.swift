@@ -18,7 +18,7 @@ public enum FrameOpcode: String, Sendable, Hashable, Codable {
 ///
 /// Built on the event loop with nothing but cheap facts; the writer thread turns it into JSON.
 public struct FrameEvent: Sendable {
-    public var ts: CaptureTimestamp
+    public var ts: Timestamp
     public var connection: UInt64
     public var chargePoint: String
     public var direction: Direction
@@ -50,7 +50,7 @@ public struct FrameEvent: Sendable {
     public var seenNanos: UInt64?
 
     public init(
-        ts: CaptureTimestamp, connection: UInt64, chargePoint: String, direction: Direction, opcode: FrameOpcode,
+        ts: Timestamp, connection: UInt64, chargePoint: String, direction: Direction, opcode: FrameOpcode,
         payload: ByteBuffer, fragments: Int = 1, envelope: OCPPEnvelope? = nil, malformed: MalformedMessage? = nil,
         correlatedAction: String? = nil, latencyNanos: UInt64? = nil, unmatchedResponse: Bool = false,
         injected: Bool = false, fault: JSONObject? = nil, seenNanos: UInt64? = nil
@@ -109,10 +109,10 @@ public enum RecordKind: String, Sendable, Hashable, CaseIterable, Codable {
 public enum CaptureEvent: Sendable {
     case frame(FrameEvent)
     /// A connection-level record of `kind` (open, reject, close, error) with its own fields.
-    case record(kind: RecordKind, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?, fields: JSONObject)
+    case record(kind: RecordKind, ts: Timestamp, connection: UInt64?, chargePoint: String?, direction: Direction?, fields: JSONObject)
 
     /// What the writer leaves in its batch where it moved an event out: nothing to release.
-    static let hole = CaptureEvent.record(kind: .error, ts: CaptureTimestamp(microseconds: 0), connection: nil, chargePoint: nil, direction: nil, fields: JSONObject())
+    static let hole = CaptureEvent.record(kind: .error, ts: Timestamp(microseconds: 0), connection: nil, chargePoint: nil, direction: nil, fields: JSONObject())
 
     /// Builds a connection-level record stamped now.
     public static func connection(

@@ -68,7 +68,7 @@ public struct CaptureRecord: Sendable, Hashable {
     public var kind: String? { self.facts.kind }
     /// `kind`, when it is one this version knows.
     public var recordKind: RecordKind? { self.facts.recordKind }
-    public var ts: CaptureTimestamp? { self.facts.ts }
+    public var ts: Timestamp? { self.facts.ts }
     /// `ts` as written in the record.
     public var timestamp: String? { self.stamp.text }
     /// `timestamp` before it is made into text: for consumers that keep the stamps of many records and
@@ -78,7 +78,7 @@ public struct CaptureRecord: Sendable, Hashable {
     /// A record's timestamp: the text a reader found, or the instant the writer wrote as RFC 3339.
     public struct Stamp: Sendable, Hashable {
         var written: String?
-        var ts: CaptureTimestamp?
+        var ts: Timestamp?
         public var text: String? { self.written ?? self.ts?.rfc3339 }
     }
     public var connection: UInt64? { self.facts.connection }
@@ -106,7 +106,7 @@ public struct CaptureRecord: Sendable, Hashable {
         var kind: String?
         var recordKind: RecordKind?
         var timestamp: String?
-        var ts: CaptureTimestamp?
+        var ts: Timestamp?
         var connection: UInt64?
         var chargePoint: String?
         var direction: Direction?
@@ -168,7 +168,7 @@ extension CaptureRecord.Facts {
                 self.recordKind = value.stringValue.flatMap(RecordKind.init(rawValue:))
             case "ts" where first(1 << 1):
                 self.timestamp = value.stringValue
-                self.ts = value.stringValue.flatMap(CaptureTimestamp.init(rfc3339:))
+                self.ts = value.stringValue.flatMap(Timestamp.init(rfc3339:))
             case "conn" where first(1 << 2): self.connection = value.intValue.flatMap { UInt64(exactly: $0) }
             case "chargePoint" where first(1 << 3): self.chargePoint = value.stringValue
             case "dir" where first(1 << 4): self.direction = value.stringValue.flatMap(Direction.init(rawValue:))

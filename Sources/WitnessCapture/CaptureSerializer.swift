@@ -15,9 +15,9 @@ struct CaptureSerializer {
 
     init(redactor: Redactor) { self.redactor = redactor }
 
-    func header(_ header: CaptureHeader, part: Int, started: CaptureTimestamp) -> [UInt8] {
+    func header(_ header: CaptureHeader, part: Int, started: Timestamp) -> [UInt8] {
         var object = JSONObject([
-            "ts": .string(CaptureTimestamp.now().rfc3339),
+            "ts": .string(Timestamp.now().rfc3339),
             "kind": "header",
             "format": .int(CaptureFormat.version),
             "tool": .string("ocpp-witness \(CaptureFormat.toolVersion)"),
@@ -60,7 +60,7 @@ struct CaptureSerializer {
     }
 
     private static func common(
-        kind: RecordKind, ts: CaptureTimestamp, connection: UInt64?, chargePoint: String?, direction: Direction?
+        kind: RecordKind, ts: Timestamp, connection: UInt64?, chargePoint: String?, direction: Direction?
     ) -> JSONObject {
         var object = JSONObject(["ts": .string(ts.rfc3339), "kind": .string(kind.rawValue)])
         if let connection { object["conn"] = .number(String(connection)) }

@@ -53,7 +53,7 @@ public final class CaptureWriter: @unchecked Sendable {
     public let configuration: Configuration
     let header: CaptureHeader
     var serializer: CaptureSerializer
-    let started = CaptureTimestamp.now()
+    let started = Timestamp.now()
 
     // Guarded by `condition`: 1 while there is work (or a close) to pick up.
     let condition = ConditionLock(value: 0)
@@ -269,7 +269,7 @@ public final class CaptureWriter: @unchecked Sendable {
             self.syncIfDue(force: closing || !flushWaiters.isEmpty)
 
             // How long the frames waited from being seen to being written.
-            let now = CaptureTimestamp.now().microseconds
+            let now = Timestamp.now().microseconds
             let maximumLatency = frames > 0 ? max(0, now - oldestFrame) : 0
             let totalLatency = max(0, Int64(frames) * (now - (firstFrame ?? now)) - frameOffsets)
             latencies.removeAll(keepingCapacity: true)

@@ -176,7 +176,7 @@ public final class TrafficDecoder {
         }
         connection.phase = .ended
         self.emit(
-            .record(kind: .close, ts: CaptureTimestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint, direction: nil, fields: fields)
+            .record(kind: .close, ts: Timestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint, direction: nil, fields: fields)
         )
     }
 
@@ -365,7 +365,7 @@ public final class TrafficDecoder {
             }
         }
         var event = FrameEvent(
-            ts: CaptureTimestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint,
+            ts: Timestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint,
             direction: direction, opcode: opcode, payload: buffer, fragments: fragments
         )
         event.compressed = compressed
@@ -410,7 +410,7 @@ public final class TrafficDecoder {
             "source": "pcap",
         ])
         self.emit(
-            .record(kind: .open, ts: CaptureTimestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint, direction: nil, fields: fields)
+            .record(kind: .open, ts: Timestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint, direction: nil, fields: fields)
         )
     }
 
@@ -430,7 +430,7 @@ public final class TrafficDecoder {
             "source": "pcap",
         ])
         self.emit(
-            .record(kind: .reject, ts: CaptureTimestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint, direction: nil, fields: fields)
+            .record(kind: .reject, ts: Timestamp(microseconds: time), connection: connection.id, chargePoint: connection.chargePoint, direction: nil, fields: fields)
         )
     }
 
@@ -443,7 +443,7 @@ public final class TrafficDecoder {
         self.statistics.errors[error, default: 0] += 1
         self.emit(
             .record(
-                kind: .error, ts: CaptureTimestamp(microseconds: time), connection: connection.id,
+                kind: .error, ts: Timestamp(microseconds: time), connection: connection.id,
                 chargePoint: connection.chargePoint.isEmpty ? nil : connection.chargePoint, direction: direction,
                 fields: ["error": .string(error), "detail": .string(detail), "source": "pcap"]
             )

@@ -8,7 +8,7 @@ import WitnessCapture
 final class ChargerHandshake {
     let connectionID: UInt64
     let remoteAddress: String
-    let acceptedAt = CaptureTimestamp.now()
+    let acceptedAt = Timestamp.now()
     var target: ChargerRequestTarget?
     var offered: [String] = []
     var requestHeaders = HTTPHeaders()

@@ -204,7 +204,7 @@ extension WitnessProxyServer {
             state.pairs[session.id] = [chargerChannel, backendChannel]
             state.pairInfo[session.id] = ConnectionInfo(
                 id: session.id, chargePoint: session.chargePoint, remote: handshake.remoteAddress,
-                subprotocol: handshake.chosenSubprotocol, opened: CaptureTimestamp.now()
+                subprotocol: handshake.chosenSubprotocol, opened: Timestamp.now()
             )
             state.statistics.active += 1
         }

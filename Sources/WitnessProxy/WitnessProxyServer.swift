@@ -48,7 +48,7 @@ public struct ConnectionInfo: Sendable {
     public var chargePoint: String
     public var remote: String
     public var subprotocol: String?
-    public var opened: CaptureTimestamp
+    public var opened: Timestamp
 }
 
 /// The OCPP Witness proxy: accepts chargers, dials the backend for each, relays and records.

@@ -6,7 +6,6 @@ import NIOPosix
 import NIOSSL
 import NIOWebSocket
 import OCPPWire
-import WitnessCapture
 
 /// A backend (CSMS) simulator: accepts chargers over WebSocket and answers like a well-behaved CSMS.
 ///

@@ -3,7 +3,6 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import OCPPWire
-import WitnessCapture
 import WitnessTransport
 
 /// How a simulated charger connects.

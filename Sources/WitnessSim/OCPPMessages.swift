@@ -1,5 +1,4 @@
 import OCPPWire
-import WitnessCapture
 
 /// Realistic payloads for the messages the simulators exchange, per OCPP version.
 public enum CSMSAnswers {
@@ -11,7 +10,7 @@ public enum CSMSAnswers {
 
 enum OCPPMessages {
     static func now(withoutZone: Bool = false) -> String {
-        let text = String(CaptureTimestamp.now().rfc3339.prefix(23))
+        let text = String(Timestamp.now().rfc3339.prefix(23))
         return withoutZone ? text : text + "Z"
     }
 

@@ -18,7 +18,7 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var object: JSONObject = [
-            "ts": .string(CaptureTimestamp.now().rfc3339), "level": .string(event.level.rawValue),
+            "ts": .string(Timestamp.now().rfc3339), "level": .string(event.level.rawValue),
             "label": .string(self.label), "message": .string("\(event.message)"),
         ]
         let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }

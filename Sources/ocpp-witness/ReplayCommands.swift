@@ -97,7 +97,7 @@ struct ReplayCommand: AsyncParsableCommand {
             let address = try HostAndPort.parse(self.listen ?? "")
             role = .csms(listenHost: address.host, listenPort: address.port)
         }
-        let stamp = CaptureTimestamp.now().fileNameStamp
+        let stamp = Timestamp.now().fileNameStamp
         let capture = self.capture ?? "captures/replay-\(stamp)"
         var configuration = Replayer.Configuration(
             role: role, pace: self.pace == .fast ? .asFastAsAnswered : .recorded(speed: self.speed),

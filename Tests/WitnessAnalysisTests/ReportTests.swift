@@ -24,7 +24,7 @@ func plantedCapture() throws -> String {
         clock += 1000
         let buffer = ByteBuffer(string: text)
         var event = FrameEvent(
-            ts: CaptureTimestamp(microseconds: clock), connection: 1, chargePoint: "CP-R", direction: direction, opcode: .text, payload: buffer
+            ts: Timestamp(microseconds: clock), connection: 1, chargePoint: "CP-R", direction: direction, opcode: .text, payload: buffer
         )
         if case .success(let envelope) = OCPPEnvelope.parse(buffer) {
             event.envelope = envelope
@@ -36,7 +36,7 @@ func plantedCapture() throws -> String {
         return .frame(event)
     }
     writer.record(.connection(.open, connection: 1, chargePoint: "CP-R", fields: ["chosen": "ocpp1.6", "version": "1.6"]))
-    let ts = CaptureTimestamp(microseconds: clock).rfc3339
+    let ts = Timestamp(microseconds: clock).rfc3339
     let exchange: [(String, Direction)] = [
         (#"[2,"1","BootNotification",{"chargePointVendor":"R&D","chargePointModel":"<M>","firmwareVersion":"2"}]"#, .toCSMS),
         (#"[3,"1",{"status":"Accepted","currentTime":"\#(ts)","interval":60}]"#, .toCharger),

@@ -21,19 +21,19 @@ struct RuleCase: Sendable, CustomStringConvertible {
 func capture(_ ruleCase: RuleCase) throws -> String {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString)").path
     let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader(backendName: "B"))
-    let start: Int64 = CaptureTimestamp.now().microseconds - 120_000_000
+    let start: Int64 = Timestamp.now().microseconds - 120_000_000
     var open: JSONObject = ["chosen": .null, "version": .null]
     if let version = ruleCase.version { open = ["chosen": .string(version.subprotocol), "version": .string(version.rawValue)] }
-    writer.record(.record(kind: .open, ts: CaptureTimestamp(microseconds: start), connection: 1, chargePoint: "CP", direction: nil, fields: open))
+    writer.record(.record(kind: .open, ts: Timestamp(microseconds: start), connection: 1, chargePoint: "CP", direction: nil, fields: open))
     var correlator = CallCorrelator()
     for (offset, text, direction) in ruleCase.frames {
         let ts = start + Int64(offset * 1_000_000)
         if text == "binary" {
-            writer.record(.frame(FrameEvent(ts: CaptureTimestamp(microseconds: ts), connection: 1, chargePoint: "CP", direction: direction, opcode: .binary, payload: ByteBuffer(bytes: [1, 2]))))
+            writer.record(.frame(FrameEvent(ts: Timestamp(microseconds: ts), connection: 1, chargePoint: "CP", direction: direction, opcode: .binary, payload: ByteBuffer(bytes: [1, 2]))))
             continue
         }
         let buffer = ByteBuffer(string: text)
-        var event = FrameEvent(ts: CaptureTimestamp(microseconds: ts), connection: 1, chargePoint: "CP", direction: direction, opcode: .text, payload: buffer)
+        var event = FrameEvent(ts: Timestamp(microseconds: ts), connection: 1, chargePoint: "CP", direction: direction, opcode: .text, payload: buffer)
         switch OCPPEnvelope.parse(buffer) {
         case .success(let envelope):
             event.envelope = envelope
@@ -46,7 +46,7 @@ func capture(_ ruleCase: RuleCase) throws -> String {
         }
         writer.record(.frame(event))
     }
-    writer.record(.record(kind: .close, ts: CaptureTimestamp(microseconds: start + 100_000_000), connection: 1, chargePoint: "CP", direction: nil, fields: [:]))
+    writer.record(.record(kind: .close, ts: Timestamp(microseconds: start + 100_000_000), connection: 1, chargePoint: "CP", direction: nil, fields: [:]))
     writer.close()
     return directory
 }

@@ -215,20 +215,20 @@ struct CaptureTests {
 
     @Test("timestamps are RFC 3339 UTC with microseconds and parse back")
     func timestamps() throws {
-        let ts = CaptureTimestamp(microseconds: 1_795_000_000_123_456)
+        let ts = Timestamp(microseconds: 1_795_000_000_123_456)
         #expect(ts.rfc3339 == "2026-11-18T11:06:40.123456Z")  // date -u -d @1795000000
-        #expect(CaptureTimestamp(rfc3339: ts.rfc3339) == ts)
-        #expect(CaptureTimestamp(rfc3339: "2026-11-18T12:06:40.123456+01:00") == ts)
-        #expect(CaptureTimestamp(rfc3339: "1969-12-31T23:59:59.5Z")?.microseconds == -500_000)
-        #expect(CaptureTimestamp(rfc3339: "2026-11-18T08:26:40") == nil)
+        #expect(Timestamp(rfc3339: ts.rfc3339) == ts)
+        #expect(Timestamp(rfc3339: "2026-11-18T12:06:40.123456+01:00") == ts)
+        #expect(Timestamp(rfc3339: "1969-12-31T23:59:59.5Z")?.microseconds == -500_000)
+        #expect(Timestamp(rfc3339: "2026-11-18T08:26:40") == nil)
         // Every field padded, at the edges of the epoch and past year 9999.
-        #expect(CaptureTimestamp(microseconds: 0).rfc3339 == "1970-01-01T00:00:00.000000Z")
-        #expect(CaptureTimestamp(microseconds: -1).rfc3339 == "1969-12-31T23:59:59.999999Z")
-        #expect(CaptureTimestamp(microseconds: 1_000_000 * 86_400 * 59 + 7).rfc3339 == "1970-03-01T00:00:00.000007Z")
-        #expect(CaptureTimestamp(microseconds: 253_402_300_800_000_000).rfc3339 == "10000-01-01T00:00:00.000000Z")
+        #expect(Timestamp(microseconds: 0).rfc3339 == "1970-01-01T00:00:00.000000Z")
+        #expect(Timestamp(microseconds: -1).rfc3339 == "1969-12-31T23:59:59.999999Z")
+        #expect(Timestamp(microseconds: 1_000_000 * 86_400 * 59 + 7).rfc3339 == "1970-03-01T00:00:00.000007Z")
+        #expect(Timestamp(microseconds: 253_402_300_800_000_000).rfc3339 == "10000-01-01T00:00:00.000000Z")
         // The extremes of the range fit (years beyond RFC 3339's four digits), and the bytes the writer
         // appends are the same text.
-        for extreme in [CaptureTimestamp(microseconds: .max), CaptureTimestamp(microseconds: -100_000_000_000_000_000), ts] {
+        for extreme in [Timestamp(microseconds: .max), Timestamp(microseconds: -100_000_000_000_000_000), ts] {
             var bytes: [UInt8] = [UInt8(ascii: "[")]
             extreme.appendRFC3339(to: &bytes)
             #expect(bytes == Array(("[" + extreme.rfc3339).utf8))
@@ -321,7 +321,7 @@ struct CaptureTests {
             func add(_ connection: UInt64, _ direction: Direction, _ text: String, _ ms: UInt64) {
                 let payload = ByteBuffer(string: text)
                 var frame = FrameEvent(
-                    ts: CaptureTimestamp(microseconds: 1_795_000_000_000_000 + Int64(ms) * 1000), connection: connection,
+                    ts: Timestamp(microseconds: 1_795_000_000_000_000 + Int64(ms) * 1000), connection: connection,
                     chargePoint: "CP-\(connection)", direction: direction, opcode: .text, payload: payload
                 )
                 if completedByProxy {
@@ -339,7 +339,7 @@ struct CaptureTests {
             }
             for (connection, direction, text, ms) in traffic { add(connection, direction, text, ms) }
             // Connection 1 closes; a new connection with the same number knows none of its calls.
-            events.append(.record(kind: .close, ts: CaptureTimestamp(microseconds: 1_795_000_000_080_000), connection: 1, chargePoint: "CP-1", direction: nil, fields: [:]))
+            events.append(.record(kind: .close, ts: Timestamp(microseconds: 1_795_000_000_080_000), connection: 1, chargePoint: "CP-1", direction: nil, fields: [:]))
             correlators[1] = nil
             add(1, .toCSMS, #"[3,"p",{"status":"Accepted"}]"#, 90)
             return events
@@ -389,7 +389,7 @@ struct CaptureTests {
         #expect(record.connection == nil)
         #expect(record.direction == .toCSMS)
         #expect(record.timestamp == "2026-11-25T10:00:00.000001Z")
-        #expect(record.ts == CaptureTimestamp(rfc3339: "2026-11-25T10:00:00.000001Z"))
+        #expect(record.ts == Timestamp(rfc3339: "2026-11-25T10:00:00.000001Z"))
         #expect(record.messageType == .call)
         #expect(record.message == [2, "a", "Heartbeat", [:]])
         record.fields["enc"] = "text"

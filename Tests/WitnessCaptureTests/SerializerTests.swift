@@ -21,7 +21,7 @@ struct SerializerTests {
     ) -> FrameEvent {
         let buffer = ByteBuffer(string: text)
         var event = FrameEvent(
-            ts: CaptureTimestamp(microseconds: 1_795_514_401_200_000), connection: 42, chargePoint: chargePoint, direction: direction,
+            ts: Timestamp(microseconds: 1_795_514_401_200_000), connection: 42, chargePoint: chargePoint, direction: direction,
             opcode: opcode, payload: buffer, fragments: fragments, correlatedAction: correlatedAction, latencyNanos: latencyNanos,
             unmatchedResponse: unmatched, injected: injected, fault: fault
         )
@@ -142,7 +142,7 @@ struct SerializerTests {
             1_767_225_599_999_999, 1_767_225_600_000_000, 0, -1, -1_000_000, -62_135_596_800_000_000, 253_402_300_799_999_999,
         ]
         for micros in instants {
-            let ts = CaptureTimestamp(microseconds: micros)
+            let ts = Timestamp(microseconds: micros)
             var out: [UInt8] = [UInt8(ascii: "\"")]
             writer.append(ts, to: &out)
             #expect(String(decoding: out, as: UTF8.self) == "\"" + ts.rfc3339, "\(micros)")

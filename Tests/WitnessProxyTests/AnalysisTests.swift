@@ -85,7 +85,7 @@ struct AnalysisTests {
         // The charger answers the CSMS's Reset with 2.0.1's spelling of the format error.
         charger.onCall { _, _ in throw CallErrorReply(code: "FormatViolation", description: "wrong spelling for 1.6") }
         let csms = await harness.csms.connection("CP-PLANT")
-        let now = CaptureTimestamp.now().rfc3339
+        let now = Timestamp.now().rfc3339
 
         _ = try await charger.call("BootNotification", ["chargePointVendor": "Plant", "chargePointModel": "P1", "firmwareVersion": "1.0"])
         // A number where 1.6 wants a string.
@@ -115,10 +115,10 @@ struct AnalysisTests {
         for wh in ["1500", "1400"] {
             _ = try await charger.call(
                 "MeterValues",
-                ["connectorId": 1, "transactionId": transactionId, "meterValue": [["timestamp": .string(CaptureTimestamp.now().rfc3339), "sampledValue": [["value": .string(wh)]]]]]
+                ["connectorId": 1, "transactionId": transactionId, "meterValue": [["timestamp": .string(Timestamp.now().rfc3339), "sampledValue": [["value": .string(wh)]]]]]
             )
         }
-        _ = try await charger.call("StopTransaction", ["transactionId": transactionId, "meterStop": 2000, "timestamp": .string(CaptureTimestamp.now().rfc3339)])
+        _ = try await charger.call("StopTransaction", ["transactionId": transactionId, "meterStop": 2000, "timestamp": .string(Timestamp.now().rfc3339)])
         await charger.close()
         await harness.waitForClosedPairs(1)
 

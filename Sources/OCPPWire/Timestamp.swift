@@ -1,5 +1,3 @@
-import OCPPWire
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -7,17 +5,17 @@ import Darwin
 #endif
 
 /// A wall-clock instant with microsecond precision, written as RFC 3339 UTC (`2026-11-24T19:00:00.123456Z`).
-public struct CaptureTimestamp: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     /// Microseconds since 1970-01-01T00:00:00Z.
     public var microseconds: Int64
 
     public init(microseconds: Int64) { self.microseconds = microseconds }
 
     /// The current wall-clock time.
-    public static func now() -> CaptureTimestamp {
+    public static func now() -> Timestamp {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
-        return CaptureTimestamp(microseconds: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)
+        return Timestamp(microseconds: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.microseconds < rhs.microseconds }
@@ -110,35 +108,5 @@ public struct CaptureTimestamp: Sendable, Hashable, Comparable, Codable, CustomS
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-}
-
-/// Writes timestamps as `CaptureTimestamp.appendRFC3339` does, keeping the text up to the second from the
-/// previous one: the records of a batch mostly fall in the same second, so most need only their six
-/// digits of microseconds. Owned by one thread (the writer's).
-struct RFC3339Writer {
-    private var second = Int64.min
-    /// The text of `second` up to and including the decimal point (`2026-11-24T19:00:00.`).
-    private var prefix: [UInt8] = []
-
-    mutating func append(_ ts: CaptureTimestamp, to out: inout [UInt8]) {
-        let second = ts.microseconds >= 0 ? ts.microseconds / 1_000_000 : (ts.microseconds - 999_999) / 1_000_000
-        if second != self.second {
-            self.prefix.removeAll(keepingCapacity: true)
-            CaptureTimestamp(microseconds: second * 1_000_000).appendRFC3339(to: &self.prefix)
-            // Drop "000000Z": the microseconds and the zone follow for each timestamp.
-            self.prefix.removeLast(7)
-            self.second = second
-        }
-        out.append(contentsOf: self.prefix)
-        var micros = ts.microseconds - second * 1_000_000
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 7) { digits in
-            for index in stride(from: 5, through: 0, by: -1) {
-                digits[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: micros % 10)
-                micros /= 10
-            }
-            digits[6] = UInt8(ascii: "Z")
-            out.append(contentsOf: UnsafeBufferPointer(digits))
-        }
     }
 }
