@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "OCPPWire", targets: ["OCPPWire"]),
         .library(name: "OCPPSchema", targets: ["OCPPSchema"]),
         .library(name: "WitnessCapture", targets: ["WitnessCapture"]),
+        .library(name: "WitnessChaos", targets: ["WitnessChaos"]),
         .library(name: "WitnessAnalysis", targets: ["WitnessAnalysis"]),
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
         .library(name: "WitnessSim", targets: ["WitnessSim"]),

@@ -12,25 +12,25 @@ import Glibc
 /// process full of sockets) that crashes now and then (swift-corelibs-foundation #5472, fixed after Swift
 /// 6.3.1). This one lets the C library close what the child must not inherit
 /// (`posix_spawn_file_actions_addclosefrom_np`, glibc 2.34).
-public final class ChildProcess: @unchecked Sendable {
-    public var executableURL: URL?
-    public var arguments: [String]?
+package final class ChildProcess: @unchecked Sendable {
+    package var executableURL: URL?
+    package var arguments: [String]?
     /// The child's environment; nil: this process's.
-    public var environment: [String: String]?
-    public var currentDirectoryURL: URL?
+    package var environment: [String: String]?
+    package var currentDirectoryURL: URL?
     /// A `Pipe`, a `FileHandle`, or nil (or `FileHandle.nullDevice`) for /dev/null; by default the parent's own.
-    public var standardInput: Any? = FileHandle.standardInput
-    public var standardOutput: Any? = FileHandle.standardOutput
-    public var standardError: Any? = FileHandle.standardError
+    package var standardInput: Any? = FileHandle.standardInput
+    package var standardOutput: Any? = FileHandle.standardOutput
+    package var standardError: Any? = FileHandle.standardError
 
-    public private(set) var processIdentifier: Int32 = 0
+    package private(set) var processIdentifier: Int32 = 0
     private let exit = NSCondition()
     private var started = false
     private var status: Int32?
 
-    public init() {}
+    package init() {}
 
-    public func run() throws {
+    package func run() throws {
         guard let path = self.executableURL?.path else { throw ChildProcessError("no executable to run") }
         guard !self.started else { throw ChildProcessError("\(path) was started already") }
         var actions = posix_spawn_file_actions_t()
@@ -110,20 +110,20 @@ public final class ChildProcess: @unchecked Sendable {
         waiter.start()
     }
 
-    public var isRunning: Bool {
+    package var isRunning: Bool {
         self.exit.lock()
         defer { self.exit.unlock() }
         return self.started && self.status == nil
     }
 
-    public func waitUntilExit() {
+    package func waitUntilExit() {
         self.exit.lock()
         defer { self.exit.unlock() }
         while self.started && self.status == nil { self.exit.wait() }
     }
 
     /// The exit code, or the number of the signal that ended the child (as Foundation's `Process` has it).
-    public var terminationStatus: Int32 {
+    package var terminationStatus: Int32 {
         self.exit.lock()
         defer { self.exit.unlock() }
         guard let status = self.status else { return 0 }
@@ -132,9 +132,9 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// SIGTERM.
-    public func terminate() { self.signal(SIGTERM) }
+    package func terminate() { self.signal(SIGTERM) }
     /// SIGINT.
-    public func interrupt() { self.signal(SIGINT) }
+    package func interrupt() { self.signal(SIGINT) }
 
     private func signal(_ number: Int32) {
         guard self.isRunning else { return }
@@ -146,11 +146,11 @@ public final class ChildProcess: @unchecked Sendable {
     }
 }
 
-public struct ChildProcessError: Error, CustomStringConvertible {
-    public var description: String
+package struct ChildProcessError: Error, CustomStringConvertible {
+    package var description: String
     init(_ description: String) { self.description = description }
 }
 #else
 /// Foundation's `Process`, which has no such trouble where Foundation is Apple's.
-public typealias ChildProcess = Process
+package typealias ChildProcess = Process
 #endif

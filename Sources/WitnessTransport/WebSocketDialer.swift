@@ -8,20 +8,20 @@ import OCPPWire
 /// Opens client WebSocket connections: TCP (to a literal address directly, to a host name through the
 /// resolver with Happy Eyeballs), TLS with server name indication for host names, then the HTTP upgrade.
 /// The proxy's upstream side, the simulated chargers and replay all connect through it.
-public struct WebSocketDialer: Sendable {
-    public let url: WebSocketURL
+package struct WebSocketDialer: Sendable {
+    package let url: WebSocketURL
     /// The TLS context for `wss://`; nil for `ws://`.
-    public let tlsContext: NIOSSLContext?
-    public var connectTimeout: TimeAmount
+    package let tlsContext: NIOSSLContext?
+    package var connectTimeout: TimeAmount
     /// Time from the TCP connect to the server's answer to the upgrade; nil waits as long as it takes.
-    public var handshakeTimeout: TimeAmount?
-    public var maximumFrameBytes: Int
+    package var handshakeTimeout: TimeAmount?
+    package var maximumFrameBytes: Int
     /// TCP keep-alive probes on the connection (the proxy's backend side sets it).
-    public var keepAlive: Bool
+    package var keepAlive: Bool
     /// The server's address when `url` names it by IP: dialled directly, without a resolver.
     let literalAddress: SocketAddress?
 
-    public init(
+    package init(
         url: WebSocketURL, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount = .seconds(10), handshakeTimeout: TimeAmount? = nil,
         maximumFrameBytes: Int = 16 << 20, keepAlive: Bool = false
     ) {
@@ -38,12 +38,12 @@ public struct WebSocketDialer: Sendable {
     /// The name sent as TLS server name indication: the host name, or none when the server is named by IP
     /// address (RFC 6066 allows only host names there). Host names may start with a digit (`1cpo.example`);
     /// only what parses as an address is one.
-    public var serverName: String? {
+    package var serverName: String? {
         self.literalAddress == nil ? self.url.host : nil
     }
 
     /// The server's answer to the upgrade.
-    public enum Outcome: Sendable {
+    package enum Outcome: Sendable {
         /// 101: the WebSocket is open, with the handlers `upgraded` added.
         case upgraded(channel: any Channel, response: HTTPResponseHead)
         /// Any other status, with up to 64 KiB of the body; the connection is closed.
@@ -51,20 +51,20 @@ public struct WebSocketDialer: Sendable {
     }
 
     /// A non-101 answer.
-    public struct Refusal: Sendable {
-        public var status: HTTPResponseStatus
-        public var headers: HTTPHeaders
-        public var body: ByteBuffer
+    package struct Refusal: Sendable {
+        package var status: HTTPResponseStatus
+        package var headers: HTTPHeaders
+        package var body: ByteBuffer
     }
 
     /// Why the handshake ended without an answer.
-    public enum HandshakeError: Error, Sendable, CustomStringConvertible {
+    package enum HandshakeError: Error, Sendable, CustomStringConvertible {
         /// No answer to the upgrade within `handshakeTimeout`.
         case timedOut
         /// The server closed the connection without answering.
         case closedWithoutAnswer
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .timedOut: "no answer to the WebSocket upgrade in time"
             case .closedWithoutAnswer: "the server closed the connection without answering the upgrade"
@@ -76,7 +76,7 @@ public struct WebSocketDialer: Sendable {
     /// (one among `headers` is left out). `upgraded` adds the frame handlers to the channel, on its event loop, before the outcome is
     /// returned. A failure is the first error the handshake saw (a TLS alert says more than the close that
     /// follows it); the connection is closed.
-    public func connect(
+    package func connect(
         on group: any EventLoopGroup, target: String, headers: HTTPHeaders,
         upgraded: @escaping @Sendable (any Channel, HTTPResponseHead) throws -> Void
     ) -> EventLoopFuture<Outcome> {
