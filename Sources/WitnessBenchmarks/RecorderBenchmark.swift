@@ -53,6 +53,9 @@ struct RecorderBenchmark: AsyncParsableCommand {
     @Option(help: "Which measurements run: both, or only recording, or only recording with analysis (for profiling one).")
     var stage: Stage = .both
 
+    @Flag(help: "Without the recorder's Prometheus metrics (a proxy without --admin), to see what they cost.")
+    var noMetrics = false
+
     @Option(
         help: ArgumentHelp(
             "Where the captures are written (default: a temporary folder); each is removed after its measurement.", valueName: "DIR"
@@ -70,11 +73,13 @@ struct RecorderBenchmark: AsyncParsableCommand {
     func run() async throws {
         let registry = try SchemaRegistry.load(forCommand: self.schemas)
         // The recorder's metrics as a proxy with --admin keeps them: swift-metrics on the Prometheus backend.
-        MetricsSystem.bootstrap(PrometheusExposition(help: CaptureWriter.metricHelp, timerBuckets: CaptureWriter.metricTimerBuckets))
+        if !self.noMetrics {
+            MetricsSystem.bootstrap(PrometheusExposition(help: CaptureWriter.metricHelp, timerBuckets: CaptureWriter.metricTimerBuckets))
+        }
         let base = self.directory ?? FileManager.default.temporaryDirectory.path
         print("OCPP Witness recorder benchmark — \(machineDescription())")
         print("\(self.messages) messages over \(self.connections) connections, \(self.repeats) measurement(s) each; CPU of the recorder's thread")
-        print("(with the recorder's Prometheus metrics, as a proxy serving /metrics counts them)\n")
+        print(self.noMetrics ? "(without metrics, as a proxy without --admin)\n" : "(with the recorder's Prometheus metrics, as a proxy serving /metrics counts them)\n")
         var recording: [Measurement] = []
         var analysing: [Measurement] = []
         for round in 0..<self.repeats {
