@@ -43,29 +43,29 @@ struct CompressionTests {
         let (server, port) = try await PythonPeers.startDeflateServer(["--client-max-window-bits", "12", "--server-no-context-takeover"])
         defer { server.terminate() }
         let direct = try await PythonPeers.deflateClient("client", ["ws://127.0.0.1:\(port)/DEFLATE-DIRECT", "200"])
-        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)")
-        let proxied = try await PythonPeers.deflateClient("client", ["ws://127.0.0.1:\(harness.proxyURL.port)/DEFLATE-1", "200"])
-        #expect(proxied["matched"] as? Int == 200)
-        let negotiated = try #require(direct["extensions"] as? String)
-        #expect(negotiated.contains("client_max_window_bits=12") && negotiated.contains("server_no_context_takeover"))
-        #expect(proxied["extensions"] as? String == negotiated)
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)").run { harness in
+            let proxied = try await PythonPeers.deflateClient("client", ["ws://127.0.0.1:\(harness.proxyURL.port)/DEFLATE-1", "200"])
+            #expect(proxied["matched"] as? Int == 200)
+            let negotiated = try #require(direct["extensions"] as? String)
+            #expect(negotiated.contains("client_max_window_bits=12") && negotiated.contains("server_no_context_takeover"))
+            #expect(proxied["extensions"] as? String == negotiated)
 
-        await harness.waitForClosedPairs(1)
-        let records = try await harness.records()
-        let open = try #require(records.first { $0.kind == "open" })
-        #expect(open.fields["compression"]?["extension"]?.stringValue == negotiated)
-        #expect(open.fields["compression"]?["mode"]?.stringValue == "passThrough")
-        // Every message was compressed on the wire, and the capture holds its text.
-        let frames = try await harness.frames("DEFLATE-1").filter { $0.opcode == .text }
-        #expect(frames.count == 400)
-        #expect(frames.allSatisfy { $0.fields["compressed"]?.boolValue == true })
-        let last = try #require(frames.last { $0.direction == .toCharger })
-        #expect(last.message?[2]?["data"]?.stringValue?.hasPrefix("meter reading 199 of a long charging session") == true)
-        #expect(!records.contains { $0.kind == "error" })
-        // Validated like any other traffic: the inflated messages are valid OCPP 1.6.
-        let report = try await harness.report(checks: [])
-        #expect(report.deviations.isEmpty, "\(report.deviations.map { "\($0.rule) \($0.detail)" })")
-        await harness.stop()
+            await harness.waitForClosedPairs(1)
+            let records = try await harness.records()
+            let open = try #require(records.first { $0.kind == "open" })
+            #expect(open.fields["compression"]?["extension"]?.stringValue == negotiated)
+            #expect(open.fields["compression"]?["mode"]?.stringValue == "passThrough")
+            // Every message was compressed on the wire, and the capture holds its text.
+            let frames = try await harness.frames("DEFLATE-1").filter { $0.opcode == .text }
+            #expect(frames.count == 400)
+            #expect(frames.allSatisfy { $0.fields["compressed"]?.boolValue == true })
+            let last = try #require(frames.last { $0.direction == .toCharger })
+            #expect(last.message?[2]?["data"]?.stringValue?.hasPrefix("meter reading 199 of a long charging session") == true)
+            #expect(!records.contains { $0.kind == "error" })
+            // Validated like any other traffic: the inflated messages are valid OCPP 1.6.
+            let report = try await harness.report(checks: [])
+            #expect(report.deviations.isEmpty, "\(report.deviations.map { "\($0.rule) \($0.detail)" })")
+        }
     }
 
     @Test("compressed frames are forwarded byte-exact: a raw zlib client gets the backend's frames, RSV1 and bytes, as it does directly")
@@ -73,19 +73,19 @@ struct CompressionTests {
         let (server, port) = try await PythonPeers.startDeflateServer()
         defer { server.terminate() }
         let direct = try await PythonPeers.deflateClient("raw", ["ws://127.0.0.1:\(port)/RAW-DIRECT", "50"])
-        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)")
-        let proxied = try await PythonPeers.deflateClient("raw", ["ws://127.0.0.1:\(harness.proxyURL.port)/RAW-1", "50"])
-        #expect(proxied["echoed"] as? Bool == true)
-        let frames = try #require(proxied["frames"] as? [[String: Any]])
-        #expect(frames.count == 50 && frames.allSatisfy { $0["rsv1"] as? Bool == true })
-        // zlib is deterministic: the same messages give the same compressed bytes, so any change on the
-        // way (a recompression, a lost RSV1) would show.
-        let directFrames = try #require(direct["frames"] as? [[String: Any]])
-        #expect(frames.map { $0["payload"] as? String } == directFrames.map { $0["payload"] as? String })
-        await harness.waitForClosedPairs(1)
-        let recorded = try await harness.frames("RAW-1").filter { $0.opcode == .text && $0.direction == .toCSMS }
-        #expect(recorded.count == 50 && recorded.allSatisfy { $0.fields["compressed"]?.boolValue == true && $0.action == "DataTransfer" })
-        await harness.stop()
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)").run { harness in
+            let proxied = try await PythonPeers.deflateClient("raw", ["ws://127.0.0.1:\(harness.proxyURL.port)/RAW-1", "50"])
+            #expect(proxied["echoed"] as? Bool == true)
+            let frames = try #require(proxied["frames"] as? [[String: Any]])
+            #expect(frames.count == 50 && frames.allSatisfy { $0["rsv1"] as? Bool == true })
+            // zlib is deterministic: the same messages give the same compressed bytes, so any change on the
+            // way (a recompression, a lost RSV1) would show.
+            let directFrames = try #require(direct["frames"] as? [[String: Any]])
+            #expect(frames.map { $0["payload"] as? String } == directFrames.map { $0["payload"] as? String })
+            await harness.waitForClosedPairs(1)
+            let recorded = try await harness.frames("RAW-1").filter { $0.opcode == .text && $0.direction == .toCSMS }
+            #expect(recorded.count == 50 && recorded.allSatisfy { $0.fields["compressed"]?.boolValue == true && $0.action == "DataTransfer" })
+        }
     }
 
     @Test("under a fault policy compressed messages reach each peer uncompressed, so changed, delayed and injected messages leave both contexts valid")
@@ -106,58 +106,58 @@ struct CompressionTests {
                 fault: {inject: {action: Heartbeat, payload: {}, to: csms}}
             """
         )
-        let harness = try await ProxyHarness.start(
+        try await ProxyHarness.start(
             upstreamOverride: "ws://127.0.0.1:\(port)", configure: { $0.faults = FaultInjection(ChaosEngine(policy: policy)) }
-        )
-        let summary = try await PythonPeers.deflateClient("raw", ["ws://127.0.0.1:\(harness.proxyURL.port)/FAULTY-1", "30"])
-        #expect(summary["echoed"] as? Bool == true)
-        let frames = try #require(summary["frames"] as? [[String: Any]])
-        #expect(frames.count == 30 && frames.allSatisfy { $0["rsv1"] as? Bool == false })
-        await harness.waitForClosedPairs(1)
-        let records = try await harness.records()
-        #expect(records.first { $0.kind == "open" }?.fields["compression"]?["mode"]?.stringValue == "decompressed")
-        let text = try await harness.frames("FAULTY-1").filter { $0.opcode == .text }
-        #expect(text.filter { $0.fields["fault"]?["rule"]?.stringValue == "change-data" }.count == 10)
-        // The backend answered the injected Heartbeat through its own (compressing) context.
-        let answer = try #require(text.first { $0.action == "Heartbeat" && $0.messageType == .callResult })
-        #expect(answer.fields["compressed"]?.boolValue == true && answer.message?[2]?["currentTime"] == "2026-12-03T00:00:00.000Z")
-        #expect(!records.contains { $0.kind == "error" })
-        await harness.stop()
+        ).run { harness in
+            let summary = try await PythonPeers.deflateClient("raw", ["ws://127.0.0.1:\(harness.proxyURL.port)/FAULTY-1", "30"])
+            #expect(summary["echoed"] as? Bool == true)
+            let frames = try #require(summary["frames"] as? [[String: Any]])
+            #expect(frames.count == 30 && frames.allSatisfy { $0["rsv1"] as? Bool == false })
+            await harness.waitForClosedPairs(1)
+            let records = try await harness.records()
+            #expect(records.first { $0.kind == "open" }?.fields["compression"]?["mode"]?.stringValue == "decompressed")
+            let text = try await harness.frames("FAULTY-1").filter { $0.opcode == .text }
+            #expect(text.filter { $0.fields["fault"]?["rule"]?.stringValue == "change-data" }.count == 10)
+            // The backend answered the injected Heartbeat through its own (compressing) context.
+            let answer = try #require(text.first { $0.action == "Heartbeat" && $0.messageType == .callResult })
+            #expect(answer.fields["compressed"]?.boolValue == true && answer.message?[2]?["currentTime"] == "2026-12-03T00:00:00.000Z")
+            #expect(!records.contains { $0.kind == "error" })
+        }
     }
 
     @Test("a charger whose compressed data does not inflate is recorded, forwarded as it came, and its backend's verdict reaches it; other chargers carry on")
     func brokenCompression() async throws {
         let (server, port) = try await PythonPeers.startDeflateServer()
         defer { server.terminate() }
-        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)")
-        async let healthy = PythonPeers.deflateClient("client", ["ws://127.0.0.1:\(harness.proxyURL.port)/HEALTHY-1", "100"])
-        let broken = try await PythonPeers.deflateClient("broken", ["ws://127.0.0.1:\(harness.proxyURL.port)/BROKEN-1"])
-        // websockets closes with 1002 when it cannot inflate; the proxy passes that on.
-        #expect(broken["closeCode"] as? Int == 1002)
-        #expect(try await healthy["matched"] as? Int == 100)
-        await harness.waitForClosedPairs(2)
-        let records = try await harness.records()
-        let error = try #require(records.first { $0.kind == "error" && $0.chargePoint == "BROKEN-1" })
-        #expect(error.fields["error"]?.stringValue == "inflateFailed")
-        #expect(error.fields["detail"]?.stringValue?.contains("forwarded as it came") == true)
-        #expect(!records.contains { $0.kind == "error" && $0.chargePoint == "HEALTHY-1" })
-        let close = try #require(records.first { $0.kind == "close" && $0.chargePoint == "BROKEN-1" })
-        #expect(close.fields["by"]?.stringValue == "csms" && close.fields["code"] == 1002)
-        await harness.stop()
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)").run { harness in
+            async let healthy = PythonPeers.deflateClient("client", ["ws://127.0.0.1:\(harness.proxyURL.port)/HEALTHY-1", "100"])
+            let broken = try await PythonPeers.deflateClient("broken", ["ws://127.0.0.1:\(harness.proxyURL.port)/BROKEN-1"])
+            // websockets closes with 1002 when it cannot inflate; the proxy passes that on.
+            #expect(broken["closeCode"] as? Int == 1002)
+            #expect(try await healthy["matched"] as? Int == 100)
+            await harness.waitForClosedPairs(2)
+            let records = try await harness.records()
+            let error = try #require(records.first { $0.kind == "error" && $0.chargePoint == "BROKEN-1" })
+            #expect(error.fields["error"]?.stringValue == "inflateFailed")
+            #expect(error.fields["detail"]?.stringValue?.contains("forwarded as it came") == true)
+            #expect(!records.contains { $0.kind == "error" && $0.chargePoint == "HEALTHY-1" })
+            let close = try #require(records.first { $0.kind == "close" && $0.chargePoint == "BROKEN-1" })
+            #expect(close.fields["by"]?.stringValue == "csms" && close.fields["code"] == 1002)
+        }
     }
 
     @Test("with forwardsCompression off the offers are dropped and both hops run uncompressed")
     func compressionOff() async throws {
         let (server, port) = try await PythonPeers.startDeflateServer()
         defer { server.terminate() }
-        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)", configure: { $0.forwardsCompression = false })
-        let summary = try await PythonPeers.deflateClient("raw", ["ws://127.0.0.1:\(harness.proxyURL.port)/PLAIN-1", "5"])
-        #expect(summary["extensions"] is NSNull)
-        #expect(summary["echoed"] as? Bool == true)
-        #expect((summary["frames"] as? [[String: Any]])?.allSatisfy { $0["rsv1"] as? Bool == false } == true)
-        await harness.waitForClosedPairs(1)
-        #expect(try await harness.records().first { $0.kind == "open" }?.fields["compression"] == .null)
-        await harness.stop()
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)", configure: { $0.forwardsCompression = false }).run { harness in
+            let summary = try await PythonPeers.deflateClient("raw", ["ws://127.0.0.1:\(harness.proxyURL.port)/PLAIN-1", "5"])
+            #expect(summary["extensions"] is NSNull)
+            #expect(summary["echoed"] as? Bool == true)
+            #expect((summary["frames"] as? [[String: Any]])?.allSatisfy { $0["rsv1"] as? Bool == false } == true)
+            await harness.waitForClosedPairs(1)
+            #expect(try await harness.records().first { $0.kind == "open" }?.fields["compression"] == .null)
+        }
     }
 }
 

@@ -8,40 +8,40 @@ import WitnessTestSupport
 struct EndpointTests {
     @Test("a CALL's timeout keeps its fractions of a second: half a second waits half a second")
     func subSecondTimeout() async throws {
-        let harness = try await ProxyHarness.start()
-        var url = harness.proxyURL
-        url.pathPrefix = "/CP-slow"
-        let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
-        let csms = await harness.csms.connection("CP-slow")
-        // This backend answers only after the caller has given up.
-        csms.onCall { _, _ in
-            try await Task.sleep(for: .seconds(5))
-            return .object(JSONObject())
+        try await ProxyHarness.start().run { harness in
+            var url = harness.proxyURL
+            url.pathPrefix = "/CP-slow"
+            let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+            let csms = await harness.csms.connection("CP-slow")
+            // This backend answers only after the caller has given up.
+            csms.onCall { _, _ in
+                try await Task.sleep(for: .seconds(5))
+                return .object(JSONObject())
+            }
+            let started = ContinuousClock.now
+            await #expect(throws: OCPPEndpointError.self) {
+                _ = try await charger.call("Heartbeat", .object(JSONObject()), timeout: .milliseconds(500))
+            }
+            #expect(ContinuousClock.now - started >= .milliseconds(450))
+            await charger.close()
         }
-        let started = ContinuousClock.now
-        await #expect(throws: OCPPEndpointError.self) {
-            _ = try await charger.call("Heartbeat", .object(JSONObject()), timeout: .milliseconds(500))
-        }
-        #expect(ContinuousClock.now - started >= .milliseconds(450))
-        await charger.close()
-        await harness.stop()
     }
 
     @Test("a charger told to disconnect while it is about to reboot after a Reset stays away")
     func noRebootAfterDisconnect() async throws {
-        let harness = try await ProxyHarness.start()
-        let charger = harness.charger(ChargerProfile(id: "CP-OFF", vendor: "Off Co", version: .v16))
-        try await charger.connect()
-        try await charger.boot()
-        let csms = await harness.csms.connection("CP-OFF")
-        _ = try await csms.call("Reset", ["type": "Soft"]).payload()
-        // The reboot follows the answer after a moment; switched off before it, the charger does not come back.
-        await charger.disconnect()
-        try await Task.sleep(for: .seconds(1))
-        #expect(charger.resetsAccepted == 1)
-        #expect(charger.reboots == 0)
-        #expect(harness.csms.arrivals.filter { $0.chargePoint == "CP-OFF" }.count == 1)
-        await harness.stop()
+        try await ProxyHarness.start().run { harness in
+            let charger = harness.charger(ChargerProfile(id: "CP-OFF", vendor: "Off Co", version: .v16))
+            try await charger.connect()
+            try await charger.boot()
+            let csms = await harness.csms.connection("CP-OFF")
+            _ = try await csms.call("Reset", ["type": "Soft"]).payload()
+            // The reboot follows the answer after a moment; switched off before it, the charger does not come back.
+            await charger.disconnect()
+            try await Task.sleep(for: .seconds(1))
+            #expect(charger.resetsAccepted == 1)
+            #expect(charger.reboots == 0)
+            #expect(harness.csms.arrivals.filter { $0.chargePoint == "CP-OFF" }.count == 1)
+        }
     }
 
     @Test("a harness stopped while its charger is about to reboot after a Reset switches the charger off first")

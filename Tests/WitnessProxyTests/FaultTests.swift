@@ -238,23 +238,23 @@ struct FaultTests {
 
     @Test("a blackhole outage lets nothing through, and new upgrades wait for 504")
     func blackhole() async throws {
-        let harness = try await ProxyHarness.start(configure: { $0.faults = FaultInjection(); $0.handshakeTimeout = .seconds(1) })
-        let (charger, csms) = try await self.pair(harness, "CP-BH")
-        harness.proxy.startOutage(chargePoint: "CP-BH", seconds: 30, mode: .blackhole)
-        charger.sendText(#"[2,"h1","Heartbeat",{}]"#)
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(csms.transcript.received.isEmpty)
-        #expect(charger.isActive)
-        var url = harness.proxyURL
-        url.pathPrefix = "/CP-BH"
-        let error = await #expect(throws: OCPPConnectError.self) {
-            _ = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+        try await ProxyHarness.start(configure: { $0.faults = FaultInjection(); $0.handshakeTimeout = .seconds(1) }).run { harness in
+            let (charger, csms) = try await self.pair(harness, "CP-BH")
+            harness.proxy.startOutage(chargePoint: "CP-BH", seconds: 30, mode: .blackhole)
+            charger.sendText(#"[2,"h1","Heartbeat",{}]"#)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(csms.transcript.received.isEmpty)
+            #expect(charger.isActive)
+            var url = harness.proxyURL
+            url.pathPrefix = "/CP-BH"
+            let error = await #expect(throws: OCPPConnectError.self) {
+                _ = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+            }
+            #expect(error?.status == 504)
+            let swallowed = try #require(try await harness.frames("CP-BH").first { $0.messageId == "h1" })
+            #expect(swallowed.fields["fault"]?["mode"] == "blackhole")
+            await charger.close()
         }
-        #expect(error?.status == 504)
-        let swallowed = try #require(try await harness.frames("CP-BH").first { $0.messageId == "h1" })
-        #expect(swallowed.fields["fault"]?["mode"] == "blackhole")
-        await charger.close()
-        await harness.stop()
     }
 
     @Test("a sliced message arrives whole, in the fragments the policy asked for")

@@ -85,40 +85,40 @@ struct InteropTests {
         let (centralSystem, port) = try await PythonPeers.startCentralSystem()
         defer { centralSystem.terminate() }
         let direct = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(port)", id: "PY-direct")
-        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)/ocpp")
-        let proxied = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(harness.proxyURL.port)", id: "PY-proxied")
-        #expect(proxied == direct)
-        #expect(proxied.contains(#""stop": "Accepted""#))
-        await harness.waitForClosedPairs(1)
-        let frames = try await harness.frames("PY-proxied").filter { $0.opcode == .text }
-        let calls = frames.filter { $0.messageType == .call }.compactMap(\.action)
-        #expect(calls == ["BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "MeterValues", "MeterValues", "StopTransaction"])
-        #expect(frames.filter { $0.messageType == .callResult }.count == calls.count)
-        await harness.stop()
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)/ocpp").run { harness in
+            let proxied = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(harness.proxyURL.port)", id: "PY-proxied")
+            #expect(proxied == direct)
+            #expect(proxied.contains(#""stop": "Accepted""#))
+            await harness.waitForClosedPairs(1)
+            let frames = try await harness.frames("PY-proxied").filter { $0.opcode == .text }
+            let calls = frames.filter { $0.messageType == .call }.compactMap(\.action)
+            #expect(calls == ["BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction", "MeterValues", "MeterValues", "StopTransaction"])
+            #expect(frames.filter { $0.messageType == .callResult }.count == calls.count)
+        }
     }
 
     @Test("the Swift charger simulator completes a session with the Python central system through the proxy")
     func swiftChargerPythonCentralSystem() async throws {
         let (centralSystem, port) = try await PythonPeers.startCentralSystem()
         defer { centralSystem.terminate() }
-        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)")
-        let charger = harness.charger(ChargerProfile(id: "SWIFT-1", version: .v16))
-        try await charger.connect()
-        try await charger.boot()
-        try await charger.chargingSession(meterSamples: 2)
-        #expect(charger.counts.errors == 0)
-        // Boot, status, heartbeat; authorize, three status changes, start, two meter values, stop.
-        #expect(charger.counts.completed == 11)
-        await charger.disconnect()
-        await harness.stop()
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)").run { harness in
+            let charger = harness.charger(ChargerProfile(id: "SWIFT-1", version: .v16))
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 2)
+            #expect(charger.counts.errors == 0)
+            // Boot, status, heartbeat; authorize, three status changes, start, two meter values, stop.
+            #expect(charger.counts.completed == 11)
+            await charger.disconnect()
+        }
     }
 
     @Test("the Python charge point completes a session with the Swift CSMS simulator through the proxy")
     func pythonChargePointSwiftCSMS() async throws {
-        let harness = try await ProxyHarness.start(csms: .init(versions: [.v16]))
-        let summary = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(harness.proxyURL.port)", id: "PY-2")
-        #expect(summary.contains(#""boot": "Accepted""#))
-        #expect(summary.contains(#""stop": "Accepted""#))
-        await harness.stop()
+        try await ProxyHarness.start(csms: .init(versions: [.v16])).run { harness in
+            let summary = try await PythonPeers.runChargePoint(url: "ws://127.0.0.1:\(harness.proxyURL.port)", id: "PY-2")
+            #expect(summary.contains(#""boot": "Accepted""#))
+            #expect(summary.contains(#""stop": "Accepted""#))
+        }
     }
 }

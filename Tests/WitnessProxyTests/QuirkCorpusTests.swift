@@ -61,34 +61,34 @@ struct FieldQuirk: Sendable, CustomStringConvertible {
 struct QuirkCorpusTests {
     @Test("each quirk is forwarded unchanged, recorded, and reported once with its rule and path; the connection stays up", arguments: FieldQuirk.all)
     func quirk(_ quirk: FieldQuirk) async throws {
-        let harness = try await ProxyHarness.start()
-        var url = harness.proxyURL
-        url.pathPrefix = "/CP-QUIRK"
-        let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: quirk.subprotocols), group: harness.group)
-        let csms = await harness.csms.connection("CP-QUIRK")
-        // A well-behaved charger on the same proxy at the same time.
-        let neighbour = harness.charger(ChargerProfile(id: "CP-NEIGHBOUR"))
-        try await neighbour.connect()
+        try await ProxyHarness.start().run { harness in
+            var url = harness.proxyURL
+            url.pathPrefix = "/CP-QUIRK"
+            let charger = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: quirk.subprotocols), group: harness.group)
+            let csms = await harness.csms.connection("CP-QUIRK")
+            // A well-behaved charger on the same proxy at the same time.
+            let neighbour = harness.charger(ChargerProfile(id: "CP-NEIGHBOUR"))
+            try await neighbour.connect()
 
-        _ = try await charger.call("BootNotification", ["chargePointVendor": "Quirky", "chargePointModel": "Q1", "firmwareVersion": "0.1"])
-        charger.sendText(quirk.frame)
-        try await neighbour.boot()
-        try await neighbour.chargingSession(meterSamples: 1)
-        // The proxy did not close the connection on its own account: a later CALL still gets through.
-        _ = try await charger.call("Heartbeat", [:])
-        #expect(await eventually { csms.transcript.received.contains(quirk.frame) }, "forwarded as it came")
-        await neighbour.disconnect()
-        await charger.close()
-        await harness.waitForClosedPairs(2)
+            _ = try await charger.call("BootNotification", ["chargePointVendor": "Quirky", "chargePointModel": "Q1", "firmwareVersion": "0.1"])
+            charger.sendText(quirk.frame)
+            try await neighbour.boot()
+            try await neighbour.chargingSession(meterSamples: 1)
+            // The proxy did not close the connection on its own account: a later CALL still gets through.
+            _ = try await charger.call("Heartbeat", [:])
+            #expect(await eventually { csms.transcript.received.contains(quirk.frame) }, "forwarded as it came")
+            await neighbour.disconnect()
+            await charger.close()
+            await harness.waitForClosedPairs(2)
 
-        let frames = try await harness.frames("CP-QUIRK").filter { $0.direction == .toCSMS && $0.opcode == .text }
-        // Recorded as it came: the record gives back the exact text, malformed or not.
-        #expect(frames.contains { $0.payloadBytes == Array(quirk.frame.utf8) }, "recorded verbatim")
-        let report = try await harness.report()
-        let found = report.deviations.filter { $0.chargePoint == "CP-QUIRK" }.map { "\($0.rule) \($0.path ?? "-")" }
-        #expect(found == quirk.expected)
-        #expect(report.deviations.filter { $0.chargePoint == "CP-NEIGHBOUR" }.isEmpty)
-        #expect(neighbour.counts.errors == 0)
-        await harness.stop()
+            let frames = try await harness.frames("CP-QUIRK").filter { $0.direction == .toCSMS && $0.opcode == .text }
+            // Recorded as it came: the record gives back the exact text, malformed or not.
+            #expect(frames.contains { $0.payloadBytes == Array(quirk.frame.utf8) }, "recorded verbatim")
+            let report = try await harness.report()
+            let found = report.deviations.filter { $0.chargePoint == "CP-QUIRK" }.map { "\($0.rule) \($0.path ?? "-")" }
+            #expect(found == quirk.expected)
+            #expect(report.deviations.filter { $0.chargePoint == "CP-NEIGHBOUR" }.isEmpty)
+            #expect(neighbour.counts.errors == 0)
+        }
     }
 }

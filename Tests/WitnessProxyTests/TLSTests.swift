@@ -45,35 +45,35 @@ struct TLSTests {
     func tlsChargerSide() async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let harness = try await ProxyHarness.start(
+        try await ProxyHarness.start(
             configure: { $0.chargerTLS = .init(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey) },
             proxyScheme: "wss"
-        )
-        try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-wss"), tls: try self.chargerTLS(certificates)))
-        let open = try #require(try await harness.records().first { $0.kind == "open" })
-        #expect(open.fields["tls"]?["charger"] == true)
-        #expect(open.fields["tls"]?["upstream"] == false)
-        await harness.stop()
+        ).run { harness in
+            try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-wss"), tls: try self.chargerTLS(certificates)))
+            let open = try #require(try await harness.records().first { $0.kind == "open" })
+            #expect(open.fields["tls"]?["charger"] == true)
+            #expect(open.fields["tls"]?["upstream"] == false)
+        }
     }
 
     @Test("ws charger to a wss backend verified against --upstream-ca")
     func tlsBackendSide() async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let harness = try await ProxyHarness.start(
+        try await ProxyHarness.start(
             csms: .init(tls: try self.csmsTLS(certificate: certificates.serverCertificate, key: certificates.serverKey)),
             upstreamScheme: "wss",
             configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
-        )
-        try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-up-tls")))
-        await harness.stop()
+        ).run { harness in
+            try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-up-tls")))
+        }
     }
 
     @Test("wss to wss with mutual TLS on both sides (security profile 3)")
     func mutualTLS() async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let harness = try await ProxyHarness.start(
+        try await ProxyHarness.start(
             csms: .init(
                 tls: try self.csmsTLS(
                     certificate: certificates.serverCertificate, key: certificates.serverKey, clientCA: certificates.caCertificate
@@ -91,47 +91,47 @@ struct TLSTests {
                 )
             },
             proxyScheme: "wss"
-        )
-        try await self.runSession(
-            harness, harness.charger(ChargerProfile(id: "CP-mtls"), tls: try self.chargerTLS(certificates, clientCertificate: true))
-        )
-        // The client certificate is issued to CP-TLS: right for that charger, wrong for CP-mtls.
-        try await self.runSession(
-            harness, harness.charger(ChargerProfile(id: "CP-TLS"), tls: try self.chargerTLS(certificates, clientCertificate: true))
-        )
-        let opens = try await harness.records().filter { $0.kind == "open" }
-        let tls = try #require(opens.first { $0.chargePoint == "CP-mtls" }?.fields["tls"])
-        #expect(tls["chargerVersion"]?.stringValue?.hasPrefix("TLSv1.") == true)
-        #expect(tls["upstreamVersion"]?.stringValue?.hasPrefix("TLSv1.") == true)
-        #expect(tls["clientCertificate"]?["commonName"] == "CP-TLS")
-        #expect(tls["clientCertificate"]?["subject"] == "O=OCPP Witness Tests,CN=CP-TLS")
-        #expect(tls["clientCertificate"]?["issuer"] == "O=OCPP Witness Tests,CN=Test CA")
-        let report = try await harness.report()
-        #expect(report.deviations.filter { $0.rule.hasPrefix("security.") }.map { "\($0.rule) \($0.chargePoint ?? "")" } == ["security.certificateMismatch CP-mtls"])
-        #expect(report.pairs.first?.statistics.securityProfiles == [3: 2])
-        // A charger without a client certificate does not get through the listener.
-        let anonymous = harness.charger(ChargerProfile(id: "CP-anon"), tls: try self.chargerTLS(certificates))
-        await #expect(throws: (any Error).self) { try await anonymous.connect() }
-        #expect(await eventually { (try? await harness.records().contains { $0.kind == "reject" && $0.fields["cause"] == "chargerTLS" }) == true })
-        await harness.stop()
+        ).run { harness in
+            try await self.runSession(
+                harness, harness.charger(ChargerProfile(id: "CP-mtls"), tls: try self.chargerTLS(certificates, clientCertificate: true))
+            )
+            // The client certificate is issued to CP-TLS: right for that charger, wrong for CP-mtls.
+            try await self.runSession(
+                harness, harness.charger(ChargerProfile(id: "CP-TLS"), tls: try self.chargerTLS(certificates, clientCertificate: true))
+            )
+            let opens = try await harness.records().filter { $0.kind == "open" }
+            let tls = try #require(opens.first { $0.chargePoint == "CP-mtls" }?.fields["tls"])
+            #expect(tls["chargerVersion"]?.stringValue?.hasPrefix("TLSv1.") == true)
+            #expect(tls["upstreamVersion"]?.stringValue?.hasPrefix("TLSv1.") == true)
+            #expect(tls["clientCertificate"]?["commonName"] == "CP-TLS")
+            #expect(tls["clientCertificate"]?["subject"] == "O=OCPP Witness Tests,CN=CP-TLS")
+            #expect(tls["clientCertificate"]?["issuer"] == "O=OCPP Witness Tests,CN=Test CA")
+            let report = try await harness.report()
+            #expect(report.deviations.filter { $0.rule.hasPrefix("security.") }.map { "\($0.rule) \($0.chargePoint ?? "")" } == ["security.certificateMismatch CP-mtls"])
+            #expect(report.pairs.first?.statistics.securityProfiles == [3: 2])
+            // A charger without a client certificate does not get through the listener.
+            let anonymous = harness.charger(ChargerProfile(id: "CP-anon"), tls: try self.chargerTLS(certificates))
+            await #expect(throws: (any Error).self) { try await anonymous.connect() }
+            #expect(await eventually { (try? await harness.records().contains { $0.kind == "reject" && $0.fields["cause"] == "chargerTLS" }) == true })
+        }
     }
 
     @Test("a backend with an untrusted certificate is refused and the refusal recorded")
     func untrustedBackend() async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
-        let harness = try await ProxyHarness.start(
+        try await ProxyHarness.start(
             csms: .init(tls: try self.csmsTLS(certificate: certificates.untrustedCertificate, key: certificates.untrustedKey)),
             upstreamScheme: "wss",
             configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
-        )
-        let charger = harness.charger(ChargerProfile(id: "CP-untrusted"))
-        let error = await #expect(throws: OCPPConnectError.self) { try await charger.connect() }
-        #expect(error?.status == 502)
-        #expect(error?.body.contains("TLS handshake with the backend failed") == true)
-        let reject = try #require(try await harness.records().first { $0.kind == "reject" })
-        #expect(reject.fields["cause"] == "upstreamTLS")
-        #expect(harness.csms.arrivals.isEmpty)
-        await harness.stop()
+        ).run { harness in
+            let charger = harness.charger(ChargerProfile(id: "CP-untrusted"))
+            let error = await #expect(throws: OCPPConnectError.self) { try await charger.connect() }
+            #expect(error?.status == 502)
+            #expect(error?.body.contains("TLS handshake with the backend failed") == true)
+            let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+            #expect(reject.fields["cause"] == "upstreamTLS")
+            #expect(harness.csms.arrivals.isEmpty)
+        }
     }
 }

@@ -77,47 +77,47 @@ struct WireBytesTests {
         arguments: [true, false]
     )
     func bytesUnchanged(recording: Bool) async throws {
-        let harness = try await ProxyHarness.start(recording: recording)
-        let (charger, csms) = try await self.pair(harness, "CP-wire")
-        let chargerTap = try await WireTap.install(on: charger.channel)
-        let csmsTap = try await WireTap.install(on: csms.channel)
+        try await ProxyHarness.start(recording: recording).run { harness in
+            let (charger, csms) = try await self.pair(harness, "CP-wire")
+            let chargerTap = try await WireTap.install(on: charger.channel)
+            let csmsTap = try await WireTap.install(on: csms.channel)
 
-        // A whole message, then one in two fragments with their own masks, then a ping.
-        let first = wireFrame(#"[2,"w1","Heartbeat",{}]"#, mask: WebSocketMask(0x11, 0x22, 0x33, 0x44))
-        let secondStart = wireFrame(#"[2,"w2","Heart"#, fin: false, mask: WebSocketMask(9, 8, 7, 6))
-        let secondEnd = wireFrame(#"beat",{}]"#, opcode: .continuation, mask: WebSocketMask(0xF0, 0x0F, 0xAA, 0x55))
-        let ping = wireFrame("are you there", opcode: .ping, mask: WebSocketMask(1, 2, 3, 4))
-        try await chargerTap.send(first + secondStart)
-        for byte in secondEnd { try await chargerTap.send([byte]) }
-        try await chargerTap.send(ping)
+            // A whole message, then one in two fragments with their own masks, then a ping.
+            let first = wireFrame(#"[2,"w1","Heartbeat",{}]"#, mask: WebSocketMask(0x11, 0x22, 0x33, 0x44))
+            let secondStart = wireFrame(#"[2,"w2","Heart"#, fin: false, mask: WebSocketMask(9, 8, 7, 6))
+            let secondEnd = wireFrame(#"beat",{}]"#, opcode: .continuation, mask: WebSocketMask(0xF0, 0x0F, 0xAA, 0x55))
+            let ping = wireFrame("are you there", opcode: .ping, mask: WebSocketMask(1, 2, 3, 4))
+            try await chargerTap.send(first + secondStart)
+            for byte in secondEnd { try await chargerTap.send([byte]) }
+            try await chargerTap.send(ping)
 
-        let sent = first + secondStart + secondEnd + ping
-        #expect(await eventually { csmsTap.bytes.count >= sent.count })
-        #expect(csmsTap.bytes == sent)
-        // The backend read them as the two Heartbeats and a ping, and its answers reached the charger.
-        #expect(await eventually { csms.transcript.received.count == 2 })
-        #expect(csms.transcript.received == [#"[2,"w1","Heartbeat",{}]"#, #"[2,"w2","Heartbeat",{}]"#])
-        #expect(await eventually { charger.transcript.received.count == 2 && charger.receivedPongs.count == 1 })
+            let sent = first + secondStart + secondEnd + ping
+            #expect(await eventually { csmsTap.bytes.count >= sent.count })
+            #expect(csmsTap.bytes == sent)
+            // The backend read them as the two Heartbeats and a ping, and its answers reached the charger.
+            #expect(await eventually { csms.transcript.received.count == 2 })
+            #expect(csms.transcript.received == [#"[2,"w1","Heartbeat",{}]"#, #"[2,"w2","Heartbeat",{}]"#])
+            #expect(await eventually { charger.transcript.received.count == 2 && charger.receivedPongs.count == 1 })
 
-        // Backend to charger: unmasked bytes, passed through as they are.
-        let call = wireFrame(#"[2,"s1","TriggerMessage",{"requestedMessage":"Heartbeat"}]"#, mask: nil)
-        try await csmsTap.send(call)
-        #expect(await eventually { chargerTap.bytes.containsRun(call) })
+            // Backend to charger: unmasked bytes, passed through as they are.
+            let call = wireFrame(#"[2,"s1","TriggerMessage",{"requestedMessage":"Heartbeat"}]"#, mask: nil)
+            try await csmsTap.send(call)
+            #expect(await eventually { chargerTap.bytes.containsRun(call) })
 
-        if recording {
-            let frames = try await harness.frames("CP-wire")
-            let second = try #require(frames.first { $0.messageId == "w2" })
-            #expect(second.fields["fragments"] == 2)
-            #expect(second.fields["payload"].map(JSONWriter.string) == #"[2,"w2","Heartbeat",{}]"#)
-            #expect(frames.contains { $0.messageId == "s1" && $0.direction == .toCharger })
-            #expect(frames.contains { $0.opcode == .ping && $0.fields["payload"] == "are you there" })
+            if recording {
+                let frames = try await harness.frames("CP-wire")
+                let second = try #require(frames.first { $0.messageId == "w2" })
+                #expect(second.fields["fragments"] == 2)
+                #expect(second.fields["payload"].map(JSONWriter.string) == #"[2,"w2","Heartbeat",{}]"#)
+                #expect(frames.contains { $0.messageId == "s1" && $0.direction == .toCharger })
+                #expect(frames.contains { $0.opcode == .ping && $0.fields["payload"] == "are you there" })
+            }
+            await charger.close()
+            await harness.waitForClosedPairs(1)
+            // Counted either way: two Heartbeats; their answers and the backend's CALL the other way.
+            #expect(harness.proxy.statistics.messagesToCSMS >= 2)
+            #expect(harness.proxy.statistics.messagesToCharger >= 3)
         }
-        await charger.close()
-        await harness.waitForClosedPairs(1)
-        // Counted either way: two Heartbeats; their answers and the backend's CALL the other way.
-        #expect(harness.proxy.statistics.messagesToCSMS >= 2)
-        #expect(harness.proxy.statistics.messagesToCharger >= 3)
-        await harness.stop()
     }
 
     @Test(
@@ -128,24 +128,24 @@ struct WireBytesTests {
         ]
     )
     func brokenControlFrame(frame: [UInt8], detail: String) async throws {
-        let harness = try await ProxyHarness.start()
-        let (bystander, _) = try await self.pair(harness, "CP-fine")
-        let (offender, _) = try await self.pair(harness, "CP-broken")
-        let tap = try await WireTap.install(on: offender.channel)
-        try await tap.send(frame)
-        #expect(await eventually { offender.closeReceived != nil })
-        #expect(offender.closeReceived?.code == 1002)
-        await offender.waitClosed()
-        await harness.waitForClosedPairs(1)
-        let records = try await harness.records()
-        let error = try #require(records.first { $0.kind == "error" && $0.chargePoint == "CP-broken" })
-        #expect(error.fields["error"] == "protocolError")
-        #expect(error.fields["detail"]?.stringValue?.contains(detail) == true)
-        let close = try #require(records.first { $0.kind == "close" && $0.chargePoint == "CP-broken" })
-        #expect(close.fields["by"] == "proxy")
-        #expect(close.fields["code"] == 1002)
-        #expect(try await bystander.call("Heartbeat", [:]).isResult)
-        await bystander.close()
-        await harness.stop()
+        try await ProxyHarness.start().run { harness in
+            let (bystander, _) = try await self.pair(harness, "CP-fine")
+            let (offender, _) = try await self.pair(harness, "CP-broken")
+            let tap = try await WireTap.install(on: offender.channel)
+            try await tap.send(frame)
+            #expect(await eventually { offender.closeReceived != nil })
+            #expect(offender.closeReceived?.code == 1002)
+            await offender.waitClosed()
+            await harness.waitForClosedPairs(1)
+            let records = try await harness.records()
+            let error = try #require(records.first { $0.kind == "error" && $0.chargePoint == "CP-broken" })
+            #expect(error.fields["error"] == "protocolError")
+            #expect(error.fields["detail"]?.stringValue?.contains(detail) == true)
+            let close = try #require(records.first { $0.kind == "close" && $0.chargePoint == "CP-broken" })
+            #expect(close.fields["by"] == "proxy")
+            #expect(close.fields["code"] == 1002)
+            #expect(try await bystander.call("Heartbeat", [:]).isResult)
+            await bystander.close()
+        }
     }
 }

@@ -87,89 +87,89 @@ struct WitnessCheckTests {
     @Test("authorization: a refused tag never starts energy delivery; a charger that starts anyway fails", arguments: [OCPPVersion.v16, .v201])
     func authorization(version: OCPPVersion) async throws {
         let policy = try samplePolicy("authorization", rules: ["blocked-tag", "blocked-token"])
-        let harness = try await ProxyHarness.start(policy: policy)
-        let good = harness.charger(ChargerProfile(id: "AUTH-GOOD", vendor: "Good Co", version: version))
-        let bad = harness.charger(ChargerProfile(id: "AUTH-BAD", vendor: "Bad Co", version: version, quirks: [.startsDespiteRefusal]))
-        for charger in [good, bad] {
-            try await charger.connect()
-            try await charger.boot()
-            let refused = try await charger.chargingSession(idTag: "BLOCKED-TAG", meterSamples: 1)
-            #expect(refused == (charger === good ? .refused("Blocked") : .charged))
-            #expect(try await charger.chargingSession(idTag: "GOOD-TAG", meterSamples: 1) == .charged)
-            await charger.disconnect()
+        try await ProxyHarness.start(policy: policy).run { harness in
+            let good = harness.charger(ChargerProfile(id: "AUTH-GOOD", vendor: "Good Co", version: version))
+            let bad = harness.charger(ChargerProfile(id: "AUTH-BAD", vendor: "Bad Co", version: version, quirks: [.startsDespiteRefusal]))
+            for charger in [good, bad] {
+                try await charger.connect()
+                try await charger.boot()
+                let refused = try await charger.chargingSession(idTag: "BLOCKED-TAG", meterSamples: 1)
+                #expect(refused == (charger === good ? .refused("Blocked") : .charged))
+                #expect(try await charger.chargingSession(idTag: "GOOD-TAG", meterSamples: 1) == .charged)
+                await charger.disconnect()
+            }
+            await harness.waitForClosedPairs(2)
+            let report = try await harness.report(checks: policy.checks)
+            let refusedCheck = version == .v16 ? "refused-tag-never-starts" : "refused-token-never-starts"
+            let startsCheck = version == .v16 ? "accepted-tag-starts" : "accepted-token-starts"
+
+            let kept = try #require(report.check(refusedCheck, vendor: "Good Co"))
+            #expect(kept.verdict == .pass, "\(kept.detail)")
+            #expect(kept.detail.contains("closed"))
+            #expect(report.check(startsCheck, vendor: "Good Co")?.verdict == .pass)
+            #expect(report.area(.authorization, vendor: "Good Co")?.verdict == .pass)
+            // The other version's checks are not listed for a pair that never spoke it.
+            #expect(report.area(.authorization, vendor: "Good Co")?.checks.count == 2)
+
+            let broken = try #require(report.check(refusedCheck, vendor: "Bad Co"))
+            #expect(broken.verdict == .fail)
+            #expect(broken.refs.count == 2)
+            let answer = try #require(try await harness.record(at: broken.ref(0)))
+            #expect(answer.action == "Authorize" && answer.messageType == .callResult && answer.fields["injected"]?.boolValue == true)
+            let start = try #require(try await harness.record(at: broken.ref(1)))
+            #expect(start.action == (version == .v16 ? "StartTransaction" : "TransactionEvent") && start.chargePoint == "AUTH-BAD")
+            #expect(report.area(.authorization, vendor: "Bad Co")?.verdict == .fail)
+            #expect(report.pairs.first { $0.key.charger.vendor == "Bad Co" }?.verdict == "fail")
+            // No stimulus of the other areas happened: they are notRun, not pass.
+            #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .notRun)
         }
-        await harness.waitForClosedPairs(2)
-        let report = try await harness.report(checks: policy.checks)
-        let refusedCheck = version == .v16 ? "refused-tag-never-starts" : "refused-token-never-starts"
-        let startsCheck = version == .v16 ? "accepted-tag-starts" : "accepted-token-starts"
-
-        let kept = try #require(report.check(refusedCheck, vendor: "Good Co"))
-        #expect(kept.verdict == .pass, "\(kept.detail)")
-        #expect(kept.detail.contains("closed"))
-        #expect(report.check(startsCheck, vendor: "Good Co")?.verdict == .pass)
-        #expect(report.area(.authorization, vendor: "Good Co")?.verdict == .pass)
-        // The other version's checks are not listed for a pair that never spoke it.
-        #expect(report.area(.authorization, vendor: "Good Co")?.checks.count == 2)
-
-        let broken = try #require(report.check(refusedCheck, vendor: "Bad Co"))
-        #expect(broken.verdict == .fail)
-        #expect(broken.refs.count == 2)
-        let answer = try #require(try await harness.record(at: broken.ref(0)))
-        #expect(answer.action == "Authorize" && answer.messageType == .callResult && answer.fields["injected"]?.boolValue == true)
-        let start = try #require(try await harness.record(at: broken.ref(1)))
-        #expect(start.action == (version == .v16 ? "StartTransaction" : "TransactionEvent") && start.chargePoint == "AUTH-BAD")
-        #expect(report.area(.authorization, vendor: "Bad Co")?.verdict == .fail)
-        #expect(report.pairs.first { $0.key.charger.vendor == "Bad Co" }?.verdict == "fail")
-        // No stimulus of the other areas happened: they are notRun, not pass.
-        #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .notRun)
-        await harness.stop()
     }
 
     @Test("remote operations: an accepted Reset is followed by a reboot and an Available connector", arguments: [OCPPVersion.v16, .v201])
     func remoteOperations(version: OCPPVersion) async throws {
         let policy = try samplePolicy("remote-operations", rules: ["reset-16", "reset-201"], window: checkWindow)
-        let harness = try await ProxyHarness.start(policy: policy)
-        let chargers = [
-            harness.charger(ChargerProfile(id: "RESET-GOOD", vendor: "Good Co", version: version)),
-            harness.charger(ChargerProfile(id: "RESET-FAULTED", vendor: "Faulted Co", version: version, quirks: [.faultedAfterReset])),
-            harness.charger(ChargerProfile(id: "RESET-DEAF", vendor: "Deaf Co", version: version, quirks: [.ignoresReset])),
-        ]
-        for charger in chargers {
-            try await charger.connect()
-            // The Reset arrives while the boot sequence is still running; its reboot may cut the sequence short.
-            try? await charger.boot()
+        try await ProxyHarness.start(policy: policy).run { harness in
+            let chargers = [
+                harness.charger(ChargerProfile(id: "RESET-GOOD", vendor: "Good Co", version: version)),
+                harness.charger(ChargerProfile(id: "RESET-FAULTED", vendor: "Faulted Co", version: version, quirks: [.faultedAfterReset])),
+                harness.charger(ChargerProfile(id: "RESET-DEAF", vendor: "Deaf Co", version: version, quirks: [.ignoresReset])),
+            ]
+            for charger in chargers {
+                try await charger.connect()
+                // The Reset arrives while the boot sequence is still running; its reboot may cut the sequence short.
+                try? await charger.boot()
+            }
+            #expect(await eventually { chargers[0].reboots == 1 && chargers[1].reboots == 1 })
+            // Outlast the windows, so that what never came is a failure rather than inconclusive.
+            try await Task.sleep(for: .seconds(9))
+            for charger in chargers {
+                _ = try? await charger.call("Heartbeat", [:])
+                await charger.disconnect()
+            }
+            await harness.waitForClosedPairs(5)
+            let report = try await harness.report(checks: policy.checks)
+            let available = version == .v16 ? "available-after-reset" : "available-after-reset-201"
+
+            #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun, .notRun, .notRun])
+            #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .inconclusive)
+            let good = try #require(report.check(available, vendor: "Good Co"))
+            #expect(good.verdict == .pass)
+            let status = try #require(try await harness.record(at: good.ref(1)))
+            #expect(status.action == "StatusNotification" && status.chargePoint == "RESET-GOOD")
+
+            let faulted = try #require(report.check(available, vendor: "Faulted Co"))
+            #expect(faulted.verdict == .fail, "\(faulted.detail)")
+            #expect(faulted.detail.contains("within 8 s"))
+            let reset = try #require(try await harness.record(at: faulted.ref(0)))
+            #expect(reset.action == "Reset" && reset.messageType == .callResult)
+            #expect(report.check("reboots-after-reset", vendor: "Faulted Co")?.verdict == .pass)
+
+            #expect(report.check("reset-answered", vendor: "Deaf Co")?.verdict == .pass)
+            #expect(report.check("reboots-after-reset", vendor: "Deaf Co")?.verdict == .fail)
+            #expect(report.area(.remoteOperations, vendor: "Deaf Co")?.verdict == .fail)
+            // remote-start-answered never had a stimulus.
+            #expect(report.check("remote-start-answered", vendor: "Deaf Co")?.verdict == .notRun)
         }
-        #expect(await eventually { chargers[0].reboots == 1 && chargers[1].reboots == 1 })
-        // Outlast the windows, so that what never came is a failure rather than inconclusive.
-        try await Task.sleep(for: .seconds(9))
-        for charger in chargers {
-            _ = try? await charger.call("Heartbeat", [:])
-            await charger.disconnect()
-        }
-        await harness.waitForClosedPairs(5)
-        let report = try await harness.report(checks: policy.checks)
-        let available = version == .v16 ? "available-after-reset" : "available-after-reset-201"
-
-        #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun, .notRun, .notRun])
-        #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .inconclusive)
-        let good = try #require(report.check(available, vendor: "Good Co"))
-        #expect(good.verdict == .pass)
-        let status = try #require(try await harness.record(at: good.ref(1)))
-        #expect(status.action == "StatusNotification" && status.chargePoint == "RESET-GOOD")
-
-        let faulted = try #require(report.check(available, vendor: "Faulted Co"))
-        #expect(faulted.verdict == .fail, "\(faulted.detail)")
-        #expect(faulted.detail.contains("within 8 s"))
-        let reset = try #require(try await harness.record(at: faulted.ref(0)))
-        #expect(reset.action == "Reset" && reset.messageType == .callResult)
-        #expect(report.check("reboots-after-reset", vendor: "Faulted Co")?.verdict == .pass)
-
-        #expect(report.check("reset-answered", vendor: "Deaf Co")?.verdict == .pass)
-        #expect(report.check("reboots-after-reset", vendor: "Deaf Co")?.verdict == .fail)
-        #expect(report.area(.remoteOperations, vendor: "Deaf Co")?.verdict == .fail)
-        // remote-start-answered never had a stimulus.
-        #expect(report.check("remote-start-answered", vendor: "Deaf Co")?.verdict == .notRun)
-        await harness.stop()
     }
 
     @Test("communication loss: after an outage the charger reconnects and reports status; one that stays away fails", arguments: [OCPPVersion.v16, .v201])
@@ -179,109 +179,109 @@ struct WitnessCheckTests {
             "comm-loss", rules: [], window: "8s",
             extraRules: "  - name: backend-outage\n    match: {direction: toCSMS, action: Heartbeat, nth: 3}\n    fault: {outage: {duration: 1s, mode: refuse, scope: charger}}\n"
         )
-        let harness = try await ProxyHarness.start(policy: policy)
-        let good = harness.charger(ChargerProfile(id: "LOSS-GOOD", vendor: "Good Co", version: version))
-        let gone = harness.charger(ChargerProfile(id: "LOSS-GONE", vendor: "Gone Co", version: version, quirks: [.neverReconnects]))
-        // The good charger keeps the capture going until the gone one's window has surely closed, so that
-        // its absence is a failure and not the end of the capture.
-        let lostDone = Flag()
-        let deadline = ContinuousClock.now + .seconds(60)
-        async let kept = good.keepAlive(until: deadline, interval: .milliseconds(200), retry: .milliseconds(300)) { outcome in
-            outcome.connections >= 2 && lostDone.isSet
+        try await ProxyHarness.start(policy: policy).run { harness in
+            let good = harness.charger(ChargerProfile(id: "LOSS-GOOD", vendor: "Good Co", version: version))
+            let gone = harness.charger(ChargerProfile(id: "LOSS-GONE", vendor: "Gone Co", version: version, quirks: [.neverReconnects]))
+            // The good charger keeps the capture going until the gone one's window has surely closed, so that
+            // its absence is a failure and not the end of the capture.
+            let lostDone = Flag()
+            let deadline = ContinuousClock.now + .seconds(60)
+            async let kept = good.keepAlive(until: deadline, interval: .milliseconds(200), retry: .milliseconds(300)) { outcome in
+                outcome.connections >= 2 && lostDone.isSet
+            }
+            let lostOutcome = await gone.keepAlive(until: deadline, interval: .milliseconds(200), retry: .milliseconds(300))
+            try await Task.sleep(for: .seconds(9))
+            lostDone.set()
+            let keptOutcome = await kept
+            #expect(keptOutcome.connections >= 2, "\(keptOutcome)")
+            #expect(lostOutcome.connections == 1, "\(lostOutcome)")
+            await harness.waitForClosedPairs(3)
+            let report = try await harness.report(checks: policy.checks)
+
+            let reconnected = try #require(report.check("reconnects-after-outage", vendor: "Good Co"))
+            #expect(reconnected.verdict == .pass, "\(reconnected.detail)")
+            let refs = reconnected.refs
+            try #require(refs.count == 2)
+            let outage = try #require(try await harness.record(at: refs[0]))
+            #expect(outage.fields["fault"]?["rule"]?.stringValue == "backend-outage")
+            #expect(try await harness.record(at: refs[1])?.kind == "open")
+            #expect(report.check("status-after-reconnect", vendor: "Good Co")?.verdict == .pass)
+
+            #expect(report.check("reconnects-after-outage", vendor: "Gone Co")?.verdict == .fail)
+            #expect(report.check("status-after-reconnect", vendor: "Gone Co")?.verdict == .fail)
+            #expect(report.area(.communicationLoss, vendor: "Gone Co")?.verdict == .fail)
+            // Nothing dropped a connection mid-session: that check did not run.
+            #expect(report.check("reconnects-after-drop", vendor: "Good Co")?.verdict == .notRun)
         }
-        let lostOutcome = await gone.keepAlive(until: deadline, interval: .milliseconds(200), retry: .milliseconds(300))
-        try await Task.sleep(for: .seconds(9))
-        lostDone.set()
-        let keptOutcome = await kept
-        #expect(keptOutcome.connections >= 2, "\(keptOutcome)")
-        #expect(lostOutcome.connections == 1, "\(lostOutcome)")
-        await harness.waitForClosedPairs(3)
-        let report = try await harness.report(checks: policy.checks)
-
-        let reconnected = try #require(report.check("reconnects-after-outage", vendor: "Good Co"))
-        #expect(reconnected.verdict == .pass, "\(reconnected.detail)")
-        let refs = reconnected.refs
-        try #require(refs.count == 2)
-        let outage = try #require(try await harness.record(at: refs[0]))
-        #expect(outage.fields["fault"]?["rule"]?.stringValue == "backend-outage")
-        #expect(try await harness.record(at: refs[1])?.kind == "open")
-        #expect(report.check("status-after-reconnect", vendor: "Good Co")?.verdict == .pass)
-
-        #expect(report.check("reconnects-after-outage", vendor: "Gone Co")?.verdict == .fail)
-        #expect(report.check("status-after-reconnect", vendor: "Gone Co")?.verdict == .fail)
-        #expect(report.area(.communicationLoss, vendor: "Gone Co")?.verdict == .fail)
-        // Nothing dropped a connection mid-session: that check did not run.
-        #expect(report.check("reconnects-after-drop", vendor: "Good Co")?.verdict == .notRun)
-        await harness.stop()
     }
 
     @Test("data handover: the configuration the proxy asks for on the backend's behalf comes back, and is exported", arguments: [OCPPVersion.v16, .v201])
     func dataHandover(version: OCPPVersion) async throws {
         let policy = try samplePolicy("data-handover", rules: ["get-configuration", "get-base-report"])
-        let harness = try await ProxyHarness.start(policy: policy)
-        let charger = harness.charger(ChargerProfile(id: "DATA-1", vendor: "Good Co", version: version))
-        try await charger.connect()
-        try await charger.boot()
-        let answered = version == .v16 ? "GetConfiguration" : "NotifyReport"
-        #expect(try await eventually { try await harness.frames("DATA-1").contains { $0.action == answered && $0.messageType == .callResult } })
-        try await charger.chargingSession(idTag: "CARD-0001", meterSamples: 2, whPerSample: 1500)
-        await charger.disconnect()
-        await harness.waitForClosedPairs(1)
-        let report = try await harness.report(checks: policy.checks)
-        let check = try #require(report.check(version == .v16 ? "configuration-retrievable" : "base-report-retrievable", vendor: "Good Co"))
-        #expect(check.verdict == .pass, "\(check.detail)")
-        #expect(try await harness.record(at: check.ref(0))?.fields["injected"]?.boolValue == true)
-        #expect(try await harness.record(at: check.ref(1))?.action == (version == .v16 ? "GetConfiguration" : "NotifyReport"))
-        #expect(report.area(.dataHandover, vendor: "Good Co")?.checks.count == 1)
+        try await ProxyHarness.start(policy: policy).run { harness in
+            let charger = harness.charger(ChargerProfile(id: "DATA-1", vendor: "Good Co", version: version))
+            try await charger.connect()
+            try await charger.boot()
+            let answered = version == .v16 ? "GetConfiguration" : "NotifyReport"
+            #expect(try await eventually { try await harness.frames("DATA-1").contains { $0.action == answered && $0.messageType == .callResult } })
+            try await charger.chargingSession(idTag: "CARD-0001", meterSamples: 2, whPerSample: 1500)
+            await charger.disconnect()
+            await harness.waitForClosedPairs(1)
+            let report = try await harness.report(checks: policy.checks)
+            let check = try #require(report.check(version == .v16 ? "configuration-retrievable" : "base-report-retrievable", vendor: "Good Co"))
+            #expect(check.verdict == .pass, "\(check.detail)")
+            #expect(try await harness.record(at: check.ref(0))?.fields["injected"]?.boolValue == true)
+            #expect(try await harness.record(at: check.ref(1))?.action == (version == .v16 ? "GetConfiguration" : "NotifyReport"))
+            #expect(report.area(.dataHandover, vendor: "Good Co")?.checks.count == 1)
 
-        // What was retrievable is exported: inventory, the configuration answered, the transaction.
-        let export = HandoverExport.read(try await harness.records())
-        #expect(export.chargerRows.first?.prefix(5) == ["DATA-1", "Good Co", "SimCharger 22", "SN-DATA-1", "1.0.0"])
-        let configuration = export.configurationRows.map { Array($0.prefix(6)) }
-        if version == .v16 {
-            #expect(configuration == [["DATA-1", "GetConfiguration", "HeartbeatInterval", "", "300", "false"]])
-        } else {
-            #expect(configuration.contains(["DATA-1", "NotifyReport", "OCPPCommCtrlr/HeartbeatInterval", "Actual", "300", "ReadWrite"]))
-            #expect(configuration.contains(["DATA-1", "NotifyReport", "ChargingStation/VendorName", "Actual", "Good Co", "ReadOnly"]))
+            // What was retrievable is exported: inventory, the configuration answered, the transaction.
+            let export = HandoverExport.read(try await harness.records())
+            #expect(export.chargerRows.first?.prefix(5) == ["DATA-1", "Good Co", "SimCharger 22", "SN-DATA-1", "1.0.0"])
+            let configuration = export.configurationRows.map { Array($0.prefix(6)) }
+            if version == .v16 {
+                #expect(configuration == [["DATA-1", "GetConfiguration", "HeartbeatInterval", "", "300", "false"]])
+            } else {
+                #expect(configuration.contains(["DATA-1", "NotifyReport", "OCPPCommCtrlr/HeartbeatInterval", "Actual", "300", "ReadWrite"]))
+                #expect(configuration.contains(["DATA-1", "NotifyReport", "ChargingStation/VendorName", "Actual", "Good Co", "ReadOnly"]))
+            }
+            let transaction = try #require(export.transactions.first)
+            #expect(export.transactions.count == 1)
+            #expect(transaction.connector == "1" && transaction.stopReason == "Local")
+            #expect(transaction.meterStartWh == 10_000 && transaction.energyWh == 3_100)
+            #expect(transaction.idTag.hasPrefix("tag-") && transaction.idTag != "CARD-0001")
+            #expect(HandoverExport.read(try await harness.records(), includeIdTags: true).transactions.first?.idTag == "CARD-0001")
         }
-        let transaction = try #require(export.transactions.first)
-        #expect(export.transactions.count == 1)
-        #expect(transaction.connector == "1" && transaction.stopReason == "Local")
-        #expect(transaction.meterStartWh == 10_000 && transaction.energyWh == 3_100)
-        #expect(transaction.idTag.hasPrefix("tag-") && transaction.idTag != "CARD-0001")
-        #expect(HandoverExport.read(try await harness.records(), includeIdTags: true).transactions.first?.idTag == "CARD-0001")
-        await harness.stop()
     }
 
     @Test("a check whose stimulus never happened is notRun, and one whose window outlives the capture is inconclusive")
     func notRunAndInconclusive() async throws {
         // The Reset is injected, but the charger ignores it and the capture ends long before the 2 min window.
         let policy = try samplePolicy("remote-operations", rules: ["reset-16"])
-        let harness = try await ProxyHarness.start(policy: policy)
-        let charger = harness.charger(ChargerProfile(id: "SHORT-1", vendor: "Deaf Co", quirks: [.ignoresReset]))
-        try await charger.connect()
-        try await charger.boot()
-        try await charger.chargingSession(meterSamples: 1)
-        await charger.disconnect()
-        await harness.waitForClosedPairs(1)
-        let all = try PolicyLoader.load(path: Paths.root.appendingPathComponent("policies/smart-charging.yaml").path).checks + policy.checks
-        let report = try await harness.report(checks: all, scope: WitnessScope.named("workplace"))
-        let reboot = try #require(report.check("reboots-after-reset", vendor: "Deaf Co"))
-        #expect(reboot.verdict == .inconclusive)
-        #expect(reboot.detail.contains("the capture of this proxy run ends"))
-        #expect(report.check("reset-answered", vendor: "Deaf Co")?.verdict == .pass)
-        for name in ["limit-accepted", "limit-enforced", "remote-start-answered"] {
-            #expect(report.check(name, vendor: "Deaf Co")?.verdict == .notRun)
-            #expect(report.check(name, vendor: "Deaf Co")?.refs == [])
+        try await ProxyHarness.start(policy: policy).run { harness in
+            let charger = harness.charger(ChargerProfile(id: "SHORT-1", vendor: "Deaf Co", quirks: [.ignoresReset]))
+            try await charger.connect()
+            try await charger.boot()
+            try await charger.chargingSession(meterSamples: 1)
+            await charger.disconnect()
+            await harness.waitForClosedPairs(1)
+            let all = try PolicyLoader.load(path: Paths.root.appendingPathComponent("policies/smart-charging.yaml").path).checks + policy.checks
+            let report = try await harness.report(checks: all, scope: WitnessScope.named("workplace"))
+            let reboot = try #require(report.check("reboots-after-reset", vendor: "Deaf Co"))
+            #expect(reboot.verdict == .inconclusive)
+            #expect(reboot.detail.contains("the capture of this proxy run ends"))
+            #expect(report.check("reset-answered", vendor: "Deaf Co")?.verdict == .pass)
+            for name in ["limit-accepted", "limit-enforced", "remote-start-answered"] {
+                #expect(report.check(name, vendor: "Deaf Co")?.verdict == .notRun)
+                #expect(report.check(name, vendor: "Deaf Co")?.refs == [])
+            }
+            #expect(report.area(.smartCharging, vendor: "Deaf Co")?.verdict == .notRun)
+            #expect(report.area(.commissioning, vendor: "Deaf Co")?.verdict == .notRun)
+            let pair = try #require(report.pairs.first)
+            #expect(pair.missingAreas == [.commissioning, .authorization, .communicationLoss])
+            let json = JSONWriter.string(report.json)
+            #expect(json.contains(#""scope":{"name":"workplace","complete":false"#))
+            #expect(json.contains(#""area":"smartCharging","verdict":"notRun""#))
         }
-        #expect(report.area(.smartCharging, vendor: "Deaf Co")?.verdict == .notRun)
-        #expect(report.area(.commissioning, vendor: "Deaf Co")?.verdict == .notRun)
-        let pair = try #require(report.pairs.first)
-        #expect(pair.missingAreas == [.commissioning, .authorization, .communicationLoss])
-        let json = JSONWriter.string(report.json)
-        #expect(json.contains(#""scope":{"name":"workplace","complete":false"#))
-        #expect(json.contains(#""area":"smartCharging","verdict":"notRun""#))
-        await harness.stop()
     }
 
     /// Runs `scenario` on a good charger and on one with `quirk`, side by side through the proxy, then keeps

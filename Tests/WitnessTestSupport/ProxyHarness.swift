@@ -98,3 +98,20 @@ package final class ProxyHarness: Sendable {
         try? await self.group.shutdownGracefully()
     }
 }
+
+extension ProxyHarness {
+    /// Runs `body` with this harness and stops it afterwards, also when `body` throws (a failed `#require`,
+    /// a timeout), so a failing test leaves no event loops, listeners or capture folders behind:
+    /// `try await ProxyHarness.start().run { harness in ... }`.
+    package func run<T>(_ body: (ProxyHarness) async throws -> T) async throws -> T {
+        let value: T
+        do {
+            value = try await body(self)
+        } catch {
+            await self.stop()
+            throw error
+        }
+        await self.stop()
+        return value
+    }
+}
