@@ -118,17 +118,17 @@ struct HandshakeTests {
         let backend = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in channel.pipeline.addHandler(HangUpOnRequest()) }
             .bind(host: "127.0.0.1", port: 0).get()
-        let harness = try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(backend.localAddress?.port ?? 0)/ocpp")
-        var url = harness.proxyURL
-        url.pathPrefix = "/CP-4"
-        let error = await #expect(throws: OCPPConnectError.self) {
-            _ = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(backend.localAddress?.port ?? 0)/ocpp").run { harness in
+            var url = harness.proxyURL
+            url.pathPrefix = "/CP-4"
+            let error = await #expect(throws: OCPPConnectError.self) {
+                _ = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+            }
+            #expect(error?.status == 502)
+            let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+            #expect(reject.fields["cause"] == "upstreamProtocol")
+            #expect(reject.fields["detail"] == "backend closed without answering the upgrade")
         }
-        #expect(error?.status == 502)
-        let reject = try #require(try await harness.records().first { $0.kind == "reject" })
-        #expect(reject.fields["cause"] == "upstreamProtocol")
-        #expect(reject.fields["detail"] == "backend closed without answering the upgrade")
-        await harness.stop()
         try await backend.close()
         try await group.shutdownGracefully()
     }
