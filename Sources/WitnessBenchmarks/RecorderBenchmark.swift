@@ -189,12 +189,12 @@ enum RecorderLoad {
         var clock: Int64 = 0
         func frame(_ connection: Int, _ direction: Direction, _ text: String) -> CaptureEvent {
             clock += 25
-            return .frame(
-                FrameEvent(
-                    ts: Timestamp(microseconds: start + clock), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
-                    direction: direction, opcode: .text, payload: ByteBuffer(string: text), seenNanos: UInt64(clock) * 1000
-                )
+            var event = FrameEvent(
+                ts: Timestamp(microseconds: start + clock), connection: UInt64(connection), chargePoint: "BENCH-\(connection)",
+                direction: direction, opcode: .text, payload: ByteBuffer(string: text)
             )
+            event.leaveToRecorder(seenNanos: UInt64(clock) * 1000)
+            return .frame(event)
         }
         for connection in 0..<connections {
             events.append(

@@ -43,17 +43,17 @@ public struct FrameEvent: Sendable {
     public var injected: Bool
     /// Set when a fault changed, delayed or dropped the frame; names the policy rule.
     public var fault: JSONObject?
-    /// Set when the recorder is left to read the envelope and correlate the call: the monotonic time the
-    /// proxy saw the message, in nanoseconds. The proxy does so when nothing on its event loop needs them
-    /// (fault injection is off), which keeps that work off the forwarding path; the writer then does it
-    /// for every message of the connection, in the order they were recorded.
-    public var seenNanos: UInt64?
+    /// Set by `leaveToRecorder(seenNanos:)`: the monotonic time the proxy saw a message whose envelope and
+    /// call the recorder's thread reads and correlates. Who correlates a connection's calls is decided once
+    /// per connection, in this package: the relay when a fault policy needs them on the event loop, the
+    /// writer otherwise.
+    package private(set) var seenNanos: UInt64?
 
     public init(
         ts: Timestamp, connection: UInt64, chargePoint: String, direction: Direction, opcode: FrameOpcode,
         payload: ByteBuffer, fragments: Int = 1, envelope: OCPPEnvelope? = nil, malformed: MalformedMessage? = nil,
         correlatedAction: String? = nil, latencyNanos: UInt64? = nil, unmatchedResponse: Bool = false,
-        injected: Bool = false, fault: JSONObject? = nil, seenNanos: UInt64? = nil
+        injected: Bool = false, fault: JSONObject? = nil
     ) {
         self.ts = ts
         self.connection = connection
@@ -69,6 +69,12 @@ public struct FrameEvent: Sendable {
         self.unmatchedResponse = unmatchedResponse
         self.injected = injected
         self.fault = fault
+    }
+
+    /// Leaves reading the envelope and correlating the call to the recorder's thread, which does it for
+    /// every message of the connection in the order they were recorded, off the forwarding path.
+    /// `seenNanos`: the monotonic time the message was seen, for the call's latency.
+    package mutating func leaveToRecorder(seenNanos: UInt64) {
         self.seenNanos = seenNanos
     }
 }

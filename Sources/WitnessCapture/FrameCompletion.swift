@@ -1,7 +1,7 @@
 import NIOCore
 import OCPPWire
 
-/// Reads the envelope of the frames the proxy recorded without reading it (`FrameEvent.seenNanos`) and
+/// Reads the envelope of the frames the proxy recorded without reading it (`FrameEvent.leaveToRecorder`) and
 /// correlates their calls, on the writer thread, in the order they were recorded. One correlator per
 /// open connection; the connection's `close` record releases it.
 struct FrameCompletion {

@@ -106,7 +106,7 @@ extension RelayHandler {
             // No fault policy reads envelopes or outstanding CALLs here: the recorder's thread parses the
             // envelope and correlates the call, off the forwarding path. (After the session's close record
             // the writer has let go of the connection's calls, so a straggler is read here instead.)
-            event.seenNanos = NIODeadline.now().uptimeNanoseconds
+            event.leaveToRecorder(seenNanos: NIODeadline.now().uptimeNanoseconds)
         } else if opcode == .text {
             switch cached ?? OCPPEnvelope.parse(payload) {
             case .success(let envelope):

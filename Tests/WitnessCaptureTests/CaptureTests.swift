@@ -333,7 +333,7 @@ struct CaptureTests {
                         frame.malformed = malformed
                     }
                 } else {
-                    frame.seenNanos = ms * 1_000_000
+                    frame.leaveToRecorder(seenNanos: ms * 1_000_000)
                 }
                 events.append(.frame(frame))
             }
