@@ -7,6 +7,9 @@ extension CaptureWriter: Service {
     /// its services down in reverse order, closes it after them.
     public func run() async throws {
         try? await gracefulShutdown()
+        // The queue is written out while this task waits rather than blocks a thread of the pool; what
+        // `close()` then has left to do is the last sync.
+        await self.flush()
         self.close()
     }
 }

@@ -8,7 +8,8 @@ extension WitnessProxyServer: Service {
     public func run() async throws {
         if self.localAddress == nil { try await self.start() }
         try? await gracefulShutdown()
-        self.logger.notice("stopping: closing \(self.statistics.active) connection pair(s); the capture is flushed after them")
+        let flushed = self.recorder == nil ? "" : "; the capture is flushed after them"
+        self.logger.notice("stopping: closing \(self.statistics.active) connection pair(s)\(flushed)")
         await self.shutdown()
     }
 }
