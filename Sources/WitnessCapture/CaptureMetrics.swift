@@ -70,11 +70,11 @@ struct CaptureMetrics {
         self.depthMaximum.record(0)
     }
 
-    /// Publishes one batch: its frames per (bounded) key, each frame's latency in microseconds, and the
-    /// totals that grew since the last call.
+    /// Publishes one batch: its frames per (bounded) key, each frame's latency from when it was seen to
+    /// `writtenMicros`, and the totals that grew since the last call.
     mutating func publish(
         _ stats: Totals, queueDepth: Int, counts: [(CaptureStatistics.MessageKey, CaptureStatistics.MessageCount)],
-        latenciesMicros: [Int64]
+        seenMicros: [Int64], writtenMicros: Int64
     ) {
         self.depth.record(queueDepth)
         self.depthMaximum.record(stats.maximumQueueDepth)
@@ -86,7 +86,7 @@ struct CaptureMetrics {
             counters.messages.increment(by: count.messages)
             counters.bytes.increment(by: count.bytes)
         }
-        for latency in latenciesMicros { self.latencyTimer.recordMicroseconds(latency) }
+        for seen in seenMicros { self.latencyTimer.recordMicroseconds(max(0, writtenMicros - seen)) }
         if stats.maximumRecordLatencyMicros > self.published.maximumRecordLatencyMicros {
             self.latencyMaximumGauge.record(Double(stats.maximumRecordLatencyMicros) / 1e6)
         }

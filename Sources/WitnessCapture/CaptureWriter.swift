@@ -200,9 +200,8 @@ public final class CaptureWriter: @unchecked Sendable {
     func run() {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 20)
-        // When each frame of the batch was seen, for the latency histogram.
+        // When each frame of the batch was seen (microseconds), for its latency.
         var seenTimes: [Int64] = []
-        var latencies: [Int64] = []
         var napping = false
         while true {
             var timeout: Double
@@ -226,11 +225,6 @@ public final class CaptureWriter: @unchecked Sendable {
             self.condition.unlock(withValue: 0)
 
             var counts: [CaptureStatistics.MessageKey: CaptureStatistics.MessageCount] = [:]
-            var frames = 0
-            var oldestFrame = Int64.max
-            // Frame times as offsets from the first frame's, so their sum cannot overflow.
-            var firstFrame: Int64?
-            var frameOffsets: Int64 = 0
             // Each event is moved out of the batch (a hole left in its place) and completed, written and
             // counted in place, so no event is copied and each is released while still in the cache.
             batch.withUnsafeMutableBufferPointer { events in
@@ -250,12 +244,7 @@ public final class CaptureWriter: @unchecked Sendable {
                         let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
                         let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
                         counts[key, default: .init()].add(bytes: frame.payload.readableBytes)
-                        frames += 1
-                        let seen = frame.ts.microseconds
-                        seenTimes.append(seen)
-                        oldestFrame = min(oldestFrame, seen)
-                        if firstFrame == nil { firstFrame = seen }
-                        frameOffsets += seen - (firstFrame ?? seen)
+                        seenTimes.append(frame.ts.microseconds)
                     case let record:
                         if case .record(.close, _, let connection?, _, _, _) = record { self.completion.closed(connection) }
                         self.serializer.append(record, into: &buffer)
@@ -270,11 +259,13 @@ public final class CaptureWriter: @unchecked Sendable {
 
             // How long the frames waited from being seen to being written.
             let now = Timestamp.now().microseconds
-            let maximumLatency = frames > 0 ? max(0, now - oldestFrame) : 0
-            let totalLatency = max(0, Int64(frames) * (now - (firstFrame ?? now)) - frameOffsets)
-            latencies.removeAll(keepingCapacity: true)
-            for seen in seenTimes { latencies.append(max(0, now - seen)) }
-            seenTimes.removeAll(keepingCapacity: true)
+            var maximumLatency: Int64 = 0
+            var totalLatency: Int64 = 0
+            for seen in seenTimes {
+                let latency = max(0, now - seen)
+                maximumLatency = max(maximumLatency, latency)
+                totalLatency += latency
+            }
             var boundedCounts: [(CaptureStatistics.MessageKey, CaptureStatistics.MessageCount)] = []
             boundedCounts.reserveCapacity(counts.count)
             self.condition.lock()
@@ -292,7 +283,7 @@ public final class CaptureWriter: @unchecked Sendable {
             }
             self.stats.maximumRecordLatencyMicros = max(self.stats.maximumRecordLatencyMicros, maximumLatency)
             self.stats.totalRecordLatencyMicros += totalLatency
-            self.stats.latencySamples += frames
+            self.stats.latencySamples += seenTimes.count
             self.inFlight = 0
             let totals = CaptureMetrics.Totals(self.stats)
             let depth = self.queue.count
@@ -303,7 +294,8 @@ public final class CaptureWriter: @unchecked Sendable {
             }
             let more = !self.queue.isEmpty
             self.condition.unlock(withValue: more ? 1 : 0)
-            self.metrics.publish(totals, queueDepth: depth, counts: boundedCounts, latenciesMicros: latencies)
+            self.metrics.publish(totals, queueDepth: depth, counts: boundedCounts, seenMicros: seenTimes, writtenMicros: now)
+            seenTimes.removeAll(keepingCapacity: true)
             for callback in released { callback() }
             for callback in flushWaiters { callback() }
             if closing && !more {
