@@ -254,7 +254,7 @@ let package = Package(
         .testTarget(
             name: "WitnessAnalysisTests",
             dependencies: [
-                "WitnessAnalysis", "OCPPSchema", "WitnessCapture", "OCPPWire",
+                "WitnessAnalysis", "OCPPSchema", "WitnessCapture", "WitnessChaos", "OCPPWire",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings

@@ -11,70 +11,150 @@ public enum Direction: String, Sendable, Hashable, Codable, CaseIterable {
 /// Matches CALLs to their CALLRESULT/CALLERROR on one connection, in both directions.
 ///
 /// A CALL travelling `toCSMS` is answered by a message travelling `toCharger`, and the other way round.
-/// Each side keeps its own table because each side picks its own message ids.
-public struct CallCorrelator: Sendable {
-    public struct PendingCall: Sendable, Hashable {
+/// Each side keeps its own table because each side picks its own message ids. `Context` is what its user
+/// keeps with each outstanding CALL until it is answered (`Void` for the proxy and the recorder, which need
+/// only the action and the time; the analyzer keeps where the CALL is in the capture and whether it was valid).
+public struct CallCorrelator<Context: Sendable>: Sendable {
+    public struct PendingCall: Sendable {
+        public var messageId: String
         public var action: String
-        /// Monotonic time the CALL was seen, in nanoseconds.
+        /// When the CALL was seen, in nanoseconds of the clock its user observes with.
         public var sentAtNanos: UInt64
+        public var context: Context
+        /// Order of registration, so calls seen at the same instant keep the order they came in.
+        fileprivate var sequence: UInt64
     }
 
     /// What observing a message found out.
-    public enum Outcome: Sendable, Hashable {
+    public enum Outcome: Sendable {
         /// A CALL was registered.
         case call
-        /// A CALL reused an id that was still outstanding in the same direction.
-        case duplicateCall(previousAction: String)
-        /// A response matched an outstanding CALL.
-        case response(action: String, latencyNanos: UInt64)
+        /// A CALL reused an id that was still outstanding in the same direction; it replaced `previous`.
+        case duplicateCall(previous: PendingCall)
+        /// A response matched an outstanding CALL, which is now settled.
+        case response(PendingCall, latencyNanos: UInt64)
         /// A response matched no outstanding CALL.
         case unmatchedResponse
         /// Nothing to correlate (SEND).
         case none
+
+        /// For a response, the CALL it answers.
+        public var answeredCall: PendingCall? {
+            if case .response(let call, _) = self { return call }
+            return nil
+        }
+
+        /// For a response, how long after its CALL it came (zero when the clock went backwards between them).
+        public var latencyNanos: UInt64? {
+            if case .response(_, let latency) = self { return latency }
+            return nil
+        }
     }
 
-    /// Bound on outstanding CALLs per direction, so a peer that never answers cannot grow memory forever.
+    /// Bound on outstanding CALLs per direction, so a peer that never answers cannot grow memory forever;
+    /// past it the oldest gives way.
     public let maximumOutstanding: Int
     private var fromCharger: [String: PendingCall] = [:]
     private var fromCSMS: [String: PendingCall] = [:]
+    /// No outstanding CALL was sent before this (`UInt64.max`: none is outstanding). Answers do not raise it;
+    /// the next `expire` does, so that an expiry check costs nothing until the oldest call may be due.
+    private var earliestSentAt = UInt64.max
+    private var sequence: UInt64 = 0
 
     public init(maximumOutstanding: Int = 1024) {
         self.maximumOutstanding = maximumOutstanding
     }
 
-    /// Outstanding CALLs sent in `direction`.
+    /// Outstanding CALLs sent in `direction`, by message id.
     public func outstanding(_ direction: Direction) -> [String: PendingCall] {
         direction == .toCSMS ? self.fromCharger : self.fromCSMS
     }
 
-    public mutating func observe(_ envelope: OCPPEnvelope, direction: Direction, atNanos now: UInt64) -> Outcome {
-        switch envelope.messageType {
+    /// The CALL a response travelling in `direction` with `messageId` would answer, without settling it.
+    public func call(answeredBy messageId: String, travelling direction: Direction) -> PendingCall? {
+        self.outstanding(direction.reversed)[messageId]
+    }
+
+    /// The outstanding CALL sent first in `direction`.
+    public func oldestOutstanding(_ direction: Direction) -> PendingCall? {
+        self.outstanding(direction).values.min { ($0.sentAtNanos, $0.sequence) < ($1.sentAtNanos, $1.sequence) }
+    }
+
+    public mutating func observe(
+        _ type: MessageType, messageId: String, action: String?, direction: Direction, atNanos now: UInt64, context: Context
+    ) -> Outcome {
+        switch type {
         case .call:
-            let pending = PendingCall(action: envelope.action ?? "", sentAtNanos: now)
+            self.sequence &+= 1
+            let pending = PendingCall(messageId: messageId, action: action ?? "", sentAtNanos: now, context: context, sequence: self.sequence)
+            self.earliestSentAt = min(self.earliestSentAt, now)
             let limit = self.maximumOutstanding
             return self.withTable(direction) { table in
-                if let previous = table[envelope.messageId] {
-                    table[envelope.messageId] = pending
-                    return .duplicateCall(previousAction: previous.action)
-                }
-                if table.count >= limit, let oldest = table.min(by: { $0.value.sentAtNanos < $1.value.sentAtNanos }) {
+                if table[messageId] == nil, table.count >= limit,
+                    let oldest = table.min(by: { ($0.value.sentAtNanos, $0.value.sequence) < ($1.value.sentAtNanos, $1.value.sequence) })
+                {
                     table.removeValue(forKey: oldest.key)
                 }
-                table[envelope.messageId] = pending
+                if let previous = table.updateValue(pending, forKey: messageId) {
+                    return .duplicateCall(previous: previous)
+                }
                 return .call
             }
         case .callResult, .callError, .callResultError:
-            return self.withTable(direction.reversed) { table in
-                guard let pending = table.removeValue(forKey: envelope.messageId) else { return .unmatchedResponse }
-                return .response(action: pending.action, latencyNanos: now &- pending.sentAtNanos)
-            }
+            return self.answer(messageId, travelling: direction, atNanos: now)
         case .send:
             return .none
         }
     }
 
+    public mutating func observe(_ envelope: OCPPEnvelope, direction: Direction, atNanos now: UInt64, context: Context) -> Outcome {
+        self.observe(envelope.messageType, messageId: envelope.messageId, action: envelope.action, direction: direction, atNanos: now, context: context)
+    }
+
+    /// A response with `messageId` travelling in `direction`: `.response` with the CALL it settles, or
+    /// `.unmatchedResponse`.
+    public mutating func answer(_ messageId: String, travelling direction: Direction, atNanos now: UInt64) -> Outcome {
+        guard let pending = self.settle(messageId, answerTravelling: direction) else { return .unmatchedResponse }
+        return .response(pending, latencyNanos: now >= pending.sentAtNanos ? now - pending.sentAtNanos : 0)
+    }
+
+    /// Removes and returns the CALL an answer travelling in `direction` settles, without judging the answer.
+    public mutating func settle(_ messageId: String, answerTravelling direction: Direction) -> PendingCall? {
+        self.withTable(direction.reversed) { $0.removeValue(forKey: messageId) }
+    }
+
+    /// Removes the CALLs sent at or before `cutoff` that are still unanswered, and returns them with the
+    /// direction they travelled, oldest first.
+    public mutating func expire(sentAtOrBefore cutoff: UInt64) -> [(direction: Direction, call: PendingCall)] {
+        guard self.earliestSentAt <= cutoff else { return [] }
+        var due: [(direction: Direction, call: PendingCall)] = []
+        var earliest = UInt64.max
+        for direction in Direction.allCases {
+            self.withTable(direction) { table in
+                var ids: [String] = []
+                for (id, call) in table {
+                    if call.sentAtNanos <= cutoff {
+                        ids.append(id)
+                        due.append((direction, call))
+                    } else {
+                        earliest = min(earliest, call.sentAtNanos)
+                    }
+                }
+                for id in ids { table.removeValue(forKey: id) }
+            }
+        }
+        self.earliestSentAt = earliest
+        return due.sorted { ($0.call.sentAtNanos, $0.call.sequence) < ($1.call.sentAtNanos, $1.call.sequence) }
+    }
+
     private mutating func withTable<T>(_ callDirection: Direction, _ body: (inout [String: PendingCall]) -> T) -> T {
         if callDirection == .toCSMS { return body(&self.fromCharger) }
         return body(&self.fromCSMS)
+    }
+}
+
+extension CallCorrelator where Context == Void {
+    public mutating func observe(_ envelope: OCPPEnvelope, direction: Direction, atNanos now: UInt64) -> Outcome {
+        self.observe(envelope, direction: direction, atNanos: now, context: ())
     }
 }

@@ -82,6 +82,7 @@ public final class Analyzer {
     public func consume(_ record: CaptureRecord) {
         let message = record.message
         self.current = CurrentRecord(file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil)
+        self.answeredCall = nil
         defer { self.current = nil }
         self.records += 1
         if self.files.last != record.file { self.files.append(record.file) }
@@ -112,7 +113,8 @@ public final class Analyzer {
             break
         }
         if let checks = self.checks, let chargePoint = record.chargePoint {
-            checks.consume(record, context: .init(run: self.runNumber, pair: self.pairKey(chargePoint)), pairOf: self.pairKey)
+            let context = CheckEvaluator.Context(run: self.runNumber, pair: self.pairKey(chargePoint), answeredCallPayload: self.answeredCall?.payload)
+            checks.consume(record, context: context, pairOf: self.pairKey)
         }
     }
 
@@ -260,7 +262,7 @@ public final class Analyzer {
             // One cause, one finding: a message of a type the version lacks is not judged further against
             // that version (its action would be unknown there too). An answer still settles its CALL, which
             // is then not reported again as unanswered.
-            if type.isResponse { state.outstanding[direction.reversed].removeValue(forKey: id) }
+            if type.isResponse { self.answeredCall = state.correlator.settle(id, answerTravelling: direction)?.context }
             return
         }
         // The sender of the CALL chose the id; an answer must repeat it, so only the CALL is held to the limit.
@@ -281,25 +283,30 @@ public final class Analyzer {
                 }
             }
             if type == .call {
-                if let previous = state.outstanding[callDirection][id] {
-                    self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.stamp.text ?? "?")"), in: state)
-                } else if let other = state.outstanding[callDirection].values.min(by: { $0.ts < $1.ts }) {
-                    self.report(deviation("rpc.concurrentCall", "sent while \(other.action) (\(other.id)) was still unanswered"), in: state)
-                }
-                state.outstanding[callDirection][id] = PendingCall(
-                    id: id, action: action, ts: ts, stamp: stamp, file: record.file, line: record.line, valid: valid
+                let other = state.correlator.oldestOutstanding(callDirection)
+                let call = CallInCapture(
+                    stamp: stamp, file: record.file, line: record.line, valid: valid,
+                    payload: self.checks?.keepsCallPayload(of: action) == true ? message[3] : nil,
+                    start: TransactionTracker.pendingStart(action: action, message: message, version: state.version, record: record)
                 )
-                state.oldestOutstanding = min(state.oldestOutstanding, ts)
+                let outcome = state.correlator.observe(type, messageId: id, action: action, direction: direction, atNanos: Self.nanos(ts), context: call)
+                if case .duplicateCall(let previous) = outcome {
+                    self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.context.stamp.text ?? "?")"), in: state)
+                } else if let other {
+                    self.report(deviation("rpc.concurrentCall", "sent while \(other.action) (\(other.messageId)) was still unanswered"), in: state)
+                }
             }
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
         case .callResult, .callError, .callResultError:
-            guard let pending = state.outstanding[callDirection].removeValue(forKey: id) else {
+            let outcome = state.correlator.answer(id, travelling: direction, atNanos: Self.nanos(ts))
+            self.answeredCall = outcome.answeredCall?.context
+            guard let pending = outcome.answeredCall, let latencyNanos = outcome.latencyNanos else {
                 // An answer to a CALL that already timed out was reported as rpc.timeout.
                 if state.expired[callDirection].remove(id) != nil { return }
                 self.report(deviation("rpc.unknownMessageId", "\(type.name) for id '\(id)', which has no outstanding CALL from the other side"), in: state)
                 return
             }
-            let latencyMs = record.latencyMilliseconds ?? Double(ts - pending.ts) / 1000
+            let latencyMs = record.latencyMilliseconds ?? Double(latencyNanos) / 1_000_000
             if latencyMs / 1000 >= self.configuration.responseTimeoutSeconds {
                 self.report(deviation("rpc.timeout", "answered after \(Self.format(latencyMs / 1000)) s; the timeout is \(Self.format(self.configuration.responseTimeoutSeconds)) s", action: pending.action), in: state)
             }
@@ -308,13 +315,13 @@ public final class Analyzer {
                 if let schemas = self.schemas, let schema = schemas.response(state.version, pending.action) {
                     _ = self.validate(message[2] ?? .null, schema, state: state, make: { deviation($0, $1, path: $2, severity: $3, action: pending.action) })
                 }
-                self.transactions.response(action: pending.action, callId: id, message: message, state: state, record: record, analyzer: self)
+                self.transactions.response(start: pending.context.start, message: message, state: state)
             } else if let code = message[2]?.stringValue {
                 if !RPCErrorCode.codes(for: state.version).contains(code) {
                     let hint = RPCErrorCode.codes(for: state.version).first { $0.lowercased().hasPrefix(String(code.lowercased().prefix(6))) }
                     self.report(deviation("rpc.unknownErrorCode", "'\(code)' is not an OCPP \(state.version.rawValue) error code" + (hint.map { " (did you mean '\($0)'?)" } ?? ""), action: pending.action), in: state)
                 }
-                if code == "NotImplemented", pending.valid, RequiredActions.required(state.version, direction: callDirection).contains(pending.action) {
+                if code == "NotImplemented", pending.context.valid, RequiredActions.required(state.version, direction: callDirection).contains(pending.action) {
                     self.report(deviation("rpc.notImplementedRequired", "\(pending.action) is required in OCPP \(state.version.rawValue) but was answered NotImplemented", action: pending.action), in: state)
                 }
             }
@@ -334,24 +341,16 @@ public final class Analyzer {
     /// Reports the CALLs of `state` unanswered for the response timeout at `now`, oldest first. Runs
     /// before every frame; it looks at the calls only once the oldest of them may be due.
     private func expireCalls(in state: ConnectionState, now: Int64) {
-        let limit = Int64(self.configuration.responseTimeoutSeconds * 1_000_000)
-        guard state.oldestOutstanding != .max, now &- state.oldestOutstanding >= limit else { return }
-        var oldest = Int64.max
-        var due: [(direction: Direction, call: PendingCall)] = []
-        for direction in Direction.allCases {
-            for call in state.outstanding[direction].values {
-                if now &- call.ts >= limit { due.append((direction, call)) } else { oldest = min(oldest, call.ts) }
-            }
-        }
-        state.oldestOutstanding = oldest
-        for (direction, call) in due.sorted(by: { ($0.call.ts, $0.call.line) < ($1.call.ts, $1.call.line) }) {
-            state.outstanding[direction].removeValue(forKey: call.id)
-            if state.expired[direction].count < 1024 { state.expired[direction].insert(call.id) }
+        let limit = UInt64(self.configuration.responseTimeoutSeconds * 1_000_000_000)
+        let now = Self.nanos(now)
+        guard now >= limit else { return }
+        for (direction, call) in state.correlator.expire(sentAtOrBefore: now - limit) {
+            if state.expired[direction].count < 1024 { state.expired[direction].insert(call.messageId) }
             self.report(
                 Deviation(
-                    rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: call.id,
-                    detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.stamp.text,
-                    ref: "\(call.file):\(call.line)"
+                    rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: call.messageId,
+                    detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.context.stamp.text,
+                    ref: "\(call.context.file):\(call.context.line)"
                 ),
                 in: state
             )
@@ -385,6 +384,8 @@ public final class Analyzer {
     }
 
     private var current: CurrentRecord?
+    /// The CALL the record being analysed answers, when it answers one.
+    private var answeredCall: CallInCapture?
 
     private func list(_ deviation: Deviation) {
         var deviation = deviation
@@ -406,6 +407,11 @@ public final class Analyzer {
         self.identities[state.chargePoint] = identity
     }
 
+    /// A record's time (microseconds since 1970) on the correlator's clock.
+    static func nanos(_ microseconds: Int64) -> UInt64 {
+        UInt64(clamping: microseconds) &* 1000
+    }
+
     static func format(_ value: Double) -> String {
         value.rounded() == value ? String(Int(value)) : String(format: "%.3f", value)
     }
@@ -417,10 +423,9 @@ final class ConnectionState {
     let version: OCPPVersion
     let backend: String
     var identity: ChargerIdentity?
-    var outstanding = PerDirection<[String: PendingCall]>([:])
-    /// No outstanding CALL was sent before this (`Int64.max`: none is outstanding). Answers do not raise
-    /// it; the next expiry scan does.
-    var oldestOutstanding = Int64.max
+    /// The connection's outstanding CALLs, on the capture's clock (`nanos(ts)`). Unbounded: a CALL leaves
+    /// when it is answered or times out.
+    var correlator = CallCorrelator<CallInCapture>(maximumOutstanding: .max)
     /// Ids of CALLs reported as timed out, so a late answer is not reported again as unknown.
     var expired = PerDirection<Set<String>>([])
     var messages = PerDirection(0)
@@ -459,16 +464,18 @@ struct PerDirection<Value> {
     }
 }
 
-struct PendingCall {
-    var id: String
-    var action: String
-    var ts: Int64
+/// What the analyzer keeps with each outstanding CALL.
+struct CallInCapture {
     var stamp: CaptureRecord.Stamp
     /// Where the CALL is in the capture; made into a reference only if it times out.
     var file: String
     var line: Int
     /// The CALL passed schema validation (a NotImplemented answer to an invalid CALL is no deviation).
     var valid: Bool
+    /// Its payload, when a witness check looks into the CALL of an answer (`call:` pointers).
+    var payload: JSONValue?
+    /// A 1.6 StartTransaction's reading and time, for the transaction its answer opens.
+    var start: TransactionTracker.PendingStart?
 }
 
 /// Actions every implementation of a version must support, by who receives them.

@@ -66,14 +66,13 @@ final class CheckEvaluator {
     private var outcomes: [[PairKey: Outcome]]
     /// Pairs each check was evaluated for, in order of first stimulus.
     private var earliestDeadline = Int64.max
-    /// CALL payloads, for conditions on `call:` pointers of an answer; kept only for the actions checks name.
-    private var calls: [CallKey: JSONValue] = [:]
+    /// The actions whose CALL payloads conditions on `call:` pointers of an answer need (nil: all). The
+    /// analyzer keeps them with the outstanding CALL and hands them over with its answer (`Context`).
     private let callActions: Set<String>?
     /// The OCPP versions each charge point's connections negotiated.
     private var versions: [String: Set<OCPPVersion>] = [:]
     private var connectionVersions: [ConnectionKey: OCPPVersion] = [:]
     static let maximumOpenWindows = 64
-    static let maximumKeptCalls = 10_000
     static let occurrencesShown = 3
 
     struct ConnectionKey: Hashable, Comparable {
@@ -81,12 +80,6 @@ final class CheckEvaluator {
         var connection: UInt64
 
         static func < (lhs: Self, rhs: Self) -> Bool { (lhs.run, lhs.connection) < (rhs.run, rhs.connection) }
-    }
-
-    struct CallKey: Hashable {
-        var connection: ConnectionKey
-        var direction: Direction
-        var id: String
     }
 
     struct Window {
@@ -114,6 +107,13 @@ final class CheckEvaluator {
     struct Context {
         var run: Int
         var pair: PairKey
+        /// For an answer, the payload of the CALL it answers, when `keepsCallPayload` asked for it.
+        var answeredCallPayload: JSONValue? = nil
+    }
+
+    /// Whether conditions need the payload of a CALL of `action` when its answer comes.
+    func keepsCallPayload(of action: String) -> Bool {
+        self.callActions.map { $0.contains(action) } ?? true
     }
 
     init(checks: [WitnessCheck]) {
@@ -158,7 +158,7 @@ final class CheckEvaluator {
             if let connection { self.connectionVersions[connection] = version }
         }
         let version = connection.flatMap { self.connectionVersions[$0] }
-        let event = Event(record: record, connection: connection, calls: self.calls)
+        let event = Event(record: record, connection: connection, callPayload: context.answeredCallPayload)
         for index in self.checks.indices {
             let check = self.checks[index]
             if !self.windows[index].isEmpty { self.settle(index, check, event: event, chargePoint: chargePoint, ts: ts, pairOf: pairOf) }
@@ -174,9 +174,7 @@ final class CheckEvaluator {
                 self.earliestDeadline = min(self.earliestDeadline, deadline)
             }
         }
-        self.keepCall(event)
         if kind == .close, let connection {
-            self.calls = self.calls.filter { $0.key.connection != connection }
             self.connectionVersions.removeValue(forKey: connection)
         }
     }
@@ -246,13 +244,6 @@ final class CheckEvaluator {
         self.outcomes[index][pair, default: Outcome()].add(verdict, "\(window.chargePoint): \(detail)", refs)
     }
 
-    private func keepCall(_ event: Event) {
-        guard event.type == .call, let connection = event.connection, let direction = event.direction, let id = event.id,
-            self.callActions.map({ $0.contains(event.action ?? "") }) ?? true, self.calls.count < Self.maximumKeptCalls
-        else { return }
-        self.calls[CallKey(connection: connection, direction: direction, id: id)] = event.payload
-    }
-
     /// The verdict of every check for each of `pairs`; windows still open are inconclusive when the
     /// capture ended before they closed.
     /// The latest record time of the run being read.
@@ -275,7 +266,6 @@ final class CheckEvaluator {
             self.windows[index] = []
         }
         self.earliestDeadline = .max
-        self.calls.removeAll()
         self.connectionVersions.removeAll()
         self.runLastTs = 0
     }
@@ -376,7 +366,7 @@ final class CheckEvaluator {
         var payload: JSONValue?
         var callPayload: JSONValue?
 
-        init(record: CaptureRecord, connection: ConnectionKey?, calls: [CallKey: JSONValue]) {
+        init(record: CaptureRecord, connection: ConnectionKey?, callPayload: JSONValue?) {
             self.kind = record.recordKind
             self.ref = record.reference
             self.connection = connection
@@ -392,9 +382,7 @@ final class CheckEvaluator {
                 case .callResult: self.payload = message[2]
                 case .callError, .callResultError: self.payload = message[4]
                 }
-                if type.isResponse, let connection, let direction, let id = self.id {
-                    self.callPayload = calls[CallKey(connection: connection, direction: direction.reversed, id: id)]
-                }
+                if type.isResponse { self.callPayload = callPayload }
             }
         }
     }

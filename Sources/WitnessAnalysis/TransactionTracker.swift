@@ -29,7 +29,24 @@ final class TransactionTracker {
         var path: String
     }
 
-    private var pendingStarts: [String: (meterStart: Double?, timestamp: String?, messageId: String?, ref: String, recordTs: String?)] = [:]
+    /// What a 1.6 StartTransaction CALL leaves for its answer, which assigns the transaction id. The analyzer
+    /// keeps it with the outstanding CALL, so it goes when the CALL is answered or times out.
+    struct PendingStart {
+        var meterStart: Double?
+        var timestamp: String?
+        var messageId: String?
+        var ref: String
+        var recordTs: String?
+    }
+
+    static func pendingStart(action: String, message: JSONValue, version: OCPPVersion, record: CaptureRecord) -> PendingStart? {
+        guard action == "StartTransaction", version == .v16, record.messageType == .call, let payload = message[3] else { return nil }
+        return PendingStart(
+            meterStart: payload["meterStart"]?.doubleValue, timestamp: payload["timestamp"]?.stringValue, messageId: record.messageId,
+            ref: record.reference, recordTs: record.timestamp
+        )
+    }
+
     private var open: [String: [String: Transaction]] = [:]
     private var assigned: [String: Set<String>] = [:]
     private var futureToleranceMicros: Int64 = 60_000_000
@@ -64,10 +81,6 @@ final class TransactionTracker {
             analyzer.noteIdentity(identity, for: state)
         case "StartTransaction" where state.version == .v16:
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
-            self.pendingStarts[chargePoint + "#" + (record.messageId ?? "")] = (
-                payload["meterStart"]?.doubleValue, payload["timestamp"]?.stringValue, record.messageId, record.reference,
-                record.timestamp
-            )
         case "MeterValues":
             guard let transactionId = payload["transactionId"] else { return }
             let id = JSONWriter.string(transactionId)
@@ -142,10 +155,10 @@ final class TransactionTracker {
 
     // MARK: Responses
 
-    func response(action: String, callId: String, message: JSONValue, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
-        guard action == "StartTransaction", state.version == .v16, let payload = message[2] else { return }
+    /// A CALLRESULT; `start` is what its CALL left when it was a 1.6 StartTransaction.
+    func response(start: PendingStart?, message: JSONValue, state: ConnectionState) {
+        guard let start, let transactionId = message[2]?["transactionId"] else { return }
         let chargePoint = state.chargePoint
-        guard let start = self.pendingStarts.removeValue(forKey: chargePoint + "#" + callId), let transactionId = payload["transactionId"] else { return }
         let id = JSONWriter.string(transactionId)
         self.assigned[chargePoint, default: []].insert(id)
         self.open[chargePoint, default: [:]][id] = Transaction(

@@ -82,10 +82,10 @@ public struct FrameEvent: Sendable {
 extension FrameEvent {
     /// Notes what call correlation found for this message: the answered CALL's action and latency, or
     /// that it answers no outstanding CALL.
-    public mutating func note(_ outcome: CallCorrelator.Outcome) {
+    public mutating func note<Context>(_ outcome: CallCorrelator<Context>.Outcome) {
         switch outcome {
-        case .response(let action, let latency):
-            self.correlatedAction = action
+        case .response(let call, let latency):
+            self.correlatedAction = call.action
             self.latencyNanos = latency
         case .unmatchedResponse:
             self.unmatchedResponse = true

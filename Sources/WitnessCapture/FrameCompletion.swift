@@ -8,7 +8,7 @@ struct FrameCompletion {
     /// Whether messages are parsed whole on the way, because someone reads them next (live analysis),
     /// or only their envelope is scanned.
     let parsesMessages: Bool
-    private var correlators: [UInt64: CallCorrelator] = [:]
+    private var correlators: [UInt64: CallCorrelator<Void>] = [:]
 
     init(parsesMessages: Bool) {
         self.parsesMessages = parsesMessages

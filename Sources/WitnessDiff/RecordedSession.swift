@@ -58,8 +58,9 @@ public enum RecordedCapture {
         }
         var sessions: [UInt64: RecordedSession] = [:]
         var order: [UInt64] = []
-        // Outstanding CALLs per connection and direction, by message id: index into `exchanges`.
-        var outstanding: [UInt64: [Direction: [String: Int]]] = [:]
+        // Outstanding CALLs per connection, each with its index into `exchanges`; unbounded, as a capture
+        // is read whole.
+        var correlators: [UInt64: CallCorrelator<Int>] = [:]
         for record in reader {
             guard let connection = record.connection, let time = record.ts?.microseconds else { continue }
             switch record.recordKind {
@@ -75,6 +76,7 @@ public enum RecordedCapture {
             case .close:
                 sessions[connection]?.closed = time
                 sessions[connection]?.closeCode = record.fields["code"]?.intValue
+                correlators[connection] = nil
             case .frame:
                 guard var session = sessions[connection], let direction = record.direction,
                     record.opcode == .text || record.opcode == .binary
@@ -93,10 +95,12 @@ public enum RecordedCapture {
                         direction: direction, action: record.action ?? "", request: message[3] ?? .object(JSONObject()),
                         answer: .none, time: time, reference: record.reference, answerReference: nil
                     )
-                    outstanding[connection, default: [:]][direction, default: [:]][id] = session.exchanges.count
+                    _ = correlators[connection, default: CallCorrelator(maximumOutstanding: .max)].observe(
+                        type, messageId: id, action: exchange.action, direction: direction, atNanos: UInt64(clamping: time) &* 1000, context: session.exchanges.count
+                    )
                     session.exchanges.append(exchange)
                 case .callResult, .callError, .callResultError:
-                    guard let index = outstanding[connection]?[direction.reversed]?.removeValue(forKey: id) else {
+                    guard let index = correlators[connection]?.settle(id, answerTravelling: direction)?.context else {
                         session.otherMessages += 1
                         break
                     }

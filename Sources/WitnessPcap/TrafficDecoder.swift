@@ -494,7 +494,7 @@ private final class Connection {
     var lostBytes: [Direction: Int] = [:]
     var request: HTTPHead?
     var chargePoint = ""
-    var correlator = CallCorrelator()
+    var correlator = CallCorrelator<Void>()
     var messages: [Direction: Int] = [:]
     var firstClose: (direction: Direction, code: UInt16?, reason: String)?
     var transportClosedBy: Direction?

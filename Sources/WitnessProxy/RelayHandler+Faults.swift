@@ -19,7 +19,7 @@ extension RelayHandler {
         let envelope = try? parsed?.get()
         var action = envelope?.action
         if let envelope, envelope.messageType.isResponse {
-            action = self.session.correlator.outstanding(direction.reversed)[envelope.messageId]?.action
+            action = self.session.correlator.call(answeredBy: envelope.messageId, travelling: direction)?.action
         }
         let now = NIODeadline.now().uptimeNanoseconds
         let facts = MessageFacts(

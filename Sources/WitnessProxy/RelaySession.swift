@@ -40,7 +40,7 @@ final class RelaySession {
     let maximumMessageBytes: Int
     let maximumFrameBytes: Int
     let openedNanos = NIODeadline.now().uptimeNanoseconds
-    var correlator = CallCorrelator()
+    var correlator = CallCorrelator<Void>()
     /// Messages relayed (or injected) towards the backend and towards the charger.
     var messagesToCSMS = 0
     var messagesToCharger = 0

@@ -120,36 +120,72 @@ struct CorrelationTests {
 
     @Test("results find their CALL in the opposite direction, with latency")
     func results() throws {
-        var correlator = CallCorrelator()
-        #expect(correlator.observe(try self.envelope(#"[2,"1","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 100) == .call)
-        #expect(correlator.observe(try self.envelope(#"[2,"1","Reset",{}]"#), direction: .toCharger, atNanos: 150) == .call)
-        #expect(
-            correlator.observe(try self.envelope(#"[3,"1",{}]"#), direction: .toCharger, atNanos: 400)
-                == .response(action: "Heartbeat", latencyNanos: 300)
-        )
-        #expect(
-            correlator.observe(try self.envelope(#"[4,"1","NotSupported","",{}]"#), direction: .toCSMS, atNanos: 500)
-                == .response(action: "Reset", latencyNanos: 350)
-        )
-        #expect(correlator.observe(try self.envelope(#"[3,"1",{}]"#), direction: .toCharger, atNanos: 600) == .unmatchedResponse)
+        var correlator = CallCorrelator<Void>()
+        guard case .call = correlator.observe(try self.envelope(#"[2,"1","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 100) else {
+            Issue.record("a CALL is registered")
+            return
+        }
+        _ = correlator.observe(try self.envelope(#"[2,"1","Reset",{}]"#), direction: .toCharger, atNanos: 150)
+        let heartbeat = correlator.observe(try self.envelope(#"[3,"1",{}]"#), direction: .toCharger, atNanos: 400)
+        #expect(heartbeat.answeredCall?.action == "Heartbeat")
+        #expect(heartbeat.latencyNanos == 300)
+        let reset = correlator.observe(try self.envelope(#"[4,"1","NotSupported","",{}]"#), direction: .toCSMS, atNanos: 500)
+        #expect(reset.answeredCall?.action == "Reset")
+        #expect(reset.latencyNanos == 350)
+        guard case .unmatchedResponse = correlator.observe(try self.envelope(#"[3,"1",{}]"#), direction: .toCharger, atNanos: 600) else {
+            Issue.record("an answered id is answered only once")
+            return
+        }
     }
 
-    @Test("a reused id while the first CALL is outstanding is reported")
+    @Test("a reused id while the first CALL is outstanding is reported, and the new CALL replaces it")
     func duplicate() throws {
-        var correlator = CallCorrelator()
-        _ = correlator.observe(try self.envelope(#"[2,"9","Authorize",{}]"#), direction: .toCSMS, atNanos: 1)
-        #expect(
-            correlator.observe(try self.envelope(#"[2,"9","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 2)
-                == .duplicateCall(previousAction: "Authorize")
-        )
+        var correlator = CallCorrelator<Int>()
+        _ = correlator.observe(try self.envelope(#"[2,"9","Authorize",{}]"#), direction: .toCSMS, atNanos: 1, context: 7)
+        let outcome = correlator.observe(try self.envelope(#"[2,"9","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 2, context: 8)
+        guard case .duplicateCall(let previous) = outcome else {
+            Issue.record("expected a duplicate, got \(outcome)")
+            return
+        }
+        #expect(previous.action == "Authorize")
+        #expect(previous.context == 7)
+        #expect(correlator.answer("9", travelling: .toCharger, atNanos: 5).answeredCall?.context == 8)
     }
 
     @Test("outstanding CALLs are bounded; the oldest gives way")
     func bounded() throws {
-        var correlator = CallCorrelator(maximumOutstanding: 2)
+        var correlator = CallCorrelator<Void>(maximumOutstanding: 2)
         for id in 1...3 {
             _ = correlator.observe(try self.envelope(#"[2,"\#(id)","Heartbeat",{}]"#), direction: .toCSMS, atNanos: UInt64(id))
         }
         #expect(correlator.outstanding(.toCSMS).keys.sorted() == ["2", "3"])
+    }
+
+    @Test("expiry removes the calls sent at or before the cutoff, oldest first, from both directions")
+    func expiry() throws {
+        var correlator = CallCorrelator<Void>()
+        _ = correlator.observe(try self.envelope(#"[2,"b","Reset",{}]"#), direction: .toCharger, atNanos: 20)
+        _ = correlator.observe(try self.envelope(#"[2,"a","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 10)
+        _ = correlator.observe(try self.envelope(#"[2,"c","Authorize",{}]"#), direction: .toCSMS, atNanos: 20)
+        _ = correlator.observe(try self.envelope(#"[2,"d","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 30)
+        #expect(correlator.expire(sentAtOrBefore: 9).isEmpty)
+        let due = correlator.expire(sentAtOrBefore: 20)
+        // Same instant: the order they were seen in.
+        #expect(due.map(\.call.messageId) == ["a", "b", "c"])
+        #expect(due.map(\.direction) == [.toCSMS, .toCharger, .toCSMS])
+        #expect(correlator.outstanding(.toCSMS).keys.sorted() == ["d"])
+        #expect(correlator.outstanding(.toCharger).isEmpty)
+        #expect(correlator.oldestOutstanding(.toCSMS)?.messageId == "d")
+        guard case .unmatchedResponse = correlator.observe(try self.envelope(#"[3,"a",{}]"#), direction: .toCharger, atNanos: 40) else {
+            Issue.record("an expired call is no longer outstanding")
+            return
+        }
+    }
+
+    @Test("an answer stamped before its CALL (a clock that stepped back) has no latency, not a wrapped one")
+    func clockBack() throws {
+        var correlator = CallCorrelator<Void>()
+        _ = correlator.observe(try self.envelope(#"[2,"1","Heartbeat",{}]"#), direction: .toCSMS, atNanos: 5_000)
+        #expect(correlator.observe(try self.envelope(#"[3,"1",{}]"#), direction: .toCharger, atNanos: 4_000).latencyNanos == 0)
     }
 }

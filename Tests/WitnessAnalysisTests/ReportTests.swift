@@ -18,7 +18,7 @@ enum Paths {
 func plantedCapture() throws -> String {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("analysis-\(UUID().uuidString)").path
     let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader(backendName: "Backend <B&B>"))
-    var correlator = CallCorrelator()
+    var correlator = CallCorrelator<Void>()
     var clock: Int64 = 1_795_000_000_000_000
     func frame(_ text: String, _ direction: Direction) -> CaptureEvent {
         clock += 1000
@@ -28,10 +28,7 @@ func plantedCapture() throws -> String {
         )
         if case .success(let envelope) = OCPPEnvelope.parse(buffer) {
             event.envelope = envelope
-            if case .response(let action, let latency) = correlator.observe(envelope, direction: direction, atNanos: UInt64(clock) * 1000) {
-                event.correlatedAction = action
-                event.latencyNanos = latency
-            }
+            event.note(correlator.observe(envelope, direction: direction, atNanos: UInt64(clock) * 1000))
         }
         return .frame(event)
     }

@@ -25,7 +25,7 @@ func capture(_ ruleCase: RuleCase) throws -> String {
     var open: JSONObject = ["chosen": .null, "version": .null]
     if let version = ruleCase.version { open = ["chosen": .string(version.subprotocol), "version": .string(version.rawValue)] }
     writer.record(.record(kind: .open, ts: Timestamp(microseconds: start), connection: 1, chargePoint: "CP", direction: nil, fields: open))
-    var correlator = CallCorrelator()
+    var correlator = CallCorrelator<Void>()
     for (offset, text, direction) in ruleCase.frames {
         let ts = start + Int64(offset * 1_000_000)
         if text == "binary" {
@@ -37,10 +37,7 @@ func capture(_ ruleCase: RuleCase) throws -> String {
         switch OCPPEnvelope.parse(buffer) {
         case .success(let envelope):
             event.envelope = envelope
-            if case .response(let action, let latency) = correlator.observe(envelope, direction: direction, atNanos: UInt64(ts) * 1000) {
-                event.correlatedAction = action
-                event.latencyNanos = latency
-            }
+            event.note(correlator.observe(envelope, direction: direction, atNanos: UInt64(ts) * 1000))
         case .failure(let malformed):
             event.malformed = malformed
         }

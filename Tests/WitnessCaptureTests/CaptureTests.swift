@@ -316,7 +316,7 @@ struct CaptureTests {
             (1, .toCharger, #"[2,"p","Reset",{"type":"Hard"}]"#, 75),
         ]
         func events(completedByProxy: Bool) -> [CaptureEvent] {
-            var correlators: [UInt64: CallCorrelator] = [:]
+            var correlators: [UInt64: CallCorrelator<Void>] = [:]
             var events: [CaptureEvent] = []
             func add(_ connection: UInt64, _ direction: Direction, _ text: String, _ ms: UInt64) {
                 let payload = ByteBuffer(string: text)
