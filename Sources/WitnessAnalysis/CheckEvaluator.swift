@@ -62,7 +62,7 @@ public struct AreaResult: Sendable, Hashable {
 final class CheckEvaluator {
     private let checks: [WitnessCheck]
     /// Open windows per check; bounded per charge point so a stimulus on every message cannot grow them without limit.
-    private var windows: [[Window]]
+    private var windows: [OpenWindows]
     private var outcomes: [[PairKey: Outcome]]
     /// Pairs each check was evaluated for, in order of first stimulus.
     private var earliestDeadline = Int64.max
@@ -91,6 +91,8 @@ final class CheckEvaluator {
         var pair: PairKey
         var payload: JSONValue?
         var callPayload: JSONValue?
+        /// Order of opening among the check's windows (`OpenWindows` sets it).
+        var sequence: UInt64 = 0
     }
 
     private struct Outcome {
@@ -118,7 +120,7 @@ final class CheckEvaluator {
 
     init(checks: [WitnessCheck]) {
         self.checks = checks
-        self.windows = Array(repeating: [], count: checks.count)
+        self.windows = Array(repeating: OpenWindows(), count: checks.count)
         self.outcomes = Array(repeating: [:], count: checks.count)
         let patterns = checks.flatMap { [$0.when, $0.then] }
         let needsCalls = patterns.contains { pattern in
@@ -163,7 +165,7 @@ final class CheckEvaluator {
             let check = self.checks[index]
             if !self.windows[index].isEmpty { self.settle(index, check, event: event, chargePoint: chargePoint, ts: ts, pairOf: pairOf) }
             if check.versions.map({ versions in version.map(versions.contains) ?? true }) ?? true, Self.matches(check.when, event, stimulus: nil),
-                self.windows[index].count(where: { $0.chargePoint == chargePoint }) < Self.maximumOpenWindows {
+                self.windows[index].count(of: chargePoint) < Self.maximumOpenWindows {
                 let deadline = ts + Int64(check.within * 1_000_000)
                 self.windows[index].append(
                     Window(
@@ -182,14 +184,10 @@ final class CheckEvaluator {
     /// Decides the windows the event closes: the expected event passes them, a forbidden one fails them,
     /// and the end of the stimulus's connection decides those that wait on that connection alone.
     private func settle(_ index: Int, _ check: WitnessCheck, event: Event, chargePoint: String, ts: Int64, pairOf: (String) -> PairKey) {
-        var open: [Window] = []
-        for window in self.windows[index] {
-            guard window.chargePoint == chargePoint else {
-                open.append(window)
-                continue
-            }
-            let after = Self.seconds(ts - window.ts)
-            let stimulus = "\(check.when.description) (\(window.ref))"
+        guard var windows = self.windows[index].take(chargePoint) else { return }
+        windows.removeAll { window in
+            var after: String { Self.seconds(ts - window.ts) }
+            var stimulus: String { "\(check.when.description) (\(window.ref))" }
             if Self.matches(check.then, event, stimulus: window) {
                 switch check.outcome {
                 case .expect:
@@ -197,7 +195,7 @@ final class CheckEvaluator {
                 case .forbid:
                     self.record(index, window, pairOf, .fail, "\(stimulus) was followed by \(check.then.description) after \(after) s (\(event.ref)), which must not happen within \(Self.format(check.within)) s", [window.ref, event.ref])
                 }
-                continue
+                return true
             }
             if event.kind == .close, check.then.connection == .same, window.connection != nil, event.connection == window.connection {
                 switch check.outcome {
@@ -206,11 +204,11 @@ final class CheckEvaluator {
                 case .forbid:
                     self.record(index, window, pairOf, .pass, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
                 }
-                continue
+                return true
             }
-            open.append(window)
+            return false
         }
-        self.windows[index] = open
+        self.windows[index].put(windows, for: chargePoint)
     }
 
     /// Decides the windows whose end the capture's clock has passed.
@@ -218,13 +216,9 @@ final class CheckEvaluator {
         var earliest = Int64.max
         for index in self.checks.indices {
             let check = self.checks[index]
-            var open: [Window] = []
-            for window in self.windows[index] {
-                guard window.deadline < now else {
-                    open.append(window)
-                    earliest = min(earliest, window.deadline)
-                    continue
-                }
+            let (due, next) = self.windows[index].removeDue(before: now)
+            earliest = min(earliest, next)
+            for window in due {
                 let stimulus = "\(check.when.description) (\(window.ref))"
                 switch check.outcome {
                 case .expect:
@@ -233,7 +227,6 @@ final class CheckEvaluator {
                     self.record(index, window, pairOf, .pass, "\(stimulus) was not followed by \(check.then.description) within \(Self.format(check.within)) s", [window.ref])
                 }
             }
-            self.windows[index] = open
         }
         self.earliestDeadline = earliest
     }
@@ -256,14 +249,14 @@ final class CheckEvaluator {
         self.expire(now: self.runLastTs &+ 1, pairOf: pairOf)
         for index in self.checks.indices {
             let check = self.checks[index]
-            for window in self.windows[index] {
+            for window in self.windows[index].inOrder {
                 self.record(
                     index, window, pairOf, .inconclusive,
                     "the capture of this proxy run ends \(Self.seconds(self.runLastTs - window.ts)) s after \(check.when.description) (\(window.ref)), \(Self.seconds(window.deadline - self.runLastTs)) s before its \(Self.format(check.within)) s window closed, without \(check.then.description)",
                     [window.ref]
                 )
             }
-            self.windows[index] = []
+            self.windows[index] = OpenWindows()
         }
         self.earliestDeadline = .max
         self.connectionVersions.removeAll()
@@ -286,7 +279,7 @@ final class CheckEvaluator {
     func interim(pairs: [PairKey: Set<String>], pairOf: (String) -> PairKey) -> [PairKey: JSONValue] {
         var open: [Int: [PairKey: Int]] = [:]
         for index in self.checks.indices {
-            for window in self.windows[index] {
+            for window in self.windows[index].inOrder {
                 let pair = window.pair.charger == .unknown ? pairOf(window.chargePoint) : window.pair
                 open[index, default: [:]][pair, default: 0] += 1
             }
