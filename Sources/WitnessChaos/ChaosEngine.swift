@@ -78,7 +78,7 @@ public final class ChaosEngine: Sendable {
 
     /// Takes this engine's metrics off the exposition: a policy replacing it counts afresh, from the next
     /// message on. Call before the new engine is put in force, so that its counters are its own.
-    public func retireMetrics() {
+    func retireMetrics() {
         let counters = self.state.withLockedValue { state in
             state.retired = true
             defer { state.counters.removeAll() }

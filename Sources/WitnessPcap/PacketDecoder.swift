@@ -1,11 +1,11 @@
 /// A TCP segment taken out of a captured packet.
-public struct TCPSegment: Sendable {
-    public var source: Endpoint
-    public var destination: Endpoint
-    public var sequence: UInt32
-    public var acknowledgement: UInt32
-    public var flags: TCPFlags
-    public var payload: ArraySlice<UInt8>
+package struct TCPSegment: Sendable {
+    package var source: Endpoint
+    package var destination: Endpoint
+    package var sequence: UInt32
+    package var acknowledgement: UInt32
+    package var flags: TCPFlags
+    package var payload: ArraySlice<UInt8>
 }
 
 /// Why a packet was not turned into a TCP segment.
@@ -23,7 +23,7 @@ public enum PacketSkip: String, Error, Sendable, Hashable, CaseIterable {
 }
 
 /// Strips link-layer and IP headers down to TCP, for the link types tcpdump and Wireshark write on Linux.
-public enum PacketDecoder {
+package enum PacketDecoder {
     // libpcap DLT values, as pcap_datalink() reports them.
     static let dltNull: Int32 = 0
     static let dltEthernet: Int32 = 1
@@ -36,12 +36,12 @@ public enum PacketDecoder {
     static let dltIPv6: Int32 = 229
     static let dltLinuxSLL2: Int32 = 276
 
-    public static func isSupported(linkType: Int32) -> Bool {
+    package static func isSupported(linkType: Int32) -> Bool {
         [dltNull, dltEthernet, dltRaw, dltRawOpenBSD, dltLoop, dltLinuxSLL, dltRawLinktype, dltIPv4, dltIPv6, dltLinuxSLL2]
             .contains(linkType)
     }
 
-    public static func decode(_ bytes: [UInt8], linkType: Int32) -> Result<TCPSegment, PacketSkip> {
+    package static func decode(_ bytes: [UInt8], linkType: Int32) -> Result<TCPSegment, PacketSkip> {
         let ipStart: Int
         switch linkType {
         case dltEthernet:

@@ -39,14 +39,14 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// TCP header flags.
-public struct TCPFlags: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let fin = TCPFlags(rawValue: 0x01)
-    public static let syn = TCPFlags(rawValue: 0x02)
-    public static let rst = TCPFlags(rawValue: 0x04)
-    public static let psh = TCPFlags(rawValue: 0x08)
-    public static let ack = TCPFlags(rawValue: 0x10)
+package struct TCPFlags: OptionSet, Sendable, Hashable {
+    package let rawValue: UInt8
+    package init(rawValue: UInt8) { self.rawValue = rawValue }
+    package static let fin = TCPFlags(rawValue: 0x01)
+    package static let syn = TCPFlags(rawValue: 0x02)
+    package static let rst = TCPFlags(rawValue: 0x04)
+    package static let psh = TCPFlags(rawValue: 0x08)
+    package static let ack = TCPFlags(rawValue: 0x10)
 }
 
 /// Builds IPv4/TCP packets with correct lengths and checksums.

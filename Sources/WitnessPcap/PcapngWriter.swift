@@ -7,30 +7,30 @@ import Darwin
 /// Writes a pcapng file (draft-ietf-opsawg-pcapng): one section, one interface, Enhanced Packet blocks.
 ///
 /// Blocks are little-endian; the byte-order magic in the Section Header tells readers so.
-public final class PcapngWriter {
+package final class PcapngWriter {
     /// Which way a packet went, for the Enhanced Packet block's `epb_flags` direction bits.
-    public enum PacketDirection: UInt32, Sendable {
+    package enum PacketDirection: UInt32, Sendable {
         case unknown = 0
         case inbound = 1
         case outbound = 2
     }
 
-    public struct WriteError: Error, CustomStringConvertible {
-        public var path: String
-        public var reason: String
-        public var description: String { "cannot write \(self.path): \(self.reason)" }
+    package struct WriteError: Error, CustomStringConvertible {
+        package var path: String
+        package var reason: String
+        package var description: String { "cannot write \(self.path): \(self.reason)" }
     }
 
     /// LINKTYPE_RAW: packets start with the IPv4 or IPv6 header.
-    public static let linkTypeRawIP: UInt16 = 101
+    package static let linkTypeRawIP: UInt16 = 101
 
-    public let path: String
+    package let path: String
     private let descriptor: CInt
     private var pending: [UInt8] = []
-    public private(set) var packetsWritten = 0
+    package private(set) var packetsWritten = 0
 
     /// Creates (or truncates) `path` and writes the Section Header and Interface Description blocks.
-    public init(path: String, application: String, interfaceName: String, linkType: UInt16 = PcapngWriter.linkTypeRawIP) throws {
+    package init(path: String, application: String, interfaceName: String, linkType: UInt16 = PcapngWriter.linkTypeRawIP) throws {
         self.path = path
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
@@ -62,7 +62,7 @@ public final class PcapngWriter {
     }
 
     /// Appends one packet with its timestamp (microseconds since the epoch), direction and comments.
-    public func writePacket(_ packet: [UInt8], microseconds: Int64, direction: PacketDirection, comments: [String] = []) throws {
+    package func writePacket(_ packet: [UInt8], microseconds: Int64, direction: PacketDirection, comments: [String] = []) throws {
         var block = BlockBuilder(type: 6)
         let stamp = UInt64(bitPattern: microseconds)
         block.append32(0)  // interface id
@@ -83,7 +83,7 @@ public final class PcapngWriter {
     }
 
     /// Writes what is buffered and closes the file.
-    public func close() throws {
+    package func close() throws {
         try self.flush()
     }
 
