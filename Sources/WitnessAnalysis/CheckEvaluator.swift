@@ -279,7 +279,7 @@ final class CheckEvaluator {
     func interim(pairs: [PairKey: Set<String>], pairOf: (String) -> PairKey) -> [PairKey: JSONValue] {
         var open: [Int: [PairKey: Int]] = [:]
         for index in self.checks.indices {
-            for window in self.windows[index].inOrder {
+            for window in self.windows[index].unordered {
                 let pair = window.pair.charger == .unknown ? pairOf(window.chargePoint) : window.pair
                 open[index, default: [:]][pair, default: 0] += 1
             }

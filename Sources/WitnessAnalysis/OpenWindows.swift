@@ -47,6 +47,11 @@ struct OpenWindows {
 
     /// Every open window, in the order they opened.
     var inOrder: [CheckEvaluator.Window] {
-        self.byChargePoint.values.joined().sorted { $0.sequence < $1.sequence }
+        self.unordered.sorted { $0.sequence < $1.sequence }
+    }
+
+    /// Every open window, for counting.
+    var unordered: FlattenSequence<Dictionary<String, [CheckEvaluator.Window]>.Values> {
+        self.byChargePoint.values.joined()
     }
 }
