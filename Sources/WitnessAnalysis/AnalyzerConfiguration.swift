@@ -1,0 +1,38 @@
+import OCPPSchema
+import WitnessChaos
+
+/// How the analyzer judges a capture.
+public struct AnalyzerConfiguration: Sendable {
+    public var profile: ValidationProfile
+    /// A CALL without an answer after this long is `rpc.timeout`.
+    public var responseTimeoutSeconds: Double
+    /// Relative tolerance for `tx.energyMismatch`, with an absolute floor in Wh.
+    public var energyTolerance: Double
+    public var energyToleranceFloorWh: Double
+    /// Timestamps more than this far after the proxy saw the message are `tx.timestampInFuture`.
+    public var futureToleranceSeconds: Double
+    /// Deviations listed per rule and charge point; counts stay complete beyond it.
+    public var maximumListedPerRuleAndChargePoint: Int
+    /// How far two timestamps of the charger's may disagree before an ordering rule (`tx.timestampOutside`)
+    /// holds it against them: readings of one clock taken within one message, and clocks that report whole
+    /// seconds, differ by this much without anything being wrong.
+    public var clockToleranceSeconds: Double
+    /// The witness checks (pass conditions of the test areas) of the policies given to `report`.
+    public var checks: [WitnessCheck] = []
+    /// The kind of site whose required areas a pair must have run (`report --scope`).
+    public var scope: WitnessScope?
+
+    public init(
+        profile: ValidationProfile = .strict, responseTimeoutSeconds: Double = 30, energyTolerance: Double = 0.005,
+        energyToleranceFloorWh: Double = 10, futureToleranceSeconds: Double = 60, maximumListedPerRuleAndChargePoint: Int = 100,
+        clockToleranceSeconds: Double = 1
+    ) {
+        self.clockToleranceSeconds = clockToleranceSeconds
+        self.profile = profile
+        self.responseTimeoutSeconds = responseTimeoutSeconds
+        self.energyTolerance = energyTolerance
+        self.energyToleranceFloorWh = energyToleranceFloorWh
+        self.futureToleranceSeconds = futureToleranceSeconds
+        self.maximumListedPerRuleAndChargePoint = maximumListedPerRuleAndChargePoint
+    }
+}

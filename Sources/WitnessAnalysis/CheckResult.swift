@@ -1,0 +1,56 @@
+import OCPPWire
+import WitnessChaos
+
+/// The verdict of a witness check or area. A verdict is evidence: `pass` and `fail` name the capture
+/// lines they rest on; a check whose stimulus never happened is `notRun`, never `pass`.
+public enum CheckVerdict: String, Sendable, Hashable, CaseIterable {
+    case pass, fail, inconclusive, notRun
+}
+
+/// What one check came to for one pair, over every time its stimulus happened.
+public struct CheckResult: Sendable, Hashable {
+    public var name: String
+    public var area: WitnessArea
+    public var description: String
+    public var verdict: CheckVerdict
+    /// One sentence: what happened, with the numbers that decided it.
+    public var detail: String
+    /// Capture lines (`file:line`) that prove the verdict: the stimulus and the event, for the occurrences shown.
+    public var refs: [String]
+    /// How many stimuli ended in each verdict.
+    public var counts: [CheckVerdict: Int]
+
+    public var json: JSONValue {
+        var counts = JSONObject()
+        for verdict in [CheckVerdict.pass, .fail, .inconclusive] { counts[verdict.rawValue] = .int(self.counts[verdict] ?? 0) }
+        return [
+            "name": .string(self.name), "verdict": .string(self.verdict.rawValue), "detail": .string(self.detail),
+            "refs": .array(self.refs.map(JSONValue.string)), "stimuli": .object(counts), "description": .string(self.description),
+        ]
+    }
+}
+
+/// The checks of one test area for one pair, and the area's verdict.
+public struct AreaResult: Sendable, Hashable {
+    public var area: WitnessArea
+    public var checks: [CheckResult]
+
+    public init(area: WitnessArea, checks: [CheckResult]) {
+        self.area = area
+        self.checks = checks
+    }
+
+    /// `fail` when a check failed; `pass` when every check passed; `notRun` when none ran (or the area
+    /// has no checks); otherwise `inconclusive`: some ran without proof either way, or some did not run.
+    public var verdict: CheckVerdict {
+        let verdicts = self.checks.map(\.verdict)
+        if verdicts.contains(.fail) { return .fail }
+        if verdicts.isEmpty || verdicts.allSatisfy({ $0 == .notRun }) { return .notRun }
+        if verdicts.allSatisfy({ $0 == .pass }) { return .pass }
+        return .inconclusive
+    }
+
+    public var json: JSONValue {
+        ["area": .string(self.area.rawValue), "verdict": .string(self.verdict.rawValue), "checks": .array(self.checks.map(\.json))]
+    }
+}
