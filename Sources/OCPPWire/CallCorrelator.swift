@@ -5,6 +5,7 @@ public enum Direction: String, Sendable, Hashable, Codable, CaseIterable {
     /// From the backend to the charger.
     case toCharger
 
+    @inlinable
     public var reversed: Direction { self == .toCSMS ? .toCharger : .toCSMS }
 }
 
@@ -22,7 +23,16 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         public var sentAtNanos: UInt64
         public var context: Context
         /// Order of registration, so calls seen at the same instant keep the order they came in.
-        fileprivate var sequence: UInt64
+        @usableFromInline var sequence: UInt64
+
+        @usableFromInline
+        init(messageId: String, action: String, sentAtNanos: UInt64, context: Context, sequence: UInt64) {
+            self.messageId = messageId
+            self.action = action
+            self.sentAtNanos = sentAtNanos
+            self.context = context
+            self.sequence = sequence
+        }
     }
 
     /// What observing a message found out.
@@ -39,12 +49,14 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         case none
 
         /// For a response, the CALL it answers.
+        @inlinable
         public var answeredCall: PendingCall? {
             if case .response(let call, _) = self { return call }
             return nil
         }
 
         /// For a response, how long after its CALL it came (zero when the clock went backwards between them).
+        @inlinable
         public var latencyNanos: UInt64? {
             if case .response(_, let latency) = self { return latency }
             return nil
@@ -54,32 +66,37 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
     /// Bound on outstanding CALLs per direction, so a peer that never answers cannot grow memory forever;
     /// past it the oldest gives way.
     public let maximumOutstanding: Int
-    private var fromCharger: [String: PendingCall] = [:]
-    private var fromCSMS: [String: PendingCall] = [:]
+    @usableFromInline var fromCharger: [String: PendingCall] = [:]
+    @usableFromInline var fromCSMS: [String: PendingCall] = [:]
     /// No outstanding CALL was sent before this (`UInt64.max`: none is outstanding). Answers do not raise it;
     /// the next `expire` does, so that an expiry check costs nothing until the oldest call may be due.
-    private var earliestSentAt = UInt64.max
-    private var sequence: UInt64 = 0
+    @usableFromInline var earliestSentAt = UInt64.max
+    @usableFromInline var sequence: UInt64 = 0
 
+    @inlinable
     public init(maximumOutstanding: Int = 1024) {
         self.maximumOutstanding = maximumOutstanding
     }
 
     /// Outstanding CALLs sent in `direction`, by message id.
+    @inlinable
     public func outstanding(_ direction: Direction) -> [String: PendingCall] {
         direction == .toCSMS ? self.fromCharger : self.fromCSMS
     }
 
     /// The CALL a response travelling in `direction` with `messageId` would answer, without settling it.
+    @inlinable
     public func call(answeredBy messageId: String, travelling direction: Direction) -> PendingCall? {
         self.outstanding(direction.reversed)[messageId]
     }
 
     /// The outstanding CALL sent first in `direction`.
+    @inlinable
     public func oldestOutstanding(_ direction: Direction) -> PendingCall? {
         self.outstanding(direction).values.min { ($0.sentAtNanos, $0.sequence) < ($1.sentAtNanos, $1.sequence) }
     }
 
+    @inlinable
     public mutating func observe(
         _ type: MessageType, messageId: String, action: String?, direction: Direction, atNanos now: UInt64, context: Context
     ) -> Outcome {
@@ -107,24 +124,28 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         }
     }
 
+    @inlinable
     public mutating func observe(_ envelope: OCPPEnvelope, direction: Direction, atNanos now: UInt64, context: Context) -> Outcome {
         self.observe(envelope.messageType, messageId: envelope.messageId, action: envelope.action, direction: direction, atNanos: now, context: context)
     }
 
     /// A response with `messageId` travelling in `direction`: `.response` with the CALL it settles, or
     /// `.unmatchedResponse`.
+    @inlinable
     public mutating func answer(_ messageId: String, travelling direction: Direction, atNanos now: UInt64) -> Outcome {
         guard let pending = self.settle(messageId, answerTravelling: direction) else { return .unmatchedResponse }
         return .response(pending, latencyNanos: now >= pending.sentAtNanos ? now - pending.sentAtNanos : 0)
     }
 
     /// Removes and returns the CALL an answer travelling in `direction` settles, without judging the answer.
+    @inlinable
     public mutating func settle(_ messageId: String, answerTravelling direction: Direction) -> PendingCall? {
         self.withTable(direction.reversed) { $0.removeValue(forKey: messageId) }
     }
 
     /// Removes the CALLs sent at or before `cutoff` that are still unanswered, and returns them with the
     /// direction they travelled, oldest first.
+    @inlinable
     public mutating func expire(sentAtOrBefore cutoff: UInt64) -> [(direction: Direction, call: PendingCall)] {
         guard self.earliestSentAt <= cutoff else { return [] }
         var due: [(direction: Direction, call: PendingCall)] = []
@@ -147,13 +168,15 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         return due.sorted { ($0.call.sentAtNanos, $0.call.sequence) < ($1.call.sentAtNanos, $1.call.sequence) }
     }
 
-    private mutating func withTable<T>(_ callDirection: Direction, _ body: (inout [String: PendingCall]) -> T) -> T {
+    @inlinable
+    mutating func withTable<T>(_ callDirection: Direction, _ body: (inout [String: PendingCall]) -> T) -> T {
         if callDirection == .toCSMS { return body(&self.fromCharger) }
         return body(&self.fromCSMS)
     }
 }
 
 extension CallCorrelator where Context == Void {
+    @inlinable
     public mutating func observe(_ envelope: OCPPEnvelope, direction: Direction, atNanos now: UInt64) -> Outcome {
         self.observe(envelope, direction: direction, atNanos: now, context: ())
     }
