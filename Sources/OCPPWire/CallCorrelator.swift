@@ -96,6 +96,8 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         self.outstanding(direction).values.min { ($0.sentAtNanos, $0.sequence) < ($1.sentAtNanos, $1.sequence) }
     }
 
+    /// Observes a message of `type` travelling in `direction`: a CALL is registered with `context` (past
+    /// `maximumOutstanding` the oldest gives way), a response settles the CALL it answers.
     @inlinable
     public mutating func observe(
         _ type: MessageType, messageId: String, action: String?, direction: Direction, atNanos now: UInt64, context: Context
