@@ -46,7 +46,7 @@ public final class Analyzer {
     public func consume(_ record: CaptureRecord) {
         let message = record.message
         self.current = CurrentRecord(file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil)
-        self.answeredCall = nil
+        self.answeredCallPayload = nil
         defer { self.current = nil }
         self.records += 1
         if self.files.last != record.file { self.files.append(record.file) }
@@ -77,7 +77,7 @@ public final class Analyzer {
             break
         }
         if let checks = self.checks, let chargePoint = record.chargePoint {
-            let context = CheckEvaluator.Context(run: self.runNumber, pair: self.pairKey(chargePoint), answeredCallPayload: self.answeredCall?.payload)
+            let context = CheckEvaluator.Context(run: self.runNumber, pair: self.pairKey(chargePoint), answeredCallPayload: self.answeredCallPayload)
             checks.consume(record, context: context, pairOf: self.pairKey)
         }
     }
@@ -226,7 +226,7 @@ public final class Analyzer {
             // One cause, one finding: a message of a type the version lacks is not judged further against
             // that version (its action would be unknown there too). An answer still settles its CALL, which
             // is then not reported again as unanswered.
-            if type.isResponse { self.answeredCall = state.correlator.settle(id, answerTravelling: direction)?.context }
+            if type.isResponse { self.answeredCallPayload = state.correlator.settle(id, answerTravelling: direction)?.context.payload }
             return
         }
         // The sender of the CALL chose the id; an answer must repeat it, so only the CALL is held to the limit.
@@ -263,7 +263,7 @@ public final class Analyzer {
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
         case .callResult, .callError, .callResultError:
             let outcome = state.correlator.answer(id, travelling: direction, atNanos: Self.nanos(ts))
-            self.answeredCall = outcome.answeredCall?.context
+            self.answeredCallPayload = outcome.answeredCall?.context.payload
             guard let pending = outcome.answeredCall, let latencyNanos = outcome.latencyNanos else {
                 // An answer to a CALL that already timed out was reported as rpc.timeout.
                 if state.expired[callDirection].remove(id) != nil { return }
@@ -348,8 +348,8 @@ public final class Analyzer {
     }
 
     private var current: CurrentRecord?
-    /// The CALL the record being analysed answers, when it answers one.
-    private var answeredCall: CallInCapture?
+    /// The payload of the CALL the record being analysed answers, when a witness check keeps it.
+    private var answeredCallPayload: JSONValue?
 
     private func list(_ deviation: Deviation) {
         var deviation = deviation
