@@ -20,6 +20,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.microseconds < rhs.microseconds }
 
+    /// Nanoseconds since 1970 (zero for instants before it): the clock call correlation reads a capture's
+    /// or a packet trace's times on.
+    public var nanosecondsSince1970: UInt64 { UInt64(clamping: self.microseconds) &* 1000 }
+
     public var description: String { self.rfc3339 }
 
     /// RFC 3339 in UTC with six fractional digits.

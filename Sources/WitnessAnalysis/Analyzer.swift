@@ -253,7 +253,7 @@ public final class Analyzer {
                     payload: self.checks?.keepsCallPayload(of: action) == true ? message[3] : nil,
                     start: TransactionTracker.pendingStart(action: action, message: message, version: state.version, record: record)
                 )
-                let outcome = state.correlator.observe(type, messageId: id, action: action, direction: direction, atNanos: Self.nanos(ts), context: call)
+                let outcome = state.correlator.observe(type, messageId: id, action: action, direction: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970, context: call)
                 if case .duplicateCall(let previous) = outcome {
                     self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.context.stamp.text ?? "?")"), in: state)
                 } else if let other {
@@ -262,7 +262,7 @@ public final class Analyzer {
             }
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
         case .callResult, .callError, .callResultError:
-            let outcome = state.correlator.answer(id, travelling: direction, atNanos: Self.nanos(ts))
+            let outcome = state.correlator.answer(id, travelling: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970)
             self.answeredCallPayload = outcome.answeredCall?.context.payload
             guard let pending = outcome.answeredCall, let latencyNanos = outcome.latencyNanos else {
                 // An answer to a CALL that already timed out was reported as rpc.timeout.
@@ -306,7 +306,7 @@ public final class Analyzer {
     /// before every frame; it looks at the calls only once the oldest of them may be due.
     private func expireCalls(in state: ConnectionState, now: Int64) {
         let limit = UInt64(self.configuration.responseTimeoutSeconds * 1_000_000_000)
-        let now = Self.nanos(now)
+        let now = Timestamp(microseconds: now).nanosecondsSince1970
         guard now >= limit else { return }
         for (direction, call) in state.correlator.expire(sentAtOrBefore: now - limit) {
             if state.expired[direction].count < 1024 { state.expired[direction].insert(call.messageId) }
@@ -369,11 +369,6 @@ public final class Analyzer {
     func noteIdentity(_ identity: ChargerIdentity, for state: ConnectionState) {
         state.identity = identity
         self.identities[state.chargePoint] = identity
-    }
-
-    /// A record's time (microseconds since 1970) on the correlator's clock.
-    static func nanos(_ microseconds: Int64) -> UInt64 {
-        UInt64(clamping: microseconds) &* 1000
     }
 
     static func format(_ value: Double) -> String {

@@ -8,7 +8,7 @@ final class ConnectionState {
     let version: OCPPVersion
     let backend: String
     var identity: ChargerIdentity?
-    /// The connection's outstanding CALLs, on the capture's clock (`nanos(ts)`). Unbounded: a CALL leaves
+    /// The connection's outstanding CALLs, on the capture's clock (`Timestamp.nanosecondsSince1970`). Unbounded: a CALL leaves
     /// when it is answered or times out.
     var correlator = CallCorrelator<CallInCapture>(maximumOutstanding: .max)
     /// Ids of CALLs reported as timed out, so a late answer is not reported again as unknown.

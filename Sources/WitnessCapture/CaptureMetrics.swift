@@ -70,11 +70,14 @@ struct CaptureMetrics {
         self.depthMaximum.record(0)
     }
 
-    /// Publishes one batch: its frames per (bounded) key, each frame's latency from when it was seen to
-    /// `writtenMicros`, and the totals that grew since the last call.
+    /// One frame's time from being seen to being written.
+    func recordLatency(microseconds: Int64) {
+        self.latencyTimer.recordMicroseconds(microseconds)
+    }
+
+    /// Publishes one batch: its frames per (bounded) key, and the totals that grew since the last call.
     mutating func publish(
-        _ stats: Totals, queueDepth: Int, counts: [(CaptureStatistics.MessageKey, CaptureStatistics.MessageCount)],
-        seenMicros: [Int64], writtenMicros: Int64
+        _ stats: Totals, queueDepth: Int, counts: [(CaptureStatistics.MessageKey, CaptureStatistics.MessageCount)]
     ) {
         self.depth.record(queueDepth)
         self.depthMaximum.record(stats.maximumQueueDepth)
@@ -86,7 +89,6 @@ struct CaptureMetrics {
             counters.messages.increment(by: count.messages)
             counters.bytes.increment(by: count.bytes)
         }
-        for seen in seenMicros { self.latencyTimer.recordMicroseconds(max(0, writtenMicros - seen)) }
         if stats.maximumRecordLatencyMicros > self.published.maximumRecordLatencyMicros {
             self.latencyMaximumGauge.record(Double(stats.maximumRecordLatencyMicros) / 1e6)
         }

@@ -265,6 +265,7 @@ public final class CaptureWriter: @unchecked Sendable {
                 let latency = max(0, now - seen)
                 maximumLatency = max(maximumLatency, latency)
                 totalLatency += latency
+                self.metrics.recordLatency(microseconds: latency)
             }
             var boundedCounts: [(CaptureStatistics.MessageKey, CaptureStatistics.MessageCount)] = []
             boundedCounts.reserveCapacity(counts.count)
@@ -294,7 +295,7 @@ public final class CaptureWriter: @unchecked Sendable {
             }
             let more = !self.queue.isEmpty
             self.condition.unlock(withValue: more ? 1 : 0)
-            self.metrics.publish(totals, queueDepth: depth, counts: boundedCounts, seenMicros: seenTimes, writtenMicros: now)
+            self.metrics.publish(totals, queueDepth: depth, counts: boundedCounts)
             seenTimes.removeAll(keepingCapacity: true)
             for callback in released { callback() }
             for callback in flushWaiters { callback() }

@@ -22,16 +22,15 @@ public struct PolicyFileWatcher: Service {
     /// Watches until graceful shutdown or cancellation.
     public func run() async throws {
         let hangUps = await UnixSignalsSequence(trapping: .sighup)
-        let (path, interval) = (self.path, self.interval)
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     for await _ in hangUps { self.reload(reason: "SIGHUP") }
                 }
                 group.addTask {
-                    var lastModified = Self.modified(path)
-                    while (try? await Task.sleep(for: interval)) != nil {
-                        let modified = Self.modified(path)
+                    var lastModified = Self.modified(self.path)
+                    while (try? await Task.sleep(for: self.interval)) != nil {
+                        let modified = Self.modified(self.path)
                         guard modified != lastModified else { continue }
                         lastModified = modified
                         self.reload(reason: "file changed")

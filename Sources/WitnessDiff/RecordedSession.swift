@@ -96,7 +96,7 @@ public enum RecordedCapture {
                         answer: .none, time: time, reference: record.reference, answerReference: nil
                     )
                     _ = correlators[connection, default: CallCorrelator(maximumOutstanding: .max)].observe(
-                        type, messageId: id, action: exchange.action, direction: direction, atNanos: UInt64(clamping: time) &* 1000, context: session.exchanges.count
+                        type, messageId: id, action: exchange.action, direction: direction, atNanos: Timestamp(microseconds: time).nanosecondsSince1970, context: session.exchanges.count
                     )
                     session.exchanges.append(exchange)
                 case .callResult, .callError, .callResultError:

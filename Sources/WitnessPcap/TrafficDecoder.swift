@@ -377,7 +377,7 @@ public final class TrafficDecoder {
             switch OCPPEnvelope.parse(buffer) {
             case .success(let envelope):
                 event.envelope = envelope
-                event.note(connection.correlator.observe(envelope, direction: direction, atNanos: UInt64(max(0, time)) * 1000))
+                event.note(connection.correlator.observe(envelope, direction: direction, atNanos: Timestamp(microseconds: time).nanosecondsSince1970))
             case .failure(let malformed):
                 event.malformed = malformed
             }

@@ -241,6 +241,11 @@ struct ProxyCommand: AsyncParsableCommand {
             observer: observer
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        // A proxy or admin API that cannot start (TLS files, address in use) leaves no header-only capture.
+        func abandon() async {
+            recorder?.closeDiscardingIfEmpty()
+            try? await group.shutdownGracefully()
+        }
         let proxy: WitnessProxyServer
         var adminServer: AdminServer?
         do {
@@ -256,8 +261,7 @@ struct ProxyCommand: AsyncParsableCommand {
                 )
             }
         } catch {
-            recorder?.closeDiscardingIfEmpty()
-            try? await group.shutdownGracefully()
+            await abandon()
             throw error
         }
 
@@ -304,9 +308,7 @@ struct ProxyCommand: AsyncParsableCommand {
         do {
             try await serviceGroup.run()
         } catch {
-            // A listener that cannot start (TLS files, address in use) leaves no header-only capture.
-            recorder?.closeDiscardingIfEmpty()
-            try? await group.shutdownGracefully()
+            await abandon()
             throw error
         }
         let stats = proxy.statistics
