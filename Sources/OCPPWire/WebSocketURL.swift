@@ -100,6 +100,25 @@ public struct ChargerRequestTarget: Sendable, Hashable {
         self.chargePointId = Self.percentDecode(segment)
     }
 
+    /// Why a charger's path must not be appended to the upstream prefix, or nil when it may go exactly as sent.
+    ///
+    /// A dot-segment (`.` or `..`, raw or percent-encoded, also before a `;` parameter as some servers read
+    /// `..;`) would let a backend that resolves it (RFC 3986 5.2.4) climb out of the prefix, and an encoded
+    /// `/` or `\` (or a raw `\`) in a segment is a separator to a backend that decodes before routing.
+    public static func unsafePathReason(_ path: String) -> String? {
+        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
+            let decoded = Self.percentDecode(String(segment))
+            let beforeParameter = decoded.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? decoded
+            if beforeParameter == "." || beforeParameter == ".." {
+                return "the path has the dot-segment '\(segment)'"
+            }
+            if decoded.contains("/") || decoded.contains("\\") {
+                return "the path segment '\(segment)' holds an encoded '/' or a '\\'"
+            }
+        }
+        return nil
+    }
+
     /// Percent-decodes one path or query component.
     public static func percentDecodeComponent(_ text: String) -> String { self.percentDecode(text) }
 

@@ -64,6 +64,13 @@ public final class Analyzer {
                 self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.timestamp, ref: record.reference), in: state)
             }
             self.security(record, state: state)
+            self.webSocketFindings(record, state: state)
+        case .reject:
+            self.webSocketFindings(record, state: nil)
+        case .error:
+            // Breaches of RFC 6455 the relay recorded on a frame (masking, reserved bits): once per connection and rule.
+            let state = self.key(record).flatMap { self.connections[$0] }
+            self.webSocketFindings(record, state: state)
         case .frame:
             let state = self.connection(for: record)
             self.expireCalls(in: state, now: ts)
@@ -171,6 +178,32 @@ public final class Analyzer {
     private var seenOverTLS: Set<String> = []
 
     /// The security profile of an opened connection and the findings a security review needs.
+    /// The proxy's findings against RFC 6455: `findings` of an open or reject record (the upgrade request),
+    /// or the `rule` of an error record (a frame). Rules the catalogue does not know are left to the record.
+    private func webSocketFindings(_ record: CaptureRecord, state: ConnectionState?) {
+        var found: [(rule: String, clause: String, detail: String)] = []
+        if case .array(let findings)? = record.fields["findings"] {
+            for finding in findings {
+                guard let rule = finding["rule"]?.stringValue else { continue }
+                found.append((rule, finding["clause"]?.stringValue ?? "", finding["detail"]?.stringValue ?? ""))
+            }
+        } else if let rule = record.fields["rule"]?.stringValue {
+            found.append((rule, record.fields["clause"]?.stringValue ?? "", record.fields["detail"]?.stringValue ?? ""))
+        }
+        for (rule, clause, detail) in found where RuleCatalog.byId[rule] != nil {
+            let text = clause.isEmpty || detail.contains(clause) ? detail : "\(detail) (\(clause))"
+            let deviation = Deviation(
+                rule: rule, chargePoint: record.chargePoint ?? state?.chargePoint, direction: record.direction ?? (record.recordKind == .error ? nil : .toCSMS),
+                detail: text, ts: record.timestamp, ref: record.reference
+            )
+            if let state {
+                self.report(deviation, in: state)
+            } else {
+                self.reportDetached(deviation, chargePoint: record.chargePoint ?? "?")
+            }
+        }
+    }
+
     private func security(_ record: CaptureRecord, state: ConnectionState) {
         let facts = SecurityFacts(record)
         state.securityProfile = facts.profile

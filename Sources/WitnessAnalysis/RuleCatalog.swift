@@ -60,6 +60,21 @@ public enum RuleCatalog {
                  meaning: "A CALLERROR `NotImplemented` answering a valid CALL of an action every implementation of the version must support (1.6 Core profile, 2.0.1/2.1 core functional blocks)."),
         RuleInfo(id: "rpc.noSubprotocol", severity: .warning, summary: "no OCPP subprotocol negotiated",
                  meaning: "The connection was opened without an OCPP subprotocol; messages are checked as OCPP 1.6."),
+        // WebSocket (RFC 6455), found by the proxy on the upgrade request and on frames
+        RuleInfo(id: "websocket.handshake.httpVersion", severity: .warning, summary: "upgrade request older than HTTP/1.1",
+                 meaning: "RFC 6455 4.1 (2) and 4.2.1 (1): the opening handshake is an HTTP/1.1 request. The proxy forwards the request line as it came (a strict backend refuses it) or, with `--strict-websocket`, refuses it with 400."),
+        RuleInfo(id: "websocket.handshake.connectionHeader", severity: .warning, summary: "upgrade request without Connection: Upgrade",
+                 meaning: "RFC 6455 4.1 (6) and 4.2.1 (4): the request's Connection header must include the token `Upgrade`. The proxy forwards the charger's Connection header as it came, so the pilot shows whether the backend tolerates it; `--strict-websocket` refuses it with 400."),
+        RuleInfo(id: "websocket.handshake.key", severity: .warning, summary: "Sec-WebSocket-Key not 16 bytes",
+                 meaning: "RFC 6455 4.1 (7) and 4.2.1 (5): the key is 16 random bytes in base64. The proxy forwards the key as it came; `--strict-websocket` refuses it with 400."),
+        RuleInfo(id: "websocket.handshake.version", severity: .error, summary: "unsupported Sec-WebSocket-Version",
+                 meaning: "RFC 6455 4.2.2 (4) and 4.4: a version other than 13. The proxy cannot carry another version across and answers as the RFC says: 426 with `Sec-WebSocket-Version: 13`."),
+        RuleInfo(id: "websocket.unmaskedFrame", severity: .error, summary: "charger sent an unmasked frame",
+                 meaning: "RFC 6455 5.1: a client masks every frame it sends. Forwarded as it came (the backend should fail the connection with 1002) and recorded once per connection; `--strict-websocket` fails it with 1002 on both sides."),
+        RuleInfo(id: "websocket.maskedFrame", severity: .error, summary: "backend sent a masked frame",
+                 meaning: "RFC 6455 5.1: a server never masks its frames. Forwarded as it came and recorded once per connection; `--strict-websocket` fails it with 1002 on both sides."),
+        RuleInfo(id: "websocket.reservedBits", severity: .error, summary: "reserved bits set without an extension",
+                 meaning: "RFC 6455 5.2: RSV1, RSV2 and RSV3 are zero unless a negotiated extension defines them; permessage-deflate (RFC 7692 6) defines RSV1 on a message's first frame only. Forwarded as it came and recorded once per connection; `--strict-websocket` fails it with 1002 on both sides."),
         // Security
         RuleInfo(id: "security.basicUserMismatch", severity: .error, summary: "Basic-auth user is not the charge point id",
                  meaning: "Security profiles 1 and 2 use the charge point id as the Basic-auth user name; a connection authenticated as another user."),
@@ -95,8 +110,11 @@ public enum RuleCatalog {
             "Rule ids are stable: reports, JUnit output and scripts use them.",
             "",
         ]
-        for family in ["schema", "rpc", "tx"] {
-            let title = ["schema": "Schema (the official OCA JSON schemas)", "rpc": "RPC framework (OCPP-J)", "tx": "Transactions and metering"][family] ?? family
+        for family in ["schema", "rpc", "websocket", "tx"] {
+            let title = [
+                "schema": "Schema (the official OCA JSON schemas)", "rpc": "RPC framework (OCPP-J)", "websocket": "WebSocket (RFC 6455), found by the proxy",
+                "tx": "Transactions and metering",
+            ][family] ?? family
             lines += ["## " + title, "", "| rule | severity | meaning |", "|---|---|---|"]
             for rule in all where rule.family == family {
                 lines.append("| `\(rule.id)` | \(rule.severity.rawValue) | **\(rule.summary).** \(rule.meaning) |")

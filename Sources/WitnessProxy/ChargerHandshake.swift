@@ -25,6 +25,47 @@ final class ChargerHandshake {
     var upgradeAttempted = false
     /// Why NIO refused the upgrade headers themselves (bad key, wrong version), if it did.
     var invalidUpgradeHeaders: String?
+    /// The request as it arrived, seen before NIO's upgrade handler judges it.
+    var head: HTTPRequestHead?
+    /// What in the upgrade request breaks RFC 6455 but can be carried to the backend as it came.
+    var findings: [WebSocketViolation] = []
+
+    /// The breaches of RFC 6455's opening handshake (4.1, 4.2.1) in `head` that NIO lets through.
+    static func findings(in head: HTTPRequestHead) -> [WebSocketViolation] {
+        var findings: [WebSocketViolation] = []
+        if head.version.major < 1 || (head.version.major == 1 && head.version.minor < 1) {
+            findings.append(
+                WebSocketViolation(
+                    rule: "websocket.handshake.httpVersion", clause: "RFC 6455 4.1 (2), 4.2.1 (1)",
+                    detail: "the upgrade request is HTTP/\(head.version.major).\(head.version.minor); the opening handshake must be HTTP/1.1 or later"
+                )
+            )
+        }
+        let connection = head.headers[canonicalForm: "Connection"].map { $0.lowercased() }
+        if !connection.contains("upgrade") {
+            let sent = connection.isEmpty ? "none" : "'\(connection.joined(separator: ", "))'"
+            findings.append(
+                WebSocketViolation(
+                    rule: "websocket.handshake.connectionHeader", clause: "RFC 6455 4.1 (6), 4.2.1 (4)",
+                    detail: "the upgrade request has no 'Connection: Upgrade' (Connection: \(sent))"
+                )
+            )
+        }
+        if let key = head.headers.first(name: "Sec-WebSocket-Key"), Base64.decode(key.trimmingSpaces)?.count != 16 {
+            findings.append(
+                WebSocketViolation(
+                    rule: "websocket.handshake.key", clause: "RFC 6455 4.1 (7), 4.2.1 (5)",
+                    detail: "Sec-WebSocket-Key '\(key.prefix(64))' does not decode to 16 bytes"
+                )
+            )
+        }
+        return findings
+    }
+
+    /// The findings as the open or reject record lists them.
+    var findingsJSON: JSONValue {
+        .array(self.findings.map { ["rule": .string($0.rule), "clause": .string($0.clause), "detail": .string($0.detail)] })
+    }
 
     /// An answer for a charger whose upgrade is not forwarded.
     struct Refusal {

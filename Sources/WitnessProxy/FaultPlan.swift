@@ -11,6 +11,9 @@ struct FaultPlan {
         /// Send these frame bytes on after `milliseconds`: in order with other held messages, or, when
         /// `overtakable`, on a timer of their own so later messages overtake them.
         case hold(ByteBuffer, milliseconds: Int, overtakable: Bool)
+        /// Send these frame bytes on once the connection's bandwidth-limited link is free, plus `milliseconds`:
+        /// limited messages follow one another, so the limit is on the connection's cumulative rate.
+        case pace(ByteBuffer, milliseconds: Int)
         /// Record the message as it arrived, with the fault that hit it (nil: recorded without one).
         case record(fault: JSONObject?)
         /// Record a message the proxy sent in the message's own direction (a duplicate's copy).
@@ -66,10 +69,10 @@ struct FaultPlan {
             }
             self.steps = parts + [.record(fault: record)]
         case .bandwidth(let rate):
-            // The message waits, in order, as long as its bytes take at `rate`.
+            // The message takes as long as its bytes take at `rate`, after the limited messages before it.
             let milliseconds = max(1, payload.readableBytes * 1000 / rate)
             record["ms"] = .int(milliseconds)
-            self.steps = [.record(fault: record), .hold(frame.wire, milliseconds: milliseconds, overtakable: false)]
+            self.steps = [.record(fault: record), .pace(frame.wire, milliseconds: milliseconds)]
         case .outage(let seconds, let mode, let allChargers):
             record["seconds"] = .double(seconds)
             record["mode"] = .string(mode.rawValue)

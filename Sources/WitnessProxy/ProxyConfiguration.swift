@@ -11,11 +11,15 @@ public struct ProxyConfiguration: Sendable {
         public var privateKeyFile: String
         /// When set, chargers must present a client certificate signed by this CA (security profile 3).
         public var clientCAFile: String?
+        /// The oldest TLS version a charger may use: 1.2 (OCPP security profiles 2 and 3; RFC 8996). Lower only
+        /// for a legacy charger; the open record then says so.
+        public var minimumVersion: TLSVersion
 
-        public init(certificateChainFile: String, privateKeyFile: String, clientCAFile: String? = nil) {
+        public init(certificateChainFile: String, privateKeyFile: String, clientCAFile: String? = nil, minimumVersion: TLSVersion = .tlsv12) {
             self.certificateChainFile = certificateChainFile
             self.privateKeyFile = privateKeyFile
             self.clientCAFile = clientCAFile
+            self.minimumVersion = minimumVersion
         }
     }
 
@@ -28,12 +32,18 @@ public struct ProxyConfiguration: Sendable {
         public var clientKeyFile: String?
         /// Certificate verification is on by default; turning it off is for lab use only.
         public var verifyCertificate: Bool
+        /// The oldest TLS version the backend may answer with: 1.2 unless lowered for a legacy backend.
+        public var minimumVersion: TLSVersion
 
-        public init(caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil, verifyCertificate: Bool = true) {
+        public init(
+            caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil, verifyCertificate: Bool = true,
+            minimumVersion: TLSVersion = .tlsv12
+        ) {
             self.caFile = caFile
             self.clientCertificateFile = clientCertificateFile
             self.clientKeyFile = clientKeyFile
             self.verifyCertificate = verifyCertificate
+            self.minimumVersion = minimumVersion
         }
     }
 
@@ -57,6 +67,16 @@ public struct ProxyConfiguration: Sendable {
     /// the peers compress as they would without the proxy. Off: the offers are dropped and both hops run
     /// uncompressed.
     public var forwardsCompression = true
+    /// Fail (1002, 1007) or refuse (400) what breaks RFC 6455, as a strict server would. Off (the default):
+    /// what can be carried across goes on as it came, and every breach is recorded as a finding.
+    public var strictWebSocket = false
+    /// Time a closing handshake may take, from the first close frame (forwarded or the proxy's own) to both
+    /// sockets closed; past it the proxy closes both and records which side did not answer.
+    public var closingTimeout: TimeAmount = .seconds(10)
+    /// Bytes a delay or bandwidth fault may hold back on one connection before the proxy stops reading the
+    /// sender, and for all connections together.
+    public var heldBytesPerConnection = 1 << 20
+    public var heldBytesTotal = 256 << 20
 
     public init(
         listenHost: String, listenPort: Int, upstream: WebSocketURL, backendName: String? = nil,
@@ -108,6 +128,7 @@ extension ProxyConfiguration.ChargerTLS {
             }
             configuration.certificateVerification = .noHostnameVerification
         }
+        TLSSuites.restrict(&configuration, minimum: self.minimumVersion, suites: TLSSuites.listener)
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {
@@ -127,6 +148,7 @@ extension ProxyConfiguration.UpstreamTLS {
             }
         }
         if !self.verifyCertificate { configuration.certificateVerification = .none }
+        TLSSuites.restrict(&configuration, minimum: self.minimumVersion, suites: TLSSuites.upstream)
         switch (self.clientCertificateFile, self.clientKeyFile) {
         case (let certificate?, let key?):
             do {
@@ -148,6 +170,44 @@ extension ProxyConfiguration.UpstreamTLS {
             return try NIOSSLContext(configuration: configuration)
         } catch {
             throw ProxyStartupError("upstream TLS set-up failed: \(error)")
+        }
+    }
+}
+
+/// The TLS versions and cipher suites each side of the proxy accepts.
+///
+/// OCPP's security profiles 2 and 3 require TLS 1.2 or later, and RFC 8996 deprecates 1.0 and 1.1. The OCPP
+/// security specification (1.6 security whitepaper; 2.0.1 part 2, A00.FR.318/319) requires a CSMS to support
+/// TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+/// TLS_RSA_WITH_AES_128_GCM_SHA256 and TLS_RSA_WITH_AES_256_GCM_SHA384, and a compliant charger may offer only the
+/// last two, so the listener keeps them next to the modern forward-secret suites and accepts nothing weaker (no
+/// CBC, no SHA-1 MACs). Towards the backend the same suites are offered, forward-secret ones first. TLS 1.3 suites
+/// are not configurable and are all AEAD.
+enum TLSSuites {
+    static let forwardSecret: [NIOTLSCipher] = [
+        .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
+    /// Required of a CSMS by OCPP, without forward secrecy: accepted and offered last.
+    static let ocppRSA: [NIOTLSCipher] = [.TLS_RSA_WITH_AES_128_GCM_SHA256, .TLS_RSA_WITH_AES_256_GCM_SHA384]
+    static let listener = forwardSecret + ocppRSA
+    static let upstream = forwardSecret + ocppRSA
+
+    /// Sets the minimum version and, from TLS 1.2 up, the suites. A minimum lowered for a legacy peer keeps
+    /// NIO's wider default suites, since peers that old rarely have an AEAD suite.
+    static func restrict(_ configuration: inout TLSConfiguration, minimum: TLSVersion, suites: [NIOTLSCipher]) {
+        configuration.minimumTLSVersion = minimum
+        if minimum == .tlsv12 || minimum == .tlsv13 { configuration.cipherSuiteValues = suites }
+    }
+
+    /// "TLSv1.2" and so on, as the open record writes versions.
+    static func name(_ version: TLSVersion) -> String {
+        switch version {
+        case .tlsv1: "TLSv1.0"
+        case .tlsv11: "TLSv1.1"
+        case .tlsv12: "TLSv1.2"
+        case .tlsv13: "TLSv1.3"
         }
     }
 }

@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DequeModule
+import HeapModule
 import NIOCore
 import NIOWebSocket
 import OCPPWire
@@ -44,16 +46,12 @@ extension RelayHandler {
             case .forward(let bytes):
                 self.forward(bytes)
             case .hold(let bytes, let milliseconds, let overtakable):
-                let deadline = NIODeadline.now() + .milliseconds(Int64(milliseconds))
-                if overtakable {
-                    self.context?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                        self?.partner?.write(bytes)
-                        self?.partner?.flushIfNeeded()
-                    }
-                } else {
-                    self.held.append((deadline, bytes))
-                    self.scheduleRelease()
-                }
+                self.hold(bytes, until: NIODeadline.now() + .milliseconds(Int64(milliseconds)), overtakable: overtakable)
+            case .pace(let bytes, let milliseconds):
+                // The link carries one message after another: this one starts when the one before it is through.
+                let start = max(NIODeadline.now(), self.pacedUntil)
+                self.pacedUntil = start + .milliseconds(Int64(milliseconds))
+                self.hold(bytes, until: self.pacedUntil, overtakable: false)
             case .record(let fault):
                 self.observe(frame, payload: payload, fault: fault)
             case .recordCopy(let opcode, let copy, let fault):
@@ -82,9 +80,30 @@ extension RelayHandler {
         self.partner?.flushIfNeeded()
     }
 
+    /// Holds frame bytes back until `deadline`: in order behind everything held, or, when `overtakable`, on
+    /// their own. Past the connection's or the proxy's budget of held bytes, this side is no longer read, so a
+    /// sender that keeps sending into a delay slows down instead of growing the proxy.
+    func hold(_ bytes: ByteBuffer, until deadline: NIODeadline, overtakable: Bool) {
+        self.heldSequence &+= 1
+        let frame = HeldFrame(deadline: deadline, sequence: self.heldSequence, bytes: bytes)
+        if overtakable { self.overtaking.insert(frame) } else { self.held.append(frame) }
+        self.heldBytes += bytes.readableBytes
+        let withinTotal = self.session.limits.heldBytesTotal.add(bytes.readableBytes)
+        if self.heldBytes > self.session.limits.heldBytesPerConnection || !withinTotal {
+            self.heldBlocked = true
+        }
+        self.scheduleRelease()
+    }
+
     func scheduleRelease() {
-        guard self.releaseTask == nil, let first = self.held.first, let context = self.context else { return }
-        self.releaseTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: first.deadline) { [weak self] in
+        let next = [self.held.first?.deadline, self.overtaking.min?.deadline].compactMap { $0 }.min()
+        guard let next, let context = self.context else { return }
+        if let task = self.releaseTask {
+            guard next < self.releaseAt else { return }
+            task.cancel()
+        }
+        self.releaseAt = next
+        self.releaseTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: next) { [weak self] in
             self?.releaseTask = nil
             self?.releaseHeld()
         }
@@ -92,11 +111,25 @@ extension RelayHandler {
 
     func releaseHeld() {
         let now = NIODeadline.now()
+        var released = 0
         while let first = self.held.first, first.deadline <= now {
             self.held.removeFirst()
+            released += first.bytes.readableBytes
+            self.partner?.write(first.bytes)
+        }
+        while let first = self.overtaking.min, first.deadline <= now {
+            _ = self.overtaking.removeMin()
+            released += first.bytes.readableBytes
             self.partner?.write(first.bytes)
         }
         self.partner?.flushIfNeeded()
+        self.heldBytes -= released
+        let withinTotal = self.session.limits.heldBytesTotal.add(-released)
+        // A side holding nothing any more is read again even while other pairs keep the total over its limit.
+        if self.heldBlocked && self.heldBytes <= self.session.limits.heldBytesPerConnection && (withinTotal || self.heldBytes == 0) {
+            self.heldBlocked = false
+            self.resumeReadingIfPossible()
+        }
         self.scheduleRelease()
     }
 
@@ -133,5 +166,20 @@ extension RelayHandler {
         }
         // Linger on with a zero timeout makes close send RST instead of FIN.
         provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// Frame bytes a fault holds back, and when they may go; ordered by deadline, then by arrival.
+struct HeldFrame: Comparable {
+    var deadline: NIODeadline
+    var sequence: UInt64
+    var bytes: ByteBuffer
+
+    static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.deadline, lhs.sequence) < (rhs.deadline, rhs.sequence)
+    }
+
+    static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.deadline == rhs.deadline && lhs.sequence == rhs.sequence
     }
 }

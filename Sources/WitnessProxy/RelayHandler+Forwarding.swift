@@ -111,7 +111,7 @@ extension RelayHandler {
         if self.held.isEmpty {
             partner.write(bytes)
         } else {
-            self.held.append((NIODeadline.now(), bytes))
+            self.hold(bytes, until: NIODeadline.now(), overtakable: false)
         }
     }
 }

@@ -14,7 +14,6 @@ extension RelayHandler {
             self.messageOpcode = frame.opcode == .text ? .text : .binary
             self.messageData = payload
             self.messageFragments = 1
-            self.messageTooLarge = payload.readableBytes > self.session.maximumMessageBytes
         case .continuation:
             guard self.messageOpcode != nil else {
                 self.session.recordError(
@@ -24,11 +23,9 @@ extension RelayHandler {
                 return
             }
             self.messageFragments += 1
-            if !self.messageTooLarge {
-                var part = payload
-                self.messageData.writeBuffer(&part)
-                self.messageTooLarge = self.messageData.readableBytes > self.session.maximumMessageBytes
-            }
+            // The relay has already failed a message over the limit, before any of it went on.
+            var part = payload
+            self.messageData.writeBuffer(&part)
         case .ping:
             self.emit(opcode: .ping, payload: payload, fragments: 1)
             return
@@ -36,6 +33,8 @@ extension RelayHandler {
             self.emit(opcode: .pong, payload: payload, fragments: 1)
             return
         case .close:
+            self.session.closeFramesFrom.insert(self.side)
+            self.startClosingDeadline()
             if self.session.firstClose == nil {
                 var view = payload
                 let code = view.readInteger(as: UInt16.self)
@@ -54,18 +53,6 @@ extension RelayHandler {
         guard frame.fin, let opcode = self.messageOpcode else { return }
         self.pendingFault = fault
         self.messageOpcode = nil
-        if self.messageTooLarge {
-            self.session.recordError(
-                "messageTooLarge",
-                detail: "\(self.side.recordName) sent a message over the \(self.session.maximumMessageBytes)-byte limit; closed with 1009",
-                direction: self.side.inboundDirection
-            )
-            self.noteProxyClose(.messageTooLarge, "message too large")
-            self.closeWithFrame(code: .messageTooLarge, reason: "message too large")
-            self.partner?.closeChannel()
-            self.messageData = ByteBuffer()
-            return
-        }
         let data = self.messageData
         self.messageData = ByteBuffer()
         let fault = self.pendingFault

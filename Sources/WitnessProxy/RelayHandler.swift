@@ -1,3 +1,5 @@
+import DequeModule
+import HeapModule
 import NIOCore
 import NIOWebSocket
 import OCPPWire
@@ -33,14 +35,24 @@ final class RelayHandler: ChannelDuplexHandler {
     var closing = false
     var closeWhenWritable = false
     /// Frames held back behind a delayed message, in order, with when each may go.
-    var held: [(deadline: NIODeadline, bytes: ByteBuffer)] = []
+    var held = Deque<HeldFrame>()
+    /// Frames a reordering delay holds, each going at its own deadline whatever came after it.
+    var overtaking = Heap<HeldFrame>()
+    var heldSequence: UInt64 = 0
+    /// Bytes in `held` and `overtaking`; past the connection's or the proxy's budget this side is not read.
+    var heldBytes = 0
+    var heldBlocked = false
+    /// When the bandwidth fault's link is free again: each limited message starts after the one before it.
+    var pacedUntil = NIODeadline.uptimeNanoseconds(0)
     var releaseTask: Scheduled<Void>?
+    var releaseAt = NIODeadline.uptimeNanoseconds(0)
+    /// Bytes of the data message being read so far, as they arrive (compressed, when it is).
+    var messageBytes = 0
 
     // Reassembly of the current data message, for the record only.
     var messageOpcode: FrameOpcode?
     var messageData = ByteBuffer()
     var messageFragments = 0
-    var messageTooLarge = false
     var pendingFault: JSONObject?
     /// The current message's envelope, when the fault decision already parsed it.
     var parsedEnvelope: Result<OCPPEnvelope, MalformedMessage>?
@@ -85,6 +97,9 @@ final class RelayHandler: ChannelDuplexHandler {
         self.partner = nil
         self.early = []
         self.held = []
+        self.overtaking = Heap()
+        if self.heldBytes > 0 { _ = self.session.limits.heldBytesTotal.add(-self.heldBytes) }
+        self.heldBytes = 0
         self.releaseTask?.cancel()
         self.releaseTask = nil
         self.inbound = ByteBuffer()
@@ -127,6 +142,30 @@ final class RelayHandler: ChannelDuplexHandler {
             }
             guard let wire = buffer.readSlice(length: header.frameLength) else {
                 self.inbound = buffer
+                return
+            }
+            if let violation = self.violation(in: header) {
+                guard !self.session.limits.strictWebSocket else {
+                    self.framingError(
+                        "protocolError", detail: violation.detail + " (\(violation.clause)); closed with 1002 (--strict-websocket)", code: .protocolError,
+                        reason: "protocol error", violation: violation
+                    )
+                    return
+                }
+                self.session.recordViolation(violation, by: self.side, detail: violation.detail + "; forwarded as it came")
+            }
+            // The message limit holds as the message arrives, compressed or not, before any of it is forwarded.
+            if header.opcode == .text || header.opcode == .binary {
+                self.messageBytes = header.payloadLength
+            } else if header.opcode == .continuation {
+                self.messageBytes += header.payloadLength
+            }
+            if self.messageBytes > self.session.maximumMessageBytes {
+                self.framingError(
+                    "messageTooLarge",
+                    detail: "\(self.side.recordName) sent a message over the \(self.session.maximumMessageBytes)-byte limit (\(self.messageBytes) bytes so far); closed with 1009",
+                    code: .messageTooLarge, reason: "message too large"
+                )
                 return
             }
             let frame = WireFrame(header: header, wire: wire)
@@ -196,20 +235,47 @@ final class RelayHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    /// Records a frame this side should not have sent, closes it with `code` and drops its partner.
-    func framingError(_ error: String, detail: String, code: WebSocketErrorCode, reason: String) {
+    /// Records a frame this side should not have sent and fails the connection: both peers get a close frame
+    /// with `code`, so the partner learns why instead of seeing a bare TCP close.
+    func framingError(_ error: String, detail: String, code: WebSocketErrorCode, reason: String, violation: WebSocketViolation? = nil) {
         self.discarding = true
         self.inbound = ByteBuffer()
-        self.session.recordError(error, detail: detail, direction: self.side.inboundDirection)
+        self.session.recordError(error, detail: detail, direction: self.side.inboundDirection, violation: violation)
         self.noteProxyClose(code, reason)
         self.closeWithFrame(code: code, reason: reason)
-        self.partner?.closeChannel()
+        self.partner?.closeWithFrame(code: code, reason: reason)
+    }
+
+    /// What in a frame's header breaks RFC 6455 for this side: masking (5.1) or reserved bits without an
+    /// extension that defines them (5.2; permessage-deflate defines RSV1 on a message's first frame, RFC 7692 6).
+    func violation(in header: WebSocketFrameHeader) -> WebSocketViolation? {
+        if self.side == .charger && header.maskKey == nil {
+            return WebSocketViolation(
+                rule: "websocket.unmaskedFrame", clause: "RFC 6455 5.1",
+                detail: "charger sent an unmasked \(header.opcode) frame; a client must mask every frame it sends"
+            )
+        }
+        if self.side == .backend && header.maskKey != nil {
+            return WebSocketViolation(
+                rule: "websocket.maskedFrame", clause: "RFC 6455 5.1",
+                detail: "csms sent a masked \(header.opcode) frame; a server must not mask the frames it sends"
+            )
+        }
+        let allowed: UInt8 = self.session.compression != nil && (header.opcode == .text || header.opcode == .binary) ? 0x40 : 0
+        let unexpected = header.reservedBits & ~allowed
+        guard unexpected != 0 else { return nil }
+        let bits = [(0x40, "RSV1"), (0x20, "RSV2"), (0x10, "RSV3")].filter { UInt8($0.0) & unexpected != 0 }.map(\.1).joined(separator: ", ")
+        let why = self.session.compression == nil ? "no extension was negotiated" : "permessage-deflate sets only RSV1, and only on a message's first frame"
+        return WebSocketViolation(
+            rule: "websocket.reservedBits", clause: self.session.compression == nil ? "RFC 6455 5.2" : "RFC 6455 5.2, RFC 7692 6",
+            detail: "\(self.side.recordName) sent a \(header.opcode) frame with \(bits) set, though \(why)"
+        )
     }
 
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if self.partnerWritable && !self.recorderBlocked {
+        if self.partnerWritable && !self.recorderBlocked && !self.heldBlocked {
             context.read()
         } else {
             self.pendingRead = true
@@ -245,15 +311,16 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func resumeReadingIfPossible() {
-        guard self.partnerWritable, !self.recorderBlocked, self.pendingRead, let context = self.context else { return }
+        guard self.partnerWritable, !self.recorderBlocked, !self.heldBlocked, self.pendingRead, let context = self.context else { return }
         self.pendingRead = false
         context.read()
     }
 
-    /// Closes this side's channel once what was written to it has left.
+    /// Closes this side's channel once what was written to it has left (within the closing deadline).
     func closeChannel() {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
+        self.startClosingDeadline()
         self.needsFlush = false
         context.flush()
         if context.channel.isWritable {
@@ -272,12 +339,16 @@ final class RelayHandler: ChannelDuplexHandler {
     func closeWithFrame(code: WebSocketErrorCode, reason: String) {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
+        self.session.proxyClosed.insert(self.side)
+        self.startClosingDeadline()
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
         let channel = context.channel
+        // The write usually completes at once; closing on the next tick lets a partner's close frame, written
+        // right after this one, go out before this side's close drops the partner.
         context.writeAndFlush(Self.wrapOutboundOut(self.ownFrame(opcode: .close, payload: data))).whenComplete { _ in
-            channel.close(promise: nil)
+            channel.eventLoop.execute { channel.close(promise: nil) }
         }
     }
 

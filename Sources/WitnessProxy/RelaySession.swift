@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 import OCPPWire
@@ -29,6 +30,45 @@ struct RelayCompression {
 
     var parameters: PerMessageDeflate
     var mode: Mode
+}
+
+/// What bounds a pair: how strictly RFC 6455 is held, how long a closing handshake may take, and how many
+/// bytes faults may hold back.
+struct RelayLimits {
+    var strictWebSocket = false
+    var closingTimeout: TimeAmount = .seconds(10)
+    var heldBytesPerConnection = 1 << 20
+    /// Shared by every pair of the proxy.
+    var heldBytesTotal = HeldBytesBudget(limit: 256 << 20)
+}
+
+/// Bytes held back by delay and bandwidth faults across all pairs, against one limit. Pairs live on several
+/// event loops, so the count is locked; it changes only when a fault holds or releases a message.
+final class HeldBytesBudget: Sendable {
+    let limit: Int
+    private let held = NIOLockedValueBox(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Adds (or, negative, releases) bytes; true while the total is within the limit.
+    func add(_ bytes: Int) -> Bool {
+        self.held.withLockedValue { held in
+            held += bytes
+            return held <= self.limit
+        }
+    }
+
+    var withinLimit: Bool { self.held.withLockedValue { $0 <= self.limit } }
+    var bytes: Int { self.held.withLockedValue { $0 } }
+}
+
+/// A breach of RFC 6455 by one peer, recorded once per connection and rule.
+struct WebSocketViolation: Hashable {
+    /// Stable rule id (`websocket.unmaskedFrame`...), as the report lists it.
+    var rule: String
+    /// The clause it breaks.
+    var clause: String
+    var detail: String
 }
 
 /// State shared by the two relay handlers of one charger/backend pair. Lives on their event loop.
@@ -71,6 +111,14 @@ final class RelaySession {
 
     /// permessage-deflate, when the peers negotiated it.
     var compression: RelayCompression?
+    let limits: RelayLimits
+    /// Rules already recorded for this connection, per side: one finding per cause, not one per frame.
+    var recordedViolations: Set<String> = []
+    /// Runs from the first close frame until both sockets are closed.
+    var closingDeadline: Scheduled<Void>?
+    /// Sides that sent a close frame, and sides the proxy sent one of its own.
+    var closeFramesFrom: Set<RelaySide> = []
+    var proxyClosed: Set<RelaySide> = []
 
     /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
     var identity: (vendor: String, model: String, firmware: String)?
@@ -83,9 +131,10 @@ final class RelaySession {
 
     init(
         id: UInt64, chargePoint: String, recorder: CaptureWriter?, logger: Logger, maximumMessageBytes: Int,
-        maximumFrameBytes: Int, faults: FaultInjection? = nil, proxyStartNanos: UInt64 = 0,
+        maximumFrameBytes: Int, faults: FaultInjection? = nil, proxyStartNanos: UInt64 = 0, limits: RelayLimits = RelayLimits(),
         onFinish: @escaping (RelaySession) -> Void
     ) {
+        self.limits = limits
         self.faults = faults
         self.proxyStartNanos = proxyStartNanos
         self.id = id
@@ -105,13 +154,22 @@ final class RelaySession {
         self.recorder?.record(event) ?? true
     }
 
-    func recordError(_ error: String, detail: String, direction: Direction?) {
+    func recordError(_ error: String, detail: String, direction: Direction?, violation: WebSocketViolation? = nil) {
         self.logger.warning("\(error): \(detail)")
-        _ = self.record(
-            .connection(
-                .error, connection: self.id, chargePoint: self.chargePoint, direction: direction,
-                fields: ["error": .string(error), "detail": .string(detail)]
-            )
+        var fields: JSONObject = ["error": .string(error), "detail": .string(detail)]
+        if let violation {
+            fields["rule"] = .string(violation.rule)
+            fields["clause"] = .string(violation.clause)
+        }
+        _ = self.record(.connection(.error, connection: self.id, chargePoint: self.chargePoint, direction: direction, fields: fields))
+    }
+
+    /// Records `violation` by `side` unless this connection already has it on record.
+    func recordViolation(_ violation: WebSocketViolation, by side: RelaySide, detail: String? = nil) {
+        guard self.recordedViolations.insert(side.rawValue + " " + violation.rule).inserted else { return }
+        self.recordError(
+            "protocolError", detail: (detail ?? violation.detail) + " (\(violation.clause)); later frames like it on this connection are not recorded again",
+            direction: side.inboundDirection, violation: violation
         )
     }
 
@@ -119,6 +177,8 @@ final class RelaySession {
     func finish(transportClosedBy side: RelaySide) {
         guard !self.finished else { return }
         self.finished = true
+        self.closingDeadline?.cancel()
+        self.closingDeadline = nil
         let durationMs = Double(NIODeadline.now().uptimeNanoseconds - self.openedNanos) / 1_000_000
         let closedBy = self.proxyClose != nil ? "proxy" : (self.firstClose?.side ?? side).recordName
         var fields = JSONObject([

@@ -68,7 +68,7 @@ struct UpstreamDialer {
     ]
 
     func dial(
-        on eventLoop: any EventLoop, target: String, chargerHeaders: HTTPHeaders,
+        on eventLoop: any EventLoop, target: String, chargerHeaders: HTTPHeaders, shape: WebSocketDialer.RequestShape = .init(),
         makeRelay: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<UpstreamOutcome> {
         var headers = HTTPHeaders()
@@ -79,7 +79,7 @@ struct UpstreamDialer {
         let offers = self.forwardsCompression ? PerMessageDeflate.offers(in: chargerHeaders[canonicalForm: "Sec-WebSocket-Extensions"].map(String.init)) : []
         if !offers.isEmpty { headers.add(name: "Sec-WebSocket-Extensions", value: offers.joined(separator: ", ")) }
         let upstreamDescription = self.upstream.description
-        return self.transport.connect(on: eventLoop, target: target, headers: headers) { channel, _ in
+        return self.transport.connect(on: eventLoop, target: target, headers: headers, shape: shape) { channel, _ in
             try makeRelay(channel)
         }.map { outcome in
             switch outcome {
@@ -102,7 +102,7 @@ struct UpstreamDialer {
         case .closedWithoutAnswer: return UpstreamFailure(cause: .protocolError, detail: "backend closed without answering the upgrade")
         case nil: break
         }
-        if error is NIOSSLError || error is BoringSSLError {
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             return UpstreamFailure(cause: .tls, detail: "TLS handshake with the backend failed: \(error)")
         }
         if let connectError = error as? ChannelError, case .connectTimeout = connectError {

@@ -16,14 +16,7 @@ extension WitnessProxyServer {
     /// Runs on the channel's event loop (the handler's state is not thread-safe).
     static func tlsFacts(_ channel: any Channel) -> (version: String?, peer: JSONValue) {
         guard let handler = try? channel.pipeline.syncOperations.handler(type: NIOSSLHandler.self) else { return (nil, .null) }
-        let version: String? = handler.tlsVersion.map {
-            switch $0 {
-            case .tlsv1: return "TLSv1.0"
-            case .tlsv11: return "TLSv1.1"
-            case .tlsv12: return "TLSv1.2"
-            case .tlsv13: return "TLSv1.3"
-            }
-        }
+        let version = handler.tlsVersion.map(TLSSuites.name)
         guard let certificate = handler.peerCertificate else { return (version, .null) }
         func distinguished(_ names: [SSLCertificateName]) -> String {
             names.map { name in
@@ -56,6 +49,21 @@ extension WitnessProxyServer {
         let target = handshake.target ?? ChargerRequestTarget(uri: "/")
         let chosen = handshake.chosenSubprotocol
         let version = chosen.flatMap(OCPPVersion.init(subprotocol:))
+        var tls = JSONObject([
+            "charger": .bool(self.chargerTLS != nil),
+            "chargerClientCertificate": .bool(self.configuration.chargerTLS?.clientCAFile != nil),
+            "upstream": .bool(self.configuration.upstream.secure),
+            "chargerVersion": chargerHop.version.map(JSONValue.string) ?? .null,
+            "upstreamVersion": backendHop.version.map(JSONValue.string) ?? .null,
+            "clientCertificate": chargerHop.peer,
+        ])
+        // A minimum lowered below TLS 1.2 for a legacy peer is part of what this connection proves.
+        if let chargerTLS = self.configuration.chargerTLS, chargerTLS.minimumVersion != .tlsv12 {
+            tls["chargerMinimumVersion"] = .string(TLSSuites.name(chargerTLS.minimumVersion))
+        }
+        if self.configuration.upstream.secure, self.configuration.upstreamTLS.minimumVersion != .tlsv12 {
+            tls["upstreamMinimumVersion"] = .string(TLSSuites.name(self.configuration.upstreamTLS.minimumVersion))
+        }
         var fields = JSONObject([
             "path": .string(target.path),
             "query": target.query.map(JSONValue.string) ?? .null,
@@ -71,18 +79,13 @@ extension WitnessProxyServer {
             "compression": session.compression.map { compression in
                 .object(JSONObject(["extension": .string(compression.parameters.header), "mode": .string(compression.mode.rawValue)]))
             } ?? .null,
-            "tls": .object(
-                JSONObject([
-                    "charger": .bool(self.chargerTLS != nil),
-                    "chargerClientCertificate": .bool(self.configuration.chargerTLS?.clientCAFile != nil),
-                    "upstream": .bool(self.configuration.upstream.secure),
-                    "chargerVersion": chargerHop.version.map(JSONValue.string) ?? .null,
-                    "upstreamVersion": backendHop.version.map(JSONValue.string) ?? .null,
-                    "clientCertificate": chargerHop.peer,
-                ])
-            ),
+            "tls": .object(tls),
         ])
         if let backendName = self.configuration.backendName { fields["backend"] = .string(backendName) }
+        if !handshake.findings.isEmpty {
+            fields["findings"] = handshake.findingsJSON
+            session.logger.warning("upgrade request breaks RFC 6455, forwarded as it came: \(handshake.findings.map(\.detail).joined(separator: "; "))")
+        }
         session.logger.info(
             "connection open",
             metadata: ["path": "\(target.path)", "subprotocol": "\(chosen ?? "none")", "remote": "\(handshake.remoteAddress)"]
@@ -106,6 +109,7 @@ extension WitnessProxyServer {
             fields["body"] = .string(String(buffer: refusal.body))
         }
         if let head { fields["headers"] = .object(self.redactor.recordedHeaders(head.headers.map { ($0.name, $0.value) })) }
+        if !handshake.findings.isEmpty { fields["findings"] = handshake.findingsJSON }
         self.logger.warning(
             "upgrade refused",
             metadata: [

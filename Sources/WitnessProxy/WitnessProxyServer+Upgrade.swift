@@ -9,6 +9,7 @@ import NIOWebSocket
 import OCPPWire
 import WitnessCapture
 import WitnessChaos
+import WitnessTransport
 
 /// A charger's connection from accept to relay: its pipeline, the upgrade request, the dial to the backend
 /// with the charger's offers, the subprotocol and extension agreed, and the relay installed on both sides.
@@ -55,6 +56,9 @@ extension WitnessProxyServer {
         var pipeline = NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgrade)
         pipeline.enablePipelining = false
         _ = try sync.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+        try sync.addHandler(
+            UpgradeRequestObserver(handshake: handshake), position: .before(try sync.handler(type: NIOTypedHTTPServerUpgradeHandler<Void>.self))
+        )
         try sync.addHandler(HandshakeFailureRecorder(handshake: handshake) { handshake, cause, detail in
             // NIO answers unparsable HTTP with 400 itself; a failed TLS handshake gets no HTTP answer.
             self.recordRefusal(
@@ -100,11 +104,22 @@ extension WitnessProxyServer {
         handshake.target = target
         handshake.offered = ChargerHandshake.subprotocols(in: head.headers)
         handshake.requestHeaders = head.headers
+        if let problem = ChargerRequestTarget.unsafePathReason(target.path) {
+            handshake.refusal = .proxy(
+                .badRequest, cause: "unsafePath", detail: "\(problem); refused, so that no path can reach outside the upstream prefix"
+            )
+            return chargerChannel.eventLoop.makeSucceededFuture(nil)
+        }
+        handshake.findings = ChargerHandshake.findings(in: head)
+        if self.configuration.strictWebSocket, let first = handshake.findings.first {
+            handshake.refusal = .proxy(.badRequest, cause: "invalidUpgrade", detail: "\(first.detail) (\(first.clause))")
+            return chargerChannel.eventLoop.makeSucceededFuture(nil)
+        }
         let session = RelaySession(
             id: handshake.connectionID, chargePoint: target.chargePointId, recorder: self.recorder, logger: self.logger,
             maximumMessageBytes: self.configuration.maximumMessageBytes, maximumFrameBytes: self.configuration.maximumFrameBytes,
             faults: self.configuration.faults,
-            proxyStartNanos: self.startedNanos
+            proxyStartNanos: self.startedNanos, limits: self.relayLimits
         ) { session in
             self.release(session)
         }
@@ -121,7 +136,15 @@ extension WitnessProxyServer {
         handshake.backendRelay = backendRelay.value
         let requestTarget = self.configuration.upstream.requestTarget(path: target.path, query: target.query)
         let bound = NIOLoopBound(handshake, eventLoop: chargerChannel.eventLoop)
-        return self.dialer.dial(on: chargerChannel.eventLoop, target: requestTarget, chargerHeaders: head.headers) { channel in
+        // The charger's request line version, Connection header and key go to the backend as they came, so a
+        // strict backend refuses what it would refuse without the proxy.
+        let shape = WebSocketDialer.RequestShape(
+            version: head.version,
+            connection: handshake.findings.contains { $0.rule == "websocket.handshake.connectionHeader" }
+                ? head.headers[canonicalForm: "Connection"].map(String.init) : nil,
+            key: head.headers.first(name: "Sec-WebSocket-Key")
+        )
+        return self.dialer.dial(on: chargerChannel.eventLoop, target: requestTarget, chargerHeaders: head.headers, shape: shape) { channel in
             try RelayHandler.install(backendRelay.value, on: channel)
         }.map { outcome -> HTTPHeaders? in
             let handshake = bound.value
@@ -190,16 +213,25 @@ extension WitnessProxyServer {
     }
 
     func startRelay(_ handshake: ChargerHandshake, chargerChannel: any Channel) throws {
-        handshake.completed = true
         handshake.timeout?.cancel()
         guard let session = handshake.session, let backendRelay = handshake.backendRelay,
             let backendChannel = handshake.backendChannel
         else {
+            handshake.completed = true
+            handshake.backendChannel?.close(promise: nil)
             chargerChannel.close(promise: nil)
             return
         }
         let chargerRelay = RelayHandler(side: .charger, session: session)
-        try RelayHandler.install(chargerRelay, on: chargerChannel)
+        do {
+            try RelayHandler.install(chargerRelay, on: chargerChannel)
+        } catch {
+            // The pair never starts: the backend's socket must not outlive the charger's.
+            handshake.completed = true
+            backendChannel.close(promise: nil)
+            throw error
+        }
+        handshake.completed = true
         self.state.withLockedValue { state in
             state.pairs[session.id] = [chargerChannel, backendChannel]
             state.pairInfo[session.id] = ConnectionInfo(

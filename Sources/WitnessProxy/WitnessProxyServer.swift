@@ -21,6 +21,8 @@ public struct ProxyStatistics: Sendable, Hashable {
     public var closed = 0
     public var messagesToCSMS = 0
     public var messagesToCharger = 0
+    /// Bytes that delay and bandwidth faults hold back right now, over all pairs.
+    public var heldBytes = 0
 }
 
 /// Sent down both pipelines of every pair when the proxy shuts down.
@@ -64,6 +66,8 @@ public final class WitnessProxyServer: Sendable {
     let startedNanos = NIODeadline.now().uptimeNanoseconds
     let outages = OutageBoard()
     let metrics = ProxyMetrics()
+    /// Every pair's bounds; the held-bytes budget in it is shared by all pairs.
+    let relayLimits: RelayLimits
 
     struct State {
         var serverChannel: (any Channel)?
@@ -91,6 +95,10 @@ public final class WitnessProxyServer: Sendable {
             forwardsCompression: configuration.forwardsCompression
         )
         self.redactor = Redactor(enabled: recorder?.configuration.redactSecrets ?? true)
+        self.relayLimits = RelayLimits(
+            strictWebSocket: configuration.strictWebSocket, closingTimeout: configuration.closingTimeout,
+            heldBytesPerConnection: configuration.heldBytesPerConnection, heldBytesTotal: HeldBytesBudget(limit: configuration.heldBytesTotal)
+        )
     }
 
     /// Binds the listener; returns the bound address (useful with port 0).
@@ -120,7 +128,9 @@ public final class WitnessProxyServer: Sendable {
     }
 
     public var statistics: ProxyStatistics {
-        self.state.withLockedValue { $0.statistics }
+        var statistics = self.state.withLockedValue { $0.statistics }
+        statistics.heldBytes = self.relayLimits.heldBytesTotal.bytes
+        return statistics
     }
 
     /// Stops accepting, sends close 1001 to both sides of every pair and waits (up to `grace`) for them to go.

@@ -57,6 +57,23 @@ package struct WebSocketDialer: Sendable {
         package var body: ByteBuffer
     }
 
+    /// How the upgrade request departs from the one NIO's client would send, to carry a peer's request across
+    /// as it came (a proxy forwarding a charger's HTTP/1.0 request line, its Connection header, its key).
+    package struct RequestShape: Sendable {
+        /// The request line's version.
+        package var version: HTTPVersion = .http1_1
+        /// The Connection header's tokens, in place of NIO's `upgrade`; nil keeps NIO's.
+        package var connection: [String]?
+        /// The Sec-WebSocket-Key to send (the server's accept is checked against it); nil sends a random one.
+        package var key: String?
+
+        package init(version: HTTPVersion = .http1_1, connection: [String]? = nil, key: String? = nil) {
+            self.version = version
+            self.connection = connection
+            self.key = key
+        }
+    }
+
     /// Why the handshake ended without an answer.
     package enum HandshakeError: Error, Sendable, CustomStringConvertible {
         /// No answer to the upgrade within `handshakeTimeout`.
@@ -77,7 +94,7 @@ package struct WebSocketDialer: Sendable {
     /// returned. A failure is the first error the handshake saw (a TLS alert says more than the close that
     /// follows it); the connection is closed.
     package func connect(
-        on group: any EventLoopGroup, target: String, headers: HTTPHeaders,
+        on group: any EventLoopGroup, target: String, headers: HTTPHeaders, shape: RequestShape = RequestShape(),
         upgraded: @escaping @Sendable (any Channel, HTTPResponseHead) throws -> Void
     ) -> EventLoopFuture<Outcome> {
         let eventLoop = group.next()
@@ -101,6 +118,7 @@ package struct WebSocketDialer: Sendable {
                     try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                 }
                 let upgrader = NIOTypedWebSocketClientUpgrader<Step>(
+                    requestKey: shape.key ?? NIOWebSocketClientUpgrader.randomRequestKey(),
                     maxFrameSize: maximumFrameBytes, enableAutomaticErrorHandling: false,
                     upgradePipelineHandler: { channel, response in
                         channel.eventLoop.makeCompletedFuture {
@@ -122,6 +140,9 @@ package struct WebSocketDialer: Sendable {
                 var configuration = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
                 configuration.leftOverBytesStrategy = .forwardBytes
                 let result = try sync.configureUpgradableHTTPClientPipeline(configuration: configuration)
+                if shape.version != .http1_1 || shape.connection != nil {
+                    try sync.addHandler(RequestShaper(shape: shape), position: .after(try sync.handler(type: HTTPRequestEncoder.self)))
+                }
                 // Made here, on the channel's event loop: callers need not be on one.
                 let errorCatcher = NIOLoopBound(HandshakeErrorCatcher(), eventLoop: channel.eventLoop)
                 try sync.addHandler(errorCatcher.value)
@@ -139,21 +160,27 @@ package struct WebSocketDialer: Sendable {
             }
         }
 
+        // The deadline covers the whole answer: a refusal's body that comes slowly, or never, times out too.
+        let answer = eventLoop.makePromise(of: Outcome.self)
         let timeout = self.handshakeTimeout.map { limit in
-            eventLoop.scheduleTask(in: limit) { outcome.fail(HandshakeError.timedOut) }
+            eventLoop.scheduleTask(in: limit) { answer.fail(HandshakeError.timedOut) }
         }
         let connected = self.literalAddress.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: self.url.host, port: self.url.port)
         connected.whenFailure { outcome.fail($0) }
-        return outcome.futureResult.flatMap { step in
-            timeout?.cancel()
-            switch step {
-            case .upgraded(let channel, let response):
-                return eventLoop.makeSucceededFuture(.upgraded(channel: channel, response: response))
-            case .refused(let refusal):
-                return refusal.map { .refused($0) }
+        outcome.futureResult.whenComplete { result in
+            switch result {
+            case .success(.upgraded(let channel, let response)):
+                answer.succeed(.upgraded(channel: channel, response: response))
+            case .success(.refused(let refusal)):
+                refusal.whenComplete { answer.completeWith($0.map { .refused($0) }) }
+            case .failure(let error):
+                answer.fail(error)
             }
-        }.flatMapErrorThrowing { error in
+        }
+        return answer.futureResult.always { _ in
             timeout?.cancel()
+        }.flatMapErrorThrowing { error in
+            // Whatever the dial got as far as, its socket goes: nothing is left open behind a failure.
             connected.whenSuccess { $0.close(promise: nil) }
             throw error
         }
@@ -165,6 +192,34 @@ package struct WebSocketDialer: Sendable {
         case refused(EventLoopFuture<Refusal>)
     }
 }
+
+/// Rewrites the upgrade request's head as `RequestShape` says, between NIO's upgrade handler and the
+/// encoder, then leaves the pipeline.
+final class RequestShaper: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let shape: WebSocketDialer.RequestShape
+
+    init(shape: WebSocketDialer.RequestShape) { self.shape = shape }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .head(var head) = Self.unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
+        head.version = self.shape.version
+        if let tokens = self.shape.connection {
+            head.headers.remove(name: "Connection")
+            if !tokens.isEmpty { head.headers.add(name: "Connection", value: tokens.joined(separator: ", ")) }
+        }
+        context.write(Self.wrapOutboundOut(.head(head)), promise: promise)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension RequestShaper: Sendable {}
 
 /// Collects a non-101 response (head and up to 64 KiB of body), then closes.
 final class RefusalCollector: ChannelInboundHandler, RemovableChannelHandler {

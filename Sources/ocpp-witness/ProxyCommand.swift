@@ -4,6 +4,7 @@ import Logging
 import CoreMetrics
 import NIOCore
 import NIOPosix
+import NIOSSL
 import OCPPSchema
 import OCPPWire
 import ServiceLifecycle
@@ -73,6 +74,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Flag(help: "Do not verify the backend's certificate. Lab use only: anyone in between can read the traffic.")
     var upstreamInsecure = false
 
+    @Option(help: ArgumentHelp("Oldest TLS version a charger may use: 1.2 (default; OCPP security profiles 2 and 3) or 1.3; 1.0 or 1.1 only for a legacy charger, and the open record says so.", valueName: "VERSION"), transform: Self.tlsVersion)
+    var tlsMinVersion: TLSVersion = .tlsv12
+
+    @Option(help: ArgumentHelp("Oldest TLS version accepted from a wss:// backend: 1.2 (default) or 1.3; 1.0 or 1.1 only for a legacy backend, and the open record says so.", valueName: "VERSION"), transform: Self.tlsVersion)
+    var upstreamTlsMinVersion: TLSVersion = .tlsv12
+
     @Option(help: ArgumentHelp("Largest WebSocket frame accepted from either side, in bytes.", valueName: "BYTES"))
     var maxFrameBytes: Int = 1 << 20
 
@@ -110,6 +117,16 @@ struct ProxyCommand: AsyncParsableCommand {
     var noCompression = false
 
     @OptionGroup var logging: LoggingOptions
+
+    static func tlsVersion(_ text: String) throws -> TLSVersion {
+        switch text {
+        case "1.0", "1": return .tlsv1
+        case "1.1": return .tlsv11
+        case "1.2": return .tlsv12
+        case "1.3": return .tlsv13
+        default: throw ValidationError("a TLS version is 1.0, 1.1, 1.2 or 1.3, got '\(text)'")
+        }
+    }
 
     func validate() throws {
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
@@ -190,12 +207,18 @@ struct ProxyCommand: AsyncParsableCommand {
         )
         configuration.forwardsCompression = !self.noCompression
         if let tlsCert, let tlsKey {
-            configuration.chargerTLS = .init(certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: self.chargerCa)
+            configuration.chargerTLS = .init(
+                certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: self.chargerCa, minimumVersion: self.tlsMinVersion
+            )
         }
         configuration.upstreamTLS = .init(
             caFile: self.upstreamCa, clientCertificateFile: self.upstreamCert, clientKeyFile: self.upstreamKey,
-            verifyCertificate: !self.upstreamInsecure
+            verifyCertificate: !self.upstreamInsecure, minimumVersion: self.upstreamTlsMinVersion
         )
+        for (flag, version) in [("--tls-min-version", self.tlsMinVersion), ("--upstream-tls-min-version", self.upstreamTlsMinVersion)]
+        where version == .tlsv1 || version == .tlsv11 {
+            logger.warning("\(flag) lowers the TLS minimum below 1.2 (deprecated by RFC 8996; OCPP security profiles 2 and 3 require 1.2)")
+        }
 
         if let policy {
             let loaded = try PolicyLoader.load(forCommand: policy)

@@ -160,7 +160,7 @@ struct FaultPlanTests {
         #expect(resetFault["mode"] == "reset")
     }
 
-    @Test("an outage and a bandwidth limit record first, then start the outage or hold the message for its bytes' time")
+    @Test("an outage and a bandwidth limit record first, then start the outage or pace the message behind the limited ones before it")
     func outageAndBandwidth() {
         let (outage, _) = self.plan(.outage(seconds: 5, mode: .refuse, allChargers: true), self.heartbeat)
         guard outage.steps.count == 2, case .record(_?) = outage.steps[0], case .outage(true, 5, .refuse) = outage.steps[1] else {
@@ -169,7 +169,7 @@ struct FaultPlanTests {
         }
         let (slow, frame) = self.plan(.bandwidth(bytesPerSecond: 100), self.heartbeat)
         let expected = self.heartbeat.utf8.count * 1000 / 100
-        guard slow.steps.count == 2, case .record(let fault?) = slow.steps[0], case .hold(let bytes, expected, false) = slow.steps[1] else {
+        guard slow.steps.count == 2, case .record(let fault?) = slow.steps[0], case .pace(let bytes, expected) = slow.steps[1] else {
             Issue.record("\(slow.steps)")
             return
         }

@@ -33,25 +33,25 @@ struct HandshakeTests {
     func credentialsAndPath() async throws {
         try await ProxyHarness.start(csms: .init(requiredPassword: "s3cret-Pa55"), upstreamPrefix: "/steve/ws").run { harness in
             var url = harness.proxyURL
-            url.pathPrefix = "/site%20A/CP%2F7?token=abc"
+            url.pathPrefix = "/site%20A/CP%407?token=abc"
             let endpoint = try await OCPPClient.connect(
                 to: url,
-                options: OCPPClientOptions(subprotocols: ["ocpp1.6"], basicAuth: ("CP/7", "s3cret-Pa55")),
+                options: OCPPClientOptions(subprotocols: ["ocpp1.6"], basicAuth: ("CP@7", "s3cret-Pa55")),
                 group: harness.group
             )
             let arrival = try #require(harness.csms.arrivals.first)
-            #expect(arrival.uri == "/steve/ws/site%20A/CP%2F7?token=abc")
-            #expect(arrival.chargePoint == "CP/7")
-            #expect(arrival.headers.first(name: "Authorization") == "Basic " + Base64.encode(Array("CP/7:s3cret-Pa55".utf8)))
+            #expect(arrival.uri == "/steve/ws/site%20A/CP%407?token=abc")
+            #expect(arrival.chargePoint == "CP@7")
+            #expect(arrival.headers.first(name: "Authorization") == "Basic " + Base64.encode(Array("CP@7:s3cret-Pa55".utf8)))
             await endpoint.close()
             await harness.waitForClosedPairs(1)
             await harness.recorder.flush()
             let captured = try String(contentsOfFile: try #require(harness.recorder.filePaths.first), encoding: .utf8)
             #expect(!captured.contains("s3cret-Pa55"))
-            #expect(!captured.contains(Base64.encode(Array("CP/7:s3cret-Pa55".utf8))))
+            #expect(!captured.contains(Base64.encode(Array("CP@7:s3cret-Pa55".utf8))))
             let open = try #require(try await harness.records().first { $0.kind == "open" })
-            #expect(open.chargePoint == "CP/7")
-            #expect(open.fields["headers"]?["authorization"] == "Basic user=CP/7 password=<redacted>")
+            #expect(open.chargePoint == "CP@7")
+            #expect(open.fields["headers"]?["authorization"] == "Basic user=CP@7 password=<redacted>")
             #expect(open.fields["query"] == "token=abc")
         }
     }
@@ -145,12 +145,12 @@ struct HandshakeTests {
         }
     }
 
-    @Test("a WebSocket upgrade with a bad key gets 400 and a capture record")
+    @Test("a WebSocket upgrade without a key gets 400 and a capture record")
     func invalidUpgrade() async throws {
         try await ProxyHarness.start().run { harness in
             let (status, body) = try await rawExchange(
                 port: harness.proxyURL.port,
-                request: "GET /CP-4 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 12\r\nSec-WebSocket-Key: abc\r\n\r\n"
+                request: "GET /CP-4 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
             )
             #expect(status.hasPrefix("HTTP/1.1 400"))
             #expect(body.contains("Sec-WebSocket-Version: 13"))

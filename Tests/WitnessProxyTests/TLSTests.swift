@@ -134,4 +134,101 @@ struct TLSTests {
             #expect(harness.csms.arrivals.isEmpty)
         }
     }
+
+    /// A charger limited to TLS `maximum` and, when given, to `suites`.
+    func legacyCharger(_ certificates: TestCertificates, maximum: TLSVersion, suites: [NIOTLSCipher]? = nil) throws -> OCPPClientOptions {
+        var options = try self.chargerTLS(certificates)
+        options.tls?.minimumTLSVersion = .tlsv1
+        options.tls?.maximumTLSVersion = maximum
+        if let suites { options.tls?.cipherSuiteValues = suites }
+        return options
+    }
+
+    @Test("the listener refuses TLS 1.1 and weak suites, and accepts the RSA suites OCPP requires of a CSMS")
+    func listenerVersionsAndSuites() async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        try await ProxyHarness.start(
+            configure: { $0.chargerTLS = .init(certificateChainFile: certificates.rsaServerCertificate, privateKeyFile: certificates.rsaServerKey) },
+            proxyScheme: "wss"
+        ).run { harness in
+            let old = harness.charger(ChargerProfile(id: "CP-tls11"), tls: try self.legacyCharger(certificates, maximum: .tlsv11))
+            await #expect(throws: (any Error).self) { try await old.connect() }
+            let cbc = harness.charger(
+                ChargerProfile(id: "CP-cbc"), tls: try self.legacyCharger(certificates, maximum: .tlsv12, suites: [.TLS_RSA_WITH_AES_128_CBC_SHA])
+            )
+            await #expect(throws: (any Error).self) { try await cbc.connect() }
+            #expect(await eventually { (try? await harness.records().filter { $0.kind == "reject" && $0.fields["cause"] == "chargerTLS" }.count) == 2 })
+            // A compliant charger may offer nothing but TLS_RSA_WITH_AES_128_GCM_SHA256.
+            let rsaOnly = harness.charger(
+                ChargerProfile(id: "CP-rsa-gcm"), tls: try self.legacyCharger(certificates, maximum: .tlsv12, suites: [.TLS_RSA_WITH_AES_128_GCM_SHA256])
+            )
+            try await self.runSession(harness, rsaOnly)
+            let open = try #require(try await harness.records().first { $0.kind == "open" })
+            #expect(open.fields["tls"]?["chargerVersion"] == "TLSv1.2")
+            #expect(open.fields["tls"]?["chargerMinimumVersion"] == nil)
+        }
+    }
+
+    @Test("a listener lowered to TLS 1.1 for a legacy charger accepts it and the open record says so")
+    func listenerLegacyMinimum() async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        try await ProxyHarness.start(
+            configure: {
+                $0.chargerTLS = .init(certificateChainFile: certificates.serverCertificate, privateKeyFile: certificates.serverKey, minimumVersion: .tlsv11)
+            },
+            proxyScheme: "wss"
+        ).run { harness in
+            try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-legacy"), tls: try self.legacyCharger(certificates, maximum: .tlsv11)))
+            let open = try #require(try await harness.records().first { $0.kind == "open" })
+            #expect(open.fields["tls"]?["chargerVersion"] == "TLSv1.1")
+            #expect(open.fields["tls"]?["chargerMinimumVersion"] == "TLSv1.1")
+        }
+    }
+
+    @Test("a backend that speaks only TLS 1.1 is refused as upstreamTLS unless the minimum is lowered for it")
+    func legacyBackend() async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        var backendTLS = try self.csmsTLS(certificate: certificates.serverCertificate, key: certificates.serverKey)
+        backendTLS.minimumTLSVersion = .tlsv1
+        backendTLS.maximumTLSVersion = .tlsv11
+        try await ProxyHarness.start(
+            csms: .init(tls: backendTLS), upstreamScheme: "wss", configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
+        ).run { harness in
+            let charger = harness.charger(ChargerProfile(id: "CP-old-backend"))
+            let error = await #expect(throws: OCPPConnectError.self) { try await charger.connect() }
+            #expect(error?.status == 502)
+            let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+            #expect(reject.fields["cause"] == "upstreamTLS")
+        }
+        try await ProxyHarness.start(
+            csms: .init(tls: backendTLS), upstreamScheme: "wss",
+            configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate, minimumVersion: .tlsv11) }
+        ).run { harness in
+            try await self.runSession(harness, harness.charger(ChargerProfile(id: "CP-old-backend")))
+            let open = try #require(try await harness.records().first { $0.kind == "open" })
+            #expect(open.fields["tls"]?["upstreamVersion"] == "TLSv1.1")
+            #expect(open.fields["tls"]?["upstreamMinimumVersion"] == "TLSv1.1")
+        }
+    }
+
+    @Test("a backend certificate for another name is refused and recorded as upstreamTLS")
+    func backendNameMismatch() async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        try await ProxyHarness.start(
+            csms: .init(tls: try self.csmsTLS(certificate: certificates.wrongNameCertificate, key: certificates.wrongNameKey)),
+            upstreamScheme: "wss",
+            configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
+        ).run { harness in
+            let charger = harness.charger(ChargerProfile(id: "CP-wrong-name"))
+            let error = await #expect(throws: OCPPConnectError.self) { try await charger.connect() }
+            #expect(error?.status == 502)
+            let reject = try #require(try await harness.records().first { $0.kind == "reject" })
+            #expect(reject.fields["cause"] == "upstreamTLS")
+            #expect(reject.fields["detail"]?.stringValue?.contains("127.0.0.1") == true)
+        }
+    }
 }

@@ -12,6 +12,12 @@ package struct TestCertificates {
     package var clientKey: String { self.directory + "/client.key" }
     package var untrustedCertificate: String { self.directory + "/untrusted.pem" }
     package var untrustedKey: String { self.directory + "/untrusted.key" }
+    /// Signed by the CA, for localhost and 127.0.0.1, with an RSA key (for the suites without ECDHE).
+    package var rsaServerCertificate: String { self.directory + "/rsa-server.pem" }
+    package var rsaServerKey: String { self.directory + "/rsa-server.key" }
+    /// Signed by the CA, but for another name (elsewhere.example) only.
+    package var wrongNameCertificate: String { self.directory + "/wrong-name.pem" }
+    package var wrongNameKey: String { self.directory + "/wrong-name.key" }
 
     package struct OpenSSLFailure: Error, CustomStringConvertible {
         package var description: String
@@ -33,6 +39,16 @@ package struct TestCertificates {
                      "-CAkey", directory + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", san,
                      "-out", "\(directory)/\(name).pem"])
         }
+        try await run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject + "localhost",
+                 "-keyout", certificates.rsaServerKey, "-out", directory + "/rsa-server.csr"])
+        try await run(["x509", "-req", "-in", directory + "/rsa-server.csr", "-CA", certificates.caCertificate,
+                 "-CAkey", directory + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", san, "-out", certificates.rsaServerCertificate])
+        let elsewhere = directory + "/elsewhere.cnf"
+        try "subjectAltName=DNS:elsewhere.example\n".write(toFile: elsewhere, atomically: true, encoding: .utf8)
+        try await run(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", subject + "elsewhere.example",
+                 "-keyout", certificates.wrongNameKey, "-out", directory + "/wrong-name.csr"])
+        try await run(["x509", "-req", "-in", directory + "/wrong-name.csr", "-CA", certificates.caCertificate,
+                 "-CAkey", directory + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", elsewhere, "-out", certificates.wrongNameCertificate])
         try await run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                  "-subj", subject + "localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                  "-keyout", certificates.untrustedKey, "-out", certificates.untrustedCertificate])

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -99,5 +100,57 @@ struct WebSocketDialerTests {
             try await dialer.connect(on: group, target: "/", headers: HTTPHeaders()) { _, _ in }.get()
         }
         try await group.shutdownGracefully()
+    }
+
+    @Test("a refusal whose body never comes times out, and the socket is closed")
+    func refusalBodyNeverComes() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // The head announces 100 bytes of body and sends 5.
+        let server = try await CannedServer.start(answer: "HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nshort", group: group)
+        var dialer = WebSocketDialer(url: try WebSocketURL(parsing: "ws://127.0.0.1:\(server.localAddress?.port ?? 0)"), tlsContext: nil)
+        dialer.handshakeTimeout = .milliseconds(300)
+        let started = NIODeadline.now()
+        await #expect(throws: WebSocketDialer.HandshakeError.timedOut) {
+            try await dialer.connect(on: group, target: "/CP-1", headers: HTTPHeaders()) { _, _ in }.get()
+        }
+        // Not waiting for ever: well within what any machine keeps, far below a hang.
+        #expect(NIODeadline.now() - started < .seconds(20))
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("the request shape carries an HTTP/1.0 request line, another Connection header and the given key")
+    func requestShape() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let seen = RequestCapture()
+        let server = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in channel.pipeline.addHandler(seen) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        var dialer = WebSocketDialer(url: try WebSocketURL(parsing: "ws://127.0.0.1:\(server.localAddress?.port ?? 0)"), tlsContext: nil)
+        dialer.handshakeTimeout = .seconds(5)
+        let shape = WebSocketDialer.RequestShape(version: .http1_0, connection: ["keep-alive"], key: "abc")
+        _ = try? await dialer.connect(on: group, target: "/CP-1", headers: HTTPHeaders(), shape: shape) { _, _ in }.get()
+        let request = seen.text
+        #expect(request.hasPrefix("GET /CP-1 HTTP/1.0\r\n"))
+        #expect(request.lowercased().contains("\r\nconnection: keep-alive\r\n"))
+        #expect(!request.lowercased().contains("connection: upgrade"))
+        #expect(request.contains("\r\nSec-WebSocket-Key: abc\r\n"))
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// Keeps what a client sent and answers 400, so the dial ends.
+private final class RequestCapture: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    private let received = NIOLockedValueBox("")
+
+    var text: String { self.received.withLockedValue { $0 } }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = Self.unwrapInboundIn(data)
+        self.received.withLockedValue { $0 += String(buffer: bytes) }
+        guard self.text.contains("\r\n\r\n") else { return }
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")), promise: nil)
     }
 }
