@@ -89,6 +89,18 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds allowed for the upgrade on both sides.", valueName: "SECONDS"))
     var handshakeTimeout: Int = 15
 
+    @Option(help: ArgumentHelp("Seconds a closing handshake may take, from the first close frame to both sockets closed; past it the proxy closes both and records which side did not answer.", valueName: "SECONDS"))
+    var closeTimeout: Int = 10
+
+    @Option(help: ArgumentHelp("Bytes delay and bandwidth faults may hold back on one connection before the proxy stops reading its sender.", valueName: "BYTES"))
+    var maxHeldBytes: Int = 1 << 20
+
+    @Option(help: ArgumentHelp("Bytes delay and bandwidth faults may hold back over all connections together.", valueName: "BYTES"))
+    var maxHeldBytesTotal: Int = 256 << 20
+
+    @Flag(help: "Refuse (400) or fail (1002) what breaks RFC 6455, as a strict server would. By default it is carried to the other side as it came and recorded as a finding.")
+    var strictWebSocket = false
+
     @Option(help: ArgumentHelp("Fault policy (YAML) to inject delays, drops, disconnects, malformed messages... (docs/policies.md).", valueName: "FILE"))
     var policy: String?
 
@@ -129,6 +141,12 @@ struct ProxyCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
+        guard self.closeTimeout > 0 && self.closeTimeout <= 3600 else {
+            throw ValidationError("--close-timeout is a number of seconds from 1 to 3600, got \(self.closeTimeout)")
+        }
+        guard self.maxHeldBytes > 0, self.maxHeldBytesTotal >= self.maxHeldBytes else {
+            throw ValidationError("--max-held-bytes must be positive and at most --max-held-bytes-total (\(self.maxHeldBytes) > \(self.maxHeldBytesTotal))")
+        }
         if (self.tlsCert == nil) != (self.tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
@@ -206,6 +224,10 @@ struct ProxyCommand: AsyncParsableCommand {
             handshakeTimeout: .seconds(Int64(self.handshakeTimeout))
         )
         configuration.forwardsCompression = !self.noCompression
+        configuration.strictWebSocket = self.strictWebSocket
+        configuration.closingTimeout = .seconds(Int64(self.closeTimeout))
+        configuration.heldBytesPerConnection = self.maxHeldBytes
+        configuration.heldBytesTotal = self.maxHeldBytesTotal
         if let tlsCert, let tlsKey {
             configuration.chargerTLS = .init(
                 certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: self.chargerCa, minimumVersion: self.tlsMinVersion
