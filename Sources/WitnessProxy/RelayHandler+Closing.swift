@@ -14,6 +14,24 @@ extension RelayHandler {
         }
     }
 
+    /// Closes this side's socket if it is still open after the closing timeout, recording that its peer did not
+    /// `what`. This bounds a close the proxy started even after the pair's own deadline has gone with its
+    /// partner (a peer that stopped reading never lets the close frame's write complete).
+    func closeWithin(_ what: String) {
+        guard self.closeDeadline == nil, let context = self.context else { return }
+        let timeout = self.session.limits.closingTimeout
+        self.closeDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            guard let self, let context = self.context, context.channel.isActive else { return }
+            self.closeDeadline = nil
+            let seconds = Double(timeout.nanoseconds) / 1e9
+            self.session.recordError(
+                "closeTimeout", detail: "\(self.side.recordName) did not \(what) within \(seconds.secondsText) s; the proxy closed its connection",
+                direction: self.side.inboundDirection
+            )
+            context.close(promise: nil)
+        }
+    }
+
     /// Records which side did not finish closing, then closes both sockets at once.
     func closingTimedOut() {
         let session = self.session

@@ -46,6 +46,8 @@ final class RelayHandler: ChannelDuplexHandler {
     var pacedUntil = NIODeadline.uptimeNanoseconds(0)
     var releaseTask: Scheduled<Void>?
     var releaseAt = NIODeadline.uptimeNanoseconds(0)
+    /// This side's own closing deadline, for when the proxy closes it (its pair may already be finished).
+    var closeDeadline: Scheduled<Void>?
     /// Bytes of the data message being read so far, as they arrive (compressed, when it is).
     var messageBytes = 0
 
@@ -77,7 +79,11 @@ final class RelayHandler: ChannelDuplexHandler {
         backend.partner = charger
         let early = backend.early
         backend.early = []
-        for frame in early { backend.relay(frame) }
+        // Their headers are judged only now: until the pair is linked, permessage-deflate may not be settled.
+        for frame in early where !backend.discarding {
+            if backend.failsOnViolation(frame.header) { break }
+            backend.relay(frame)
+        }
         charger.flushIfNeeded()
         if !(backend.context?.channel.isActive ?? false) {
             backend.session.finish(transportClosedBy: .backend)
@@ -102,6 +108,8 @@ final class RelayHandler: ChannelDuplexHandler {
         self.heldBytes = 0
         self.releaseTask?.cancel()
         self.releaseTask = nil
+        self.closeDeadline?.cancel()
+        self.closeDeadline = nil
         self.inbound = ByteBuffer()
         self.messageData = ByteBuffer()
         self.compressed = nil
@@ -144,16 +152,7 @@ final class RelayHandler: ChannelDuplexHandler {
                 self.inbound = buffer
                 return
             }
-            if let violation = self.violation(in: header) {
-                guard !self.session.limits.strictWebSocket else {
-                    self.framingError(
-                        "protocolError", detail: violation.detail + " (\(violation.clause)); closed with 1002 (--strict-websocket)", code: .protocolError,
-                        reason: "protocol error", violation: violation
-                    )
-                    return
-                }
-                self.session.recordViolation(violation, by: self.side, detail: violation.detail + "; forwarded as it came")
-            }
+            if self.partner != nil, self.failsOnViolation(header) { return }
             // The message limit holds as the message arrives, compressed or not, before any of it is forwarded.
             if header.opcode == .text || header.opcode == .binary {
                 self.messageBytes = header.payloadLength
@@ -246,6 +245,20 @@ final class RelayHandler: ChannelDuplexHandler {
         self.partner?.closeWithFrame(code: code, reason: reason)
     }
 
+    /// Records a frame header's breach of RFC 6455; true when `--strict-websocket` failed the connection for it.
+    func failsOnViolation(_ header: WebSocketFrameHeader) -> Bool {
+        guard let violation = self.violation(in: header) else { return false }
+        guard self.session.limits.strictWebSocket else {
+            self.session.recordViolation(violation, by: self.side, detail: violation.detail + "; forwarded as it came")
+            return false
+        }
+        self.framingError(
+            "protocolError", detail: violation.detail + " (\(violation.clause)); closed with 1002 (--strict-websocket)", code: .protocolError,
+            reason: "protocol error", violation: violation
+        )
+        return true
+    }
+
     /// What in a frame's header breaks RFC 6455 for this side: masking (5.1) or reserved bits without an
     /// extension that defines them (5.2; permessage-deflate defines RSV1 on a message's first frame, RFC 7692 6).
     func violation(in header: WebSocketFrameHeader) -> WebSocketViolation? {
@@ -320,13 +333,13 @@ final class RelayHandler: ChannelDuplexHandler {
     func closeChannel() {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
-        self.startClosingDeadline()
         self.needsFlush = false
         context.flush()
         if context.channel.isWritable {
             context.close(promise: nil)
         } else {
             self.closeWhenWritable = true
+            self.closeWithin("read what was still being sent to it")
         }
     }
 
@@ -341,6 +354,7 @@ final class RelayHandler: ChannelDuplexHandler {
         self.closing = true
         self.session.proxyClosed.insert(self.side)
         self.startClosingDeadline()
+        self.closeWithin("read the proxy's close frame")
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)

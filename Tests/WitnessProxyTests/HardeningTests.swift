@@ -177,6 +177,33 @@ struct HardeningTests {
         }
     }
 
+    @Test("a charger that stops reading cannot keep its socket open after the proxy closes it")
+    func closeToPeerThatDoesNotRead() async throws {
+        try await ProxyHarness.start(configure: { $0.closingTimeout = .seconds(1) }).run { harness in
+            let (peer, head) = try await RawPeer.upgraded(port: harness.proxyURL.port, group: harness.group, path: "/CP-deaf")
+            #expect(head.hasPrefix("HTTP/1.1 101"))
+            try await peer.channel.setOption(ChannelOptions.autoRead, value: false).get()
+            let csms = await harness.csms.connection("CP-deaf")
+            let csmsTap = try await WireTap.install(on: csms.channel)
+            // Enough to fill the charger's socket buffers and the proxy's; the backend's writes then wait.
+            let flood = Task {
+                let frame = wireFrame(#"[2,"big","DataTransfer",{"vendorId":"x","data":""# + String(repeating: "z", count: 900_000) + #""}]"#, mask: nil)
+                for _ in 0..<40 where !Task.isCancelled { try? await csmsTap.send(frame) }
+            }
+            try await Task.sleep(for: .seconds(2))
+            harness.proxy.disconnect(chargePoint: "CP-deaf", code: 1001, reason: "maintenance")
+            #expect(await eventually(seconds: 15) { (try? await harness.records().contains { $0.fields["error"] == "closeTimeout" }) == true })
+            // Reading again, the charger finds its connection closed behind what was buffered for it.
+            try await peer.channel.setOption(ChannelOptions.autoRead, value: true).get()
+            peer.channel.read()
+            #expect(await eventually(seconds: 15) { !peer.channel.isActive })
+            let timeout = try #require(try await harness.records().first { $0.fields["error"] == "closeTimeout" })
+            #expect(timeout.direction == .toCSMS)
+            #expect(timeout.fields["detail"]?.stringValue?.hasPrefix("charger did not") == true)
+            flood.cancel()
+        }
+    }
+
     // MARK: RFC 6455 frames
 
     @Test("an unmasked charger frame, a masked backend frame and reserved bits are forwarded and recorded once per connection with their clause")
