@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -19,7 +20,9 @@ struct RawPeer {
     let tap: WireTap
 
     static func connect(port: Int, group: any EventLoopGroup) async throws -> RawPeer {
-        let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
+        // A small receive buffer, so that a peer that stops reading makes the proxy's writes wait soon.
+        let channel = try await ClientBootstrap(group: group).channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .connect(host: "127.0.0.1", port: port).get()
         return RawPeer(channel: channel, tap: try await WireTap.install(on: channel))
     }
 
@@ -186,11 +189,22 @@ struct HardeningTests {
             let csms = await harness.csms.connection("CP-deaf")
             let csmsTap = try await WireTap.install(on: csms.channel)
             // Enough to fill the charger's socket buffers and the proxy's; the backend's writes then wait.
+            let sent = NIOLockedValueBox(0)
             let flood = Task {
                 let frame = wireFrame(#"[2,"big","DataTransfer",{"vendorId":"x","data":""# + String(repeating: "z", count: 900_000) + #""}]"#, mask: nil)
-                for _ in 0..<40 where !Task.isCancelled { try? await csmsTap.send(frame) }
+                for _ in 0..<60 where !Task.isCancelled {
+                    try? await csmsTap.send(frame)
+                    sent.withLockedValue { $0 += 1 }
+                }
             }
-            try await Task.sleep(for: .seconds(2))
+            // Until the backend's writes stall: the proxy has stopped reading it because the charger does not read.
+            var last = -1
+            for _ in 0..<60 {
+                try await Task.sleep(for: .seconds(1))
+                let now = sent.withLockedValue { $0 }
+                if now == last && now > 0 { break }
+                last = now
+            }
             harness.proxy.disconnect(chargePoint: "CP-deaf", code: 1001, reason: "maintenance")
             #expect(await eventually(seconds: 15) { (try? await harness.records().contains { $0.fields["error"] == "closeTimeout" }) == true })
             // Reading again, the charger finds its connection closed behind what was buffered for it.
