@@ -80,13 +80,11 @@ enum LoadRun {
         let exchanged = simulators.reduce(0) { $0 + $1.counts.completed + $1.counts.errors }
         var latencies = outcomes.flatMap(\.0)
         latencies.sort()
-        func percentile(_ p: Double) -> Double {
-            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
-        }
         let measured = latencies.count * 2
         return Result(
             messages: measured, messagesIncludingBoot: exchanged * 2, messagesPerSecond: Double(measured) / seconds,
-            p50: percentile(0.5), p99: percentile(0.99), p999: percentile(0.999), errors: outcomes.reduce(0) { $0 + $1.1 },
+            p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), p999: percentile(latencies, 0.999),
+            errors: outcomes.reduce(0) { $0 + $1.1 },
             connectFailures: connectFailures
         )
     }
@@ -105,6 +103,12 @@ enum LoadRun {
             ]],
         ]
     }
+}
+
+/// The value below which fraction `p` of the ascending `sorted` latencies lie, as every benchmark here reports
+/// percentiles; 0 when there are none.
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
 /// Many chargers connecting as fast as they can, then holding their connections with heartbeats.
