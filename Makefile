@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 ## The build `make install` installs: release (default) or debug.
 CONFIG ?= release
 
-.PHONY: setup build demo test clean docs bench bench-validation bench-recorder bench-reconnect install install-files uninstall
+.PHONY: setup build demo test clean docs bench bench-validation bench-recorder bench-reconnect bench-soak install install-files uninstall
 
 ## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
 setup:
@@ -71,6 +71,13 @@ bench-reconnect: setup
 	@bash scripts/setup.sh --bench
 	$(SWIFT) build -c release --product ocpp-witness
 	.build/release/ocpp-witness benchmark reconnect $(BENCH_ARGS)
+
+## Soak with hostile peers in a release build: 32 good chargers for a clean minute, then ten minutes beside
+## continuation streamers, close stallers, delay-fault senders and half-finished upgrades; the proxy's memory
+## and descriptors must level off and the good chargers' p99 stay within 2x. E.g. BENCH_ARGS="--seconds 1800".
+bench-soak: setup
+	$(SWIFT) build -c release --product ocpp-witness
+	.build/release/ocpp-witness benchmark soak $(BENCH_ARGS)
 
 ## Regenerates what docs/ derive from the code: the module graph of docs/architecture.md (from Package.swift).
 docs:
