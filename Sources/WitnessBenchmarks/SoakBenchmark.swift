@@ -104,7 +104,11 @@ struct SoakBenchmark: AsyncParsableCommand {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("witness-soak-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer {
-            if self.keep { print("\nThe run's folder (proxy.log, capture/, soak-policy.yaml, csms.log): \(work)") } else { try? FileManager.default.removeItem(atPath: work) }
+            if self.keep {
+                print("\nThe run's folder (proxy.log, capture/, soak-policy.yaml, csms.log): \(work)")
+            } else {
+                try? FileManager.default.removeItem(atPath: work)
+            }
         }
         print("OCPP Witness soak with hostile peers — \(machineDescription())")
         print(
@@ -180,8 +184,16 @@ struct SoakBenchmark: AsyncParsableCommand {
         for charger in chargers { charger.endpoint?.channel.close(promise: nil) }
         let counts = await tally.counts
         // Stopped here, not by the deferred stop, so that it writes its statistics for the recorder line.
+        let stopping = clock.now
         proxy.stop()
-        let recorder = recorderReport(statistics: statistics, log: proxyLog)
+        var recorder = recorderReport(statistics: statistics, log: proxyLog)
+        if !FileManager.default.fileExists(atPath: statistics) {
+            // Child.stop sends SIGKILL 15 s after SIGTERM: a proxy still busy with what the hostile peers left it.
+            let took = clock.now - stopping
+            recorder = "the proxy did not write its statistics: it was stopped after \(took.components.seconds) s"
+                + (took >= .seconds(15) ? " with SIGKILL, not having ended within 15 s of SIGTERM" : "")
+                + (self.keep ? " (its log: \(proxyLog))" : " (--keep keeps its log)")
+        }
         try? await group.shutdownGracefully()
 
         self.printSamples(sampled)
@@ -377,7 +389,8 @@ struct SoakBenchmark: AsyncParsableCommand {
         print(
             "memory:      \(fmtMiB(first.residentBytes)) → \(fmtMiB(last.residentBytes)) "
                 + String(format: "(%+.1f MiB) from %.0f s to %.0f s, %d hostile cycles: ", Double(grown) / 1_048_576, first.seconds, last.seconds, cycles)
-                + String(format: "%.2f KiB per cycle   goal: <= %.0f KiB per cycle", perCycle / 1024, Self.bytesPerCycleGoal / 1024)
+                + String(format: "%.2f KiB per cycle", perCycle / 1024) + (cycles > 0 ? "" : " (none completed: the growth counts as one)")
+                + String(format: "   goal: <= %.0f KiB per cycle", Self.bytesPerCycleGoal / 1024)
                 + "   \(memoryMet ? "met" : "NOT MET")"
         )
         // A sample can catch every hostile peer in the middle of a connection, each holding a charger socket and
