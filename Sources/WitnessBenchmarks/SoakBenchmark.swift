@@ -44,7 +44,10 @@ struct SoakBenchmark: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Hostile kinds to run, comma-separated: \(HostileKind.allCases.map(\.option).joined(separator: ", ")) (all by default); one at a time tells which kind makes the proxy grow.",
+            """
+            Hostile kinds to run, comma-separated: \(HostileKind.allCases.map(\.option).joined(separator: ", ")) (all by \
+            default); one at a time tells which kind makes the proxy grow.
+            """,
             valueName: "LIST"
         )
     )
@@ -52,7 +55,11 @@ struct SoakBenchmark: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds a hostile connection misbehaves before its peer gives up and closes it, unless the proxy closes it first. Longer than the proxy's 15 s upgrade deadline, so the per-kind table shows which connections the proxy ends by itself.",
+            """
+            Seconds a hostile connection misbehaves before its peer gives up and closes it, unless the proxy closes it \
+            first. Longer than the proxy's 15 s upgrade deadline, so the per-kind table shows which connections the \
+            proxy ends by itself.
+            """,
             valueName: "SECONDS"
         )
     )
@@ -80,8 +87,11 @@ struct SoakBenchmark: AsyncParsableCommand {
     func validate() throws {
         if self.good < 1 { throw ValidationError("--good expects at least 1 charger, got \(self.good)") }
         if self.hostile < 0 { throw ValidationError("--hostile must not be negative, got \(self.hostile)") }
-        for (name, value) in [("--clean-seconds", self.cleanSeconds), ("--seconds", self.seconds), ("--sample-seconds", self.sampleSeconds), ("--hold-seconds", self.holdSeconds)]
-        where !(value > 0) {
+        let durations = [
+            ("--clean-seconds", self.cleanSeconds), ("--seconds", self.seconds), ("--sample-seconds", self.sampleSeconds),
+            ("--hold-seconds", self.holdSeconds),
+        ]
+        for (name, value) in durations where !(value > 0) {
             throw ValidationError("\(name) expects a number of seconds above 0, got \(value)")
         }
         if self.reconnectMs < 0 || self.delayMs < 0 { throw ValidationError("--reconnect-ms and --delay-ms must not be negative") }
@@ -112,7 +122,8 @@ struct SoakBenchmark: AsyncParsableCommand {
         }
         print("OCPP Witness soak with hostile peers — \(machineDescription())")
         print(
-            "\(self.good) good chargers (Heartbeat, closed loop); \(self.hostile) hostile peers of each kind (\(try self.selectedKinds.map(\.rawValue).joined(separator: ", "))); "
+            "\(self.good) good chargers (Heartbeat, closed loop); "
+                + "\(self.hostile) hostile peers of each kind (\(try self.selectedKinds.map(\.rawValue).joined(separator: ", "))); "
                 + "clean \(Self.seconds(self.cleanSeconds)), hostile \(Self.seconds(self.seconds)); a sample every \(Self.seconds(self.sampleSeconds)); "
                 + "hostile connections held up to \(Self.seconds(self.holdSeconds))\n"
         )
@@ -403,7 +414,8 @@ struct SoakBenchmark: AsyncParsableCommand {
                 + "   goal: <= +\(allowance) (2 per hostile peer)   \(descriptorGrowth <= allowance ? "met" : "NOT MET")"
         )
         print(
-            "backend:     \(fmtMiB(first.backendResidentBytes)) → \(fmtMiB(last.backendResidentBytes)) over the same half (the CSMS simulator, not under test)"
+            "backend:     \(fmtMiB(first.backendResidentBytes)) → \(fmtMiB(last.backendResidentBytes)) over the same half "
+                + "(the CSMS simulator, not under test)"
         )
         print(recorder)
     }
