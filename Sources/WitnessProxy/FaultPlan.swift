@@ -9,7 +9,7 @@ struct FaultPlan {
         /// Send these frame bytes on to the other side (behind any messages a delay holds back).
         case forward(ByteBuffer)
         /// Send these frame bytes on after `milliseconds`: in order with other held messages, or, when
-        /// `overtakable`, on a timer of their own so later messages overtake them.
+        /// `overtakable`, at their own deadline, so later messages overtake them.
         case hold(ByteBuffer, milliseconds: Int, overtakable: Bool)
         /// Send these frame bytes on once the connection's bandwidth-limited link is free, plus `milliseconds`:
         /// limited messages follow one another, so the limit is on the connection's cumulative rate.
