@@ -116,16 +116,21 @@ struct TLSTests {
         }
     }
 
-    @Test("a backend with an untrusted certificate is refused and the refusal recorded")
-    func untrustedBackend() async throws {
+    @Test(
+        "a backend with an untrusted certificate, or one for another name, is refused and recorded as upstreamTLS",
+        arguments: [("untrusted", "CP-untrusted"), ("wrong name", "CP-wrong-name")]
+    )
+    func refusedBackendCertificate(kind: String, chargePoint: String) async throws {
         let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
+        let (certificate, key) = kind == "untrusted"
+            ? (certificates.untrustedCertificate, certificates.untrustedKey) : (certificates.wrongNameCertificate, certificates.wrongNameKey)
         try await ProxyHarness.start(
-            csms: .init(tls: try self.csmsTLS(certificate: certificates.untrustedCertificate, key: certificates.untrustedKey)),
+            csms: .init(tls: try self.csmsTLS(certificate: certificate, key: key)),
             upstreamScheme: "wss",
             configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
         ).run { harness in
-            let charger = harness.charger(ChargerProfile(id: "CP-untrusted"))
+            let charger = harness.charger(ChargerProfile(id: chargePoint))
             let error = await #expect(throws: OCPPConnectError.self) { try await charger.connect() }
             #expect(error?.status == 502)
             #expect(error?.body.contains("TLS handshake with the backend failed") == true)
@@ -211,24 +216,6 @@ struct TLSTests {
             let open = try #require(try await harness.records().first { $0.kind == "open" })
             #expect(open.fields["tls"]?["upstreamVersion"] == "TLSv1.1")
             #expect(open.fields["tls"]?["upstreamMinimumVersion"] == "TLSv1.1")
-        }
-    }
-
-    @Test("a backend certificate for another name is refused and recorded as upstreamTLS")
-    func backendNameMismatch() async throws {
-        let certificates = try await TestCertificates.make()
-        defer { certificates.remove() }
-        try await ProxyHarness.start(
-            csms: .init(tls: try self.csmsTLS(certificate: certificates.wrongNameCertificate, key: certificates.wrongNameKey)),
-            upstreamScheme: "wss",
-            configure: { $0.upstreamTLS = .init(caFile: certificates.caCertificate) }
-        ).run { harness in
-            let charger = harness.charger(ChargerProfile(id: "CP-wrong-name"))
-            let error = await #expect(throws: OCPPConnectError.self) { try await charger.connect() }
-            #expect(error?.status == 502)
-            let reject = try #require(try await harness.records().first { $0.kind == "reject" })
-            #expect(reject.fields["cause"] == "upstreamTLS")
-            #expect(reject.fields["detail"]?.stringValue?.contains("127.0.0.1") == true)
         }
     }
 }
