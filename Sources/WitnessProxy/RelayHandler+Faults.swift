@@ -96,8 +96,14 @@ extension RelayHandler {
     }
 
     func scheduleRelease() {
-        let next = [self.held.first?.deadline, self.overtaking.min?.deadline].compactMap { $0 }.min()
-        guard let next, let context = self.context else { return }
+        let next: NIODeadline
+        switch (self.held.first?.deadline, self.overtaking.min?.deadline) {
+        case (nil, nil): return
+        case (let inOrder?, nil): next = inOrder
+        case (nil, let overtaking?): next = overtaking
+        case (let inOrder?, let overtaking?): next = min(inOrder, overtaking)
+        }
+        guard let context = self.context else { return }
         if let task = self.releaseTask {
             guard next < self.releaseAt else { return }
             task.cancel()

@@ -50,6 +50,8 @@ final class RelayHandler: ChannelDuplexHandler {
     var closeDeadline: Scheduled<Void>?
     /// Bytes of the data message being read so far, as they arrive (compressed, when it is).
     var messageBytes = 0
+    /// Kinds of RFC 6455 breach this side has on record already (`FrameBreach` bits).
+    var recordedBreaches: UInt8 = 0
 
     // Reassembly of the current data message, for the record only.
     var messageOpcode: FrameOpcode?
@@ -246,12 +248,22 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     /// Records a frame header's breach of RFC 6455; true when `--strict-websocket` failed the connection for it.
+    /// Without it a breach is recorded once per connection and kind (one finding per cause), and a peer that
+    /// breaks it on every frame costs one bit test per frame after the first.
     func failsOnViolation(_ header: WebSocketFrameHeader) -> Bool {
-        guard let violation = self.violation(in: header) else { return false }
+        guard let breach = self.breach(in: header) else { return false }
         guard self.session.limits.strictWebSocket else {
-            self.session.recordViolation(violation, by: self.side, detail: violation.detail + "; forwarded as it came")
+            guard self.recordedBreaches & breach.rawValue == 0 else { return false }
+            self.recordedBreaches |= breach.rawValue
+            let violation = self.violation(breach, in: header)
+            self.session.recordError(
+                "protocolError",
+                detail: violation.detail + "; forwarded as it came (\(violation.clause)); later frames like it on this connection are not recorded again",
+                direction: self.side.inboundDirection, violation: violation
+            )
             return false
         }
+        let violation = self.violation(breach, in: header)
         self.framingError(
             "protocolError", detail: violation.detail + " (\(violation.clause)); closed with 1002 (--strict-websocket)", code: .protocolError,
             reason: "protocol error", violation: violation
@@ -261,28 +273,35 @@ final class RelayHandler: ChannelDuplexHandler {
 
     /// What in a frame's header breaks RFC 6455 for this side: masking (5.1) or reserved bits without an
     /// extension that defines them (5.2; permessage-deflate defines RSV1 on a message's first frame, RFC 7692 6).
-    func violation(in header: WebSocketFrameHeader) -> WebSocketViolation? {
-        if self.side == .charger && header.maskKey == nil {
+    func breach(in header: WebSocketFrameHeader) -> FrameBreach? {
+        if (self.side == .charger) == (header.maskKey == nil) { return .masking }
+        let allowed: UInt8 = self.session.compression != nil && (header.opcode == .text || header.opcode == .binary) ? 0x40 : 0
+        return header.reservedBits & ~allowed != 0 ? .reservedBits : nil
+    }
+
+    /// The finding for `breach`, with the rule, the clause and a sentence naming the frame.
+    func violation(_ breach: FrameBreach, in header: WebSocketFrameHeader) -> WebSocketViolation {
+        switch breach {
+        case .masking where self.side == .charger:
             return WebSocketViolation(
                 rule: "websocket.unmaskedFrame", clause: "RFC 6455 5.1",
                 detail: "charger sent an unmasked \(header.opcode) frame; a client must mask every frame it sends"
             )
-        }
-        if self.side == .backend && header.maskKey != nil {
+        case .masking:
             return WebSocketViolation(
                 rule: "websocket.maskedFrame", clause: "RFC 6455 5.1",
                 detail: "csms sent a masked \(header.opcode) frame; a server must not mask the frames it sends"
             )
+        case .reservedBits:
+            let allowed: UInt8 = self.session.compression != nil && (header.opcode == .text || header.opcode == .binary) ? 0x40 : 0
+            let unexpected = header.reservedBits & ~allowed
+            let bits = [(0x40, "RSV1"), (0x20, "RSV2"), (0x10, "RSV3")].filter { UInt8($0.0) & unexpected != 0 }.map(\.1).joined(separator: ", ")
+            let why = self.session.compression == nil ? "no extension was negotiated" : "permessage-deflate sets only RSV1, and only on a message's first frame"
+            return WebSocketViolation(
+                rule: "websocket.reservedBits", clause: self.session.compression == nil ? "RFC 6455 5.2" : "RFC 6455 5.2, RFC 7692 6",
+                detail: "\(self.side.recordName) sent a \(header.opcode) frame with \(bits) set, though \(why)"
+            )
         }
-        let allowed: UInt8 = self.session.compression != nil && (header.opcode == .text || header.opcode == .binary) ? 0x40 : 0
-        let unexpected = header.reservedBits & ~allowed
-        guard unexpected != 0 else { return nil }
-        let bits = [(0x40, "RSV1"), (0x20, "RSV2"), (0x10, "RSV3")].filter { UInt8($0.0) & unexpected != 0 }.map(\.1).joined(separator: ", ")
-        let why = self.session.compression == nil ? "no extension was negotiated" : "permessage-deflate sets only RSV1, and only on a message's first frame"
-        return WebSocketViolation(
-            rule: "websocket.reservedBits", clause: self.session.compression == nil ? "RFC 6455 5.2" : "RFC 6455 5.2, RFC 7692 6",
-            detail: "\(self.side.recordName) sent a \(header.opcode) frame with \(bits) set, though \(why)"
-        )
     }
 
     // MARK: Outbound
@@ -370,6 +389,14 @@ final class RelayHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension RelayHandler: Sendable {}
+
+/// A kind of RFC 6455 breach in a frame header, as a bit of `RelayHandler.recordedBreaches`.
+enum FrameBreach: UInt8 {
+    /// Unmasked from the charger, or masked from the backend (5.1).
+    case masking = 1
+    /// RSV bits no negotiated extension defines (5.2).
+    case reservedBits = 2
+}
 
 extension RelayHandler {
     /// Puts the relay between the socket (or TLS) and the WebSocket codec NIO's upgrader added: the relay

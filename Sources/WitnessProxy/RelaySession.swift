@@ -58,7 +58,6 @@ final class HeldBytesBudget: Sendable {
         }
     }
 
-    var withinLimit: Bool { self.held.withLockedValue { $0 <= self.limit } }
     var bytes: Int { self.held.withLockedValue { $0 } }
 }
 
@@ -112,8 +111,6 @@ final class RelaySession {
     /// permessage-deflate, when the peers negotiated it.
     var compression: RelayCompression?
     let limits: RelayLimits
-    /// Rules already recorded for this connection, per side: one finding per cause, not one per frame.
-    var recordedViolations: Set<String> = []
     /// Runs from the first close frame until both sockets are closed.
     var closingDeadline: Scheduled<Void>?
     /// Sides that sent a close frame, and sides the proxy sent one of its own.
@@ -162,15 +159,6 @@ final class RelaySession {
             fields["clause"] = .string(violation.clause)
         }
         _ = self.record(.connection(.error, connection: self.id, chargePoint: self.chargePoint, direction: direction, fields: fields))
-    }
-
-    /// Records `violation` by `side` unless this connection already has it on record.
-    func recordViolation(_ violation: WebSocketViolation, by side: RelaySide, detail: String? = nil) {
-        guard self.recordedViolations.insert(side.rawValue + " " + violation.rule).inserted else { return }
-        self.recordError(
-            "protocolError", detail: (detail ?? violation.detail) + " (\(violation.clause)); later frames like it on this connection are not recorded again",
-            direction: side.inboundDirection, violation: violation
-        )
     }
 
     /// Called when either side's channel goes away; records the close once and releases the pair.
