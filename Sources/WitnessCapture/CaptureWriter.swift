@@ -111,11 +111,18 @@ public final class CaptureWriter: @unchecked Sendable {
     /// stop reading until `whenBelowLowWatermark` calls back. The event is queued either way.
     @discardableResult
     public func record(_ event: CaptureEvent) -> Bool {
+        self.admit(event) == .accepted
+    }
+
+    /// Enqueues an event and says how full the queue is: `behind` above the high watermark, `full` at twice
+    /// it. A frame event's `share`, counted in by its caller, is counted out when the frame is written, so the
+    /// caller can tell a connection that filled the queue from one that did not. The event is queued either way.
+    public func admit(_ event: CaptureEvent) -> RecorderAdmission {
         self.condition.lock()
         if self.closing {
             self.stats.recordsLost += 1
             self.condition.unlock()
-            return true
+            return .accepted
         }
         self.queue.append(event)
         let depth = self.queue.count + self.inFlight
@@ -128,7 +135,7 @@ public final class CaptureWriter: @unchecked Sendable {
         } else {
             self.condition.unlock()
         }
-        return depth < self.configuration.highWatermark
+        return depth < self.configuration.highWatermark ? .accepted : depth < 2 * self.configuration.highWatermark ? .behind : .full
     }
 
     /// Calls `callback` (on the writer thread, or at once) when the queue is below the low watermark.
@@ -245,6 +252,7 @@ public final class CaptureWriter: @unchecked Sendable {
                         let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
                         counts[key, default: .init()].add(bytes: frame.payload.readableBytes)
                         seenTimes.append(frame.ts.microseconds)
+                        frame.share?.written()
                     case let record:
                         if case .record(.close, _, let connection?, _, _, _) = record { self.completion.closed(connection) }
                         self.serializer.append(record, into: &buffer)

@@ -40,6 +40,8 @@ public struct FrameEvent: Sendable {
     /// per connection, in this package: the relay when a fault policy needs them on the event loop, the
     /// writer otherwise.
     package private(set) var seenNanos: UInt64?
+    /// The connection's count of queued records, which the writer decrements once this one is written.
+    public var share: RecorderShare?
 
     public init(
         ts: Timestamp, connection: UInt64, chargePoint: String, direction: Direction, opcode: FrameOpcode,

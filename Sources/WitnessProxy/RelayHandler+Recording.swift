@@ -108,7 +108,7 @@ extension RelayHandler {
                 event.malformed = malformed
             }
         }
-        if !self.session.record(.frame(event)) {
+        if !self.session.record(event) {
             self.blockUntilRecorderDrains()
         }
     }

@@ -126,7 +126,22 @@ final class RelayHandler: ChannelDuplexHandler {
             buffer = self.inbound
             self.inbound = ByteBuffer()
         }
+        self.process(buffer)
+    }
+
+    /// Whether this side is held back: its partner cannot take more, the recorder is behind on it, or faults
+    /// hold its budget of bytes. Then nothing more is read from its socket, and what a read already brought in
+    /// waits in `inbound`, so a flood stops at the frame where the pause began, not a whole read later.
+    var readsPaused: Bool { !self.partnerWritable || self.recorderBlocked || self.heldBlocked }
+
+    /// Relays the whole frames at the start of `bytes` until a pause; keeps the rest in `inbound`.
+    func process(_ bytes: ByteBuffer, ignoringPause: Bool = false) {
+        var buffer = bytes
         while buffer.readableBytes > 0 {
+            if self.readsPaused && !ignoringPause {
+                self.inbound = buffer
+                return
+            }
             let header: WebSocketFrameHeader
             switch WebSocketFrameHeader.parse(buffer, maximumPayload: self.session.maximumFrameBytes) {
             case .needMore:
@@ -185,6 +200,13 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // What the peer sent before it went still goes on, paused or not.
+        if self.partner != nil, !self.discarding, self.inbound.readableBytes > 0 {
+            let rest = self.inbound
+            self.inbound = ByteBuffer()
+            self.process(rest, ignoringPause: true)
+            self.partner?.flushIfNeeded()
+        }
         if self.partner != nil {
             self.session.finish(transportClosedBy: self.side)
             self.partner?.closeChannel()
@@ -307,7 +329,7 @@ final class RelayHandler: ChannelDuplexHandler {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if self.partnerWritable && !self.recorderBlocked && !self.heldBlocked {
+        if !self.readsPaused {
             context.read()
         } else {
             self.pendingRead = true
@@ -343,7 +365,15 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func resumeReadingIfPossible() {
-        guard self.partnerWritable, !self.recorderBlocked, !self.heldBlocked, self.pendingRead, let context = self.context else { return }
+        guard !self.readsPaused, self.context != nil else { return }
+        // First what an earlier read brought in, which may pause this side again.
+        if self.inbound.readableBytes > 0, !self.discarding {
+            let waiting = self.inbound
+            self.inbound = ByteBuffer()
+            self.process(waiting)
+            self.partner?.flushIfNeeded()
+        }
+        guard !self.readsPaused, self.pendingRead, let context = self.context else { return }
         self.pendingRead = false
         context.read()
     }

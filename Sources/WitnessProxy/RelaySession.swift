@@ -38,6 +38,8 @@ struct RelayLimits {
     var strictWebSocket = false
     var closingTimeout: TimeAmount = .seconds(10)
     var heldBytesPerConnection = 1 << 20
+    /// Records one connection may have in the recorder's queue above its high watermark and still be read.
+    var recorderShare = 1024
     /// Shared by every pair of the proxy.
     var heldBytesTotal = HeldBytesBudget(limit: 256 << 20)
 }
@@ -111,6 +113,8 @@ final class RelaySession {
     /// permessage-deflate, when the peers negotiated it.
     var compression: RelayCompression?
     let limits: RelayLimits
+    /// This connection's records in the recorder's queue.
+    let recorderShare = RecorderShare()
     /// Runs from the first close frame until both sockets are closed.
     var closingDeadline: Scheduled<Void>?
     /// Sides that sent a close frame, and sides the proxy sent one of its own.
@@ -149,6 +153,21 @@ final class RelaySession {
     /// Records an event; false asks the caller to stop reading until the recorder catches up.
     func record(_ event: CaptureEvent) -> Bool {
         self.recorder?.record(event) ?? true
+    }
+
+    /// Records a message; false asks the caller to stop reading until the recorder catches up. Behind its
+    /// high watermark the recorder pauses only the connections holding more than their share of its queue,
+    /// so a charger that floods the proxy cannot stall the recording, and the reading, of the others.
+    func record(_ frame: consuming FrameEvent) -> Bool {
+        guard let recorder = self.recorder else { return true }
+        var frame = frame
+        frame.share = self.recorderShare
+        self.recorderShare.enqueued()
+        switch recorder.admit(.frame(frame)) {
+        case .accepted: return true
+        case .behind: return self.recorderShare.count <= self.limits.recorderShare
+        case .full: return false
+        }
     }
 
     func recordError(_ error: String, detail: String, direction: Direction?, violation: WebSocketViolation? = nil) {

@@ -97,7 +97,10 @@ public final class WitnessProxyServer: Sendable {
         self.redactor = Redactor(enabled: recorder?.configuration.redactSecrets ?? true)
         self.relayLimits = RelayLimits(
             strictWebSocket: configuration.strictWebSocket, closingTimeout: configuration.closingTimeout,
-            heldBytesPerConnection: configuration.heldBytesPerConnection, heldBytesTotal: HeldBytesBudget(limit: configuration.heldBytesTotal)
+            heldBytesPerConnection: configuration.heldBytesPerConnection,
+            // A connection with 1/64 of the high watermark queued is one of the few filling the queue.
+            recorderShare: max(16, (recorder?.configuration.highWatermark ?? 65_536) / 64),
+            heldBytesTotal: HeldBytesBudget(limit: configuration.heldBytesTotal)
         )
     }
 

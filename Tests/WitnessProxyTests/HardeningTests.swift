@@ -141,6 +141,42 @@ struct HardeningTests {
         }
     }
 
+    @Test("while the recorder is behind, a charger flooding the proxy is paused and another charger's calls still go through")
+    func recorderFairness() async throws {
+        // The writer's thread stays in the observer at the first frame until the test lets it go: the recorder
+        // falls behind at once.
+        let gate = RecorderGate()
+        try await ProxyHarness.start(
+            recorderConfigure: {
+                $0.highWatermark = 4096
+                $0.lowWatermark = 1024
+            },
+            observer: { record in if record.kind == "frame" { gate.wait() } }
+        ).run { harness in
+            // Stopping the harness flushes the recorder, which needs the writer back, whatever happened here.
+            defer { gate.open() }
+            let (good, _) = try await self.pair(harness, "CP-polite")
+            let (flooder, csms) = try await self.pair(harness, "CP-flood")
+            let tap = try await WireTap.install(on: flooder.channel)
+            var frames: [UInt8] = []
+            for index in 0..<30000 {
+                frames += wireFrame(#"[2,"h\#(index)","Heartbeat",{}]"#, mask: WebSocketMask(5, 5, 5, 5))
+            }
+            let flooding = Task { try? await tap.send(frames) }
+            #expect(await eventually { csms.transcript.received.count >= 4096 })
+            // The flooder is held near the watermark (one read of the socket past it); the polite charger is not held.
+            for _ in 0..<3 {
+                #expect(try await good.call("Heartbeat", [:], timeout: .seconds(10)).isResult)
+            }
+            #expect(csms.transcript.received.count < 30000)
+            gate.open()
+            #expect(await eventually(seconds: 30) { csms.transcript.received.count == 30000 })
+            flooding.cancel()
+            await good.close()
+            await flooder.close()
+        }
+    }
+
     @Test("a bandwidth limit applies to the connection's cumulative rate, not to each message from now")
     func bandwidthCumulative() async throws {
         let policy = try PolicyLoader.parse("rules:\n  - name: slow\n    match: {action: DataTransfer}\n    fault: {bandwidth: {bytesPerSecond: 10000}}\n")
@@ -358,5 +394,20 @@ struct HardeningTests {
             #expect(harness.csms.arrivals.first?.chargePoint == "CP@7")
             await peer.close()
         }
+    }
+}
+
+/// Holds the recorder's writer thread until opened.
+final class RecorderGate: Sendable {
+    private let lock = ConditionLock(value: 0)
+
+    func wait() {
+        self.lock.lock(whenValue: 1)
+        self.lock.unlock()
+    }
+
+    func open() {
+        self.lock.lock()
+        self.lock.unlock(withValue: 1)
     }
 }

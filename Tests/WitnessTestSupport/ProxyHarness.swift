@@ -21,16 +21,16 @@ package final class ProxyHarness: Sendable {
         csms csmsConfiguration: CSMSSimulator.Configuration = .init(),
         upstreamScheme: String = "ws", upstreamOverride: String? = nil, upstreamPrefix: String = "/ocpp",
         configure: (inout ProxyConfiguration) -> Void = { _ in }, redactSecrets: Bool = true,
-        proxyScheme: String = "ws", recording: Bool = true
+        proxyScheme: String = "ws", recording: Bool = true,
+        recorderConfigure: (inout CaptureWriter.Configuration) -> Void = { _ in }, observer: (@Sendable (CaptureRecord) -> Void)? = nil
     ) async throws -> ProxyHarness {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let csms = CSMSSimulator(configuration: csmsConfiguration, group: group)
         let csmsAddress = try await csms.start()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("witness-test-\(UUID().uuidString)").path
-        let recorder = try CaptureWriter(
-            configuration: .init(directory: directory, fsync: .never, redactSecrets: redactSecrets),
-            header: CaptureHeader(backendName: "SimCSMS")
-        )
+        var recorderConfiguration = CaptureWriter.Configuration(directory: directory, fsync: .never, redactSecrets: redactSecrets)
+        recorderConfigure(&recorderConfiguration)
+        let recorder = try CaptureWriter(configuration: recorderConfiguration, header: CaptureHeader(backendName: "SimCSMS"), observer: observer)
         let upstream = try WebSocketURL(
             parsing: upstreamOverride ?? "\(upstreamScheme)://127.0.0.1:\(csmsAddress.port ?? 0)\(upstreamPrefix)"
         )
