@@ -2,16 +2,38 @@ import NIOCore
 import NIOWebSocket
 import OCPPWire
 
-/// The closing handshake's deadline: from the first close frame (a peer's, forwarded, or the proxy's own) or
-/// the first close the proxy starts, both sockets must be gone within `closingTimeout`. A peer that never
-/// answers a close frame, or never reads what is still being written to it, cannot hold its pair open.
+/// The pair's closing, carried out: `PairClosing` decides, the relay schedules the deadline and closes
+/// sockets. From the first close frame (a peer's, forwarded, or the proxy's own) or the first close the proxy
+/// starts, both sockets must be gone within `closingTimeout`. A peer that never answers a close frame, or never
+/// reads what is still being written to it, cannot hold its pair open.
 extension RelayHandler {
-    func startClosingDeadline() {
-        guard self.session.closingDeadline == nil, !self.session.finished, let context = self.context else { return }
-        let timeout = self.session.limits.closingTimeout
-        self.session.closingDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-            self?.closingTimedOut()
+    func carryOut(_ action: PairClosing.Action) {
+        switch action {
+        case .none, .finish:
+            // The session carries out `finish` itself, where it records the close.
+            break
+        case .startDeadline:
+            guard self.session.closingDeadline == nil, let context = self.context else { return }
+            self.session.closingDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.session.limits.closingTimeout) { [weak self] in
+                self?.closingDeadlinePassed()
+            }
+        case .timedOut(let side, let what):
+            let seconds = Double(self.session.limits.closingTimeout.nanoseconds) / 1e9
+            self.session.recordError(
+                "closeTimeout", detail: "\(side.recordName) \(what) within \(seconds.secondsText) s; the proxy closed both connections",
+                direction: side.inboundDirection
+            )
+            for handler in [self, self.partner].compactMap({ $0 }) {
+                handler.closing = true
+                handler.context?.close(promise: nil)
+            }
         }
+    }
+
+    func closingDeadlinePassed() {
+        self.session.closingDeadline = nil
+        let open = [self, self.partner].compactMap { $0 }.filter { $0.context?.channel.isActive == true }.map(\.side)
+        self.carryOut(self.session.lifecycle.deadlinePassed(open: open))
     }
 
     /// Closes this side's socket if it is still open after the closing timeout, recording that its peer did not
@@ -30,47 +52,6 @@ extension RelayHandler {
             )
             context.close(promise: nil)
         }
-    }
-
-    /// Records which side did not finish closing, then closes both sockets at once.
-    func closingTimedOut() {
-        let session = self.session
-        session.closingDeadline = nil
-        guard !session.finished else { return }
-        let handlers = [self, self.partner].compactMap { $0 }
-        let open = handlers.filter { $0.context?.channel.isActive == true }.map(\.side)
-        if let (side, what) = Self.whoStalled(open: open, closeFramesFrom: session.closeFramesFrom, proxyClosed: session.proxyClosed) {
-            let seconds = Double(session.limits.closingTimeout.nanoseconds) / 1e9
-            session.recordError(
-                "closeTimeout",
-                detail: "\(side.recordName) \(what) within \(seconds.secondsText) s; the proxy closed both connections",
-                direction: side.inboundDirection
-            )
-        }
-        for handler in handlers {
-            handler.closing = true
-            handler.context?.close(promise: nil)
-        }
-    }
-
-    /// The side that kept a closing pair open, and how: one answer per pair, naming the peer whose move it was.
-    static func whoStalled(open: [RelaySide], closeFramesFrom: Set<RelaySide>, proxyClosed: Set<RelaySide>) -> (RelaySide, String)? {
-        guard !open.isEmpty else { return nil }
-        for side in open {
-            let other: RelaySide = side == .charger ? .backend : .charger
-            if !closeFramesFrom.contains(side) && closeFramesFrom.contains(other) {
-                return (side, "did not answer the close frame from the \(other.recordName)")
-            }
-            if !closeFramesFrom.contains(side) && proxyClosed.contains(side) {
-                return (side, "did not answer the proxy's close frame")
-            }
-        }
-        // Both sent close frames: the server closes the TCP connection first (RFC 6455 7.1.1).
-        if closeFramesFrom.count == 2 {
-            let side: RelaySide = open.contains(.backend) ? .backend : .charger
-            return (side, "did not close its connection after the closing handshake")
-        }
-        return (open[0], "did not take what was still being sent to it before closing")
     }
 }
 

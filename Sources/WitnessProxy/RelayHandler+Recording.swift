@@ -33,8 +33,7 @@ extension RelayHandler {
             self.emit(opcode: .pong, payload: payload, fragments: 1)
             return
         case .close:
-            self.session.closeFramesFrom.insert(self.side)
-            self.startClosingDeadline()
+            self.carryOut(self.session.lifecycle.closeFrame(from: self.side))
             if self.session.firstClose == nil {
                 var view = payload
                 let code = view.readInteger(as: UInt16.self)

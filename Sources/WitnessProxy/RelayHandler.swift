@@ -382,6 +382,7 @@ final class RelayHandler: ChannelDuplexHandler {
     func closeChannel() {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
+        self.carryOut(self.session.lifecycle.socketClosing(self.side))
         self.needsFlush = false
         context.flush()
         if context.channel.isWritable {
@@ -401,8 +402,7 @@ final class RelayHandler: ChannelDuplexHandler {
     func closeWithFrame(code: WebSocketErrorCode, reason: String) {
         guard !self.closing, let context = self.context else { return }
         self.closing = true
-        self.session.proxyClosed.insert(self.side)
-        self.startClosingDeadline()
+        self.carryOut(self.session.lifecycle.proxyClose(to: self.side))
         self.closeWithin("read the proxy's close frame")
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)

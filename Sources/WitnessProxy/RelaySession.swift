@@ -89,7 +89,10 @@ final class RelaySession {
     var firstClose: (side: RelaySide, code: UInt16?, reason: String)?
     /// Set when the proxy itself closed the pair (shutdown, oversized or broken frames).
     var proxyClose: (code: WebSocketErrorCode, reason: String)?
-    private(set) var finished = false
+    /// The pair's way from open to closed.
+    var lifecycle = PairClosing()
+    /// A socket of the pair went: its close is recorded.
+    var finished: Bool { self.lifecycle.isFinished }
     private let onFinish: (RelaySession) -> Void
     /// Fault injection, when the proxy has it.
     let faults: FaultInjection?
@@ -115,11 +118,8 @@ final class RelaySession {
     let limits: RelayLimits
     /// This connection's records in the recorder's queue.
     let recorderShare = RecorderShare()
-    /// Runs from the first close frame until both sockets are closed.
+    /// Runs while `lifecycle` is closing.
     var closingDeadline: Scheduled<Void>?
-    /// Sides that sent a close frame, and sides the proxy sent one of its own.
-    var closeFramesFrom: Set<RelaySide> = []
-    var proxyClosed: Set<RelaySide> = []
 
     /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
     var identity: (vendor: String, model: String, firmware: String)?
@@ -182,8 +182,7 @@ final class RelaySession {
 
     /// Called when either side's channel goes away; records the close once and releases the pair.
     func finish(transportClosedBy side: RelaySide) {
-        guard !self.finished else { return }
-        self.finished = true
+        guard case .finish = self.lifecycle.socketClosed(side) else { return }
         self.closingDeadline?.cancel()
         self.closingDeadline = nil
         let durationMs = Double(NIODeadline.now().uptimeNanoseconds - self.openedNanos) / 1_000_000
