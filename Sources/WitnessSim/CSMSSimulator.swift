@@ -20,6 +20,10 @@ public final class CSMSSimulator: Sendable {
         public var requiredPassword: String?
         /// TLS for a `wss://` listener.
         public var tls: TLSConfiguration?
+        /// Keep every connection's arrival and its endpoint's transcript (tests read them). Off for a simulator
+        /// that runs for hours (`simulate csms`, the benchmarks' backend): then only open connections are kept,
+        /// without transcripts, so memory follows the connections, not the traffic.
+        public var keepsHistory = true
         /// Answer chargers' CALLs; nil uses the built-in answers.
         public var handler: (@Sendable (_ chargePoint: String, _ version: OCPPVersion, _ action: String, _ payload: JSONValue) async throws -> JSONValue)?
 
@@ -51,6 +55,8 @@ public final class CSMSSimulator: Sendable {
     private struct State {
         var server: (any Channel)?
         var arrivals: [Arrival] = []
+        /// Open connections when closed ones were last dropped (without history).
+        var activeAtLastPrune = 0
         var waiters: [(String, CheckedContinuation<OCPPEndpoint, Never>)] = []
         var nextTransactionId = 1000
         var connectHandler: (@Sendable (OCPPEndpoint, String) -> Void)?
@@ -132,7 +138,9 @@ public final class CSMSSimulator: Sendable {
                     try channel.pipeline.syncOperations.addHandler(OCPPEndpointHandler(endpoint: box))
                     let version = upgradeState.value.chosen ?? .v16
                     let target = ChargerRequestTarget(uri: head.uri)
-                    let endpoint = OCPPEndpoint(channel: channel, version: version, isClient: false, idPrefix: "csms-")
+                    let endpoint = OCPPEndpoint(
+                        channel: channel, version: version, isClient: false, idPrefix: "csms-", keepsTranscript: self.configuration.keepsHistory
+                    )
                     self.accept(endpoint, chargePoint: target.chargePointId, head: head)
                     box.withLockedValue { $0 = endpoint }
                     channel.pipeline.fireUserInboundEventTriggered(EndpointReady())
@@ -189,6 +197,11 @@ public final class CSMSSimulator: Sendable {
         }
         let (waiters, connectHandler) = self.state.withLockedValue { state in
             state.arrivals.append(Arrival(chargePoint: chargePoint, uri: head.uri, headers: head.headers, endpoint: endpoint))
+            if !self.configuration.keepsHistory, state.arrivals.count >= 2 * max(64, state.activeAtLastPrune) {
+                // Closed connections go, in one pass when the list has doubled: amortised, and never the open ones.
+                state.arrivals.removeAll { !$0.endpoint.isActive }
+                state.activeAtLastPrune = state.arrivals.count
+            }
             let ready = state.waiters.filter { $0.0 == chargePoint }
             state.waiters.removeAll { $0.0 == chargePoint }
             return (ready, state.connectHandler)

@@ -69,7 +69,11 @@ public final class OCPPEndpoint: Sendable {
     private let state = NIOLockedValueBox(State())
     private let idPrefix: String
 
-    init(channel: any Channel, version: OCPPVersion, isClient: Bool, idPrefix: String) {
+    /// Whether `transcript` keeps the messages; a long-running simulator keeps none, or it grows for ever.
+    private let keepsTranscript: Bool
+
+    init(channel: any Channel, version: OCPPVersion, isClient: Bool, idPrefix: String, keepsTranscript: Bool = true) {
+        self.keepsTranscript = keepsTranscript
         self.channel = channel
         self.version = version
         self.isClient = isClient
@@ -154,7 +158,7 @@ public final class OCPPEndpoint: Sendable {
         guard self.channel.isActive else {
             return self.channel.eventLoop.makeFailedFuture(OCPPEndpointError("connection closed before \(text.prefix(40)) could be sent"))
         }
-        self.state.withLockedValue { $0.sent.append(text) }
+        if self.keepsTranscript { self.state.withLockedValue { $0.sent.append(text) } }
         let bytes = Array(text.utf8)
         let count = max(1, min(fragments, bytes.count))
         let size = (bytes.count + count - 1) / max(count, 1)
@@ -262,9 +266,11 @@ public final class OCPPEndpoint: Sendable {
     }
 
     private func receivedText(_ text: String, fragments: Int) {
-        self.state.withLockedValue {
-            $0.received.append(text)
-            $0.receivedFragments.append(fragments)
+        if self.keepsTranscript {
+            self.state.withLockedValue {
+                $0.received.append(text)
+                $0.receivedFragments.append(fragments)
+            }
         }
         let envelope: OCPPEnvelope
         switch OCPPEnvelope.parse(ByteBuffer(string: text)) {

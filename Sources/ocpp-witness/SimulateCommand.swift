@@ -178,10 +178,13 @@ struct CSMSCommand: AsyncParsableCommand {
                 throw ValidationError("cannot read --tls-cert \(tlsCert) or --tls-key \(tlsKey): \(error)")
             }
         }
+        var configuration = CSMSSimulator.Configuration(
+            host: self.listen.host, port: self.listen.port, versions: self.ocppVersion, requiredPassword: self.password, tls: tls
+        )
+        // Run on its own, nothing reads transcripts: memory follows the open connections, not the traffic.
+        configuration.keepsHistory = false
         let csms = CSMSSimulator(
-            configuration: .init(
-                host: self.listen.host, port: self.listen.port, versions: self.ocppVersion, requiredPassword: self.password, tls: tls
-            ),
+            configuration: configuration,
             group: group, logger: logger
         )
         csms.onConnect { endpoint, chargePoint in

@@ -61,5 +61,27 @@ struct EndpointTests {
         // No reboot was attempted (and failed) either.
         #expect(charger.counts.errors == 0)
     }
-}
 
+    @Test("a CSMS simulator without history keeps only open connections and no transcripts, however many come and go")
+    func simulatorWithoutHistory() async throws {
+        var configuration = CSMSSimulator.Configuration(versions: [.v16])
+        configuration.keepsHistory = false
+        try await ProxyHarness.start(csms: configuration).run { harness in
+            var url = harness.proxyURL
+            url.pathPrefix = "/CP-stays"
+            let stays = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+            for index in 0..<300 {
+                url.pathPrefix = "/CP-passing-\(index)"
+                let passing = try await OCPPClient.connect(to: url, options: OCPPClientOptions(subprotocols: ["ocpp1.6"]), group: harness.group)
+                #expect(try await passing.call("Heartbeat", [:]).isResult)
+                await passing.close()
+            }
+            #expect(try await stays.call("Heartbeat", [:]).isResult)
+            // Kept: the open connection and at most the closed ones since the last pass, never all 300.
+            #expect(harness.csms.arrivals.count < 200)
+            let open = await harness.csms.connection("CP-stays")
+            #expect(open.transcript.received.isEmpty)
+            await stays.close()
+        }
+    }
+}
