@@ -186,9 +186,12 @@ public final class CSMSSimulator: Sendable {
 
     private func accept(_ endpoint: OCPPEndpoint, chargePoint: String, head: HTTPRequestHead) {
         let handler = self.configuration.handler
+        // The version, not the endpoint: the endpoint keeps this closure, and a closure keeping the endpoint
+        // would keep every connection's endpoint (and what it was reassembling) for ever.
+        let version = endpoint.version
         endpoint.onCall { action, payload in
-            if let handler { return try await handler(chargePoint, endpoint.version, action, payload) }
-            return try OCPPMessages.csmsAnswer(action, payload, version: endpoint.version) {
+            if let handler { return try await handler(chargePoint, version, action, payload) }
+            return try OCPPMessages.csmsAnswer(action, payload, version: version) {
                 self.state.withLockedValue { state in
                     defer { state.nextTransactionId += 1 }
                     return state.nextTransactionId

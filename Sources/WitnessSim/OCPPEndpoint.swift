@@ -226,7 +226,11 @@ public final class OCPPEndpoint: Sendable {
             self.assembling = (frame.opcode, frame.unmaskedData, 1)
             self.deliverIfComplete(frame.fin)
         case .continuation:
-            guard var message = self.assembling else { return }
+            // Taken out while it grows: a copy left in the state would make every append copy the whole message.
+            guard var message = self.state.withLockedValue({ state in
+                defer { state.assembling = nil }
+                return state.assembling
+            }) else { return }
             var part = frame.unmaskedData
             message.data.writeBuffer(&part)
             message.fragments += 1
