@@ -13,8 +13,10 @@ public enum JSONValue: Sendable, Hashable {
     /// Builds a number from an integer.
     public static func int(_ value: Int) -> JSONValue { .number(String(value)) }
 
-    /// Builds a number from a double, written in its shortest round-tripping form.
+    /// Builds a number from a double, written in its shortest round-tripping form; JSON has no NaN or
+    /// infinity, so those are null.
     public static func double(_ value: Double) -> JSONValue {
+        guard value.isFinite else { return .null }
         if value.rounded() == value, abs(value) < 1e15 { return .number(String(Int(value))) }
         return .number(String(value))
     }
@@ -128,4 +130,13 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
 
 extension JSONObject: CustomStringConvertible {
     public var description: String { JSONWriter.string(.object(self)) }
+}
+
+extension Double {
+    /// The number as people write it: `12` for 12.0, `2.5`, `1e+300`; `nan` and `inf` as Swift spells them.
+    /// Safe for any value, unlike `String(Int(value))`, which traps beyond Int's range (a reading of 1e300 Wh
+    /// from a charger, a latency of 1e308 ms in a damaged capture).
+    public var plainText: String {
+        self.rounded() == self && abs(self) < 1e15 ? String(Int64(self)) : String(self)
+    }
 }

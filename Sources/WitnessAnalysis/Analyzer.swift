@@ -405,6 +405,6 @@ public final class Analyzer {
     }
 
     static func format(_ value: Double) -> String {
-        value.rounded() == value ? String(Int(value)) : String(format: "%.3f", value)
+        value.rounded() == value || !value.isFinite ? value.plainText : String(format: "%.3f", value)
     }
 }

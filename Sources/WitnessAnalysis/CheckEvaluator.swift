@@ -379,6 +379,6 @@ final class CheckEvaluator {
 
     static func format(_ seconds: Double) -> String {
         let rounded = (seconds * 1000).rounded() / 1000
-        return rounded.rounded() == rounded ? String(Int(rounded)) : String(rounded)
+        return rounded.plainText
     }
 }

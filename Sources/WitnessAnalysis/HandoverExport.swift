@@ -232,7 +232,7 @@ public struct HandoverExport: Sendable {
     }
 
     public var transactionRows: [[String]] {
-        func wh(_ value: Double?) -> String { value.map { $0.rounded() == $0 ? String(Int($0)) : String($0) } ?? "" }
+        func wh(_ value: Double?) -> String { value.map(\.plainText) ?? "" }
         return self.transactions.map {
             [$0.chargePoint, $0.evse, $0.connector, $0.transactionId, $0.idTag, $0.started, $0.stopped, wh($0.meterStartWh), wh($0.meterStopWh), wh($0.energyWh), $0.stopReason]
         }

@@ -1,3 +1,4 @@
+import Foundation
 import OCPPWire
 import WitnessCapture
 
@@ -257,13 +258,13 @@ final class TransactionTracker {
         return out
     }
 
+    /// 10 to a charger's `multiplier`. The schema bounds it only as an integer: it is clamped first, so that
+    /// -2^63 (whose magnitude traps) or 2^62 (a loop of as many steps) from a hostile charger costs nothing.
     private static func pow10(_ exponent: Int) -> Double {
-        var result = 1.0
-        for _ in 0..<abs(exponent) { result *= 10 }
-        return exponent < 0 ? 1 / result : result
+        Foundation.pow(10, Double(min(max(exponent, -400), 400)))
     }
 
     static func wh(_ value: Double) -> String {
-        (value.rounded() == value ? String(Int(value)) : String(value)) + " Wh"
+        value.plainText + " Wh"
     }
 }

@@ -58,6 +58,6 @@ extension RelayHandler {
 extension Double {
     /// 10 for 10.0, 2.5 for 2.5: seconds as people write them.
     fileprivate var secondsText: String {
-        self == self.rounded() ? String(Int(self)) : String(self)
+        self.plainText
     }
 }

@@ -22,7 +22,7 @@ struct PolicyCheckCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Policy file (YAML).", valueName: "FILE"))
     var file: String
 
-    static func seconds(_ value: Double) -> String { value.rounded() == value ? String(Int(value)) : String(value) }
+    static func seconds(_ value: Double) -> String { value.plainText }
 
     func run() throws {
         do {

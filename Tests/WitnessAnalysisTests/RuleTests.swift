@@ -114,6 +114,19 @@ struct RuleTests {
                     (7, #"[3,"p",{"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
                  ],
                  expected: ["tx.timestampOutside", "tx.timestampInFuture", "tx.timestampOutside", "tx.sampleOutOfRange", "tx.energyMismatch"]),
+        // A hostile charger's absurd numbers are judged like any other; writing 1e300 Wh used to trap the process
+        // (live analysis runs inside the proxy), and a multiplier of -2^63 trapped or of 2^62 looped for ever.
+        RuleCase(name: "absurd readings and multipliers are judged, not a crash", version: .v201,
+                 frames: [
+                    (0, #"[2,"e0","TransactionEvent",{"eventType":"Started","timestamp":"2026-11-24T10:00:00Z","triggerReason":"Authorized","seqNo":0,"transactionInfo":{"transactionId":"tx1"},"meterValue":[{"timestamp":"2026-11-24T10:00:00Z","sampledValue":[{"value":1e300}]}]}]"#, .toCSMS),
+                    (1, #"[3,"e0",{}]"#, .toCharger),
+                    (2, #"[2,"e1","TransactionEvent",{"eventType":"Updated","timestamp":"2026-11-24T10:01:00Z","triggerReason":"MeterValuePeriodic","seqNo":1,"transactionInfo":{"transactionId":"tx1"},"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":5,"unitOfMeasure":{"multiplier":-9223372036854775808}}]}]}]"#, .toCSMS),
+                    (3, #"[3,"e1",{}]"#, .toCharger),
+                    (4, #"[2,"e2","TransactionEvent",{"eventType":"Ended","timestamp":"2026-11-24T10:02:00Z","triggerReason":"EVDeparted","seqNo":2,"transactionInfo":{"transactionId":"tx1"},"meterValue":[{"timestamp":"2026-11-24T10:02:00Z","sampledValue":[{"value":7,"context":"Transaction.End","unitOfMeasure":{"multiplier":4611686018427387904}}]}]}]"#, .toCSMS),
+                    (5, #"[3,"e2",{}]"#, .toCharger),
+                 ],
+                 // 5 × 10^-400 Wh reads as 0, below the start of 1e300 Wh.
+                 expected: ["tx.sampleOutOfRange"]),
     ]
 
     @Test("each case reports exactly its rules", arguments: cases)
