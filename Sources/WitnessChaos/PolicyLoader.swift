@@ -168,8 +168,7 @@ public enum PolicyLoader {
             let then = thenNode.map { self.pattern($0, what: "'\(outcome?.rawValue ?? "expect")' of check '\(name)'") } ?? nil
             var within: Double?
             if let node = fields["within"] {
-                within = Self.seconds(node)
-                if within == nil || within == 0 { self.fail(node, "within must be a positive duration: seconds, or with a unit (500ms, 90s, 5m, 1h)") }
+                within = self.duration(node, "within of check '\(name)'", allowsZero: false)
             } else {
                 self.fail(node, "check '\(name)' needs 'within', the window after the stimulus (90s, 5m)")
             }
@@ -370,16 +369,10 @@ public enum PolicyLoader {
                     }
                     if key == "nth" { match.nth = count } else if key == "first" { match.first = count } else { match.every = count }
                 case "after", "before":
-                    guard let seconds = Self.seconds(value) else {
-                        self.fail(value, "\(key) must be a duration: seconds, or with a unit (500ms, 90s, 5m, 1h)")
-                        continue
-                    }
+                    guard let seconds = self.duration(value, "\(key) of rule '\(rule)'") else { continue }
                     if key == "after" { match.after = seconds } else { match.before = seconds }
                 case "transactionFor":
-                    guard let seconds = Self.seconds(value) else {
-                        self.fail(value, "transactionFor must be a duration: seconds, or with a unit (500ms, 90s, 5m, 1h)")
-                        continue
-                    }
+                    guard let seconds = self.duration(value, "transactionFor of rule '\(rule)'") else { continue }
                     match.transactionFor = seconds
                 case "from":
                     switch value.string {
@@ -452,13 +445,13 @@ public enum PolicyLoader {
             case "duplicate": return .duplicate
             case "delay":
                 self.checkKeys(self.mapping(body) ?? [], allowed: ["ms", "jitterMs", "reorder"], in: "delay", node: body)
-                guard let milliseconds = fields["ms"]?.int ?? body.int, milliseconds >= 0 else {
+                guard let millisecondsNode = fields["ms"] ?? (body.int != nil ? body : nil) else {
                     self.fail(body, "delay needs 'ms', a non-negative number of milliseconds")
                     return nil
                 }
-                let jitter = fields["jitterMs"]?.int ?? 0
-                if jitter < 0 { self.fail(fields["jitterMs"], "jitterMs must not be negative") }
-                return .delay(milliseconds: milliseconds, jitterMilliseconds: max(0, jitter), reorder: fields["reorder"]?.bool ?? false)
+                guard let milliseconds = self.milliseconds(millisecondsNode, "ms of delay in rule '\(rule)'") else { return nil }
+                let jitter = fields["jitterMs"].flatMap { self.milliseconds($0, "jitterMs of delay in rule '\(rule)'") } ?? 0
+                return .delay(milliseconds: milliseconds, jitterMilliseconds: jitter, reorder: fields["reorder"]?.bool ?? false)
             case "disconnect":
                 self.checkKeys(self.mapping(body) ?? [], allowed: ["side", "code", "reason", "mode"], in: "disconnect", node: body)
                 let side = fields["side"].map { $0.string.flatMap(DisconnectSide.init(rawValue:)) } ?? .both
@@ -508,10 +501,11 @@ public enum PolicyLoader {
                 return .bandwidth(bytesPerSecond: rate)
             case "outage":
                 self.checkKeys(self.mapping(body) ?? [], allowed: ["duration", "mode", "scope"], in: "outage", node: body)
-                guard let durationNode = fields["duration"], let seconds = Self.seconds(durationNode), seconds > 0 else {
+                guard let durationNode = fields["duration"] else {
                     self.fail(body, "outage needs 'duration', such as 90s or 2m")
                     return nil
                 }
+                guard let seconds = self.duration(durationNode, "duration of outage in rule '\(rule)'", allowsZero: false) else { return nil }
                 let mode = fields["mode"].map { $0.string.flatMap(OutageMode.init(rawValue:)) } ?? .refuse
                 guard let mode else {
                     self.fail(fields["mode"], "mode must be refuse or blackhole")
@@ -634,13 +628,37 @@ public enum PolicyLoader {
             }
         }
 
-        static func seconds(_ node: Node) -> Double? {
-            if let value = node.float, case .scalar(let scalar) = node, Double(scalar.string) != nil { return value }
-            guard let text = node.string else { return nil }
-            for (suffix, factor) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where text.hasSuffix(suffix) {
-                if let number = Double(text.dropLast(suffix.count)), number >= 0 { return number * factor }
+        /// A duration in seconds (`90`, `2.5`) or with a unit (`500ms`, `90s`, `5m`, `24h`, `7d`), bounded as every
+        /// duration is (`BoundedDuration`: finite, not negative, at most 30 days); nil, with the error noted, otherwise.
+        mutating func duration(_ node: Node, _ field: String, allowsZero: Bool = true) -> Double? {
+            guard case .scalar(let scalar) = node else {
+                self.fail(node, "\(field) must be a duration: seconds, or with a unit (500ms, 90s, 5m, 1h)")
+                return nil
             }
-            return nil
+            do {
+                guard let duration = try BoundedDuration.parse(scalar.string, field: field, allowsZero: allowsZero) else {
+                    self.fail(node, "\(field) must be a duration: seconds, or with a unit (500ms, 90s, 5m, 1h); got '\(scalar.string)'")
+                    return nil
+                }
+                return duration.seconds
+            } catch {
+                self.fail(node, error.description)
+                return nil
+            }
+        }
+
+        /// A whole number of milliseconds, not negative and at most 30 days; nil, with the error noted, otherwise.
+        mutating func milliseconds(_ node: Node, _ field: String) -> Int? {
+            guard case .scalar(let scalar) = node, let value = Double(scalar.string), value == value.rounded(.towardZero) || !value.isFinite else {
+                self.fail(node, "\(field) must be a whole number of milliseconds")
+                return nil
+            }
+            do {
+                return Int(try BoundedDuration(milliseconds: value, field: field).milliseconds)
+            } catch {
+                self.fail(node, error.description)
+                return nil
+            }
         }
     }
 }

@@ -267,14 +267,20 @@ public final class AdminServer: AdminEndpoints {
 
     private func outage(_ chargePoint: String?, query: String) -> Reply {
         let parameters = Self.parameters(query)
-        guard let seconds = parameters["seconds"].flatMap(Double.init), seconds > 0 else {
-            return Self.error(.badRequest, "outage needs ?seconds=N")
+        let duration: BoundedDuration
+        do {
+            guard let parsed = try parameters["seconds"].flatMap({ try BoundedDuration.parse($0, field: "seconds", allowsZero: false) }) else {
+                return Self.error(.badRequest, "outage needs ?seconds=N, a number of seconds above 0 and at most 30 days")
+            }
+            duration = parsed
+        } catch {
+            return Self.error(.badRequest, "\(error)")
         }
         guard let mode = OutageMode(rawValue: parameters["mode"] ?? "refuse") else {
             return Self.error(.badRequest, "mode must be refuse or blackhole")
         }
-        self.proxy.startOutage(chargePoint: chargePoint.map(ChargerRequestTarget.percentDecodeComponent), seconds: seconds, mode: mode)
-        return Reply(status: .ok, body: JSONWriter.string(["outage": .double(seconds), "mode": .string(mode.rawValue)]))
+        self.proxy.startOutage(chargePoint: chargePoint.map(ChargerRequestTarget.percentDecodeComponent), duration: duration, mode: mode)
+        return Reply(status: .ok, body: JSONWriter.string(["outage": .double(duration.seconds), "mode": .string(mode.rawValue)]))
     }
 
     private func inject(_ chargePoint: String, body: String) -> Reply {

@@ -23,7 +23,7 @@ struct FaultPlan {
         /// Send a CALL of the proxy's own towards `target`, recorded as injected.
         case injectCall(action: String, payload: JSONValue, target: InjectTarget, fault: JSONObject)
         /// Start an outage, for this charge point or all of them.
-        case outage(allChargers: Bool, seconds: Double, mode: OutageMode)
+        case outage(allChargers: Bool, duration: BoundedDuration, mode: OutageMode)
         /// Close these sides, with a close frame (carrying `reason`) or a TCP reset; the capture's close
         /// record says `recordedReason`.
         case close(DisconnectSide, code: UInt16, reason: String, recordedReason: String, reset: Bool)
@@ -76,7 +76,9 @@ struct FaultPlan {
         case .outage(let seconds, let mode, let allChargers):
             record["seconds"] = .double(seconds)
             record["mode"] = .string(mode.rawValue)
-            self.steps = [.record(fault: record), .outage(allChargers: allChargers, seconds: seconds, mode: mode)]
+            // The policy loader bounded the duration already; the clamp only keeps a policy built in code from trapping.
+            let duration = (try? BoundedDuration(seconds: seconds, field: "duration of outage")) ?? .maximum
+            self.steps = [.record(fault: record), .outage(allChargers: allChargers, duration: duration, mode: mode)]
         case .inject(let action, let template, let copies, let target):
             record["action"] = .string(action)
             var injected = template

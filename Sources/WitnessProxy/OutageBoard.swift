@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import OCPPWire
 import WitnessChaos
 
 /// Outages in force: for one charge point or for all. Read per message only while an outage exists.
@@ -12,8 +13,8 @@ final class OutageBoard: Sendable {
     private let outages = NIOLockedValueBox<[String: Outage]>([:])
     private static let everyone = "\u{0}all"
 
-    func start(chargePoint: String?, seconds: Double, mode: OutageMode) {
-        let until = NIODeadline.now() + .nanoseconds(Int64(seconds * 1e9))
+    func start(chargePoint: String?, duration: BoundedDuration, mode: OutageMode) {
+        let until = NIODeadline.now() + .nanoseconds(duration.nanoseconds)
         self.outages.withLockedValue { $0[chargePoint ?? Self.everyone] = Outage(until: until, mode: mode) }
     }
 

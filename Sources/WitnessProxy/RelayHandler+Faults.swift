@@ -63,8 +63,8 @@ extension RelayHandler {
             case .injectCall(let action, let injected, let target, let fault):
                 let handler = target == .charger ? (self.side == .charger ? self : self.partner) : (self.side == .backend ? self : self.partner)
                 handler?.injectCall(action: action, payload: injected, fault: fault)
-            case .outage(let allChargers, let seconds, let mode):
-                self.session.startOutage?(allChargers ? nil : self.session.chargePoint, seconds, mode)
+            case .outage(let allChargers, let duration, let mode):
+                self.session.startOutage?(allChargers ? nil : self.session.chargePoint, duration, mode)
             case .close(let side, let code, let reason, let recordedReason, let reset):
                 let charger = self.side == .charger ? self : self.partner
                 let backend = self.side == .backend ? self : self.partner

@@ -101,7 +101,7 @@ final class RelaySession {
     let proxyStartNanos: UInt64
     /// Outages in force, and how to start one (a policy's outage fault).
     var outages: OutageBoard?
-    var startOutage: ((_ chargePoint: String?, _ seconds: Double, _ mode: OutageMode) -> Void)?
+    var startOutage: ((_ chargePoint: String?, _ duration: BoundedDuration, _ mode: OutageMode) -> Void)?
 
     /// Ids of CALLs the proxy injected, per direction they went; their answers are not forwarded.
     var injectedCalls: [Direction: Set<String>] = [:]

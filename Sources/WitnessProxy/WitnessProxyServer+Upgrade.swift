@@ -126,7 +126,7 @@ extension WitnessProxyServer {
         // Outages exist only with fault injection; without it the relay skips the check entirely.
         if self.configuration.faults != nil {
             session.outages = self.outages
-            session.startOutage = { chargePoint, seconds, mode in self.startOutage(chargePoint: chargePoint, seconds: seconds, mode: mode) }
+            session.startOutage = { chargePoint, duration, mode in self.startOutage(chargePoint: chargePoint, duration: duration, mode: mode) }
         }
         handshake.session = session
         if let mode = self.outages.active(for: target.chargePointId) {

@@ -176,12 +176,12 @@ public final class WitnessProxyServer: Sendable {
         return channels.count / 2
     }
 
-    /// Makes the backend unreachable for `chargePoint` (nil: for every charger) during `seconds`. In `refuse`
+    /// Makes the backend unreachable for `chargePoint` (nil: for every charger) during `duration`. In `refuse`
     /// mode the backend side of open pairs is reset (their chargers are then dropped too) and new upgrades get
     /// 503; in `blackhole` mode nothing gets through and new upgrades hang until 504.
-    public func startOutage(chargePoint: String?, seconds: Double, mode: OutageMode) {
-        self.outages.start(chargePoint: chargePoint, seconds: seconds, mode: mode)
-        self.logger.warning("outage started", metadata: ["chargePoint": "\(chargePoint ?? "all")", "seconds": "\(seconds)", "mode": "\(mode.rawValue)"])
+    public func startOutage(chargePoint: String?, duration: BoundedDuration, mode: OutageMode) {
+        self.outages.start(chargePoint: chargePoint, duration: duration, mode: mode)
+        self.logger.warning("outage started", metadata: ["chargePoint": "\(chargePoint ?? "all")", "seconds": "\(duration.seconds)", "mode": "\(mode.rawValue)"])
         guard mode == .refuse else { return }
         let backends = self.state.withLockedValue { state in
             state.pairInfo.values.filter { chargePoint == nil || $0.chargePoint == chargePoint }.compactMap { state.pairs[$0.id]?.last }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import OCPPSchema
+import OCPPWire
 import ServiceLifecycle
 import UnixSignals
 
@@ -77,5 +78,17 @@ struct Started: Service {
     func run() async throws {
         try await self.start()
         try await self.service.run()
+    }
+}
+
+extension BoundedDuration {
+    /// A command-line option's seconds as a duration, bounded as every duration is (finite, not negative, at most
+    /// 30 days; above 0 unless `allowsZero`), or a usage error naming the option.
+    static func option(_ name: String, seconds: Double, allowsZero: Bool = false) throws -> BoundedDuration {
+        do {
+            return try BoundedDuration(seconds: seconds, field: name, allowsZero: allowsZero)
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 }

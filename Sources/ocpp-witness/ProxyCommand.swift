@@ -141,6 +141,7 @@ struct ProxyCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
+        _ = try BoundedDuration.option("--handshake-timeout", seconds: Double(self.handshakeTimeout))
         guard self.closeTimeout > 0 && self.closeTimeout <= 3600 else {
             throw ValidationError("--close-timeout is a number of seconds from 1 to 3600, got \(self.closeTimeout)")
         }

@@ -77,7 +77,9 @@ struct ReplayCommand: AsyncParsableCommand {
         case .charger: guard self.to != nil else { throw ValidationError("--as charger needs --to URL") }
         case .csms: guard self.listen != nil else { throw ValidationError("--as csms needs --listen HOST:PORT") }
         }
-        guard self.speed > 0 else { throw ValidationError("--speed must be positive") }
+        guard self.speed > 0, self.speed.isFinite else { throw ValidationError("--speed must be a positive number, got \(self.speed)") }
+        _ = try BoundedDuration.option("--response-timeout", seconds: self.responseTimeout)
+        _ = try BoundedDuration.option("--connect-wait", seconds: self.connectWait)
         if let basicAuth, !basicAuth.contains(":") { throw ValidationError("--basic-auth takes USER:PASSWORD") }
     }
 
@@ -101,8 +103,9 @@ struct ReplayCommand: AsyncParsableCommand {
         let capture = self.capture ?? "captures/replay-\(stamp)"
         var configuration = Replayer.Configuration(
             role: role, pace: self.pace == .fast ? .asFastAsAnswered : .recorded(speed: self.speed),
-            responseTimeout: .milliseconds(Int64(self.responseTimeout * 1000)), captureDirectory: capture,
-            connectWait: .milliseconds(Int64(self.connectWait * 1000))
+            responseTimeout: .nanoseconds(try BoundedDuration.option("--response-timeout", seconds: self.responseTimeout).nanoseconds),
+            captureDirectory: capture,
+            connectWait: .nanoseconds(try BoundedDuration.option("--connect-wait", seconds: self.connectWait).nanoseconds)
         )
         if let basicAuth, let colon = basicAuth.firstIndex(of: ":") {
             configuration.basicAuth = (String(basicAuth[..<colon]), String(basicAuth[basicAuth.index(after: colon)...]))

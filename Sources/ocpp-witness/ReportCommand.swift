@@ -73,8 +73,8 @@ struct ReportCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !self.captures.isEmpty else { throw ValidationError("give at least one capture file or folder") }
-        guard self.responseTimeout > 0 else { throw ValidationError("--response-timeout must be positive") }
-        guard self.clockTolerance >= 0 else { throw ValidationError("--clock-tolerance must be zero or more seconds, got \(self.clockTolerance)") }
+        _ = try BoundedDuration.option("--response-timeout", seconds: self.responseTimeout)
+        _ = try BoundedDuration.option("--clock-tolerance", seconds: self.clockTolerance, allowsZero: true)
         if let scope, WitnessScope.named(scope) == nil {
             throw ValidationError("unknown --scope '\(scope)'; expected one of: \(WitnessScope.all.map(\.name).joined(separator: ", "))")
         }

@@ -77,6 +77,8 @@ struct ChargerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard self.count > 0 else { throw ValidationError("--count must be at least 1") }
+        _ = try BoundedDuration.option("--duration", seconds: Double(self.duration))
+        _ = try BoundedDuration.option("--interval-ms", seconds: Double(self.intervalMs) / 1000, allowsZero: true)
         do {
             _ = try WebSocketURL(parsing: self.url)
         } catch {

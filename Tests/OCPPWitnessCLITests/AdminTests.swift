@@ -135,6 +135,12 @@ struct AdminTests {
         // One-off outages need the token and a duration.
         #expect(try await http("POST", port: adminPort, path: "/outage?seconds=1").0 == 401)
         #expect(try await http("POST", port: adminPort, path: "/outage", token: token).0 == 400)
+        // A duration that cannot be scheduled is refused with the range; it used to trap the proxy.
+        for bad in ["inf", "1e300", "-5", "nan", "0"] {
+            let (status, body) = try await http("POST", port: adminPort, path: "/outage?seconds=\(bad)", token: token)
+            #expect(status == 400, "seconds=\(bad)")
+            #expect(body.contains("above 0 and at most 30 days"), "\(body)")
+        }
         #expect(try await http("POST", port: adminPort, path: "/outage?seconds=1&mode=blackhole", token: token).0 == 200)
 
         process.terminate()

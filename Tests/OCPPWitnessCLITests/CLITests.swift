@@ -80,6 +80,12 @@ struct CLITests {
             (["proxy", "--listen", "127.0.0.1:0", "--upstream", "http://h:1"], "expected a ws:// or wss:// address"),
             (["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://h:1", "--tls-cert", "a.pem"], "--tls-cert and --tls-key go together"),
             (["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://h:1", "--fsync", "sometimes"], "--fsync expects never, batch"),
+            // Durations are bounded before anything converts them: these used to trap (Int64 of an infinite or huge number).
+            (["report", "captures/samples", "--response-timeout", "inf"], "--response-timeout: inf is not a finite number; a duration here is above 0 and at most 30 days"),
+            (["report", "captures/samples", "--response-timeout", "1e300"], "--response-timeout: 1e+300 is longer than 30 days"),
+            (["report", "captures/samples", "--clock-tolerance=-1"], "--clock-tolerance: -1 is negative; a duration here is from 0 to 30 days"),
+            (["replay", "captures/samples", "--as", "charger", "--to", "ws://h:1", "--response-timeout", "1e19"], "--response-timeout: 1e+19 is longer than 30 days"),
+            (["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://h:1", "--handshake-timeout", "9223372036854775807"], "--handshake-timeout: 9.223372036854776e+18 is longer than 30 days"),
         ]
     )
     func badArguments(arguments: [String], message: String) async throws {

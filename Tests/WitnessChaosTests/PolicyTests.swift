@@ -74,8 +74,45 @@ struct PolicyTests {
                 && text.contains("p.yaml:4:47: probability must be a number from 0 to 1")
                 && text.contains("p.yaml:5:12: unknown fault 'explode'")
                 && text.contains("p.yaml:7:21: unknown field 'colour' in 'match' of rule 'a'")
-                && text.contains("p.yaml:10:20: delay needs 'ms'")
+                && text.contains("p.yaml:10:25: ms of delay in rule 'b': -5 is negative; a duration here is from 0 to 30 days")
                 && text.contains("rule name 'a' is used twice")
+        }
+    }
+
+    @Test("every duration of a policy is bounded: infinite, huge or negative ones are refused with the field and the range")
+    func durationsAreBounded() {
+        let yaml = """
+            seed: 1
+            rules:
+              - name: slow
+                fault: {delay: {ms: 1e300}}
+              - name: late
+                match: {after: 1e300}
+                fault: drop
+              - name: long
+                fault: {outage: {duration: 31d}}
+              - name: jittery
+                fault: {delay: {ms: 10, jitterMs: 9223372036854775807}}
+            checks:
+              - name: forever
+                area: commissioning
+                when: {action: BootNotification}
+                expect: {action: StatusNotification}
+                within: .inf
+            """
+        #expect {
+            _ = try PolicyLoader.parse(yaml, file: "p.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("p.yaml:4:25: ms of delay in rule 'slow': 1e+300 is longer than 30 days")
+                && text.contains("p.yaml:6:20: after of rule 'late': 1e+300 is longer than 30 days")
+                && text.contains("duration of outage in rule 'long': 2678400 is longer than 30 days")
+                && text.contains("jitterMs of delay in rule 'jittery'")
+                && text.contains("within of check 'forever' must be a duration")
+        }
+        // The longest the samples use, and the limit itself, are fine.
+        #expect(throws: Never.self) {
+            _ = try PolicyLoader.parse("seed: 1\nrules:\n  - name: a\n    match: {after: 24h}\n    fault: {outage: {duration: 30d}}\n", file: "q.yaml")
         }
     }
 
@@ -120,7 +157,7 @@ struct PolicyTests {
                 && text.contains("c.yaml:4:11: 'when' of check 'c': a 'open' event has no message fields")
                 && text.contains("c.yaml:5:26: connection must be any, same or later")
                 && text.contains("check 'c' has both 'expect' and 'forbid'")
-                && text.contains("c.yaml:7:13: within must be a positive duration")
+                && text.contains("c.yaml:7:13: within of check 'c' must be a duration: seconds, or with a unit")
                 && text.contains("check name 'c' is used twice")
                 && text.contains("c.yaml:10:14: version must be 1.6, 2.0.1 or 2.1")
                 && text.contains("a payload condition needs 'path', a JSON pointer")

@@ -163,7 +163,7 @@ struct FaultPlanTests {
     @Test("an outage and a bandwidth limit record first, then start the outage or pace the message behind the limited ones before it")
     func outageAndBandwidth() {
         let (outage, _) = self.plan(.outage(seconds: 5, mode: .refuse, allChargers: true), self.heartbeat)
-        guard outage.steps.count == 2, case .record(_?) = outage.steps[0], case .outage(true, 5, .refuse) = outage.steps[1] else {
+        guard outage.steps.count == 2, case .record(_?) = outage.steps[0], case .outage(true, let duration, .refuse) = outage.steps[1], duration.seconds == 5 else {
             Issue.record("\(outage.steps)")
             return
         }

@@ -240,7 +240,7 @@ struct FaultTests {
     func blackhole() async throws {
         try await ProxyHarness.start(configure: { $0.faults = FaultInjection(); $0.handshakeTimeout = .seconds(1) }).run { harness in
             let (charger, csms) = try await self.pair(harness, "CP-BH")
-            harness.proxy.startOutage(chargePoint: "CP-BH", seconds: 30, mode: .blackhole)
+            harness.proxy.startOutage(chargePoint: "CP-BH", duration: try BoundedDuration(seconds: 30, field: "test"), mode: .blackhole)
             charger.sendText(#"[2,"h1","Heartbeat",{}]"#)
             try await Task.sleep(for: .milliseconds(300))
             #expect(csms.transcript.received.isEmpty)
