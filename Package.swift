@@ -39,7 +39,10 @@ let package = Package(
     targets: [
         .target(
             name: "OCPPWire",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "CompressNIO", package: "compress-nio")],
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -293,6 +296,7 @@ let package = Package(
             name: "WitnessPcapTests",
             dependencies: [
                 "WitnessPcap", "WitnessReplay", "WitnessDiff", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire", "ChildProcesses", "WitnessTestSupport",
+                "WitnessAnalysis", "OCPPSchema",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

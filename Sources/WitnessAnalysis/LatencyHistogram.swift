@@ -11,7 +11,9 @@ public struct LatencyHistogram: Sendable, Hashable {
 
     public init() {}
 
+    /// Adds a response time; one that is not a finite number of milliseconds (from a damaged capture) is left out.
     public mutating func add(milliseconds: Double) {
+        guard milliseconds.isFinite else { return }
         let value = max(milliseconds, Self.smallest)
         let index = Int((log(value / Self.smallest) / log(Self.growth)).rounded(.down))
         self.buckets[index, default: 0] += 1

@@ -14,6 +14,8 @@ public struct CaptureReadIssue: Sendable, Hashable, CustomStringConvertible {
         case corruptLine
         /// The file could not be opened or read.
         case unreadable
+        /// The line is a record, but a field of it holds a value no writer makes; the value was left out.
+        case invalidValue
     }
 
     public var kind: Kind
@@ -36,6 +38,7 @@ public final class CaptureReader: Sequence, IteratorProtocol {
     private var file: String?
     private var descriptor: CInt = -1
     private var buffer: [UInt8] = []
+    private var scratch = [UInt8](repeating: 0, count: 1 << 16)
     private var start = 0
     private var line = 0
     private var endOfFile = false
@@ -125,11 +128,10 @@ public final class CaptureReader: Sequence, IteratorProtocol {
             self.buffer.removeFirst(self.start)
             self.start = 0
         }
-        let chunk = 1 << 16
-        let oldCount = self.buffer.count
-        self.buffer.append(contentsOf: repeatElement(0, count: chunk))
-        let count = self.buffer.withUnsafeMutableBytes { raw in
-            read(self.descriptor, raw.baseAddress! + oldCount, chunk)
+        // Read into a scratch buffer and append what came: one copy, where growing the buffer by 64 KiB of
+        // zeros and cutting it back cost an element-wise loop per read.
+        let count = self.scratch.withUnsafeMutableBytes { raw in
+            read(self.descriptor, raw.baseAddress!, raw.count)
         }
         if count <= 0 {
             if count < 0 {
@@ -137,10 +139,9 @@ public final class CaptureReader: Sequence, IteratorProtocol {
                     CaptureReadIssue(kind: .unreadable, file: self.file ?? "", line: self.line, detail: String(cString: strerror(errno)))
                 )
             }
-            self.buffer.removeLast(chunk)
             self.endOfFile = true
         } else {
-            self.buffer.removeLast(chunk - count)
+            self.buffer.append(contentsOf: self.scratch[..<count])
         }
     }
 
@@ -155,6 +156,9 @@ public final class CaptureReader: Sequence, IteratorProtocol {
                 return nil
             }
             var record = CaptureRecord(file: file, line: self.line, fields: object)
+            if let problem = record.problem {
+                self.issues.append(CaptureReadIssue(kind: .invalidValue, file: file, line: self.line, detail: problem))
+            }
             if self.keepsMessageText, record.fields["enc"]?.stringValue == "json", record.fields["raw"] == nil {
                 record.payloadText = self.buffer.withUnsafeBytes { raw in
                     let line = UnsafeRawBufferPointer(rebasing: raw[range])

@@ -119,7 +119,16 @@ public struct CaptureRecord: Sendable, Hashable {
         var malformed: JSONObject?
         var injected = false
         var faultRule: String?
+        /// A typed field whose value no writer makes (a latency of 1e308 ms, a negative connection number):
+        /// the value is left out, and the reader lists the line with this text.
+        var problem: String?
     }
+
+    /// What in the record's typed fields could not be used, if anything (the reader lists it as a read issue).
+    public var problem: String? { self.facts.problem }
+
+    /// The longest latency a record can carry: 30 days, in milliseconds (any duration the proxy handles).
+    static let maximumLatencyMilliseconds = 30.0 * 86_400_000
 
     /// The frame's payload bytes as the sender wrote them, as far as the record keeps them: the exact
     /// text of a JSON message (from `raw`, or `payloadText` when the reader kept it; otherwise the value
@@ -169,7 +178,9 @@ extension CaptureRecord.Facts {
             case "ts" where first(1 << 1):
                 self.timestamp = value.stringValue
                 self.ts = value.stringValue.flatMap(Timestamp.init(rfc3339:))
-            case "conn" where first(1 << 2): self.connection = value.intValue.flatMap { UInt64(exactly: $0) }
+            case "conn" where first(1 << 2):
+                self.connection = value.intValue.flatMap { UInt64(exactly: $0) }
+                if self.connection == nil && value != .null { self.problem = "conn \(Self.excerpt(value)) is not a connection number" }
             case "chargePoint" where first(1 << 3): self.chargePoint = value.stringValue
             case "dir" where first(1 << 4): self.direction = value.stringValue.flatMap(Direction.init(rawValue:))
             case "opcode" where first(1 << 5): self.opcode = value.stringValue.flatMap(FrameOpcode.init(rawValue:))
@@ -178,7 +189,12 @@ extension CaptureRecord.Facts {
             case "msgType" where first(1 << 8): self.messageType = value.intValue.flatMap(MessageType.init(rawValue:))
             case "enc" where first(1 << 9): isJSON = value.stringValue == "json"
             case "payload" where first(1 << 10): payload = value
-            case "latencyMs" where first(1 << 11): self.latencyMilliseconds = value.doubleValue
+            case "latencyMs" where first(1 << 11):
+                if let milliseconds = value.doubleValue, milliseconds.isFinite, (0...CaptureRecord.maximumLatencyMilliseconds).contains(milliseconds) {
+                    self.latencyMilliseconds = milliseconds
+                } else if value != .null {
+                    self.problem = "latencyMs \(Self.excerpt(value)) is not a latency from 0 to 30 days; left out"
+                }
             case "malformed" where first(1 << 12): self.malformed = value.objectValue
             case "injected" where first(1 << 13): self.injected = value.boolValue ?? false
             case "fault" where first(1 << 14): self.faultRule = value["rule"]?.stringValue
@@ -186,6 +202,12 @@ extension CaptureRecord.Facts {
             }
         }
         self.message = isJSON ? payload : nil
+    }
+
+    /// A value as a read issue quotes it: its JSON, at most 40 characters.
+    static func excerpt(_ value: JSONValue) -> String {
+        let text = JSONWriter.string(value)
+        return text.count > 40 ? String(text.prefix(40)) + "…" : text
     }
 }
 

@@ -50,6 +50,12 @@ public enum RecordedCapture {
 
     /// Every connection that reached `open` in the capture at `paths`, in the order they opened.
     public static func load(_ paths: [String]) throws -> [RecordedSession] {
+        var issues: [CaptureReadIssue] = []
+        return try self.load(paths, issues: &issues)
+    }
+
+    /// `load(_:)`, adding the lines of the capture that could not be read (or not wholly) to `issues`.
+    public static func load(_ paths: [String], issues: inout [CaptureReadIssue]) throws -> [RecordedSession] {
         let reader: CaptureReader
         do {
             reader = try CaptureReader(paths: paths)
@@ -72,7 +78,8 @@ public enum RecordedCapture {
                     query: record.fields["query"]?.stringValue, opened: time, closed: nil, closeCode: nil, exchanges: [],
                     otherMessages: 0
                 )
-                order.append(connection)
+                if !order.contains(connection) { order.append(connection) }
+                correlators[connection] = nil
             case .close:
                 sessions[connection]?.closed = time
                 sessions[connection]?.closeCode = record.fields["code"]?.intValue
@@ -100,7 +107,10 @@ public enum RecordedCapture {
                     )
                     session.exchanges.append(exchange)
                 case .callResult, .callError, .callResultError:
-                    guard let index = correlators[connection]?.settle(id, answerTravelling: direction)?.context else {
+                    // A damaged capture may open a connection twice: an answer then settles a CALL of the first.
+                    guard let index = correlators[connection]?.settle(id, answerTravelling: direction)?.context,
+                        session.exchanges.indices.contains(index)
+                    else {
                         session.otherMessages += 1
                         break
                     }
@@ -120,6 +130,7 @@ public enum RecordedCapture {
                 continue
             }
         }
+        issues += reader.issues
         return order.compactMap { sessions[$0] }
     }
 }

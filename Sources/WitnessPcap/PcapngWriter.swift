@@ -123,7 +123,15 @@ private struct BlockBuilder {
         self.bytes.append(contentsOf: repeatElement(0, count: padding))
     }
 
+    /// An option; its length field has 16 bits, so a longer value (a 70,000-character charge point id from a
+    /// damaged capture) is cut to the longest that fits, at a UTF-8 character boundary.
     mutating func option(code: UInt16, _ value: [UInt8]) {
+        var value = value
+        if value.count > Int(UInt16.max) {
+            var end = Int(UInt16.max)
+            while end > 0 && value[end] & 0xC0 == 0x80 { end -= 1 }
+            value.removeSubrange(end...)
+        }
         self.hasOptions = true
         self.append16(code)
         self.append16(UInt16(value.count))

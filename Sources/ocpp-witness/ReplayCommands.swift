@@ -173,9 +173,12 @@ struct DiffCommand: ParsableCommand {
     }
 }
 
+/// The sessions of a capture; lines it could not read (or not wholly) are warnings on standard error.
 private func loadSessions(_ paths: [String]) throws -> [RecordedSession] {
+    var issues: [CaptureReadIssue] = []
+    defer { for issue in issues { printError("warning: \(issue)") } }
     do {
-        return try RecordedCapture.load(paths)
+        return try RecordedCapture.load(paths, issues: &issues)
     } catch {
         throw ValidationError("\(error)")
     }
