@@ -1,3 +1,5 @@
+import HeapModule
+
 /// Which way a message travels through the proxy.
 public enum Direction: String, Sendable, Hashable, Codable, CaseIterable {
     /// From the charger to the backend.
@@ -66,12 +68,80 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
     /// Bound on outstanding CALLs per direction, so a peer that never answers cannot grow memory forever;
     /// past it the oldest gives way.
     public let maximumOutstanding: Int
-    @usableFromInline var fromCharger: [String: PendingCall] = [:]
-    @usableFromInline var fromCSMS: [String: PendingCall] = [:]
-    /// No outstanding CALL was sent before this (`UInt64.max`: none is outstanding). Answers do not raise it;
-    /// the next `expire` does, so that an expiry check costs nothing until the oldest call may be due.
-    @usableFromInline var earliestSentAt = UInt64.max
+    @usableFromInline var fromCharger = Table()
+    @usableFromInline var fromCSMS = Table()
     @usableFromInline var sequence: UInt64 = 0
+    /// No outstanding CALL was sent before this (`UInt64.max`: none is outstanding). Answers do not raise it;
+    /// the next `expire` does, so that an expiry check costs one comparison until the oldest call may be due.
+    @usableFromInline var earliestSentAt = UInt64.max
+
+    /// The outstanding CALLs of one direction: by id, and in the order they were sent, so that the oldest is
+    /// found in O(log n). A charger that floods CALLs without waiting for answers keeps the table at its bound;
+    /// a scan of the whole table per CALL (for the oldest to evict, or to expire) made that quadratic.
+    @usableFromInline
+    struct Table: Sendable {
+        @usableFromInline var calls: [String: PendingCall] = [:]
+        /// Every CALL registered, oldest first. Entries of CALLs answered since are left in place and skipped
+        /// when they come to the top; the heap is rebuilt when they are more than half of it.
+        @usableFromInline var order = Heap<Entry>()
+
+        @usableFromInline
+        init() {}
+
+        @inlinable
+        var count: Int { self.calls.count }
+
+        /// Entries in the order, answered ones not yet dropped included (the tests hold it bounded).
+        var entriesInOrder: Int { self.order.count }
+
+        /// The oldest CALL still outstanding, after dropping answered ones from the top of the order.
+        @inlinable
+        mutating func oldest() -> PendingCall? {
+            while let top = self.order.min {
+                if let call = self.calls[top.messageId], call.sequence == top.sequence { return call }
+                _ = self.order.removeMin()
+            }
+            return nil
+        }
+
+        @inlinable
+        mutating func insert(_ call: PendingCall) -> PendingCall? {
+            self.order.insert(Entry(sentAtNanos: call.sentAtNanos, sequence: call.sequence, messageId: call.messageId))
+            return self.calls.updateValue(call, forKey: call.messageId)
+        }
+
+        @inlinable
+        mutating func remove(_ messageId: String) -> PendingCall? {
+            guard let call = self.calls.removeValue(forKey: messageId) else { return nil }
+            if self.calls.isEmpty {
+                self.order = Heap()
+            } else if self.order.count > 2 * self.calls.count + 32 {
+                self.order = Heap(self.calls.values.map { Entry(sentAtNanos: $0.sentAtNanos, sequence: $0.sequence, messageId: $0.messageId) })
+            }
+            return call
+        }
+    }
+
+    /// A CALL's place in its direction's order: sent first, then registered first.
+    @usableFromInline
+    struct Entry: Comparable, Sendable {
+        @usableFromInline var sentAtNanos: UInt64
+        @usableFromInline var sequence: UInt64
+        @usableFromInline var messageId: String
+
+        @inlinable
+        init(sentAtNanos: UInt64, sequence: UInt64, messageId: String) {
+            self.sentAtNanos = sentAtNanos
+            self.sequence = sequence
+            self.messageId = messageId
+        }
+
+        @inlinable
+        static func < (lhs: Entry, rhs: Entry) -> Bool { (lhs.sentAtNanos, lhs.sequence) < (rhs.sentAtNanos, rhs.sequence) }
+
+        @inlinable
+        static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.sequence == rhs.sequence }
+    }
 
     @inlinable
     public init(maximumOutstanding: Int = 1024) {
@@ -81,19 +151,19 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
     /// Outstanding CALLs sent in `direction`, by message id.
     @inlinable
     public func outstanding(_ direction: Direction) -> [String: PendingCall] {
-        direction == .toCSMS ? self.fromCharger : self.fromCSMS
+        direction == .toCSMS ? self.fromCharger.calls : self.fromCSMS.calls
     }
 
     /// The CALL a response travelling in `direction` with `messageId` would answer, without settling it.
     @inlinable
     public func call(answeredBy messageId: String, travelling direction: Direction) -> PendingCall? {
-        self.outstanding(direction.reversed)[messageId]
+        (direction.reversed == .toCSMS ? self.fromCharger : self.fromCSMS).calls[messageId]
     }
 
     /// The outstanding CALL sent first in `direction`.
     @inlinable
-    public func oldestOutstanding(_ direction: Direction) -> PendingCall? {
-        self.outstanding(direction).values.min { ($0.sentAtNanos, $0.sequence) < ($1.sentAtNanos, $1.sequence) }
+    public mutating func oldestOutstanding(_ direction: Direction) -> PendingCall? {
+        self.withTable(direction) { $0.oldest() }
     }
 
     /// Observes a message of `type` travelling in `direction`: a CALL is registered with `context` (past
@@ -106,15 +176,13 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         case .call:
             self.sequence &+= 1
             let pending = PendingCall(messageId: messageId, action: action ?? "", sentAtNanos: now, context: context, sequence: self.sequence)
-            self.earliestSentAt = min(self.earliestSentAt, now)
             let limit = self.maximumOutstanding
+            self.earliestSentAt = min(self.earliestSentAt, now)
             return self.withTable(direction) { table in
-                if table[messageId] == nil, table.count >= limit,
-                    let oldest = table.min(by: { ($0.value.sentAtNanos, $0.value.sequence) < ($1.value.sentAtNanos, $1.value.sequence) })
-                {
-                    table.removeValue(forKey: oldest.key)
+                if table.calls[messageId] == nil, table.count >= limit, let oldest = table.oldest() {
+                    _ = table.remove(oldest.messageId)
                 }
-                if let previous = table.updateValue(pending, forKey: messageId) {
+                if let previous = table.insert(pending) {
                     return .duplicateCall(previous: previous)
                 }
                 return .call
@@ -142,7 +210,7 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
     /// Removes and returns the CALL an answer travelling in `direction` settles, without judging the answer.
     @inlinable
     public mutating func settle(_ messageId: String, answerTravelling direction: Direction) -> PendingCall? {
-        self.withTable(direction.reversed) { $0.removeValue(forKey: messageId) }
+        self.withTable(direction.reversed) { $0.remove(messageId) }
     }
 
     /// Removes the CALLs sent at or before `cutoff` that are still unanswered, and returns them with the
@@ -154,24 +222,20 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         var earliest = UInt64.max
         for direction in Direction.allCases {
             self.withTable(direction) { table in
-                var ids: [String] = []
-                for (id, call) in table {
-                    if call.sentAtNanos <= cutoff {
-                        ids.append(id)
-                        due.append((direction, call))
-                    } else {
-                        earliest = min(earliest, call.sentAtNanos)
-                    }
+                while let oldest = table.oldest(), oldest.sentAtNanos <= cutoff {
+                    _ = table.remove(oldest.messageId)
+                    due.append((direction, oldest))
                 }
-                for id in ids { table.removeValue(forKey: id) }
+                earliest = min(earliest, table.oldest()?.sentAtNanos ?? .max)
             }
         }
         self.earliestSentAt = earliest
-        return due.sorted { ($0.call.sentAtNanos, $0.call.sequence) < ($1.call.sentAtNanos, $1.call.sequence) }
+        if due.count > 1 { due.sort { ($0.call.sentAtNanos, $0.call.sequence) < ($1.call.sentAtNanos, $1.call.sequence) } }
+        return due
     }
 
     @inlinable
-    mutating func withTable<T>(_ callDirection: Direction, _ body: (inout [String: PendingCall]) -> T) -> T {
+    mutating func withTable<T>(_ callDirection: Direction, _ body: (inout Table) -> T) -> T {
         if callDirection == .toCSMS { return body(&self.fromCharger) }
         return body(&self.fromCSMS)
     }

@@ -1,5 +1,5 @@
 import NIOCore
-import OCPPWire
+@testable import OCPPWire
 import Testing
 
 @Suite("OCPP-J envelope parsing")
@@ -180,6 +180,23 @@ struct CorrelationTests {
             Issue.record("an expired call is no longer outstanding")
             return
         }
+    }
+
+    /// A charger flooding CALLs without waiting for answers keeps the table at its bound; each CALL then evicts the
+    /// oldest. Finding it by scanning the table made that quadratic, on the event loop and on the recorder's thread.
+    @Test("a flood of CALLs, half answered, stays at the bound: the oldest unanswered gives way and expires first, answered ones leave nothing behind")
+    func flood() {
+        var correlator = CallCorrelator<Void>(maximumOutstanding: 1000)
+        for n in 0..<100_000 {
+            _ = correlator.observe(.call, messageId: "m\(n)", action: "Heartbeat", direction: .toCSMS, atNanos: UInt64(n), context: ())
+            if n % 2 == 0 { _ = correlator.answer("m\(n)", travelling: .toCharger, atNanos: UInt64(n)) }
+        }
+        #expect(correlator.outstanding(.toCSMS).count == 1000)
+        #expect(correlator.oldestOutstanding(.toCSMS)?.messageId == "m98001")
+        #expect(correlator.fromCharger.entriesInOrder <= 2 * 1000 + 32)
+        let due = correlator.expire(sentAtOrBefore: 98_100)
+        #expect(due.map(\.call.messageId) == stride(from: 98_001, through: 98_099, by: 2).map { "m\($0)" })
+        #expect(correlator.outstanding(.toCSMS).count == 950)
     }
 
     @Test("an answer stamped before its CALL (a clock that stepped back) has no latency, not a wrapped one")
