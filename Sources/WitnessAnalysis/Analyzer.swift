@@ -386,13 +386,16 @@ public final class Analyzer {
 
     private func list(_ deviation: Deviation) {
         var deviation = deviation
-        if deviation.evidence == nil, let current, "\(current.file):\(current.line)" == deviation.ref {
+        self.countsByRule[deviation.rule, default: 0] += 1
+        let key = deviation.rule + "|" + (deviation.chargePoint ?? "")
+        let listed = self.listedPerKey[key, default: 0] < self.configuration.maximumListedPerRuleAndChargePoint
+        // The evidence (the offending message as text) is made for listed deviations and for live feeds only:
+        // a charger repeating one fault thousands of times costs a count, not a serialisation, per message.
+        if (listed || self.onDeviation != nil), deviation.evidence == nil, let current, "\(current.file):\(current.line)" == deviation.ref {
             let text = current.message.map { JSONWriter.string($0) } ?? current.fields?["payload"]?.stringValue
             deviation.evidence = text.map { $0.count > 4096 ? String($0.prefix(4096)) + "…" : $0 }
         }
-        self.countsByRule[deviation.rule, default: 0] += 1
-        let key = deviation.rule + "|" + (deviation.chargePoint ?? "")
-        if self.listedPerKey[key, default: 0] < self.configuration.maximumListedPerRuleAndChargePoint {
+        if listed {
             self.listedPerKey[key, default: 0] += 1
             self.listed.append(deviation)
         }
