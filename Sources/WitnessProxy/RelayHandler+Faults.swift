@@ -87,8 +87,8 @@ extension RelayHandler {
         self.heldSequence &+= 1
         let frame = HeldFrame(deadline: deadline, sequence: self.heldSequence, bytes: bytes)
         if overtakable { self.overtaking.insert(frame) } else { self.held.append(frame) }
-        self.heldBytes += bytes.readableBytes
-        let withinTotal = self.session.limits.heldBytesTotal.add(bytes.readableBytes)
+        self.heldBytes += frame.cost
+        let withinTotal = self.session.limits.heldBytesTotal.add(frame.cost)
         if self.heldBytes > self.session.limits.heldBytesPerConnection || !withinTotal {
             self.heldBlocked = true
         }
@@ -120,12 +120,12 @@ extension RelayHandler {
         var released = 0
         while let first = self.held.first, first.deadline <= now {
             self.held.removeFirst()
-            released += first.bytes.readableBytes
+            released += first.cost
             self.partner?.write(first.bytes)
         }
         while let first = self.overtaking.min, first.deadline <= now {
             _ = self.overtaking.removeMin()
-            released += first.bytes.readableBytes
+            released += first.cost
             self.partner?.write(first.bytes)
         }
         self.partner?.flushIfNeeded()
@@ -180,6 +180,13 @@ struct HeldFrame: Comparable {
     var deadline: NIODeadline
     var sequence: UInt64
     var bytes: ByteBuffer
+
+    /// What a held frame counts against the held-bytes budgets: its bytes and 256 more. Each held message
+    /// costs the proxy more than its bytes (its entry here, its record, the analyzer's outstanding CALL), and a
+    /// budget of bytes alone let a charger flooding 40-byte CALLs into a delay hold 26,000 of them per
+    /// connection, released in bursts faster than the recorder writes.
+    static let overhead = 256
+    var cost: Int { self.bytes.readableBytes + Self.overhead }
 
     static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.deadline, lhs.sequence) < (rhs.deadline, rhs.sequence)

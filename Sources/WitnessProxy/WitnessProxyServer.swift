@@ -21,7 +21,8 @@ public struct ProxyStatistics: Sendable, Hashable {
     public var closed = 0
     public var messagesToCSMS = 0
     public var messagesToCharger = 0
-    /// Bytes that delay and bandwidth faults hold back right now, over all pairs.
+    /// Bytes that delay and bandwidth faults hold back right now, over all pairs, each held message counting
+    /// 256 bytes more than its size (as the held-bytes budgets count it).
     public var heldBytes = 0
 }
 

