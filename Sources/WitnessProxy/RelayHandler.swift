@@ -29,10 +29,6 @@ final class RelayHandler: ChannelDuplexHandler {
     /// Frames that arrived before the pair was linked (the backend may speak first).
     var early: [WireFrame] = []
     var pendingRead = false
-    /// Bytes (plus a per-frame cost) this side relayed since its turn began; at `turnBudget` it yields.
-    var turnCost = 0
-    /// This side gave up its turn on the event loop and resumes from a task queued behind the others' reads.
-    var yieldedTurn = false
     var partnerWritable = true
     var recorderBlocked = false
     var needsFlush = false
@@ -136,27 +132,7 @@ final class RelayHandler: ChannelDuplexHandler {
     /// Whether this side is held back: its partner cannot take more, the recorder is behind on it, or faults
     /// hold its budget of bytes. Then nothing more is read from its socket, and what a read already brought in
     /// waits in `inbound`, so a flood stops at the frame where the pause began, not a whole read later.
-    var readsPaused: Bool { !self.partnerWritable || self.recorderBlocked || self.heldBlocked || self.yieldedTurn }
-
-    /// What one side may relay in one turn on its event loop: 64 KiB, each frame counting 1 KiB more than its
-    /// bytes (so about 64 small messages). A single read can bring 256 KiB (four reads of up to 64 KiB), which
-    /// for a charger flooding small messages is thousands of messages and tens of milliseconds of work; the
-    /// other connections of the event loop would wait behind it. Past the budget a side stops at the frame,
-    /// keeps the rest in `inbound` and resumes from a task that runs after the loop's other reads.
-    static let turnBudget = 64 << 10
-    static let turnFrameCost = 1 << 10
-
-    /// Ends this side's turn: it resumes once the event loop has served the other connections ready now.
-    func yieldTurn() {
-        guard !self.yieldedTurn, let context = self.context else { return }
-        self.yieldedTurn = true
-        context.eventLoop.assumeIsolated().execute { [weak self] in
-            guard let self else { return }
-            self.yieldedTurn = false
-            self.turnCost = 0
-            self.resumeReadingIfPossible()
-        }
-    }
+    var readsPaused: Bool { !self.partnerWritable || self.recorderBlocked || self.heldBlocked }
 
     /// Relays the whole frames at the start of `bytes` until a pause; keeps the rest in `inbound`.
     func process(_ bytes: ByteBuffer, ignoringPause: Bool = false) {
@@ -215,13 +191,10 @@ final class RelayHandler: ChannelDuplexHandler {
                 self.relay(frame)
             }
             if self.discarding { return }
-            self.turnCost += header.frameLength + Self.turnFrameCost
-            if self.turnCost >= Self.turnBudget && !ignoringPause { self.yieldTurn() }
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if !self.yieldedTurn { self.turnCost = 0 }
         self.partner?.flushIfNeeded()
         context.fireChannelReadComplete()
     }

@@ -113,6 +113,9 @@ public final class WitnessProxyServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // One read (at most 64 KiB) per readiness: a charger flooding small messages then gets a turn like
+            // every other connection of its event loop, instead of four reads' worth of messages in one go.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try self.configureCharger(channel) }
             }

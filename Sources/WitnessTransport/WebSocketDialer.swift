@@ -110,6 +110,8 @@ package struct WebSocketDialer: Sendable {
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(self.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // One read per readiness, as on the charger side (WitnessProxyServer): a flooding backend gets a turn.
+            .channelOption(.maxMessagesPerRead, value: 1)
         if self.keepAlive { bootstrap = bootstrap.channelOption(.socketOption(.so_keepalive), value: 1) }
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
