@@ -19,11 +19,12 @@ public struct BoundedDuration: Sendable, Hashable, Comparable, CustomStringConve
     public init(seconds: Double, field: String, allowsZero: Bool = true) throws(DurationError) {
         guard seconds.isFinite else { throw DurationError(field: field, value: "\(seconds)", problem: .notFinite, allowsZero: allowsZero) }
         guard seconds >= 0 else { throw DurationError(field: field, value: Self.text(seconds), problem: .negative, allowsZero: allowsZero) }
-        guard allowsZero || seconds > 0 else { throw DurationError(field: field, value: Self.text(seconds), problem: .zero, allowsZero: allowsZero) }
         guard seconds <= Self.maximum.seconds else {
             throw DurationError(field: field, value: Self.text(seconds), problem: .tooLong, allowsZero: allowsZero)
         }
         self.nanoseconds = Int64((seconds * 1e9).rounded())
+        // Checked after rounding: 1e-12 s is 0 ns, which is zero.
+        guard allowsZero || self.nanoseconds > 0 else { throw DurationError(field: field, value: Self.text(seconds), problem: .zero, allowsZero: allowsZero) }
     }
 
     /// Milliseconds as a duration, with the same checks as `init(seconds:field:allowsZero:)`.

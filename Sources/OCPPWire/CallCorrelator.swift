@@ -107,7 +107,16 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
         @inlinable
         mutating func insert(_ call: PendingCall) -> PendingCall? {
             self.order.insert(Entry(sentAtNanos: call.sentAtNanos, sequence: call.sequence, messageId: call.messageId))
-            return self.calls.updateValue(call, forKey: call.messageId)
+            let previous = self.calls.updateValue(call, forKey: call.messageId)
+            // A peer repeating one id leaves a stale entry per repeat, which no answer removes.
+            if previous != nil { self.compactIfStale() }
+            return previous
+        }
+
+        @inlinable
+        mutating func compactIfStale() {
+            guard self.order.count > 2 * self.calls.count + 32 else { return }
+            self.order = Heap(self.calls.values.map { Entry(sentAtNanos: $0.sentAtNanos, sequence: $0.sequence, messageId: $0.messageId) })
         }
 
         @inlinable
@@ -115,8 +124,8 @@ public struct CallCorrelator<Context: Sendable>: Sendable {
             guard let call = self.calls.removeValue(forKey: messageId) else { return nil }
             if self.calls.isEmpty {
                 self.order = Heap()
-            } else if self.order.count > 2 * self.calls.count + 32 {
-                self.order = Heap(self.calls.values.map { Entry(sentAtNanos: $0.sentAtNanos, sequence: $0.sequence, messageId: $0.messageId) })
+            } else {
+                self.compactIfStale()
             }
             return call
         }

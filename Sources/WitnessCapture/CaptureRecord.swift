@@ -180,7 +180,7 @@ extension CaptureRecord.Facts {
                 self.ts = value.stringValue.flatMap(Timestamp.init(rfc3339:))
             case "conn" where first(1 << 2):
                 self.connection = value.intValue.flatMap { UInt64(exactly: $0) }
-                if self.connection == nil && value != .null { self.problem = "conn \(Self.excerpt(value)) is not a connection number" }
+                if self.connection == nil && value != .null { self.note("conn \(Self.excerpt(value)) is not a connection number") }
             case "chargePoint" where first(1 << 3): self.chargePoint = value.stringValue
             case "dir" where first(1 << 4): self.direction = value.stringValue.flatMap(Direction.init(rawValue:))
             case "opcode" where first(1 << 5): self.opcode = value.stringValue.flatMap(FrameOpcode.init(rawValue:))
@@ -193,7 +193,7 @@ extension CaptureRecord.Facts {
                 if let milliseconds = value.doubleValue, milliseconds.isFinite, (0...CaptureRecord.maximumLatencyMilliseconds).contains(milliseconds) {
                     self.latencyMilliseconds = milliseconds
                 } else if value != .null {
-                    self.problem = "latencyMs \(Self.excerpt(value)) is not a latency from 0 to 30 days; left out"
+                    self.note("latencyMs \(Self.excerpt(value)) is not a latency from 0 to 30 days; left out")
                 }
             case "malformed" where first(1 << 12): self.malformed = value.objectValue
             case "injected" where first(1 << 13): self.injected = value.boolValue ?? false
@@ -202,6 +202,11 @@ extension CaptureRecord.Facts {
             }
         }
         self.message = isJSON ? payload : nil
+    }
+
+    /// Adds a problem with a field to the record's; a line may have several.
+    mutating func note(_ problem: String) {
+        self.problem = self.problem.map { $0 + "; " + problem } ?? problem
     }
 
     /// A value as a read issue quotes it: its JSON, at most 40 characters.

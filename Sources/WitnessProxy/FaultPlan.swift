@@ -77,7 +77,7 @@ struct FaultPlan {
             record["seconds"] = .double(seconds)
             record["mode"] = .string(mode.rawValue)
             // The policy loader bounded the duration already; the clamp only keeps a policy built in code from trapping.
-            let duration = (try? BoundedDuration(seconds: seconds, field: "duration of outage")) ?? .maximum
+            let duration = (try? BoundedDuration(seconds: seconds, field: "duration of outage")) ?? .zero
             self.steps = [.record(fault: record), .outage(allChargers: allChargers, duration: duration, mode: mode)]
         case .inject(let action, let template, let copies, let target):
             record["action"] = .string(action)

@@ -333,7 +333,8 @@ public final class Replayer: Sendable {
     }
 
     static func scaled(_ microseconds: Int64, _ speed: Double) -> Duration {
-        .microseconds(Int64(Double(max(0, microseconds)) / max(speed, 0.000_001)))
+        // A damaged capture's gap (years) over a slow speed must not overflow: at most the longest duration.
+        .microseconds(Int64(min(Double(max(0, microseconds)) / max(speed, 0.000_001), Double(BoundedDuration.maximum.microseconds))))
     }
 }
 
