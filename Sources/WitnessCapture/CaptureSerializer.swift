@@ -164,7 +164,8 @@ struct CaptureSerializer {
     func record(of frame: borrowing FrameEvent, message parsed: JSONValue? = nil, verbatim: Bool? = nil, file: String, line: Int) -> CaptureRecord? {
         guard frame.opcode == .text, let envelope = frame.envelope, verbatim != false else { return nil }
         let action = envelope.action ?? frame.correlatedAction
-        if verbatim == nil, self.redactor.mayCarrySecret(action: action) { return nil }
+        let unknownAnswer = self.redactor.enabled && envelope.messageType == .callResult && frame.correlatedAction == nil
+        if verbatim == nil, self.redactor.mayCarrySecret(action: action) || unknownAnswer { return nil }
         let message: JSONValue? = frame.payload.withUnsafeReadableBytes { bytes in
             guard verbatim == true || !Self.hasLineBreak(bytes) else { return nil }
             return parsed ?? (try? JSONParser.parse(bytes))
@@ -199,6 +200,11 @@ struct CaptureSerializer {
             }
             return false
         case .binary, .ping, .pong, .continuation:
+            // OCPP sent in a binary frame is still OCPP: one that mentions a secret keeps nothing of its payload.
+            if self.redactor.enabled, payload.withUnsafeReadableBytes({ Redactor.mentionsSecret($0) }) {
+                Self.put(#","redacted":true,"redaction":"whole","enc":"text","payload":"<redacted>""#, into: &out)
+                return false
+            }
             let bytes = payload.readableBytesView
             if frame.opcode != .binary, let text = String(validating: bytes, as: UTF8.self) {
                 out.append(contentsOf: ",\"enc\":\"text\",\"payload\":".utf8)
@@ -213,6 +219,17 @@ struct CaptureSerializer {
             break
         }
         return payload.withUnsafeReadableBytes { bytes -> Bool in
+            // Redaction fails closed: a text that is not strict OCPP-J (five elements, a trailing `]`, broken JSON)
+            // cannot be redacted field by field; if it mentions a secret-bearing name, every value after the name
+            // is masked, or the whole payload when the text cannot be scanned. The record says which.
+            if frame.envelope == nil, self.redactor.enabled, Redactor.needsFailingClosed(bytes) {
+                let (text, fallback) = Redactor.redactFailingClosed(bytes)
+                Self.put(#","redacted":true,"redaction":""#, into: &out)
+                out.append(contentsOf: fallback.rawValue.utf8)
+                Self.put(#"","enc":"text","payload":"#, into: &out)
+                JSONWriter.writeString(text, into: &out)
+                return false
+            }
             // A parsed envelope means the whole text was scanned as one JSON array with nothing after it.
             let isJSON = frame.envelope != nil || (frame.malformed?.reason != .notJSON && JSONParser.isValid(bytes))
             guard isJSON else {
@@ -221,10 +238,12 @@ struct CaptureSerializer {
                 return false
             }
             let action = frame.envelope?.action ?? frame.correlatedAction
-            let mayCarrySecret = self.redactor.mayCarrySecret(action: action)
-            if mayCarrySecret, let envelope = frame.envelope, let action,
-                let message = try? JSONParser.parse(bytes),
-                let redacted = self.redactor.redact(message: message, action: action, messageType: envelope.messageType)
+            // An answer whose CALL the proxy does not know may be one that carries a secret.
+            let unknownAnswer = self.redactor.enabled && frame.envelope?.messageType == .callResult && frame.correlatedAction == nil
+            let mayCarrySecret = self.redactor.mayCarrySecret(action: action) || unknownAnswer
+            if mayCarrySecret, let envelope = frame.envelope, let message = try? JSONParser.parse(bytes),
+                let redacted = action.flatMap({ self.redactor.redact(message: message, action: $0, messageType: envelope.messageType) })
+                    ?? (Redactor.mentionsSecret(bytes) ? Redactor.maskAroundSecretNames(message) : nil)
             {
                 out.append(contentsOf: ",\"redacted\":true,\"enc\":\"json\",\"payload\":".utf8)
                 JSONWriter.write(redacted, into: &out)

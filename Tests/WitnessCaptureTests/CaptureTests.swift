@@ -200,6 +200,55 @@ struct CaptureTests {
         }
     }
 
+    /// Secrets in messages that are not strict OCPP-J: the field-by-field redaction cannot place them, so it
+    /// fails closed. Each of these kept its secret in the capture (and the live views, which read its records).
+    @Test("redaction fails closed: a duplicated name, a five-element CALL, a trailing bracket, an escaped name, a cut text")
+    func redactionFailsClosed() throws {
+        let directory = self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader())
+        let messages = [
+            // The first "key" is harmless; a parser that reads the last sees AuthorizationKey.
+            #"[2,"d1","ChangeConfiguration",{"key":"HeartbeatInterval","key":"AuthorizationKey","value":"SECRET-DUP"}]"#,
+            #"[2,"v1","SetVariables",{"setVariableData":[{"attributeValue":"SECRET-VAR","component":{"name":"SecurityCtrlr"},"variable":{"name":"x","name":"BasicAuthPassword"}}]}]"#,
+            #"[2,"f1","ChangeConfiguration",{"key":"AuthorizationKey","value":"SECRET-FIVE"},{"extra":true}]"#,
+            #"[2,"t1","ChangeConfiguration",{"key":"AuthorizationKey","value":"SECRET-TRAIL"}]]"#,
+            #"[2,"e1","ChangeConfiguration",{"key":"Authorization\u004bey","value":"SECRET-ESCAPED"}]]"#,
+            #"[2,"c1","ChangeConfiguration",{"key":"AuthorizationKey","value":"SECRET-CUT"#,
+            // Not a secret: a malformed message without one is recorded as it came.
+            #"[2,"h1","Heartbeat",{},{}]"#,
+            #"[2,"k1","ChangeConfiguration",{"Key":"AuthorizationKey","Value":"SECRET-CASE"}]"#,
+            #"[3,"unknown-id",{"configurationKey":[{"key":"AuthorizationKey","readonly":false,"value":"SECRET-ANSWER"}]}]"#,
+        ]
+        for message in messages { writer.record(self.frame(message, direction: .toCharger)) }
+        let binary = ByteBuffer(string: #"[2,"b1","ChangeConfiguration",{"key":"AuthorizationKey","value":"SECRET-BINARY"}]"#)
+        writer.record(.frame(FrameEvent(ts: .now(), connection: 1, chargePoint: "CP-1", direction: .toCharger, opcode: .binary, payload: binary)))
+        writer.close()
+        let text = try String(contentsOfFile: try #require(writer.filePaths.first), encoding: .utf8)
+        for secret in ["SECRET-DUP", "SECRET-VAR", "SECRET-FIVE", "SECRET-TRAIL", "SECRET-ESCAPED", "SECRET-CUT", "SECRET-CASE", "SECRET-ANSWER", "SECRET-BINARY"] {
+            #expect(!text.contains(secret), "\(secret) is in the capture")
+        }
+        let frames = Array(try CaptureReader(paths: [directory])).filter { $0.kind == "frame" }
+        #expect(frames.count == messages.count + 1)
+        // Strict messages are redacted field by field, the others as the record says.
+        #expect(frames[0].message?[3]?.objectValue?.members.map(\.value) == ["HeartbeatInterval", "AuthorizationKey", "<redacted>"])
+        #expect(frames[1].fields["redacted"] == true && frames[1].fields["redaction"] == nil)
+        #expect(frames[2].fields["redaction"] == "values")
+        #expect(frames[2].fields["payload"] == #"[2,"f1","ChangeConfiguration",{"key":"<redacted>","value":"<redacted>"},{"extra":"<redacted>"}]"#)
+        #expect(frames[3].fields["redaction"] == "values")
+        #expect(frames[4].fields["redaction"] == "values")
+        #expect(frames[4].fields["payload"] == #"[2,"e1","ChangeConfiguration",{"key":"<redacted>","value":"<redacted>"}]]"#)
+        #expect(frames[5].fields["redaction"] == "whole")
+        #expect(frames[6].fields["redacted"] == nil && frames[6].fields["payload"] == [2, "h1", "Heartbeat", [:], [:]])
+        // Names in another letter case and an answer to a CALL the proxy never saw: strict, but not placed by the
+        // field-by-field rules; every string of the object naming the secret is masked.
+        #expect(frames[7].message?[3]?.objectValue?.members.map(\.value) == ["AuthorizationKey", "<redacted>"])
+        #expect(frames[8].message?[2]?["configurationKey"]?[0]?["value"] == "<redacted>")
+        #expect(frames[8].message?[2]?["configurationKey"]?[0]?["readonly"] == false)
+        // OCPP in a binary frame keeps nothing of its payload when it mentions a secret.
+        #expect(frames[9].fields["redaction"] == "whole")
+    }
+
     @Test("a message with line breaks between tokens stays on one line and keeps its exact text")
     func lineBreaks() throws {
         let directory = self.temporaryDirectory()
