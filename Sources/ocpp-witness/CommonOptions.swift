@@ -25,7 +25,7 @@ struct LoggingOptions: ParsableArguments {
         LoggingBootstrap.once {
             LoggingSystem.bootstrap { label in
                 var handler: any LogHandler =
-                    format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+                    format == .json ? JSONLogHandler(label: label) : EscapingLogHandler(wrapped: StreamLogHandler.standardError(label: label))
                 handler.logLevel = level
                 return handler
             }

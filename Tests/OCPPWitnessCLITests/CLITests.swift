@@ -124,6 +124,31 @@ struct CLITests {
         #expect(Self.captureFiles(in: directory).isEmpty, "a failed start left a header-only capture")
     }
 
+    /// A charge point id comes from the charger's URL, percent-decoded: `%0A` in it must not start a line of the
+    /// charger's choosing in the human log (CWE-117).
+    @Test("a charge point id with an encoded newline cannot forge a line in the human log")
+    func logInjection() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("loginject-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (process, _, errors) = try WitnessBinary.start([
+            "proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:9", "--capture", directory, "--no-validate", "--log-format", "human",
+        ])
+        let port = try #require(try WitnessBinary.announcedPort(errors))
+        // The backend is unreachable: the proxy refuses the upgrade and logs it with the charge point id.
+        let forged = "2026-01-01T00:00:00+0000 critical ocpp-witness.proxy: FORGED"
+        let path = "/ocpp/CP-7%0A" + forged.replacingOccurrences(of: " ", with: "%20") + "%0D%1B[2J"
+        let request = "GET \(path) HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\nSec-WebSocket-Protocol: ocpp1.6\\r\\n\\r\\n"
+        let answer = try await Program.run("/usr/bin/env", ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(port); printf '%b' '\(request)' >&3; timeout 10 head -c 12 <&3"])
+        #expect(answer.output.hasPrefix("HTTP/1.1 5"), "\(answer.output) \(answer.errors)")
+        process.terminate()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(log.contains("upgrade refused"), "\(log)")
+        #expect(!log.split(separator: "\n").contains { $0.hasPrefix(forged) }, "\(log)")
+        #expect(log.contains("CP-7\\n2026-01-01T00:00:00+0000 critical ocpp-witness.proxy: FORGED\\r\\u{1B}[2J"), "\(log)")
+        #expect(!log.contains("\u{1B}"))
+    }
+
     static func captureFiles(in directory: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }
     }
