@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -81,11 +86,20 @@ public final class AdminServer: AdminEndpoints {
         self.group = group
     }
 
-    /// The admin API and the live page listen on loopback only.
+    /// The admin API and the live page listen on loopback only: `localhost`, or an address (parsed as one, so
+    /// that a name such as `127.attacker.example` is not taken for one) in 127.0.0.0/8 or `::1`.
     static func requireLoopback(_ host: String) throws {
-        guard ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.") else {
+        guard host == "localhost" || Self.isLoopbackAddress(host) else {
             throw ProxyStartupError("the admin API and the live page bind to loopback only (127.0.0.1 or ::1), not \(host)")
         }
+    }
+
+    static func isLoopbackAddress(_ host: String) -> Bool {
+        // The address in network byte order: 4 bytes for IPv4, 16 for IPv6.
+        var bytes = [UInt8](repeating: 0, count: 16)
+        if inet_pton(AF_INET, host, &bytes) == 1 { return bytes[0] == 127 }
+        if inet_pton(AF_INET6, host, &bytes) == 1 { return bytes == Array(repeating: 0, count: 15) + [1] }
+        return false
     }
 
     @discardableResult
