@@ -80,6 +80,16 @@ struct SoakBenchmark: AsyncParsableCommand {
     @Flag(help: "Keep the run's folder (the proxy's log and capture, the policy, the backend's log) and print where it is.")
     var keep = false
 
+    /// The least-squares slope of `points` (y per x); nil with fewer than three points or no spread in x.
+    static func trend(_ points: [(x: Double, y: Double)]) -> Double? {
+        guard points.count >= 3 else { return nil }
+        let meanX = points.map(\.x).reduce(0, +) / Double(points.count)
+        let meanY = points.map(\.y).reduce(0, +) / Double(points.count)
+        let spread = points.map { ($0.x - meanX) * ($0.x - meanX) }.reduce(0, +)
+        guard spread > 0 else { return nil }
+        return points.map { ($0.x - meanX) * ($0.y - meanY) }.reduce(0, +) / spread
+    }
+
     /// The goals of the acceptance criterion, printed beside the figures.
     static let bytesPerCycleGoal = 1024.0
     static let p99RatioGoal = 2.0
@@ -395,12 +405,17 @@ struct SoakBenchmark: AsyncParsableCommand {
         }
         let cycles = last.hostileCycles - first.hostileCycles
         let grown = last.residentBytes - first.residentBytes
-        let perCycle = Double(grown) / Double(max(1, cycles))
-        let memoryMet = grown <= 0 || (cycles > 0 && perCycle <= Self.bytesPerCycleGoal)
+        // The trend of every sample of the half (least squares, bytes per cycle), not two samples' difference:
+        // RSS moves by tens of MiB from one sample to the next as allocator pools and the recorder's queue fill
+        // and drain, which two endpoints mistake for growth or shrinkage.
+        let perCycle = Self.trend(half.map { (Double($0.hostileCycles), Double($0.residentBytes)) }) ?? Double(grown) / Double(max(1, cycles))
+        let range = (half.map(\.residentBytes).min() ?? 0, half.map(\.residentBytes).max() ?? 0)
+        let memoryMet = cycles > 0 && perCycle <= Self.bytesPerCycleGoal
         print(
             "memory:      \(fmtMiB(first.residentBytes)) → \(fmtMiB(last.residentBytes)) "
-                + String(format: "(%+.1f MiB) from %.0f s to %.0f s, %d hostile cycles: ", Double(grown) / 1_048_576, first.seconds, last.seconds, cycles)
-                + String(format: "%.2f KiB per cycle", perCycle / 1024) + (cycles > 0 ? "" : " (none completed: the growth counts as one)")
+                + String(format: "(%+.1f MiB; ", Double(grown) / 1_048_576) + "\(fmtMiB(range.0)) to \(fmtMiB(range.1)) between) "
+                + String(format: "from %.0f s to %.0f s, %d hostile cycles: ", first.seconds, last.seconds, cycles)
+                + String(format: "trend %.2f KiB per cycle", perCycle / 1024) + (cycles > 0 ? "" : " (none completed)")
                 + String(format: "   goal: <= %.0f KiB per cycle", Self.bytesPerCycleGoal / 1024)
                 + "   \(memoryMet ? "met" : "NOT MET")"
         )
