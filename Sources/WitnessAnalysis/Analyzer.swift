@@ -247,6 +247,11 @@ public final class Analyzer {
         default:
             return
         }
+        // Not UTF-8: not judged as OCPP-J further (one cause, one finding).
+        if record.message == nil, record.fields["invalidUTF8"]?.boolValue == true {
+            self.report(deviation("websocket.invalidUTF8", "text message of \(record.fields["size"]?.intValue ?? 0) bytes that are not UTF-8 (RFC 6455 8.1); kept as base64 in the capture"), in: state)
+            return
+        }
         if let malformed = record.malformed {
             let reason = malformed["reason"]?.stringValue ?? "notJSON"
             let rule = reason == "unknownMessageType" ? "rpc.unknownMessageType" : "rpc.malformed"

@@ -75,6 +75,8 @@ public enum RuleCatalog {
                  meaning: "RFC 6455 5.1: a server never masks its frames. Forwarded as it came and recorded once per connection; `--strict-websocket` fails it with 1002 on both sides."),
         RuleInfo(id: "websocket.reservedBits", severity: .error, summary: "reserved bits set without an extension",
                  meaning: "RFC 6455 5.2: RSV1, RSV2 and RSV3 are zero unless a negotiated extension defines them; permessage-deflate (RFC 7692 6) defines RSV1 on a message's first frame only. Forwarded as it came and recorded once per connection; `--strict-websocket` fails it with 1002 on both sides."),
+        RuleInfo(id: "websocket.invalidUTF8", severity: .error, summary: "text message that is not UTF-8",
+                 meaning: "RFC 6455 5.6 and 8.1: a text message's data is UTF-8, and an endpoint that finds it is not fails the connection (1007). Forwarded as it came (a strict backend closes with 1007, and that is on record); the capture keeps its exact bytes as base64 with `invalidUTF8: true`; `--strict-websocket` fails it with 1007 on both sides."),
         // Security
         RuleInfo(id: "security.basicUserMismatch", severity: .error, summary: "Basic-auth user is not the charge point id",
                  meaning: "Security profiles 1 and 2 use the charge point id as the Basic-auth user name; a connection authenticated as another user."),

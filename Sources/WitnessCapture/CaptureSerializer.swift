@@ -167,7 +167,7 @@ struct CaptureSerializer {
         let unknownAnswer = self.redactor.enabled && envelope.messageType == .callResult && frame.correlatedAction == nil
         if verbatim == nil, self.redactor.mayCarrySecret(action: action) || unknownAnswer { return nil }
         let message: JSONValue? = frame.payload.withUnsafeReadableBytes { bytes in
-            guard verbatim == true || !Self.hasLineBreak(bytes) else { return nil }
+            guard verbatim == true || (!Self.hasLineBreak(bytes) && UTF8Validation.isValid(bytes)) else { return nil }
             return parsed ?? (try? JSONParser.parse(bytes))
         }
         guard let message else { return nil }
@@ -222,6 +222,18 @@ struct CaptureSerializer {
             // Redaction fails closed: a text that is not strict OCPP-J (five elements, a trailing `]`, broken JSON)
             // cannot be redacted field by field; if it mentions a secret-bearing name, every value after the name
             // is masked, or the whole payload when the text cannot be scanned. The record says which.
+            // A capture is UTF-8 JSON Lines whatever a peer sends: a text message that is not UTF-8 (a vendor
+            // string in Latin-1, C0 AF) is kept as base64 with a flag, its exact bytes for replay and export.
+            guard UTF8Validation.isValid(bytes) else {
+                if self.redactor.enabled, Redactor.mentionsSecret(bytes) {
+                    Self.put(#","invalidUTF8":true,"redacted":true,"redaction":"whole","enc":"text","payload":"<redacted>""#, into: &out)
+                } else {
+                    Self.put(#","invalidUTF8":true,"enc":"base64","payload":""#, into: &out)
+                    out.append(contentsOf: Base64.encode(bytes).utf8)
+                    out.append(UInt8(ascii: "\""))
+                }
+                return false
+            }
             if frame.envelope == nil, self.redactor.enabled, Redactor.needsFailingClosed(bytes) {
                 let (text, fallback) = Redactor.redactFailingClosed(bytes)
                 Self.put(#","redacted":true,"redaction":""#, into: &out)

@@ -57,6 +57,15 @@ extension RelayHandler {
         let fault = self.pendingFault
         self.pendingFault = nil
         self.emit(opcode: opcode, payload: data, fragments: self.messageFragments, fault: fault)
+        // The message is on record (its frame record says invalidUTF8, the finding); as an RFC 6455 server must,
+        // the strict proxy then fails the connection with 1007.
+        if opcode == .text, self.session.limits.strictWebSocket, !data.withUnsafeReadableBytes(UTF8Validation.isValid) {
+            self.framingError(
+                "invalidUTF8",
+                detail: "\(self.side.recordName) sent a text message that is not UTF-8 (RFC 6455 8.1); closed with 1007 (--strict-websocket)",
+                code: .dataInconsistentWithMessage, reason: "invalid UTF-8"
+            )
+        }
     }
 
     func emit(

@@ -139,6 +139,25 @@ struct RuleTests {
         #expect(report.deviations.map(\.rule) == ruleCase.expected, "\(report.deviations.map { "\($0.rule): \($0.detail)" })")
     }
 
+    @Test("a text message that is not UTF-8 is websocket.invalidUTF8, once, and not judged further as OCPP-J")
+    func invalidUTF8() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("utf8-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try CaptureWriter(configuration: .init(directory: directory), header: CaptureHeader(backendName: "B"))
+        let start = Timestamp.now().microseconds
+        writer.record(.record(kind: .open, ts: Timestamp(microseconds: start), connection: 1, chargePoint: "CP", direction: nil, fields: ["chosen": "ocpp1.6", "version": "1.6"]))
+        let bytes: [UInt8] = Array(#"[2,"x1","DataTransfer",{"vendorId":"A"#.utf8) + [0xC0, 0xAF] + Array(#""}]"#.utf8)
+        let buffer = ByteBuffer(bytes: bytes)
+        var event = FrameEvent(ts: Timestamp(microseconds: start + 1000), connection: 1, chargePoint: "CP", direction: .toCSMS, opcode: .text, payload: buffer)
+        if case .success(let envelope) = OCPPEnvelope.parse(buffer) { event.envelope = envelope }
+        writer.record(.frame(event))
+        writer.record(.record(kind: .close, ts: Timestamp(microseconds: start + 2000), connection: 1, chargePoint: "CP", direction: nil, fields: [:]))
+        writer.close()
+        let analyzer = Analyzer(schemas: try SchemaRegistry(root: Paths.root.appendingPathComponent("schemas").path))
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        #expect(analyzer.finish().deviations.map(\.rule) == ["websocket.invalidUTF8"])
+    }
+
     @Test("CALLs left unanswered time out oldest first, across both directions, each pointing at its own line")
     func timeoutsInOrder() throws {
         // Each side's CALLs overlap (that is rpc.concurrentCall, besides); one is answered in time.

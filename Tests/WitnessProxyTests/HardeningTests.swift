@@ -302,6 +302,37 @@ struct HardeningTests {
         }
     }
 
+    /// RFC 6455 8.1: text is UTF-8. By default the proxy forwards what came (the backend decides) and keeps the
+    /// exact bytes; the capture itself stays UTF-8 JSON Lines. Before, the line held the raw bytes.
+    @Test("a text message that is not UTF-8 is forwarded as it came and kept as base64 in a UTF-8 capture; --strict-websocket fails it with 1007", arguments: [false, true])
+    func invalidUTF8(strict: Bool) async throws {
+        let bytes: [UInt8] = Array(#"[2,"x1","DataTransfer",{"vendorId":"Stromm"#.utf8) + [0xFC, 0x6C, 0x6C, 0xC0, 0xAF] + Array(#""}]"#.utf8)
+        try await ProxyHarness.start(configure: { $0.strictWebSocket = strict }).run { harness in
+            let (charger, csms) = try await self.pair(harness, "CP-latin1")
+            let tap = try await WireTap.install(on: charger.channel)
+            try await tap.send(Array(buffer: WebSocketFrameHeader.frame(opcode: .text, maskKey: WebSocketMask(1, 2, 3, 4), payload: ByteBuffer(bytes: bytes))))
+            if strict {
+                #expect(await eventually { charger.closeReceived != nil && csms.closeReceived != nil })
+                #expect(charger.closeReceived?.code == 1007)
+                #expect(csms.closeReceived?.code == 1007)
+            } else {
+                // The backend got the message (the simulator reads it as it can) and the pair stays open.
+                #expect(await eventually { csms.transcript.received.count == 1 })
+                #expect(charger.closeReceived == nil)
+                await charger.close()
+            }
+            await harness.waitForClosedPairs(1)
+            let frame = try #require(try await harness.records().first { $0.kind == "frame" && $0.opcode == .text })
+            #expect(frame.fields["invalidUTF8"] == true)
+            #expect(frame.fields["enc"] == "base64")
+            #expect(frame.payloadBytes == bytes)
+            for file in try CaptureReader.captureFiles(at: harness.captureDirectory) {
+                let data = try #require(FileManager.default.contents(atPath: file))
+                #expect(String(validating: data, as: UTF8.self) != nil, "\(file) is not UTF-8")
+            }
+        }
+    }
+
     // MARK: The upgrade request
 
     @Test(
