@@ -17,6 +17,8 @@ import WitnessChaos
 protocol AdminEndpoints: AnyObject, Sendable {
     /// The live page's data; nil: no page.
     var board: LiveBoard? { get }
+    /// Host names besides loopback addresses and `localhost` that requests may name in `Host` and `Origin`.
+    var allowedHosts: [String] { get }
     func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: String) -> AdminServer.Reply
 }
 
@@ -45,12 +47,46 @@ public final class AdminServer: AdminEndpoints {
         public var port: Int
         /// Required as `Authorization: Bearer <token>` on every request that changes something.
         public var token: String
+        /// Host names besides loopback addresses and `localhost` that requests may name in `Host` and `Origin`
+        /// (`--admin-allow-host`), lower-cased.
+        public var allowedHosts: [String]
 
-        public init(host: String, port: Int, token: String) {
+        public init(host: String, port: Int, token: String, allowedHosts: [String] = []) {
             self.host = host
             self.port = port
             self.token = token
+            self.allowedHosts = allowedHosts.map { $0.lowercased() }
         }
+    }
+
+    var allowedHosts: [String] { self.configuration.allowedHosts }
+
+    /// Why a request may not be answered, from its `Host` and `Origin`: nil when both name loopback,
+    /// `localhost` or an allowed name. Any web page the operator opens could otherwise reach the admin port
+    /// through a name of its own that resolves to 127.0.0.1 (DNS rebinding) and read charger ids, addresses
+    /// and frames, or send a mutating request with a token it got hold of.
+    static func refusal(host: String?, origin: String?, allowed: [String]) -> String? {
+        func permitted(_ authority: Substring) -> Bool {
+            var name = authority
+            if name.hasPrefix("["), let end = name.firstIndex(of: "]") {
+                name = name[name.index(after: name.startIndex)..<end]
+            } else if let colon = name.lastIndex(of: ":"), name[name.index(after: colon)...].allSatisfy(\.isNumber) {
+                name = name[..<colon]
+            }
+            let lowered = name.lowercased()
+            return lowered == "localhost" || Self.isLoopbackAddress(lowered) || allowed.contains(lowered)
+        }
+        guard let host, !host.isEmpty else { return "the request has no Host header" }
+        guard permitted(Substring(host)) else {
+            return "Host '\(host)' is not a loopback address, localhost or a name given with --admin-allow-host; refused (DNS rebinding)"
+        }
+        if let origin {
+            let parts = origin.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0] == "http:" || parts[0] == "https:", parts[1].isEmpty, permitted(parts[2]) else {
+                return "Origin '\(origin)' is not a page of a loopback address, localhost or a name given with --admin-allow-host; refused"
+            }
+        }
+        return nil
     }
 
     public let configuration: Configuration
@@ -376,12 +412,19 @@ final class AdminHandler: ChannelInboundHandler {
             }
         case .end:
             guard let head else { return }
+            let refusal = AdminServer.refusal(
+                host: head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"), allowed: self.server.allowedHosts
+            )
             let reply =
-                self.bodyTooLarge
-                ? AdminServer.error(
-                    .payloadTooLarge, "request body is over the admin API's limit of \(Self.maximumBodyBytes) bytes; nothing was changed"
-                )
-                : self.server.handle(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: self.body))
+                if let refusal {
+                    AdminServer.error(.forbidden, refusal)
+                } else if self.bodyTooLarge {
+                    AdminServer.error(
+                        .payloadTooLarge, "request body is over the admin API's limit of \(Self.maximumBodyBytes) bytes; nothing was changed"
+                    )
+                } else {
+                    self.server.handle(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: self.body))
+                }
             if reply.stream, let board = self.server.board {
                 self.startStream(context: context, version: head.version, board: board)
                 return
@@ -398,18 +441,34 @@ final class AdminHandler: ChannelInboundHandler {
 }
 
 extension AdminHandler {
+    /// What an event-stream client may leave unread: past it the client is dropped. One slow browser tab
+    /// made the proxy buffer every event for it without bound.
+    static let maximumStreamBacklog = 1 << 20
+
     /// Answers with the event stream and keeps the connection: each event the board publishes is written as
     /// it comes, on this channel's event loop; a comment every 15 s keeps proxies and browsers from timing
-    /// it out. The subscription ends when the connection does.
+    /// it out. The subscription ends when the connection does. While the client does not read (the channel
+    /// is not writable), what is written for it counts towards `maximumStreamBacklog`; past it the connection
+    /// is closed and the drop logged by the board's subscriber count going down.
     private func startStream(context: ChannelHandlerContext, version: HTTPVersion, board: LiveBoard) {
         let headers: HTTPHeaders = ["Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
         context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ": OCPP Witness live events\n\n")))), promise: nil)
         let channel = context.channel
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let backlog = NIOLoopBoundBox(0, eventLoop: context.eventLoop)
         let id = board.subscribe { text in
             channel.eventLoop.execute {
                 guard channel.isActive else { return }
+                if channel.isWritable {
+                    backlog.value = 0
+                } else {
+                    backlog.value += text.utf8.count
+                    guard backlog.value <= Self.maximumStreamBacklog else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                }
                 loopBound.value.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
             }
         }

@@ -13,11 +13,16 @@ public final class CaptureViewServer: AdminEndpoints {
     private let verdicts: JSONValue
     private let host: String
     private let port: Int
+    let allowedHosts: [String]
     private let group: any EventLoopGroup
     private let channel = NIOLockedValueBoxChannel()
 
     /// `sources`: the capture files or folders the board was filled from, named on the page.
-    public init(board: LiveBoard, sources: [String], verdicts: JSONValue = .array([]), host: String, port: Int, group: any EventLoopGroup) {
+    public init(
+        board: LiveBoard, sources: [String], verdicts: JSONValue = .array([]), host: String, port: Int, allowedHosts: [String] = [],
+        group: any EventLoopGroup
+    ) {
+        self.allowedHosts = allowedHosts.map { $0.lowercased() }
         self.board = board
         self.sources = sources
         self.verdicts = verdicts

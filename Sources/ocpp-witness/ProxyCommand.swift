@@ -113,6 +113,15 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("File holding the admin token (at least 16 characters); without it one is generated into the capture folder.", valueName: "FILE"))
     var adminTokenFile: String?
 
+    @Option(
+        name: .customLong("admin-allow-host"),
+        help: ArgumentHelp(
+            "A host name the admin API and live page answer to besides loopback addresses and localhost (a name in Host or Origin; repeatable). Others are refused with 403 (DNS rebinding).",
+            valueName: "NAME"
+        )
+    )
+    var adminAllowHosts: [String] = []
+
     @Option(help: ArgumentHelp("Folder with the OCA schemas (v16, v201, v21) for live validation. Default: $OCPP_WITNESS_SCHEMAS, share/ocpp-witness/schemas beside the binary, the checkout, ./schemas.", valueName: "DIR"))
     var schemas: String?
 
@@ -301,7 +310,7 @@ struct ProxyCommand: AsyncParsableCommand {
                 var verdicts: (@Sendable () -> JSONValue)?
                 if let live { verdicts = { live.verdicts() } }
                 adminServer = try AdminServer(
-                    configuration: .init(host: admin.host, port: admin.port, token: token), proxy: proxy, faults: faults,
+                    configuration: .init(host: admin.host, port: admin.port, token: token, allowedHosts: self.adminAllowHosts), proxy: proxy, faults: faults,
                     metrics: { exposition?.render() ?? "" },
                     board: board, verdicts: verdicts, logger: logger, group: group
                 )

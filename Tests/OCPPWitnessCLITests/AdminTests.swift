@@ -9,12 +9,15 @@ import WitnessSim
 import WitnessTestSupport
 
 /// One HTTP/1.1 request over a real socket; returns the status code and body.
-func http(_ method: String, port: Int, path: String, token: String? = nil, body: String = "") async throws -> (Int, String) {
+func http(
+    _ method: String, port: Int, path: String, token: String? = nil, body: String = "", host: String = "127.0.0.1", origin: String? = nil
+) async throws -> (Int, String) {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port) { channel in
         channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
     }
-    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
     if let token { request += "Authorization: Bearer \(token)\r\n" }
+    if let origin { request += "Origin: \(origin)\r\n" }
     request += "\r\n" + body
     var response = ""
     try await channel.executeThenClose { inbound, outbound in
@@ -151,6 +154,32 @@ struct AdminTests {
         #expect(!log.contains(token))
         await csms.stop()
         try await group.shutdownGracefully()
+    }
+
+    /// Any web page the operator opens can reach 127.0.0.1 through a name of its own (DNS rebinding): the admin
+    /// port answered it, with charger ids, addresses and frames, and carried out a mutating request.
+    @Test("requests that name another host or come from another site's page are refused; --admin-allow-host lets a name in")
+    func hostAndOrigin() async throws {
+        let run = try await AdminRun.start(policy: "seed: 5\nrules: []\n", extra: ["--admin-allow-host", "witness.lab"])
+        defer { run.removeFiles() }
+        _ = PipeReader(run.errors)
+        let port = run.adminPort
+        for path in ["/", "/api/state", "/connections", "/metrics"] {
+            let (status, body) = try await http("GET", port: port, path: path, host: "evil.example")
+            #expect(status == 403, "\(path)")
+            #expect(body.contains("DNS rebinding"), "\(body)")
+        }
+        #expect(try await http("POST", port: port, path: "/outage?seconds=5", token: run.token, host: "evil.example:9100").0 == 403)
+        #expect(try await http("GET", port: port, path: "/connections", origin: "http://evil.example").0 == 403)
+        #expect(try await http("GET", port: port, path: "/connections", origin: "null").0 == 403)
+        // Loopback, localhost and the allowed name, with or without a port, and their pages, are answered.
+        for (host, origin) in [("127.0.0.1:\(port)", "http://127.0.0.1:\(port)"), ("localhost", "http://localhost:\(port)"), ("[::1]:\(port)", nil), ("Witness.Lab:\(port)", "http://witness.lab:\(port)")] {
+            #expect(try await http("GET", port: port, path: "/connections", host: host, origin: origin).0 == 200, "\(host)")
+        }
+        run.process.terminate()
+        run.process.waitUntilExit()
+        await run.csms.stop()
+        try await run.group.shutdownGracefully()
     }
 
     @Test("metrics escape charger-chosen action names and bound their number, and name the instance; an oversized policy is refused with 413")
