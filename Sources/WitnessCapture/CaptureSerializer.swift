@@ -15,6 +15,20 @@ struct CaptureSerializer {
 
     init(redactor: Redactor) { self.redactor = redactor }
 
+    /// A `gap` record's line: records from `from` to `to` that could not be written.
+    func gap(from: Timestamp, to: Timestamp, lost: Int, error: String) -> [UInt8] {
+        var out: [UInt8] = []
+        JSONWriter.write(
+            .object([
+                "ts": .string(to.rfc3339), "kind": "gap", "from": .string(from.rfc3339), "to": .string(to.rfc3339),
+                "recordsLost": .int(lost), "error": .string(error),
+            ]),
+            into: &out
+        )
+        out.append(0x0A)
+        return out
+    }
+
     func header(_ header: CaptureHeader, part: Int, started: Timestamp) -> [UInt8] {
         var object = JSONObject([
             "ts": .string(Timestamp.now().rfc3339),

@@ -13,24 +13,68 @@ import Darwin
 /// The writer thread's files: writing batches out, rotation at the size limit, fsync by policy, opening
 /// the next part with its header, and errors that lose records.
 extension CaptureWriter {
+    /// Writes the batch's lines. When the disk is full (or any write fails), forwarding goes on and the
+    /// lines are lost: a partial write is cut back to the last whole line, the loss is counted (not as
+    /// written), the episode is told when it begins, and once writing works again a `gap` record (from, to,
+    /// records lost) is written after the first batch that went through, so the capture says what is missing.
     func writeOut(_ buffer: inout [UInt8]) {
         guard !buffer.isEmpty else { return }
-        guard self.descriptor >= 0 else {
-            self.noteError("no capture file open", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
-            buffer.removeAll(keepingCapacity: true)
-            return
+        defer { buffer.removeAll(keepingCapacity: true) }
+        let lines = buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        // A part that could not be opened (the disk was full at rotation) is tried again with each batch,
+        // under the same number: no series of empty parts.
+        if self.descriptor < 0 {
+            do {
+                try self.openNextFile()
+            } catch {
+                self.lose(lines, because: "\(error)")
+                return
+            }
+        }
+        var bytes = buffer
+        var gapLine: [UInt8] = []
+        if let failing = self.failing {
+            gapLine = self.serializer.gap(from: failing.since, to: .now(), lost: failing.lost, error: failing.error)
+            bytes += gapLine
         }
         do {
-            try Self.writeAll(self.descriptor, buffer)
-            self.currentBytes += buffer.count
-            self.dirty = true
-            self.condition.lock()
-            self.stats.bytesWritten += buffer.count
-            self.condition.unlock()
+            try Self.writeAll(self.descriptor, bytes)
         } catch {
-            self.noteError("writing \(self.files.last ?? "capture"): \(error)", lost: buffer.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+            // Nothing of the batch stays: the file ends with its last whole line, and the next batch is not
+            // joined to half a record.
+            _ = ftruncate(self.descriptor, off_t(self.currentBytes))
+            _ = lseek(self.descriptor, off_t(self.currentBytes), SEEK_SET)
+            self.currentLine = self.writtenLines
+            self.lose(lines, because: "writing \(self.currentPath): \(error)")
+            return
         }
-        buffer.removeAll(keepingCapacity: true)
+        self.currentBytes += bytes.count
+        self.writtenLines += lines + (gapLine.isEmpty ? 0 : 1)
+        if !gapLine.isEmpty {
+            self.currentLine += 1
+            self.notifyObserver(gapLine)
+            if let failing = self.failing {
+                self.configuration.onWriteEpisode?(
+                    "capture writing again: \(failing.lost) records lost since \(failing.since.rfc3339) (\(failing.error)); a gap record says so in \(self.currentPath)"
+                )
+            }
+            self.failing = nil
+        }
+        self.dirty = true
+        self.condition.lock()
+        self.stats.bytesWritten += bytes.count
+        self.condition.unlock()
+    }
+
+    /// Counts `lines` records as lost, and tells the start of an episode of failed writes.
+    func lose(_ lines: Int, because error: String) {
+        self.lostInBatch += lines
+        self.noteError(error, lost: lines)
+        if self.failing == nil {
+            self.failing = (.now(), 0, error)
+            self.configuration.onWriteEpisode?("capture cannot be written (\(error)); forwarding goes on, records are lost until writing works again")
+        }
+        self.failing?.lost += lines
     }
 
     /// `message` is the frame's message when it has already been parsed; `verbatim` what the serializer
@@ -40,7 +84,7 @@ extension CaptureWriter {
         do {
             try self.openNextFile()
         } catch {
-            // Records for the missing file are counted as lost by writeOut.
+            // Records for the missing file are counted as lost by writeOut, which tries to open it again.
             self.noteError("\(error)", lost: 0)
         }
     }
@@ -62,14 +106,23 @@ extension CaptureWriter {
     }
 
     func openNextFile() throws {
-        self.part += 1
-        let name = "\(self.configuration.filePrefix)-\(self.started.fileNameStamp)-\(Self.pad(self.part)).jsonl"
+        let part = self.part + 1
+        let name = "\(self.configuration.filePrefix)-\(self.started.fileNameStamp)-\(Self.pad(part)).jsonl"
         let path = self.configuration.directory + "/" + name
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw OpenError(path: path, reason: String(cString: strerror(errno))) }
+        let headerLine = self.serializer.header(self.header, part: part, started: self.started)
+        do {
+            try Self.writeAll(fd, headerLine)
+        } catch {
+            // A part without its header is no part: removed, and its number taken again by the next try.
+            closeDescriptor(fd)
+            unlink(path)
+            throw OpenError(path: path, reason: "\(error)")
+        }
+        self.part = part
         self.descriptor = fd
-        let headerLine = self.serializer.header(self.header, part: self.part, started: self.started)
-        try Self.writeAll(fd, headerLine)
+        self.writtenLines = 1
         self.currentBytes = headerLine.count
         self.headerBytes = headerLine.count
         self.currentPath = path

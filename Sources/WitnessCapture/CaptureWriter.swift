@@ -27,6 +27,8 @@ public final class CaptureWriter: @unchecked Sendable {
         public var redactSecrets: Bool
         public var highWatermark: Int
         public var lowWatermark: Int
+        /// Told, on the writer's thread, when writing starts failing (a full disk) and when it works again.
+        public var onWriteEpisode: (@Sendable (String) -> Void)?
 
         public init(
             directory: String, filePrefix: String = "witness", rotateBytes: Int = 256 << 20,
@@ -72,6 +74,13 @@ public final class CaptureWriter: @unchecked Sendable {
     // Owned by the writer thread.
     var descriptor: CInt = -1
     var currentBytes = 0
+    /// Lines in the current file: what `currentLine` falls back to when a write fails.
+    var writtenLines = 0
+    /// Writing has failed since `since` (the first failure), losing `lost` records; a `gap` record says so once
+    /// writing works again.
+    var failing: (since: Timestamp, lost: Int, error: String)?
+    /// Records of the batch being written that were lost.
+    var lostInBatch = 0
     var currentPath = ""
     var currentLine = 0
     var headerBytes = 0
@@ -278,7 +287,8 @@ public final class CaptureWriter: @unchecked Sendable {
             var boundedCounts: [(CaptureStatistics.MessageKey, CaptureStatistics.MessageCount)] = []
             boundedCounts.reserveCapacity(counts.count)
             self.condition.lock()
-            self.stats.recordsWritten += batch.count
+            self.stats.recordsWritten += batch.count - self.lostInBatch
+            self.lostInBatch = 0
             for (key, count) in counts {
                 // Chargers choose action names; past the bound, new names share one key per direction so
                 // that neither this table nor the metrics built from it grow without limit.

@@ -12,4 +12,6 @@ public enum RecordKind: String, Sendable, Hashable, CaseIterable, Codable {
     case close
     /// Something went wrong on a connection (or, in an import, in the traffic).
     case error
+    /// Records the writer could not write (a full disk), written once writing works again: from, to, how many.
+    case gap
 }

@@ -283,11 +283,14 @@ struct ProxyCommand: AsyncParsableCommand {
         case (nil, let board?): observer = { record in board.record(record) }
         case (nil, nil): break
         }
+        var recorderConfiguration = CaptureWriter.Configuration(
+            directory: self.capture, rotateBytes: self.rotateMib << 20, fsync: FsyncPolicy(self.fsync) ?? .never,
+            redactSecrets: !self.captureSecrets
+        )
+        // A full disk: logged when it begins and when writing works again, not only counted at exit.
+        recorderConfiguration.onWriteEpisode = { [logger] message in logger.error("\(message)") }
         let recorder = self.noCapture ? nil : try CaptureWriter(
-            configuration: .init(
-                directory: self.capture, rotateBytes: self.rotateMib << 20, fsync: FsyncPolicy(self.fsync) ?? .never,
-                redactSecrets: !self.captureSecrets
-            ),
+            configuration: recorderConfiguration,
             header: CaptureHeader(
                 backendName: self.backendName, upstream: upstream.description, policy: self.policy,
                 seed: configuration.faults?.engine?.policy.seed,
