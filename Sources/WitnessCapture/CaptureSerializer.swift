@@ -239,7 +239,7 @@ struct CaptureSerializer {
             // A capture is UTF-8 JSON Lines whatever a peer sends: a text message that is not UTF-8 (a vendor
             // string in Latin-1, C0 AF) is kept as base64 with a flag, its exact bytes for replay and export.
             guard UTF8Validation.isValid(bytes) else {
-                if self.redactor.enabled, Redactor.mentionsSecret(bytes) {
+                if self.redactor.enabled, Redactor.needsFailingClosed(bytes) {
                     Self.put(#","invalidUTF8":true,"redacted":true,"redaction":"whole","enc":"text","payload":"<redacted>""#, into: &out)
                 } else {
                     Self.put(#","invalidUTF8":true,"enc":"base64","payload":""#, into: &out)

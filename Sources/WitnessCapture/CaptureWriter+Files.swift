@@ -50,8 +50,9 @@ extension CaptureWriter {
         }
         self.currentBytes += bytes.count
         self.writtenLines += lines + (gapLine.isEmpty ? 0 : 1)
+        // Line numbers follow the file as written (a part reopened here, a gap record after the batch).
+        self.currentLine = self.writtenLines
         if !gapLine.isEmpty {
-            self.currentLine += 1
             self.notifyObserver(gapLine)
             if let failing = self.failing {
                 self.configuration.onWriteEpisode?(

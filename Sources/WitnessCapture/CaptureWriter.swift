@@ -343,7 +343,8 @@ public final class CaptureWriter: @unchecked Sendable {
     /// past its size (a record larger than the limit gets a file of its own). Returns where the line is now.
     func placeLine(at start: Int, in buffer: inout [UInt8]) -> Int {
         self.currentLine += 1
-        guard self.currentBytes + buffer.count > self.configuration.rotateBytes, self.currentBytes + start > self.headerBytes else {
+        // No part is open (it could not be created): `writeOut` tries again with the batch; no rotation before.
+        guard self.descriptor >= 0, self.currentBytes + buffer.count > self.configuration.rotateBytes, self.currentBytes + start > self.headerBytes else {
             return start
         }
         let line = Array(buffer[start...])

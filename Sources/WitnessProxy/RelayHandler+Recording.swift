@@ -57,15 +57,6 @@ extension RelayHandler {
         let fault = self.pendingFault
         self.pendingFault = nil
         self.emit(opcode: opcode, payload: data, fragments: self.messageFragments, fault: fault)
-        // The message is on record (its frame record says invalidUTF8, the finding); as an RFC 6455 server must,
-        // the strict proxy then fails the connection with 1007.
-        if opcode == .text, self.session.limits.strictWebSocket, !data.withUnsafeReadableBytes(UTF8Validation.isValid) {
-            self.framingError(
-                "invalidUTF8",
-                detail: "\(self.side.recordName) sent a text message that is not UTF-8 (RFC 6455 8.1); closed with 1007 (--strict-websocket)",
-                code: .dataInconsistentWithMessage, reason: "invalid UTF-8"
-            )
-        }
     }
 
     func emit(
@@ -75,6 +66,21 @@ extension RelayHandler {
         let direction = direction ?? self.side.inboundDirection
         if opcode == .text || opcode == .binary {
             if direction == .toCSMS { self.session.messagesToCSMS += 1 } else { self.session.messagesToCharger += 1 }
+        }
+        // A peer's text message that is not UTF-8 (inflated, unmasked: as the application reads it) is recorded
+        // below (its frame record says invalidUTF8, the finding); as an RFC 6455 server must, the strict proxy
+        // then fails the connection with 1007. Its frames have gone on as they arrived.
+        let failsUTF8 =
+            opcode == .text && !injected && self.session.limits.strictWebSocket && !self.closing
+            && !payload.withUnsafeReadableBytes(UTF8Validation.isValid)
+        defer {
+            if failsUTF8 {
+                self.framingError(
+                    "invalidUTF8",
+                    detail: "\(self.side.recordName) sent a text message that is not UTF-8 (RFC 6455 8.1); closed with 1007 (--strict-websocket)",
+                    code: .dataInconsistentWithMessage, reason: "invalid UTF-8"
+                )
+            }
         }
         // Forwarding only (no capture, no fault injection): nobody reads the envelope or the correlation.
         guard self.session.recorder != nil || self.session.faults != nil else {

@@ -124,10 +124,11 @@ final class RelaySession {
     /// The charger's vendor, model and firmware from its BootNotification, for policy matchers.
     var identity: (vendor: String, model: String, firmware: String)?
 
-    /// Whether anything reads the messages (records them, may inject faults or waits for an answer to the
-    /// proxy's own CALL); when nothing does, the relay only forwards and counts.
+    /// Whether anything reads the messages (records them, may inject faults, waits for an answer to the
+    /// proxy's own CALL, or checks text is UTF-8 under `--strict-websocket`); when nothing does, the relay
+    /// only forwards and counts.
     var inspectsMessages: Bool {
-        self.recorder != nil || self.faults != nil || !self.injectedCalls.isEmpty
+        self.recorder != nil || self.faults != nil || !self.injectedCalls.isEmpty || self.limits.strictWebSocket
     }
 
     init(

@@ -333,6 +333,24 @@ struct HardeningTests {
         }
     }
 
+    /// Without a recorder nothing inspected messages, so the strict check read the frames' masked bytes and failed
+    /// nearly every charger message with 1007.
+    @Test("--strict-websocket without a capture forwards valid text and fails only text that is not UTF-8")
+    func strictWithoutCapture() async throws {
+        try await ProxyHarness.start(configure: { $0.strictWebSocket = true }, recording: false).run { harness in
+            let (charger, csms) = try await self.pair(harness, "CP-strict-plain")
+            for n in 0..<5 {
+                let answer = try await charger.call("Heartbeat", [:], timeout: .seconds(10))
+                #expect(answer.isResult, "Heartbeat \(n)")
+            }
+            #expect(charger.closeReceived == nil)
+            let tap = try await WireTap.install(on: charger.channel)
+            try await tap.send(Array(buffer: WebSocketFrameHeader.frame(opcode: .text, maskKey: WebSocketMask(9, 8, 7, 6), payload: ByteBuffer(bytes: [0x5B, 0xC0, 0xAF, 0x5D]))))
+            #expect(await eventually { charger.closeReceived != nil && csms.closeReceived != nil })
+            #expect(charger.closeReceived?.code == 1007)
+        }
+    }
+
     // MARK: The upgrade request
 
     @Test(
