@@ -250,6 +250,15 @@ public final class Analyzer {
         // Not UTF-8: not judged as OCPP-J further (one cause, one finding).
         if record.message == nil, record.fields["invalidUTF8"]?.boolValue == true {
             self.report(deviation("websocket.invalidUTF8", "text message of \(record.fields["size"]?.intValue ?? 0) bytes that are not UTF-8 (RFC 6455 8.1); kept as base64 in the capture"), in: state)
+            // Its id still pairs it with its answer or its CALL, so that the other message is no second finding.
+            if let id = record.messageId, let type = record.messageType {
+                if type == .call {
+                    let call = CallInCapture(stamp: stamp, file: record.file, line: record.line, valid: false, payload: nil, start: nil)
+                    _ = state.correlator.observe(.call, messageId: id, action: record.action, direction: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970, context: call)
+                } else if type.isResponse {
+                    _ = state.correlator.settle(id, answerTravelling: direction)
+                }
+            }
             return
         }
         if let malformed = record.malformed {

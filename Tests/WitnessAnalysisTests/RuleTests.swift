@@ -151,6 +151,11 @@ struct RuleTests {
         var event = FrameEvent(ts: Timestamp(microseconds: start + 1000), connection: 1, chargePoint: "CP", direction: .toCSMS, opcode: .text, payload: buffer)
         if case .success(let envelope) = OCPPEnvelope.parse(buffer) { event.envelope = envelope }
         writer.record(.frame(event))
+        // Its answer pairs with it: no rpc.unknownMessageId on top (one cause, one finding).
+        let answer = ByteBuffer(string: #"[3,"x1",{"status":"Accepted"}]"#)
+        var answerEvent = FrameEvent(ts: Timestamp(microseconds: start + 1500), connection: 1, chargePoint: "CP", direction: .toCharger, opcode: .text, payload: answer)
+        if case .success(let envelope) = OCPPEnvelope.parse(answer) { answerEvent.envelope = envelope }
+        writer.record(.frame(answerEvent))
         writer.record(.record(kind: .close, ts: Timestamp(microseconds: start + 2000), connection: 1, chargePoint: "CP", direction: nil, fields: [:]))
         writer.close()
         let analyzer = Analyzer(schemas: try SchemaRegistry(root: Paths.root.appendingPathComponent("schemas").path))
