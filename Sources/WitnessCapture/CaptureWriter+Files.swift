@@ -78,8 +78,7 @@ extension CaptureWriter {
         self.failing?.lost += lines
     }
 
-    /// `message` is the frame's message when it has already been parsed; `verbatim` what the serializer
-    /// returned for the line.
+    /// Closes the current part and opens the next; when that fails, `writeOut` tries again with the next batch.
     func rotate() {
         self.closeFile()
         do {
