@@ -262,7 +262,7 @@ let package = Package(
         .testTarget(
             name: "WitnessAnalysisTests",
             dependencies: [
-                "WitnessAnalysis", "OCPPSchema", "WitnessCapture", "WitnessChaos", "OCPPWire",
+                "WitnessAnalysis", "OCPPSchema", "WitnessChaos", "WitnessCapture", "WitnessChaos", "OCPPWire",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings

@@ -18,13 +18,13 @@ public struct BoundedDuration: Sendable, Hashable, Comparable, CustomStringConve
     /// `allowsZero`) or over `maximum`.
     public init(seconds: Double, field: String, allowsZero: Bool = true) throws(DurationError) {
         guard seconds.isFinite else { throw DurationError(field: field, value: "\(seconds)", problem: .notFinite, allowsZero: allowsZero) }
-        guard seconds >= 0 else { throw DurationError(field: field, value: Self.text(seconds), problem: .negative, allowsZero: allowsZero) }
+        guard seconds >= 0 else { throw DurationError(field: field, value: seconds.plainText, problem: .negative, allowsZero: allowsZero) }
         guard seconds <= Self.maximum.seconds else {
-            throw DurationError(field: field, value: Self.text(seconds), problem: .tooLong, allowsZero: allowsZero)
+            throw DurationError(field: field, value: seconds.plainText, problem: .tooLong, allowsZero: allowsZero)
         }
         self.nanoseconds = Int64((seconds * 1e9).rounded())
         // Checked after rounding: 1e-12 s is 0 ns, which is zero.
-        guard allowsZero || self.nanoseconds > 0 else { throw DurationError(field: field, value: Self.text(seconds), problem: .zero, allowsZero: allowsZero) }
+        guard allowsZero || self.nanoseconds > 0 else { throw DurationError(field: field, value: seconds.plainText, problem: .zero, allowsZero: allowsZero) }
     }
 
     /// Milliseconds as a duration, with the same checks as `init(seconds:field:allowsZero:)`.
@@ -33,7 +33,7 @@ public struct BoundedDuration: Sendable, Hashable, Comparable, CustomStringConve
             try self.init(seconds: milliseconds / 1000, field: field, allowsZero: allowsZero)
         } catch {
             // Said in the unit it was given in.
-            throw DurationError(field: field, value: Self.text(milliseconds), problem: error.problem, allowsZero: allowsZero)
+            throw DurationError(field: field, value: milliseconds.plainText, problem: error.problem, allowsZero: allowsZero)
         }
     }
 
@@ -44,22 +44,15 @@ public struct BoundedDuration: Sendable, Hashable, Comparable, CustomStringConve
         let trimmed = text.trimmingASCIISpaces
         for (suffix, factor) in Self.units where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count)
-            guard Self.looksNumeric(number), let value = Double(number) else { continue }
+            guard let value = number.plainDecimalNumber else { continue }
             return try BoundedDuration(seconds: value * factor, field: field, allowsZero: allowsZero)
         }
-        guard Self.looksNumeric(Substring(trimmed)), let value = Double(trimmed) else { return nil }
+        guard let value = Substring(trimmed).plainDecimalNumber else { return nil }
         return try BoundedDuration(seconds: value, field: field, allowsZero: allowsZero)
     }
 
     /// Units in the order they are tried (`ms` before `s`).
     private static let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-
-    /// Digits with at most a sign, a point and an exponent: `Double("nan")`, `"inf"` and hexadecimal text are
-    /// not durations people write, and `1e400` still reaches the range check as infinity.
-    private static func looksNumeric(_ text: Substring) -> Bool {
-        guard let first = text.first, first.isASCII, first.isNumber || first == "-" || first == "+" || first == "." else { return false }
-        return text.allSatisfy { $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) }
-    }
 
     public var seconds: Double { Double(self.nanoseconds) / 1e9 }
     public var microseconds: Int64 { self.nanoseconds / 1000 }
@@ -72,11 +65,7 @@ public struct BoundedDuration: Sendable, Hashable, Comparable, CustomStringConve
         if self.nanoseconds < 1_000_000_000 && self.nanoseconds % 1_000_000 == 0 && self.nanoseconds > 0 {
             return "\(self.milliseconds) ms"
         }
-        return Self.text(self.seconds) + " s"
-    }
-
-    static func text(_ value: Double) -> String {
-        value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        return self.seconds.plainText + " s"
     }
 }
 

@@ -132,6 +132,18 @@ extension JSONObject: CustomStringConvertible {
     public var description: String { JSONWriter.string(.object(self)) }
 }
 
+extension StringProtocol {
+    /// The text as a number when it is written as a plain decimal (`-12`, `+0.5`, `1.5e-3`, `1e400` as
+    /// infinity): digits with at most a sign, a point and an exponent. Not `nan`, `inf`, hexadecimal or `1,5`,
+    /// which `Double(_:)` would also read or a spreadsheet would not.
+    public var plainDecimalNumber: Double? {
+        guard let first = self.utf8.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".") || (0x30...0x39).contains(first),
+            self.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") })
+        else { return nil }
+        return Double(String(self))
+    }
+}
+
 extension Double {
     /// The number as people write it: `12` for 12.0, `2.5`, `1e+300`; `nan` and `inf` as Swift spells them.
     /// Safe for any value, unlike `String(Int(value))`, which traps beyond Int's range (a reading of 1e300 Wh

@@ -256,34 +256,11 @@ public struct HandoverExport: Sendable {
     /// reading or difference is still a number.
     public static func neutralized(_ text: String) -> String {
         guard let first = text.unicodeScalars.first, Self.formulaStarts.contains(first) else { return text }
-        return Self.isPlainNumber(text) ? text : "'" + text
+        return text.plainDecimalNumber != nil ? text : "'" + text
     }
 
     /// OWASP's list, a line feed, and the full-width forms some spreadsheets read as the same signs.
     static let formulaStarts: Set<Unicode.Scalar> = ["=", "+", "-", "@", "\t", "\r", "\n", "\u{FF1D}", "\u{FF0B}", "\u{FF0D}", "\u{FF20}"]
-
-    /// Digits with an optional sign, fraction and exponent: `-12`, `+0.5`, `1.5e-3`; not `-inf` or `1,5`.
-    static func isPlainNumber(_ text: String) -> Bool {
-        var bytes = Substring(text).utf8[...]
-        func digits() -> Int {
-            let count = bytes.prefix { $0 >= 0x30 && $0 <= 0x39 }.count
-            bytes = bytes.dropFirst(count)
-            return count
-        }
-        if bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
-        var mantissa = digits()
-        if bytes.first == UInt8(ascii: ".") {
-            bytes = bytes.dropFirst()
-            mantissa += digits()
-        }
-        guard mantissa > 0 else { return false }
-        if bytes.first == UInt8(ascii: "e") || bytes.first == UInt8(ascii: "E") {
-            bytes = bytes.dropFirst()
-            if bytes.first == UInt8(ascii: "-") || bytes.first == UInt8(ascii: "+") { bytes = bytes.dropFirst() }
-            guard digits() > 0 else { return false }
-        }
-        return bytes.isEmpty
-    }
 
     /// One JSON object per row; numeric columns stay numbers, empty fields are null.
     public static func jsonLines(_ columns: [String], _ rows: [[String]], numeric: Set<String> = []) -> String {

@@ -183,7 +183,7 @@ public struct Redactor: Sendable {
     // MARK: Failing closed
 
     /// Names whose values are secrets, for `maskAroundSecretNames`, lower-cased.
-    static let secretNames: Set<String> = ["authorizationkey", "basicauthpassword", "apnpassword"]
+    static let secretNames = Self.secretKeys.union(["apnpassword"])
 
     static func isSecretName(_ text: String) -> Bool { Self.secretNames.contains(text.lowercased()) }
 
@@ -234,7 +234,7 @@ public struct Redactor: Sendable {
 
     /// Names whose values are secrets wherever they appear, lower-cased: what a message that is not strict
     /// OCPP-J is searched for.
-    static let secretMarkers: [[UInt8]] = ["authorizationkey", "basicauthpassword", "apnpassword", "setnetworkprofile"].map { Array($0.utf8) }
+    static let secretMarkers: [[UInt8]] = (Self.secretNames.sorted() + ["setnetworkprofile"]).map { Array($0.utf8) }
 
     /// Whether a text that is not strict OCPP-J must go through `redactFailingClosed`: it mentions a
     /// secret-bearing name, or holds a `\u` escape that could spell one.

@@ -20,7 +20,7 @@ extension RelayHandler {
         case .timedOut(let side, let what):
             let seconds = Double(self.session.limits.closingTimeout.nanoseconds) / 1e9
             self.session.recordError(
-                "closeTimeout", detail: "\(side.recordName) \(what) within \(seconds.secondsText) s; the proxy closed both connections",
+                "closeTimeout", detail: "\(side.recordName) \(what) within \(seconds.plainText) s; the proxy closed both connections",
                 direction: side.inboundDirection
             )
             for handler in [self, self.partner].compactMap({ $0 }) {
@@ -47,17 +47,10 @@ extension RelayHandler {
             self.closeDeadline = nil
             let seconds = Double(timeout.nanoseconds) / 1e9
             self.session.recordError(
-                "closeTimeout", detail: "\(self.side.recordName) did not \(what) within \(seconds.secondsText) s; the proxy closed its connection",
+                "closeTimeout", detail: "\(self.side.recordName) did not \(what) within \(seconds.plainText) s; the proxy closed its connection",
                 direction: self.side.inboundDirection
             )
             context.close(promise: nil)
         }
-    }
-}
-
-extension Double {
-    /// 10 for 10.0, 2.5 for 2.5: seconds as people write them.
-    fileprivate var secondsText: String {
-        self.plainText
     }
 }

@@ -4,6 +4,7 @@ import OCPPWire
 import Testing
 import WitnessAnalysis
 import WitnessCapture
+import WitnessChaos
 import WitnessDiff
 import WitnessPcap
 import WitnessTestSupport
@@ -185,18 +186,5 @@ struct CaptureFuzzTests {
         default:
             return replacement
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64), so a failing mutation can be rebuilt from its number.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
