@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "WitnessChaos", targets: ["WitnessChaos"]),
         .library(name: "WitnessAnalysis", targets: ["WitnessAnalysis"]),
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
+        .library(name: "WitnessLive", targets: ["WitnessLive"]),
         .library(name: "WitnessSim", targets: ["WitnessSim"]),
         .library(name: "WitnessPcap", targets: ["WitnessPcap"]),
         .library(name: "WitnessDiff", targets: ["WitnessDiff"]),
@@ -55,6 +56,7 @@ let package = Package(
             dependencies: [
                 "OCPPWire",
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -102,6 +104,24 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The web side: the admin API, the live page and the view of a recorded capture. The relay does not
+        // depend on it; it reads the proxy's public state and controls.
+        .target(
+            name: "WitnessLive",
+            dependencies: [
+                "OCPPWire",
+                "WitnessCapture",
+                "WitnessChaos",
+                "WitnessProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
@@ -216,6 +236,7 @@ let package = Package(
                 "WitnessAnalysis",
                 "WitnessCapture",
                 "WitnessProxy",
+                "WitnessLive",
                 "WitnessSim",
                 "WitnessPcap",
                 "WitnessReplay",
@@ -289,6 +310,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WitnessLiveTests",
+            dependencies: [
+                "WitnessLive", "WitnessProxy", "WitnessCapture", "OCPPWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -33,12 +33,20 @@ public final class Analyzer {
     private var records = 0
     private var lastTs: Int64 = 0
     private let checks: CheckEvaluator?
+    /// Charge points gone longer than the state retention, whose transactions are then released.
+    private var departures: Departures
 
     public init(schemas: SchemaRegistry?, configuration: AnalyzerConfiguration = AnalyzerConfiguration()) {
         self.schemas = schemas
         self.configuration = configuration
         self.validator = SchemaValidator(profile: configuration.profile)
         self.checks = configuration.checks.isEmpty ? nil : CheckEvaluator(checks: configuration.checks)
+        self.departures = Departures(retentionSeconds: Self.retention(configuration.stateRetentionSeconds ?? Departures.defaultRetentionSeconds, configuration))
+    }
+
+    /// A retention never ends a check's window early: at least the longest `within` of the checks.
+    private static func retention(_ seconds: Double, _ configuration: AnalyzerConfiguration) -> Double {
+        max(seconds, configuration.checks.map(\.within).max() ?? 0)
     }
 
     // MARK: Feeding
@@ -52,14 +60,19 @@ public final class Analyzer {
         if self.files.last != record.file { self.files.append(record.file) }
         let ts = record.ts?.microseconds ?? self.lastTs
         self.lastTs = max(self.lastTs, ts)
+        for chargePoint in self.departures.due(at: ts) { self.release(chargePoint) }
         switch record.recordKind {
         case .header:
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
+            if self.configuration.stateRetentionSeconds == nil, let seconds = record.fields[Departures.headerField]?.doubleValue {
+                self.departures.retentionMicros = Departures.micros(Self.retention(seconds, self.configuration))
+            }
             let run = record.fields["started"]?.stringValue ?? record.file
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
         case .open:
             let state = self.connection(for: record)
+            self.departures.opened(state.chargePoint)
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
                 self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.timestamp, ref: record.reference), in: state)
             }
@@ -79,6 +92,7 @@ public final class Analyzer {
             if let key = self.key(record), let state = self.connections.removeValue(forKey: key) {
                 self.expireCalls(in: state, now: ts)
                 self.retire(state)
+                self.departures.closed(state.chargePoint, at: ts)
             }
         default:
             break
@@ -122,12 +136,7 @@ public final class Analyzer {
         }
         self.connections.removeAll()
         for open in self.transactions.openTransactions() {
-            let deviation = Deviation(
-                rule: "tx.notStopped", chargePoint: open.chargePoint, action: open.startAction, messageId: open.startMessageId,
-                detail: "transaction \(open.id) started at \(open.startTimestamp ?? "?") was still open at the end of the capture",
-                ts: open.startRecordTs, ref: open.startRef
-            )
-            self.reportDetached(deviation, chargePoint: open.chargePoint)
+            self.reportNotStopped(open, because: "was still open at the end of the capture")
         }
         let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
         var pairs = self.pairs
@@ -164,6 +173,24 @@ public final class Analyzer {
         let state = ConnectionState(chargePoint: record.chargePoint ?? "?", version: version, backend: self.backend)
         self.connections[key] = state
         return state
+    }
+
+    /// A charge point gone longer than the state retention: its transactions still open are reported as the
+    /// end of a capture reports them, and forgotten. What the report lists per charge point (its identity,
+    /// backend and counts) stays.
+    private func release(_ chargePoint: String) {
+        let retention = Double(self.departures.retentionMicros) / 1_000_000
+        for open in self.transactions.release(chargePoint) {
+            self.reportNotStopped(open, because: "was still open when the charge point had been gone for longer than the state retention (\(Self.format(retention)) s)")
+        }
+    }
+
+    func reportNotStopped(_ open: TransactionTracker.Transaction, because reason: String) {
+        let deviation = Deviation(
+            rule: "tx.notStopped", chargePoint: open.chargePoint, action: open.startAction, messageId: open.startMessageId,
+            detail: "transaction \(open.id) started at \(open.startTimestamp ?? "?") \(reason)", ts: open.startRecordTs, ref: open.startRef
+        )
+        self.reportDetached(deviation, chargePoint: open.chargePoint)
     }
 
     private func retire(_ state: ConnectionState) {
@@ -326,7 +353,7 @@ public final class Analyzer {
                 if let schemas = self.schemas, let schema = schemas.response(state.version, pending.action) {
                     _ = self.validate(message[2] ?? .null, schema, state: state, make: { deviation($0, $1, path: $2, severity: $3, action: pending.action) })
                 }
-                self.transactions.response(start: pending.context.start, message: message, state: state)
+                self.transactions.response(start: pending.context.start, message: message, state: state, analyzer: self)
             } else if let code = message[2]?.stringValue {
                 if !RPCErrorCode.codes(for: state.version).contains(code) {
                     let hint = RPCErrorCode.codes(for: state.version).first { $0.lowercased().hasPrefix(String(code.lowercased().prefix(6))) }

@@ -21,6 +21,10 @@ public struct AnalyzerConfiguration: Sendable {
     public var checks: [WitnessCheck] = []
     /// The kind of site whose required areas a pair must have run (`report --scope`).
     public var scope: WitnessScope?
+    /// How long a charge point may be gone (no connection open) before what is kept to judge it (its open
+    /// transactions) is released; nil: what the capture header says live analysis used, else a day
+    /// (`Departures`). Never shorter than the longest window of `checks`.
+    public var stateRetentionSeconds: Double?
 
     public init(
         profile: ValidationProfile = .strict, responseTimeoutSeconds: Double = 30, energyTolerance: Double = 0.005,

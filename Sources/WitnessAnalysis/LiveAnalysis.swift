@@ -22,12 +22,14 @@ public final class LiveAnalysis: @unchecked Sendable {
 
     /// `onDeviation` also gets each deviation, on the recorder's thread (the live page's feed).
     /// `checks`: the witness checks of the policy in force, whose verdicts `verdicts()` gives as they resolve.
+    /// `stateRetentionSeconds`: see `AnalyzerConfiguration.stateRetentionSeconds`.
     public init(
-        schemas: SchemaRegistry, profile: ValidationProfile, checks: [WitnessCheck] = [], logger: Logger,
+        schemas: SchemaRegistry, profile: ValidationProfile, checks: [WitnessCheck] = [], stateRetentionSeconds: Double? = nil, logger: Logger,
         onDeviation: (@Sendable (Deviation) -> Void)? = nil
     ) {
         var configuration = AnalyzerConfiguration(profile: profile)
         configuration.checks = checks
+        configuration.stateRetentionSeconds = stateRetentionSeconds
         let analyzer = Analyzer(schemas: schemas, configuration: configuration)
         let counts = self.counts
         let chargerCounts = self.chargerCounts

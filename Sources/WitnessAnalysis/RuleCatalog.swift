@@ -98,7 +98,7 @@ public enum RuleCatalog {
         RuleInfo(id: "tx.energyMismatch", severity: .error, summary: "start/stop disagree with meter readings",
                  meaning: "The transaction's begin or end register reading differs from its meter start or stop by more than the tolerance (0.5%, at least 10 Wh)."),
         RuleInfo(id: "tx.notStopped", severity: .info, summary: "transaction still open at the end of the capture",
-                 meaning: "A transaction that started but had not stopped when the capture ended; it may still be running, or its stop was lost."),
+                 meaning: "A transaction that started but had not stopped when the capture ended; it may still be running, or its stop was lost. Also reported, and no longer followed, when its charge point has been gone longer than the state retention (`--state-retention`, a day by default), or when a 65th transaction of the same charge point begins while 64 are open."),
     ]
 
     public static let byId: [String: RuleInfo] = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0) })

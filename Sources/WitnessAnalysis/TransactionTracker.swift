@@ -19,6 +19,8 @@ final class TransactionTracker {
         var startMessageId: String?
         var startRecordTs: String?
         var startRef: String
+        /// The order it began in, among all transactions followed.
+        var sequence: UInt64 = 0
     }
 
     /// A register reading found in a payload.
@@ -49,12 +51,43 @@ final class TransactionTracker {
     }
 
     private var open: [String: [String: Transaction]] = [:]
-    private var assigned: [String: Set<String>] = [:]
+    /// The transaction ids the CSMS assigned to each charge point most recently, oldest first, for the
+    /// detail of `tx.unknownTransactionId`: the last `recentlyAssignedKept`, not every id of a long pilot.
+    private var assigned: [String: [String]] = [:]
+    static let recentlyAssignedKept = 3
+    /// Transactions followed at once per charge point. A charger has a few connectors; one that starts
+    /// transactions and never stops them (or a backend that answers every start with a new id) would grow
+    /// the analysis without bound. Past it, the oldest is reported `tx.notStopped` and no longer followed.
+    static let openPerChargePointLimit = 64
+    /// Numbers transactions in the order they began, so the oldest is known.
+    private var begun: UInt64 = 0
     private var futureToleranceMicros: Int64 = 60_000_000
     private var clockToleranceMicros: Int64 = 1_000_000
 
     func openTransactions() -> [Transaction] {
         self.open.values.flatMap(\.values).sorted { ($0.chargePoint, $0.id) < ($1.chargePoint, $1.id) }
+    }
+
+    /// Forgets a charge point's transactions (it has been gone longer than the state retention) and returns
+    /// those still open, in the order they began.
+    func release(_ chargePoint: String) -> [Transaction] {
+        self.assigned.removeValue(forKey: chargePoint)
+        return (self.open.removeValue(forKey: chargePoint) ?? [:]).values.sorted { $0.sequence < $1.sequence }
+    }
+
+    /// Follows a transaction that began; past `openPerChargePointLimit` the oldest of its charge point is
+    /// reported and dropped.
+    private func begin(_ transaction: Transaction, analyzer: Analyzer) {
+        var transaction = transaction
+        self.begun += 1
+        transaction.sequence = self.begun
+        let chargePoint = transaction.chargePoint
+        self.open[chargePoint, default: [:]][transaction.id] = transaction
+        guard let open = self.open[chargePoint], open.count > Self.openPerChargePointLimit,
+              let oldest = open.values.min(by: { $0.sequence < $1.sequence })
+        else { return }
+        self.open[chargePoint]?.removeValue(forKey: oldest.id)
+        analyzer.reportNotStopped(oldest, because: "was still open when more than \(Self.openPerChargePointLimit) transactions of this charge point were; the oldest is no longer followed")
     }
 
     // MARK: Requests
@@ -146,8 +179,10 @@ final class TransactionTracker {
                     self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
                 }
                 self.open[chargePoint]?.removeValue(forKey: id)
+            } else if self.open[chargePoint]?[id] == nil {
+                self.begin(transaction, analyzer: analyzer)
             } else {
-                self.open[chargePoint, default: [:]][id] = transaction
+                self.open[chargePoint]?[id] = transaction
             }
         default:
             break
@@ -157,16 +192,18 @@ final class TransactionTracker {
     // MARK: Responses
 
     /// A CALLRESULT; `start` is what its CALL left when it was a 1.6 StartTransaction.
-    func response(start: PendingStart?, message: JSONValue, state: ConnectionState) {
+    func response(start: PendingStart?, message: JSONValue, state: ConnectionState, analyzer: Analyzer) {
         guard let start, let transactionId = message[2]?["transactionId"] else { return }
         let chargePoint = state.chargePoint
         let id = JSONWriter.string(transactionId)
-        self.assigned[chargePoint, default: []].insert(id)
-        self.open[chargePoint, default: [:]][id] = Transaction(
+        self.assigned[chargePoint, default: []].append(id)
+        if self.assigned[chargePoint]!.count > Self.recentlyAssignedKept { self.assigned[chargePoint]!.removeFirst() }
+        self.open[chargePoint]?.removeValue(forKey: id)
+        self.begin(Transaction(
             id: id, chargePoint: chargePoint, startWh: start.meterStart, startTs: start.timestamp.flatMap(RFC3339.parse)?.microseconds,
             startTimestamp: start.timestamp, lastWh: start.meterStart, startAction: "StartTransaction", startMessageId: start.messageId,
             startRecordTs: start.recordTs, startRef: start.ref
-        )
+        ), analyzer: analyzer)
     }
 
     // MARK: Rules
@@ -206,9 +243,9 @@ final class TransactionTracker {
     }
 
     private func unknown(_ id: String, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
-        let known = self.assigned[state.chargePoint].map { $0.sorted().suffix(3).joined(separator: ", ") } ?? ""
+        let known = self.assigned[state.chargePoint]?.joined(separator: ", ") ?? ""
         let detail = state.version == .v16
-            ? "transaction id \(id) was never assigned by the CSMS to this charger" + (known.isEmpty ? "" : " (assigned: \(known))")
+            ? "transaction id \(id) was never assigned by the CSMS to this charger" + (known.isEmpty ? "" : " (last assigned: \(known))")
             : "transaction \(id) has no Started event"
         self.deviation("tx.unknownTransactionId", detail, path: path, state: state, record: record, analyzer: analyzer)
     }

@@ -13,13 +13,3 @@ extension WitnessProxyServer: Service {
         await self.shutdown()
     }
 }
-
-extension AdminServer: Service {
-    /// Runs the admin API as a service: listens (unless `start()` has already) until graceful shutdown or
-    /// cancellation, then stops listening.
-    public func run() async throws {
-        if !self.isListening { try await self.start() }
-        try? await gracefulShutdown()
-        await self.stop()
-    }
-}

@@ -57,7 +57,7 @@ public struct ConnectionInfo: Sendable {
 /// The OCPP Witness proxy: accepts chargers, dials the backend for each, relays and records.
 public final class WitnessProxyServer: Sendable {
     public let configuration: ProxyConfiguration
-    let recorder: CaptureWriter?
+    package let recorder: CaptureWriter?
     let logger: Logger
     let group: any EventLoopGroup
     let chargerTLS: NIOSSLContext?

@@ -14,6 +14,7 @@ import WitnessCapture
 import WitnessChaos
 import WitnessCLISupport
 import WitnessMetrics
+import WitnessLive
 import WitnessProxy
 
 struct ProxyCommand: AsyncParsableCommand {
@@ -92,6 +93,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds a closing handshake may take, from the first close frame to both sockets closed; past it the proxy closes both and records which side did not answer.", valueName: "SECONDS"))
     var closeTimeout: Int = 10
 
+    @Option(help: ArgumentHelp("Seconds a charge point may be gone (no connection open) before live analysis and the live page release what they keep of it: its open transactions (reported as tx.notStopped) and its frames. Written into the capture header, so that report releases alike. At least the longest window of the policy's checks; at most 30 days.", valueName: "SECONDS"))
+    var stateRetention: Double = Departures.defaultRetentionSeconds
+
     @Option(help: ArgumentHelp("Bytes delay and bandwidth faults may hold back on one connection before the proxy stops reading its sender.", valueName: "BYTES"))
     var maxHeldBytes: Int = 1 << 20
 
@@ -151,6 +155,7 @@ struct ProxyCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try BoundedDuration.option("--handshake-timeout", seconds: Double(self.handshakeTimeout))
+        _ = try BoundedDuration.option("--state-retention", seconds: self.stateRetention)
         guard self.closeTimeout > 0 && self.closeTimeout <= 3600 else {
             throw ValidationError("--close-timeout is a number of seconds from 1 to 3600, got \(self.closeTimeout)")
         }
@@ -181,7 +186,7 @@ struct ProxyCommand: AsyncParsableCommand {
 
     /// What the capture header says of this proxy beyond the usual: where it listens, which instance it is.
     private var headerExtra: JSONObject {
-        var extra: JSONObject = ["listen": .string(self.listen.description)]
+        var extra: JSONObject = ["listen": .string(self.listen.description), Departures.headerField: .double(self.stateRetention)]
         if let instance { extra["instance"] = .string(instance) }
         return extra
     }
@@ -262,14 +267,17 @@ struct ProxyCommand: AsyncParsableCommand {
             configuration.faults = FaultInjection()
         }
         // The live page's data, fed like live analysis from the records as written (so redacted alike).
-        let board = self.admin != nil && !self.noCapture ? LiveBoard() : nil
+        let checks = configuration.faults?.engine?.policy.checks ?? []
+        // A retention never ends a check's window early (AnalyzerConfiguration.stateRetentionSeconds).
+        let retention = max(self.stateRetention, checks.map(\.within).max() ?? 0)
+        let board = self.admin != nil && !self.noCapture ? LiveBoard(stateRetentionSeconds: retention) : nil
         var live: LiveAnalysis?
         if !self.noValidate && !self.noCapture {
             let schemas = try SchemaRegistry.load(forCommand: self.schemas, hint: " (or run without live analysis: --no-validate)")
             var onDeviation: (@Sendable (Deviation) -> Void)?
             if let board { onDeviation = { deviation in board.deviation(deviation.json) } }
             live = LiveAnalysis(
-                schemas: schemas, profile: self.profile, checks: configuration.faults?.engine?.policy.checks ?? [], logger: logger,
+                schemas: schemas, profile: self.profile, checks: checks, stateRetentionSeconds: self.stateRetention, logger: logger,
                 onDeviation: onDeviation
             )
         }

@@ -48,6 +48,14 @@ struct ReportCommand: AsyncParsableCommand {
     var clockTolerance: Double = 1
 
     @Option(
+        help: ArgumentHelp(
+            "Seconds a charge point may be gone (no connection open) before its open transactions are reported tx.notStopped and released, as live analysis did. Default: what the capture header says the proxy used, else a day.",
+            valueName: "SECONDS"
+        )
+    )
+    var stateRetention: Double?
+
+    @Option(
         name: .customLong("policy"),
         help: ArgumentHelp(
             "A policy whose checks judge the witness test areas (repeat for several). Default: the policy named in the captures' headers, when it can be read.",
@@ -75,6 +83,7 @@ struct ReportCommand: AsyncParsableCommand {
         guard !self.captures.isEmpty else { throw ValidationError("give at least one capture file or folder") }
         _ = try BoundedDuration.option("--response-timeout", seconds: self.responseTimeout)
         _ = try BoundedDuration.option("--clock-tolerance", seconds: self.clockTolerance, allowsZero: true)
+        if let stateRetention { _ = try BoundedDuration.option("--state-retention", seconds: stateRetention, allowsZero: true) }
         if let scope, WitnessScope.named(scope) == nil {
             throw ValidationError("unknown --scope '\(scope)'; expected one of: \(WitnessScope.all.map(\.name).joined(separator: ", "))")
         }
@@ -98,6 +107,7 @@ struct ReportCommand: AsyncParsableCommand {
         )
         configuration.checks = try self.loadChecks()
         configuration.scope = self.scope.flatMap(WitnessScope.named)
+        configuration.stateRetentionSeconds = self.stateRetention
         let analyzer = Analyzer(schemas: registry, configuration: configuration)
         for record in reader { analyzer.consume(record) }
         let report = analyzer.finish(readIssues: reader.issues)

@@ -7,6 +7,7 @@ import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
 import WitnessCLISupport
+import WitnessLive
 import WitnessProxy
 
 struct ViewCommand: AsyncParsableCommand {

@@ -104,7 +104,7 @@ struct ReportTests {
             "tx.unknownTransactionId /transactionId",
             "tx.notStopped -",
         ])
-        #expect(report.deviations[1].detail == "transaction id 8 was never assigned by the CSMS to this charger (assigned: 7)")
+        #expect(report.deviations[1].detail == "transaction id 8 was never assigned by the CSMS to this charger (last assigned: 7)")
         #expect(report.pairs.first?.key.charger == ChargerIdentity(vendor: "R&D", model: "<M>", firmware: "2"))
         #expect(report.pairs.first?.verdict == "fail")
     }

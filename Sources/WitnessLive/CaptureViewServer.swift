@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import OCPPWire
+import WitnessProxy
 
 /// The live page over a recorded capture (`ocpp-witness view`): the same page and data endpoints as the
 /// admin server's, answered from a board filled from the capture's records, so that a dispute can be walked

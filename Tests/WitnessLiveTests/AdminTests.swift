@@ -4,20 +4,22 @@ import NIOHTTP1
 import NIOPosix
 import OCPPWire
 import Testing
+import WitnessCapture
 
-@testable import WitnessProxy
+@testable import WitnessLive
+import WitnessProxy
 
 @Suite("The admin listener's address")
 struct AdminBindTests {
     @Test("loopback addresses and localhost are accepted", arguments: ["127.0.0.1", "127.1.2.3", "::1", "localhost"])
     func loopback(host: String) throws {
-        try AdminServer.requireLoopback(host)
+        try RequestOrigin.requireLoopback(host)
     }
 
     /// A name that only begins like a loopback address resolves wherever its owner wants: it used to pass.
     @Test("names and other addresses are refused", arguments: ["127.attacker.example", "127.0.0.1.nip.io", "0.0.0.0", "10.0.0.1", "::", "::ffff:10.0.0.1", "128.0.0.1"])
     func elsewhere(host: String) {
-        #expect(throws: ProxyStartupError.self) { try AdminServer.requireLoopback(host) }
+        #expect(throws: ProxyStartupError.self) { try RequestOrigin.requireLoopback(host) }
     }
 }
 
@@ -29,7 +31,7 @@ struct AdminRequestTests {
         ("127.0.0.1", "http://evil.example", false), ("127.0.0.1", "null", false), ("", nil, false),
     ] as [(String, String?, Bool)])
     func hostAndOrigin(host: String, origin: String?, answered: Bool) {
-        #expect((AdminServer.refusal(host: host, origin: origin, allowed: ["lab.example"]) == nil) == answered)
+        #expect((RequestOrigin.refusal(host: host, origin: origin, allowed: ["lab.example"]) == nil) == answered)
     }
 
     /// One browser tab that stops reading made the proxy buffer every event for it, without bound.
@@ -56,5 +58,36 @@ struct AdminRequestTests {
         channel.embeddedEventLoop.run()
         #expect(!channel.isActive)
         #expect(board.subscriberCount == 0)
+    }
+}
+
+@Suite("The live board's chargers")
+struct LiveBoardRetentionTests {
+    static let start: Int64 = 1_795_000_000_000_000
+
+    static func record(_ kind: RecordKind, _ connection: UInt64, _ chargePoint: String, at seconds: Int64) -> CaptureRecord {
+        let ts = Timestamp(microseconds: start + seconds * 1_000_000).rfc3339
+        return CaptureRecord(
+            file: "live", line: 1, fields: ["ts": .string(ts), "kind": .string(kind.rawValue), "conn": .int(Int(connection)), "chargePoint": .string(chargePoint)]
+        )
+    }
+
+    /// A week of reconnecting chargers grew the board (and its frames) for ever: a charger gone longer than
+    /// the retention now leaves it, one that comes back in time stays, and without a retention (the view of
+    /// a capture) every charger stays.
+    @Test("a charger gone longer than the retention leaves the board")
+    func released() {
+        let board = LiveBoard(stateRetentionSeconds: 60)
+        let kept = LiveBoard()
+        let records = [
+            Self.record(.open, 1, "CP-A", at: 0), Self.record(.open, 2, "CP-B", at: 0), Self.record(.close, 1, "CP-A", at: 10),
+            Self.record(.close, 2, "CP-B", at: 20), Self.record(.open, 3, "CP-B", at: 50), Self.record(.open, 4, "CP-C", at: 100),
+        ]
+        for record in records {
+            board.record(record)
+            kept.record(record)
+        }
+        #expect(board.chargerCount == 2)
+        #expect(kept.chargerCount == 3)
     }
 }

@@ -43,6 +43,11 @@ public final class LiveBoard: Sendable {
         var rejects = 0
         var subscribers: [UInt64: @Sendable (String) -> Void] = [:]
         var nextSubscriber: UInt64 = 1
+        /// Chargers gone longer than the state retention are released; nil: every charger is kept (the
+        /// view of a recorded capture, walked through after the fact).
+        var departures: Departures?
+        /// The latest record time seen, for a close record without one.
+        var lastTs: Int64 = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -50,13 +55,29 @@ public final class LiveBoard: Sendable {
     public let framesPerCharger: Int
 
     /// `framesPerCharger`: the live page's 16 by default; a capture walked through after the fact keeps more.
-    public init(framesPerCharger: Int = LiveBoard.liveFramesPerCharger) {
+    /// `stateRetentionSeconds`: a charger whose connections have all been closed this long (by the records'
+    /// times, as live analysis judges it) leaves the board with its frames; nil keeps every charger.
+    public init(framesPerCharger: Int = LiveBoard.liveFramesPerCharger, stateRetentionSeconds: Double? = nil) {
         self.framesPerCharger = max(1, framesPerCharger)
+        if let stateRetentionSeconds { self.state.withLockedValue { $0.departures = Departures(retentionSeconds: stateRetentionSeconds) } }
     }
+
+    /// Chargers on the board, connected or not.
+    public var chargerCount: Int { self.state.withLockedValue { $0.chargers.count } }
 
     /// The capture writer's observer: called on its thread with every record as written.
     public func record(_ record: CaptureRecord) {
         guard let kind = record.recordKind else { return }
+        if let ts = record.ts?.microseconds {
+            self.state.withLockedValue { state in
+                state.lastTs = max(state.lastTs, ts)
+                guard state.departures != nil, let due = state.departures?.due(at: ts), !due.isEmpty else { return }
+                for chargePoint in due {
+                    state.chargers.removeValue(forKey: chargePoint)
+                    state.changed.remove(chargePoint)
+                }
+            }
+        }
         if kind == .reject { self.state.withLockedValue { $0.rejects += 1 } }
         guard let chargePoint = record.chargePoint else { return }
         switch kind {
@@ -77,6 +98,7 @@ public final class LiveBoard: Sendable {
             }
             self.state.withLockedValue { state in
                 if kind == .open { state.opens += 1 } else { state.closes += 1 }
+                if kind == .open { state.departures?.opened(chargePoint) } else { state.departures?.closed(chargePoint, at: record.ts?.microseconds ?? state.lastTs) }
                 state.chargers[chargePoint, default: Charger()].connected = kind == .open
                 if kind == .open {
                     if state.chargers[chargePoint]?.opened == nil { state.chargers[chargePoint]?.opened = record.timestamp }

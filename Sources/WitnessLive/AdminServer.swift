@@ -1,43 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import OCPPWire
+import ServiceLifecycle
 import WitnessCapture
 import WitnessChaos
-
-/// What answers the HTTP requests of an admin connection: the running proxy's admin server, or the view of
-/// a recorded capture.
-protocol AdminEndpoints: AnyObject, Sendable {
-    /// The live page's data; nil: no page.
-    var board: LiveBoard? { get }
-    /// Host names besides loopback addresses and `localhost` that requests may name in `Host` and `Origin`.
-    var allowedHosts: [String] { get }
-    func handle(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: String) -> AdminServer.Reply
-}
-
-extension AdminEndpoints {
-    /// Listens on `host:port` (loopback only) with one `AdminHandler` per connection.
-    func bind(host: String, port: Int, group: any EventLoopGroup) async throws -> any Channel {
-        try AdminServer.requireLoopback(host)
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self))
-                }
-            }
-            .bind(host: host, port: port)
-            .get()
-    }
-}
+import WitnessProxy
 
 /// A small HTTP API for operators: list connections, show and replace the fault policy, disconnect a
 /// charger now, and Prometheus metrics. Binds to loopback only; every change needs the bearer token.
@@ -61,34 +31,6 @@ public final class AdminServer: AdminEndpoints {
 
     var allowedHosts: [String] { self.configuration.allowedHosts }
 
-    /// Why a request may not be answered, from its `Host` and `Origin`: nil when both name loopback,
-    /// `localhost` or an allowed name. Any web page the operator opens could otherwise reach the admin port
-    /// through a name of its own that resolves to 127.0.0.1 (DNS rebinding) and read charger ids, addresses
-    /// and frames, or send a mutating request with a token it got hold of.
-    static func refusal(host: String?, origin: String?, allowed: [String]) -> String? {
-        func permitted(_ authority: Substring) -> Bool {
-            var name = authority
-            if name.hasPrefix("["), let end = name.firstIndex(of: "]") {
-                name = name[name.index(after: name.startIndex)..<end]
-            } else if let colon = name.lastIndex(of: ":"), name[name.index(after: colon)...].allSatisfy(\.isNumber) {
-                name = name[..<colon]
-            }
-            let lowered = name.lowercased()
-            return lowered == "localhost" || Self.isLoopbackAddress(lowered) || allowed.contains(lowered)
-        }
-        guard let host, !host.isEmpty else { return "the request has no Host header" }
-        guard permitted(Substring(host)) else {
-            return "Host '\(host)' is not a loopback address, localhost or a name given with --admin-allow-host; refused (DNS rebinding)"
-        }
-        if let origin {
-            let parts = origin.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 3, parts[0] == "http:" || parts[0] == "https:", parts[1].isEmpty, permitted(parts[2]) else {
-                return "Origin '\(origin)' is not a page of a loopback address, localhost or a name given with --admin-allow-host; refused"
-            }
-        }
-        return nil
-    }
-
     public let configuration: Configuration
     private let proxy: WitnessProxyServer
     private let faults: FaultInjection
@@ -110,7 +52,7 @@ public final class AdminServer: AdminEndpoints {
         configuration: Configuration, proxy: WitnessProxyServer, faults: FaultInjection, metrics: @escaping @Sendable () -> String,
         board: LiveBoard? = nil, verdicts: (@Sendable () -> JSONValue)? = nil, logger: Logger, group: any EventLoopGroup
     ) throws {
-        try Self.requireLoopback(configuration.host)
+        try RequestOrigin.requireLoopback(configuration.host)
         guard configuration.token.count >= 16 else { throw ProxyStartupError("the admin token must have at least 16 characters") }
         self.configuration = configuration
         self.proxy = proxy
@@ -120,22 +62,6 @@ public final class AdminServer: AdminEndpoints {
         self.verdicts = verdicts
         self.logger = logger
         self.group = group
-    }
-
-    /// The admin API and the live page listen on loopback only: `localhost`, or an address (parsed as one, so
-    /// that a name such as `127.attacker.example` is not taken for one) in 127.0.0.0/8 or `::1`.
-    static func requireLoopback(_ host: String) throws {
-        guard host == "localhost" || Self.isLoopbackAddress(host) else {
-            throw ProxyStartupError("the admin API and the live page bind to loopback only (127.0.0.1 or ::1), not \(host)")
-        }
-    }
-
-    static func isLoopbackAddress(_ host: String) -> Bool {
-        // The address in network byte order: 4 bytes for IPv4, 16 for IPv6.
-        var bytes = [UInt8](repeating: 0, count: 16)
-        if inet_pton(AF_INET, host, &bytes) == 1 { return bytes[0] == 127 }
-        if inet_pton(AF_INET6, host, &bytes) == 1 { return bytes == Array(repeating: 0, count: 15) + [1] }
-        return false
     }
 
     @discardableResult
@@ -374,113 +300,12 @@ public final class AdminServer: AdminEndpoints {
     }
 }
 
-/// Holds the listening channel once bound.
-final class NIOLockedValueBoxChannel: Sendable {
-    private let box = NIOLockedValueBox<(any Channel)?>(nil)
-    func set(_ channel: any Channel) { self.box.withLockedValue { $0 = channel } }
-    func get() -> (any Channel)? { self.box.withLockedValue { $0 } }
-}
-
-/// Reads one request, asks the server, writes the reply.
-final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let server: any AdminEndpoints
-    private var head: HTTPRequestHead?
-    private var body = ByteBuffer()
-    /// The body went past `maximumBodyBytes`; the rest is not kept and the request is refused with 413,
-    /// since a cut policy could still parse and replace the one in force.
-    private var bodyTooLarge = false
-    /// The largest request body the admin API reads (a policy file, an injected CALL).
-    static let maximumBodyBytes = 1 << 20
-
-    init(server: any AdminEndpoints) { self.server = server }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            self.body.clear()
-            self.bodyTooLarge = false
-        case .body(var part):
-            if self.body.readableBytes + part.readableBytes > Self.maximumBodyBytes {
-                self.bodyTooLarge = true
-                self.body.clear()
-            } else if !self.bodyTooLarge {
-                self.body.writeBuffer(&part)
-            }
-        case .end:
-            guard let head else { return }
-            let refusal = AdminServer.refusal(
-                host: head.headers.first(name: "Host"), origin: head.headers.first(name: "Origin"), allowed: self.server.allowedHosts
-            )
-            let reply =
-                if let refusal {
-                    AdminServer.error(.forbidden, refusal)
-                } else if self.bodyTooLarge {
-                    AdminServer.error(
-                        .payloadTooLarge, "request body is over the admin API's limit of \(Self.maximumBodyBytes) bytes; nothing was changed"
-                    )
-                } else {
-                    self.server.handle(method: head.method, uri: head.uri, headers: head.headers, body: String(buffer: self.body))
-                }
-            if reply.stream, let board = self.server.board {
-                self.startStream(context: context, version: head.version, board: board)
-                return
-            }
-            let headers: HTTPHeaders = [
-                "Content-Type": reply.contentType, "Content-Length": String(reply.body.utf8.count), "Connection": "close",
-            ]
-            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: reply.status, headers: headers))), promise: nil)
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
-            let channel = context.channel
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-        }
+extension AdminServer: Service {
+    /// Runs the admin API as a service: listens (unless `start()` has already) until graceful shutdown or
+    /// cancellation, then stops listening.
+    public func run() async throws {
+        if !self.isListening { try await self.start() }
+        try? await gracefulShutdown()
+        await self.stop()
     }
 }
-
-extension AdminHandler {
-    /// What an event-stream client may leave unread: past it the client is dropped. One slow browser tab
-    /// made the proxy buffer every event for it without bound.
-    static let maximumStreamBacklog = 1 << 20
-
-    /// Answers with the event stream and keeps the connection: each event the board publishes is written as
-    /// it comes, on this channel's event loop; a comment every 15 s keeps proxies and browsers from timing
-    /// it out. The subscription ends when the connection does. While the client does not read (the channel
-    /// is not writable), what is written for it counts towards `maximumStreamBacklog`; past it the connection
-    /// is closed and the drop logged by the board's subscriber count going down.
-    private func startStream(context: ChannelHandlerContext, version: HTTPVersion, board: LiveBoard) {
-        let headers: HTTPHeaders = ["Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
-        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
-        context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ": OCPP Witness live events\n\n")))), promise: nil)
-        let channel = context.channel
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let backlog = NIOLoopBoundBox(0, eventLoop: context.eventLoop)
-        let id = board.subscribe { text in
-            channel.eventLoop.execute {
-                guard channel.isActive else { return }
-                if channel.isWritable {
-                    backlog.value = 0
-                } else {
-                    backlog.value += text.utf8.count
-                    guard backlog.value <= Self.maximumStreamBacklog else {
-                        channel.close(promise: nil)
-                        return
-                    }
-                }
-                loopBound.value.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-            }
-        }
-        let keepAlive = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(15), delay: .seconds(15)) { _ in
-            loopBound.value.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: ": keep-alive\n\n")))), promise: nil)
-        }
-        channel.closeFuture.whenComplete { _ in
-            board.unsubscribe(id)
-            keepAlive.cancel()
-        }
-    }
-}
-
-@available(*, unavailable)
-extension AdminHandler: Sendable {}
