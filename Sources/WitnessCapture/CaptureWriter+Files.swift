@@ -27,6 +27,7 @@ extension CaptureWriter {
             do {
                 try self.openNextFile()
             } catch {
+                self.observed.removeAll(keepingCapacity: true)
                 self.lose(lines, because: "\(error)")
                 return
             }
@@ -45,15 +46,20 @@ extension CaptureWriter {
             _ = ftruncate(self.descriptor, off_t(self.currentBytes))
             _ = lseek(self.descriptor, off_t(self.currentBytes), SEEK_SET)
             self.currentLine = self.writtenLines
+            // Lost with their lines: the observer never sees them.
+            self.observed.removeAll(keepingCapacity: true)
             self.lose(lines, because: "writing \(self.currentPath): \(error)")
             return
         }
         self.currentBytes += bytes.count
+        let first = self.writtenLines + 1
         self.writtenLines += lines + (gapLine.isEmpty ? 0 : 1)
         // Line numbers follow the file as written (a part reopened here, a gap record after the batch).
         self.currentLine = self.writtenLines
+        self.deliverObserved(from: first)
         if !gapLine.isEmpty {
             self.notifyObserver(gapLine)
+            self.deliverObserved(from: self.writtenLines)
             if let failing = self.failing {
                 self.configuration.onWriteEpisode?(
                     "capture writing again: \(failing.lost) records lost since \(failing.since.rfc3339) (\(failing.error)); a gap record says so in \(self.currentPath)"
@@ -127,7 +133,12 @@ extension CaptureWriter {
         self.headerBytes = headerLine.count
         self.currentPath = path
         self.currentLine = 1
-        self.notifyObserver(headerLine)
+        // Written already: handed over now, before the lines of a batch that waits for this part.
+        if let observer = self.observer, var record = Self.record(ofLine: headerLine) {
+            record.file = path
+            record.line = 1
+            observer(record)
+        }
         self.condition.lock()
         self.files.append(path)
         self.stats.filesWritten += 1

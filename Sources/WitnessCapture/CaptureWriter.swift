@@ -83,6 +83,10 @@ public final class CaptureWriter: @unchecked Sendable {
     var lostInBatch = 0
     var currentPath = ""
     var currentLine = 0
+    /// The observer's records of the lines waiting in the batch's bytes, one per line (nil: a line it gets
+    /// no record of), handed over only once their bytes are in the file: live analysis and the live page
+    /// never cite a line a full disk lost.
+    var observed: [CaptureRecord?] = []
     var headerBytes = 0
     var part = 0
     var lastSync = DispatchTime.now()
@@ -93,8 +97,9 @@ public final class CaptureWriter: @unchecked Sendable {
 
     let finished = ConditionLock(value: false)
 
-    /// Called on the writer thread with every record as written (same file and line as a reader sees),
-    /// so live analysis consumes exactly what an offline report will.
+    /// Called on the writer thread with every record once it is written (same file and line as a reader
+    /// sees), so live analysis consumes exactly what an offline report will; a record that could not be
+    /// written (a full disk) never reaches it.
     let observer: (@Sendable (CaptureRecord) -> Void)?
 
     /// Opens the first capture file (so a bad directory fails at start-up) and starts the writer thread.
@@ -357,25 +362,45 @@ public final class CaptureWriter: @unchecked Sendable {
         return 0
     }
 
+    /// Keeps the observer's record of a frame's line until the line is written (`deliverObserved`).
     func notifyObserver(frame: borrowing FrameEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
-        guard let observer = self.observer else { return }
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
         if var record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine) {
             // A copy of the line's bytes in the batch: the observer may keep it.
             record.text = line
-            observer(record)
+            self.observed.append(record)
         } else {
-            self.notifyObserver(line)
+            self.observed.append(Self.record(ofLine: line))
         }
     }
 
+    /// Keeps the observer's record of another record's line until the line is written.
     func notifyObserver(_ line: [UInt8]) {
-        guard let observer = self.observer,
-            case .object(let fields) = try? line.withUnsafeBytes({ try JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0.dropLast())) })
-        else { return }
-        var record = CaptureRecord(file: self.currentPath, line: self.currentLine, fields: fields)
+        self.observed.append(Self.record(ofLine: line))
+    }
+
+    /// A record read back from its line as written (with its line feed); its file and line are set when it
+    /// is handed over.
+    static func record(ofLine line: [UInt8]) -> CaptureRecord? {
+        guard case .object(let fields) = try? line.withUnsafeBytes({ try JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0.dropLast())) }) else {
+            return nil
+        }
+        var record = CaptureRecord(file: "", line: 0, fields: fields)
         record.text = line
-        observer(record)
+        return record
+    }
+
+    /// Hands the observer the records of the lines just written, numbered as they stand in the file: the
+    /// first of them is line `first` of `currentPath`.
+    func deliverObserved(from first: Int) {
+        defer { self.observed.removeAll(keepingCapacity: true) }
+        guard let observer = self.observer else { return }
+        for (offset, record) in self.observed.enumerated() {
+            guard var record else { continue }
+            record.file = self.currentPath
+            record.line = first + offset
+            observer(record)
+        }
     }
 
     /// Names the calling thread for top, perf and gdb; on Linux a name given to Foundation's `Thread`

@@ -48,7 +48,12 @@ struct FullDiskTests {
         let episodes = NIOLockedValueBox<[String]>([])
         var configuration = CaptureWriter.Configuration(directory: mountPoint + "/capture", rotateBytes: 64 << 10, fsync: .never)
         configuration.onWriteEpisode = { message in episodes.withLockedValue { $0.append(message) } }
-        let writer = try CaptureWriter(configuration: configuration, header: CaptureHeader())
+        // What live analysis would be handed: only records whose lines are in the files.
+        let observed = NIOLockedValueBox<[String]>([])
+        let writer = try CaptureWriter(configuration: configuration, header: CaptureHeader()) { record in
+            let name = URL(fileURLWithPath: record.file).lastPathComponent
+            observed.withLockedValue { $0.append("\(name):\(record.line) \(record.kind ?? "?") \(record.messageId ?? "")") }
+        }
         // About 250 KiB of records into 96 KiB of space, over several parts.
         for n in 0..<1000 {
             writer.record(self.frame(n))
@@ -87,5 +92,11 @@ struct FullDiskTests {
         let frames = records.filter { $0.kind == "frame" }
         #expect(frames.count == 1010 - full.recordsLost)
         #expect(frames.last?.messageId == "m1009")
+        // The observer was handed exactly the records in the files, at their lines: none that a full disk lost.
+        let inFiles = records.map { "\(URL(fileURLWithPath: $0.file).lastPathComponent):\($0.line) \($0.kind ?? "?") \($0.messageId ?? "")" }
+        let handed = observed.withLockedValue { $0 }
+        #expect(handed.count == inFiles.count)
+        let same = handed == inFiles
+        #expect(same, "first difference: \(zip(handed, inFiles).first { $0 != $1 }.map { "\($0) vs \($1)" } ?? "in length")")
     }
 }
