@@ -19,7 +19,8 @@ final class ChargerHandshake {
     var backendResponse: HTTPResponseHead?
     var session: RelaySession?
     var timeout: Scheduled<Void>?
-    var completed = false
+    /// Where the connection is on its way to a relay or a refusal, with who owns which socket.
+    var phase = PairHandshake()
     /// The request asked for a WebSocket upgrade. NIO's upgrade handler does not pass such a request on
     /// when the upgrade is refused, so the refusal is answered without waiting for it.
     var upgradeAttempted = false
@@ -29,6 +30,22 @@ final class ChargerHandshake {
     var head: HTTPRequestHead?
     /// What in the upgrade request breaks RFC 6455 but can be carried to the backend as it came.
     var findings: [WebSocketViolation] = []
+
+    /// Carries out what the phase asks that needs no more than the handshake: the deadline and the backend's
+    /// socket. Recording is the caller's.
+    func apply(_ action: PairHandshake.Action) {
+        switch action {
+        case .cancelDeadline, .recordFailure, .timedOut: self.timeout?.cancel()
+        case .closeBackend: self.backendChannel?.close(promise: nil)
+        case .none: break
+        }
+    }
+
+    /// The proxy refuses the charger for `refusal`; a backend that had already accepted is closed.
+    func refuse(_ refusal: Refusal) {
+        self.refusal = refusal
+        self.apply(self.phase.refused())
+    }
 
     /// The breaches of RFC 6455's opening handshake (4.1, 4.2.1) in `head` that NIO lets through.
     static func findings(in head: HTTPRequestHead) -> [WebSocketViolation] {
@@ -148,8 +165,7 @@ final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
         let refusal = self.handshake.refusal
             ?? self.handshake.invalidUpgradeHeaders.map(Self.invalidUpgrade)
             ?? Self.notWebSocket(self.head)
-        self.handshake.completed = true
-        self.handshake.timeout?.cancel()
+        self.handshake.apply(self.handshake.phase.refusalAnswered())
         self.record(self.handshake, refusal, self.head)
         var headers = HTTPHeaders()
         for (name, value) in refusal.headers

@@ -18,7 +18,7 @@ final class HandshakeFailureRecorder: ChannelInboundHandler, RemovableChannelHan
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         defer { context.fireErrorCaught(error) }
-        guard !self.handshake.completed else { return }
+        guard self.handshake.phase.isUnsettled else { return }
         switch error {
         case let upgradeError as NIOWebSocketUpgradeError:
             // Fired by NIO before it gives up on the upgrade; the refusal responder answers it.
@@ -32,23 +32,23 @@ final class HandshakeFailureRecorder: ChannelInboundHandler, RemovableChannelHan
                     detail: "the upgrade request asks for Sec-WebSocket-Version \(version.prefix(32)); the proxy speaks 13"
                 )
                 self.handshake.findings.append(violation)
-                self.handshake.refusal = ChargerHandshake.Refusal(
+                self.handshake.refuse(ChargerHandshake.Refusal(
                     status: .upgradeRequired,
                     headers: ["Sec-WebSocket-Version": "13", "Content-Type": "text/plain; charset=utf-8"],
                     body: ByteBuffer(string: "ocpp-witness: \(violation.detail)\n"), cause: "unsupportedVersion", detail: violation.detail
-                )
+                ))
             } else {
                 self.handshake.invalidUpgradeHeaders =
                     "invalid WebSocket upgrade request (\(upgradeError)): it needs one Sec-WebSocket-Key and Sec-WebSocket-Version: 13"
             }
         case is HTTPParserError:
-            self.handshake.completed = true
-            self.handshake.timeout?.cancel()
-            self.record(self.handshake, "badRequest", "charger sent something that is not HTTP: \(error)")
+            let action = self.handshake.phase.failed()
+            self.handshake.apply(action)
+            if action == .recordFailure { self.record(self.handshake, "badRequest", "charger sent something that is not HTTP: \(error)") }
         case is NIOSSLError, is BoringSSLError:
-            self.handshake.completed = true
-            self.handshake.timeout?.cancel()
-            self.record(self.handshake, "chargerTLS", "TLS handshake with the charger failed: \(error)")
+            let action = self.handshake.phase.failed()
+            self.handshake.apply(action)
+            if action == .recordFailure { self.record(self.handshake, "chargerTLS", "TLS handshake with the charger failed: \(error)") }
             context.close(promise: nil)
         default:
             break

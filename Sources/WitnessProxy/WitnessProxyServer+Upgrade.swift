@@ -72,8 +72,7 @@ extension WitnessProxyServer {
         })
         handshake.timeout = channel.eventLoop.scheduleTask(in: self.configuration.handshakeTimeout) {
             let handshake = bound.value
-            guard !handshake.completed else { return }
-            handshake.completed = true
+            guard handshake.phase.deadlinePassed() == .timedOut else { return }
             self.recordRefusal(
                 handshake,
                 ChargerHandshake.Refusal(
@@ -88,9 +87,7 @@ extension WitnessProxyServer {
         channel.closeFuture.whenComplete { _ in
             let handshake = bound.value
             handshake.timeout?.cancel()
-            if handshake.session?.finished != true, handshake.backendChannel != nil, !handshake.completed {
-                handshake.backendChannel?.close(promise: nil)
-            }
+            handshake.apply(handshake.phase.chargerClosed())
         }
     }
 
@@ -99,20 +96,20 @@ extension WitnessProxyServer {
     ) -> EventLoopFuture<HTTPHeaders?> {
         let target = ChargerRequestTarget(uri: head.uri)
         // From here the dialer's own timeout applies, and a slow backend gets the charger a 504.
-        handshake.timeout?.cancel()
+        handshake.apply(handshake.phase.requestRead())
         handshake.upgradeAttempted = true
         handshake.target = target
         handshake.offered = ChargerHandshake.subprotocols(in: head.headers)
         handshake.requestHeaders = head.headers
         if let problem = ChargerRequestTarget.unsafePathReason(target.path) {
-            handshake.refusal = .proxy(
+            handshake.refuse(.proxy(
                 .badRequest, cause: "unsafePath", detail: "\(problem); refused, so that no path can reach outside the upstream prefix"
-            )
+            ))
             return chargerChannel.eventLoop.makeSucceededFuture(nil)
         }
         handshake.findings = ChargerHandshake.findings(in: head)
         if self.configuration.strictWebSocket, let first = handshake.findings.first {
-            handshake.refusal = .proxy(.badRequest, cause: "invalidUpgrade", detail: "\(first.detail) (\(first.clause))")
+            handshake.refuse(.proxy(.badRequest, cause: "invalidUpgrade", detail: "\(first.detail) (\(first.clause))"))
             return chargerChannel.eventLoop.makeSucceededFuture(nil)
         }
         let session = RelaySession(
@@ -152,22 +149,21 @@ extension WitnessProxyServer {
             case .upgraded(let backendChannel, let response):
                 handshake.backendChannel = backendChannel
                 handshake.backendResponse = response
-                guard chargerChannel.isActive else {
-                    backendChannel.close(promise: nil)
-                    return nil
-                }
+                let action = handshake.phase.backendUpgraded(chargerOpen: chargerChannel.isActive)
+                handshake.apply(action)
+                guard action == .none else { return nil }
                 return self.agreeSubprotocol(handshake, backendChannel: backendChannel)
             case .rejected(let rejection):
                 let reason = rejection.status.reasonPhrase
-                handshake.refusal = ChargerHandshake.Refusal(
+                handshake.refuse(ChargerHandshake.Refusal(
                     status: rejection.status, headers: rejection.headers, body: rejection.body, cause: "upstreamStatus",
                     detail: "backend answered the upgrade with \(rejection.status.code) \(reason)"
-                )
+                ))
                 return nil
             }
         }.recover { error in
             let failure = UpstreamDialer.classify(error)
-            bound.value.refusal = .proxy(failure.status, cause: failure.cause.rawValue, detail: failure.detail)
+            bound.value.refuse(.proxy(failure.status, cause: failure.cause.rawValue, detail: failure.detail))
             return nil
         }
     }
@@ -186,8 +182,7 @@ extension WitnessProxyServer {
             let detail =
                 chosen.map { "backend chose subprotocol '\($0)', which the charger did not offer (\(handshake.offered.joined(separator: ", ")))" }
                 ?? "backend accepted the upgrade without choosing any of the offered subprotocols (\(handshake.offered.joined(separator: ", ")))"
-            handshake.refusal = .proxy(.badGateway, cause: "noSubprotocolAgreed", detail: detail)
-            backendChannel.close(promise: nil)
+            handshake.refuse(.proxy(.badGateway, cause: "noSubprotocolAgreed", detail: detail))
             return nil
         }
         var headers = HTTPHeaders()
@@ -204,8 +199,7 @@ extension WitnessProxyServer {
                 handshake.session?.compression = RelayCompression(parameters: parameters, mode: policyInForce ? .decompressed : .passThrough)
             case .failure(let problem):
                 let detail = offered.isEmpty ? "backend answered with the extension '\(answer)', which was not offered" : problem.description
-                handshake.refusal = .proxy(.badGateway, cause: "extensionNotAgreed", detail: detail)
-                backendChannel.close(promise: nil)
+                handshake.refuse(.proxy(.badGateway, cause: "extensionNotAgreed", detail: detail))
                 return nil
             }
         }
@@ -213,12 +207,10 @@ extension WitnessProxyServer {
     }
 
     func startRelay(_ handshake: ChargerHandshake, chargerChannel: any Channel) throws {
-        handshake.timeout?.cancel()
         guard let session = handshake.session, let backendRelay = handshake.backendRelay,
             let backendChannel = handshake.backendChannel
         else {
-            handshake.completed = true
-            handshake.backendChannel?.close(promise: nil)
+            handshake.apply(handshake.phase.relayFailed())
             chargerChannel.close(promise: nil)
             return
         }
@@ -227,11 +219,10 @@ extension WitnessProxyServer {
             try RelayHandler.install(chargerRelay, on: chargerChannel)
         } catch {
             // The pair never starts: the backend's socket must not outlive the charger's.
-            handshake.completed = true
-            backendChannel.close(promise: nil)
+            handshake.apply(handshake.phase.relayFailed())
             throw error
         }
-        handshake.completed = true
+        handshake.apply(handshake.phase.relayStarted())
         self.state.withLockedValue { state in
             state.pairs[session.id] = [chargerChannel, backendChannel]
             state.pairInfo[session.id] = ConnectionInfo(

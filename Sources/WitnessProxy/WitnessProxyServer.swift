@@ -202,7 +202,7 @@ public final class WitnessProxyServer: Sendable {
     func refuseDuringOutage(_ handshake: ChargerHandshake, mode: OutageMode, eventLoop: any EventLoop) -> EventLoopFuture<HTTPHeaders?> {
         let status: HTTPResponseStatus = mode == .refuse ? .serviceUnavailable : .gatewayTimeout
         let detail = mode == .refuse ? "backend unreachable (injected outage)" : "backend did not answer (injected blackhole outage)"
-        handshake.refusal = .proxy(status, cause: "outage", detail: detail)
+        handshake.refuse(.proxy(status, cause: "outage", detail: detail))
         guard mode == .blackhole else { return eventLoop.makeSucceededFuture(nil) }
         return eventLoop.scheduleTask(in: self.configuration.handshakeTimeout) { nil }.futureResult
     }
