@@ -41,7 +41,7 @@ public final class Analyzer {
         self.configuration = configuration
         self.validator = SchemaValidator(profile: configuration.profile)
         self.checks = configuration.checks.isEmpty ? nil : CheckEvaluator(checks: configuration.checks)
-        self.departures = Departures(retentionSeconds: Self.retention(configuration.stateRetentionSeconds ?? Departures.defaultRetentionSeconds, configuration))
+        self.departures = configuration.stateRetentionSeconds.map { Departures(retentionSeconds: Self.retention($0, configuration)) } ?? .never
     }
 
     /// A retention never ends a check's window early: at least the longest `within` of the checks.
@@ -65,14 +65,14 @@ public final class Analyzer {
         case .header:
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
             if self.configuration.stateRetentionSeconds == nil, let seconds = record.fields[Departures.headerField]?.doubleValue {
-                self.departures.retentionMicros = Departures.micros(Self.retention(seconds, self.configuration))
+                // As live analysis applied it (the proxy wrote the retention it used, checks' windows included).
+                self.departures.retentionMicros = Departures.micros(seconds)
             }
             let run = record.fields["started"]?.stringValue ?? record.file
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
         case .open:
             let state = self.connection(for: record)
-            self.departures.opened(state.chargePoint)
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
                 self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.timestamp, ref: record.reference), in: state)
             }
@@ -172,6 +172,8 @@ public final class Analyzer {
         let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) ?? .v16
         let state = ConnectionState(chargePoint: record.chargePoint ?? "?", version: version, backend: self.backend)
         self.connections[key] = state
+        // Counted where it is forgotten (a close), so a connection known only from its frames counts too.
+        self.departures.opened(state.chargePoint)
         return state
     }
 
@@ -406,7 +408,7 @@ public final class Analyzer {
     /// A deviation found after its connection was retired (open transactions at the end).
     func reportDetached(_ deviation: Deviation, chargePoint: String) {
         let identity = self.identities[chargePoint] ?? .unknown
-        let key = PairKey(charger: identity, backend: self.backend)
+        let key = PairKey(charger: identity, backend: self.backendOf[chargePoint] ?? self.backend)
         self.pairs[key, default: PairStatistics()].deviations[deviation.rule, default: 0] += 1
         self.pairs[key, default: PairStatistics()].severities[deviation.severity, default: 0] += 1
         self.list(deviation)

@@ -22,8 +22,9 @@ public struct AnalyzerConfiguration: Sendable {
     /// The kind of site whose required areas a pair must have run (`report --scope`).
     public var scope: WitnessScope?
     /// How long a charge point may be gone (no connection open) before what is kept to judge it (its open
-    /// transactions) is released; nil: what the capture header says live analysis used, else a day
-    /// (`Departures`). Never shorter than the longest window of `checks`.
+    /// transactions) is released, never shorter than the longest window of `checks`; nil: exactly what the
+    /// capture header says live analysis used, and nothing is released for a header that does not say (a
+    /// capture of an older version, whose live analysis released nothing).
     public var stateRetentionSeconds: Double?
 
     public init(

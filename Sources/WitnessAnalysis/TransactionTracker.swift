@@ -245,7 +245,8 @@ final class TransactionTracker {
     private func unknown(_ id: String, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
         let known = self.assigned[state.chargePoint]?.joined(separator: ", ") ?? ""
         let detail = state.version == .v16
-            ? "transaction id \(id) was never assigned by the CSMS to this charger" + (known.isEmpty ? "" : " (last assigned: \(known))")
+            ? "transaction id \(id) is not open on this charger: the CSMS never assigned it, it stopped already, or it was released after the state retention"
+                + (known.isEmpty ? "" : " (last assigned: \(known))")
             : "transaction \(id) has no Started event"
         self.deviation("tx.unknownTransactionId", detail, path: path, state: state, record: record, analyzer: analyzer)
     }

@@ -7,7 +7,7 @@
 /// | `awaitingRequest` | NIO's HTTP pipeline, reading the upgrade request (and TLS first, if any) | none | `--handshake-timeout` from the accept |
 /// | `dialling` | waits, unread, for the backend's answer | the dialer's | the dialer's: 10 s to connect, then `--handshake-timeout` for the answer, a refusal's body included |
 /// | `upgrading` | NIO writes the 101 and hands the socket on, in the same event-loop turn | the handshake's: closed here if the charger goes or the relay cannot start | none needed: nothing waits on a peer |
-/// | `refusing` | `RefusalResponder` writes the answer, then closes | closed when the proxy decided to refuse after the backend's 101 | the write; the socket is closed when it completes |
+/// | `refusing` | `RefusalResponder` writes the answer, then closes | closed when the proxy decided to refuse after the backend's 101 | the accept's while the request is not whole; then none of its own: the answer is a few hundred bytes, written at once, and the socket is closed when the write completes |
 /// | `relaying` | the relay's | the relay's | `PairClosing`'s |
 /// | `ended` | closed or closing | closed or never opened | none |
 struct PairHandshake: Equatable {
@@ -60,10 +60,11 @@ struct PairHandshake: Equatable {
     /// The charger's bytes were not HTTP, or its TLS handshake failed.
     mutating func failed() -> Action {
         switch self.state {
-        case .awaitingRequest, .dialling:
+        case .awaitingRequest, .dialling, .refusing:
+            // A refusal not yet answered (a blackhole outage waits before it answers) is not on record either.
             self.state = .ended
             return .recordFailure
-        case .upgrading, .refusing, .relaying, .ended:
+        case .upgrading, .relaying, .ended:
             return .none
         }
     }

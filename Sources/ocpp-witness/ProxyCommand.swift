@@ -185,8 +185,9 @@ struct ProxyCommand: AsyncParsableCommand {
     }
 
     /// What the capture header says of this proxy beyond the usual: where it listens, which instance it is.
-    private var headerExtra: JSONObject {
-        var extra: JSONObject = ["listen": .string(self.listen.description), Departures.headerField: .double(self.stateRetention)]
+    /// `retention`: the state retention live analysis applies, so that `report` releases alike.
+    private func headerExtra(retention: Double) -> JSONObject {
+        var extra: JSONObject = ["listen": .string(self.listen.description), Departures.headerField: .double(retention)]
         if let instance { extra["instance"] = .string(instance) }
         return extra
     }
@@ -277,7 +278,7 @@ struct ProxyCommand: AsyncParsableCommand {
             var onDeviation: (@Sendable (Deviation) -> Void)?
             if let board { onDeviation = { deviation in board.deviation(deviation.json) } }
             live = LiveAnalysis(
-                schemas: schemas, profile: self.profile, checks: checks, stateRetentionSeconds: self.stateRetention, logger: logger,
+                schemas: schemas, profile: self.profile, checks: checks, stateRetentionSeconds: retention, logger: logger,
                 onDeviation: onDeviation
             )
         }
@@ -302,7 +303,7 @@ struct ProxyCommand: AsyncParsableCommand {
             header: CaptureHeader(
                 backendName: self.backendName, upstream: upstream.description, policy: self.policy,
                 seed: configuration.faults?.engine?.policy.seed,
-                extra: self.headerExtra
+                extra: self.headerExtra(retention: retention)
             ),
             observer: observer
         )

@@ -49,7 +49,7 @@ struct ReportCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds a charge point may be gone (no connection open) before its open transactions are reported tx.notStopped and released, as live analysis did. Default: what the capture header says the proxy used, else a day.",
+            "Seconds a charge point may be gone (no connection open) before its open transactions are reported tx.notStopped and released, as live analysis did. Default: what the capture header says the proxy used; nothing is released for captures whose header does not say (older versions).",
             valueName: "SECONDS"
         )
     )

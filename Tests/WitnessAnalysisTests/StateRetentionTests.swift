@@ -100,6 +100,22 @@ struct StateRetentionTests {
         #expect(kept.report.deviations.map(\.rule) == [])
     }
 
+    /// A capture of an older version does not say what its live analysis used, which released nothing: its
+    /// report must not change now.
+    @Test("a capture whose header names no retention releases nothing")
+    func olderCapture() throws {
+        var capture = try TimedCapture(header: CaptureHeader(backendName: "B"))
+        capture.open(1, "CP-A", at: 0)
+        capture.start(1, "CP-A", at: 1, id: 7)
+        capture.close(1, "CP-A", at: 10)
+        capture.open(2, "CP-A", at: 200_000)
+        capture.stop(2, "CP-A", at: 200_001, id: 7)
+        capture.close(2, "CP-A", at: 200_010)
+        let directory = capture.finish()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try analyseLive(directory).report.deviations.map(\.rule) == [])
+    }
+
     @Test("a charge point that returns within the retention keeps its transaction")
     func returnsInTime() throws {
         var capture = try TimedCapture(header: CaptureHeader(backendName: "B", extra: [Departures.headerField: 60]))

@@ -34,6 +34,29 @@ struct DeparturesTests {
         #expect(departures.due(at: 170_000_000) == ["A"])
     }
 
+    /// Every departure used to queue an entry until its retention passed: a charger reconnecting every 30 s
+    /// queued 2,880 a day.
+    @Test("a charger that reconnects all the time keeps one entry in the queue, and is due from its last departure")
+    func churn() {
+        var departures = Departures(retentionSeconds: 60)
+        for second in stride(from: Int64(0), to: 3000, by: 2) {
+            departures.opened("A")
+            departures.closed("A", at: second * 1_000_000)
+        }
+        #expect(departures.queuedCount == 1)
+        #expect(departures.due(at: 3000_000_000).isEmpty)
+        #expect(departures.queuedCount == 1)
+        #expect(departures.due(at: 3058_000_001) == ["A"])
+        #expect(departures.queuedCount == 0)
+    }
+
+    @Test("a retention of never releases nothing")
+    func never() {
+        var departures = Departures.never
+        departures.closed("A", at: 0)
+        #expect(departures.due(at: .max).isEmpty)
+    }
+
     @Test("a close without an open (a capture begun mid-connection) is a departure; times at the ends of Int64 do not trap")
     func extremes() {
         var departures = Departures(retentionSeconds: 60)

@@ -77,5 +77,11 @@ struct PairHandshakeTests {
         var failure = PairHandshake()
         #expect(failure.failed() == .recordFailure)
         #expect(failure.refusalAnswered() == .none)
+        // A refusal that waits (a blackhole outage) and a TLS error or garbage meanwhile: the failure is on record.
+        var waiting = PairHandshake()
+        _ = waiting.requestRead()
+        _ = waiting.refused()
+        #expect(waiting.failed() == .recordFailure)
+        #expect(waiting.refusalAnswered() == .none)
     }
 }
