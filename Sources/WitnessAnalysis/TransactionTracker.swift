@@ -19,7 +19,7 @@ final class TransactionTracker {
         var startMessageId: String?
         var startRecordTs: String?
         var startRef: String
-        /// The order it began in, among all transactions followed.
+        /// The order it began in, among all transactions followed (from 1; 0: not followed yet).
         var sequence: UInt64 = 0
     }
 
@@ -179,7 +179,8 @@ final class TransactionTracker {
                     self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
                 }
                 self.open[chargePoint]?.removeValue(forKey: id)
-            } else if self.open[chargePoint]?[id] == nil {
+            } else if transaction.sequence == 0 {
+                // Made just now from its Started event: not followed yet.
                 self.begin(transaction, analyzer: analyzer)
             } else {
                 self.open[chargePoint]?[id] = transaction
@@ -198,7 +199,6 @@ final class TransactionTracker {
         let id = JSONWriter.string(transactionId)
         self.assigned[chargePoint, default: []].append(id)
         if self.assigned[chargePoint]!.count > Self.recentlyAssignedKept { self.assigned[chargePoint]!.removeFirst() }
-        self.open[chargePoint]?.removeValue(forKey: id)
         self.begin(Transaction(
             id: id, chargePoint: chargePoint, startWh: start.meterStart, startTs: start.timestamp.flatMap(RFC3339.parse)?.microseconds,
             startTimestamp: start.timestamp, lastWh: start.meterStart, startAction: "StartTransaction", startMessageId: start.messageId,

@@ -58,8 +58,10 @@ extension CaptureWriter {
         self.currentLine = self.writtenLines
         self.deliverObserved(from: first)
         if !gapLine.isEmpty {
-            self.notifyObserver(gapLine)
-            self.deliverObserved(from: self.writtenLines)
+            if self.observer != nil {
+                self.keepForObserver(gapLine)
+                self.deliverObserved(from: self.writtenLines)
+            }
             if let failing = self.failing {
                 self.configuration.onWriteEpisode?(
                     "capture writing again: \(failing.lost) records lost since \(failing.since.rfc3339) (\(failing.error)); a gap record says so in \(self.currentPath)"

@@ -260,7 +260,7 @@ public final class CaptureWriter: @unchecked Sendable {
                         let verbatim = self.serializer.append(frame, into: &buffer)
                         start = self.placeLine(at: start, in: &buffer)
                         if self.observer != nil {
-                            self.notifyObserver(frame: frame, line: Array(buffer[start...]), message: message, verbatim: verbatim)
+                            self.keepForObserver(frame: frame, line: Array(buffer[start...]), message: message, verbatim: verbatim)
                         }
                         let action = frame.envelope?.action ?? frame.correlatedAction ?? frame.opcode.rawValue
                         let key = CaptureStatistics.MessageKey(direction: frame.direction.rawValue, action: action)
@@ -271,7 +271,7 @@ public final class CaptureWriter: @unchecked Sendable {
                         if case .record(.close, _, let connection?, _, _, _) = record { self.completion.closed(connection) }
                         self.serializer.append(record, into: &buffer)
                         start = self.placeLine(at: start, in: &buffer)
-                        if self.observer != nil { self.notifyObserver(Array(buffer[start...])) }
+                        if self.observer != nil { self.keepForObserver(Array(buffer[start...])) }
                     }
                     if buffer.count >= 1 << 20 { self.writeOut(&buffer) }
                 }
@@ -363,7 +363,7 @@ public final class CaptureWriter: @unchecked Sendable {
     }
 
     /// Keeps the observer's record of a frame's line until the line is written (`deliverObserved`).
-    func notifyObserver(frame: borrowing FrameEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
+    func keepForObserver(frame: borrowing FrameEvent, line: [UInt8], message: JSONValue?, verbatim: Bool) {
         // Most frames: build the record from the event, which parses only the payload, not the whole line.
         if var record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine) {
             // A copy of the line's bytes in the batch: the observer may keep it.
@@ -375,7 +375,7 @@ public final class CaptureWriter: @unchecked Sendable {
     }
 
     /// Keeps the observer's record of another record's line until the line is written.
-    func notifyObserver(_ line: [UInt8]) {
+    func keepForObserver(_ line: [UInt8]) {
         self.observed.append(Self.record(ofLine: line))
     }
 

@@ -68,22 +68,14 @@ public final class LiveBoard: Sendable {
     /// The capture writer's observer: called on its thread with every record as written.
     public func record(_ record: CaptureRecord) {
         guard let kind = record.recordKind else { return }
-        if let ts = record.ts?.microseconds {
-            self.state.withLockedValue { state in
-                state.lastTs = max(state.lastTs, ts)
-                guard state.departures != nil, let due = state.departures?.due(at: ts), !due.isEmpty else { return }
-                for chargePoint in due {
-                    state.chargers.removeValue(forKey: chargePoint)
-                    state.changed.remove(chargePoint)
-                }
-            }
-        }
+        let ts = record.ts?.microseconds
         if kind == .reject { self.state.withLockedValue { $0.rejects += 1 } }
         guard let chargePoint = record.chargePoint else { return }
         switch kind {
         case .frame:
             let frame = Self.frameView(record)
             self.state.withLockedValue { state in
+                Self.releaseDue(&state, at: ts)
                 // In place: a copy of the entry would copy its frames on every append.
                 Self.update(&state.chargers[chargePoint, default: Charger()], with: record, frame: frame, keeping: self.framesPerCharger)
                 state.changed.insert(chargePoint)
@@ -97,8 +89,9 @@ public final class LiveBoard: Sendable {
                 if let value = record.fields[key] { data[name] = value }
             }
             self.state.withLockedValue { state in
+                Self.releaseDue(&state, at: ts)
                 if kind == .open { state.opens += 1 } else { state.closes += 1 }
-                if kind == .open { state.departures?.opened(chargePoint) } else { state.departures?.closed(chargePoint, at: record.ts?.microseconds ?? state.lastTs) }
+                if kind == .open { state.departures?.opened(chargePoint) } else { state.departures?.closed(chargePoint, at: ts ?? state.lastTs) }
                 state.chargers[chargePoint, default: Charger()].connected = kind == .open
                 if kind == .open {
                     if state.chargers[chargePoint]?.opened == nil { state.chargers[chargePoint]?.opened = record.timestamp }
@@ -109,6 +102,17 @@ public final class LiveBoard: Sendable {
             self.publish(kind.rawValue, .object(data))
         default:
             return
+        }
+    }
+
+    /// Moves the board's time on to `ts` and lets go of the chargers gone longer than the retention, under
+    /// the lock the record takes anyway.
+    private static func releaseDue(_ state: inout State, at ts: Int64?) {
+        guard let ts else { return }
+        state.lastTs = max(state.lastTs, ts)
+        for chargePoint in state.departures?.due(at: ts) ?? [] {
+            state.chargers.removeValue(forKey: chargePoint)
+            state.changed.remove(chargePoint)
         }
     }
 
