@@ -24,7 +24,7 @@ extension RelayHandler {
                 direction: side.inboundDirection
             )
             for handler in [self, self.partner].compactMap({ $0 }) {
-                handler.closing = true
+                handler.closing = .closing
                 handler.context?.close(promise: nil)
             }
         }

@@ -3,8 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import DequeModule
-import HeapModule
 import NIOCore
 import NIOWebSocket
 import OCPPWire
@@ -14,10 +12,12 @@ import WitnessChaos
 /// Faults: the policy's decision for a message and what carrying it out means on the wire (delays, drops,
 /// answers on the peer's behalf, malformed payloads, closes, resets, injected CALLs).
 extension RelayHandler {
-    func decide(_ chaos: ChaosEngine, frame: WireFrame, payload: ByteBuffer) -> FaultDecision? {
+    /// The policy's decision for a message, and its envelope as parsed for the decision (the record reuses it).
+    func decide(
+        _ chaos: ChaosEngine, frame: WireFrame, payload: ByteBuffer
+    ) -> (FaultDecision?, Result<OCPPEnvelope, MalformedMessage>?) {
         let direction = self.side.inboundDirection
         let parsed = frame.opcode == .text ? OCPPEnvelope.parse(payload) : nil
-        self.parsedEnvelope = parsed
         let envelope = try? parsed?.get()
         var action = envelope?.action
         if let envelope, envelope.messageType.isResponse {
@@ -30,16 +30,17 @@ extension RelayHandler {
             secondsSinceStart: Double(now &- self.session.proxyStartNanos) / 1e9,
             secondsSinceConnection: Double(now &- self.session.openedNanos) / 1e9
         )
-        return chaos.decide(facts) {
+        let decision = chaos.decide(facts) {
             guard let range = envelope?.payloadRange else { return nil }
             return payload.withUnsafeReadableBytes { bytes in
                 try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: bytes[range]))
             }
         }
+        return (decision, parsed)
     }
 
     /// Carries out the policy's decision for a message, step by step as its `FaultPlan` says.
-    func apply(_ decision: FaultDecision, frame: WireFrame, payload: ByteBuffer) {
+    func apply(_ decision: FaultDecision, frame: WireFrame, payload: ByteBuffer, envelope: Result<OCPPEnvelope, MalformedMessage>?) {
         let direction = self.side.inboundDirection
         for step in FaultPlan(decision, frame: frame, payload: payload).steps {
             switch step {
@@ -49,11 +50,9 @@ extension RelayHandler {
                 self.hold(bytes, until: NIODeadline.now() + .milliseconds(Int64(milliseconds)), overtakable: overtakable)
             case .pace(let bytes, let milliseconds):
                 // The link carries one message after another: this one starts when the one before it is through.
-                let start = max(NIODeadline.now(), self.pacedUntil)
-                self.pacedUntil = start + .milliseconds(Int64(milliseconds))
-                self.hold(bytes, until: self.pacedUntil, overtakable: false)
+                self.held(self.holding.pace(bytes, now: NIODeadline.now(), taking: .milliseconds(Int64(milliseconds))))
             case .record(let fault):
-                self.observe(frame, payload: payload, fault: fault)
+                self.observe(frame, payload: payload, fault: fault, envelope: envelope)
             case .recordCopy(let opcode, let copy, let fault):
                 self.emit(opcode: opcode == .text ? .text : .binary, payload: copy, fragments: 1, direction: direction, injected: true, fault: fault)
             case .answer(let answer, let fault):
@@ -84,56 +83,38 @@ extension RelayHandler {
     /// their own. Past the connection's or the proxy's budget of held bytes, this side is no longer read, so a
     /// sender that keeps sending into a delay slows down instead of growing the proxy.
     func hold(_ bytes: ByteBuffer, until deadline: NIODeadline, overtakable: Bool) {
-        self.heldSequence &+= 1
-        let frame = HeldFrame(deadline: deadline, sequence: self.heldSequence, bytes: bytes)
-        if overtakable { self.overtaking.insert(frame) } else { self.held.append(frame) }
-        self.heldBytes += frame.cost
-        let withinTotal = self.session.limits.heldBytesTotal.add(frame.cost)
-        if self.heldBytes > self.session.limits.heldBytesPerConnection || !withinTotal {
-            self.heldBlocked = true
+        self.held(self.holding.hold(bytes, until: deadline, overtakable: overtakable))
+    }
+
+    /// Counts what was just held against the budgets and sets the release timer.
+    func held(_ cost: Int) {
+        let withinTotal = self.session.limits.heldBytesTotal.add(cost)
+        if self.holding.cost > self.session.limits.heldBytesPerConnection || !withinTotal {
+            self.gate.held(overBudget: true)
         }
         self.scheduleRelease()
     }
 
     func scheduleRelease() {
-        let next: NIODeadline
-        switch (self.held.first?.deadline, self.overtaking.min?.deadline) {
-        case (nil, nil): return
-        case (let inOrder?, nil): next = inOrder
-        case (nil, let overtaking?): next = overtaking
-        case (let inOrder?, let overtaking?): next = min(inOrder, overtaking)
-        }
-        guard let context = self.context else { return }
-        if let task = self.releaseTask {
-            guard next < self.releaseAt else { return }
-            task.cancel()
-        }
-        self.releaseAt = next
-        self.releaseTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: next) { [weak self] in
-            self?.releaseTask = nil
-            self?.releaseHeld()
+        guard let context = self.context, let deadline = self.holding.timerNeeded() else { return }
+        self.releaseTask?.cancel()
+        self.releaseTask = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.releaseTask = nil
+            self.holding.timerFired()
+            self.releaseHeld()
         }
     }
 
     func releaseHeld() {
-        let now = NIODeadline.now()
-        var released = 0
-        while let first = self.held.first, first.deadline <= now {
-            self.held.removeFirst()
-            released += first.cost
-            self.partner?.write(first.bytes)
-        }
-        while let first = self.overtaking.min, first.deadline <= now {
-            _ = self.overtaking.removeMin()
-            released += first.cost
-            self.partner?.write(first.bytes)
-        }
-        self.partner?.flushIfNeeded()
-        self.heldBytes -= released
+        let partner = self.partner
+        let released = self.holding.release(now: NIODeadline.now()) { partner?.write($0) }
+        partner?.flushIfNeeded()
         let withinTotal = self.session.limits.heldBytesTotal.add(-released)
         // A side holding nothing any more is read again even while other pairs keep the total over its limit.
-        if self.heldBlocked && self.heldBytes <= self.session.limits.heldBytesPerConnection && (withinTotal || self.heldBytes == 0) {
-            self.heldBlocked = false
+        let held = self.holding.cost
+        if self.gate.heldOverBudget && held <= self.session.limits.heldBytesPerConnection && (withinTotal || held == 0) {
+            self.gate.held(overBudget: false)
             self.resumeReadingIfPossible()
         }
         self.scheduleRelease()
@@ -141,7 +122,7 @@ extension RelayHandler {
 
     /// Sends a CALL of the proxy's own to this side's peer and records it as injected.
     func injectCall(action: String, payload: JSONValue, fault: JSONObject) {
-        guard let context = self.context, !self.closing else { return }
+        guard let context = self.context, self.closing == .open else { return }
         // Its answer would come compressed and have to be kept from the other side, whose inflater would
         // then miss it: on a pair forwarded byte-exact, the proxy sends nothing of its own.
         if self.session.compression?.mode == .passThrough {
@@ -163,8 +144,8 @@ extension RelayHandler {
 
     /// Closes this side with a TCP reset instead of a close frame.
     func resetConnection() {
-        guard !self.closing, let context = self.context else { return }
-        self.closing = true
+        guard self.closing == .open, let context = self.context else { return }
+        self.closing = .closing
         let channel = context.channel
         guard let provider = channel as? any SocketOptionProvider else {
             channel.close(promise: nil)
@@ -172,27 +153,5 @@ extension RelayHandler {
         }
         // Linger on with a zero timeout makes close send RST instead of FIN.
         provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
-    }
-}
-
-/// Frame bytes a fault holds back, and when they may go; ordered by deadline, then by arrival.
-struct HeldFrame: Comparable {
-    var deadline: NIODeadline
-    var sequence: UInt64
-    var bytes: ByteBuffer
-
-    /// What a held frame counts against the held-bytes budgets: its bytes and 256 more. Each held message
-    /// costs the proxy more than its bytes (its entry here, its record, the analyzer's outstanding CALL), and a
-    /// budget of bytes alone let a charger flooding 40-byte CALLs into a delay hold 26,000 of them per
-    /// connection, released in bursts faster than the recorder writes.
-    static let overhead = 256
-    var cost: Int { self.bytes.readableBytes + Self.overhead }
-
-    static func < (lhs: Self, rhs: Self) -> Bool {
-        (lhs.deadline, lhs.sequence) < (rhs.deadline, rhs.sequence)
-    }
-
-    static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.deadline == rhs.deadline && lhs.sequence == rhs.sequence
     }
 }

@@ -21,33 +21,17 @@ extension RelayHandler {
 
     /// Takes the frames of compressed messages; false for frames of uncompressed ones, which go the plain way.
     func relayCompressed(_ frame: WireFrame, _ compression: RelayCompression) -> Bool {
-        if frame.isDataFrame {
-            guard frame.header.reservedBits & 0x40 != 0 else {
-                self.plainMessage = true
-                return false
-            }
-            self.plainMessage = false
-            self.compressed = (frame.opcode, frame.header.maskKey, ByteBuffer(), 0)
-        } else if frame.opcode == .continuation {
-            guard !self.plainMessage, self.compressed != nil else { return false }
-        } else {
-            return false
-        }
+        let step = self.deflate.add(frame)
+        if case .plain = step { return false }
         if compression.mode == .passThrough { self.forward(frame.wire) }
-        var part = frame.payload
-        self.compressed?.data.writeBuffer(&part)
-        self.compressed?.fragments += 1
-        guard frame.fin, let message = self.compressed else { return true }
-        self.compressed = nil
+        guard case .complete(let message) = step else { return true }
         let direction = self.side.inboundDirection
         if self.inflater == nil { self.inflater = try? MessageInflater(contextTakeover: compression.parameters.contextTakeover(direction)) }
         switch self.inflater?.inflate(message.data, maximumBytes: self.session.maximumMessageBytes) ?? .failure(.corrupt) {
         case .success(let text):
-            self.emittingCompressed = true
-            defer { self.emittingCompressed = false }
             switch compression.mode {
             case .passThrough:
-                self.emit(opcode: message.opcode == .text ? .text : .binary, payload: text, fragments: message.fragments)
+                self.emit(opcode: message.opcode == .text ? .text : .binary, payload: text, fragments: message.fragments, compressed: true)
             case .decompressed:
                 // From here the message is an uncompressed one of a single frame, masked as the sender masked it.
                 let wire = WebSocketFrameHeader.frame(
@@ -57,7 +41,7 @@ extension RelayHandler {
                     fin: true, reservedBits: 0, opcode: message.opcode, maskKey: message.mask, length: wire.readableBytes - text.readableBytes,
                     payloadLength: text.readableBytes
                 )
-                self.relayMessage(WireFrame(header: header, wire: wire))
+                self.relayMessage(WireFrame(header: header, wire: wire, inflated: true))
             }
         case .failure(.tooLarge):
             self.framingError(
@@ -81,13 +65,13 @@ extension RelayHandler {
         let payload = frame.payload
         // In a blackhole outage nothing gets through, in either direction.
         if let outages = self.session.outages, outages.active(for: self.session.chargePoint) == .blackhole {
-            if frame.fin && self.messageOpcode == nil && frame.isDataFrame {
+            if frame.fin && !self.message.inMessage && frame.isDataFrame {
                 self.observe(frame, payload: payload, fault: ["kind": "outage", "mode": "blackhole"])
             }
             return
         }
         // Answers to the proxy's own CALLs are recorded and kept from the other side.
-        if frame.fin, frame.opcode == .text, self.messageOpcode == nil, let pending = self.session.injectedCalls[self.side.inboundDirection.reversed],
+        if frame.fin, frame.opcode == .text, !self.message.inMessage, let pending = self.session.injectedCalls[self.side.inboundDirection.reversed],
             !pending.isEmpty, let envelope = try? OCPPEnvelope.parse(payload).get(), envelope.messageType.isResponse,
             self.session.injectedCalls[self.side.inboundDirection.reversed]?.remove(envelope.messageId) != nil
         {
@@ -95,10 +79,14 @@ extension RelayHandler {
             return
         }
         // Faults apply to whole messages in one frame; fragmented messages pass unchanged.
-        if let chaos = self.session.chaos, frame.fin, self.messageOpcode == nil, frame.isDataFrame,
-            let decision = self.decide(chaos, frame: frame, payload: payload)
-        {
-            self.apply(decision, frame: frame, payload: payload)
+        if let chaos = self.session.chaos, frame.fin, !self.message.inMessage, frame.isDataFrame {
+            let (decision, envelope) = self.decide(chaos, frame: frame, payload: payload)
+            if let decision {
+                self.apply(decision, frame: frame, payload: payload, envelope: envelope)
+                return
+            }
+            self.forward(frame.wire)
+            self.observe(frame, payload: payload, envelope: envelope)
             return
         }
         self.forward(frame.wire)
@@ -108,10 +96,10 @@ extension RelayHandler {
     /// Writes to the partner, or queues behind messages a delay fault is holding back.
     func forward(_ bytes: ByteBuffer) {
         guard let partner = self.partner else { return }
-        if self.held.isEmpty {
-            partner.write(bytes)
-        } else {
+        if self.holding.holdsInOrder {
             self.hold(bytes, until: NIODeadline.now(), overtakable: false)
+        } else {
+            partner.write(bytes)
         }
     }
 }

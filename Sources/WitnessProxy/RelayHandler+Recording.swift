@@ -8,24 +8,20 @@ import WitnessChaos
 /// Recording: messages reassembled from their frames, described, and handed to the capture writer; reads
 /// pause while the writer is behind.
 extension RelayHandler {
-    func observe(_ frame: WireFrame, payload: ByteBuffer, fault: JSONObject? = nil) {
+    /// Records a frame read from this side: control frames at once, data frames once their message is whole.
+    /// `envelope` is the message's envelope when the fault decision parsed it already.
+    func observe(
+        _ frame: WireFrame, payload: ByteBuffer, fault: JSONObject? = nil, envelope: Result<OCPPEnvelope, MalformedMessage>? = nil
+    ) {
+        let step: MessageAssembly.Step
         switch frame.opcode {
-        case .text, .binary:
-            self.messageOpcode = frame.opcode == .text ? .text : .binary
-            self.messageData = payload
-            self.messageFragments = 1
+        case .text:
+            step = self.message.begin(.text, payload: payload, fin: frame.fin)
+        case .binary:
+            step = self.message.begin(.binary, payload: payload, fin: frame.fin)
         case .continuation:
-            guard self.messageOpcode != nil else {
-                self.session.recordError(
-                    "protocolError", detail: "continuation frame without a message to continue",
-                    direction: self.side.inboundDirection
-                )
-                return
-            }
-            self.messageFragments += 1
             // The relay has already failed a message over the limit, before any of it went on.
-            var part = payload
-            self.messageData.writeBuffer(&part)
+            step = self.message.add(payload, fin: frame.fin)
         case .ping:
             self.emit(opcode: .ping, payload: payload, fragments: 1)
             return
@@ -49,19 +45,24 @@ extension RelayHandler {
             )
             return
         }
-        guard frame.fin, let opcode = self.messageOpcode else { return }
-        self.pendingFault = fault
-        self.messageOpcode = nil
-        let data = self.messageData
-        self.messageData = ByteBuffer()
-        let fault = self.pendingFault
-        self.pendingFault = nil
-        self.emit(opcode: opcode, payload: data, fragments: self.messageFragments, fault: fault)
+        switch step {
+        case .partial:
+            return
+        case .orphanContinuation:
+            self.session.recordError(
+                "protocolError", detail: "continuation frame without a message to continue",
+                direction: self.side.inboundDirection
+            )
+        case .complete(let opcode, let data, let fragments):
+            self.emit(opcode: opcode, payload: data, fragments: fragments, compressed: frame.inflated, fault: fault, envelope: envelope)
+        }
     }
 
+    /// Hands a whole message or control frame to the recorder (and to the correlation the faults read).
+    /// `compressed`: it came compressed on the wire; `envelope`: parsed already, for a message read from this side.
     func emit(
         opcode: FrameOpcode, payload: ByteBuffer, fragments: Int, direction: Direction? = nil, injected: Bool = false,
-        fault: JSONObject? = nil
+        compressed: Bool = false, fault: JSONObject? = nil, envelope cached: Result<OCPPEnvelope, MalformedMessage>? = nil
     ) {
         let direction = direction ?? self.side.inboundDirection
         if opcode == .text || opcode == .binary {
@@ -71,7 +72,7 @@ extension RelayHandler {
         // below (its frame record says invalidUTF8, the finding); as an RFC 6455 server must, the strict proxy
         // then fails the connection with 1007. Its frames have gone on as they arrived.
         let failsUTF8 =
-            opcode == .text && !injected && self.session.limits.strictWebSocket && !self.closing
+            opcode == .text && !injected && self.session.limits.strictWebSocket && self.closing == .open
             && !payload.withUnsafeReadableBytes(UTF8Validation.isValid)
         defer {
             if failsUTF8 {
@@ -83,10 +84,7 @@ extension RelayHandler {
             }
         }
         // Forwarding only (no capture, no fault injection): nobody reads the envelope or the correlation.
-        guard self.session.recorder != nil || self.session.faults != nil else {
-            self.parsedEnvelope = nil
-            return
-        }
+        guard self.session.recorder != nil || self.session.faults != nil else { return }
         // A message read unmasked is a slice of the buffer the socket read into. Queued for the recorder as
         // it is, that slice would keep the whole buffer alive until the writer thread gets to it, so the
         // channel could not read into the same buffer again and would allocate a new one; the recorder
@@ -99,10 +97,7 @@ extension RelayHandler {
             ts: .now(), connection: self.session.id, chargePoint: self.session.chargePoint, direction: direction,
             opcode: opcode, payload: payload, fragments: fragments, injected: injected, fault: fault
         )
-        event.compressed = self.emittingCompressed && !injected
-        // Injected frames are parsed afresh; the cache belongs to the message that was read.
-        let cached = injected ? nil : self.parsedEnvelope
-        self.parsedEnvelope = nil
+        event.compressed = compressed && !injected
         if opcode == .text, self.session.faults == nil, !self.session.finished {
             // No fault policy reads envelopes or outstanding CALLs here: the recorder's thread parses the
             // envelope and correlates the call, off the forwarding path. (After the session's close record
@@ -140,14 +135,14 @@ extension RelayHandler {
     }
 
     func blockUntilRecorderDrains() {
-        guard !self.recorderBlocked, let recorder = self.session.recorder, let context = self.context else { return }
-        self.recorderBlocked = true
+        guard !self.gate.recorderBehind, let recorder = self.session.recorder, let context = self.context else { return }
+        self.gate.recorder(behind: true)
         self.session.logger.debug("recorder behind; pausing reads")
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         recorder.whenBelowLowWatermark {
             eventLoop.execute {
-                loopBound.value.recorderBlocked = false
+                loopBound.value.gate.recorder(behind: false)
                 loopBound.value.resumeReadingIfPossible()
             }
         }

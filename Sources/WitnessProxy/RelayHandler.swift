@@ -1,5 +1,3 @@
-import DequeModule
-import HeapModule
 import NIOCore
 import NIOWebSocket
 import OCPPWire
@@ -22,57 +20,30 @@ final class RelayHandler: ChannelDuplexHandler {
     let session: RelaySession
     private(set) var partner: RelayHandler?
     var context: ChannelHandlerContext?
-    /// Bytes of a frame that has not arrived whole yet.
-    var inbound = ByteBuffer()
-    /// Set after a framing error: the rest of what this side sends is not read as frames.
-    var discarding = false
+    /// This side's bytes cut into frames, with the limits that hold as they arrive.
+    var reader: FrameReader
+    /// Whether this side's socket is read.
+    var gate = ReadGate()
+    /// Frames faults hold back on their way to the partner.
+    var holding = HoldQueue()
+    /// The data message being read, reassembled for the record.
+    var message = MessageAssembly()
+    /// Frames of compressed messages, collected for inflating.
+    var deflate = DeflateAssembly()
+    /// The inflater of this side's compressed messages, made with the first.
+    var inflater: MessageInflater?
     /// Frames that arrived before the pair was linked (the backend may speak first).
     var early: [WireFrame] = []
-    var pendingRead = false
-    var partnerWritable = true
-    var recorderBlocked = false
     var needsFlush = false
-    var closing = false
-    var closeWhenWritable = false
-    /// Frames held back behind a delayed message, in order, with when each may go.
-    var held = Deque<HeldFrame>()
-    /// Frames a reordering delay holds, each going at its own deadline whatever came after it.
-    var overtaking = Heap<HeldFrame>()
-    var heldSequence: UInt64 = 0
-    /// Bytes in `held` and `overtaking`; past the connection's or the proxy's budget this side is not read.
-    var heldBytes = 0
-    var heldBlocked = false
-    /// When the bandwidth fault's link is free again: each limited message starts after the one before it.
-    var pacedUntil = NIODeadline.uptimeNanoseconds(0)
+    var closing = SideClosing.open
     var releaseTask: Scheduled<Void>?
-    var releaseAt = NIODeadline.uptimeNanoseconds(0)
     /// This side's own closing deadline, for when the proxy closes it (its pair may already be finished).
     var closeDeadline: Scheduled<Void>?
-    /// Bytes of the data message being read so far, as they arrive (compressed, when it is).
-    var messageBytes = 0
-    /// Kinds of RFC 6455 breach this side has on record already (`FrameBreach` bits).
-    var recordedBreaches: UInt8 = 0
-
-    // Reassembly of the current data message, for the record only.
-    var messageOpcode: FrameOpcode?
-    var messageData = ByteBuffer()
-    var messageFragments = 0
-    var pendingFault: JSONObject?
-    /// The current message's envelope, when the fault decision already parsed it.
-    var parsedEnvelope: Result<OCPPEnvelope, MalformedMessage>?
-
-    // A compressed message (RSV1 on its first frame) being read: its first frame's opcode and mask, the
-    // compressed bytes so far (unmasked), and the inflater of this side's messages.
-    var compressed: (opcode: WebSocketWireOpcode, mask: WebSocketMask?, data: ByteBuffer, fragments: Int)?
-    /// Whether the data message being read is uncompressed (its continuation frames go the plain way).
-    var plainMessage = false
-    var inflater: MessageInflater?
-    /// The message being emitted was compressed on the wire.
-    var emittingCompressed = false
 
     init(side: RelaySide, session: RelaySession) {
         self.side = side
         self.session = session
+        self.reader = FrameReader(maximumFrameBytes: session.maximumFrameBytes, maximumMessageBytes: session.maximumMessageBytes)
     }
 
     /// Links the two handlers of a pair and releases anything that arrived early.
@@ -82,7 +53,7 @@ final class RelayHandler: ChannelDuplexHandler {
         let early = backend.early
         backend.early = []
         // Their headers are judged only now: until the pair is linked, permessage-deflate may not be settled.
-        for frame in early where !backend.discarding {
+        for frame in early where !backend.reader.stopped {
             if backend.failsOnViolation(frame.header) { break }
             backend.relay(frame)
         }
@@ -104,93 +75,71 @@ final class RelayHandler: ChannelDuplexHandler {
         self.context = nil
         self.partner = nil
         self.early = []
-        self.held = []
-        self.overtaking = Heap()
-        if self.heldBytes > 0 { _ = self.session.limits.heldBytesTotal.add(-self.heldBytes) }
-        self.heldBytes = 0
+        let held = self.holding.removeAll()
+        if held > 0 { _ = self.session.limits.heldBytesTotal.add(-held) }
         self.releaseTask?.cancel()
         self.releaseTask = nil
         self.closeDeadline?.cancel()
         self.closeDeadline = nil
-        self.inbound = ByteBuffer()
-        self.messageData = ByteBuffer()
-        self.compressed = nil
+        self.reader.stop()
+        self.message = MessageAssembly()
+        self.deflate = DeflateAssembly()
         self.inflater = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !self.discarding else { return }
-        var buffer = Self.unwrapInboundIn(data)
-        if self.inbound.readableBytes > 0 {
-            self.inbound.writeBuffer(&buffer)
-            buffer = self.inbound
-            self.inbound = ByteBuffer()
-        }
-        self.process(buffer)
+        guard !self.reader.stopped else { return }
+        self.process(self.reader.take(Self.unwrapInboundIn(data)))
     }
 
-    /// Whether this side is held back: its partner cannot take more, the recorder is behind on it, or faults
-    /// hold its budget of bytes. Then nothing more is read from its socket, and what a read already brought in
-    /// waits in `inbound`, so a flood stops at the frame where the pause began, not a whole read later.
-    var readsPaused: Bool { !self.partnerWritable || self.recorderBlocked || self.heldBlocked }
-
-    /// Relays the whole frames at the start of `bytes` until a pause; keeps the rest in `inbound`.
+    /// Relays the whole frames at the start of `bytes` until a pause (`gate`); the rest waits in the reader, so
+    /// a flood stops at the frame where the pause began, not a whole read later.
     func process(_ bytes: ByteBuffer, ignoringPause: Bool = false) {
         var buffer = bytes
         while buffer.readableBytes > 0 {
-            if self.readsPaused && !ignoringPause {
-                self.inbound = buffer
+            if self.gate.paused && !ignoringPause {
+                self.reader.keep(buffer)
                 return
             }
-            let header: WebSocketFrameHeader
-            switch WebSocketFrameHeader.parse(buffer, maximumPayload: self.session.maximumFrameBytes) {
+            switch self.reader.next(&buffer) {
             case .needMore:
-                self.inbound = buffer
+                self.reader.keep(buffer)
                 return
-            case .tooLong(let length):
-                self.framingError(
-                    "frameTooLarge",
-                    detail: "\(self.side.recordName) sent a frame of \(length) bytes, over the \(self.session.maximumFrameBytes)-byte limit; connection closed with 1009",
-                    code: .messageTooLarge, reason: "frame too large"
-                )
+            case .failed(let failure):
+                self.failReading(failure)
                 return
-            case .header(let parsed):
-                header = parsed
+            case .frame(let frame):
+                if self.partner == nil {
+                    self.early.append(frame)
+                } else {
+                    if self.failsOnViolation(frame.header) { return }
+                    self.relay(frame)
+                }
             }
-            if header.opcode.isControl && (header.payloadLength > 125 || !header.fin) {
-                let what = header.fin ? "a \(header.opcode) frame of \(header.payloadLength) bytes (control frames carry at most 125)" : "a fragmented \(header.opcode) frame"
-                self.framingError(
-                    "protocolError", detail: "\(self.side.recordName) broke the WebSocket framing: \(what)", code: .protocolError,
-                    reason: "protocol error"
-                )
-                return
-            }
-            guard let wire = buffer.readSlice(length: header.frameLength) else {
-                self.inbound = buffer
-                return
-            }
-            if self.partner != nil, self.failsOnViolation(header) { return }
-            // The message limit holds as the message arrives, compressed or not, before any of it is forwarded.
-            if header.opcode == .text || header.opcode == .binary {
-                self.messageBytes = header.payloadLength
-            } else if header.opcode == .continuation {
-                self.messageBytes += header.payloadLength
-            }
-            if self.messageBytes > self.session.maximumMessageBytes {
-                self.framingError(
-                    "messageTooLarge",
-                    detail: "\(self.side.recordName) sent a message over the \(self.session.maximumMessageBytes)-byte limit (\(self.messageBytes) bytes so far); closed with 1009",
-                    code: .messageTooLarge, reason: "message too large"
-                )
-                return
-            }
-            let frame = WireFrame(header: header, wire: wire)
-            if self.partner == nil {
-                self.early.append(frame)
-            } else {
-                self.relay(frame)
-            }
-            if self.discarding { return }
+            if self.reader.stopped { return }
+        }
+    }
+
+    /// Fails the connection for what the reader found: both peers get a close frame with the code.
+    func failReading(_ failure: FrameReader.Failure) {
+        switch failure {
+        case .frameTooLarge(let length):
+            self.framingError(
+                "frameTooLarge",
+                detail: "\(self.side.recordName) sent a frame of \(length) bytes, over the \(self.session.maximumFrameBytes)-byte limit; connection closed with 1009",
+                code: .messageTooLarge, reason: "frame too large"
+            )
+        case .brokenControlFrame(let what):
+            self.framingError(
+                "protocolError", detail: "\(self.side.recordName) broke the WebSocket framing: \(what)", code: .protocolError,
+                reason: "protocol error"
+            )
+        case .messageTooLarge(let bytesSoFar):
+            self.framingError(
+                "messageTooLarge",
+                detail: "\(self.side.recordName) sent a message over the \(self.session.maximumMessageBytes)-byte limit (\(bytesSoFar) bytes so far); closed with 1009",
+                code: .messageTooLarge, reason: "message too large"
+            )
         }
     }
 
@@ -201,9 +150,7 @@ final class RelayHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         // What the peer sent before it went still goes on, paused or not.
-        if self.partner != nil, !self.discarding, self.inbound.readableBytes > 0 {
-            let rest = self.inbound
-            self.inbound = ByteBuffer()
+        if self.partner != nil, let rest = self.reader.takeWaiting() {
             self.process(rest, ignoringPause: true)
             self.partner?.flushIfNeeded()
         }
@@ -242,7 +189,7 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if self.closeWhenWritable && context.channel.isWritable {
+        if self.closing == .whenWritable && context.channel.isWritable {
             context.close(promise: nil)
         }
         self.partner?.partnerWritabilityChanged(isWritable: context.channel.isWritable)
@@ -250,7 +197,7 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if !self.closing {
+        if self.closing == .open {
             self.session.recordError(
                 "transport", detail: "\(self.side.recordName) connection: \(error)", direction: self.side.inboundDirection
             )
@@ -261,8 +208,7 @@ final class RelayHandler: ChannelDuplexHandler {
     /// Records a frame this side should not have sent and fails the connection: both peers get a close frame
     /// with `code`, so the partner learns why instead of seeing a bare TCP close.
     func framingError(_ error: String, detail: String, code: WebSocketErrorCode, reason: String, violation: WebSocketViolation? = nil) {
-        self.discarding = true
-        self.inbound = ByteBuffer()
+        self.reader.stop()
         self.session.recordError(error, detail: detail, direction: self.side.inboundDirection, violation: violation)
         self.noteProxyClose(code, reason)
         self.closeWithFrame(code: code, reason: reason)
@@ -275,8 +221,7 @@ final class RelayHandler: ChannelDuplexHandler {
     func failsOnViolation(_ header: WebSocketFrameHeader) -> Bool {
         guard let breach = self.breach(in: header) else { return false }
         guard self.session.limits.strictWebSocket else {
-            guard self.recordedBreaches & breach.rawValue == 0 else { return false }
-            self.recordedBreaches |= breach.rawValue
+            guard self.reader.isFirst(breach) else { return false }
             let violation = self.violation(breach, in: header)
             self.session.recordError(
                 "protocolError",
@@ -329,10 +274,8 @@ final class RelayHandler: ChannelDuplexHandler {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        if !self.readsPaused {
+        if self.gate.readRequested() {
             context.read()
-        } else {
-            self.pendingRead = true
         }
     }
 
@@ -360,35 +303,32 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func partnerWritabilityChanged(isWritable: Bool) {
-        self.partnerWritable = isWritable
+        self.gate.partnerWritability(isWritable)
         self.resumeReadingIfPossible()
     }
 
     func resumeReadingIfPossible() {
-        guard !self.readsPaused, self.context != nil else { return }
+        guard !self.gate.paused, self.context != nil else { return }
         // First what an earlier read brought in, which may pause this side again.
-        if self.inbound.readableBytes > 0, !self.discarding {
-            let waiting = self.inbound
-            self.inbound = ByteBuffer()
+        if let waiting = self.reader.takeWaiting() {
             self.process(waiting)
             self.partner?.flushIfNeeded()
         }
-        guard !self.readsPaused, self.pendingRead, let context = self.context else { return }
-        self.pendingRead = false
+        guard let context = self.context, self.gate.takeWaitingRead() else { return }
         context.read()
     }
 
     /// Closes this side's channel once what was written to it has left (within the closing deadline).
     func closeChannel() {
-        guard !self.closing, let context = self.context else { return }
-        self.closing = true
+        guard self.closing == .open, let context = self.context else { return }
+        self.closing = .closing
         self.carryOut(self.session.lifecycle.socketClosing(self.side))
         self.needsFlush = false
         context.flush()
         if context.channel.isWritable {
             context.close(promise: nil)
         } else {
-            self.closeWhenWritable = true
+            self.closing = .whenWritable
             self.closeWithin("read what was still being sent to it")
         }
     }
@@ -400,8 +340,8 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func closeWithFrame(code: WebSocketErrorCode, reason: String) {
-        guard !self.closing, let context = self.context else { return }
-        self.closing = true
+        guard self.closing == .open, let context = self.context else { return }
+        self.closing = .closing
         self.carryOut(self.session.lifecycle.proxyClose(to: self.side))
         self.closeWithin("read the proxy's close frame")
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
@@ -420,12 +360,13 @@ final class RelayHandler: ChannelDuplexHandler {
 @available(*, unavailable)
 extension RelayHandler: Sendable {}
 
-/// A kind of RFC 6455 breach in a frame header, as a bit of `RelayHandler.recordedBreaches`.
-enum FrameBreach: UInt8 {
-    /// Unmasked from the charger, or masked from the backend (5.1).
-    case masking = 1
-    /// RSV bits no negotiated extension defines (5.2).
-    case reservedBits = 2
+/// How far one side's own close has gone.
+enum SideClosing {
+    case open
+    /// The proxy is closing this side (with a close frame, a reset, or after its partner went).
+    case closing
+    /// The socket closes once what was written to it has left.
+    case whenWritable
 }
 
 extension RelayHandler {

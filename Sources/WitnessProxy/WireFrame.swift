@@ -6,6 +6,8 @@ struct WireFrame {
     var header: WebSocketFrameHeader
     /// Header and payload, as read.
     var wire: ByteBuffer
+    /// The frame is a message the relay inflated: it came compressed on the wire.
+    var inflated = false
 
     var fin: Bool { self.header.fin }
     var opcode: WebSocketWireOpcode { self.header.opcode }
