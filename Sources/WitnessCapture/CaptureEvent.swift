@@ -3,7 +3,8 @@ import OCPPWire
 /// Facts about the capture format and the tool that wrote it, written into every header record.
 public enum CaptureFormat {
     /// Version of the capture file format; bumped on incompatible changes (see docs/capture-format.md).
-    public static let version = 1
+    /// 2: every line carries its number and hash-chain link, and a file the proxy closed ends with a seal.
+    public static let version = 2
     /// Version of OCPP Witness.
     public static let toolVersion = "0.1.0"
 }

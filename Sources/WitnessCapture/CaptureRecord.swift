@@ -59,6 +59,19 @@ public struct CaptureRecord: Sendable, Hashable {
         self.facts = facts
     }
 
+    /// Adds the line's number and hash-chain link, which the writer puts last on the line.
+    mutating func chained(number: Int, link: (UInt64, UInt64)) {
+        switch self.storage {
+        case .frame(var details):
+            details.link = (number, link)
+            self.storage = .frame(details)
+        case .fields(var fields):
+            fields.members.append(.init(key: "n", value: .number(String(number))))
+            fields.members.append(.init(key: "chain", value: .string(CaptureChain.hex(link: link))))
+            self.storage = .fields(fields)
+        }
+    }
+
     private enum Storage: Sendable {
         case fields(JSONObject)
         case frame(FrameDetails)
@@ -227,6 +240,8 @@ struct FrameDetails: Sendable {
     var latencyNanos: UInt64?
     var unmatched: Bool
     var fault: JSONObject?
+    /// The line's number and link in the file's hash chain (format 2), as the writer ended the line.
+    var link: (number: Int, chain: (UInt64, UInt64))?
 
     /// The members in the order `CaptureSerializer.append` writes them.
     func fields(_ facts: CaptureRecord.Facts) -> JSONObject {
@@ -251,6 +266,10 @@ struct FrameDetails: Sendable {
         if let fault = self.fault { members.append(.init(key: "fault", value: .object(fault))) }
         members.append(.init(key: "enc", value: "json"))
         members.append(.init(key: "payload", value: facts.message ?? .null))
+        if let link = self.link {
+            members.append(.init(key: "n", value: .number(String(link.number))))
+            members.append(.init(key: "chain", value: .string(CaptureChain.hex(link: link.chain))))
+        }
         return JSONObject(members)
     }
 }

@@ -29,7 +29,17 @@ struct CaptureSerializer {
         return out
     }
 
-    func header(_ header: CaptureHeader, part: Int, started: Timestamp) -> [UInt8] {
+    /// The seal that ends a file the writer closed (its chain link and signature are added by the writer).
+    func seal(part: Int, last: Bool, key: String?) -> [UInt8] {
+        var object = JSONObject(["ts": .string(Timestamp.now().rfc3339), "kind": "seal", "part": .int(part), "last": .bool(last)])
+        if let key { object["key"] = .string(key) }
+        var out: [UInt8] = []
+        JSONWriter.write(.object(object), into: &out)
+        out.append(0x0A)
+        return out
+    }
+
+    func header(_ header: CaptureHeader, part: Int, started: Timestamp, previousSeal: String? = nil, previousUnsealed: Bool = false) -> [UInt8] {
         var object = JSONObject([
             "ts": .string(Timestamp.now().rfc3339),
             "kind": "header",
@@ -44,6 +54,10 @@ struct CaptureSerializer {
             "redacted": .bool(self.redactor.enabled),
         ])
         object.members.append(contentsOf: header.extra.members)
+        if part > 1 {
+            object["previousSeal"] = previousSeal.map(JSONValue.string) ?? .null
+            if previousUnsealed { object["previousUnsealed"] = true }
+        }
         var out: [UInt8] = []
         JSONWriter.write(.object(object), into: &out)
         out.append(UInt8(ascii: "\n"))

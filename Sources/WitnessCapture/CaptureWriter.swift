@@ -29,6 +29,8 @@ public final class CaptureWriter: @unchecked Sendable {
         public var lowWatermark: Int
         /// Told, on the writer's thread, when writing starts failing (a full disk) and when it works again.
         public var onWriteEpisode: (@Sendable (String) -> Void)?
+        /// Signs each file's seal (`--seal-key`); unsigned seals without it.
+        public var sealKey: SealKey?
 
         public init(
             directory: String, filePrefix: String = "witness", rotateBytes: Int = 256 << 20,
@@ -89,6 +91,14 @@ public final class CaptureWriter: @unchecked Sendable {
     var observed: [CaptureRecord?] = []
     var headerBytes = 0
     var part = 0
+    /// The current file's hash chain, to the last line placed in the batch's bytes.
+    var chain = CaptureChain()
+    /// The chain to the last line written: where `chain` falls back to when a write fails.
+    var writtenChain = CaptureChain()
+    /// The digest of the previous file's seal, which the next header names; nil for the first file, or when
+    /// the previous file could not be sealed (`previousUnsealed`).
+    var previousSeal: [UInt8]?
+    var previousUnsealed = false
     var lastSync = DispatchTime.now()
     var dirty = false
     /// Envelopes and call correlation the proxy left to the writer thread.
@@ -323,7 +333,7 @@ public final class CaptureWriter: @unchecked Sendable {
             for callback in released { callback() }
             for callback in flushWaiters { callback() }
             if closing && !more {
-                self.closeFile()
+                self.closeFile(last: true)
                 // Flushes asked for after the last batch was taken are answered here: nothing will come.
                 self.condition.lock()
                 self.stopped = true
@@ -343,13 +353,22 @@ public final class CaptureWriter: @unchecked Sendable {
     static let napSeconds = 0.001
     /// Queued records that wake a napping writer at once.
     static let wakeBatch = 512
+    /// Bytes a line's number and link add at most (`,"n":<20 digits>,"chain":"<32 hex>"`).
+    static let linkAllowance = 72
+    /// Bytes a seal takes at most: its time, part, key id, 64-hex digest and signature.
+    static let sealAllowance = 320
 
     /// Counts the line just serialised at `start` of `buffer`, first rotating when it would push the file
     /// past its size (a record larger than the limit gets a file of its own). Returns where the line is now.
     func placeLine(at start: Int, in buffer: inout [UInt8]) -> Int {
         self.currentLine += 1
-        // No part is open (it could not be created): `writeOut` tries again with the batch; no rotation before.
-        guard self.descriptor >= 0, self.currentBytes + buffer.count > self.configuration.rotateBytes, self.currentBytes + start > self.headerBytes else {
+        // No part is open (it could not be created): `writeOut` tries again with the batch, and chains its
+        // lines once the part and its header are there; no rotation before.
+        guard self.descriptor >= 0 else { return start }
+        // The line's link and the file's seal count against the size too.
+        let limit = self.configuration.rotateBytes - Self.sealAllowance
+        guard self.currentBytes + buffer.count + Self.linkAllowance > limit, self.currentBytes + start > self.headerBytes else {
+            self.chain.chain(lineAt: start, in: &buffer)
             return start
         }
         let line = Array(buffer[start...])
@@ -359,6 +378,7 @@ public final class CaptureWriter: @unchecked Sendable {
         // The line is the first of the new file.
         self.currentLine += 1
         buffer.append(contentsOf: line)
+        if self.descriptor >= 0 { self.chain.chain(lineAt: 0, in: &buffer) }
         return 0
     }
 
@@ -368,6 +388,8 @@ public final class CaptureWriter: @unchecked Sendable {
         if var record = self.serializer.record(of: frame, message: message, verbatim: verbatim, file: self.currentPath, line: self.currentLine) {
             // A copy of the line's bytes in the batch: the observer may keep it.
             record.text = line
+            // The line's number and link, as the reader will find them (written out only if asked for).
+            if self.descriptor >= 0 { record.chained(number: self.chain.lines, link: self.chain.link) }
             self.observed.append(record)
         } else {
             self.observed.append(Self.record(ofLine: line))

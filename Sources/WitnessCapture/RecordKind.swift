@@ -14,4 +14,6 @@ public enum RecordKind: String, Sendable, Hashable, CaseIterable, Codable {
     case error
     /// Records the writer could not write (a full disk), written once writing works again: from, to, how many.
     case gap
+    /// The last line of a file the writer closed: its hash chain's end, and the seal key's signature.
+    case seal
 }

@@ -54,6 +54,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("When to fsync the capture: never, batch, or a number of milliseconds.", valueName: "POLICY"))
     var fsync: String = "1000"
 
+    @Option(help: ArgumentHelp("Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs each capture file's seal; `verify --key` checks it with the public half.", valueName: "FILE"))
+    var sealKey: String?
+
     @Option(help: ArgumentHelp("Certificate chain (PEM) for a wss:// listener.", valueName: "FILE"))
     var tlsCert: String?
 
@@ -170,6 +173,15 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         if (self.upstreamCert == nil) != (self.upstreamKey == nil) {
             throw ValidationError("--upstream-cert and --upstream-key go together")
+        }
+        if let sealKey {
+            let key: SealKey
+            do {
+                key = try SealKey(pemFile: sealKey)
+            } catch {
+                throw ValidationError("--seal-key \(error)")
+            }
+            guard key.canSign else { throw ValidationError("--seal-key \(sealKey): a public key cannot sign; give the private key") }
         }
         if FsyncPolicy(self.fsync) == nil {
             throw ValidationError("--fsync expects never, batch or a number of milliseconds, got '\(self.fsync)'")
@@ -296,6 +308,7 @@ struct ProxyCommand: AsyncParsableCommand {
             directory: self.capture, rotateBytes: self.rotateMib << 20, fsync: FsyncPolicy(self.fsync) ?? .never,
             redactSecrets: !self.captureSecrets
         )
+        recorderConfiguration.sealKey = try self.sealKey.map { try SealKey(pemFile: $0) }
         // A full disk: logged when it begins and when writing works again, not only counted at exit.
         recorderConfiguration.onWriteEpisode = { [logger] message in logger.error("\(message)") }
         let recorder = self.noCapture ? nil : try CaptureWriter(

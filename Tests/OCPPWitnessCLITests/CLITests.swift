@@ -65,7 +65,7 @@ struct WitnessBinary {
 
 @Suite("The ocpp-witness command line")
 struct CLITests {
-    @Test("every command has help a person can act on", arguments: [[], ["proxy"], ["demo"], ["simulate"], ["simulate", "charger"], ["simulate", "csms"], ["export"], ["import"], ["sniff"], ["replay"], ["diff"], ["view"]])
+    @Test("every command has help a person can act on", arguments: [[], ["proxy"], ["demo"], ["simulate"], ["simulate", "charger"], ["simulate", "csms"], ["export"], ["import"], ["sniff"], ["replay"], ["diff"], ["view"], ["verify"]])
     func help(command: [String]) async throws {
         let result = try await WitnessBinary.run(command + ["--help"])
         #expect(result.status == 0)
@@ -241,10 +241,64 @@ struct CLITests {
         let counts = try JSONParser.parse(try String(contentsOfFile: statistics, encoding: .utf8))
         #expect(counts["connections"]?["accepted"] == 1 && counts["connections"]?["closed"] == 1)
         #expect(counts["messages"]?["toCSMS"] == 3 && counts["messages"]?["toCharger"] == 3)
-        #expect(counts["recorder"]?["recordsWritten"]?.intValue == records.filter { $0.kind != "header" }.count, "\(counts)")
+        #expect(counts["recorder"]?["recordsWritten"]?.intValue == records.filter { $0.kind != "header" && $0.kind != "seal" }.count, "\(counts)")
         #expect(counts["recorder"]?["recordsLost"] == 0)
         await csms.stop()
         try await group.shutdownGracefully()
+    }
+
+    @Test("a proxy with --seal-key writes a capture that `verify --key` finds intact; an edited line is named, with exit status 1")
+    func sealedCapture() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let csms = CSMSSimulator(configuration: .init(), group: group)
+        let csmsAddress = try await csms.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sealed-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory + "-keys", withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: directory + "-keys")
+        }
+        let key = SealKey.generate()
+        let privatePath = directory + "-keys/seal.pem", publicPath = directory + "-keys/seal.pub.pem"
+        try key.privatePEM!.write(toFile: privatePath, atomically: true, encoding: .utf8)
+        try key.publicPEM.write(toFile: publicPath, atomically: true, encoding: .utf8)
+
+        // A public key cannot seal: refused at start with the file's name.
+        let refused = try await WitnessBinary.run(["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://127.0.0.1:1", "--capture", directory, "--seal-key", publicPath])
+        #expect(refused.status != 0 && refused.errors.contains("--seal-key \(publicPath): a public key cannot sign"), "\(refused.errors)")
+
+        let (process, errors, _) = try WitnessBinary.startProxy([
+            "--upstream", "ws://127.0.0.1:\(csmsAddress.port ?? 0)", "--capture", directory, "--seal-key", privatePath,
+        ])
+        let port: Int? = try WitnessBinary.announcedPort(errors)
+        let proxyPort = try #require(port)
+        let charger = ChargerSimulator(
+            profile: ChargerProfile(id: "CP-SEAL"), baseURL: try WebSocketURL(parsing: "ws://127.0.0.1:\(proxyPort)"), group: group
+        )
+        try await charger.connect()
+        try await charger.boot()
+        process.terminate()
+        process.waitUntilExit()
+        await csms.stop()
+        try await group.shutdownGracefully()
+
+        let intact = try await WitnessBinary.run(["verify", directory, "--key", publicPath])
+        #expect(intact.status == 0, "\(intact.output) \(intact.errors)")
+        #expect(intact.output.contains("intact: ") && intact.output.contains("signature valid (key \(key.id))"), "\(intact.output)")
+        #expect(intact.output.hasSuffix("verdict: intact (1 files)\n"))
+
+        // The BootNotification's answer, edited after the fact.
+        let file = try #require(try CaptureReader.captureFiles(at: directory).first)
+        var lines = try String(contentsOfFile: file, encoding: .utf8).components(separatedBy: "\n")
+        let answer = try #require(lines.firstIndex { $0.contains(#""status":"Accepted""#) })
+        lines[answer] = lines[answer].replacingOccurrences(of: #""status":"Accepted""#, with: #""status":"Rejected""#)
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let altered = try await WitnessBinary.run(["verify", directory, "--key", publicPath])
+        #expect(altered.status == 1)
+        #expect(altered.output.contains("ALTERED: line \(answer + 1) changed"), "\(altered.output)")
+        let json = try await WitnessBinary.run(["verify", directory, "--json"])
+        let parsed = try JSONParser.parse(json.output)
+        #expect(parsed["files"]?[0]?["verdict"] == "altered" && parsed["files"]?[0]?["firstProblem"]?["line"]?.intValue == answer + 1)
     }
 
     @Test("started with a low open-file limit, the proxy raises it to the hard limit and says how many chargers fit")

@@ -98,5 +98,13 @@ struct FullDiskTests {
         #expect(handed.count == inFiles.count)
         let same = handed == inFiles
         #expect(same, "first difference: \(zip(handed, inFiles).first { $0 != $1 }.map { "\($0) vs \($1)" } ?? "in length")")
+
+        // What was lost is a gap, not tampering: every link holds; a part the disk could not take a seal for is
+        // unsealed, and the header after it says so.
+        let verified = CaptureVerifier().verify(files)
+        #expect(!verified.tampered, "\(verified.files.compactMap(\.firstProblem)) \(verified.sequences)")
+        #expect(verified.files.allSatisfy { $0.verdict == .intact || $0.verdict == .unsealed })
+        #expect(verified.files.last?.verdict == .intact)
+        #expect(verified.files.flatMap(\.gaps).map(\.recordsLost).reduce(0, +) == full.recordsLost)
     }
 }
