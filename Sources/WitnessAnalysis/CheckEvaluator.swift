@@ -144,6 +144,15 @@ final class CheckEvaluator {
                 return true
             }
             if event.kind == .close, check.then.connection == .same, window.connection != nil, event.connection == window.connection {
+                // The operator stopped the proxy: the watch ended with the run, as at the end of a capture.
+                if event.endsRun {
+                    self.record(
+                        index, window, pairOf, .inconclusive,
+                        "the proxy was stopped \(after) s after \(stimulus), closing its connection (\(event.ref)) \(Self.seconds(window.deadline - ts)) s before its \(Self.format(check.within)) s window closed, without \(check.then.description)",
+                        [window.ref, event.ref]
+                    )
+                    return true
+                }
                 switch check.outcome {
                 case .expect:
                     self.record(index, window, pairOf, .fail, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
@@ -304,9 +313,14 @@ final class CheckEvaluator {
         var injected: Bool
         var payload: JSONValue?
         var callPayload: JSONValue?
+        /// The close the proxy writes when it is stopped: the end of the run, not something a peer did.
+        var endsRun = false
 
         init(record: CaptureRecord, connection: ConnectionKey?, callPayload: JSONValue?) {
             self.kind = record.recordKind
+            if record.recordKind == .close {
+                self.endsRun = record.fields["by"]?.stringValue == "proxy" && record.fields["reason"]?.stringValue == CheckEvaluator.shutdownReason
+            }
             self.ref = record.reference
             self.connection = connection
             self.direction = record.direction
@@ -325,6 +339,9 @@ final class CheckEvaluator {
             }
         }
     }
+
+    /// The reason of the close frame the proxy sends every connection when it is stopped.
+    static let shutdownReason = "proxy shutting down"
 
     static func matches(_ pattern: EventPattern, _ event: Event, stimulus: Window?) -> Bool {
         switch pattern.event {

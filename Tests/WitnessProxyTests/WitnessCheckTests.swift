@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import OCPPWire
 import Testing
 import WitnessAnalysis
@@ -337,6 +338,31 @@ struct WitnessCheckTests {
         let second = try #require(try await harness.record(at: loop.ref(1)))
         #expect(second.action == "BootNotification" && second.messageType == .call && second.chargePoint == "BAD-\(version.rawValue)")
         #expect(report.check("boot-accepted", vendor: "Bad Co")?.verdict == .pass)
+        await harness.stop()
+    }
+
+    @Test("commissioning: a charger booted just before the operator stops the proxy is inconclusive, not judged by the proxy's own close", arguments: [OCPPVersion.v16, .v201])
+    func stoppedRightAfterBoot(version: OCPPVersion) async throws {
+        // The sample's windows (60 s, 5 min): the proxy is stopped long before either closes.
+        let policy = try samplePolicy("commissioning", rules: [])
+        let harness = try await ProxyHarness.start(policy: policy)
+        let profile = ChargerProfile(id: "STOP-\(version.rawValue)", vendor: "Good Co", version: version)
+        let charger = harness.charger(profile)
+        try await charger.connect()
+        // Accepted; its status would follow, but the proxy is stopped first.
+        let boot: JSONValue = version == .v16
+            ? ["chargePointVendor": "Good Co", "chargePointModel": "M"]
+            : ["reason": "PowerUp", "chargingStation": ["vendorName": "Good Co", "model": "M"]]
+        _ = try await charger.call("BootNotification", boot)
+        await harness.proxy.shutdown(grace: .seconds(1))
+        await harness.waitForClosedPairs(1)
+        let report = try await harness.report(checks: policy.checks)
+        let closeRef = try #require(try await harness.records().first { $0.kind == "close" }?.reference)
+        for name in ["status-after-boot", "no-boot-loop"] {
+            let check = try #require(report.check(name, vendor: "Good Co"))
+            #expect(check.verdict == .inconclusive, "\(name): \(check.detail)")
+            #expect(check.refs.contains(closeRef) && check.detail.contains("the proxy was stopped"), "\(name): \(check.detail)")
+        }
         await harness.stop()
     }
 
