@@ -292,6 +292,17 @@ public final class Analyzer {
         }
         if let malformed = record.malformed {
             let reason = malformed["reason"]?.stringValue ?? "notJSON"
+            // A CALL whose id is not a string (a number, say) is malformed; an answer that echoes that id, as a
+            // string or as the same number, answers it, and is no second finding (OCPP-J 4.1.3).
+            if reason == "messageIdNotString", let idText = record.message?[1].map({ JSONWriter.string($0) }),
+                let type = record.message?[0]?.intValue.flatMap(MessageType.init(rawValue:))
+            {
+                if type == .call {
+                    state.excuseAnswer(to: idText, callDirection: direction)
+                } else if type.isResponse, state.takeExcusedAnswer(to: idText, callDirection: direction.reversed) {
+                    return
+                }
+            }
             let rule = reason == "unknownMessageType" ? "rpc.unknownMessageType" : "rpc.malformed"
             self.report(deviation(rule, "\(reason): \(malformed["detail"]?.stringValue ?? "")"), in: state)
             return
@@ -332,6 +343,8 @@ public final class Analyzer {
                 let outcome = state.correlator.observe(type, messageId: id, action: action, direction: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970, context: call)
                 if case .duplicateCall(let previous) = outcome {
                     self.report(deviation("rpc.duplicateMessageId", "id '\(id)' is still outstanding for \(previous.action) sent at \(previous.context.stamp.text ?? "?")"), in: state)
+                    // Two CALLs, one id: the second answer finds no CALL left, and that is this finding's doing.
+                    state.excuseAnswer(to: id, callDirection: callDirection)
                 } else if let other {
                     self.report(deviation("rpc.concurrentCall", "sent while \(other.action) (\(other.messageId)) was still unanswered"), in: state)
                 }
@@ -341,8 +354,10 @@ public final class Analyzer {
             let outcome = state.correlator.answer(id, travelling: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970)
             self.answeredCallPayload = outcome.answeredCall?.context.payload
             guard let pending = outcome.answeredCall, let latencyNanos = outcome.latencyNanos else {
-                // An answer to a CALL that already timed out was reported as rpc.timeout.
+                // An answer to a CALL that already timed out was reported as rpc.timeout; one to a CALL whose id was
+                // reused or not a string, with that CALL.
                 if state.expired[callDirection].remove(id) != nil { return }
+                if state.takeExcusedAnswer(to: id, callDirection: callDirection) { return }
                 self.report(deviation("rpc.unknownMessageId", "\(type.name) for id '\(id)', which has no outstanding CALL from the other side"), in: state)
                 return
             }

@@ -13,6 +13,25 @@ final class ConnectionState {
     var correlator = CallCorrelator<CallInCapture>(maximumOutstanding: .max)
     /// Ids of CALLs reported as timed out, so a late answer is not reported again as unknown.
     var expired = PerDirection<Set<String>>([])
+    /// Answers a finding already accounts for, by the CALL's direction and id, with how many are due: a CALL that
+    /// reused an outstanding id (its CALL was reported as `rpc.duplicateMessageId`, the first answer settles the
+    /// second CALL and the second answer finds none) or a CALL whose id was not a string (reported as
+    /// `rpc.malformed`; its answer echoes the id). One cause, one finding. At most `maximumExcused` per direction.
+    var excusedAnswers = PerDirection<[String: Int]>([:])
+    static let maximumExcused = 64
+
+    /// Lets one more answer to `id` (a CALL travelling `direction`) pass without a finding.
+    func excuseAnswer(to id: String, callDirection direction: Direction) {
+        guard self.excusedAnswers[direction].count < Self.maximumExcused || self.excusedAnswers[direction][id] != nil else { return }
+        self.excusedAnswers[direction][id, default: 0] += 1
+    }
+
+    /// Whether an answer to `id` was accounted for already; it is then used up.
+    func takeExcusedAnswer(to id: String, callDirection direction: Direction) -> Bool {
+        guard let count = self.excusedAnswers[direction][id] else { return false }
+        self.excusedAnswers[direction][id] = count > 1 ? count - 1 : nil
+        return true
+    }
     var messages = PerDirection(0)
     var latencies: [String: LatencyHistogram] = [:]
     var deviations: [String: Int] = [:]

@@ -86,7 +86,7 @@ public enum RuleCatalog {
                  meaning: "A charge point seen over TLS earlier in the capture connected without TLS: a downgrade of its security profile."),
         // Transactions and metering
         RuleInfo(id: "tx.registerBackwards", severity: .error, summary: "energy register went backwards",
-                 meaning: "An `Energy.Active.Import.Register` reading lower than the previous one of the same transaction. Bills computed from such readings do not reconcile."),
+                 meaning: "An `Energy.Active.Import.Register` reading lower than an earlier one of the same transaction, ordered by the readings' own timestamps (arrival order for readings without one): a reading dated before the latest one must not be above it. The Transaction.Begin reading that a 1.6 StopTransaction's transactionData repeats is judged against the meter start only. Bills computed from such readings do not reconcile."),
         RuleInfo(id: "tx.sampleOutOfRange", severity: .error, summary: "meter reading outside start..stop",
                  meaning: "A register reading below the transaction's meter start or above its meter stop."),
         RuleInfo(id: "tx.timestampOutside", severity: .error, summary: "meter reading timestamped outside the transaction",

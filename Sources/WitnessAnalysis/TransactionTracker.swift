@@ -11,7 +11,9 @@ final class TransactionTracker {
         var startWh: Double?
         var startTs: Int64?
         var startTimestamp: String?
+        /// The reading with the latest timestamp so far (arrival order for readings without one), and its time.
         var lastWh: Double?
+        var lastTs: Int64?
         var maxWh: (wh: Double, ref: String, path: String)?
         /// The latest reading's timestamp, checked against the stop time when it arrives.
         var latestSample: (ts: Int64, timestamp: String, ref: String)?
@@ -154,7 +156,8 @@ final class TransactionTracker {
                 }
             }
             self.open[chargePoint]?.removeValue(forKey: id)
-        case "TransactionEvent":
+        case "TransactionEvent" where state.version != .v16:
+            // On a 1.6 connection it is an action the version lacks (rpc.unknownAction), not a transaction.
             guard let id = payload["transactionInfo"]?["transactionId"]?.stringValue, let eventType = payload["eventType"]?.stringValue else { return }
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
             let eventTs = payload["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
@@ -226,12 +229,28 @@ final class TransactionTracker {
             transaction.latestSample = (ts, sample.timestamp ?? "?", record.reference)
         }
         let valuePath = sample.path + "/value"
+        // Readings are ordered by their own timestamps, not by arrival: a 1.6 StopTransaction's transactionData
+        // repeats the Transaction.Begin reading after the periodic ones (StopTxnSampledData), and queued
+        // readings come late. One dated before the latest reading must not be above it.
+        // A reading dated in the future (tx.timestampInFuture above) orders nothing: it counts where it arrived.
+        let orderTs = sample.ts.flatMap { $0 > recordTs + self.futureToleranceMicros ? nil : $0 }
+        let earlier = orderTs.map { ts in transaction.lastTs.map { ts < $0 } ?? false } ?? false
         if let start = transaction.startWh, sample.wh < start {
             self.deviation("tx.sampleOutOfRange", "reading \(Self.wh(sample.wh)) is below meter start \(Self.wh(start))", path: valuePath, state: state, record: record, analyzer: analyzer)
-        } else if let last = transaction.lastWh, sample.wh < last {
+        } else if sample.context == "Transaction.Begin" {
+            // The start reading, judged against the meter start above.
+        } else if earlier, let last = transaction.lastWh, sample.wh > last {
+            self.deviation(
+                "tx.registerBackwards", "register read \(Self.wh(sample.wh)) at \(sample.timestamp ?? "?"), above the later reading of \(Self.wh(last))",
+                path: valuePath, state: state, record: record, analyzer: analyzer
+            )
+        } else if !earlier, let last = transaction.lastWh, sample.wh < last {
             self.deviation("tx.registerBackwards", "register went from \(Self.wh(last)) to \(Self.wh(sample.wh))", path: valuePath, state: state, record: record, analyzer: analyzer)
         }
-        transaction.lastWh = sample.wh
+        if !earlier && sample.context != "Transaction.Begin" {
+            transaction.lastWh = sample.wh
+            if let orderTs { transaction.lastTs = orderTs }
+        }
         if transaction.maxWh.map({ sample.wh > $0.wh }) ?? true {
             transaction.maxWh = (sample.wh, record.reference, valuePath)
         }

@@ -127,6 +127,49 @@ struct RuleTests {
                  ],
                  // 5 × 10^-400 Wh reads as 0, below the start of 1e300 Wh.
                  expected: ["tx.sampleOutOfRange"]),
+        // A 1.6 StopTransaction whose transactionData repeats the Transaction.Begin reading after the periodic
+        // ones (StopTxnSampledData with Transaction.Begin): readings go by their timestamps, not their arrival.
+        RuleCase(name: "StopTransaction data repeating the Begin reading after periodic MeterValues is no backwards register",
+                 frames: [
+                    (0, #"[2,"s","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":1000,"timestamp":"2026-11-24T10:00:00Z"}]"#, .toCSMS),
+                    (1, #"[3,"s",{"transactionId":7,"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
+                    (2, #"[2,"m","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1500","context":"Sample.Periodic"}]}]}]"#, .toCSMS),
+                    (3, #"[3,"m",{}]"#, .toCharger),
+                    (4, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z","transactionData":[{"timestamp":"2026-11-24T10:00:00Z","sampledValue":[{"value":"1000","context":"Transaction.Begin"}]},{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1500","context":"Sample.Periodic"}]},{"timestamp":"2026-11-24T10:02:00Z","sampledValue":[{"value":"2000","context":"Transaction.End"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: []),
+        RuleCase(name: "a reading dated before the latest one but above it is a backwards register",
+                 frames: [
+                    (0, #"[2,"s","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":1000,"timestamp":"2026-11-24T10:00:00Z"}]"#, .toCSMS),
+                    (1, #"[3,"s",{"transactionId":7,"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
+                    (2, #"[2,"m","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:02:00Z","sampledValue":[{"value":"1500"}]}]}]"#, .toCSMS),
+                    (3, #"[3,"m",{}]"#, .toCharger),
+                    (4, #"[2,"n","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1800"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"n",{}]"#, .toCharger),
+                    (6, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:03:00Z"}]"#, .toCSMS),
+                    (7, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.registerBackwards"]),
+        // One cause, one finding: what follows from a finding is not a second one.
+        RuleCase(name: "a CALL whose id is a number, answered with it as a string: only the CALL is malformed",
+                 frames: [(0, #"[2,123,"Heartbeat",{}]"#, .toCSMS), (1, #"[3,"123",{"currentTime":"\#(t0)"}]"#, .toCharger)],
+                 expected: ["rpc.malformed"]),
+        RuleCase(name: "a CALL whose id is a number, answered with the same number: only the CALL is malformed",
+                 frames: [(0, #"[2,123,"Heartbeat",{}]"#, .toCSMS), (1, #"[3,123,{"currentTime":"\#(t0)"}]"#, .toCharger)],
+                 expected: ["rpc.malformed"]),
+        RuleCase(name: "an id reused while outstanding, and both CALLs answered: the reuse alone",
+                 frames: [
+                    (0, #"[2,"1","Heartbeat",{}]"#, .toCSMS), (1, #"[2,"1","Heartbeat",{}]"#, .toCSMS),
+                    (2, #"[3,"1",{"currentTime":"\#(t0)"}]"#, .toCharger), (3, #"[3,"1",{"currentTime":"\#(t0)"}]"#, .toCharger),
+                 ],
+                 expected: ["rpc.duplicateMessageId"]),
+        RuleCase(name: "a 2.0.1 TransactionEvent on a 1.6 connection is an unknown action, not a transaction left running",
+                 frames: [
+                    (0, #"[2,"e0","TransactionEvent",{"eventType":"Started","timestamp":"\#(t0)","triggerReason":"Authorized","seqNo":0,"transactionInfo":{"transactionId":"tx1"}}]"#, .toCSMS),
+                    (1, #"[3,"e0",{}]"#, .toCharger),
+                 ],
+                 expected: ["rpc.unknownAction"]),
     ]
 
     @Test("each case reports exactly its rules", arguments: cases)
