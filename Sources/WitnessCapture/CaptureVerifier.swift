@@ -129,6 +129,10 @@ public struct CaptureVerifier {
         data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
             self.walk(bytes, into: &result)
         }
+        if result.verdict == .intact, result.lines == 0, result.tornLastLine == nil || result.tornLastLine == 1 {
+            result.verdict = .unchained
+            result.detail = "no whole line: an empty file, or not a capture"
+        }
         if result.verdict == .intact {
             if result.firstProblem != nil {
                 result.verdict = .altered
@@ -151,18 +155,24 @@ public struct CaptureVerifier {
             start = (end ?? bytes.count) + 1
             position += 1
             result.lines = position
+            // The writer writes nothing after a seal, not even half a line.
+            if let sealedAt {
+                result.note(Problem(kind: .added, line: position, detail: "a line after the seal of line \(sealedAt)"))
+                continue
+            }
             guard end != nil else {
                 // The writer ends every line it writes: a last line without one was cut short.
                 result.tornLastLine = position
                 result.lines = position - 1
                 return
             }
-            if let sealedAt {
-                result.note(Problem(kind: .added, line: position, detail: "a line after the seal of line \(sealedAt)"))
-                continue
-            }
             guard let link = Self.link(of: line) else {
                 if position == 1 {
+                    // A header that names format 2 or later had its link taken off: the chain was stripped.
+                    if let format = Self.object(line)?["format"]?.intValue, format >= 2 {
+                        result.note(Problem(kind: .changed, line: 1, detail: "the header says format \(format), whose lines carry links, but has none: the chain was taken off"))
+                        continue
+                    }
                     result.verdict = .unchained
                     result.detail = "the first line has no chain link: written before captures were chained (format 1), or not a capture"
                     return
@@ -171,6 +181,14 @@ public struct CaptureVerifier {
                 continue
             }
             let kind = Self.kind(of: line)
+            // Nothing may follow the link but the end of the object (and, on a seal, its signature): bytes there
+            // are not covered by the link.
+            guard link.tailIsClean || (kind == "seal" && link.tailIsSignature) else {
+                result.note(Problem(kind: .changed, line: position, detail: "it has bytes after its link, which the link does not cover"))
+                previous = Array(link.stored.prefix(CaptureChain.linkBytes))
+                expected = link.number + 1
+                continue
+            }
             if position == 1 {
                 guard kind == "header" else {
                     result.note(Problem(kind: .removed, line: 1, detail: "the file does not begin with its header"))
@@ -260,32 +278,56 @@ public struct CaptureVerifier {
         }
     }
 
+    struct Link {
+        var number: Int
+        var stored: [UInt8]
+        /// The bytes the link covers.
+        var content: UnsafeRawBufferPointer
+        /// The line ends right after the link (`"}`).
+        var tailIsClean: Bool
+        /// The line ends with a signature after the link (`","signature":"<base64>"}`), as a seal may.
+        var tailIsSignature: Bool
+    }
+
     /// A line's number, stored link and the bytes its link covers; nil when it has none.
-    static func link(of line: UnsafeRawBufferPointer) -> (number: Int, stored: [UInt8], content: UnsafeRawBufferPointer)? {
+    static func link(of line: UnsafeRawBufferPointer) -> Link? {
         guard let at = Self.lastRange(of: Self.chainKey, in: line) else { return nil }
         let content = UnsafeRawBufferPointer(rebasing: line[..<at])
         var hex = at + Self.chainKey.count
         var stored: [UInt8] = []
-        while hex + 1 < line.count, let high = Self.nibble(line[hex]), let low = Self.nibble(line[hex + 1]) {
+        while stored.count < 32, hex + 1 < line.count, let high = Self.nibble(line[hex]), let low = Self.nibble(line[hex + 1]) {
             stored.append(high << 4 | low)
             hex += 2
         }
         guard stored.count == CaptureChain.linkBytes || stored.count == 32, hex < line.count, line[hex] == UInt8(ascii: "\"") else { return nil }
-        // `,"n":<digits>` ends the content.
+        // `,"n":<digits>` ends the content; a number no file reaches is no number.
         var digits = content.count
         while digits > 0, content[digits - 1] >= UInt8(ascii: "0"), content[digits - 1] <= UInt8(ascii: "9") { digits -= 1 }
-        guard digits < content.count, digits >= Self.numberKey.count,
+        guard digits < content.count, content.count - digits <= 15, digits >= Self.numberKey.count,
             Array(content[(digits - Self.numberKey.count)..<digits]) == Self.numberKey,
             let number = Int(String(decoding: content[digits...], as: UTF8.self))
         else { return nil }
-        return (number, stored, content)
+        let tail = UnsafeRawBufferPointer(rebasing: line[(hex + 1)...])
+        let clean = tail.count == 1 && tail[0] == UInt8(ascii: "}")
+        var signature = false
+        let signatureKey = Array(#","signature":""#.utf8)
+        if !clean, tail.count > signatureKey.count + 2, tail.starts(with: signatureKey), tail[tail.count - 1] == UInt8(ascii: "}"),
+            tail[tail.count - 2] == UInt8(ascii: "\"")
+        {
+            let body = tail[(tail.startIndex + signatureKey.count)..<(tail.endIndex - 2)]
+            signature = body.allSatisfy { byte in
+                (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
+            }
+        }
+        return Link(number: number, stored: stored, content: content, tailIsClean: clean, tailIsSignature: signature)
     }
 
     /// The record's kind, from the start of the line where the writer puts it (`{"ts":"…","kind":"…"`).
     static func kind(of line: UnsafeRawBufferPointer) -> String? {
         let key = Array(#","kind":""#.utf8)
         let head = UnsafeRawBufferPointer(rebasing: line[..<min(line.count, 96)])
-        guard let at = Self.lastRange(of: key, in: head) else { return nil }
+        guard let at = Self.firstRange(of: key, in: head) else { return nil }
         let from = at + key.count
         guard let close = head[from...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
         return String(decoding: head[from..<close], as: UTF8.self)
@@ -294,6 +336,14 @@ public struct CaptureVerifier {
     static func object(_ line: UnsafeRawBufferPointer) -> JSONObject? {
         guard case .object(let object) = try? JSONParser.parse(line) else { return nil }
         return object
+    }
+
+    static func firstRange(of pattern: [UInt8], in bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= pattern.count else { return nil }
+        for at in 0...(bytes.count - pattern.count) where bytes[at] == pattern[0] && bytes[at..<(at + pattern.count)].elementsEqual(pattern) {
+            return at
+        }
+        return nil
     }
 
     static func lastRange(of pattern: [UInt8], in bytes: UnsafeRawBufferPointer) -> Int? {
@@ -314,11 +364,14 @@ public struct CaptureVerifier {
         }
     }
 
+    /// The highest part number taken from a header; a writer rotating every MiB for years stays far below.
+    static let maximumPart = 1_000_000
+
     /// Parts missing from a run, and parts that are not the ones their successors were chained to.
     static func sequenceProblems(_ files: [FileResult]) -> [SequenceProblem] {
         var runs: [String: [FileResult]] = [:]
         for file in files where file.verdict != .unchained && file.verdict != .unreadable {
-            guard let run = file.run, file.part != nil else { continue }
+            guard let run = file.run, let part = file.part, (1...Self.maximumPart).contains(part) else { continue }
             runs[(file.instance ?? "") + "\u{0}" + run, default: []].append(file)
         }
         var problems: [SequenceProblem] = []
@@ -328,11 +381,23 @@ public struct CaptureVerifier {
             let instance = parts[0].instance
             let byPart = Dictionary(parts.map { ($0.part!, $0) }, uniquingKeysWith: { first, _ in first })
             let highest = parts.last!.part!
-            for part in 1...max(1, highest) {
-                guard let file = byPart[part] else {
-                    problems.append(SequenceProblem(run: run, instance: instance, part: part, detail: "part \(part) of the run started \(run) is missing"))
+            // Two files claiming one part: one of them is not what the writer wrote.
+            for (part, given) in Dictionary(grouping: parts, by: { $0.part! }) where given.count > 1 {
+                let names = given.map { ($0.file as NSString).lastPathComponent }.sorted().joined(separator: ", ")
+                problems.append(SequenceProblem(run: run, instance: instance, part: part, detail: "part \(part) of the run started \(run) is given twice (\(names))"))
+            }
+            var missingFrom: Int?
+            for part in 1...(highest + 1) {
+                if part <= highest, byPart[part] == nil {
+                    if missingFrom == nil { missingFrom = part }
                     continue
                 }
+                if let from = missingFrom {
+                    let detail = from == part - 1 ? "part \(from) of the run started \(run) is missing" : "parts \(from)-\(part - 1) of the run started \(run) are missing"
+                    problems.append(SequenceProblem(run: run, instance: instance, part: from, detail: detail))
+                    missingFrom = nil
+                }
+                guard part <= highest, let file = byPart[part] else { continue }
                 guard part > 1, let before = byPart[part - 1] else { continue }
                 if file.previousUnsealed {
                     continue

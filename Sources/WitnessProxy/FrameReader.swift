@@ -84,15 +84,18 @@ struct FrameReader {
             return .failed(.brokenControlFrame(what))
         }
         guard let wire = buffer.readSlice(length: header.frameLength) else { return .needMore }
+        return .frame(WireFrame(header: header, wire: wire))
+    }
+
+    /// Counts a frame read by `next` towards its message; the failure when the message is now over the limit.
+    /// (Separate from `next`, so that a frame's RFC 6455 breach is judged before its size, as it arrived.)
+    mutating func admit(_ header: WebSocketFrameHeader) -> Failure? {
         if header.opcode == .text || header.opcode == .binary {
             self.messageBytes = header.payloadLength
         } else if header.opcode == .continuation {
             self.messageBytes += header.payloadLength
         }
-        if self.messageBytes > self.maximumMessageBytes {
-            return .failed(.messageTooLarge(bytesSoFar: self.messageBytes))
-        }
-        return .frame(WireFrame(header: header, wire: wire))
+        return self.messageBytes > self.maximumMessageBytes ? .messageTooLarge(bytesSoFar: self.messageBytes) : nil
     }
 
     /// Whether `breach` is the first of its kind on this connection (one finding per cause); it is then on record.

@@ -109,10 +109,15 @@ final class RelayHandler: ChannelDuplexHandler {
                 self.failReading(failure)
                 return
             case .frame(let frame):
+                if self.partner != nil, self.failsOnViolation(frame.header) { return }
+                // The message limit holds as the message arrives, compressed or not, before any of it is forwarded.
+                if let failure = self.reader.admit(frame.header) {
+                    self.failReading(failure)
+                    return
+                }
                 if self.partner == nil {
                     self.early.append(frame)
                 } else {
-                    if self.failsOnViolation(frame.header) { return }
                     self.relay(frame)
                 }
             }

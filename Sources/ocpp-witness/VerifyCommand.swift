@@ -99,7 +99,7 @@ struct VerifyCommand: ParsableCommand {
             return "ALTERED: \(first)"
         case .unsealed:
             let torn = file.tornLastLine.map { "; its last line (\($0)) is cut short" } ?? ""
-            return "unsealed: \(file.lines) lines chained and unaltered, but no seal: the proxy did not close it (a crash, or it is still being written)\(torn); lines removed from its end would look the same"
+            return "unsealed: \(file.lines) lines chained and unaltered, but no seal (so no signature covers it): the proxy did not close it (a crash, or it is still being written)\(torn); lines removed from its end would look the same"
         case .unchained:
             return "unchained: \(file.detail ?? "no hash chain")"
         case .unreadable:

@@ -212,6 +212,37 @@ struct CaptureVerifyTests {
         #expect(checked.sequences.map(\.part) == [2])
     }
 
+    @Test("what the links do not cover is caught too: members after a link, bytes after the seal, a stripped header, a part given twice, absurd numbers")
+    func outsideTheLinks() throws {
+        let (directory, files) = try Self.capture()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A member added after the link of line 3 (a reader that keeps the last of two keys would show it).
+        var lines = try Self.lines(files[0])
+        lines[2] = String(lines[2].dropLast()) + #","payload":[3,"x",{}]}"#
+        try Self.write(lines, to: files[0])
+        // Bytes after the seal, without a line end (they would pass for a torn line).
+        try (String(contentsOfFile: files[1], encoding: .utf8) + #"{"ts":"2026-12-07T10:00:00Z","kind":"fra"#).write(toFile: files[1], atomically: true, encoding: .utf8)
+        // The header's link taken off, to pass the file off as one from before the chain.
+        var stripped = try Self.lines(files[2])
+        stripped[0] = String(stripped[0][..<stripped[0].range(of: #","n":"#)!.lowerBound]) + "}"
+        try Self.write(stripped, to: files[2])
+        // A line numbered beyond any file, and a header claiming a part far beyond the run.
+        var absurd = try Self.lines(files[3])
+        absurd[3] = absurd[3].replacingOccurrences(of: #","n":4,"#, with: #","n":9223372036854775807,"#)
+        absurd[0] = absurd[0].replacingOccurrences(of: #""part":4,"#, with: #""part":4000000000,"#)
+        try Self.write(absurd, to: files[3])
+        let copy = directory + "/copy-of-part-5.jsonl"
+        try FileManager.default.copyItem(atPath: files[4], toPath: copy)
+
+        let result = CaptureVerifier().verify(files + [copy])
+        #expect(result.tampered)
+        #expect(result.files[0].firstProblem?.kind == .changed && result.files[0].firstProblem?.line == 3)
+        #expect(result.files[1].firstProblem?.kind == .added && result.files[1].verdict == .altered)
+        #expect(result.files[2].firstProblem?.kind == .changed && result.files[2].firstProblem?.line == 1)
+        #expect(result.files[3].verdict == .altered)
+        #expect(result.sequences.contains { $0.part == 5 && $0.detail.contains("given twice") })
+    }
+
     @Test("a capture from before the chain (format 1) is unchained: nothing to check, nothing claimed")
     func formatOne() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("verify-\(UUID().uuidString)").path

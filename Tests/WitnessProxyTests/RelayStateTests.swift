@@ -74,15 +74,15 @@ struct RelayStateTests {
         stream.writeImmutableBuffer(Self.frame(String(repeating: "c", count: 600), fin: false))
         stream.writeImmutableBuffer(Self.frame(String(repeating: "d", count: 300), opcode: .continuation, fin: false))
         stream.writeImmutableBuffer(Self.frame(String(repeating: "e", count: 300), opcode: .continuation))
-        var frames = 0
-        var next = reader.next(&stream)
-        while case .frame = next {
-            frames += 1
-            next = reader.next(&stream)
+        var admitted = 0
+        var failure: FrameReader.Failure?
+        while failure == nil, case .frame(let frame) = reader.next(&stream) {
+            failure = reader.admit(frame.header)
+            if failure == nil { admitted += 1 }
         }
         // 600 + 300 is within the limit; the second message fails at its third frame, 1,200 bytes in.
-        #expect(frames == 4)
-        guard case .failed(.messageTooLarge(bytesSoFar: 1200)) = next else { Issue.record("the second message was not stopped: \(next)"); return }
+        #expect(admitted == 4)
+        #expect(failure == .messageTooLarge(bytesSoFar: 1200))
     }
 
     @Test("a breach is first of its kind once per connection; a stopped reader gives nothing back")
