@@ -41,7 +41,7 @@ public struct CaptureChain: Sendable {
         out.removeLast(2)
         self.lines += 1
         out.append(contentsOf: Self.numberKey)
-        Self.appendDecimal(self.lines, to: &out)
+        CaptureSerializer.appendDecimal(UInt64(self.lines), to: &out)
         var hasher = SHA256()
         withUnsafeBytes(of: self.link) { hasher.update(bufferPointer: $0) }
         out.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[start...])) }
@@ -78,21 +78,6 @@ public struct CaptureChain: Sendable {
         }
     }
 
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        var rest = value
-        withUnsafeMutableBytes(of: &digits) { raw in
-            repeat {
-                raw[19 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                count += 1
-            } while rest > 0
-            out.append(contentsOf: raw[(20 - count)...])
-        }
-    }
-
     /// Lower-case hex of a link kept as two words.
     public static func hex(link: (UInt64, UInt64)) -> String {
         var out: [UInt8] = []
@@ -101,15 +86,11 @@ public struct CaptureChain: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Lower-case hex of `bytes`.
+    /// Lower-case hex of `bytes` (a digest, a link or a key id: at most 32 bytes).
     public static func hex(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)
-        var rest = bytes[...]
-        while !rest.isEmpty {
-            rest.prefix(32).withUnsafeBytes { Self.appendHex(of: $0, to: &out) }
-            rest = rest.dropFirst(32)
-        }
+        bytes.withUnsafeBytes { Self.appendHex(of: $0, to: &out) }
         return String(decoding: out, as: UTF8.self)
     }
 }

@@ -116,9 +116,6 @@ public struct CaptureVerifier {
         return Result(files: files, sequences: Self.sequenceProblems(files))
     }
 
-    static let chainKey = Array(#","chain":""#.utf8)
-    static let numberKey = Array(#","n":"#.utf8)
-
     public func verify(file path: String) -> FileResult {
         var result = FileResult(file: path, verdict: .intact)
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
@@ -291,9 +288,9 @@ public struct CaptureVerifier {
 
     /// A line's number, stored link and the bytes its link covers; nil when it has none.
     static func link(of line: UnsafeRawBufferPointer) -> Link? {
-        guard let at = Self.lastRange(of: Self.chainKey, in: line) else { return nil }
+        guard let at = Self.lastRange(of: CaptureChain.chainKey, in: line) else { return nil }
         let content = UnsafeRawBufferPointer(rebasing: line[..<at])
-        var hex = at + Self.chainKey.count
+        var hex = at + CaptureChain.chainKey.count
         var stored: [UInt8] = []
         while stored.count < 32, hex + 1 < line.count, let high = Self.nibble(line[hex]), let low = Self.nibble(line[hex + 1]) {
             stored.append(high << 4 | low)
@@ -303,8 +300,8 @@ public struct CaptureVerifier {
         // `,"n":<digits>` ends the content; a number no file reaches is no number.
         var digits = content.count
         while digits > 0, content[digits - 1] >= UInt8(ascii: "0"), content[digits - 1] <= UInt8(ascii: "9") { digits -= 1 }
-        guard digits < content.count, content.count - digits <= 15, digits >= Self.numberKey.count,
-            Array(content[(digits - Self.numberKey.count)..<digits]) == Self.numberKey,
+        guard digits < content.count, content.count - digits <= 15, digits >= CaptureChain.numberKey.count,
+            Array(content[(digits - CaptureChain.numberKey.count)..<digits]) == CaptureChain.numberKey,
             let number = Int(String(decoding: content[digits...], as: UTF8.self))
         else { return nil }
         let tail = UnsafeRawBufferPointer(rebasing: line[(hex + 1)...])
