@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "OCPPWire", targets: ["OCPPWire"]),
         .library(name: "OCPPSchema", targets: ["OCPPSchema"]),
         .library(name: "WitnessCapture", targets: ["WitnessCapture"]),
+        .library(name: "WitnessModel", targets: ["WitnessModel"]),
         .library(name: "WitnessChaos", targets: ["WitnessChaos"]),
         .library(name: "WitnessAnalysis", targets: ["WitnessAnalysis"]),
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
@@ -69,17 +70,21 @@ let package = Package(
         .target(
             name: "WitnessAnalysis",
             dependencies: [
-                "OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessChaos",
+                "OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessChaos", "WitnessModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
+        // The charger model: connectors, EVSEs and the transactions running on them, followed from the messages.
+        // The fault engine and the analyzer share it.
+        .target(name: "WitnessModel", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
         .target(
             name: "WitnessChaos",
             dependencies: [
                 "OCPPWire",
+                "WitnessModel",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

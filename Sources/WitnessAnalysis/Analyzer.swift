@@ -3,6 +3,7 @@ import OCPPSchema
 import OCPPWire
 import WitnessCapture
 import WitnessChaos
+import WitnessModel
 
 /// Applies the deviation rules to a stream of capture records, in constant memory per open connection.
 ///
@@ -55,6 +56,7 @@ public final class Analyzer {
         let message = record.message
         self.current = CurrentRecord(file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil)
         self.answeredCallPayload = nil
+        self.transactions.connectorOfRecord = nil
         defer { self.current = nil }
         self.records += 1
         if self.files.last != record.file { self.files.append(record.file) }
@@ -71,6 +73,7 @@ public final class Analyzer {
             let run = record.fields["started"]?.stringValue ?? record.file
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
+            self.transactions.run = self.runNumber
         case .open:
             let state = self.connection(for: record)
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
@@ -98,8 +101,11 @@ public final class Analyzer {
             break
         }
         if let checks = self.checks, let chargePoint = record.chargePoint {
-            let context = CheckEvaluator.Context(run: self.runNumber, pair: self.pairKey(chargePoint), answeredCallPayload: self.answeredCallPayload)
-            checks.consume(record, context: context, pairOf: self.pairKey)
+            let context = CheckEvaluator.Context(
+                run: self.runNumber, pair: self.pairKey(chargePoint), answeredCallPayload: self.answeredCallPayload,
+                connector: self.transactions.connectorOfRecord
+            )
+            checks.consume(record, context: context, pairOf: self.pairKey, connectorsOf: self.transactions.knownConnectors)
         }
     }
 

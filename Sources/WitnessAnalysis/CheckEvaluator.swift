@@ -1,6 +1,7 @@
 import OCPPWire
 import WitnessCapture
 import WitnessChaos
+import WitnessModel
 
 /// Runs the witness checks of the loaded policies over a stream of capture records: each stimulus opens a
 /// window, which the expected (or forbidden) event closes; the windows still open when the capture's
@@ -37,8 +38,17 @@ final class CheckEvaluator {
         var pair: PairKey
         var payload: JSONValue?
         var callPayload: JSONValue?
+        /// With `connector: same`: the connector the window follows (nil: the stimulus named none and none was known).
+        var connector: Connector?
+        /// The connector was known only from an earlier proxy run: a failure is not proof.
+        var provisional = false
         /// Order of opening among the check's windows (`OpenWindows` sets it).
         var sequence: UInt64 = 0
+
+        /// How the stimulus reads in a verdict sentence.
+        func stimulus(_ check: WitnessCheck) -> String {
+            "\(check.when.description) (\(self.ref))" + (self.connector.map { ", for \($0)" } ?? "")
+        }
     }
 
     private struct Outcome {
@@ -57,7 +67,12 @@ final class CheckEvaluator {
         var pair: PairKey
         /// For an answer, the payload of the CALL it answers, when `keepsCallPayload` asked for it.
         var answeredCallPayload: JSONValue? = nil
+        /// The connector the record is about (in its payload or through its transaction), from the charger model.
+        var connector: Connector? = nil
     }
+
+    /// The connectors the charger model knows of a charge point, and whether from an earlier proxy run only.
+    typealias KnownConnectors = (String) -> [(connector: Connector, provisional: Bool)]
 
     /// Whether conditions need the payload of a CALL of `action` when its answer comes.
     func keepsCallPayload(of action: String) -> Bool {
@@ -87,7 +102,7 @@ final class CheckEvaluator {
 
     // MARK: Feeding
 
-    func consume(_ record: CaptureRecord, context: Context, pairOf: (String) -> PairKey) {
+    func consume(_ record: CaptureRecord, context: Context, pairOf: (String) -> PairKey, connectorsOf: KnownConnectors) {
         guard let kind = record.recordKind, let chargePoint = record.chargePoint else { return }
         switch kind {
         case .frame, .open, .close, .reject: break
@@ -106,19 +121,30 @@ final class CheckEvaluator {
             if let connection { self.connectionVersions[connection] = version }
         }
         let version = connection.flatMap { self.connectionVersions[$0] }
-        let event = Event(record: record, connection: connection, callPayload: context.answeredCallPayload)
+        let event = Event(record: record, connection: connection, callPayload: context.answeredCallPayload, connector: context.connector)
         for index in self.checks.indices {
             let check = self.checks[index]
             if !self.windows[index].isEmpty { self.settle(index, check, event: event, chargePoint: chargePoint, ts: ts, pairOf: pairOf) }
-            if check.versions.map({ versions in version.map(versions.contains) ?? true }) ?? true, Self.matches(check.when, event, stimulus: nil),
-                self.windows[index].count(of: chargePoint) < Self.maximumOpenWindows {
+            if check.versions.map({ versions in version.map(versions.contains) ?? true }) ?? true, Self.matches(check.when, event, stimulus: nil) {
                 let deadline = ts + Int64(check.within * 1_000_000)
-                self.windows[index].append(
-                    Window(
-                        chargePoint: chargePoint, connection: connection, ts: ts, deadline: deadline, ref: record.reference, pair: context.pair,
-                        payload: event.payload, callPayload: event.callPayload
+                // `connector: same`: the stimulus's connector, or, when it names none (a Reset), each connector known then.
+                var targets: [(connector: Connector?, provisional: Bool)] = [(nil, false)]
+                if check.then.connector == .same {
+                    if let connector = event.connector {
+                        targets = [(connector, false)]
+                    } else {
+                        let known = connectorsOf(chargePoint)
+                        if !known.isEmpty { targets = known.map { ($0.connector, $0.provisional) } }
+                    }
+                }
+                for target in targets where self.windows[index].count(of: chargePoint) < Self.maximumOpenWindows {
+                    self.windows[index].append(
+                        Window(
+                            chargePoint: chargePoint, connection: connection, ts: ts, deadline: deadline, ref: record.reference, pair: context.pair,
+                            payload: event.payload, callPayload: event.callPayload, connector: target.connector, provisional: target.provisional
+                        )
                     )
-                )
+                }
                 self.earliestDeadline = min(self.earliestDeadline, deadline)
             }
         }
@@ -133,7 +159,7 @@ final class CheckEvaluator {
         guard var windows = self.windows[index].take(chargePoint) else { return }
         windows.removeAll { window in
             var after: String { Self.seconds(ts - window.ts) }
-            var stimulus: String { "\(check.when.description) (\(window.ref))" }
+            var stimulus: String { window.stimulus(check) }
             if Self.matches(check.then, event, stimulus: window) {
                 switch check.outcome {
                 case .expect:
@@ -174,8 +200,14 @@ final class CheckEvaluator {
             let (due, next) = self.windows[index].removeDue(before: now)
             earliest = min(earliest, next)
             for window in due {
-                let stimulus = "\(check.when.description) (\(window.ref))"
+                let stimulus = window.stimulus(check)
                 switch check.outcome {
+                case .expect where window.provisional:
+                    self.record(
+                        index, window, pairOf, .inconclusive,
+                        "\(stimulus) was not followed by \(check.then.description) within \(Self.format(check.within)) s; \(window.connector?.description ?? "the connector") was known only from an earlier proxy run, so it may be gone",
+                        [window.ref]
+                    )
                 case .expect:
                     self.record(index, window, pairOf, .fail, "\(stimulus) was not followed by \(check.then.description) within \(Self.format(check.within)) s", [window.ref])
                 case .forbid:
@@ -315,8 +347,10 @@ final class CheckEvaluator {
         var callPayload: JSONValue?
         /// The close the proxy writes when it is stopped: the end of the run, not something a peer did.
         var endsRun = false
+        var connector: Connector?
 
-        init(record: CaptureRecord, connection: ConnectionKey?, callPayload: JSONValue?) {
+        init(record: CaptureRecord, connection: ConnectionKey?, callPayload: JSONValue?, connector: Connector? = nil) {
+            self.connector = connector
             self.kind = record.recordKind
             if record.recordKind == .close {
                 self.endsRun = record.fields["by"]?.stringValue == "proxy" && record.fields["reason"]?.stringValue == CheckEvaluator.shutdownReason
@@ -359,6 +393,9 @@ final class CheckEvaluator {
             guard let here = event.connection, let there = stimulus.connection else { return false }
             if pattern.connection == .same && here != there { return false }
             if pattern.connection == .later && here <= there { return false }
+        }
+        if pattern.connector == .same, let wanted = stimulus?.connector {
+            guard let connector = event.connector, connector.names(wanted) else { return false }
         }
         return pattern.payload.allSatisfy { self.holds($0, event, stimulus: stimulus) }
     }

@@ -17,11 +17,15 @@ public struct Deviation: Sendable, Hashable {
     public var ref: String?
     /// The offending message as recorded (compact JSON or text, at most 4 KiB).
     public var evidence: String?
+    /// Other capture lines the finding rests on (`capture-file:line`): the message a resend repeats, the
+    /// stop a late reading came after.
+    public var related: [String] = []
 
     public init(
         rule: String, severity: Severity? = nil, chargePoint: String? = nil, direction: Direction? = nil, action: String? = nil,
-        messageId: String? = nil, path: String? = nil, detail: String, ts: String? = nil, ref: String? = nil
+        messageId: String? = nil, path: String? = nil, detail: String, ts: String? = nil, ref: String? = nil, related: [String] = []
     ) {
+        self.related = related
         self.rule = rule
         self.severity = severity ?? RuleCatalog.byId[rule]?.severity ?? .error
         self.chargePoint = chargePoint
@@ -47,6 +51,8 @@ public struct Deviation: Sendable, Hashable {
             "ref": self.ref.map(JSONValue.string) ?? .null,
         ]
         if let evidence { object["message"] = .string(evidence) }
+        if let clause = RuleCatalog.byId[self.rule]?.clause { object["clause"] = .string(clause) }
+        if !self.related.isEmpty { object["related"] = .array(self.related.map(JSONValue.string)) }
         return .object(object)
     }
 }

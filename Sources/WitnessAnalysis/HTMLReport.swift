@@ -80,7 +80,7 @@ extension AnalysisReport {
                 let ts = deviation.ts ?? ""
                 let time = ts.count >= 23 ? String(ts.dropFirst(11).prefix(12)) : ts
                 body.append(
-                    "<tr class=\"sev-\(deviation.severity.rawValue)\"><td class=\"nowrap\" title=\"\(esc(ts))\">\(esc(time))</td><td><code>\(esc(deviation.rule))</code></td><td class=\"nowrap\">\(esc(deviation.chargePoint ?? ""))</td><td>\(esc(deviation.direction?.rawValue ?? ""))</td><td>\(esc(deviation.action ?? ""))</td><td><code>\(esc(deviation.path ?? ""))</code></td><td>\(esc(deviation.detail))</td><td>\(message)</td></tr>"
+                    "<tr class=\"sev-\(deviation.severity.rawValue)\"><td class=\"nowrap\" title=\"\(esc(ts))\">\(esc(time))</td><td><code title=\"\(esc(RuleCatalog.byId[deviation.rule]?.clause ?? ""))\">\(esc(deviation.rule))</code><br><small>\(esc(RuleCatalog.byId[deviation.rule]?.clause ?? ""))</small></td><td class=\"nowrap\">\(esc(deviation.chargePoint ?? ""))</td><td>\(esc(deviation.direction?.rawValue ?? ""))</td><td>\(esc(deviation.action ?? ""))</td><td><code>\(esc(deviation.path ?? ""))</code></td><td>\(esc(deviation.detail))</td><td>\(message)</td></tr>"
                 )
             }
             body.append("</table>")

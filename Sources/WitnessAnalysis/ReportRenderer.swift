@@ -36,9 +36,9 @@ extension AnalysisReport {
             )
         }
         lines += self.areaMarkdown
-        lines += ["", "## Deviations by rule", "", "| rule | severity | count |", "|---|---|---|"]
+        lines += ["", "## Deviations by rule", "", "| rule | severity | count | clause |", "|---|---|---|---|"]
         for rule in self.countsByRule.keys.sorted() {
-            lines.append("| `\(rule)` | \(RuleCatalog.byId[rule]?.severity.rawValue ?? "?") | \(self.countsByRule[rule] ?? 0) |")
+            lines.append("| `\(rule)` | \(RuleCatalog.byId[rule]?.severity.rawValue ?? "?") | \(self.countsByRule[rule] ?? 0) | \(RuleCatalog.byId[rule]?.clause ?? "") |")
         }
         lines += ["", "## Deviations", "", "| rule | charge point | dir | action | id | path | detail | ref |", "|---|---|---|---|---|---|---|---|"]
         for deviation in self.deviations {

@@ -1,6 +1,8 @@
 import Foundation
+import OCPPSchema
 import OCPPWire
 import WitnessCapture
+import WitnessModel
 
 /// Follows transactions and their meter readings per charge point (a 1.6 transaction may stop on a later
 /// connection than it started on), for the rules that decide whether a bill reconciles.
@@ -23,6 +25,63 @@ final class TransactionTracker {
         var startRef: String
         /// The order it began in, among all transactions followed (from 1; 0: not followed yet).
         var sequence: UInt64 = 0
+        /// Its latest messages, for telling a resend from a new message.
+        var seen = SeenMessages()
+        /// The connector it runs on, as its start named it.
+        var connector: Connector?
+        /// The proxy run it started in: state carried into a later run was not watched in between.
+        var run = 0
+        /// The first 1.6 StatusNotification Available of its connector dated after its start, judged at its stop.
+        var availableDuring: StatusSeen?
+        /// A second transaction started on its connector while it ran (`connector.transactionBusy` said so).
+        var displaced = false
+    }
+
+    /// A StatusNotification as the model keeps it.
+    struct StatusSeen {
+        var status: String
+        var ts: Int64
+        var timestamp: String?
+        var ref: String
+        var messageId: String?
+        var run: Int
+    }
+
+    /// The latest messages of a transaction by content (action and payload), so that a message the charger
+    /// sends again, because it did not get the answer, is known as a resend. Bounded: the last `kept`.
+    struct SeenMessages {
+        private var entries: [(key: Int, ref: String)] = []
+        static let kept = 16
+
+        static func key(_ action: String, _ payload: JSONValue) -> Int {
+            var hasher = Hasher()
+            hasher.combine(action)
+            hasher.combine(payload)
+            return hasher.finalize()
+        }
+
+        /// Where the message with this content was first seen.
+        func ref(of key: Int) -> String? {
+            self.entries.first { $0.key == key }?.ref
+        }
+
+        mutating func add(_ key: Int, ref: String) {
+            guard self.ref(of: key) == nil else { return }
+            self.entries.append((key, ref))
+            if self.entries.count > Self.kept { self.entries.removeFirst() }
+        }
+    }
+
+    /// A transaction that stopped, kept so that a message naming it afterwards is told apart: a resend of one
+    /// already seen, readings delivered after the stop, or a message for a transaction that is over.
+    struct Stopped {
+        var stopTs: Int64?
+        var stopTimestamp: String?
+        var stopRef: String
+        var seen: SeenMessages
+        var sequence: UInt64
+        /// 2.0.1: the Ended event's `seqNo`, which orders the events delivered after it.
+        var endSeqNo: Int?
     }
 
     /// A register reading found in a payload.
@@ -42,17 +101,41 @@ final class TransactionTracker {
         var messageId: String?
         var ref: String
         var recordTs: String?
+        var connector: Connector?
+        /// The start's content, to know a start sent again (its answer was lost) from a new one.
+        var digest: Int
     }
 
     static func pendingStart(action: String, message: JSONValue, version: OCPPVersion, record: CaptureRecord) -> PendingStart? {
         guard action == "StartTransaction", version == .v16, record.messageType == .call, let payload = message[3] else { return nil }
         return PendingStart(
             meterStart: payload["meterStart"]?.doubleValue, timestamp: payload["timestamp"]?.stringValue, messageId: record.messageId,
-            ref: record.reference, recordTs: record.timestamp
+            ref: record.reference, recordTs: record.timestamp, connector: Connector.named(action: action, payload: payload, version: .v16),
+            digest: SeenMessages.key(action, payload)
         )
     }
 
+    /// The transactions running on each charge point's connectors (the charger model shared with the fault engine).
+    private var connectors: [String: ConnectorTransactions] = [:]
+    /// Each charge point's connectors' latest status.
+    private var statuses: [String: [Connector: StatusSeen]] = [:]
+    /// The proxy run the records being read belong to.
+    var run = 0
+    /// The connector the record being read names (in its payload, or through its transaction), for the checks.
+    var connectorOfRecord: Connector?
+
+    /// The connectors a charge point has reported a status for, with whether that knowledge is from an earlier
+    /// proxy run; the station itself (1.6 connector 0, 2.0.1 EVSE 0) only when it reported no other.
+    func knownConnectors(of chargePoint: String) -> [(connector: Connector, provisional: Bool)] {
+        guard let statuses = self.statuses[chargePoint] else { return [] }
+        let outlets = statuses.filter { !$0.key.isStation }
+        return (outlets.isEmpty ? statuses : outlets).sorted { $0.key < $1.key }.map { ($0.key, $0.value.run != self.run) }
+    }
+
     private var open: [String: [String: Transaction]] = [:]
+    /// The transactions of each charge point that stopped most recently (the last `stoppedKept`).
+    private var stopped: [String: [String: Stopped]] = [:]
+    static let stoppedKept = 16
     /// The transaction ids the CSMS assigned to each charge point most recently, oldest first, for the
     /// detail of `tx.unknownTransactionId`: the last `recentlyAssignedKept`, not every id of a long pilot.
     private var assigned: [String: [String]] = [:]
@@ -66,15 +149,19 @@ final class TransactionTracker {
     private var futureToleranceMicros: Int64 = 60_000_000
     private var clockToleranceMicros: Int64 = 1_000_000
 
+    /// The transactions still open, but those a second start on their connector displaced (already reported).
     func openTransactions() -> [Transaction] {
-        self.open.values.flatMap(\.values).sorted { ($0.chargePoint, $0.id) < ($1.chargePoint, $1.id) }
+        self.open.values.flatMap(\.values).filter { !$0.displaced }.sorted { ($0.chargePoint, $0.id) < ($1.chargePoint, $1.id) }
     }
 
     /// Forgets a charge point's transactions (it has been gone longer than the state retention) and returns
     /// those still open, in the order they began.
     func release(_ chargePoint: String) -> [Transaction] {
         self.assigned.removeValue(forKey: chargePoint)
-        return (self.open.removeValue(forKey: chargePoint) ?? [:]).values.sorted { $0.sequence < $1.sequence }
+        self.stopped.removeValue(forKey: chargePoint)
+        self.connectors.removeValue(forKey: chargePoint)
+        self.statuses.removeValue(forKey: chargePoint)
+        return (self.open.removeValue(forKey: chargePoint) ?? [:]).values.filter { !$0.displaced }.sorted { $0.sequence < $1.sequence }
     }
 
     /// Follows a transaction that began; past `openPerChargePointLimit` the oldest of its charge point is
@@ -115,25 +202,66 @@ final class TransactionTracker {
                 )
             }
             analyzer.noteIdentity(identity, for: state)
+        case "StatusNotification":
+            self.status(payload, state: state, record: record, ts: ts, analyzer: analyzer)
         case "StartTransaction" where state.version == .v16:
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
-        case "MeterValues":
-            guard let transactionId = payload["transactionId"] else { return }
-            let id = JSONWriter.string(transactionId)
-            guard var transaction = self.open[chargePoint]?[id] else {
-                self.unknown(id, path: "/transactionId", state: state, record: record, analyzer: analyzer)
+            guard let start = Self.pendingStart(action: action, message: message, version: .v16, record: record), let connector = start.connector else { return }
+            self.connectorOfRecord = connector
+            var model = self.connectors[chargePoint] ?? ConnectorTransactions()
+            defer { self.connectors[chargePoint] = model }
+            if let running = model.running(on: connector), running.startDigest == start.digest {
+                // Sent again because its answer did not come: the answer to this one assigns the id that counts.
+                let first = running.id.flatMap { self.open[chargePoint]?[$0]?.startRef }
+                self.deviation(
+                    "tx.resent", "StartTransaction on \(connector) repeats the one at \(first ?? "an earlier line")" + (running.id.map { " (transaction \($0))" } ?? "")
+                        + ": a resend of a message whose answer the charger did not get",
+                    path: nil, state: state, record: record, analyzer: analyzer, related: first.map { [$0] } ?? []
+                )
                 return
             }
-            for sample in Self.samples(payload["meterValue"], version: state.version, base: "/meterValue") {
+            let previous = model.start(.init(id: nil, connector: connector, since: ts, startMessageId: record.messageId, startDigest: start.digest))
+            if let previousId = previous?.id, var displaced = self.open[chargePoint]?[previousId] {
+                displaced.displaced = true
+                self.open[chargePoint]?[previousId] = displaced
+                self.busy(connector, running: displaced, state: state, record: record, analyzer: analyzer)
+            }
+        case "MeterValues":
+            self.connectorOfRecord = Connector.named(action: action, payload: payload, version: state.version)
+            guard let transactionId = payload["transactionId"] else { return }
+            let id = JSONWriter.string(transactionId)
+            let key = SeenMessages.key(action, payload)
+            let samples = Self.samples(payload["meterValue"], version: state.version, base: "/meterValue")
+            guard var transaction = self.open[chargePoint]?[id] else {
+                self.notOpen(id, key: key, times: samples.compactMap(\.ts), path: "/transactionId", state: state, record: record, analyzer: analyzer)
+                return
+            }
+            if self.resent(key, of: id, seen: &transaction.seen, state: state, record: record, analyzer: analyzer) {
+                self.open[chargePoint]?[id] = transaction
+                return
+            }
+            if let named = self.connectorOfRecord, let own = transaction.connector, !named.names(own) {
+                self.deviation(
+                    "connector.mismatch",
+                    "MeterValues name \(named) for transaction \(id), which runs on \(own) (started at \(transaction.startRef))",
+                    path: "/connectorId", state: state, record: record, analyzer: analyzer, related: [transaction.startRef],
+                    provisional: transaction.run != self.run
+                )
+            }
+            for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer)
             }
+            transaction.seen.add(key, ref: record.reference)
             self.open[chargePoint]?[id] = transaction
         case "StopTransaction" where state.version == .v16:
             let id = payload["transactionId"].map { JSONWriter.string($0) } ?? "?"
+            let key = SeenMessages.key(action, payload)
             guard var transaction = self.open[chargePoint]?[id] else {
-                self.unknown(id, path: "/transactionId", state: state, record: record, analyzer: analyzer)
+                let stopTs = payload["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
+                self.notOpen(id, key: key, times: stopTs.map { [$0] } ?? [], path: "/transactionId", state: state, record: record, analyzer: analyzer)
                 return
             }
+            self.connectorOfRecord = transaction.connector
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
             let stopTs = payload["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
             let samples = Self.samples(payload["transactionData"], version: .v16, base: "/transactionData")
@@ -155,25 +283,56 @@ final class TransactionTracker {
                     self.deviation("tx.energyMismatch", "Transaction.Begin reading \(Self.wh(begin.wh)) differs from meter start \(Self.wh(start))", path: begin.path, state: state, record: record, analyzer: analyzer)
                 }
             }
-            self.open[chargePoint]?.removeValue(forKey: id)
+            transaction.seen.add(key, ref: record.reference)
+            self.stop(transaction, at: stopTs, timestamp: payload["timestamp"]?.stringValue, state: state, record: record, analyzer: analyzer)
         case "TransactionEvent" where state.version != .v16:
             // On a 1.6 connection it is an action the version lacks (rpc.unknownAction), not a transaction.
             guard let id = payload["transactionInfo"]?["transactionId"]?.stringValue, let eventType = payload["eventType"]?.stringValue else { return }
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
             let eventTs = payload["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
             let samples = Self.samples(payload["meterValue"], version: state.version, base: "/meterValue")
+            let key = SeenMessages.key(action, payload)
+            let named = Connector.named(action: action, payload: payload, version: state.version)
+            self.connectorOfRecord = named ?? self.open[chargePoint]?[id]?.connector
             var transaction: Transaction
             if let existing = self.open[chargePoint]?[id] {
                 transaction = existing
-            } else if eventType == "Started" {
+                if self.resent(key, of: id, seen: &transaction.seen, state: state, record: record, analyzer: analyzer) {
+                    self.open[chargePoint]?[id] = transaction
+                    return
+                }
+                if let named, let own = transaction.connector, !named.names(own) {
+                    self.deviation(
+                        "connector.mismatch", "TransactionEvent \(eventType) names \(named) for transaction \(id), which runs on \(own) (started at \(transaction.startRef))",
+                        path: "/evse/id", state: state, record: record, analyzer: analyzer, related: [transaction.startRef], provisional: transaction.run != self.run
+                    )
+                } else if transaction.connector == nil, let named {
+                    transaction.connector = named
+                    self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: transaction.startTs ?? ts))
+                }
+            } else if eventType == "Started", self.stopped[chargePoint]?[id] == nil {
                 transaction = Transaction(
                     id: id, chargePoint: chargePoint, startWh: samples.first?.wh, startTs: eventTs, startTimestamp: payload["timestamp"]?.stringValue,
-                    startAction: action, startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference
+                    startAction: action, startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference,
+                    connector: named, run: self.run
                 )
+                if let named {
+                    let previous = self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: eventTs ?? ts))
+                    if let previousId = previous?.id, var displaced = self.open[chargePoint]?[previousId] {
+                        displaced.displaced = true
+                        self.open[chargePoint]?[previousId] = displaced
+                        self.busy(named, running: displaced, state: state, record: record, analyzer: analyzer)
+                    }
+                }
             } else {
-                self.unknown(id, path: "/transactionInfo/transactionId", state: state, record: record, analyzer: analyzer)
+                let times = samples.isEmpty ? (eventTs.map { [$0] } ?? []) : samples.compactMap(\.ts)
+                self.notOpen(
+                    id, key: key, times: times, seqNo: payload["seqNo"]?.intValue, path: "/transactionInfo/transactionId", state: state, record: record,
+                    analyzer: analyzer
+                )
                 return
             }
+            transaction.seen.add(key, ref: record.reference)
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
             }
@@ -181,7 +340,8 @@ final class TransactionTracker {
                 if let eventTs, let latest = transaction.latestSample, latest.ts > eventTs + self.clockToleranceMicros, latest.ref != record.reference {
                     self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
                 }
-                self.open[chargePoint]?.removeValue(forKey: id)
+                self.stop(transaction, at: eventTs, timestamp: payload["timestamp"]?.stringValue, state: state, record: record, analyzer: analyzer)
+                self.stopped[chargePoint]?[id]?.endSeqNo = payload["seqNo"]?.intValue
             } else if transaction.sequence == 0 {
                 // Made just now from its Started event: not followed yet.
                 self.begin(transaction, analyzer: analyzer)
@@ -202,10 +362,22 @@ final class TransactionTracker {
         let id = JSONWriter.string(transactionId)
         self.assigned[chargePoint, default: []].append(id)
         if self.assigned[chargePoint]!.count > Self.recentlyAssignedKept { self.assigned[chargePoint]!.removeFirst() }
+        var model = self.connectors[chargePoint] ?? ConnectorTransactions()
+        defer { self.connectors[chargePoint] = model.isEmpty ? nil : model }
+        if let messageId = start.messageId, model.assign(id, toStart: messageId) == nil, let connector = start.connector,
+            let running = model.running(on: connector), running.startDigest == start.digest, let earlier = running.id, earlier != id,
+            var transaction = self.open[chargePoint]?.removeValue(forKey: earlier)
+        {
+            // The answer to a resent start: the charger goes on with the id it got, which replaces the earlier one.
+            transaction.id = id
+            self.open[chargePoint, default: [:]][id] = transaction
+            model.start(.init(id: id, connector: connector, since: running.since, startDigest: start.digest))
+            return
+        }
         self.begin(Transaction(
             id: id, chargePoint: chargePoint, startWh: start.meterStart, startTs: start.timestamp.flatMap(RFC3339.parse)?.microseconds,
             startTimestamp: start.timestamp, lastWh: start.meterStart, startAction: "StartTransaction", startMessageId: start.messageId,
-            startRecordTs: start.recordTs, startRef: start.ref
+            startRecordTs: start.recordTs, startRef: start.ref, connector: start.connector, run: self.run
         ), analyzer: analyzer)
     }
 
@@ -261,20 +433,169 @@ final class TransactionTracker {
         self.deviation("tx.timestampInFuture", "timestamp \(timestamp) is after the message was sent", path: path, state: state, record: record, analyzer: analyzer)
     }
 
+    /// Ends a transaction: it is no longer open, and is kept a while as stopped. A 1.6 status Available on its
+    /// connector dated after its start and before this stop is judged now that the stop's time is known.
+    private func stop(_ transaction: Transaction, at stopTs: Int64?, timestamp: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+        let chargePoint = transaction.chargePoint
+        let ref = record.reference
+        self.open[chargePoint]?.removeValue(forKey: transaction.id)
+        self.connectors[chargePoint]?.end(transaction.id)
+        if self.connectors[chargePoint]?.isEmpty == true { self.connectors.removeValue(forKey: chargePoint) }
+        if let available = transaction.availableDuring, let stopTs, stopTs > available.ts + self.clockToleranceMicros {
+            analyzer.report(
+                Deviation(
+                    rule: "connector.statusDuringTransaction", severity: transaction.run != available.run ? .info : nil, chargePoint: chargePoint,
+                    direction: .toCSMS, action: "StatusNotification", messageId: available.messageId, path: "/status",
+                    detail: "\(transaction.connector?.description ?? "the connector") reported Available at \(available.timestamp ?? "?") while transaction \(transaction.id) ran on it (started \(transaction.startTimestamp ?? "?") at \(transaction.startRef), stopped \(timestamp ?? "?") at \(ref))"
+                        + (transaction.run != available.run ? "; provisional: the transaction began in an earlier proxy run" : ""),
+                    ts: available.timestamp, ref: available.ref, related: [transaction.startRef, ref]
+                ),
+                in: state
+            )
+        }
+        self.begun += 1
+        var stopped = self.stopped[chargePoint] ?? [:]
+        stopped[transaction.id] = Stopped(stopTs: stopTs, stopTimestamp: timestamp, stopRef: ref, seen: transaction.seen, sequence: self.begun)
+        if stopped.count > Self.stoppedKept, let oldest = stopped.min(by: { $0.value.sequence < $1.value.sequence }) {
+            stopped.removeValue(forKey: oldest.key)
+        }
+        self.stopped[chargePoint] = stopped
+    }
+
+    /// Whether the message repeats one of the transaction's that came before (the charger resends a
+    /// transaction message whose answer it did not get): then it is `tx.resent`, and not judged again.
+    private func resent(_ key: Int, of id: String, seen: inout SeenMessages, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) -> Bool {
+        guard let first = seen.ref(of: key) else { return false }
+        self.deviation(
+            "tx.resent", "\(record.action ?? "message") of transaction \(id) repeats the one at \(first): a resend of a message whose answer the charger did not get",
+            path: nil, state: state, record: record, analyzer: analyzer, related: [first]
+        )
+        return true
+    }
+
+    /// A message naming a transaction that is not open. For one that stopped: a resend of a message already
+    /// seen (`tx.resent`); readings all dated before the stop that arrived after it (`tx.deliveredAfterStop`);
+    /// anything else names a transaction that is over (`tx.unknownTransactionId`). `times` are the message's
+    /// readings' timestamps (its own timestamp when it has no readings).
+    private func notOpen(
+        _ id: String, key: Int, times: [Int64], seqNo: Int? = nil, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer
+    ) {
+        let chargePoint = state.chargePoint
+        guard var stopped = self.stopped[chargePoint]?[id] else {
+            self.unknown(id, path: path, state: state, record: record, analyzer: analyzer)
+            return
+        }
+        defer { self.stopped[chargePoint]?[id] = stopped }
+        if self.resent(key, of: id, seen: &stopped.seen, state: state, record: record, analyzer: analyzer) { return }
+        stopped.seen.add(key, ref: record.reference)
+        let stopText = "\(stopped.stopTimestamp ?? "?") (\(stopped.stopRef))"
+        // 2.0.1 orders a transaction's events by seqNo and expects them reordered after retries (E 1.3.2).
+        if state.version != .v16, let seqNo, let endSeqNo = stopped.endSeqNo {
+            if seqNo < endSeqNo {
+                analyzer.report(
+                    Deviation(
+                        rule: "tx.deliveredAfterStop", severity: .info, chargePoint: chargePoint, direction: record.direction, action: record.action,
+                        messageId: record.messageId, path: "/seqNo",
+                        detail: "event \(seqNo) of transaction \(id) was delivered after its Ended event (\(endSeqNo), \(stopped.stopRef)); 2.0.1 orders events by seqNo, so this reordering is allowed",
+                        ts: record.timestamp, ref: record.reference, related: [stopped.stopRef]
+                    ),
+                    in: state
+                )
+            } else {
+                self.deviation(
+                    "tx.unknownTransactionId", "event \(seqNo) of transaction \(id) follows its Ended event (\(endSeqNo), \(stopped.stopRef)), which must be the last",
+                    path: "/seqNo", state: state, record: record, analyzer: analyzer, related: [stopped.stopRef]
+                )
+            }
+            return
+        }
+        if record.action != "StopTransaction", !times.isEmpty, let stopTs = stopped.stopTs, times.allSatisfy({ $0 <= stopTs + self.clockToleranceMicros }) {
+            self.deviation(
+                "tx.deliveredAfterStop",
+                "\(record.action ?? "message") of transaction \(id), dated before its stop at \(stopText), was delivered after the stop",
+                path: path, state: state, record: record, analyzer: analyzer, related: [stopped.stopRef]
+            )
+            return
+        }
+        self.deviation(
+            "tx.unknownTransactionId", "transaction \(id) stopped at \(stopText); this \(record.action ?? "message") names it afterwards",
+            path: path, state: state, record: record, analyzer: analyzer, related: [stopped.stopRef]
+        )
+    }
+
     private func unknown(_ id: String, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
-        let known = self.assigned[state.chargePoint]?.joined(separator: ", ") ?? ""
-        let detail = state.version == .v16
-            ? "transaction id \(id) is not open on this charger: the CSMS never assigned it, it stopped already, or it was released after the state retention"
+        // A charger that never got its transaction id sends -1, which the CSMS must accept (1.6 errata 3.18).
+        if state.version == .v16, id == "-1" { return }
+        let detail: String
+        if state.version != .v16 {
+            detail = "transaction \(id) has no Started event"
+        } else if self.assigned[state.chargePoint]?.contains(id) == true {
+            detail = "transaction id \(id) was assigned, but is no longer followed: it stopped more than \(Self.stoppedKept) transactions ago, or was dropped past the bound of open transactions"
+        } else {
+            let known = self.assigned[state.chargePoint]?.joined(separator: ", ") ?? ""
+            detail = "transaction id \(id) is not open on this charger: the CSMS never assigned it, or it is no longer followed (released after the state retention, or past the bound of open transactions)"
                 + (known.isEmpty ? "" : " (last assigned: \(known))")
-            : "transaction \(id) has no Started event"
+        }
         self.deviation("tx.unknownTransactionId", detail, path: path, state: state, record: record, analyzer: analyzer)
     }
 
-    private func deviation(_ rule: String, _ detail: String, path: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+    /// A StatusNotification: its connector's latest status, the 1.6 rule on connector 0, and an Available on a
+    /// connector whose transaction runs, which that transaction's stop judges (`stop`).
+    private func status(_ payload: JSONValue, state: ConnectionState, record: CaptureRecord, ts: Int64, analyzer: Analyzer) {
+        guard let connector = Connector.named(action: "StatusNotification", payload: payload, version: state.version) else { return }
+        self.connectorOfRecord = connector
+        let chargePoint = state.chargePoint
+        let status = (state.version == .v16 ? payload["status"] : payload["connectorStatus"])?.stringValue ?? "?"
+        let timestamp = payload["timestamp"]?.stringValue
+        let statusTs = timestamp.flatMap(RFC3339.parse)?.microseconds ?? ts
+        let seen = StatusSeen(status: status, ts: statusTs, timestamp: timestamp ?? record.timestamp, ref: record.reference, messageId: record.messageId, run: self.run)
+        var statuses = self.statuses[chargePoint] ?? [:]
+        if let known = statuses[connector] {
+            if known.ts <= statusTs || known.run != self.run { statuses[connector] = seen }
+        } else if statuses.count < ConnectorTransactions.unitsLimit {
+            statuses[connector] = seen
+        }
+        self.statuses[chargePoint] = statuses
+        guard state.version == .v16 else { return }
+        if connector.isStation {
+            if !["Available", "Unavailable", "Faulted"].contains(status) {
+                self.deviation(
+                    "connector.zeroStatus", "connector 0 (the charge point as a whole) reported \(status); OCPP 1.6 allows only Available, Unavailable and Faulted there",
+                    path: "/status", state: state, record: record, analyzer: analyzer
+                )
+            }
+            return
+        }
+        if status == "Available", let id = self.connectors[chargePoint]?.running(on: connector)?.id, var transaction = self.open[chargePoint]?[id],
+            transaction.availableDuring == nil, let startTs = transaction.startTs, statusTs > startTs + self.clockToleranceMicros
+        {
+            transaction.availableDuring = seen
+            self.open[chargePoint]?[id] = transaction
+        }
+    }
+
+    /// A transaction started on a connector that had one running (the message that shows it).
+    private func busy(_ connector: Connector, running: Transaction, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+        self.deviation(
+            "connector.transactionBusy",
+            "a transaction started on \(connector) while transaction \(running.id) (started \(running.startTimestamp ?? "?") at \(running.startRef)) was still running there",
+            path: state.version == .v16 ? "/connectorId" : "/evse/id", state: state, record: record, analyzer: analyzer, related: [running.startRef],
+            provisional: running.run != self.run
+        )
+    }
+
+    /// `provisional`: the finding rests on state carried over from an earlier proxy run, which nobody watched in
+    /// between; it is `info`.
+    private func deviation(
+        _ rule: String, _ detail: String, path: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer, related: [String] = [],
+        provisional: Bool = false
+    ) {
         analyzer.report(
             Deviation(
-                rule: rule, chargePoint: state.chargePoint, direction: record.direction, action: record.action, messageId: record.messageId,
-                path: path, detail: detail, ts: record.timestamp, ref: record.reference
+                rule: rule, severity: provisional ? .info : nil, chargePoint: state.chargePoint, direction: record.direction, action: record.action,
+                messageId: record.messageId, path: path,
+                detail: provisional ? detail + "; provisional: it rests on state from an earlier proxy run, not watched in between" : detail,
+                ts: record.timestamp, ref: record.reference, related: related
             ),
             in: state
         )

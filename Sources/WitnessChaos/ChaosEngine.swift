@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import NIOConcurrencyHelpers
 import OCPPWire
+import WitnessModel
 
 /// Decides, per message, whether a policy rule applies. Reproducible: one generator per charge point,
 /// seeded from the policy's seed and the charge point id, so the same seed and the same traffic hit
@@ -14,8 +15,8 @@ public final class ChaosEngine: Sendable {
         var generators: [String: SplitMix64] = [:]
         var matches: [String: Int] = [:]
         var hits: [String: Int] = [:]
-        /// Since when (seconds since the proxy started) each charge point has had a transaction running.
-        var transactionSince: [String: Double] = [:]
+        /// The transactions running on each charge point's connectors, since when (microseconds since the proxy started).
+        var transactions: [String: ConnectorTransactions] = [:]
         /// `ocpp_witness_faults_total{rule}`, made at a rule's first hit; none once the engine is retired.
         var counters: [String: Counter] = [:]
         var retired = false
@@ -94,27 +95,56 @@ public final class ChaosEngine: Sendable {
         return nil
     }
 
-    /// Follows the charge point's transaction through the messages it sends: running from StartTransaction
-    /// (1.6) or the first TransactionEvent (2.0.1, 2.1), over with StopTransaction or TransactionEvent Ended.
-    /// Returns how long it has been running, in seconds.
+    /// Follows the charge point's transactions per connector (the charger model's `ConnectorTransactions`) and
+    /// returns how long, in seconds, the transaction the message belongs to has been running: the one on the
+    /// connector or with the transaction id the message names, else (a Heartbeat) the charge point's
+    /// longest-running one. A stop or an Ended event itself belongs to no running transaction.
     private func followTransactions(_ facts: MessageFacts, payload: () -> JSONValue?) -> Double? {
-        var event: String?
-        if facts.direction == .toCSMS, facts.messageType == .call {
-            switch facts.action {
-            case "StartTransaction": event = "Started"
-            case "StopTransaction": event = "Ended"
-            case "TransactionEvent": event = payload()?["eventType"]?.stringValue
+        let now = Int64(facts.secondsSinceStart * 1_000_000)
+        var named: (connector: Connector?, id: String?) = (nil, nil)
+        var change: ((inout ConnectorTransactions) -> Void)?
+        switch (facts.direction, facts.messageType, facts.action) {
+        case (.toCSMS, .call?, "StartTransaction"?):
+            let connector = payload().flatMap { Connector.named(action: "StartTransaction", payload: $0, version: .v16) }
+            named = (connector, nil)
+            change = { $0.start(.init(id: nil, connector: connector, since: now, startMessageId: facts.messageId)) }
+        case (.toCharger, .callResult?, "StartTransaction"?):
+            guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }), let messageId = facts.messageId else { break }
+            change = { $0.assign(id, toStart: messageId) }
+        case (.toCSMS, .call?, "StopTransaction"?):
+            guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }) else { break }
+            named = (nil, id)
+            change = { $0.end(id) }
+        case (.toCSMS, .call?, "TransactionEvent"?):
+            guard let payload = payload(), let id = payload["transactionInfo"]?["transactionId"]?.stringValue else { break }
+            let connector = Connector.named(action: "TransactionEvent", payload: payload, version: .v201)
+            named = (connector, id)
+            switch payload["eventType"]?.stringValue {
+            case "Ended"?: change = { $0.end(id) }
+            case "Started"?, "Updated"?:
+                change = { transactions in
+                    guard transactions.running(id: id) == nil else { return }
+                    transactions.start(.init(id: id, connector: connector, since: now))
+                }
             default: break
             }
+        case (.toCSMS, .call?, "MeterValues"?):
+            guard let payload = payload() else { break }
+            named = (Connector.named(action: "MeterValues", payload: payload, version: payload["evseId"] == nil ? .v16 : .v201),
+                     payload["transactionId"].map { JSONWriter.string($0) })
+        default:
+            break
         }
         return self.state.withLockedValue { state in
-            switch event {
-            case "Ended"?: state.transactionSince[facts.chargePoint] = nil
-            case "Started"?, "Updated"?:
-                if state.transactionSince[facts.chargePoint] == nil { state.transactionSince[facts.chargePoint] = facts.secondsSinceStart }
-            default: break
+            if let change {
+                var transactions = state.transactions[facts.chargePoint] ?? ConnectorTransactions()
+                change(&transactions)
+                state.transactions[facts.chargePoint] = transactions.isEmpty ? nil : transactions
             }
-            return state.transactionSince[facts.chargePoint].map { facts.secondsSinceStart - $0 }
+            guard let transactions = state.transactions[facts.chargePoint] else { return nil }
+            let running = named.id.flatMap(transactions.running(id:)) ?? named.connector.flatMap(transactions.running(on:))
+                ?? (named.id == nil && named.connector == nil && facts.action != "StartTransaction" ? transactions.longestRunning : nil)
+            return running.map { Double(now - $0.since) / 1_000_000 }
         }
     }
 

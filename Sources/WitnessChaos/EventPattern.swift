@@ -23,6 +23,13 @@ public struct EventPattern: Sendable {
     public var injected: Bool?
     public var payload: [CheckCondition] = []
     public var connection: ConnectionScope = .any
+    /// Which connector the event must be about, relative to the stimulus's (docs/policies.md, "Connectors").
+    public var connector: ConnectorScope = .any
+
+    /// `same`: an event about the stimulus's connector (1.6 `connectorId`; 2.0.1 EVSE and connector).
+    public enum ConnectorScope: String, Sendable {
+        case any, same
+    }
 
     public init() {}
 }
@@ -84,6 +91,7 @@ extension EventPattern {
         case .same: words.append("on the same connection")
         case .later: words.append("on a later connection")
         }
+        if self.connector == .same { words.append("for the same connector") }
         if !self.payload.isEmpty { words.append("with " + self.payload.map(\.description).joined(separator: " and ")) }
         return words.joined(separator: " ")
     }

@@ -189,10 +189,10 @@ public enum PolicyLoader {
 
         mutating func pattern(_ node: Node, what: String) -> EventPattern? {
             guard let pairs = self.mapping(node) else {
-                self.fail(node, "\(what) must be a mapping (event, direction, type, action, fault, injected, payload, connection)")
+                self.fail(node, "\(what) must be a mapping (event, direction, type, action, fault, injected, payload, connection, connector)")
                 return nil
             }
-            self.checkKeys(pairs, allowed: ["event", "direction", "type", "action", "fault", "injected", "payload", "connection"], in: what, node: node)
+            self.checkKeys(pairs, allowed: ["event", "direction", "type", "action", "fault", "injected", "payload", "connection", "connector"], in: what, node: node)
             var pattern = EventPattern()
             for (key, value) in pairs {
                 switch key {
@@ -225,12 +225,21 @@ public enum PolicyLoader {
                         continue
                     }
                     pattern.connection = scope
+                case "connector":
+                    guard let scope = value.string.flatMap(EventPattern.ConnectorScope.init(rawValue:)) else {
+                        self.fail(value, "connector must be any or same")
+                        continue
+                    }
+                    pattern.connector = scope
                 default:
                     break
                 }
             }
             if pattern.event != .message, pairs.contains(where: { ["direction", "type", "action", "fault", "injected", "payload"].contains($0.0) }) {
                 self.fail(node, "\(what): a '\(pattern.event.rawValue)' event has no message fields; give only 'event' and 'connection'")
+            }
+            if pattern.event != .message, pattern.connector != .any {
+                self.fail(node, "\(what): connector applies to messages; a '\(pattern.event.rawValue)' event is about no connector")
             }
             return pattern
         }

@@ -104,7 +104,7 @@ struct ReportTests {
             "tx.unknownTransactionId /transactionId",
             "tx.notStopped -",
         ])
-        #expect(report.deviations[1].detail == "transaction id 8 is not open on this charger: the CSMS never assigned it, it stopped already, or it was released after the state retention (last assigned: 7)")
+        #expect(report.deviations[1].detail == "transaction id 8 is not open on this charger: the CSMS never assigned it, or it is no longer followed (released after the state retention, or past the bound of open transactions) (last assigned: 7)")
         #expect(report.pairs.first?.key.charger == ChargerIdentity(vendor: "R&D", model: "<M>", firmware: "2"))
         #expect(report.pairs.first?.verdict == "fail")
     }

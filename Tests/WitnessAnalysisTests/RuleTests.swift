@@ -170,7 +170,136 @@ struct RuleTests {
                     (1, #"[3,"e0",{}]"#, .toCharger),
                  ],
                  expected: ["rpc.unknownAction"]),
+        // Resends, late messages and stopped transactions (OCPP 1.6 3.7, 3.7.1; 2.0.1 E 1.3.2, E13).
+        RuleCase(name: "a StopTransaction sent again after its answer was lost is a resend, not an unknown transaction",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (3, #"[3,"e",{}]"#, .toCharger),
+                    (4, #"[2,"e2","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (5, #"[3,"e2",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.resent"]),
+        RuleCase(name: "a StartTransaction sent again is a resend; the charger goes on with the id of the answer it got",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + start16("s2", connector: 1, id: 8, at: "10:00:00", offset: 2) + [
+                    (4, #"[2,"m","MeterValues",{"connectorId":1,"transactionId":8,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1500"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"m",{}]"#, .toCharger),
+                    (6, #"[2,"e","StopTransaction",{"transactionId":8,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (7, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.resent"]),
+        RuleCase(name: "meter values dated before the stop but delivered after it are late (1.6: chronological order)",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (3, #"[3,"e",{}]"#, .toCharger),
+                    (4, #"[2,"m","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1500"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"m",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.deliveredAfterStop"]),
+        RuleCase(name: "meter values dated after the stop name a transaction that is over",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (3, #"[3,"e",{}]"#, .toCharger),
+                    (4, #"[2,"m","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:03:00Z","sampledValue":[{"value":"2100"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"m",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.unknownTransactionId"]),
+        RuleCase(name: "transaction id -1, sent by a charger that never got its id, is allowed (1.6 errata 3.18)",
+                 frames: [
+                    (0, #"[2,"e","StopTransaction",{"transactionId":-1,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (1, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: []),
+        RuleCase(name: "a 2.0.1 event numbered before Ended and delivered after it is allowed reordering; one numbered after it is not", version: .v201,
+                 frames: [
+                    (0, #"[2,"a","TransactionEvent",{"eventType":"Started","timestamp":"2026-11-24T10:00:00Z","triggerReason":"Authorized","seqNo":0,"transactionInfo":{"transactionId":"tx1"},"evse":{"id":1,"connectorId":1}}]"#, .toCSMS),
+                    (1, #"[3,"a",{}]"#, .toCharger),
+                    (2, #"[2,"c","TransactionEvent",{"eventType":"Ended","timestamp":"2026-11-24T10:02:00Z","triggerReason":"EVDeparted","seqNo":2,"transactionInfo":{"transactionId":"tx1"}}]"#, .toCSMS),
+                    (3, #"[3,"c",{}]"#, .toCharger),
+                    (4, #"[2,"b","TransactionEvent",{"eventType":"Updated","timestamp":"2026-11-24T10:01:00Z","triggerReason":"MeterValuePeriodic","seqNo":1,"transactionInfo":{"transactionId":"tx1"}}]"#, .toCSMS),
+                    (5, #"[3,"b",{}]"#, .toCharger),
+                    (6, #"[2,"d","TransactionEvent",{"eventType":"Updated","timestamp":"2026-11-24T10:03:00Z","triggerReason":"MeterValuePeriodic","seqNo":3,"transactionInfo":{"transactionId":"tx1"}}]"#, .toCSMS),
+                    (7, #"[3,"d",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.deliveredAfterStop", "tx.unknownTransactionId"]),
+        // Connectors and EVSEs.
+        RuleCase(name: "two connectors charging at once are judged apart",
+                 frames: start16("s1", connector: 1, id: 7, at: "10:00:00") + start16("s2", connector: 2, id: 8, at: "10:00:30", offset: 2) + [
+                    (4, #"[2,"m1","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1500"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"m1",{}]"#, .toCharger),
+                    (6, #"[2,"m2","MeterValues",{"connectorId":2,"transactionId":8,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1200"}]}]}]"#, .toCSMS),
+                    (7, #"[3,"m2",{}]"#, .toCharger),
+                    (8, #"[2,"e1","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (9, #"[3,"e1",{}]"#, .toCharger),
+                    (10, #"[2,"a1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available","timestamp":"2026-11-24T10:02:01Z"}]"#, .toCSMS),
+                    (11, #"[3,"a1",{}]"#, .toCharger),
+                    (12, #"[2,"e2","StopTransaction",{"transactionId":8,"meterStop":1300,"timestamp":"2026-11-24T10:03:00Z"}]"#, .toCSMS),
+                    (13, #"[3,"e2",{}]"#, .toCharger),
+                 ],
+                 expected: []),
+        RuleCase(name: "a second transaction on a connector that has one running",
+                 frames: start16("s1", connector: 1, id: 7, at: "10:00:00") + start16("s2", connector: 1, id: 8, at: "10:01:00", offset: 2) + [
+                    (4, #"[2,"e","StopTransaction",{"transactionId":8,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (5, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 // The first transaction, never stopped, is that finding's, not also tx.notStopped.
+                 expected: ["connector.transactionBusy"]),
+        RuleCase(name: "a second transaction on a 2.0.1 EVSE that has one running", version: .v201,
+                 frames: [
+                    (0, #"[2,"a","TransactionEvent",{"eventType":"Started","timestamp":"2026-11-24T10:00:00Z","triggerReason":"Authorized","seqNo":0,"transactionInfo":{"transactionId":"tx1"},"evse":{"id":1,"connectorId":1}}]"#, .toCSMS),
+                    (1, #"[3,"a",{}]"#, .toCharger),
+                    (2, #"[2,"b","TransactionEvent",{"eventType":"Started","timestamp":"2026-11-24T10:01:00Z","triggerReason":"Authorized","seqNo":0,"transactionInfo":{"transactionId":"tx2"},"evse":{"id":1,"connectorId":1}}]"#, .toCSMS),
+                    (3, #"[3,"b",{}]"#, .toCharger),
+                    (4, #"[2,"c","TransactionEvent",{"eventType":"Ended","timestamp":"2026-11-24T10:02:00Z","triggerReason":"EVDeparted","seqNo":1,"transactionInfo":{"transactionId":"tx2"}}]"#, .toCSMS),
+                    (5, #"[3,"c",{}]"#, .toCharger),
+                 ],
+                 expected: ["connector.transactionBusy"]),
+        RuleCase(name: "meter values naming another connector than their transaction's",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"m","MeterValues",{"connectorId":2,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1500"}]}]}]"#, .toCSMS),
+                    (3, #"[3,"m",{}]"#, .toCharger),
+                    (4, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (5, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: ["connector.mismatch"]),
+        RuleCase(name: "a 2.0.1 event naming another EVSE than its transaction's", version: .v201,
+                 frames: [
+                    (0, #"[2,"a","TransactionEvent",{"eventType":"Started","timestamp":"2026-11-24T10:00:00Z","triggerReason":"Authorized","seqNo":0,"transactionInfo":{"transactionId":"tx1"},"evse":{"id":1,"connectorId":1}}]"#, .toCSMS),
+                    (1, #"[3,"a",{}]"#, .toCharger),
+                    (2, #"[2,"c","TransactionEvent",{"eventType":"Ended","timestamp":"2026-11-24T10:02:00Z","triggerReason":"EVDeparted","seqNo":1,"transactionInfo":{"transactionId":"tx1"},"evse":{"id":2,"connectorId":1}}]"#, .toCSMS),
+                    (3, #"[3,"c",{}]"#, .toCharger),
+                 ],
+                 expected: ["connector.mismatch"]),
+        RuleCase(name: "connector 0 reporting a connector-only status (1.6)",
+                 frames: [
+                    (0, #"[2,"z","StatusNotification",{"connectorId":0,"errorCode":"NoError","status":"Charging"}]"#, .toCSMS),
+                    (1, #"[3,"z",{}]"#, .toCharger),
+                 ],
+                 expected: ["connector.zeroStatus"]),
+        RuleCase(name: "a connector Available while its transaction runs, by the messages' timestamps (1.6)",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"a","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available","timestamp":"2026-11-24T10:01:00Z"}]"#, .toCSMS),
+                    (3, #"[3,"a",{}]"#, .toCharger),
+                    (4, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (5, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: ["connector.statusDuringTransaction"]),
+        RuleCase(name: "a live Available before a queued stop dated earlier is no contradiction (1.6)",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"a","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available","timestamp":"2026-11-24T10:05:00Z"}]"#, .toCSMS),
+                    (3, #"[3,"a",{}]"#, .toCharger),
+                    (4, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (5, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: []),
     ]
+
+    /// A 1.6 StartTransaction on `connector` at 2026-11-24T`at`Z and its answer assigning `id`, `offset` seconds in.
+    static func start16(_ messageId: String, connector: Int, id: Int, at: String, offset: Double = 0) -> [(Double, String, Direction)] {
+        [
+            (offset, #"[2,"\#(messageId)","StartTransaction",{"connectorId":\#(connector),"idTag":"T","meterStart":1000,"timestamp":"2026-11-24T\#(at)Z"}]"#, .toCSMS),
+            (offset + 1, #"[3,"\#(messageId)",{"transactionId":\#(id),"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
+        ]
+    }
 
     @Test("each case reports exactly its rules", arguments: cases)
     func rule(_ ruleCase: RuleCase) throws {

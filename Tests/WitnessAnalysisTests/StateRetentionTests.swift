@@ -37,9 +37,9 @@ struct TimedCapture {
     }
 
     /// A 1.6 StartTransaction and the CSMS's answer assigning `id`.
-    mutating func start(_ connection: Int, _ chargePoint: String, at seconds: Double, id: Int) {
+    mutating func start(_ connection: Int, _ chargePoint: String, at seconds: Double, id: Int, connector: Int = 1) {
         let stamp = self.ts(seconds).rfc3339
-        self.frame(connection, chargePoint, at: seconds, #"[2,"s\#(id)","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":100,"timestamp":"\#(stamp)"}]"#, .toCSMS)
+        self.frame(connection, chargePoint, at: seconds, #"[2,"s\#(id)","StartTransaction",{"connectorId":\#(connector),"idTag":"T","meterStart":100,"timestamp":"\#(stamp)"}]"#, .toCSMS)
         self.frame(connection, chargePoint, at: seconds, #"[3,"s\#(id)",{"transactionId":\#(id),"idTagInfo":{"status":"Accepted"}}]"#, .toCharger)
     }
 
@@ -138,7 +138,7 @@ struct StateRetentionTests {
     func openTransactionsBounded() throws {
         var capture = try TimedCapture(header: CaptureHeader(backendName: "B"))
         capture.open(1, "CP-A", at: 0)
-        for id in 1...65 { capture.start(1, "CP-A", at: Double(id), id: id) }
+        for id in 1...65 { capture.start(1, "CP-A", at: Double(id), id: id, connector: id) }
         capture.stop(1, "CP-A", at: 100, id: 1)
         let directory = capture.finish()
         defer { try? FileManager.default.removeItem(atPath: directory) }

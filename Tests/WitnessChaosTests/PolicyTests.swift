@@ -242,33 +242,96 @@ struct PolicyTests {
         #expect(beats == [false, false, true, false, false, true])
     }
 
+    /// Sends the messages of a charger's transactions to `engine` as the relay does, with real payloads;
+    /// returns whether a rule hit. `connector` 1 or 2; `id` the transaction id.
+    final class TransactionTraffic {
+        let engine: ChaosEngine
+        let version: OCPPVersion
+        let chargePoint: String
+        var messageNumber = 0
+
+        init(engine: ChaosEngine, version: OCPPVersion, chargePoint: String = "CP-1") {
+            self.engine = engine
+            self.version = version
+            self.chargePoint = chargePoint
+        }
+
+        func send(_ direction: Direction, _ type: MessageType, _ action: String, at seconds: Double, _ payload: JSONValue, messageId: String? = nil) -> Bool {
+            self.messageNumber += 1
+            let facts = MessageFacts(
+                direction: direction, messageType: type, action: action, messageId: messageId ?? "m\(self.messageNumber)", chargePoint: self.chargePoint,
+                identity: nil, secondsSinceStart: seconds, secondsSinceConnection: seconds
+            )
+            return self.engine.decide(facts, payload: { payload }) != nil
+        }
+
+        func start(connector: Int, id: Int, at seconds: Double) -> Bool {
+            if self.version == .v16 {
+                let hit = self.send(.toCSMS, .call, "StartTransaction", at: seconds, ["connectorId": .int(connector), "idTag": "T", "meterStart": 0, "timestamp": "x"], messageId: "start-\(id)")
+                _ = self.send(.toCharger, .callResult, "StartTransaction", at: seconds, ["transactionId": .int(id), "idTagInfo": ["status": "Accepted"]], messageId: "start-\(id)")
+                return hit
+            }
+            return self.send(.toCSMS, .call, "TransactionEvent", at: seconds, ["eventType": "Started", "transactionInfo": ["transactionId": .string("\(id)")], "evse": ["id": .int(connector), "connectorId": 1]])
+        }
+
+        func meter(connector: Int, id: Int, at seconds: Double) -> Bool {
+            if self.version == .v16 {
+                return self.send(.toCSMS, .call, "MeterValues", at: seconds, ["connectorId": .int(connector), "transactionId": .int(id), "meterValue": []])
+            }
+            // Later events may leave out the EVSE: the transaction id says where it runs.
+            return self.send(.toCSMS, .call, "TransactionEvent", at: seconds, ["eventType": "Updated", "transactionInfo": ["transactionId": .string("\(id)")]])
+        }
+
+        func stop(id: Int, at seconds: Double) -> Bool {
+            if self.version == .v16 {
+                return self.send(.toCSMS, .call, "StopTransaction", at: seconds, ["transactionId": .int(id), "meterStop": 1, "timestamp": "x"])
+            }
+            return self.send(.toCSMS, .call, "TransactionEvent", at: seconds, ["eventType": "Ended", "transactionInfo": ["transactionId": .string("\(id)")]])
+        }
+    }
+
     @Test("transactionFor waits until the charge point's transaction has run that long, and ends with it", arguments: [OCPPVersion.v16, .v201])
     func transactionFor(version: OCPPVersion) throws {
         let engine = ChaosEngine(
-            policy: try PolicyLoader.parse("rules:\n  - name: stop-it\n    match: {action: [MeterValues, TransactionEvent], transactionFor: 60s}\n    fault: drop\n")
+            policy: try PolicyLoader.parse("rules:\n  - name: stop-it\n    match: {action: [MeterValues, TransactionEvent, Heartbeat], transactionFor: 60s}\n    fault: drop\n")
         )
-        let meter = version == .v16 ? "MeterValues" : "TransactionEvent"
-        func send(_ action: String, at seconds: Double, event: String? = nil, chargePoint: String = "CP-1") -> Bool {
-            var facts = self.facts(chargePoint, action: action)
-            facts.secondsSinceStart = seconds
-            let payload: JSONValue = event.map { ["eventType": .string($0)] } ?? [:]
-            return engine.decide(facts, payload: { payload }) != nil
-        }
-        let updated = version == .v16 ? nil : "Updated"
-        // Meter values before any transaction, then a transaction from t = 100 s.
-        #expect(!send("MeterValues", at: 90))
-        #expect(!send(version == .v16 ? "StartTransaction" : "TransactionEvent", at: 100, event: version == .v16 ? nil : "Started"))
-        #expect(!send(meter, at: 159, event: updated))
-        #expect(send(meter, at: 160, event: updated))
+        let charger = TransactionTraffic(engine: engine, version: version)
+        let other = TransactionTraffic(engine: engine, version: version, chargePoint: "CP-2")
+        // Messages before any transaction, then a transaction from t = 100 s.
+        #expect(!charger.send(.toCSMS, .call, "Heartbeat", at: 90, [:]))
+        #expect(!charger.start(connector: 1, id: 7, at: 100))
+        #expect(!charger.meter(connector: 1, id: 7, at: 159))
+        #expect(charger.meter(connector: 1, id: 7, at: 160))
         // Another charger's transaction is its own.
-        #expect(!send(meter, at: 170, event: updated, chargePoint: "CP-2"))
+        #expect(!other.start(connector: 1, id: 7, at: 165))
+        #expect(!other.meter(connector: 1, id: 7, at: 170))
         // The message that ends the transaction does not match, nor anything after it until a new
         // transaction has run 60 s again.
-        #expect(version == .v16 ? !send("StopTransaction", at: 180) : !send(meter, at: 180, event: "Ended"))
-        #expect(!send("Heartbeat", at: 200) && !send("MeterValues", at: 200))
-        #expect(!send(version == .v16 ? "StartTransaction" : "TransactionEvent", at: 300, event: version == .v16 ? nil : "Started"))
-        #expect(!send(meter, at: 330, event: updated))
-        #expect(send(meter, at: 361, event: updated))
+        #expect(!charger.stop(id: 7, at: 180))
+        #expect(!charger.send(.toCSMS, .call, "Heartbeat", at: 200, [:]))
+        #expect(!charger.start(connector: 1, id: 8, at: 300))
+        #expect(!charger.meter(connector: 1, id: 8, at: 330))
+        #expect(charger.meter(connector: 1, id: 8, at: 361))
+    }
+
+    @Test("transactionFor follows each connector's transaction; a message naming none follows the longest-running one", arguments: [OCPPVersion.v16, .v201])
+    func transactionForPerConnector(version: OCPPVersion) throws {
+        let engine = ChaosEngine(
+            policy: try PolicyLoader.parse("rules:\n  - name: stop-it\n    match: {action: [MeterValues, TransactionEvent, Heartbeat], transactionFor: 60s}\n    fault: drop\n")
+        )
+        let charger = TransactionTraffic(engine: engine, version: version)
+        #expect(!charger.start(connector: 1, id: 1, at: 0))
+        #expect(!charger.start(connector: 2, id: 2, at: 50))
+        // Connector 1's transaction has run 70 s, connector 2's only 20 s: each message is judged by its own.
+        #expect(charger.meter(connector: 1, id: 1, at: 70))
+        #expect(!charger.meter(connector: 2, id: 2, at: 70))
+        #expect(charger.send(.toCSMS, .call, "Heartbeat", at: 71, [:]))
+        // Connector 1 stops: the first stop no longer ends the charger's only transaction, connector 2's runs on.
+        #expect(!charger.stop(id: 1, at: 80))
+        #expect(!charger.meter(connector: 2, id: 2, at: 100))
+        #expect(!charger.send(.toCSMS, .call, "Heartbeat", at: 100, [:]))
+        #expect(charger.meter(connector: 2, id: 2, at: 111))
+        #expect(charger.send(.toCSMS, .call, "Heartbeat", at: 112, [:]))
     }
 
     @Test("an injected CALL can copy fields of the message that triggered it; a missing one is named")
