@@ -10,6 +10,15 @@ final class CheckEvaluator {
     private let checks: [WitnessCheck]
     /// Open windows per check; bounded per charge point so a stimulus on every message cannot grow them without limit.
     private var windows: [OpenWindows]
+    /// Per check, the stimuli that named no connector under `connector: same` (a Reset): until their window
+    /// ends, a connector the charger reports for the first time gets a window of its own, so that a connector
+    /// reported only after the stimulus (after the reboot, say) is followed too.
+    private var fanOuts: [[String: [FanOut]]]
+
+    struct FanOut {
+        var template: Window
+        var connectors: Set<Connector>
+    }
     private var outcomes: [[PairKey: Outcome]]
     /// Pairs each check was evaluated for, in order of first stimulus.
     private var earliestDeadline = Int64.max
@@ -82,6 +91,7 @@ final class CheckEvaluator {
     init(checks: [WitnessCheck]) {
         self.checks = checks
         self.windows = Array(repeating: OpenWindows(), count: checks.count)
+        self.fanOuts = Array(repeating: [:], count: checks.count)
         self.outcomes = Array(repeating: [:], count: checks.count)
         let patterns = checks.flatMap { [$0.when, $0.then] }
         let needsCalls = patterns.contains { pattern in
@@ -124,6 +134,9 @@ final class CheckEvaluator {
         let event = Event(record: record, connection: connection, callPayload: context.answeredCallPayload, connector: context.connector)
         for index in self.checks.indices {
             let check = self.checks[index]
+            if let connector = event.connector, !connector.isStation, self.fanOuts[index][chargePoint] != nil {
+                self.fanOut(index, to: connector, of: chargePoint, at: ts)
+            }
             if !self.windows[index].isEmpty { self.settle(index, check, event: event, chargePoint: chargePoint, ts: ts, pairOf: pairOf) }
             if check.versions.map({ versions in version.map(versions.contains) ?? true }) ?? true, Self.matches(check.when, event, stimulus: nil) {
                 let deadline = ts + Int64(check.within * 1_000_000)
@@ -137,13 +150,18 @@ final class CheckEvaluator {
                         if !known.isEmpty { targets = known.map { ($0.connector, $0.provisional) } }
                     }
                 }
+                let template = Window(
+                    chargePoint: chargePoint, connection: connection, ts: ts, deadline: deadline, ref: record.reference, pair: context.pair,
+                    payload: event.payload, callPayload: event.callPayload
+                )
                 for target in targets where self.windows[index].count(of: chargePoint) < Self.maximumOpenWindows {
-                    self.windows[index].append(
-                        Window(
-                            chargePoint: chargePoint, connection: connection, ts: ts, deadline: deadline, ref: record.reference, pair: context.pair,
-                            payload: event.payload, callPayload: event.callPayload, connector: target.connector, provisional: target.provisional
-                        )
-                    )
+                    var window = template
+                    window.connector = target.connector
+                    window.provisional = target.provisional
+                    self.windows[index].append(window)
+                }
+                if check.then.connector == .same, event.connector == nil, (self.fanOuts[index][chargePoint]?.count ?? 0) < Self.maximumOpenWindows {
+                    self.fanOuts[index][chargePoint, default: []].append(FanOut(template: template, connectors: Set(targets.compactMap(\.connector))))
                 }
                 self.earliestDeadline = min(self.earliestDeadline, deadline)
             }
@@ -151,6 +169,21 @@ final class CheckEvaluator {
         if kind == .close, let connection {
             self.connectionVersions.removeValue(forKey: connection)
         }
+    }
+
+    /// A connector reported for the first time while a stimulus that named none is being watched: it gets a
+    /// window of its own, with the stimulus's line and deadline. Stimuli whose window ended are forgotten.
+    private func fanOut(_ index: Int, to connector: Connector, of chargePoint: String, at ts: Int64) {
+        var fanOuts = self.fanOuts[index][chargePoint] ?? []
+        fanOuts.removeAll { $0.template.deadline < ts }
+        for position in fanOuts.indices where !fanOuts[position].connectors.contains(where: { $0.names(connector) }) {
+            fanOuts[position].connectors.insert(connector)
+            guard self.windows[index].count(of: chargePoint) < Self.maximumOpenWindows else { continue }
+            var window = fanOuts[position].template
+            window.connector = connector
+            self.windows[index].append(window)
+        }
+        self.fanOuts[index][chargePoint] = fanOuts.isEmpty ? nil : fanOuts
     }
 
     /// Decides the windows the event closes: the expected event passes them, a forbidden one fails them,
@@ -216,6 +249,12 @@ final class CheckEvaluator {
             }
         }
         self.earliestDeadline = earliest
+        for index in self.fanOuts.indices where !self.fanOuts[index].isEmpty {
+            self.fanOuts[index] = self.fanOuts[index].compactMapValues { fanOuts in
+                let left = fanOuts.filter { $0.template.deadline >= now }
+                return left.isEmpty ? nil : left
+            }
+        }
     }
 
     private func record(_ index: Int, _ window: Window, _ pairOf: (String) -> PairKey, _ verdict: CheckVerdict, _ detail: String, _ refs: [String]) {
@@ -244,6 +283,7 @@ final class CheckEvaluator {
                 )
             }
             self.windows[index] = OpenWindows()
+            self.fanOuts[index] = [:]
         }
         self.earliestDeadline = .max
         self.connectionVersions.removeAll()

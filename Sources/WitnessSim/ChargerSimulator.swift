@@ -11,7 +11,8 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case timestampWithoutZone
     /// Starts charging even when the CSMS answered Authorize with anything but Accepted (Blocked, Invalid, ...).
     case startsDespiteRefusal
-    /// After a Reset it boots again but reports its connector Faulted instead of Available.
+    /// After a Reset it boots again but reports connector (EVSE) 1 Faulted instead of Available; the charger as a
+    /// whole (connector 0, with more than one connector) and its other connectors come back Available.
     case faultedAfterReset
     /// Does not reboot on an accepted Reset: it answers Accepted and carries on as before.
     case ignoresReset
@@ -52,6 +53,11 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case ignoresRemoteStart
     /// Closes its connection when the CSMS sends something that is not OCPP-J (invalid JSON, say).
     case dropsConnectionOnInvalidJSON
+    /// Starts a second transaction on its connector (EVSE) while the first still runs, and never stops the first.
+    case doubleBooksConnector
+    /// Sends its transactions' meter values (1.6 MeterValues, 2.0.1 Updated events) naming the next connector
+    /// (EVSE) instead of the one the transaction runs on.
+    case metersWrongConnector
 }
 
 /// What `chargingSession` came to.
@@ -74,11 +80,15 @@ public struct ChargerProfile: Sendable, Hashable {
     public var version: OCPPVersion
     public var password: String?
     public var quirks: Set<ChargerQuirk>
+    /// Connectors (1.6) or EVSEs of one connector each (2.0.1, 2.1). With more than one, the charger also reports
+    /// its own status (connector 0 in 1.6) after booting.
+    public var connectors: Int
 
     public init(
         id: String, vendor: String = "Witness Labs", model: String = "SimCharger 22", firmware: String = "1.0.0",
-        serialNumber: String? = nil, version: OCPPVersion = .v16, password: String? = nil, quirks: Set<ChargerQuirk> = []
+        serialNumber: String? = nil, version: OCPPVersion = .v16, password: String? = nil, quirks: Set<ChargerQuirk> = [], connectors: Int = 1
     ) {
+        self.connectors = max(1, connectors)
         self.id = id
         self.vendor = vendor
         self.model = model
@@ -216,7 +226,14 @@ public final class ChargerSimulator: Sendable {
         }
         let faulted = afterReset && self.profile.quirks.contains(.faultedAfterReset)
         if !self.profile.quirks.contains(.noStatusAfterBoot) {
-            _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: faulted ? "Faulted" : status))
+            // A 1.6 charger with several connectors reports itself (connector 0) first, then each connector.
+            if self.profile.connectors > 1, version == .v16 {
+                _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Available", connector: 0))
+            }
+            for connector in 1...self.profile.connectors {
+                let faultedHere = faulted && connector == 1
+                _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: faultedHere ? "Faulted" : status, connector: connector))
+            }
         }
         _ = try await self.call("Heartbeat", [:])
     }
@@ -288,22 +305,24 @@ public final class ChargerSimulator: Sendable {
     /// starts nothing when the CSMS does not accept the idTag (unless the profile has `startsDespiteRefusal`).
     @discardableResult
     public func chargingSession(
-        idTag: String = "04A2B3C4D5", meterSamples: Int = 3, whPerSample: Int = 1500, sampleInterval: Duration = .zero
+        idTag: String = "04A2B3C4D5", meterSamples: Int = 3, whPerSample: Int = 1500, sampleInterval: Duration = .zero, connector: Int = 1
     ) async throws -> ChargingOutcome {
+        let meteredConnector = self.profile.quirks.contains(.metersWrongConnector) ? connector + 1 : connector
+        let doubleBooks = self.profile.quirks.contains(.doubleBooksConnector)
         let version = self.profile.version
         let authorized = try await self.call("Authorize", OCPPMessages.authorize(version, idTag: idTag))
         let status = (version == .v16 ? authorized["idTagInfo"] : authorized["idTokenInfo"])?["status"]?.stringValue ?? "Accepted"
         if status != "Accepted", !self.profile.quirks.contains(.startsDespiteRefusal) { return .refused(status) }
         if status == "Accepted", self.profile.quirks.contains(.neverStartsAfterAuthorize) { return .notStarted }
         let silent = self.profile.quirks.contains(.sendsNoMeterValues)
-        _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Preparing"))
+        _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Preparing", connector: connector))
         switch version {
         case .v16:
             let restarts = self.profile.quirks.contains(.restartsTransactionAfterReconnect)
             func start() async throws -> Int {
                 let started = try await self.deliver(
                     "StartTransaction",
-                    ["connectorId": 1, "idTag": .string(idTag), "meterStart": .int(self.meter(advance: 0)), "timestamp": .string(OCPPMessages.now())],
+                    ["connectorId": .int(connector), "idTag": .string(idTag), "meterStart": .int(self.meter(advance: 0)), "timestamp": .string(OCPPMessages.now())],
                     status: "Preparing"
                 ).answer
                 let transactionId = started["transactionId"]?.intValue ?? 0
@@ -311,7 +330,9 @@ public final class ChargerSimulator: Sendable {
                 return transactionId
             }
             var transactionId = try await start()
-            _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Charging"), status: "Charging")
+            // The quirk: a second start on the busy connector; the first transaction is never stopped.
+            if doubleBooks { transactionId = try await start() }
+            _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Charging", connector: connector), status: "Charging")
             var reason = "Local"
             for sample in 0..<meterSamples {
                 if sample > 0, sampleInterval > .zero { try await Task.sleep(for: sampleInterval) }
@@ -324,7 +345,7 @@ public final class ChargerSimulator: Sendable {
                 let sent = try await self.deliver(
                     "MeterValues",
                     [
-                        "connectorId": 1, "transactionId": .int(transactionId),
+                        "connectorId": .int(meteredConnector), "transactionId": .int(transactionId),
                         "meterValue": [
                             OCPPMessages.energySample(
                                 version, wh: wh, withoutZone: self.profile.quirks.contains(.timestampWithoutZone), powerW: self.activePowerW
@@ -353,14 +374,16 @@ public final class ChargerSimulator: Sendable {
             // Start and end readings carry their event's own timestamp: two clock reads could straddle a
             // millisecond and put the reading outside the transaction.
             let wrongEnd = self.profile.quirks.contains(.stopsWithWrongTransactionId)
-            func event(_ type: String, trigger: String, at timestamp: String = OCPPMessages.now(), stoppedReason: String? = nil, extra: JSONObject) -> JSONValue {
+            func event(
+                _ type: String, trigger: String, at timestamp: String = OCPPMessages.now(), stoppedReason: String? = nil, evse: Int? = nil, extra: JSONObject
+            ) -> JSONValue {
                 let id = type == "Ended" && wrongEnd ? transactionId + "-1" : transactionId
                 var info: JSONObject = ["transactionId": .string(id)]
                 if let stoppedReason { info["stoppedReason"] = .string(stoppedReason) }
                 var object: JSONObject = [
                     "eventType": .string(type), "timestamp": .string(timestamp), "triggerReason": .string(trigger),
                     "seqNo": .int(seqNo), "transactionInfo": .object(info),
-                    "evse": ["id": 1, "connectorId": 1],
+                    "evse": ["id": .int(evse ?? connector), "connectorId": 1],
                 ]
                 object.members.append(contentsOf: extra.members)
                 seqNo += 1
@@ -387,7 +410,13 @@ public final class ChargerSimulator: Sendable {
             }
             let withoutZone = self.profile.quirks.contains(.timestampWithoutZone)
             try await start()
-            _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Occupied"), status: "Occupied")
+            // The quirk: a second transaction started on the busy EVSE; the first never ends.
+            if doubleBooks {
+                transactionId = newTransactionId()
+                seqNo = 0
+                try await start()
+            }
+            _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Occupied", connector: connector), status: "Occupied")
             var remote = false
             for sample in 0..<meterSamples {
                 if sample > 0, sampleInterval > .zero { try await Task.sleep(for: sampleInterval) }
@@ -400,7 +429,7 @@ public final class ChargerSimulator: Sendable {
                 let sent = try await self.deliver(
                     "TransactionEvent",
                     event(
-                        "Updated", trigger: "MeterValuePeriodic",
+                        "Updated", trigger: "MeterValuePeriodic", evse: meteredConnector,
                         extra: ["meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: withoutZone, powerW: self.activePowerW)]]
                     ),
                     status: "Occupied"
@@ -427,7 +456,7 @@ public final class ChargerSimulator: Sendable {
             )
         }
         self.state.withLockedValue { $0.transactionId = nil }
-        _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Available"), status: "Available")
+        _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Available", connector: connector), status: "Available")
         return .charged
     }
 

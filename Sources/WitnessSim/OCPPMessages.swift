@@ -34,14 +34,15 @@ enum OCPPMessages {
         }
     }
 
-    static func statusNotification(_ version: OCPPVersion, status: String) -> JSONValue {
+    /// A status of `connector` (1.6: the connector; 2.0.1/2.1: connector 1 of EVSE `connector`; 0: the charger as a whole).
+    static func statusNotification(_ version: OCPPVersion, status: String, connector: Int = 1) -> JSONValue {
         switch version {
         case .v16:
             let errorCode = status == "Faulted" ? "OtherError" : "NoError"
-            return ["connectorId": 1, "errorCode": .string(errorCode), "status": .string(status), "timestamp": .string(now())]
+            return ["connectorId": .int(connector), "errorCode": .string(errorCode), "status": .string(status), "timestamp": .string(now())]
         case .v201, .v21:
             let connectorStatus = status == "Charging" || status == "Preparing" ? "Occupied" : status
-            return ["timestamp": .string(now()), "connectorStatus": .string(connectorStatus), "evseId": 1, "connectorId": 1]
+            return ["timestamp": .string(now()), "connectorStatus": .string(connectorStatus), "evseId": .int(connector), "connectorId": connector == 0 ? 0 : 1]
         }
     }
 

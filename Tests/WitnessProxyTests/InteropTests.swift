@@ -55,10 +55,15 @@ struct PythonPeers {
 
     /// Runs the Python charge point of `version` against `url` and returns its one-line JSON summary.
     static func runChargePoint(url: String, id: String, version: OCPPVersion = .v16) async throws -> String {
+        try await self.run(chargePointScript(version), [url, id])
+    }
+
+    /// Runs a script of Tests/Interop with `arguments` and returns its one-line JSON summary.
+    static func run(_ script: String, _ arguments: [String]) async throws -> String {
         try requireInstalled()
         let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scripts + "/" + chargePointScript(version), url, id]
+        process.arguments = [scripts + "/" + script] + arguments
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
@@ -68,7 +73,7 @@ struct PythonPeers {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw PythonFailure(description: "\(chargePointScript(version)) failed (\(process.terminationStatus)): \(message)")
+            throw PythonFailure(description: "\(script) failed (\(process.terminationStatus)): \(message)")
         }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -134,22 +134,31 @@ struct WitnessCheckTests {
                 harness.charger(ChargerProfile(id: "RESET-GOOD", vendor: "Good Co", version: version)),
                 harness.charger(ChargerProfile(id: "RESET-FAULTED", vendor: "Faulted Co", version: version, quirks: [.faultedAfterReset])),
                 harness.charger(ChargerProfile(id: "RESET-DEAF", vendor: "Deaf Co", version: version, quirks: [.ignoresReset])),
+                // Two connectors (EVSEs): connector 1 comes back Faulted while the charger (connector 0) and connector 2 are Available.
+                harness.charger(ChargerProfile(id: "RESET-TWO-GOOD", vendor: "Good Two Co", version: version, connectors: 2)),
+                harness.charger(ChargerProfile(id: "RESET-TWO-FAULTED", vendor: "Faulted Two Co", version: version, quirks: [.faultedAfterReset], connectors: 2)),
             ]
             for charger in chargers {
                 try await charger.connect()
                 // The Reset arrives while the boot sequence is still running; its reboot may cut the sequence short.
                 try? await charger.boot()
             }
-            #expect(await eventually { chargers[0].reboots == 1 && chargers[1].reboots == 1 })
+            #expect(await eventually { chargers[0].reboots == 1 && chargers[1].reboots == 1 && chargers[3].reboots == 1 && chargers[4].reboots == 1 })
             // Outlast the windows, so that what never came is a failure rather than inconclusive.
             try await Task.sleep(for: .seconds(9))
             for charger in chargers {
                 _ = try? await charger.call("Heartbeat", [:])
                 await charger.disconnect()
             }
-            await harness.waitForClosedPairs(5)
+            await harness.waitForClosedPairs(9)
             let report = try await harness.report(checks: policy.checks)
             let available = version == .v16 ? "available-after-reset" : "available-after-reset-201"
+
+            let twoGood = try #require(report.check(available, vendor: "Good Two Co"))
+            #expect(twoGood.verdict == .pass, "\(twoGood.detail)")
+            let twoFaulted = try #require(report.check(available, vendor: "Faulted Two Co"))
+            #expect(twoFaulted.verdict == .fail, "\(twoFaulted.detail)")
+            #expect(twoFaulted.detail.contains(version == .v16 ? "for connector 1 " : "for EVSE 1 "), "\(twoFaulted.detail)")
 
             #expect(report.area(.remoteOperations, vendor: "Good Co")?.checks.map(\.verdict) == [.pass, .pass, .pass, .notRun, .notRun, .notRun])
             #expect(report.area(.remoteOperations, vendor: "Good Co")?.verdict == .inconclusive)
