@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "OCPPSchema", targets: ["OCPPSchema"]),
         .library(name: "WitnessCapture", targets: ["WitnessCapture"]),
         .library(name: "WitnessModel", targets: ["WitnessModel"]),
+        .library(name: "WitnessPolicy", targets: ["WitnessPolicy"]),
         .library(name: "WitnessChaos", targets: ["WitnessChaos"]),
         .library(name: "WitnessAnalysis", targets: ["WitnessAnalysis"]),
         .library(name: "WitnessProxy", targets: ["WitnessProxy"]),
@@ -70,7 +71,7 @@ let package = Package(
         .target(
             name: "WitnessAnalysis",
             dependencies: [
-                "OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessChaos", "WitnessModel",
+                "OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessModel", "WitnessPolicy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -80,12 +81,19 @@ let package = Package(
         // The charger model: connectors, EVSEs and the transactions running on them, followed from the messages.
         // The fault engine and the analyzer share it.
         .target(name: "WitnessModel", dependencies: ["OCPPWire"], swiftSettings: strictSettings),
+        // The policy a pilot runs under, read once and bounded at load time: faults, witness checks and, as they
+        // come, the site's declarations. WitnessChaos applies its faults; WitnessAnalysis judges its checks.
+        .target(
+            name: "WitnessPolicy",
+            dependencies: ["OCPPWire", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WitnessChaos",
             dependencies: [
                 "OCPPWire",
                 "WitnessModel",
-                .product(name: "Yams", package: "Yams"),
+                "WitnessPolicy",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -100,6 +108,8 @@ let package = Package(
                 "OCPPWire",
                 "WitnessCapture",
                 "WitnessChaos",
+                "WitnessModel",
+                "WitnessPolicy",
                 "WitnessTransport",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -123,6 +133,8 @@ let package = Package(
                 "OCPPWire",
                 "WitnessCapture",
                 "WitnessChaos",
+                "WitnessModel",
+                "WitnessPolicy",
                 "WitnessProxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -239,6 +251,7 @@ let package = Package(
                 "WitnessCLISupport",
                 "OCPPWire",
                 "WitnessChaos",
+                "WitnessPolicy",
                 "OCPPSchema",
                 "WitnessAnalysis",
                 "WitnessCapture",
@@ -284,13 +297,14 @@ let package = Package(
         ),
         .testTarget(name: "ChildProcessesTests", dependencies: ["ChildProcesses"], swiftSettings: strictSettings),
         .testTarget(
-            name: "WitnessChaosTests", dependencies: ["WitnessChaos", "OCPPWire", "WitnessTestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictSettings
+            name: "WitnessChaosTests", dependencies: ["WitnessChaos", "WitnessPolicy", "OCPPWire", "WitnessTestSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
         ),
         .testTarget(name: "OCPPSchemaTests", dependencies: ["OCPPSchema", "OCPPWire"], swiftSettings: strictSettings),
         .testTarget(
             name: "WitnessAnalysisTests",
             dependencies: [
-                "WitnessAnalysis", "OCPPSchema", "WitnessChaos", "WitnessCapture", "WitnessChaos", "OCPPWire",
+                "WitnessAnalysis", "OCPPSchema", "WitnessPolicy", "WitnessCapture", "OCPPWire",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
@@ -307,7 +321,7 @@ let package = Package(
         .testTarget(
             name: "WitnessProxyTests",
             dependencies: [
-                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema", "WitnessChaos", "ChildProcesses",
+                "WitnessProxy", "WitnessCapture", "WitnessSim", "OCPPWire", "WitnessAnalysis", "OCPPSchema", "WitnessChaos", "WitnessPolicy", "ChildProcesses",
                 "WitnessTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -335,7 +349,7 @@ let package = Package(
             name: "WitnessPcapTests",
             dependencies: [
                 "WitnessPcap", "WitnessReplay", "WitnessDiff", "WitnessCapture", "WitnessSim", "WitnessProxy", "OCPPWire", "ChildProcesses", "WitnessTestSupport",
-                "WitnessAnalysis", "OCPPSchema",
+                "WitnessAnalysis", "OCPPSchema", "WitnessChaos", "WitnessPolicy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import NIOConcurrencyHelpers
 import OCPPWire
+import WitnessPolicy
 import WitnessModel
 
 /// Decides, per message, whether a policy rule applies. Reproducible: one generator per charge point,
@@ -78,7 +79,7 @@ public final class ChaosEngine: Sendable {
                 if let nth = rule.match.nth, count != nth { return nil }
                 if let first = rule.match.first, count > first { return nil }
                 if let every = rule.match.every, count % every != 0 { return nil }
-                var generator = state.generators[facts.chargePoint] ?? SplitMix64(seed: self.policy.seed ^ Self.fnv1a(facts.chargePoint))
+                var generator = state.generators[facts.chargePoint] ?? SplitMix64(seed: self.policy.seed ^ StableHash.fnv1a(facts.chargePoint))
                 defer { state.generators[facts.chargePoint] = generator }
                 if let probability = rule.match.probability, generator.nextDouble() >= probability { return nil }
                 var delay = 0
@@ -179,16 +180,6 @@ public final class ChaosEngine: Sendable {
             }
             return true
         }
-    }
-
-    /// FNV-1a: a hash that is the same in every run (Swift's `Hasher` is seeded per process).
-    public static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
     }
 }
 

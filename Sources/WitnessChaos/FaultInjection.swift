@@ -1,3 +1,4 @@
+import WitnessPolicy
 import NIOConcurrencyHelpers
 
 /// The policy in force, replaceable while the proxy runs (SIGHUP, file change, admin API). Connections

@@ -1,4 +1,5 @@
 import OCPPWire
+import WitnessPolicy
 
 /// What the relay knows about a message when it asks for a decision.
 public struct MessageFacts {

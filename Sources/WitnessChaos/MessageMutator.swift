@@ -1,4 +1,5 @@
 import OCPPWire
+import WitnessPolicy
 
 /// Applies a malformation to an OCPP-J message, and builds the answers of `respond` faults.
 public enum MessageMutator {

@@ -1,3 +1,4 @@
+import WitnessPolicy
 import Foundation
 import Logging
 import ServiceLifecycle

@@ -7,6 +7,7 @@ import OCPPWire
 import ServiceLifecycle
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessProxy
 
 /// A small HTTP API for operators: list connections, show and replace the fault policy, disconnect a

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import OCPPWire
+import WitnessModel
 import WitnessCapture
 
 /// What the live page shows, kept up to date from the records as the capture writer writes them (so
@@ -119,9 +120,10 @@ public final class LiveBoard: Sendable {
     private static func update(_ charger: inout Charger, with record: CaptureRecord, frame: String, keeping limit: Int) {
         if record.direction == .toCSMS { charger.toCSMS += 1 } else { charger.toCharger += 1 }
         if record.action == "BootNotification", record.messageType == .call, let payload = record.message?[3] {
-            charger.vendor = (payload["chargePointVendor"] ?? payload["chargingStation"]?["vendorName"])?.stringValue
-            charger.model = (payload["chargePointModel"] ?? payload["chargingStation"]?["model"])?.stringValue
-            charger.firmware = (payload["firmwareVersion"] ?? payload["chargingStation"]?["firmwareVersion"])?.stringValue
+            let boot = BootIdentity(bootNotification: payload)
+            charger.vendor = boot.vendor
+            charger.model = boot.model
+            charger.firmware = boot.firmware
         }
         charger.frames.append(frame)
         if charger.frames.count > limit { charger.frames.removeFirst(charger.frames.count - limit) }

@@ -1,6 +1,7 @@
 import NIOCore
 import OCPPWire
 import WitnessChaos
+import WitnessPolicy
 
 /// What carrying out a policy's decision for one message means, worked out without a channel: the steps in
 /// the order the relay takes them. `RelayHandler.apply` carries them out; tests read them directly.

@@ -1,7 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import OCPPWire
-import WitnessChaos
+import WitnessPolicy
 
 /// Outages in force: for one charge point or for all. Read per message only while an outage exists.
 final class OutageBoard: Sendable {

@@ -2,6 +2,7 @@ import NIOCore
 import NIOSSL
 import OCPPWire
 import WitnessChaos
+import WitnessPolicy
 
 /// Everything the proxy needs to run, passed in as values (the CLI builds it from flags).
 public struct ProxyConfiguration: Sendable {

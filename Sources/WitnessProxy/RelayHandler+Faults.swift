@@ -8,6 +8,7 @@ import NIOWebSocket
 import OCPPWire
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 
 /// Faults: the policy's decision for a message and what carrying it out means on the wire (delays, drops,
 /// answers on the peer's behalf, malformed payloads, closes, resets, injected CALLs).

@@ -2,7 +2,7 @@ import NIOCore
 import NIOWebSocket
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 
 /// Forwarding: each frame read goes to the partner as it arrived (or recompressed, or reframed, as the
 /// session's compression mode asks), and whole messages go on to the fault policy and the record.

@@ -2,8 +2,10 @@ import Logging
 import NIOCore
 import NIOWebSocket
 import OCPPWire
+import WitnessModel
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 
 /// Recording: messages reassembled from their frames, described, and handed to the capture writer; reads
 /// pause while the writer is behind.
@@ -126,11 +128,11 @@ extension RelayHandler {
         guard let range = envelope.payloadRange,
             let boot = payload.withUnsafeReadableBytes({ try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: $0[range])) })
         else { return }
-        let station = boot["chargingStation"]
+        // Matched as reports name the pair: a field the charger left out is `unknown`.
+        let identity = BootIdentity(bootNotification: boot)
         self.session.identity = (
-            vendor: boot["chargePointVendor"]?.stringValue ?? station?["vendorName"]?.stringValue ?? "",
-            model: boot["chargePointModel"]?.stringValue ?? station?["model"]?.stringValue ?? "",
-            firmware: boot["firmwareVersion"]?.stringValue ?? station?["firmwareVersion"]?.stringValue ?? ""
+            vendor: identity.vendor ?? BootIdentity.unknown, model: identity.model ?? BootIdentity.unknown,
+            firmware: identity.firmware ?? BootIdentity.unknown
         )
     }
 

@@ -5,6 +5,7 @@ import NIOWebSocket
 import OCPPWire
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 
 /// Which end of a pair a relay handler faces.
 enum RelaySide: String, Sendable {

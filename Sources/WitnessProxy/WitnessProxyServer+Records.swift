@@ -8,7 +8,7 @@ import NIOSSL
 import NIOWebSocket
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 
 /// What the proxy records of each connection: opened (with TLS facts and the negotiated extension) or refused.
 extension WitnessProxyServer {

@@ -9,6 +9,7 @@ import NIOWebSocket
 import OCPPWire
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessTransport
 
 /// A charger's connection from accept to relay: its pipeline, the upgrade request, the dial to the backend

@@ -7,7 +7,7 @@ import NIOSSL
 import NIOWebSocket
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 
 /// Counts since the proxy started.
 public struct ProxyStatistics: Sendable, Hashable {

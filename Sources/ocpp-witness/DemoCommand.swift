@@ -8,6 +8,7 @@ import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessCLISupport
 import WitnessProxy
 import WitnessSim

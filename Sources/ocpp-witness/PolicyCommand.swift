@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import OCPPWire
-import WitnessChaos
+import WitnessPolicy
 import WitnessCLISupport
 
 struct PolicyCommand: ParsableCommand {

@@ -12,6 +12,7 @@ import UnixSignals
 import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessCLISupport
 import WitnessMetrics
 import WitnessLive

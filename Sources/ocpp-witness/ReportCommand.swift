@@ -4,7 +4,7 @@ import OCPPSchema
 import OCPPWire
 import WitnessAnalysis
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 import WitnessCLISupport
 
 extension ReportFormat: ExpressibleByArgument {}

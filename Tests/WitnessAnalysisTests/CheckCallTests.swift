@@ -3,7 +3,7 @@ import OCPPWire
 import Testing
 import WitnessAnalysis
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 
 @Suite("Checks that look into the stimulus's CALL")
 struct CheckCallTests {

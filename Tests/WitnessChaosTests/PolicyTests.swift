@@ -2,6 +2,7 @@ import Foundation
 import OCPPWire
 import Testing
 import WitnessChaos
+import WitnessPolicy
 import WitnessTestSupport
 import Yams
 
@@ -125,7 +126,7 @@ struct PolicyTests {
                 area: remoteOperations
                 version: ["1.6", "2.0.1"]
                 when: {direction: toCSMS, type: CALLRESULT, action: Reset, payload: [{path: /status, equals: Accepted}]}
-                expect: {action: BootNotification, connection: later, payload: [{path: /x, sameAs: "call:/type"}, {path: /n, atMost: 4.5}]}
+                expect: {action: BootNotification, connection: later, connector: same, payload: [{path: /x, sameAs: "call:/type"}, {path: /n, atMost: 4.5}]}
                 within: 2m
             """
         )
@@ -133,8 +134,8 @@ struct PolicyTests {
         let check = try #require(good.checks.first)
         #expect(check.area == .remoteOperations && check.outcome == .expect && check.within == 120)
         #expect(check.versions == [.v16, .v201])
-        #expect(check.then.connection == .later && check.then.payload.count == 2)
-        #expect(check.then.description == #"a message of BootNotification on a later connection with /x same as the stimulus's call:/type and /n ≤ 4.5"#)
+        #expect(check.then.connection == .later && check.then.connector == .same && check.then.payload.count == 2)
+        #expect(check.then.description == #"a message of BootNotification on a later connection for the same connector with /x same as the stimulus's call:/type and /n ≤ 4.5"#)
 
         let yaml = """
             checks:
@@ -148,6 +149,16 @@ struct PolicyTests {
                 area: authorization
                 version: "1.7"
                 when: {payload: [{path: status, equals: 1}, {path: /a, atMost: many}]}
+              - name: d
+                area: faultHandling
+                when: {action: StatusNotification, connector: same}
+                expect: {event: close, connector: same}
+                within: 1m
+              - name: e
+                area: faultHandling
+                when: {action: StatusNotification}
+                expect: {action: StatusNotification, connector: every}
+                within: 1m
             """
         #expect {
             _ = try PolicyLoader.parse(yaml, file: "c.yaml")
@@ -162,6 +173,9 @@ struct PolicyTests {
                 && text.contains("c.yaml:10:14: version must be 1.6, 2.0.1 or 2.1")
                 && text.contains("a payload condition needs 'path', a JSON pointer")
                 && text.contains("atMost must be a number")
+                && text.contains("c.yaml:14:11: 'when' of check 'd': connection and connector relate an event to the stimulus; give them in 'expect' or 'forbid'")
+                && text.contains("'expect' of check 'd': connector applies to messages")
+                && text.contains("c.yaml:20:53: connector must be any or same")
                 && text.contains("check 'c' needs 'expect' (what must follow) or 'forbid' (what must not)")
                 && text.contains("check 'c' needs 'within'")
         }

@@ -5,6 +5,7 @@ import Testing
 import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessDiff
 import WitnessPcap
 import WitnessTestSupport

@@ -6,6 +6,7 @@ import Testing
 import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessProxy
 import WitnessTestSupport
 

@@ -5,7 +5,7 @@ import OCPPWire
 import Testing
 import WitnessAnalysis
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 import WitnessProxy
 import WitnessSim
 import WitnessTestSupport

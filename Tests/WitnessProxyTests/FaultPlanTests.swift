@@ -2,6 +2,7 @@ import NIOCore
 import OCPPWire
 import Testing
 import WitnessChaos
+import WitnessPolicy
 
 @testable import WitnessProxy
 

@@ -4,6 +4,7 @@ import OCPPWire
 import Testing
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessProxy
 import WitnessSim
 import WitnessTestSupport

@@ -9,6 +9,7 @@ import Testing
 import WitnessAnalysis
 import WitnessCapture
 import WitnessChaos
+import WitnessPolicy
 import WitnessProxy
 import WitnessSim
 import WitnessTestSupport

@@ -56,24 +56,3 @@ public struct Deviation: Sendable, Hashable {
         return .object(object)
     }
 }
-
-/// What a charger says it is, from its BootNotification.
-public struct ChargerIdentity: Sendable, Hashable, Comparable {
-    public var vendor: String
-    public var model: String
-    public var firmware: String
-
-    public init(vendor: String, model: String, firmware: String) {
-        self.vendor = vendor
-        self.model = model
-        self.firmware = firmware
-    }
-
-    public static let unknown = ChargerIdentity(vendor: "unknown", model: "unknown", firmware: "unknown")
-
-    public static func < (lhs: Self, rhs: Self) -> Bool {
-        (lhs.vendor, lhs.model, lhs.firmware) < (rhs.vendor, rhs.model, rhs.firmware)
-    }
-
-    public var label: String { "\(self.vendor) \(self.model) \(self.firmware)" }
-}

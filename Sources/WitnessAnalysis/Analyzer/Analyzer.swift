@@ -2,7 +2,7 @@ import Foundation
 import OCPPSchema
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 import WitnessModel
 
 /// Applies the deviation rules to a stream of capture records, in constant memory per open connection.

@@ -1,5 +1,5 @@
 import OCPPWire
-import WitnessChaos
+import WitnessPolicy
 
 /// The verdict of a witness check or area. A verdict is evidence: `pass` and `fail` name the capture
 /// lines they rest on; a check whose stimulus never happened is `notRun`, never `pass`.

@@ -1,6 +1,6 @@
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 import WitnessModel
 
 /// Runs the witness checks of the loaded policies over a stream of capture records: each stimulus opens a

@@ -1,7 +1,7 @@
 import Foundation
 import OCPPSchema
 import OCPPWire
-import WitnessChaos
+import WitnessPolicy
 
 /// Output formats of `ocpp-witness report`.
 public enum ReportFormat: String, Sendable, CaseIterable {

@@ -1,7 +1,8 @@
 import Foundation
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessModel
+import WitnessPolicy
 
 /// What a buyer takes along when leaving a platform, read from captures: the charger inventory, the last
 /// known configuration and the transactions. See docs/handover.md for every column.
@@ -103,11 +104,11 @@ public struct HandoverExport: Sendable {
             switch (type, action) {
             case (.call, "BootNotification"):
                 guard let payload = message[3] else { return }
-                let station = payload["chargingStation"]
-                charger.vendor = (payload["chargePointVendor"] ?? station?["vendorName"])?.stringValue ?? charger.vendor
-                charger.model = (payload["chargePointModel"] ?? station?["model"])?.stringValue ?? charger.model
-                charger.serialNumber = (payload["chargePointSerialNumber"] ?? payload["chargeBoxSerialNumber"] ?? station?["serialNumber"])?.stringValue ?? charger.serialNumber
-                charger.firmware = (payload["firmwareVersion"] ?? station?["firmwareVersion"])?.stringValue ?? charger.firmware
+                let boot = BootIdentity(bootNotification: payload)
+                charger.vendor = boot.vendor ?? charger.vendor
+                charger.model = boot.model ?? charger.model
+                charger.serialNumber = boot.serialNumber ?? charger.serialNumber
+                charger.firmware = boot.firmware ?? charger.firmware
                 self.chargers[chargePoint] = charger
             case (.callResult, "GetConfiguration"):
                 for item in message[2]?["configurationKey"]?.arrayValue ?? [] {
@@ -192,7 +193,7 @@ public struct HandoverExport: Sendable {
         func tag(_ value: String?) -> String {
             guard let value, !value.isEmpty else { return "" }
             if self.includeIdTags { return value }
-            let hex = String(ChaosEngine.fnv1a(value) >> 32, radix: 16)
+            let hex = String(StableHash.fnv1a(value) >> 32, radix: 16)
             return "tag-" + String(repeating: "0", count: 8 - hex.count) + hex
         }
 

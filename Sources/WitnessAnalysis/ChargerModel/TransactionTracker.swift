@@ -188,19 +188,7 @@ final class TransactionTracker {
         let chargePoint = state.chargePoint
         switch action {
         case "BootNotification":
-            let identity: ChargerIdentity
-            if state.version == .v16 {
-                identity = ChargerIdentity(
-                    vendor: payload["chargePointVendor"]?.stringValue ?? "unknown", model: payload["chargePointModel"]?.stringValue ?? "unknown",
-                    firmware: payload["firmwareVersion"]?.stringValue ?? "unknown"
-                )
-            } else {
-                let station = payload["chargingStation"]
-                identity = ChargerIdentity(
-                    vendor: station?["vendorName"]?.stringValue ?? "unknown", model: station?["model"]?.stringValue ?? "unknown",
-                    firmware: station?["firmwareVersion"]?.stringValue ?? "unknown"
-                )
-            }
+            let identity = ChargerIdentity(BootIdentity(bootNotification: payload))
             analyzer.noteIdentity(identity, for: state)
         case "StatusNotification":
             self.status(payload, state: state, record: record, ts: ts, analyzer: analyzer)

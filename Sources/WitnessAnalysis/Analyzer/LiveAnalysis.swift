@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import OCPPSchema
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 
 /// Runs the analyzer on the recorder's thread over the records as they are written, logs each deviation
 /// and counts them per rule. Nothing here touches the forwarding path.

@@ -1,7 +1,7 @@
 import OCPPSchema
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 
 /// A charger vendor/model/firmware talking to a backend.
 public struct PairKey: Sendable, Hashable, Comparable {

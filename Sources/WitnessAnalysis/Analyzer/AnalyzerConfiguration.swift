@@ -1,5 +1,5 @@
 import OCPPSchema
-import WitnessChaos
+import WitnessPolicy
 
 /// How the analyzer judges a capture.
 public struct AnalyzerConfiguration: Sendable {

@@ -2,7 +2,7 @@ import Foundation
 import OCPPSchema
 import OCPPWire
 import WitnessCapture
-import WitnessChaos
+import WitnessPolicy
 
 extension AnalysisReport {
     /// A self-contained page (no network): pair matrix, deviations with their messages, latency charts.
