@@ -112,6 +112,10 @@ public final class ChaosEngine: Sendable {
         case (.toCharger, .callResult?, "StartTransaction"?):
             guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }), let messageId = facts.messageId else { break }
             change = { $0.assign(id, toStart: messageId) }
+        case (.toCharger, .callError?, "StartTransaction"?):
+            // A start the backend refused to process runs nothing.
+            guard let messageId = facts.messageId else { break }
+            change = { $0.abandon(start: messageId) }
         case (.toCSMS, .call?, "StopTransaction"?):
             guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }) else { break }
             named = (nil, id)
@@ -124,24 +128,24 @@ public final class ChaosEngine: Sendable {
             case "Ended"?: change = { $0.end(id) }
             case "Started"?, "Updated"?:
                 change = { transactions in
-                    guard transactions.running(id: id) == nil else { return }
+                    // An event of a transaction that ended, delivered late (2.0.1 E 1.3.2), starts nothing.
+                    guard transactions.running(id: id) == nil, !transactions.hasEnded(id) else { return }
                     transactions.start(.init(id: id, connector: connector, since: now))
                 }
             default: break
             }
-        case (.toCSMS, .call?, "MeterValues"?):
-            guard let payload = payload() else { break }
-            named = (Connector.named(action: "MeterValues", payload: payload, version: payload["evseId"] == nil ? .v16 : .v201),
+        case (.toCSMS, .call?, "MeterValues"?), (.toCSMS, .call?, "StatusNotification"?):
+            guard let payload = payload(), let action = facts.action else { break }
+            named = (Connector.named(action: action, payload: payload, version: payload["evseId"] == nil ? .v16 : .v201),
                      payload["transactionId"].map { JSONWriter.string($0) })
+        case (.toCharger, .call?, "RemoteStopTransaction"?), (.toCharger, .call?, "RequestStopTransaction"?):
+            named = (nil, payload()?["transactionId"].map { JSONWriter.string($0) })
         default:
             break
         }
         return self.state.withLockedValue { state in
-            if let change {
-                var transactions = state.transactions[facts.chargePoint] ?? ConnectorTransactions()
-                change(&transactions)
-                state.transactions[facts.chargePoint] = transactions.isEmpty ? nil : transactions
-            }
+            // Changed in place: the model is not copied under the lock.
+            if let change { change(&state.transactions[facts.chargePoint, default: ConnectorTransactions()]) }
             guard let transactions = state.transactions[facts.chargePoint] else { return nil }
             let running = named.id.flatMap(transactions.running(id:)) ?? named.connector.flatMap(transactions.running(on:))
                 ?? (named.id == nil && named.connector == nil && facts.action != "StartTransaction" ? transactions.longestRunning : nil)

@@ -39,13 +39,21 @@ public struct ConnectorTransactions: Sendable {
 
     private var byUnit: [Slot: Running] = [:]
     private var unitOf: [String: Slot] = [:]
+    /// The transactions that ended most recently (the last `endedKept`): a message of one of them delivered
+    /// late (2.0.1 events may arrive reordered) does not start it again.
+    private var ended: [String] = []
+    public static let endedKept = 16
     /// Units followed at once. Connector ids come from the charger: one naming a new connector in every
     /// message must not grow the model without bound. Past it the transaction that started first is dropped.
     public static let unitsLimit = 64
 
     public init() {}
 
+    /// Whether nothing runs (transactions that ended are remembered all the same).
     public var isEmpty: Bool { self.byUnit.isEmpty }
+
+    /// Whether `id` ended recently.
+    public func hasEnded(_ id: String) -> Bool { self.ended.contains(id) }
     public var count: Int { self.byUnit.count }
 
     /// The transactions running, in the order of their connectors.
@@ -101,8 +109,24 @@ public struct ConnectorTransactions: Sendable {
     /// The transaction `id` ended; returns it when it was running.
     @discardableResult
     public mutating func end(_ id: String) -> Running? {
+        if !self.ended.contains(id) {
+            self.ended.append(id)
+            if self.ended.count > Self.endedKept { self.ended.removeFirst() }
+        }
         guard let unit = self.unitOf.removeValue(forKey: id) else { return nil }
         return self.byUnit.removeValue(forKey: unit)
+    }
+
+    /// Gives `id` to the transaction running on `connector` that has none yet (a start whose CALL was sent
+    /// again: the answer to either assigns it).
+    @discardableResult
+    public mutating func assign(_ id: String, on connector: Connector) -> Bool {
+        let slot = Slot.unit(connector.unit)
+        guard self.byUnit[slot]?.id == nil, self.byUnit[slot] != nil else { return false }
+        if let other = self.unitOf[id], other != slot { self.byUnit.removeValue(forKey: other) }
+        self.byUnit[slot]?.id = id
+        self.unitOf[id] = slot
+        return true
     }
 
     /// A start that was not answered (its CALL failed or timed out) runs nothing.

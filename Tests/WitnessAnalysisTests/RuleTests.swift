@@ -291,6 +291,43 @@ struct RuleTests {
                     (5, #"[3,"e",{}]"#, .toCharger),
                  ],
                  expected: []),
+        RuleCase(name: "a StartTransaction sent again before the first is answered: the answer to the resend gives the connector its transaction",
+                 frames: [
+                    (0, #"[2,"a","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":1000,"timestamp":"2026-11-24T10:00:00Z"}]"#, .toCSMS),
+                    // Sent again once the first has timed out, as OCPP 1.6 3.7.1 asks.
+                    (35, #"[2,"b","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":1000,"timestamp":"2026-11-24T10:00:00Z"}]"#, .toCSMS),
+                    (36, #"[3,"b",{"transactionId":8,"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
+                    (37, #"[2,"v","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available","timestamp":"2026-11-24T10:01:00Z"}]"#, .toCSMS),
+                    (38, #"[3,"v",{}]"#, .toCharger),
+                    (39, #"[2,"e","StopTransaction",{"transactionId":8,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (40, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 // The first start's answer never came; the status is judged against transaction 8, which the model followed.
+                 expected: ["rpc.timeout", "tx.resent", "connector.statusDuringTransaction"]),
+        RuleCase(name: "a stop written out again with its members in another order and its numbers in another form is a resend",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (3, #"[3,"e",{}]"#, .toCharger),
+                    (4, #"[2,"e2","StopTransaction",{"timestamp":"2026-11-24T10:02:00Z","meterStop":2000.0,"transactionId":7}]"#, .toCSMS),
+                    (5, #"[3,"e2",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.resent"]),
+        RuleCase(name: "a status without its own timestamp is not compared with the stop's time (1.6)",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"a","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available"}]"#, .toCSMS),
+                    (3, #"[3,"a",{}]"#, .toCharger),
+                    (4, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2099-01-01T00:00:00Z"}]"#, .toCSMS),
+                    (5, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.timestampInFuture"]),
+        RuleCase(name: "late meter values without an energy reading are dated by their meter values too",
+                 frames: start16("s", connector: 1, id: 7, at: "10:00:00") + [
+                    (2, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (3, #"[3,"e",{}]"#, .toCharger),
+                    (4, #"[2,"m","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"7200","measurand":"Power.Active.Import","unit":"W"}]}]}]"#, .toCSMS),
+                    (5, #"[3,"m",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.deliveredAfterStop"]),
     ]
 
     /// A 1.6 StartTransaction on `connector` at 2026-11-24T`at`Z and its answer assigning `id`, `offset` seconds in.

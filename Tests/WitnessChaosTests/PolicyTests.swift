@@ -348,6 +348,25 @@ struct PolicyTests {
         #expect(charger.send(.toCSMS, .call, "Heartbeat", at: 112, [:]))
     }
 
+    @Test("transactionFor: an event of an ended transaction delivered late starts nothing; a start refused with a CALLERROR runs nothing", arguments: [OCPPVersion.v16, .v201])
+    func transactionForLateAndRefused(version: OCPPVersion) throws {
+        let engine = ChaosEngine(
+            policy: try PolicyLoader.parse("rules:\n  - name: stop-it\n    match: {action: [MeterValues, TransactionEvent, Heartbeat], transactionFor: 60s}\n    fault: drop\n")
+        )
+        let charger = TransactionTraffic(engine: engine, version: version)
+        #expect(!charger.start(connector: 1, id: 1, at: 0))
+        #expect(!charger.stop(id: 1, at: 30))
+        // Delivered after the end (2.0.1 allows it): it must not bring transaction 1 back.
+        #expect(!charger.meter(connector: 1, id: 1, at: 40))
+        #expect(!charger.send(.toCSMS, .call, "Heartbeat", at: 200, [:]))
+        if version == .v16 {
+            // The backend refuses to process a start: no transaction runs on connector 1.
+            #expect(!charger.send(.toCSMS, .call, "StartTransaction", at: 300, ["connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "x"], messageId: "refused"))
+            #expect(!charger.send(.toCharger, .callError, "StartTransaction", at: 300, [:], messageId: "refused"))
+            #expect(!charger.send(.toCSMS, .call, "Heartbeat", at: 400, [:]))
+        }
+    }
+
     @Test("an injected CALL can copy fields of the message that triggered it; a missing one is named")
     func fromTrigger() throws {
         let policy = try PolicyLoader.parse(

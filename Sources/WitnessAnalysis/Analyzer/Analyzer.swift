@@ -339,12 +339,18 @@ public final class Analyzer {
                     self.report(deviation("rpc.unknownAction", "OCPP \(state.version.rawValue) has no action '\(action)'"), in: state)
                 }
             }
+            // The charger model first: it says which connector the CALL is about, which its answer inherits.
+            self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
+            if self.transactions.connectorOfRecord == nil, let payload = message[3] {
+                self.transactions.connectorOfRecord = Connector.named(action: action, payload: payload, version: state.version)
+            }
             if type == .call {
                 let other = state.correlator.oldestOutstanding(callDirection)
                 let call = CallInCapture(
                     stamp: stamp, file: record.file, line: record.line, valid: valid,
                     payload: self.checks?.keepsCallPayload(of: action) == true ? message[3] : nil,
-                    start: TransactionTracker.pendingStart(action: action, message: message, version: state.version, record: record)
+                    start: TransactionTracker.pendingStart(action: action, message: message, version: state.version, record: record),
+                    connector: self.transactions.connectorOfRecord
                 )
                 let outcome = state.correlator.observe(type, messageId: id, action: action, direction: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970, context: call)
                 if case .duplicateCall(let previous) = outcome {
@@ -355,10 +361,10 @@ public final class Analyzer {
                     self.report(deviation("rpc.concurrentCall", "sent while \(other.action) (\(other.messageId)) was still unanswered"), in: state)
                 }
             }
-            self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
         case .callResult, .callError, .callResultError:
             let outcome = state.correlator.answer(id, travelling: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970)
             self.answeredCallPayload = outcome.answeredCall?.context.payload
+            self.transactions.connectorOfRecord = outcome.answeredCall?.context.connector
             guard let pending = outcome.answeredCall, let latencyNanos = outcome.latencyNanos else {
                 // An answer to a CALL that already timed out was reported as rpc.timeout; one to a CALL whose id was
                 // reused or not a string, with that CALL.
@@ -378,6 +384,7 @@ public final class Analyzer {
                 }
                 self.transactions.response(start: pending.context.start, message: message, state: state, analyzer: self)
             } else if let code = message[2]?.stringValue {
+                self.transactions.abandon(pending.context.start, chargePoint: state.chargePoint)
                 if !RPCErrorCode.codes(for: state.version).contains(code) {
                     let hint = RPCErrorCode.codes(for: state.version).first { $0.lowercased().hasPrefix(String(code.lowercased().prefix(6))) }
                     self.report(deviation("rpc.unknownErrorCode", "'\(code)' is not an OCPP \(state.version.rawValue) error code" + (hint.map { " (did you mean '\($0)'?)" } ?? ""), action: pending.action), in: state)

@@ -1,5 +1,6 @@
 import OCPPSchema
 import OCPPWire
+import WitnessModel
 import WitnessCapture
 
 /// What the analyzer keeps about one open connection.
@@ -80,4 +81,6 @@ struct CallInCapture {
     var payload: JSONValue?
     /// A 1.6 StartTransaction's reading and time, for the transaction its answer opens.
     var start: TransactionTracker.PendingStart?
+    /// The connector the CALL is about (its payload's, or its transaction's), which its answer is about too.
+    var connector: Connector? = nil
 }

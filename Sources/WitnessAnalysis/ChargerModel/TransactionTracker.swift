@@ -53,11 +53,32 @@ final class TransactionTracker {
         private var entries: [(key: Int, ref: String)] = []
         static let kept = 16
 
+        /// The content as values: members in any order and numbers by value (`2000` and `2000.0`), so that a
+        /// charger that writes its queue out again after a reboot still sends the same message.
         static func key(_ action: String, _ payload: JSONValue) -> Int {
             var hasher = Hasher()
             hasher.combine(action)
-            hasher.combine(payload)
+            Self.combine(payload, into: &hasher)
             return hasher.finalize()
+        }
+
+        private static func combine(_ value: JSONValue, into hasher: inout Hasher) {
+            switch value {
+            case .null: hasher.combine(0)
+            case .bool(let flag): hasher.combine(flag)
+            case .number(let text): hasher.combine(Double(text) ?? .nan)
+            case .string(let text): hasher.combine(text)
+            case .array(let items):
+                hasher.combine(items.count)
+                for item in items { Self.combine(item, into: &hasher) }
+            case .object(let object):
+                let members = object.members.sorted { $0.key < $1.key }
+                hasher.combine(members.count)
+                for member in members {
+                    hasher.combine(member.key)
+                    Self.combine(member.value, into: &hasher)
+                }
+            }
         }
 
         /// Where the message with this content was first seen.
@@ -172,9 +193,13 @@ final class TransactionTracker {
         transaction.sequence = self.begun
         let chargePoint = transaction.chargePoint
         self.open[chargePoint, default: [:]][transaction.id] = transaction
-        guard let open = self.open[chargePoint], open.count > Self.openPerChargePointLimit,
-              let oldest = open.values.min(by: { $0.sequence < $1.sequence })
-        else { return }
+        guard let open = self.open[chargePoint], open.count > Self.openPerChargePointLimit else { return }
+        // One a second start displaced was reported then (connector.transactionBusy): it goes silently first.
+        if let displaced = open.values.filter(\.displaced).min(by: { $0.sequence < $1.sequence }) {
+            self.open[chargePoint]?.removeValue(forKey: displaced.id)
+            return
+        }
+        guard let oldest = open.values.min(by: { $0.sequence < $1.sequence }) else { return }
         self.open[chargePoint]?.removeValue(forKey: oldest.id)
         analyzer.reportNotStopped(oldest, because: "was still open when more than \(Self.openPerChargePointLimit) transactions of this charge point were; the oldest is no longer followed")
     }
@@ -221,7 +246,7 @@ final class TransactionTracker {
             let key = SeenMessages.key(action, payload)
             let samples = Self.samples(payload["meterValue"], version: state.version, base: "/meterValue")
             guard var transaction = self.open[chargePoint]?[id] else {
-                self.notOpen(id, key: key, times: samples.compactMap(\.ts), path: "/transactionId", state: state, record: record, analyzer: analyzer)
+                self.notOpen(id, key: key, times: Self.timestamps(payload["meterValue"]), path: "/transactionId", state: state, record: record, analyzer: analyzer)
                 return
             }
             if self.resent(key, of: id, seen: &transaction.seen, state: state, record: record, analyzer: analyzer) {
@@ -295,8 +320,14 @@ final class TransactionTracker {
                         path: "/evse/id", state: state, record: record, analyzer: analyzer, related: [transaction.startRef], provisional: transaction.run != self.run
                     )
                 } else if transaction.connector == nil, let named {
+                    // Placed now: its Started event named no EVSE.
                     transaction.connector = named
-                    self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: transaction.startTs ?? ts))
+                    let previous = self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: transaction.startTs ?? ts))
+                    if let previousId = previous?.id, previousId != id, var displaced = self.open[chargePoint]?[previousId] {
+                        displaced.displaced = true
+                        self.open[chargePoint]?[previousId] = displaced
+                        self.busy(named, running: displaced, state: state, record: record, analyzer: analyzer)
+                    }
                 }
             } else if eventType == "Started", self.stopped[chargePoint]?[id] == nil {
                 transaction = Transaction(
@@ -313,7 +344,7 @@ final class TransactionTracker {
                     }
                 }
             } else {
-                let times = samples.isEmpty ? (eventTs.map { [$0] } ?? []) : samples.compactMap(\.ts)
+                let times = Self.timestamps(payload["meterValue"]) + (eventTs.map { [$0] } ?? [])
                 self.notOpen(
                     id, key: key, times: times, seqNo: payload["seqNo"]?.intValue, path: "/transactionInfo/transactionId", state: state, record: record,
                     analyzer: analyzer
@@ -352,9 +383,13 @@ final class TransactionTracker {
         if self.assigned[chargePoint]!.count > Self.recentlyAssignedKept { self.assigned[chargePoint]!.removeFirst() }
         var model = self.connectors[chargePoint] ?? ConnectorTransactions()
         defer { self.connectors[chargePoint] = model.isEmpty ? nil : model }
-        if let messageId = start.messageId, model.assign(id, toStart: messageId) == nil, let connector = start.connector,
-            let running = model.running(on: connector), running.startDigest == start.digest, let earlier = running.id, earlier != id,
-            var transaction = self.open[chargePoint]?.removeValue(forKey: earlier)
+        let assigned = start.messageId.map { model.assign(id, toStart: $0) != nil } ?? false
+        if !assigned, let connector = start.connector, let running = model.running(on: connector), running.startDigest == start.digest {
+            // The answer to a start sent again while the first was unanswered gives the running start its id.
+            if running.id == nil { model.assign(id, on: connector) }
+        }
+        if !assigned, let connector = start.connector, let running = model.running(on: connector), running.startDigest == start.digest,
+            let earlier = running.id, earlier != id, var transaction = self.open[chargePoint]?.removeValue(forKey: earlier)
         {
             // The answer to a resent start: the charger goes on with the id it got, which replaces the earlier one.
             transaction.id = id
@@ -419,6 +454,13 @@ final class TransactionTracker {
     private func checkFuture(_ timestamp: String?, path: String, recordTs: Int64, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
         guard let timestamp, let parsed = RFC3339.parse(timestamp), parsed.microseconds > recordTs + self.futureToleranceMicros else { return }
         self.deviation("tx.timestampInFuture", "timestamp \(timestamp) is after the message was sent", path: path, state: state, record: record, analyzer: analyzer)
+    }
+
+    /// A 1.6 StartTransaction answered with a CALLERROR: it runs nothing on its connector. (One left unanswered
+    /// stays, without an id, so that the charger's resend of it is known as one.)
+    func abandon(_ start: PendingStart?, chargePoint: String) {
+        guard let messageId = start?.messageId else { return }
+        self.connectors[chargePoint]?.abandon(start: messageId)
     }
 
     /// Ends a transaction: it is no longer open, and is kept a while as stopped. A 1.6 status Available on its
@@ -554,8 +596,11 @@ final class TransactionTracker {
             }
             return
         }
-        if status == "Available", let id = self.connectors[chargePoint]?.running(on: connector)?.id, var transaction = self.open[chargePoint]?[id],
-            transaction.availableDuring == nil, let startTs = transaction.startTs, statusTs > startTs + self.clockToleranceMicros
+        // Judged on the charger's own clock only: a status without a timestamp (optional in 1.6) is not compared
+        // with the stop's time.
+        if status == "Available", timestamp != nil, let id = self.connectors[chargePoint]?.running(on: connector)?.id,
+            var transaction = self.open[chargePoint]?[id], transaction.availableDuring == nil, let startTs = transaction.startTs,
+            statusTs > startTs + self.clockToleranceMicros
         {
             transaction.availableDuring = seen
             self.open[chargePoint]?[id] = transaction
@@ -587,6 +632,12 @@ final class TransactionTracker {
             ),
             in: state
         )
+    }
+
+    /// The times of every meter value of a message (whatever it measured).
+    static func timestamps(_ meterValues: JSONValue?) -> [Int64] {
+        guard case .array(let values) = meterValues else { return [] }
+        return values.compactMap { $0["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds }
     }
 
     /// Energy register readings (outlet, all phases together) in Wh, with where they are in the payload.

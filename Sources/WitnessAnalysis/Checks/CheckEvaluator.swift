@@ -177,11 +177,15 @@ final class CheckEvaluator {
         var fanOuts = self.fanOuts[index][chargePoint] ?? []
         fanOuts.removeAll { $0.template.deadline < ts }
         for position in fanOuts.indices where !fanOuts[position].connectors.contains(where: { $0.names(connector) }) {
+            // Bounded as the model is: a charger naming a new connector in every message grows nothing past it.
+            guard fanOuts[position].connectors.count < ConnectorTransactions.unitsLimit,
+                self.windows[index].count(of: chargePoint) < Self.maximumOpenWindows
+            else { continue }
             fanOuts[position].connectors.insert(connector)
-            guard self.windows[index].count(of: chargePoint) < Self.maximumOpenWindows else { continue }
             var window = fanOuts[position].template
             window.connector = connector
             self.windows[index].append(window)
+            self.earliestDeadline = min(self.earliestDeadline, window.deadline)
         }
         self.fanOuts[index][chargePoint] = fanOuts.isEmpty ? nil : fanOuts
     }
@@ -191,6 +195,8 @@ final class CheckEvaluator {
     private func settle(_ index: Int, _ check: WitnessCheck, event: Event, chargePoint: String, ts: Int64, pairOf: (String) -> PairKey) {
         guard var windows = self.windows[index].take(chargePoint) else { return }
         windows.removeAll { window in
+            // A window whose end has passed is decided by its deadline (`expire`), never by a later event.
+            if window.deadline < ts { return false }
             var after: String { Self.seconds(ts - window.ts) }
             var stimulus: String { window.stimulus(check) }
             if Self.matches(check.then, event, stimulus: window) {

@@ -1,0 +1,108 @@
+import Foundation
+import OCPPWire
+import Testing
+import WitnessAnalysis
+import WitnessCapture
+import WitnessPolicy
+
+/// Checks with `connector: same`, judged from captures written line by line (docs/policies.md, "Connectors").
+@Suite("Checks that follow a connector")
+struct ConnectorCheckTests {
+    /// A 1.6 capture of one charger on one connection: `frames` are (seconds from the start, direction, type,
+    /// message id, action, payload).
+    func capture(_ frames: [(Double, Direction, Int, String, String, String)]) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("connector-checks-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let start = Timestamp(rfc3339: "2026-12-04T08:00:00Z")!.microseconds
+        var lines = [
+            #"{"ts":"2026-12-04T08:00:00.000000Z","kind":"header","format":1,"started":"2026-12-04T08:00:00.000000Z","backend":"B"}"#,
+            #"{"ts":"2026-12-04T08:00:00.000000Z","kind":"open","conn":1,"chargePoint":"CP-1","chosen":"ocpp1.6","version":"1.6"}"#,
+        ]
+        for (seconds, direction, type, id, action, payload) in frames {
+            let ts = Timestamp(microseconds: start + Int64(seconds * 1_000_000)).rfc3339
+            let message = type == 2 ? #"[2,"\#(id)","\#(action)",\#(payload)]"# : #"[3,"\#(id)",\#(payload)]"#
+            lines.append(
+                #"{"ts":"\#(ts)","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"\#(direction.rawValue)","opcode":"text","msgType":\#(type),"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":\#(message)}"#
+            )
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/capture.jsonl", atomically: true, encoding: .utf8)
+        return directory
+    }
+
+    func judge(_ checks: String, _ frames: [(Double, Direction, Int, String, String, String)]) throws -> [String: CheckResult] {
+        let directory = try self.capture(frames)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = AnalyzerConfiguration()
+        configuration.checks = try PolicyLoader.parse("checks:\n" + checks).checks
+        let analyzer = Analyzer(schemas: nil, configuration: configuration)
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        let results = analyzer.finish().pairs.flatMap(\.areas).flatMap(\.checks)
+        return Dictionary(results.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    static func status(_ seconds: Double, _ id: String, connector: Int, _ status: String) -> [(Double, Direction, Int, String, String, String)] {
+        [
+            (seconds, .toCSMS, 2, id, "StatusNotification", #"{"connectorId":\#(connector),"errorCode":"NoError","status":"\#(status)"}"#),
+            (seconds + 0.01, .toCharger, 3, id, "StatusNotification", "{}"),
+        ]
+    }
+
+    @Test("a CALL for connector 2 and its answer follow connector 2 alone, not every connector the charger has")
+    func callNamesItsConnector() throws {
+        let checks = """
+              - name: inoperative-on-call
+                area: remoteOperations
+                when: {direction: toCharger, type: CALL, action: ChangeAvailability}
+                expect: {direction: toCSMS, action: StatusNotification, connector: same, payload: [{path: /status, equals: Unavailable}]}
+                within: 60s
+              - name: inoperative-on-answer
+                area: remoteOperations
+                when: {direction: toCSMS, type: CALLRESULT, action: ChangeAvailability, payload: [{path: /status, equals: Accepted}]}
+                expect: {direction: toCSMS, action: StatusNotification, connector: same, payload: [{path: /status, equals: Unavailable}]}
+                within: 60s
+            """
+        let frames = Self.status(0, "s1", connector: 1, "Available") + Self.status(1, "s2", connector: 2, "Available") + [
+            (2, .toCharger, 2, "ca", "ChangeAvailability", #"{"connectorId":2,"type":"Inoperative"}"#),
+            (3, .toCSMS, 3, "ca", "ChangeAvailability", #"{"status":"Accepted"}"#),
+        ] + Self.status(4, "s3", connector: 2, "Unavailable") + [(120, .toCSMS, 2, "hb", "Heartbeat", "{}")]
+        let results = try self.judge(checks, frames)
+        for name in ["inoperative-on-call", "inoperative-on-answer"] {
+            let result = try #require(results[name])
+            // One window, for connector 2: connector 1, which stays Available, is no failure.
+            #expect(result.verdict == .pass, "\(name): \(result.detail)")
+            #expect(result.counts == [.pass: 1], "\(name): \(result.counts)")
+            #expect(result.detail.contains("for connector 2"), "\(result.detail)")
+        }
+    }
+
+    @Test("a connector first reported after a Reset gets its own window, decided by its deadline even when nothing else is open")
+    func lateConnectorWindowEnds() throws {
+        let checks = """
+              - name: back-after-reset
+                area: remoteOperations
+                when: {direction: toCSMS, type: CALLRESULT, action: Reset, payload: [{path: /status, equals: Accepted}]}
+                expect: {direction: toCSMS, action: StatusNotification, connector: same, payload: [{path: /status, equals: Available}]}
+                within: 60s
+              - name: heartbeat-booted
+                area: commissioning
+                when: {direction: toCSMS, type: CALL, action: Heartbeat}
+                expect: {direction: toCSMS, action: BootNotification}
+                within: 20s
+            """
+        let frames = Self.status(0, "s1", connector: 1, "Available") + [
+            (1, .toCharger, 2, "r", "Reset", #"{"type":"Soft"}"#),
+            (2, .toCSMS, 3, "r", "Reset", #"{"status":"Accepted"}"#),
+            (5, .toCSMS, 2, "hb", "Heartbeat", "{}"),
+            (5.01, .toCharger, 3, "hb", "Heartbeat", #"{"currentTime":"2026-12-04T08:00:05Z"}"#),
+        ] + Self.status(10, "s2", connector: 1, "Available")
+            // The heartbeat's window ends here: nothing else is open.
+            + Self.status(30, "s3", connector: 1, "Available")
+            // Connector 3, unknown at the Reset, comes back Faulted inside the window and Available only after it.
+            + Self.status(40, "s4", connector: 3, "Faulted") + Self.status(90, "s5", connector: 3, "Available")
+        let results = try self.judge(checks, frames)
+        let result = try #require(results["back-after-reset"])
+        #expect(result.verdict == .fail, "\(result.detail)")
+        #expect(result.counts == [.pass: 1, .fail: 1], "\(result.counts)")
+        #expect(result.detail.contains("for connector 3"), "\(result.detail)")
+    }
+}
