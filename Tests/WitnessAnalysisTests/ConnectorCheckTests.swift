@@ -1,4 +1,5 @@
 import Foundation
+import OCPPSchema
 import OCPPWire
 import Testing
 import WitnessAnalysis
@@ -104,5 +105,39 @@ struct ConnectorCheckTests {
         #expect(result.verdict == .fail, "\(result.detail)")
         #expect(result.counts == [.pass: 1, .fail: 1], "\(result.counts)")
         #expect(result.detail.contains("for connector 3"), "\(result.detail)")
+    }
+}
+
+/// State the charger model carries from one proxy run into the next was not watched in between.
+@Suite("The charger model across proxy runs")
+struct ProvisionalStateTests {
+    @Test("a second transaction on a connector whose first began in an earlier proxy run is info, marked provisional")
+    func busyAcrossRuns() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("provisional-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func frame(_ ts: String, _ conn: Int, _ direction: Direction, _ type: Int, _ id: String, _ action: String, _ payload: String) -> String {
+            let message = type == 2 ? #"[2,"\#(id)","\#(action)",\#(payload)]"# : #"[3,"\#(id)",\#(payload)]"#
+            return #"{"ts":"\#(ts)","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"\#(direction.rawValue)","opcode":"text","msgType":\#(type),"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":\#(message)}"#
+        }
+        func run(_ started: String, starting id: Int, at time: String) -> [String] {
+            [
+                #"{"ts":"\#(started)","kind":"header","format":1,"started":"\#(started)","backend":"B"}"#,
+                #"{"ts":"\#(started)","kind":"open","conn":1,"chargePoint":"CP-1","chosen":"ocpp1.6","version":"1.6"}"#,
+                frame(time, 1, .toCSMS, 2, "s\(id)", "StartTransaction", #"{"connectorId":1,"idTag":"T","meterStart":0,"timestamp":"\#(time)"}"#),
+                frame(time, 1, .toCharger, 3, "s\(id)", "StartTransaction", #"{"transactionId":\#(id),"idTagInfo":{"status":"Accepted"}}"#),
+            ]
+        }
+        // The proxy stopped while transaction 7 ran; whatever the charger did meanwhile was not seen.
+        try (run("2026-12-04T08:00:00.000000Z", starting: 7, at: "2026-12-04T08:00:01Z").joined(separator: "\n") + "\n")
+            .write(toFile: directory + "/run1.jsonl", atomically: true, encoding: .utf8)
+        try (run("2026-12-04T09:00:00.000000Z", starting: 8, at: "2026-12-04T09:00:01Z").joined(separator: "\n") + "\n")
+            .write(toFile: directory + "/run2.jsonl", atomically: true, encoding: .utf8)
+        let analyzer = Analyzer(schemas: nil)
+        for record in try CaptureReader(paths: [directory + "/run1.jsonl", directory + "/run2.jsonl"]) { analyzer.consume(record) }
+        let busy = analyzer.finish().deviations.filter { $0.rule == "connector.transactionBusy" }
+        #expect(busy.count == 1)
+        #expect(busy.first?.severity == .info)
+        #expect(busy.first?.detail.contains("provisional") == true)
     }
 }
