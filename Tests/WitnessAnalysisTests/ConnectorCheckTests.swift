@@ -140,4 +140,29 @@ struct ProvisionalStateTests {
         #expect(busy.first?.severity == .info)
         #expect(busy.first?.detail.contains("provisional") == true)
     }
+
+    @Test("meter values of a transaction the capture never saw begin, on a charger of which it saw no transaction, are info once")
+    func begunBeforeTheCapture() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("before-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var lines = [
+            #"{"ts":"2026-12-04T08:00:00.000000Z","kind":"header","format":1,"started":"2026-12-04T08:00:00.000000Z","backend":"B"}"#,
+            #"{"ts":"2026-12-04T08:00:00.000000Z","kind":"open","conn":1,"chargePoint":"CP-1","chosen":"ocpp1.6","version":"1.6"}"#,
+        ]
+        for n in 1...3 {
+            let payload = #"[2,"m\#(n)","MeterValues",{"connectorId":1,"transactionId":42,"meterValue":[{"timestamp":"2026-12-04T08:0\#(n):00Z","sampledValue":[{"value":"\#(1000 * n)"}]}]}]"#
+            lines.append(#"{"ts":"2026-12-04T08:0\#(n):00.000000Z","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":2,"msgId":"m\#(n)","action":"MeterValues","enc":"json","payload":\#(payload)}"#)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/capture.jsonl", atomically: true, encoding: .utf8)
+        let analyzer = Analyzer(schemas: nil)
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        let found = analyzer.finish().deviations
+        let unknown = found.filter { $0.rule == "tx.unknownTransactionId" }
+        #expect(unknown.count == 1)
+        #expect(unknown.first?.severity == .info)
+        #expect(unknown.first?.detail.contains("may have begun before the capture") == true)
+        // Still open at the end: noted as the end of a capture notes it.
+        #expect(found.filter { $0.rule == "tx.notStopped" }.count == 1)
+    }
 }

@@ -328,6 +328,27 @@ struct RuleTests {
                     (5, #"[3,"m",{}]"#, .toCharger),
                  ],
                  expected: ["tx.deliveredAfterStop"]),
+        // What began before the capture, or before the proxy saw it.
+        RuleCase(name: "a transaction that began before the capture is noted once and followed from its first message",
+                 frames: [
+                    (0, #"[2,"m1","MeterValues",{"connectorId":1,"transactionId":42,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"5000"}]}]}]"#, .toCSMS),
+                    (1, #"[3,"m1",{}]"#, .toCharger),
+                    (2, #"[2,"m2","MeterValues",{"connectorId":1,"transactionId":42,"meterValue":[{"timestamp":"2026-11-24T10:02:00Z","sampledValue":[{"value":"4900"}]}]}]"#, .toCSMS),
+                    (3, #"[3,"m2",{}]"#, .toCharger),
+                    (4, #"[2,"e","StopTransaction",{"transactionId":42,"meterStop":5100,"timestamp":"2026-11-24T10:03:00Z"}]"#, .toCSMS),
+                    (5, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: ["tx.unknownTransactionId", "tx.registerBackwards"]),
+        RuleCase(name: "a StartTransaction answered after its timeout still opens the transaction the charger goes on with",
+                 frames: [
+                    (0, #"[2,"s","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":1000,"timestamp":"2026-11-24T10:00:00Z"}]"#, .toCSMS),
+                    (31, #"[3,"s",{"transactionId":7,"idTagInfo":{"status":"Accepted"}}]"#, .toCharger),
+                    (32, #"[2,"m","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-11-24T10:01:00Z","sampledValue":[{"value":"1500"}]}]}]"#, .toCSMS),
+                    (33, #"[3,"m",{}]"#, .toCharger),
+                    (34, #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":2000,"timestamp":"2026-11-24T10:02:00Z"}]"#, .toCSMS),
+                    (35, #"[3,"e",{}]"#, .toCharger),
+                 ],
+                 expected: ["rpc.timeout"]),
     ]
 
     /// A 1.6 StartTransaction on `connector` at 2026-11-24T`at`Z and its answer assigning `id`, `offset` seconds in.

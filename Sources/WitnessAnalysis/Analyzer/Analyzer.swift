@@ -341,7 +341,8 @@ public final class Analyzer {
             }
             // The charger model first: it says which connector the CALL is about, which its answer inherits.
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
-            if self.transactions.connectorOfRecord == nil, let payload = message[3] {
+            // Only checks ask which connector any other CALL is about.
+            if self.checks != nil, self.transactions.connectorOfRecord == nil, let payload = message[3] {
                 self.transactions.connectorOfRecord = Connector.named(action: action, payload: payload, version: state.version)
             }
             if type == .call {
@@ -368,7 +369,13 @@ public final class Analyzer {
             guard let pending = outcome.answeredCall, let latencyNanos = outcome.latencyNanos else {
                 // An answer to a CALL that already timed out was reported as rpc.timeout; one to a CALL whose id was
                 // reused or not a string, with that CALL.
-                if state.expired[callDirection].remove(id) != nil { return }
+                if state.expired[callDirection].remove(id) != nil {
+                    // Timed out (rpc.timeout said so) but answered after all: the transaction it opens is followed.
+                    if type == .callResult, let start = state.expiredStarts.removeValue(forKey: id) {
+                        self.transactions.response(start: start, message: message, state: state, analyzer: self)
+                    }
+                    return
+                }
                 if state.takeExcusedAnswer(to: id, callDirection: callDirection) { return }
                 self.report(deviation("rpc.unknownMessageId", "\(type.name) for id '\(id)', which has no outstanding CALL from the other side"), in: state)
                 return
@@ -414,6 +421,7 @@ public final class Analyzer {
         guard now >= limit else { return }
         for (direction, call) in state.correlator.expire(sentAtOrBefore: now - limit) {
             if state.expired[direction].count < 1024 { state.expired[direction].insert(call.messageId) }
+            if let start = call.context.start, state.expiredStarts.count < 64 { state.expiredStarts[call.messageId] = start }
             self.report(
                 Deviation(
                     rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: call.messageId,

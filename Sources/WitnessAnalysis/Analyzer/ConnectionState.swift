@@ -14,6 +14,9 @@ final class ConnectionState {
     var correlator = CallCorrelator<CallInCapture>(maximumOutstanding: .max)
     /// Ids of CALLs reported as timed out, so a late answer is not reported again as unknown.
     var expired = PerDirection<Set<String>>([])
+    /// 1.6 StartTransaction CALLs that timed out, by message id (the last 64): a late answer still assigns
+    /// the transaction id the charger goes on with, so its messages are not all unknown afterwards.
+    var expiredStarts: [String: TransactionTracker.PendingStart] = [:]
     /// Answers a finding already accounts for, by the CALL's direction and id, with how many are due: a CALL that
     /// reused an outstanding id (its CALL was reported as `rpc.duplicateMessageId`, the first answer settles the
     /// second CALL and the second answer finds none) or a CALL whose id was not a string (reported as

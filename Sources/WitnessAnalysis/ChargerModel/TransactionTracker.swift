@@ -245,7 +245,9 @@ final class TransactionTracker {
             let id = JSONWriter.string(transactionId)
             let key = SeenMessages.key(action, payload)
             let samples = Self.samples(payload["meterValue"], version: state.version, base: "/meterValue")
-            guard var transaction = self.open[chargePoint]?[id] else {
+            guard var transaction = self.open[chargePoint]?[id]
+                ?? self.adopt(id, connector: self.connectorOfRecord, path: "/transactionId", state: state, record: record, ts: ts, analyzer: analyzer)
+            else {
                 self.notOpen(id, key: key, times: Self.timestamps(payload["meterValue"]), path: "/transactionId", state: state, record: record, analyzer: analyzer)
                 return
             }
@@ -269,7 +271,9 @@ final class TransactionTracker {
         case "StopTransaction" where state.version == .v16:
             let id = payload["transactionId"].map { JSONWriter.string($0) } ?? "?"
             let key = SeenMessages.key(action, payload)
-            guard var transaction = self.open[chargePoint]?[id] else {
+            guard var transaction = self.open[chargePoint]?[id]
+                ?? self.adopt(id, connector: nil, path: "/transactionId", state: state, record: record, ts: ts, analyzer: analyzer)
+            else {
                 let stopTs = payload["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
                 self.notOpen(id, key: key, times: stopTs.map { [$0] } ?? [], path: "/transactionId", state: state, record: record, analyzer: analyzer)
                 return
@@ -343,6 +347,10 @@ final class TransactionTracker {
                         self.busy(named, running: displaced, state: state, record: record, analyzer: analyzer)
                     }
                 }
+            } else if let adopted = self.adopt(
+                id, connector: named, path: "/transactionInfo/transactionId", state: state, record: record, ts: eventTs ?? ts, analyzer: analyzer
+            ) {
+                transaction = adopted
             } else {
                 let times = Self.timestamps(payload["meterValue"]) + (eventTs.map { [$0] } ?? [])
                 self.notOpen(
@@ -553,6 +561,33 @@ final class TransactionTracker {
         )
     }
 
+    /// A transaction the proxy never saw begin, of a charger of which it has seen no transaction at all: it may
+    /// have begun before the capture (the proxy put in during a pilot, or restarted). Reported once, as `info`,
+    /// and followed from here on. Nil when the capture knows this charger's transactions (the id then
+    /// contradicts them), and for 1.6's -1.
+    private func adopt(
+        _ id: String, connector: Connector?, path: String, state: ConnectionState, record: CaptureRecord, ts: Int64, analyzer: Analyzer
+    ) -> Transaction? {
+        let chargePoint = state.chargePoint
+        guard !(state.version == .v16 && id == "-1"), self.open[chargePoint]?.isEmpty ?? true, self.stopped[chargePoint]?.isEmpty ?? true,
+            self.assigned[chargePoint]?.isEmpty ?? true
+        else { return nil }
+        self.deviation(
+            "tx.unknownTransactionId",
+            "the proxy never saw transaction \(id) begin and has seen no other transaction of this charger: it may have begun before the capture; followed from here on",
+            path: path, state: state, record: record, analyzer: analyzer, severity: .info
+        )
+        self.begin(
+            Transaction(
+                id: id, chargePoint: chargePoint, startWh: nil, startTs: nil, startTimestamp: nil, startAction: record.action ?? "?",
+                startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference, connector: connector, run: self.run
+            ),
+            analyzer: analyzer
+        )
+        if let connector { self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: connector, since: ts)) }
+        return self.open[chargePoint]?[id]
+    }
+
     private func unknown(_ id: String, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
         // A charger that never got its transaction id sends -1, which the CSMS must accept (1.6 errata 3.18).
         if state.version == .v16, id == "-1" { return }
@@ -621,11 +656,11 @@ final class TransactionTracker {
     /// between; it is `info`.
     private func deviation(
         _ rule: String, _ detail: String, path: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer, related: [String] = [],
-        provisional: Bool = false
+        provisional: Bool = false, severity: Severity? = nil
     ) {
         analyzer.report(
             Deviation(
-                rule: rule, severity: provisional ? .info : nil, chargePoint: state.chargePoint, direction: record.direction, action: record.action,
+                rule: rule, severity: provisional ? .info : severity, chargePoint: state.chargePoint, direction: record.direction, action: record.action,
                 messageId: record.messageId, path: path,
                 detail: provisional ? detail + "; provisional: it rests on state from an earlier proxy run, not watched in between" : detail,
                 ts: record.timestamp, ref: record.reference, related: related
