@@ -102,19 +102,21 @@ public final class ChaosEngine: Sendable {
     /// longest-running one. A stop or an Ended event itself belongs to no running transaction.
     private func followTransactions(_ facts: MessageFacts, payload: () -> JSONValue?) -> Double? {
         let now = Int64(facts.secondsSinceStart * 1_000_000)
+        // A start is matched with its answer by message id, which is unique on its connection only.
+        let startId = facts.messageId.map { "\(facts.connection) \($0)" }
         var named: (connector: Connector?, id: String?) = (nil, nil)
         var change: ((inout ConnectorTransactions) -> Void)?
         switch (facts.direction, facts.messageType, facts.action) {
         case (.toCSMS, .call?, "StartTransaction"?):
             let connector = payload().flatMap { Connector.named(action: "StartTransaction", payload: $0, version: .v16) }
             named = (connector, nil)
-            change = { $0.start(.init(id: nil, connector: connector, since: now, startMessageId: facts.messageId)) }
+            change = { $0.start(.init(id: nil, connector: connector, since: now, startMessageId: startId)) }
         case (.toCharger, .callResult?, "StartTransaction"?):
-            guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }), let messageId = facts.messageId else { break }
+            guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }), let messageId = startId else { break }
             change = { $0.assign(id, toStart: messageId) }
         case (.toCharger, .callError?, "StartTransaction"?):
             // A start the backend refused to process runs nothing.
-            guard let messageId = facts.messageId else { break }
+            guard let messageId = startId else { break }
             change = { $0.abandon(start: messageId) }
         case (.toCSMS, .call?, "StopTransaction"?):
             guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }) else { break }

@@ -14,11 +14,15 @@ public struct MessageFacts {
     /// Seconds since the proxy started and since this connection opened.
     public var secondsSinceStart: Double
     public var secondsSinceConnection: Double
+    /// The connection the message travels on (message ids are unique per connection only).
+    public var connection: UInt64
 
     public init(
         direction: Direction, messageType: MessageType?, action: String?, messageId: String?, chargePoint: String,
-        identity: (vendor: String, model: String, firmware: String)?, secondsSinceStart: Double, secondsSinceConnection: Double
+        identity: (vendor: String, model: String, firmware: String)?, secondsSinceStart: Double, secondsSinceConnection: Double,
+        connection: UInt64 = 0
     ) {
+        self.connection = connection
         self.direction = direction
         self.messageType = messageType
         self.action = action

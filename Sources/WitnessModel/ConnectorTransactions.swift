@@ -15,7 +15,8 @@ public struct ConnectorTransactions: Sendable {
         public var connector: Connector?
         /// When it started, on the caller's clock (microseconds).
         public var since: Int64
-        /// The message id of the 1.6 StartTransaction CALL whose answer assigns `id`.
+        /// What identifies the 1.6 StartTransaction CALL whose answer assigns `id` (its message id, with what
+        /// makes that unique: the connection it travelled on).
         public var startMessageId: String?
         /// The start message's content (a hash), so that a start sent again is known as a resend.
         public var startDigest: Int?

@@ -29,7 +29,7 @@ extension RelayHandler {
             direction: direction, messageType: envelope?.messageType, action: action, messageId: envelope?.messageId,
             chargePoint: self.session.chargePoint, identity: self.session.identity,
             secondsSinceStart: Double(now &- self.session.proxyStartNanos) / 1e9,
-            secondsSinceConnection: Double(now &- self.session.openedNanos) / 1e9
+            secondsSinceConnection: Double(now &- self.session.openedNanos) / 1e9, connection: self.session.id
         )
         let decision = chaos.decide(facts) {
             guard let range = envelope?.payloadRange else { return nil }

@@ -270,11 +270,14 @@ struct PolicyTests {
             self.chargePoint = chargePoint
         }
 
-        func send(_ direction: Direction, _ type: MessageType, _ action: String, at seconds: Double, _ payload: JSONValue, messageId: String? = nil) -> Bool {
+        func send(
+            _ direction: Direction, _ type: MessageType, _ action: String, at seconds: Double, _ payload: JSONValue, messageId: String? = nil,
+            connection: UInt64 = 1
+        ) -> Bool {
             self.messageNumber += 1
             let facts = MessageFacts(
                 direction: direction, messageType: type, action: action, messageId: messageId ?? "m\(self.messageNumber)", chargePoint: self.chargePoint,
-                identity: nil, secondsSinceStart: seconds, secondsSinceConnection: seconds
+                identity: nil, secondsSinceStart: seconds, secondsSinceConnection: seconds, connection: connection
             )
             return self.engine.decide(facts, payload: { payload }) != nil
         }
@@ -365,6 +368,22 @@ struct PolicyTests {
             #expect(!charger.send(.toCharger, .callError, "StartTransaction", at: 300, [:], messageId: "refused"))
             #expect(!charger.send(.toCSMS, .call, "Heartbeat", at: 400, [:]))
         }
+    }
+
+    @Test("transactionFor: a start's answer goes to the start of its own connection, whatever ids an earlier connection used")
+    func transactionForStartsPerConnection() throws {
+        let engine = ChaosEngine(
+            policy: try PolicyLoader.parse("rules:\n  - name: stop-it\n    match: {action: [RemoteStopTransaction], transactionFor: 60s}\n    fault: drop\n")
+        )
+        let charger = TransactionTraffic(engine: engine, version: .v16)
+        // Connection 1 sends a start (message id 5) and drops before its answer.
+        _ = charger.send(.toCSMS, .call, "StartTransaction", at: 0, ["connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "x"], messageId: "5", connection: 1)
+        // Connection 2 numbers its messages afresh: its start on connector 2 is message 5 too, answered with transaction 9.
+        _ = charger.send(.toCSMS, .call, "StartTransaction", at: 100, ["connectorId": 2, "idTag": "T", "meterStart": 0, "timestamp": "x"], messageId: "5", connection: 2)
+        _ = charger.send(.toCharger, .callResult, "StartTransaction", at: 100, ["transactionId": 9, "idTagInfo": ["status": "Accepted"]], messageId: "5", connection: 2)
+        // Transaction 9 has run 50 s, not the 150 s of connection 1's start.
+        #expect(!charger.send(.toCharger, .call, "RemoteStopTransaction", at: 150, ["transactionId": 9], connection: 2))
+        #expect(charger.send(.toCharger, .call, "RemoteStopTransaction", at: 161, ["transactionId": 9], connection: 2))
     }
 
     @Test("an injected CALL can copy fields of the message that triggered it; a missing one is named")

@@ -350,7 +350,7 @@ public final class Analyzer {
                 let call = CallInCapture(
                     stamp: stamp, file: record.file, line: record.line, valid: valid,
                     payload: self.checks?.keepsCallPayload(of: action) == true ? message[3] : nil,
-                    start: TransactionTracker.pendingStart(action: action, message: message, version: state.version, record: record),
+                    start: TransactionTracker.pendingStart(action: action, message: message, version: state.version, record: record, run: self.runNumber),
                     connector: self.transactions.connectorOfRecord
                 )
                 let outcome = state.correlator.observe(type, messageId: id, action: action, direction: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970, context: call)

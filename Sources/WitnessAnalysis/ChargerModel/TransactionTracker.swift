@@ -125,14 +125,16 @@ final class TransactionTracker {
         var connector: Connector?
         /// The start's content, to know a start sent again (its answer was lost) from a new one.
         var digest: Int
+        /// The model's key for the start until its answer comes: message ids are unique per connection only.
+        var slotKey: String?
     }
 
-    static func pendingStart(action: String, message: JSONValue, version: OCPPVersion, record: CaptureRecord) -> PendingStart? {
+    static func pendingStart(action: String, message: JSONValue, version: OCPPVersion, record: CaptureRecord, run: Int) -> PendingStart? {
         guard action == "StartTransaction", version == .v16, record.messageType == .call, let payload = message[3] else { return nil }
         return PendingStart(
             meterStart: payload["meterStart"]?.doubleValue, timestamp: payload["timestamp"]?.stringValue, messageId: record.messageId,
             ref: record.reference, recordTs: record.timestamp, connector: Connector.named(action: action, payload: payload, version: .v16),
-            digest: SeenMessages.key(action, payload)
+            digest: SeenMessages.key(action, payload), slotKey: record.messageId.map { "\(run) \(record.connection ?? 0) \($0)" }
         )
     }
 
@@ -219,7 +221,9 @@ final class TransactionTracker {
             self.status(payload, state: state, record: record, ts: ts, analyzer: analyzer)
         case "StartTransaction" where state.version == .v16:
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
-            guard let start = Self.pendingStart(action: action, message: message, version: .v16, record: record), let connector = start.connector else { return }
+            guard let start = Self.pendingStart(action: action, message: message, version: .v16, record: record, run: self.run),
+                let connector = start.connector
+            else { return }
             self.connectorOfRecord = connector
             var model = self.connectors[chargePoint] ?? ConnectorTransactions()
             defer { self.connectors[chargePoint] = model }
@@ -233,7 +237,7 @@ final class TransactionTracker {
                 )
                 return
             }
-            let previous = model.start(.init(id: nil, connector: connector, since: ts, startMessageId: record.messageId, startDigest: start.digest))
+            let previous = model.start(.init(id: nil, connector: connector, since: ts, startMessageId: start.slotKey, startDigest: start.digest))
             if let previousId = previous?.id, var displaced = self.open[chargePoint]?[previousId] {
                 displaced.displaced = true
                 self.open[chargePoint]?[previousId] = displaced
@@ -391,7 +395,7 @@ final class TransactionTracker {
         if self.assigned[chargePoint]!.count > Self.recentlyAssignedKept { self.assigned[chargePoint]!.removeFirst() }
         var model = self.connectors[chargePoint] ?? ConnectorTransactions()
         defer { self.connectors[chargePoint] = model.isEmpty ? nil : model }
-        let assigned = start.messageId.map { model.assign(id, toStart: $0) != nil } ?? false
+        let assigned = start.slotKey.map { model.assign(id, toStart: $0) != nil } ?? false
         if !assigned, let connector = start.connector, let running = model.running(on: connector), running.startDigest == start.digest {
             // The answer to a start sent again while the first was unanswered gives the running start its id.
             if running.id == nil { model.assign(id, on: connector) }
@@ -467,8 +471,8 @@ final class TransactionTracker {
     /// A 1.6 StartTransaction answered with a CALLERROR: it runs nothing on its connector. (One left unanswered
     /// stays, without an id, so that the charger's resend of it is known as one.)
     func abandon(_ start: PendingStart?, chargePoint: String) {
-        guard let messageId = start?.messageId else { return }
-        self.connectors[chargePoint]?.abandon(start: messageId)
+        guard let key = start?.slotKey else { return }
+        self.connectors[chargePoint]?.abandon(start: key)
     }
 
     /// Ends a transaction: it is no longer open, and is kept a while as stopped. A 1.6 status Available on its
