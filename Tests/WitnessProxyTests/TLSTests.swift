@@ -99,6 +99,10 @@ struct TLSTests {
             try await self.runSession(
                 harness, harness.charger(ChargerProfile(id: "CP-TLS"), tls: try self.chargerTLS(certificates, clientCertificate: true))
             )
+            // OCPP puts the serial number in the CN (A00.FR.405): right for a charger whose BootNotification says CP-TLS is its serial.
+            try await self.runSession(
+                harness, harness.charger(ChargerProfile(id: "CP-serial", serialNumber: "CP-TLS"), tls: try self.chargerTLS(certificates, clientCertificate: true))
+            )
             let opens = try await harness.records().filter { $0.kind == "open" }
             let tls = try #require(opens.first { $0.chargePoint == "CP-mtls" }?.fields["tls"])
             #expect(tls["chargerVersion"]?.stringValue?.hasPrefix("TLSv1.") == true)
@@ -108,7 +112,8 @@ struct TLSTests {
             #expect(tls["clientCertificate"]?["issuer"] == "O=OCPP Witness Tests,CN=Test CA")
             let report = try await harness.report()
             #expect(report.deviations.filter { $0.rule.hasPrefix("security.") }.map { "\($0.rule) \($0.chargePoint ?? "")" } == ["security.certificateMismatch CP-mtls"])
-            #expect(report.pairs.first?.statistics.securityProfiles == [3: 2])
+            #expect(report.deviations.first { $0.rule == "security.certificateMismatch" }?.detail.contains("its serial number 'SN-CP-mtls'") == true)
+            #expect(report.pairs.first?.statistics.securityProfiles == [3: 3])
             // A charger without a client certificate does not get through the listener.
             let anonymous = harness.charger(ChargerProfile(id: "CP-anon"), tls: try self.chargerTLS(certificates))
             await #expect(throws: (any Error).self) { try await anonymous.connect() }

@@ -202,6 +202,7 @@ public final class Analyzer {
     }
 
     private func retire(_ state: ConnectionState) {
+        self.certificateJudged(state)
         let identity = state.identity ?? self.identities[state.chargePoint] ?? .unknown
         let key = PairKey(charger: identity, backend: state.backend)
         self.pairs[key, default: PairStatistics()].absorb(state)
@@ -248,11 +249,13 @@ public final class Analyzer {
         if let user = facts.basicUser, user != state.chargePoint {
             finding("security.basicUserMismatch", "Basic-auth user '\(user)' is not the charge point id '\(state.chargePoint)'")
         }
+        // The CN holds the charger's serial number (A00.FR.405, .511); many sites use the charge point id. A CN
+        // that is neither waits for the serial number of this connection's BootNotification (`certificateJudged`).
         if facts.clientCertificate, facts.certificateCommonName != state.chargePoint {
-            finding(
-                "security.certificateMismatch",
-                "client certificate's subject CN '\(facts.certificateCommonName ?? "none")' is not the charge point id '\(state.chargePoint)'"
-            )
+            let commonName = facts.certificateCommonName
+            if commonName == nil || commonName != self.serials[state.chargePoint] {
+                state.pendingCertificate = .init(commonName: commonName, ts: record.timestamp, ref: record.reference)
+            }
         }
         if facts.chargerTLS {
             self.seenOverTLS.insert(state.chargePoint)
@@ -481,9 +484,33 @@ public final class Analyzer {
         self.onDeviation?(deviation)
     }
 
-    func noteIdentity(_ identity: ChargerIdentity, for state: ConnectionState) {
+    func noteIdentity(_ boot: BootIdentity, for state: ConnectionState) {
+        let identity = ChargerIdentity(boot)
         state.identity = identity
         self.identities[state.chargePoint] = identity
+        if let serial = boot.serialNumber { self.serials[state.chargePoint] = serial }
+        self.certificateJudged(state)
+    }
+
+    /// The serial number each charge point last gave in its BootNotification.
+    private var serials: [String: String] = [:]
+
+    /// Decides a client certificate whose CN is not the charge point id, once the connection's BootNotification
+    /// told the serial number or the connection ended without one.
+    private func certificateJudged(_ state: ConnectionState) {
+        guard let pending = state.pendingCertificate else { return }
+        state.pendingCertificate = nil
+        let serial = self.serials[state.chargePoint]
+        guard pending.commonName == nil || pending.commonName != serial else { return }
+        self.report(
+            Deviation(
+                rule: "security.certificateMismatch", chargePoint: state.chargePoint,
+                detail: "client certificate's subject CN '\(pending.commonName ?? "none")' is neither the charge point id '\(state.chargePoint)' nor "
+                    + (serial.map { "its serial number '\($0)' (BootNotification)" } ?? "a serial number it gave (no BootNotification told one)"),
+                ts: pending.ts, ref: pending.ref
+            ),
+            in: state
+        )
     }
 
     static func format(_ value: Double) -> String {

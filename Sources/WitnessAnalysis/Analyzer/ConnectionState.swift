@@ -14,6 +14,15 @@ final class ConnectionState {
     var correlator = CallCorrelator<CallInCapture>(maximumOutstanding: .max)
     /// Ids of CALLs reported as timed out, so a late answer is not reported again as unknown.
     var expired = PerDirection<Set<String>>([])
+    /// A client certificate whose CN is not the charge point id, waiting for the serial number the
+    /// BootNotification gives (OCPP puts the serial number in the CN).
+    var pendingCertificate: PendingCertificate?
+
+    struct PendingCertificate {
+        var commonName: String?
+        var ts: String?
+        var ref: String
+    }
     /// 1.6 StartTransaction CALLs that timed out, by message id (the last 64): a late answer still assigns
     /// the transaction id the charger goes on with, so its messages are not all unknown afterwards.
     var expiredStarts: [String: TransactionTracker.PendingStart] = [:]

@@ -215,8 +215,7 @@ final class TransactionTracker {
         let chargePoint = state.chargePoint
         switch action {
         case "BootNotification":
-            let identity = ChargerIdentity(BootIdentity(bootNotification: payload))
-            analyzer.noteIdentity(identity, for: state)
+            analyzer.noteIdentity(BootIdentity(bootNotification: payload), for: state)
         case "StatusNotification":
             self.status(payload, state: state, record: record, ts: ts, analyzer: analyzer)
         case "StartTransaction" where state.version == .v16:

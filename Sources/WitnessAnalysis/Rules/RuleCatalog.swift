@@ -91,8 +91,8 @@ public enum RuleCatalog {
         // Security
         RuleInfo(id: "security.basicUserMismatch", severity: .error, clause: "OCPP 1.6 Security White Paper A00.FR.204; OCPP 2.0.1 A00.FR.204", summary: "Basic-auth user is not the charge point id",
                  meaning: "Security profiles 1 and 2 use the charge point id as the Basic-auth user name; a connection authenticated as another user."),
-        RuleInfo(id: "security.certificateMismatch", severity: .error, clause: "OCPP 1.6 Security White Paper A00.FR.405; OCPP 2.0.1 A00.FR.405", summary: "client certificate CN is not the charge point id",
-                 meaning: "Security profile 3: the subject common name of the charger's client certificate should be its charge point id; a certificate of another name (or without one)."),
+        RuleInfo(id: "security.certificateMismatch", severity: .error, clause: "OCPP 1.6 Security White Paper A00.FR.405; OCPP 2.0.1 A00.FR.405", summary: "client certificate CN names another charger",
+                 meaning: "Security profile 3: the subject common name of the charger's client certificate holds its serial number (A00.FR.405, A00.FR.511); many sites use the charge point id instead. A certificate whose CN is neither the charge point id nor the serial number of the charger's BootNotification on that connection (or, without one, the last it gave), or that has no CN. Judged when the BootNotification comes or the connection ends; the finding points at the connection's open record."),
         RuleInfo(id: "security.downgrade", severity: .error, clause: "OCPP 1.6 Security White Paper A00.FR.001, .005; OCPP 2.0.1 A00.FR.005", summary: "connected without TLS after TLS",
                  meaning: "A charge point seen over TLS earlier in the capture connected without TLS: a downgrade of its security profile."),
         // Transactions and metering
