@@ -106,10 +106,12 @@ public final class ChaosEngine: Sendable {
         let startId = facts.messageId.map { "\(facts.connection) \($0)" }
         var named: (connector: Connector?, id: String?) = (nil, nil)
         var change: ((inout ConnectorTransactions) -> Void)?
+        var starts = false
         switch (facts.direction, facts.messageType, facts.action) {
         case (.toCSMS, .call?, "StartTransaction"?):
             let connector = payload().flatMap { Connector.named(action: "StartTransaction", payload: $0, version: .v16) }
             named = (connector, nil)
+            starts = true
             change = { $0.start(.init(id: nil, connector: connector, since: now, startMessageId: startId)) }
         case (.toCharger, .callResult?, "StartTransaction"?):
             guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }), let messageId = startId else { break }
@@ -129,6 +131,7 @@ public final class ChaosEngine: Sendable {
             switch payload["eventType"]?.stringValue {
             case "Ended"?: change = { $0.end(id) }
             case "Started"?, "Updated"?:
+                starts = true
                 change = { transactions in
                     // An event of a transaction that ended, delivered late (2.0.1 E 1.3.2), starts nothing.
                     guard transactions.running(id: id) == nil, !transactions.hasEnded(id) else { return }
@@ -146,8 +149,15 @@ public final class ChaosEngine: Sendable {
             break
         }
         return self.state.withLockedValue { state in
-            // Changed in place: the model is not copied under the lock.
-            if let change { change(&state.transactions[facts.chargePoint, default: ConnectorTransactions()]) }
+            // Changed in place: the model is not copied under the lock. Only a start makes a charge point's
+            // model; an end, an answer or a refusal changes one that exists.
+            if let change {
+                if starts {
+                    change(&state.transactions[facts.chargePoint, default: ConnectorTransactions()])
+                } else if state.transactions[facts.chargePoint] != nil {
+                    change(&state.transactions[facts.chargePoint]!)
+                }
+            }
             guard let transactions = state.transactions[facts.chargePoint] else { return nil }
             let running = named.id.flatMap(transactions.running(id:)) ?? named.connector.flatMap(transactions.running(on:))
                 ?? (named.id == nil && named.connector == nil && facts.action != "StartTransaction" ? transactions.longestRunning : nil)

@@ -55,8 +55,8 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case dropsConnectionOnInvalidJSON
     /// Starts a second transaction on its connector (EVSE) while the first still runs, and never stops the first.
     case doubleBooksConnector
-    /// Sends its transactions' meter values (1.6 MeterValues, 2.0.1 Updated events) naming the next connector
-    /// (EVSE) instead of the one the transaction runs on.
+    /// Sends its transactions' meter values (1.6 MeterValues; 2.0.1 Updated events) and its 2.0.1 Ended event
+    /// naming the next connector (EVSE) instead of the one the transaction runs on.
     case metersWrongConnector
 }
 
@@ -443,7 +443,7 @@ public final class ChargerSimulator: Sendable {
             _ = try await self.deliver(
                 "TransactionEvent",
                 event(
-                    "Ended", trigger: remote ? "RemoteStop" : "StopAuthorized", at: endedAt, stoppedReason: remote ? "Remote" : nil,
+                    "Ended", trigger: remote ? "RemoteStop" : "StopAuthorized", at: endedAt, stoppedReason: remote ? "Remote" : nil, evse: meteredConnector,
                     extra: [
                         "meterValue": [
                             OCPPMessages.energySample(

@@ -165,4 +165,43 @@ struct ProvisionalStateTests {
         // Still open at the end: noted as the end of a capture notes it.
         #expect(found.filter { $0.rule == "tx.notStopped" }.count == 1)
     }
+
+    @Test("a client certificate whose CN is the serial number is judged by the BootNotification; after a reconnect without one, by the serial given before")
+    func certificateSerialNumber() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("certificate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func open(_ conn: Int, _ time: String, commonName: String) -> String {
+            #"{"ts":"\#(time)","kind":"open","conn":\#(conn),"chargePoint":"CP-1","chosen":"ocpp1.6","version":"1.6","tls":{"charger":true,"clientCertificate":{"commonName":"\#(commonName)"}}}"#
+        }
+        func call(_ conn: Int, _ time: String, _ id: String, _ action: String, _ payload: String) -> String {
+            #"{"ts":"\#(time)","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":2,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[2,"\#(id)","\#(action)",\#(payload)]}"#
+        }
+        func close(_ conn: Int, _ time: String) -> String {
+            #"{"ts":"\#(time)","kind":"close","conn":\#(conn),"chargePoint":"CP-1","by":"charger","code":1000}"#
+        }
+        let lines = [
+            #"{"ts":"2026-12-04T08:00:00.000000Z","kind":"header","format":1,"started":"2026-12-04T08:00:00.000000Z","backend":"B"}"#,
+            // Booted with serial SN-1, whose certificate it presents: right.
+            open(1, "2026-12-04T08:00:00.000000Z", commonName: "SN-1"),
+            call(1, "2026-12-04T08:00:01.000000Z", "b", "BootNotification", #"{"chargePointVendor":"V","chargePointModel":"M","chargePointSerialNumber":"SN-1"}"#),
+            close(1, "2026-12-04T08:00:02.000000Z"),
+            // Back without booting, as a 1.6 charger does after a network loss: still right.
+            open(2, "2026-12-04T08:00:03.000000Z", commonName: "SN-1"),
+            call(2, "2026-12-04T08:00:04.000000Z", "h", "Heartbeat", "{}"),
+            close(2, "2026-12-04T08:00:05.000000Z"),
+            // Another charger's certificate: wrong, found at its first message.
+            open(3, "2026-12-04T08:00:06.000000Z", commonName: "SN-2"),
+            call(3, "2026-12-04T08:00:07.000000Z", "h2", "Heartbeat", "{}"),
+            close(3, "2026-12-04T08:00:08.000000Z"),
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/capture.jsonl", atomically: true, encoding: .utf8)
+        let analyzer = Analyzer(schemas: nil)
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        let found = analyzer.finish().deviations.filter { $0.rule.hasPrefix("security.") }
+        #expect(found.map(\.rule) == ["security.certificateMismatch"])
+        #expect(found.first?.severity == .error)
+        #expect(found.first?.detail.contains("'SN-2'") == true && found.first?.detail.contains("serial number 'SN-1'") == true)
+        #expect(found.first?.ref?.hasSuffix(":8") == true)
+    }
 }

@@ -43,6 +43,7 @@ public final class Analyzer {
         self.validator = SchemaValidator(profile: configuration.profile)
         self.checks = configuration.checks.isEmpty ? nil : CheckEvaluator(checks: configuration.checks)
         self.departures = configuration.stateRetentionSeconds.map { Departures(retentionSeconds: Self.retention($0, configuration)) } ?? .never
+        self.transactions.run = self.runNumber
     }
 
     /// A retention never ends a check's window early: at least the longest `within` of the checks.
@@ -57,6 +58,7 @@ public final class Analyzer {
         self.current = CurrentRecord(file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil)
         self.answeredCallPayload = nil
         self.transactions.connectorOfRecord = nil
+        self.transactions.pendingStartOfRecord = nil
         defer { self.current = nil }
         self.records += 1
         if self.files.last != record.file { self.files.append(record.file) }
@@ -187,6 +189,7 @@ public final class Analyzer {
     /// end of a capture reports them, and forgotten. What the report lists per charge point (its identity,
     /// backend and counts) stays.
     private func release(_ chargePoint: String) {
+        self.serials.removeValue(forKey: chargePoint)
         let retention = Double(self.departures.retentionMicros) / 1_000_000
         for open in self.transactions.release(chargePoint) {
             self.reportNotStopped(open, because: "was still open when the charge point had been gone for longer than the state retention (\(Self.format(retention)) s)")
@@ -196,7 +199,8 @@ public final class Analyzer {
     func reportNotStopped(_ open: TransactionTracker.Transaction, because reason: String) {
         let deviation = Deviation(
             rule: "tx.notStopped", chargePoint: open.chargePoint, action: open.startAction, messageId: open.startMessageId,
-            detail: "transaction \(open.id) started at \(open.startTimestamp ?? "?") \(reason)", ts: open.startRecordTs, ref: open.startRef
+            detail: "transaction \(open.id) " + (open.startTimestamp.map { "started at \($0)" } ?? "first seen mid-way") + " \(reason)", ts: open.startRecordTs,
+            ref: open.startRef
         )
         self.reportDetached(deviation, chargePoint: open.chargePoint)
     }
@@ -252,10 +256,7 @@ public final class Analyzer {
         // The CN holds the charger's serial number (A00.FR.405, .511); many sites use the charge point id. A CN
         // that is neither waits for the serial number of this connection's BootNotification (`certificateJudged`).
         if facts.clientCertificate, facts.certificateCommonName != state.chargePoint {
-            let commonName = facts.certificateCommonName
-            if commonName == nil || commonName != self.serials[state.chargePoint] {
-                state.pendingCertificate = .init(commonName: commonName, ts: record.timestamp, ref: record.reference)
-            }
+            state.pendingCertificate = .init(commonName: facts.certificateCommonName, ts: record.timestamp, ref: record.reference)
         }
         if facts.chargerTLS {
             self.seenOverTLS.insert(state.chargePoint)
@@ -330,6 +331,9 @@ public final class Analyzer {
             self.report(deviation("rpc.messageIdTooLong", "message id has \(id.count) characters; OCPP-J allows 36"), in: state)
         }
         let callDirection = type.isResponse ? direction.reversed : direction
+        // A charger that sends anything else first will not boot on this connection: its certificate is judged
+        // with the serial number it gave last.
+        if type == .call, direction == .toCSMS, state.pendingCertificate != nil, record.action != "BootNotification" { self.certificateJudged(state) }
         switch type {
         case .call, .send:
             let action = record.action ?? ""
@@ -353,7 +357,7 @@ public final class Analyzer {
                 let call = CallInCapture(
                     stamp: stamp, file: record.file, line: record.line, valid: valid,
                     payload: self.checks?.keepsCallPayload(of: action) == true ? message[3] : nil,
-                    start: TransactionTracker.pendingStart(action: action, message: message, version: state.version, record: record, run: self.runNumber),
+                    start: self.transactions.pendingStartOfRecord,
                     connector: self.transactions.connectorOfRecord
                 )
                 let outcome = state.correlator.observe(type, messageId: id, action: action, direction: direction, atNanos: Timestamp(microseconds: ts).nanosecondsSince1970, context: call)
@@ -374,8 +378,12 @@ public final class Analyzer {
                 // reused or not a string, with that CALL.
                 if state.expired[callDirection].remove(id) != nil {
                     // Timed out (rpc.timeout said so) but answered after all: the transaction it opens is followed.
-                    if type == .callResult, let start = state.expiredStarts.removeValue(forKey: id) {
-                        self.transactions.response(start: start, message: message, state: state, analyzer: self)
+                    if let start = state.expiredStarts.removeValue(forKey: id) {
+                        if type == .callResult {
+                            self.transactions.response(start: start, message: message, state: state, analyzer: self, late: true)
+                        } else {
+                            self.transactions.abandon(start, chargePoint: state.chargePoint)
+                        }
                     }
                     return
                 }
@@ -502,11 +510,12 @@ public final class Analyzer {
         state.pendingCertificate = nil
         let serial = self.serials[state.chargePoint]
         guard pending.commonName == nil || pending.commonName != serial else { return }
+        // Without a serial number to compare with (a charger that reconnects without booting), not proven: info.
         self.report(
             Deviation(
-                rule: "security.certificateMismatch", chargePoint: state.chargePoint,
+                rule: "security.certificateMismatch", severity: serial == nil && pending.commonName != nil ? .info : nil, chargePoint: state.chargePoint,
                 detail: "client certificate's subject CN '\(pending.commonName ?? "none")' is neither the charge point id '\(state.chargePoint)' nor "
-                    + (serial.map { "its serial number '\($0)' (BootNotification)" } ?? "a serial number it gave (no BootNotification told one)"),
+                    + (serial.map { "its serial number '\($0)' (BootNotification)" } ?? "a serial number it gave: no BootNotification in the capture told one, so this is not proven"),
                 ts: pending.ts, ref: pending.ref
             ),
             in: state

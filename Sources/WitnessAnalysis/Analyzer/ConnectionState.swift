@@ -23,7 +23,7 @@ final class ConnectionState {
         var ts: String?
         var ref: String
     }
-    /// 1.6 StartTransaction CALLs that timed out, by message id (the last 64): a late answer still assigns
+    /// 1.6 StartTransaction CALLs that timed out, by message id (the first 64 not yet answered): a late answer still assigns
     /// the transaction id the charger goes on with, so its messages are not all unknown afterwards.
     var expiredStarts: [String: TransactionTracker.PendingStart] = [:]
     /// Answers a finding already accounts for, by the CALL's direction and id, with how many are due: a CALL that

@@ -72,12 +72,16 @@ final class TransactionTracker {
                 hasher.combine(items.count)
                 for item in items { Self.combine(item, into: &hasher) }
             case .object(let object):
-                let members = object.members.sorted { $0.key < $1.key }
-                hasher.combine(members.count)
-                for member in members {
-                    hasher.combine(member.key)
-                    Self.combine(member.value, into: &hasher)
+                // Members in any order: each hashed alone, combined by a sum, which order does not change.
+                var sum = 0
+                for member in object.members {
+                    var memberHasher = Hasher()
+                    memberHasher.combine(member.key)
+                    Self.combine(member.value, into: &memberHasher)
+                    sum &+= memberHasher.finalize()
                 }
+                hasher.combine(object.members.count)
+                hasher.combine(sum)
             }
         }
 
@@ -144,6 +148,8 @@ final class TransactionTracker {
     private var statuses: [String: [Connector: StatusSeen]] = [:]
     /// The proxy run the records being read belong to.
     var run = 0
+    /// The 1.6 StartTransaction of the record being read, as its answer will need it.
+    var pendingStartOfRecord: PendingStart?
     /// The connector the record being read names (in its payload, or through its transaction), for the checks.
     var connectorOfRecord: Connector?
 
@@ -184,7 +190,25 @@ final class TransactionTracker {
         self.stopped.removeValue(forKey: chargePoint)
         self.connectors.removeValue(forKey: chargePoint)
         self.statuses.removeValue(forKey: chargePoint)
-        return (self.open.removeValue(forKey: chargePoint) ?? [:]).values.filter { !$0.displaced }.sorted { $0.sequence < $1.sequence }
+        self.beganInView.removeValue(forKey: chargePoint)
+        let released = (self.open.removeValue(forKey: chargePoint) ?? [:]).values.filter { !$0.displaced }.sorted { $0.sequence < $1.sequence }
+        // Their ids, so that the charger's queued stop of one, when it comes back, is not a second finding.
+        let ids = released.suffix(Self.releasedKept).map(\.id)
+        if ids.isEmpty { self.released.removeValue(forKey: chargePoint) } else { self.released[chargePoint] = ids }
+        return released
+    }
+
+    /// The transactions of a charge point released after the state retention (the last `releasedKept`), which
+    /// `tx.notStopped` reported then.
+    private var released: [String: [String]] = [:]
+    static let releasedKept = 4
+    /// The connectors (units) of each charge point on which the capture saw a transaction begin (bounded as
+    /// the model is): a transaction the capture never saw begin is adoptable only on a connector where none did.
+    private var beganInView: [String: Set<Int>] = [:]
+
+    private func sawBegin(on connector: Connector?, of chargePoint: String) {
+        guard let unit = connector?.unit, (self.beganInView[chargePoint]?.count ?? 0) < ConnectorTransactions.unitsLimit else { return }
+        self.beganInView[chargePoint, default: []].insert(unit)
     }
 
     /// Follows a transaction that began; past `openPerChargePointLimit` the oldest of its charge point is
@@ -220,9 +244,9 @@ final class TransactionTracker {
             self.status(payload, state: state, record: record, ts: ts, analyzer: analyzer)
         case "StartTransaction" where state.version == .v16:
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
-            guard let start = Self.pendingStart(action: action, message: message, version: .v16, record: record, run: self.run),
-                let connector = start.connector
-            else { return }
+            guard let start = Self.pendingStart(action: action, message: message, version: .v16, record: record, run: self.run) else { return }
+            self.pendingStartOfRecord = start
+            guard let connector = start.connector else { return }
             self.connectorOfRecord = connector
             var model = self.connectors[chargePoint] ?? ConnectorTransactions()
             defer { self.connectors[chargePoint] = model }
@@ -236,6 +260,7 @@ final class TransactionTracker {
                 )
                 return
             }
+            self.sawBegin(on: connector, of: chargePoint)
             let previous = model.start(.init(id: nil, connector: connector, since: ts, startMessageId: start.slotKey, startDigest: start.digest))
             if let previousId = previous?.id, var displaced = self.open[chargePoint]?[previousId] {
                 displaced.displaced = true
@@ -243,8 +268,9 @@ final class TransactionTracker {
                 self.busy(connector, running: displaced, state: state, record: record, analyzer: analyzer)
             }
         case "MeterValues":
-            self.connectorOfRecord = Connector.named(action: action, payload: payload, version: state.version)
+            // Meter values outside a transaction name a connector only for the checks (the analyzer asks then).
             guard let transactionId = payload["transactionId"] else { return }
+            self.connectorOfRecord = Connector.named(action: action, payload: payload, version: state.version)
             let id = JSONWriter.string(transactionId)
             let key = SeenMessages.key(action, payload)
             let samples = Self.samples(payload["meterValue"], version: state.version, base: "/meterValue")
@@ -272,7 +298,8 @@ final class TransactionTracker {
             transaction.seen.add(key, ref: record.reference)
             self.open[chargePoint]?[id] = transaction
         case "StopTransaction" where state.version == .v16:
-            let id = payload["transactionId"].map { JSONWriter.string($0) } ?? "?"
+            // Without an id (schema.required says so) it names no transaction.
+            guard let id = payload["transactionId"].map({ JSONWriter.string($0) }) else { return }
             let key = SeenMessages.key(action, payload)
             guard var transaction = self.open[chargePoint]?[id]
                 ?? self.adopt(id, connector: nil, path: "/transactionId", state: state, record: record, ts: ts, analyzer: analyzer)
@@ -321,6 +348,16 @@ final class TransactionTracker {
                     self.open[chargePoint]?[id] = transaction
                     return
                 }
+                if eventType == "Started", transaction.startTs == nil {
+                    // Its Started event, delivered after later events (2.0.1 E 1.3.2): the start is known now.
+                    transaction.startTs = eventTs
+                    transaction.startTimestamp = payload["timestamp"]?.stringValue
+                    transaction.startWh = samples.first?.wh
+                    transaction.startRef = record.reference
+                    transaction.startMessageId = record.messageId
+                    transaction.startRecordTs = record.timestamp
+                    self.sawBegin(on: named ?? transaction.connector, of: chargePoint)
+                }
                 if let named, let own = transaction.connector, !named.names(own) {
                     self.deviation(
                         "connector.mismatch", "TransactionEvent \(eventType) names \(named) for transaction \(id), which runs on \(own) (started at \(transaction.startRef))",
@@ -342,6 +379,7 @@ final class TransactionTracker {
                     startAction: action, startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference,
                     connector: named, run: self.run
                 )
+                self.sawBegin(on: named, of: chargePoint)
                 if let named {
                     let previous = self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: eventTs ?? ts))
                     if let previousId = previous?.id, var displaced = self.open[chargePoint]?[previousId] {
@@ -386,7 +424,8 @@ final class TransactionTracker {
     // MARK: Responses
 
     /// A CALLRESULT; `start` is what its CALL left when it was a 1.6 StartTransaction.
-    func response(start: PendingStart?, message: JSONValue, state: ConnectionState, analyzer: Analyzer) {
+    /// `late`: it came after its CALL timed out; it only gives an id to a start that still has none.
+    func response(start: PendingStart?, message: JSONValue, state: ConnectionState, analyzer: Analyzer, late: Bool = false) {
         guard let start, let transactionId = message[2]?["transactionId"] else { return }
         let chargePoint = state.chargePoint
         let id = JSONWriter.string(transactionId)
@@ -397,7 +436,9 @@ final class TransactionTracker {
         let assigned = start.slotKey.map { model.assign(id, toStart: $0) != nil } ?? false
         if !assigned, let connector = start.connector, let running = model.running(on: connector), running.startDigest == start.digest {
             // The answer to a start sent again while the first was unanswered gives the running start its id.
-            if running.id == nil { model.assign(id, on: connector) }
+            if running.id == nil { model.assign(id, on: connector) } else if late { return }
+        } else if !assigned, late {
+            return
         }
         if !assigned, let connector = start.connector, let running = model.running(on: connector), running.startDigest == start.digest,
             let earlier = running.id, earlier != id, var transaction = self.open[chargePoint]?.removeValue(forKey: earlier)
@@ -572,12 +613,22 @@ final class TransactionTracker {
         _ id: String, connector: Connector?, path: String, state: ConnectionState, record: CaptureRecord, ts: Int64, analyzer: Analyzer
     ) -> Transaction? {
         let chargePoint = state.chargePoint
-        guard !(state.version == .v16 && id == "-1"), self.open[chargePoint]?.isEmpty ?? true, self.stopped[chargePoint]?.isEmpty ?? true,
-            self.assigned[chargePoint]?.isEmpty ?? true
+        guard !(state.version == .v16 && id == "-1"), self.stopped[chargePoint]?[id] == nil, self.assigned[chargePoint]?.contains(id) != true,
+            self.released[chargePoint]?.contains(id) != true
         else { return nil }
+        if let connector {
+            // 1.6: no transaction began on that connector in view (one that did would have its start here);
+            // 2.0.1: none runs on that EVSE (events may arrive before their Started event, E 1.3.2).
+            if self.connectors[chargePoint]?.running(on: connector) != nil { return nil }
+            if state.version == .v16, self.beganInView[chargePoint]?.contains(connector.unit) == true { return nil }
+        } else if !(self.open[chargePoint]?.isEmpty ?? true) {
+            // A message naming no connector cannot be told from a wrong id while other transactions run.
+            return nil
+        }
+        self.sawBegin(on: connector, of: chargePoint)
         self.deviation(
             "tx.unknownTransactionId",
-            "the proxy never saw transaction \(id) begin and has seen no other transaction of this charger: it may have begun before the capture; followed from here on",
+            "the proxy never saw transaction \(id) begin" + (connector.map { " on \($0)" } ?? "") + ": it may have begun before the capture (or its events arrived before its start); followed from here on",
             path: path, state: state, record: record, analyzer: analyzer, severity: .info
         )
         self.begin(
@@ -594,6 +645,8 @@ final class TransactionTracker {
     private func unknown(_ id: String, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
         // A charger that never got its transaction id sends -1, which the CSMS must accept (1.6 errata 3.18).
         if state.version == .v16, id == "-1" { return }
+        // Released after the state retention and reported then (tx.notStopped): its late messages are that finding's.
+        if self.released[state.chargePoint]?.contains(id) == true { return }
         let detail: String
         if state.version != .v16 {
             detail = "transaction \(id) has no Started event"
@@ -649,7 +702,8 @@ final class TransactionTracker {
     private func busy(_ connector: Connector, running: Transaction, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
         self.deviation(
             "connector.transactionBusy",
-            "a transaction started on \(connector) while transaction \(running.id) (started \(running.startTimestamp ?? "?") at \(running.startRef)) was still running there",
+            "a transaction started on \(connector) while transaction \(running.id) ("
+                + (running.startTimestamp.map { "started \($0) at \(running.startRef)" } ?? "first seen mid-way at \(running.startRef)") + ") was still running there",
             path: state.version == .v16 ? "/connectorId" : "/evse/id", state: state, record: record, analyzer: analyzer, related: [running.startRef],
             provisional: running.run != self.run
         )
