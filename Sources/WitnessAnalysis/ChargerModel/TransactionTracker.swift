@@ -120,17 +120,33 @@ final class TransactionTracker {
 
     /// What a 1.6 StartTransaction CALL leaves for its answer, which assigns the transaction id. The analyzer
     /// keeps it with the outstanding CALL, so it goes when the CALL is answered or times out.
-    struct PendingStart {
-        var meterStart: Double?
-        var timestamp: String?
-        var messageId: String?
-        var ref: String
-        var recordTs: String?
-        var connector: Connector?
+    /// A reference, so that every outstanding CALL the analyzer keeps carries one word for it, not the fields
+    /// only a StartTransaction has.
+    final class PendingStart: Sendable {
+        let meterStart: Double?
+        let timestamp: String?
+        let messageId: String?
+        let ref: String
+        let recordTs: String?
+        let connector: Connector?
         /// The start's content, to know a start sent again (its answer was lost) from a new one.
-        var digest: Int
+        let digest: Int
         /// The model's key for the start until its answer comes: message ids are unique per connection only.
-        var slotKey: String?
+        let slotKey: String?
+
+        init(
+            meterStart: Double?, timestamp: String?, messageId: String?, ref: String, recordTs: String?, connector: Connector?, digest: Int,
+            slotKey: String?
+        ) {
+            self.meterStart = meterStart
+            self.timestamp = timestamp
+            self.messageId = messageId
+            self.ref = ref
+            self.recordTs = recordTs
+            self.connector = connector
+            self.digest = digest
+            self.slotKey = slotKey
+        }
     }
 
     static func pendingStart(action: String, message: JSONValue, version: OCPPVersion, record: CaptureRecord, run: Int) -> PendingStart? {
