@@ -76,8 +76,10 @@ public final class Analyzer {
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
             self.transactions.run = self.runNumber
+            self.transactions.outages.newRun()
         case .open:
             let state = self.connection(for: record)
+            self.transactions.outages.opened(state.chargePoint, at: ts, ref: record.reference)
             if record.fields["chosen"] == .null || record.fields["chosen"] == nil {
                 self.report(Deviation(rule: "rpc.noSubprotocol", chargePoint: state.chargePoint, detail: "connection opened without an OCPP subprotocol; checked as OCPP 1.6", ts: record.timestamp, ref: record.reference), in: state)
             }
@@ -98,6 +100,7 @@ public final class Analyzer {
                 self.expireCalls(in: state, now: ts)
                 self.retire(state)
                 self.departures.closed(state.chargePoint, at: ts)
+                self.transactions.outages.closed(state.chargePoint, at: ts)
             }
         default:
             break
@@ -146,6 +149,7 @@ public final class Analyzer {
         for open in self.transactions.openTransactions() {
             self.reportNotStopped(open, because: "was still open at the end of the capture")
         }
+        self.transactions.reportGaps(analyzer: self)
         let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
         var pairs = self.pairs
         for key in areas.keys where pairs[key] == nil { pairs[key] = PairStatistics() }
@@ -190,6 +194,7 @@ public final class Analyzer {
     /// backend and counts) stays.
     private func release(_ chargePoint: String) {
         self.serials.removeValue(forKey: chargePoint)
+        self.transactions.reportGaps(of: chargePoint, analyzer: self)
         let retention = Double(self.departures.retentionMicros) / 1_000_000
         for open in self.transactions.release(chargePoint) {
             self.reportNotStopped(open, because: "was still open when the charge point had been gone for longer than the state retention (\(Self.format(retention)) s)")

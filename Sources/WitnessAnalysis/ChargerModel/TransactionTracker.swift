@@ -35,6 +35,33 @@ final class TransactionTracker {
         var availableDuring: StatusSeen?
         /// A second transaction started on its connector while it ran (`connector.transactionBusy` said so).
         var displaced = false
+        /// 2.0.1: the seqNos its events carried, the Started event's, and the highest with its time.
+        var events = EventSequence()
+        /// `tx.stampedAtDelivery` was reported for it (once per transaction).
+        var stampedReported = false
+    }
+
+    /// The seqNos of a 2.0.1 transaction's events (E 1.3.2), bounded: a charger numbering at random stops
+    /// being followed past `rangesKept` separate runs of numbers.
+    struct EventSequence {
+        var seen = IndexSet()
+        var started: Int?
+        var highest: (seqNo: Int, ts: Int64?, ref: String)?
+        var scattered = false
+        static let rangesKept = 64
+        static let largest = 1 << 24
+
+        mutating func insert(_ seqNo: Int) {
+            guard !self.scattered, seqNo >= 0, seqNo < Self.largest else { return }
+            self.seen.insert(seqNo)
+            if self.seen.rangeView.count > Self.rangesKept { self.scattered = true }
+        }
+
+        /// The numbers missing between the first (the Started event's, or the lowest seen) and `last`.
+        func missing(upTo last: Int) -> IndexSet {
+            guard !self.scattered, let first = self.started ?? self.seen.first, first <= last, last < Self.largest else { return IndexSet() }
+            return IndexSet(integersIn: first...last).subtracting(self.seen)
+        }
     }
 
     /// A StatusNotification as the model keeps it.
@@ -107,6 +134,11 @@ final class TransactionTracker {
         var sequence: UInt64
         /// 2.0.1: the Ended event's `seqNo`, which orders the events delivered after it.
         var endSeqNo: Int?
+        /// 2.0.1: the events still missing when it ended, which late ones may yet fill (`tx.seqNoGap` is decided
+        /// when the capture ends, the charge point is released, or the transaction leaves the stopped ones kept).
+        var missing = IndexSet()
+        var endTs: String?
+        var chargePoint = ""
     }
 
     /// A register reading found in a payload.
@@ -158,6 +190,8 @@ final class TransactionTracker {
         )
     }
 
+    /// When each charge point had no connection (the analyzer tells it of opens and closes).
+    var outages = Outages()
     /// The transactions running on each charge point's connectors (the charger model shared with the fault engine).
     private var connectors: [String: ConnectorTransactions] = [:]
     /// Each charge point's connectors' latest status.
@@ -207,6 +241,7 @@ final class TransactionTracker {
         self.connectors.removeValue(forKey: chargePoint)
         self.statuses.removeValue(forKey: chargePoint)
         self.beganInView.removeValue(forKey: chargePoint)
+        self.outages.release(chargePoint)
         let released = (self.open.removeValue(forKey: chargePoint) ?? [:]).values.filter { !$0.displaced }.sorted { $0.sequence < $1.sequence }
         // Their ids, so that the charger's queued stop of one, when it comes back, is not a second finding.
         let ids = released.suffix(Self.releasedKept).map(\.id)
@@ -417,6 +452,17 @@ final class TransactionTracker {
                 return
             }
             transaction.seen.add(key, ref: record.reference)
+            let seqNo = payload["seqNo"]?.intValue
+            if let seqNo { self.sequenced(seqNo, eventType: eventType, at: eventTs, in: &transaction, state: state, record: record, analyzer: analyzer) }
+            if payload["offline"]?.boolValue != true, let eventTs,
+                let outage = self.outages.period(of: chargePoint, containing: eventTs, tolerance: self.clockToleranceMicros)
+            {
+                self.deviation(
+                    "tx.offlineNotFlagged",
+                    "\(eventType) event of transaction \(id) is dated \(payload["timestamp"]?.stringValue ?? "?"), while the charger had no connection (it reconnected at \(outage.endRef)), and does not say offline: true",
+                    path: "/offline", state: state, record: record, analyzer: analyzer, related: [outage.endRef]
+                )
+            }
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
             }
@@ -425,7 +471,10 @@ final class TransactionTracker {
                     self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
                 }
                 self.stop(transaction, at: eventTs, timestamp: payload["timestamp"]?.stringValue, state: state, record: record, analyzer: analyzer)
-                self.stopped[chargePoint]?[id]?.endSeqNo = payload["seqNo"]?.intValue
+                self.stopped[chargePoint]?[id]?.endSeqNo = seqNo
+                if let last = max(seqNo ?? -1, transaction.events.highest?.seqNo ?? -1) as Int?, last >= 0 {
+                    self.stopped[chargePoint]?[id]?.missing = transaction.events.missing(upTo: last)
+                }
             } else if transaction.sequence == 0 {
                 // Made just now from its Started event: not followed yet.
                 self.begin(transaction, analyzer: analyzer)
@@ -478,8 +527,23 @@ final class TransactionTracker {
         _ sample: Sample, in transaction: inout Transaction, recordTs: Int64, state: ConnectionState, record: CaptureRecord,
         analyzer: Analyzer, stopTs: Int64? = nil
     ) {
+        let chargePoint = state.chargePoint
+        // A start stamped when it was delivered after an outage, not when it happened: its readings were taken
+        // during the outage (docs/rules.md, tx.stampedAtDelivery).
         if let ts = sample.ts {
-            if let start = transaction.startTs, ts < start - self.clockToleranceMicros {
+            if let start = transaction.startTs, ts < start - self.clockToleranceMicros,
+                let outage = self.outages.period(of: chargePoint, containing: ts, tolerance: self.clockToleranceMicros),
+                start >= outage.end - self.clockToleranceMicros
+            {
+                if !transaction.stampedReported {
+                    transaction.stampedReported = true
+                    self.deviation(
+                        "tx.stampedAtDelivery",
+                        "the transaction's start is dated \(transaction.startTimestamp ?? "?"), after the charger reconnected (\(outage.endRef)), but its reading at \(sample.timestamp ?? "?") was taken during the outage: the queued start was stamped when it was delivered",
+                        path: sample.path, state: state, record: record, analyzer: analyzer, related: [transaction.startRef, outage.endRef]
+                    )
+                }
+            } else if let start = transaction.startTs, ts < start - self.clockToleranceMicros {
                 self.deviation("tx.timestampOutside", "reading at \(sample.timestamp ?? "?") is before the transaction started (\(transaction.startTimestamp ?? "?"))", path: sample.path, state: state, record: record, analyzer: analyzer)
             } else if let stop = stopTs, ts > stop + self.clockToleranceMicros {
                 self.deviation("tx.timestampOutside", "reading at \(sample.timestamp ?? "?") is after the transaction stopped", path: sample.path, state: state, record: record, analyzer: analyzer)
@@ -553,11 +617,62 @@ final class TransactionTracker {
         }
         self.begun += 1
         var stopped = self.stopped[chargePoint] ?? [:]
-        stopped[transaction.id] = Stopped(stopTs: stopTs, stopTimestamp: timestamp, stopRef: ref, seen: transaction.seen, sequence: self.begun)
+        stopped[transaction.id] = Stopped(
+            stopTs: stopTs, stopTimestamp: timestamp, stopRef: ref, seen: transaction.seen, sequence: self.begun, endTs: record.timestamp,
+            chargePoint: chargePoint
+        )
         if stopped.count > Self.stoppedKept, let oldest = stopped.min(by: { $0.value.sequence < $1.value.sequence }) {
             stopped.removeValue(forKey: oldest.key)
+            self.reportGap(oldest.value, id: oldest.key, analyzer: analyzer)
         }
         self.stopped[chargePoint] = stopped
+    }
+
+    /// A 2.0.1 event's seqNo (E 1.3.2): kept for the gap check at the end, and compared with the event
+    /// numbered highest so far: a later number must not carry an earlier time, nor an earlier number a later
+    /// one (queued events keep their order and the times they happened).
+    private func sequenced(
+        _ seqNo: Int, eventType: String, at eventTs: Int64?, in transaction: inout Transaction, state: ConnectionState, record: CaptureRecord,
+        analyzer: Analyzer
+    ) {
+        if eventType == "Started" { transaction.events.started = seqNo }
+        transaction.events.insert(seqNo)
+        if let eventTs, let highest = transaction.events.highest, let highestTs = highest.ts, seqNo != highest.seqNo {
+            let contradicts = seqNo > highest.seqNo ? eventTs < highestTs - self.clockToleranceMicros : eventTs > highestTs + self.clockToleranceMicros
+            if contradicts {
+                self.deviation(
+                    "tx.seqNoTimeOrder",
+                    "event \(seqNo) of transaction \(transaction.id) is dated \(seqNo > highest.seqNo ? "before" : "after") event \(highest.seqNo) (\(highest.ref)): the numbers and the times disagree about the order the events happened in",
+                    path: "/timestamp", state: state, record: record, analyzer: analyzer, related: [highest.ref]
+                )
+            }
+        }
+        if seqNo > (transaction.events.highest?.seqNo ?? Int.min) { transaction.events.highest = (seqNo, eventTs, record.reference) }
+    }
+
+    /// `tx.seqNoGap` for a 2.0.1 transaction whose events, once no late one can come any more, still miss numbers.
+    private func reportGap(_ stopped: Stopped, id: String, analyzer: Analyzer) {
+        guard !stopped.missing.isEmpty else { return }
+        let numbers = Array(stopped.missing.prefix(8)).map(String.init).joined(separator: ", ") + (stopped.missing.count > 8 ? ", ..." : "")
+        analyzer.reportDetached(
+            Deviation(
+                rule: "tx.seqNoGap", chargePoint: stopped.chargePoint, action: "TransactionEvent",
+                detail: "\(stopped.missing.count) event(s) of transaction \(id) never arrived: seqNo \(numbers) (it ended with seqNo \(stopped.endSeqNo.map(String.init) ?? "?"))",
+                ts: stopped.endTs, ref: stopped.stopRef
+            ),
+            chargePoint: stopped.chargePoint
+        )
+    }
+
+    /// Decides the seqNo gaps of the charge point's stopped transactions (it is released) or of all of them
+    /// (the capture ended): no late event can fill them any more.
+    func reportGaps(of chargePoint: String? = nil, analyzer: Analyzer) {
+        for key in chargePoint.map({ [$0] }) ?? Array(self.stopped.keys).sorted() {
+            for (id, stopped) in (self.stopped[key] ?? [:]).sorted(by: { $0.value.sequence < $1.value.sequence }) {
+                self.reportGap(stopped, id: id, analyzer: analyzer)
+                self.stopped[key]?[id]?.missing = IndexSet()
+            }
+        }
     }
 
     /// Whether the message repeats one of the transaction's that came before (the charger resends a
@@ -589,6 +704,7 @@ final class TransactionTracker {
         let stopText = "\(stopped.stopTimestamp ?? "?") (\(stopped.stopRef))"
         // 2.0.1 orders a transaction's events by seqNo and expects them reordered after retries (E 1.3.2).
         if state.version != .v16, let seqNo, let endSeqNo = stopped.endSeqNo {
+            stopped.missing.remove(seqNo)
             if seqNo < endSeqNo {
                 analyzer.report(
                     Deviation(

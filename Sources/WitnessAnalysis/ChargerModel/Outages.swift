@@ -1,0 +1,54 @@
+/// When each charge point was offline, as the capture shows it: the periods in one proxy run in which the
+/// proxy had no connection of it, from the close of its last connection to the opening of the next. What
+/// happened between proxy runs was not watched and is no outage here. Bounded: the last `kept` periods per
+/// charge point, and charge points are released with the rest of the analyzer's state.
+struct Outages {
+    struct Period {
+        var start: Int64
+        var end: Int64
+        /// `capture-file:line` of the open record that ended it.
+        var endRef: String
+    }
+
+    static let kept = 8
+    private var open: [String: Int] = [:]
+    private var since: [String: Int64] = [:]
+    private var periods: [String: [Period]] = [:]
+
+    mutating func opened(_ chargePoint: String, at ts: Int64, ref: String) {
+        self.open[chargePoint, default: 0] += 1
+        guard let start = self.since.removeValue(forKey: chargePoint), ts > start else { return }
+        var periods = self.periods[chargePoint] ?? []
+        periods.append(Period(start: start, end: ts, endRef: ref))
+        if periods.count > Self.kept { periods.removeFirst() }
+        self.periods[chargePoint] = periods
+    }
+
+    mutating func closed(_ chargePoint: String, at ts: Int64) {
+        let open = max(0, (self.open[chargePoint] ?? 1) - 1)
+        self.open[chargePoint] = open
+        if open == 0 { self.since[chargePoint] = ts }
+    }
+
+    /// A new proxy run: nobody watched the time in between, and no connection is open.
+    mutating func newRun() {
+        self.open.removeAll()
+        self.since.removeAll()
+    }
+
+    mutating func release(_ chargePoint: String) {
+        self.open.removeValue(forKey: chargePoint)
+        self.since.removeValue(forKey: chargePoint)
+        self.periods.removeValue(forKey: chargePoint)
+    }
+
+    /// The outage `ts` falls in, with `tolerance` kept clear of both of its ends.
+    func period(of chargePoint: String, containing ts: Int64, tolerance: Int64) -> Period? {
+        self.periods[chargePoint]?.last { ts > $0.start + tolerance && ts < $0.end - tolerance }
+    }
+
+    /// The latest outage that ended at or before `ts`.
+    func latest(of chargePoint: String, endedBy ts: Int64) -> Period? {
+        self.periods[chargePoint]?.last { $0.end <= ts }
+    }
+}
