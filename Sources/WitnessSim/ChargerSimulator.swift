@@ -58,6 +58,13 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     /// Sends its transactions' meter values (1.6 MeterValues; 2.0.1 Updated events) and its 2.0.1 Ended event
     /// naming the next connector (EVSE) instead of the one the transaction runs on.
     case metersWrongConnector
+    /// 1.6: a transaction started while offline is delivered with its StartTransaction stamped at the
+    /// reconnection, not when it began.
+    case stampsQueuedStartAtDelivery
+    /// 2.0.1: events that happened while offline are delivered without `offline: true`.
+    case forgetsOfflineFlag
+    /// 2.0.1: numbers its transaction's events with a gap (one seqNo skipped).
+    case skipsSeqNo
 }
 
 /// What `chargingSession` came to.
@@ -458,6 +465,75 @@ public final class ChargerSimulator: Sendable {
         self.state.withLockedValue { $0.transactionId = nil }
         _ = try await self.deliver("StatusNotification", OCPPMessages.statusNotification(version, status: "Available", connector: connector), status: "Available")
         return .charged
+    }
+
+    /// A session that begins while the charger has no connection, as firmware with an offline queue runs it:
+    /// the connection drops (`outage` long), the transaction starts and is metered `samples` times during the
+    /// outage, every message queued with the time it happened (2.0.1: `offline: true`); on reconnecting (without
+    /// booting, as after a network loss) the queue goes out in order, and the transaction is stopped online.
+    /// Quirks: `stampsQueuedStartAtDelivery` (1.6), `forgetsOfflineFlag`, `skipsSeqNo` (2.0.1).
+    public func offlineSession(idTag: String = "04A2B3C4D5", outage: Duration = .seconds(3), samples: Int = 2, whPerSample: Int = 700) async throws {
+        let version = self.profile.version
+        let clock = ContinuousClock()
+        await self.endpoint?.close(code: .goingAway, reason: "network lost")
+        let reconnectAt = clock.now + outage
+        // Readings in the middle of the outage, clear of its ends by more than a clock's tolerance.
+        try await Task.sleep(for: outage / 3)
+        let startedAt = OCPPMessages.now()
+        let meterStart = self.meter(advance: 0)
+        var readings: [(timestamp: String, wh: Int)] = []
+        for sample in 0..<samples {
+            if sample > 0 { try await Task.sleep(for: outage / (3 * max(1, samples - 1)) ) }
+            readings.append((OCPPMessages.now(), self.meter(advance: whPerSample)))
+        }
+        try await Task.sleep(until: reconnectAt)
+        try await self.connect()
+        switch version {
+        case .v16:
+            let startStamp = self.profile.quirks.contains(.stampsQueuedStartAtDelivery) ? OCPPMessages.now() : startedAt
+            let started = try await self.call(
+                "StartTransaction", ["connectorId": 1, "idTag": .string(idTag), "meterStart": .int(meterStart), "timestamp": .string(startStamp)]
+            )
+            let transactionId = started["transactionId"] ?? .int(0)
+            for reading in readings {
+                _ = try await self.call(
+                    "MeterValues",
+                    [
+                        "connectorId": 1, "transactionId": transactionId,
+                        "meterValue": [OCPPMessages.energySample(version, wh: reading.wh, withoutZone: false, timestamp: reading.timestamp)],
+                    ]
+                )
+            }
+            let stoppedAt = OCPPMessages.now()
+            _ = try await self.call(
+                "StopTransaction",
+                ["transactionId": transactionId, "idTag": .string(idTag), "meterStop": .int(self.meter(advance: 100)), "timestamp": .string(stoppedAt), "reason": "Local"]
+            )
+        case .v201, .v21:
+            let transactionId = "\(self.profile.id)-offline-\(self.state.withLockedValue { state -> Int in state.transactionSeq += 1; return state.transactionSeq })"
+            let flag = !self.profile.quirks.contains(.forgetsOfflineFlag)
+            var seqNo = 0
+            func event(_ type: String, at timestamp: String, offline: Bool, wh: Int, context: String, extra: JSONObject = [:]) -> JSONValue {
+                var object: JSONObject = [
+                    "eventType": .string(type), "timestamp": .string(timestamp), "triggerReason": type == "Started" ? "Authorized" : type == "Ended" ? "StopAuthorized" : "MeterValuePeriodic",
+                    "seqNo": .int(seqNo), "transactionInfo": ["transactionId": .string(transactionId)], "evse": ["id": 1, "connectorId": 1],
+                    "meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: false, context: context, timestamp: timestamp)],
+                ]
+                if offline { object["offline"] = true }
+                object.members.append(contentsOf: extra.members)
+                seqNo += self.profile.quirks.contains(.skipsSeqNo) && seqNo == 1 ? 2 : 1
+                return .object(object)
+            }
+            _ = try await self.call(
+                "TransactionEvent",
+                event("Started", at: startedAt, offline: flag, wh: meterStart, context: "Transaction.Begin", extra: ["idToken": ["idToken": .string(idTag), "type": "ISO14443"]])
+            )
+            for reading in readings {
+                _ = try await self.call("TransactionEvent", event("Updated", at: reading.timestamp, offline: flag, wh: reading.wh, context: "Sample.Periodic"))
+            }
+            let endedAt = OCPPMessages.now()
+            _ = try await self.call("TransactionEvent", event("Ended", at: endedAt, offline: false, wh: self.meter(advance: 100), context: "Transaction.End"))
+        }
     }
 
     private func beginTransaction(_ id: JSONValue) {

@@ -47,8 +47,9 @@ struct Outages {
         self.periods[chargePoint]?.last { ts > $0.start + tolerance && ts < $0.end - tolerance }
     }
 
-    /// The latest outage that ended at or before `ts`.
-    func latest(of chargePoint: String, endedBy ts: Int64) -> Period? {
-        self.periods[chargePoint]?.last { $0.end <= ts }
+    /// The outage during which something dated `ts` happened before the reconnection: from its start (less the
+    /// tolerance) to its end (less the tolerance), for a time that cannot be the reconnection's.
+    func period(of chargePoint: String, before ts: Int64, tolerance: Int64) -> Period? {
+        self.periods[chargePoint]?.last { ts >= $0.start - tolerance && ts < $0.end - tolerance }
     }
 }

@@ -532,7 +532,7 @@ final class TransactionTracker {
         // during the outage (docs/rules.md, tx.stampedAtDelivery).
         if let ts = sample.ts {
             if let start = transaction.startTs, ts < start - self.clockToleranceMicros,
-                let outage = self.outages.period(of: chargePoint, containing: ts, tolerance: self.clockToleranceMicros),
+                let outage = self.outages.period(of: chargePoint, before: ts, tolerance: self.clockToleranceMicros),
                 start >= outage.end - self.clockToleranceMicros
             {
                 if !transaction.stampedReported {

@@ -1,0 +1,76 @@
+import Foundation
+import OCPPSchema
+import OCPPWire
+import Testing
+import WitnessAnalysis
+import WitnessCapture
+import WitnessProxy
+import WitnessSim
+import WitnessTestSupport
+
+/// Sessions that begin while the charger has no connection, delivered from its offline queue when it comes back,
+/// judged from real traffic through the proxy (docs/policies.md, "Outages").
+@Suite("Sessions queued during an outage, through the proxy")
+struct OfflineSessionTests {
+    /// Runs a good charger and one with `quirk` through the same offline session; returns the report and the harness.
+    func run(_ version: OCPPVersion, quirk: ChargerQuirk) async throws -> (report: AnalysisReport, good: [Deviation], bad: [Deviation], harness: ProxyHarness) {
+        let harness = try await ProxyHarness.start()
+        let good = harness.charger(ChargerProfile(id: "OFFLINE-GOOD", vendor: "Good Co", version: version))
+        let bad = harness.charger(ChargerProfile(id: "OFFLINE-BAD", vendor: "Bad Co", version: version, quirks: [quirk]))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for charger in [good, bad] {
+                group.addTask {
+                    try await charger.connect()
+                    try await charger.boot()
+                    // Long enough that the queued events are dated clear of the outage's ends by more than the clock tolerance.
+                    try await charger.offlineSession(outage: .seconds(5), samples: 2)
+                    await charger.disconnect()
+                }
+            }
+            try await group.waitForAll()
+        }
+        await harness.waitForClosedPairs(4)
+        let report = try await harness.report()
+        return (
+            report, report.deviations.filter { $0.chargePoint == "OFFLINE-GOOD" }, report.deviations.filter { $0.chargePoint == "OFFLINE-BAD" }, harness
+        )
+    }
+
+    @Test("1.6: a queued start stamped at the reconnection is found once, on the first reading taken during the outage; one stamped when it began is not")
+    func startStampedAtDelivery() async throws {
+        let (_, good, bad, harness) = try await self.run(.v16, quirk: .stampsQueuedStartAtDelivery)
+        #expect(good.map { "\($0.rule): \($0.detail)" } == [])
+        #expect(bad.map(\.rule) == ["tx.stampedAtDelivery"], "\(bad.map(\.detail))")
+        let reading = try #require(try await harness.record(at: bad.first?.ref ?? ""))
+        #expect(reading.action == "MeterValues" && reading.chargePoint == "OFFLINE-BAD")
+        let start = try #require(try await harness.record(at: bad.first?.related.first ?? ""))
+        #expect(start.action == "StartTransaction" && start.messageType == .call)
+        let reconnected = try #require(try await harness.record(at: bad.first?.related.last ?? ""))
+        #expect(reconnected.kind == "open")
+        await harness.stop()
+    }
+
+    @Test("2.0.1: events queued during the outage say offline: true; a charger that leaves the flag out is found on each of them")
+    func offlineFlag() async throws {
+        let (_, good, bad, harness) = try await self.run(.v201, quirk: .forgetsOfflineFlag)
+        #expect(good.map { "\($0.rule): \($0.detail)" } == [])
+        // The Started event and the two Updated events happened offline; the Ended event came online.
+        #expect(bad.map(\.rule) == ["tx.offlineNotFlagged", "tx.offlineNotFlagged", "tx.offlineNotFlagged"], "\(bad.map(\.detail))")
+        for finding in bad {
+            let event = try #require(try await harness.record(at: finding.ref ?? ""))
+            #expect(event.action == "TransactionEvent" && event.message?[3]?["offline"] == nil)
+        }
+        await harness.stop()
+    }
+
+    @Test("2.0.1: a transaction whose events skip a seqNo is a gap, decided at the end of the capture")
+    func seqNoGap() async throws {
+        let (_, good, bad, harness) = try await self.run(.v201, quirk: .skipsSeqNo)
+        #expect(good.map { "\($0.rule): \($0.detail)" } == [])
+        #expect(bad.map(\.rule) == ["tx.seqNoGap"], "\(bad.map(\.detail))")
+        #expect(bad.first?.detail.contains("seqNo 2 ") == true, "\(bad.first?.detail ?? "")")
+        let ended = try #require(try await harness.record(at: bad.first?.ref ?? ""))
+        #expect(ended.message?[3]?["eventType"]?.stringValue == "Ended")
+        await harness.stop()
+    }
+}
