@@ -125,6 +125,18 @@ struct OutageTests {
         capture.close(2, at: "08:40:00")
         let found = try capture.analyse()
         #expect(found.map(\.rule) == ["tx.offlineNotFlagged"])
+
+        // Every event that happened offline without the flag is its own finding, the Started event's too.
+        var unflagged = OutageCapture(.v201)
+        unflagged.open(1, at: "08:00:00")
+        unflagged.close(1, at: "08:10:00")
+        unflagged.open(2, at: "08:30:00")
+        unflagged.event(2, at: "08:30:01", "Started", seqNo: 0, dated: "08:12:00", wh: 1000)
+        unflagged.event(2, at: "08:30:02", "Updated", seqNo: 1, dated: "08:12:00", wh: 1200)
+        unflagged.event(2, at: "08:30:03", "Updated", seqNo: 2, dated: "08:15:00", wh: 1500)
+        unflagged.event(2, at: "08:31:00", "Ended", seqNo: 3, dated: "08:31:00", wh: 2000)
+        unflagged.close(2, at: "08:40:00")
+        #expect(try unflagged.analyse().map(\.rule) == ["tx.offlineNotFlagged", "tx.offlineNotFlagged", "tx.offlineNotFlagged"])
         // The event of 08:25 (seqNo 2), with the open record that ended the outage.
         #expect(found.first?.ref?.hasSuffix(":9") == true)
         #expect(found.first?.related == [found.first?.ref.map { $0.replacingOccurrences(of: ":9", with: ":6") } ?? ""])

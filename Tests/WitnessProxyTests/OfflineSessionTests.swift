@@ -1,3 +1,4 @@
+import ChildProcesses
 import Foundation
 import OCPPSchema
 import OCPPWire
@@ -23,7 +24,7 @@ struct OfflineSessionTests {
                     try await charger.connect()
                     try await charger.boot()
                     // Long enough that the queued events are dated clear of the outage's ends by more than the clock tolerance.
-                    try await charger.offlineSession(outage: .seconds(5), samples: 2)
+                    try await charger.offlineSession(outage: .seconds(6), samples: 2)
                     await charger.disconnect()
                 }
             }
@@ -72,5 +73,22 @@ struct OfflineSessionTests {
         let ended = try #require(try await harness.record(at: bad.first?.ref ?? ""))
         #expect(ended.message?[3]?["eventType"]?.stringValue == "Ended")
         await harness.stop()
+    }
+
+    /// The Python `ocpp` library (Tests/Interop/outage_session.py): a session whose connection drops, two readings
+    /// queued offline (2.0.1: offline: true) and delivered on reconnecting, and the stop sent twice.
+    @Test("the Python ocpp library losing its connection mid-session and resending its stop gives no warning or error", arguments: [OCPPVersion.v16, .v201])
+    func pythonOutage(version: OCPPVersion) async throws {
+        let (centralSystem, port) = try await PythonPeers.startCentralSystem()
+        defer { centralSystem.terminate() }
+        try await ProxyHarness.start(upstreamOverride: "ws://127.0.0.1:\(port)").run { harness in
+            let summary = try await PythonPeers.run("outage_session.py", ["ws://127.0.0.1:\(harness.proxyURL.port)", "PY-OUTAGE", version.rawValue, "5"])
+            #expect(summary.contains(#""reconnected": true"#) && summary.contains(#""queued": 2"#))
+            await harness.waitForClosedPairs(2)
+            let report = try await harness.report()
+            #expect(report.deviations.filter { $0.severity != .info }.map { "\($0.rule) \($0.detail)" } == [])
+            // The stop sent twice is known for what it is.
+            #expect(report.deviations.map(\.rule) == ["tx.resent"])
+        }
     }
 }
