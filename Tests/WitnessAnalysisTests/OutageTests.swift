@@ -17,6 +17,11 @@ struct OutageCapture {
     /// `time` is HH:MM:SS(.ffffff) on 2026-12-04, when the proxy saw the record.
     static func ts(_ time: String) -> String { "2026-12-04T\(time.count == 8 ? time + ".000000" : time)Z" }
 
+    /// A rotated part of the same proxy run: its header repeats the run's start.
+    mutating func rotate(at time: String) {
+        self.lines.append(#"{"ts":"\#(Self.ts(time))","kind":"header","format":1,"started":"2026-12-04T08:00:00.000000Z","backend":"B"}"#)
+    }
+
     mutating func open(_ conn: Int, at time: String) {
         let version = self.version.rawValue
         self.lines.append(#"{"ts":"\#(Self.ts(time))","kind":"open","conn":\#(conn),"chargePoint":"CP-1","chosen":"\#(self.version.subprotocol)","version":"\#(version)"}"#)
@@ -39,12 +44,14 @@ struct OutageCapture {
     }
 
     /// A 2.0.1 TransactionEvent of transaction tx1 on EVSE 1.
-    mutating func event(_ conn: Int, at time: String, _ type: String, seqNo: Int, dated: String, offline: Bool = false, wh: Int? = nil) {
+    mutating func event(
+        _ conn: Int, at time: String, _ type: String, seqNo: Int, dated: String, offline: Bool = false, wh: Int? = nil, transaction: String = "tx1", evse: Int = 1
+    ) {
         let offlineField = offline ? #","offline":true"# : ""
         let meter = wh.map { #","meterValue":[{"timestamp":"\#(Self.ts(dated))","sampledValue":[{"value":\#($0)}]}]"# } ?? ""
         self.call(
             conn, at: time, "TransactionEvent",
-            #"{"eventType":"\#(type)","timestamp":"\#(Self.ts(dated))","triggerReason":"MeterValuePeriodic","seqNo":\#(seqNo),"transactionInfo":{"transactionId":"tx1"},"evse":{"id":1,"connectorId":1}\#(offlineField)\#(meter)}"#
+            #"{"eventType":"\#(type)","timestamp":"\#(Self.ts(dated))","triggerReason":"MeterValuePeriodic","seqNo":\#(seqNo),"transactionInfo":{"transactionId":"\#(transaction)"},"evse":{"id":\#(evse),"connectorId":1}\#(offlineField)\#(meter)}"#
         )
     }
 
@@ -126,7 +133,7 @@ struct OutageTests {
         let found = try capture.analyse()
         #expect(found.map(\.rule) == ["tx.offlineNotFlagged"])
 
-        // Every event that happened offline without the flag is its own finding, the Started event's too.
+        // One finding per transaction and outage: the events after the first are the same defect.
         var unflagged = OutageCapture(.v201)
         unflagged.open(1, at: "08:00:00")
         unflagged.close(1, at: "08:10:00")
@@ -136,7 +143,9 @@ struct OutageTests {
         unflagged.event(2, at: "08:30:03", "Updated", seqNo: 2, dated: "08:15:00", wh: 1500)
         unflagged.event(2, at: "08:31:00", "Ended", seqNo: 3, dated: "08:31:00", wh: 2000)
         unflagged.close(2, at: "08:40:00")
-        #expect(try unflagged.analyse().map(\.rule) == ["tx.offlineNotFlagged", "tx.offlineNotFlagged", "tx.offlineNotFlagged"])
+        let once = try unflagged.analyse()
+        #expect(once.map(\.rule) == ["tx.offlineNotFlagged"])
+        #expect(once.first?.detail.contains("Started event") == true)
         // The event of 08:25 (seqNo 2), with the open record that ended the outage.
         #expect(found.first?.ref?.hasSuffix(":9") == true)
         #expect(found.first?.related == [found.first?.ref.map { $0.replacingOccurrences(of: ":9", with: ":6") } ?? ""])
@@ -167,5 +176,90 @@ struct OutageTests {
         fresh.stop(2, at: "08:40:00", dated: "08:40:00", wh: 2500)
         fresh.close(2, at: "08:45:00")
         #expect(try fresh.analyse().map(\.rule) == [])
+    }
+
+    @Test("a hostile seqNo (-2^63, 2^62) is not followed and crashes nothing")
+    func hostileSeqNo() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.call(1, at: "08:00:01", "TransactionEvent", #"{"eventType":"Started","timestamp":"2026-12-04T08:00:01Z","triggerReason":"Authorized","seqNo":-9223372036854775808,"transactionInfo":{"transactionId":"tx1"}}"#)
+        capture.call(1, at: "08:00:02", "TransactionEvent", #"{"eventType":"Updated","timestamp":"2026-12-04T08:00:02Z","triggerReason":"MeterValuePeriodic","seqNo":4611686018427387904,"transactionInfo":{"transactionId":"tx1"}}"#)
+        capture.event(1, at: "08:00:03", "Ended", seqNo: 3, dated: "08:00:03")
+        capture.close(1, at: "08:10:00")
+        #expect(try capture.analyse().map(\.rule) == [])
+    }
+
+    @Test("a rotated capture part is no outage: a connection replaced across the rotation leaves live events unflagged")
+    func rotationIsNoOutage() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.event(1, at: "08:00:01", "Started", seqNo: 0, dated: "08:00:01")
+        capture.rotate(at: "08:01:00")
+        // The charger's new connection opens before the old one's close is recorded.
+        capture.open(2, at: "08:02:00")
+        capture.close(1, at: "08:02:01")
+        capture.event(2, at: "08:03:00", "Updated", seqNo: 1, dated: "08:03:00")
+        capture.open(3, at: "08:04:00")
+        capture.close(2, at: "08:04:01")
+        capture.event(3, at: "08:05:00", "Ended", seqNo: 2, dated: "08:05:00")
+        capture.close(3, at: "08:10:00")
+        #expect(try capture.analyse().map(\.rule) == [])
+    }
+
+    @Test("a charger whose clock runs 30 s behind sends live events dated inside the proxy's outage: judged on the proxy's clock, no finding")
+    func slowClock() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.event(1, at: "08:00:31", "Started", seqNo: 0, dated: "08:00:01")
+        capture.event(1, at: "08:05:30", "Updated", seqNo: 1, dated: "08:05:00")
+        capture.close(1, at: "08:10:00")
+        capture.open(2, at: "08:15:00")
+        // Sent live at 08:15:10, stamped 08:14:40 by the slow clock: inside the outage only on the charger's clock.
+        capture.event(2, at: "08:15:10", "Updated", seqNo: 2, dated: "08:14:40")
+        capture.event(2, at: "08:16:30", "Ended", seqNo: 3, dated: "08:16:00")
+        capture.close(2, at: "08:20:00")
+        #expect(try capture.analyse().map(\.rule) == [])
+    }
+
+    @Test("a charger numbering its events per station: two transactions at once share one counter, and neither has a gap")
+    func sharedCounter() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.event(1, at: "08:00:01", "Started", seqNo: 0, dated: "08:00:01", transaction: "a", evse: 1)
+        capture.event(1, at: "08:00:02", "Started", seqNo: 1, dated: "08:00:02", transaction: "b", evse: 2)
+        capture.event(1, at: "08:01:00", "Updated", seqNo: 2, dated: "08:01:00", transaction: "a", evse: 1)
+        capture.event(1, at: "08:01:01", "Updated", seqNo: 3, dated: "08:01:01", transaction: "b", evse: 2)
+        capture.event(1, at: "08:02:00", "Ended", seqNo: 4, dated: "08:02:00", transaction: "a", evse: 1)
+        capture.event(1, at: "08:02:01", "Ended", seqNo: 5, dated: "08:02:01", transaction: "b", evse: 2)
+        capture.close(1, at: "08:10:00")
+        #expect(try capture.analyse().map(\.rule) == [])
+
+        // Numbered per transaction from 0, a real gap is still one.
+        var gap = OutageCapture(.v201)
+        gap.open(1, at: "08:00:00")
+        gap.event(1, at: "08:00:01", "Started", seqNo: 0, dated: "08:00:01", transaction: "a", evse: 1)
+        gap.event(1, at: "08:00:02", "Started", seqNo: 0, dated: "08:00:02", transaction: "b", evse: 2)
+        gap.event(1, at: "08:01:00", "Updated", seqNo: 1, dated: "08:01:00", transaction: "a", evse: 1)
+        gap.event(1, at: "08:01:01", "Updated", seqNo: 2, dated: "08:01:01", transaction: "b", evse: 2)
+        gap.event(1, at: "08:02:00", "Ended", seqNo: 2, dated: "08:02:00", transaction: "a", evse: 1)
+        gap.event(1, at: "08:02:01", "Ended", seqNo: 3, dated: "08:02:01", transaction: "b", evse: 2)
+        gap.close(1, at: "08:10:00")
+        let found = try gap.analyse()
+        #expect(found.map(\.rule) == ["tx.seqNoGap"])
+        #expect(found.first?.detail.contains("transaction b") == true && found.first?.detail.contains("seqNo 1 ") == true)
+    }
+
+    @Test("a 2.0.1 Started event stamped at the reconnection and events dated in the outage are one finding")
+    func startedStampedLate() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.close(1, at: "08:10:00")
+        capture.open(2, at: "08:30:00")
+        capture.event(2, at: "08:30:01", "Started", seqNo: 0, dated: "08:30:01", offline: true, wh: 1000)
+        capture.event(2, at: "08:30:02", "Updated", seqNo: 1, dated: "08:15:00", offline: true, wh: 1500)
+        capture.event(2, at: "08:40:00", "Ended", seqNo: 2, dated: "08:40:00", wh: 2000)
+        capture.close(2, at: "08:45:00")
+        let found = try capture.analyse()
+        #expect(found.map(\.rule) == ["tx.stampedAtDelivery"], "\(found.map(\.detail))")
     }
 }

@@ -73,10 +73,11 @@ public final class Analyzer {
                 self.departures.retentionMicros = Departures.micros(seconds)
             }
             let run = record.fields["started"]?.stringValue ?? record.file
+            // A rotated part of the same run repeats its start time: connections and outages go on.
+            if self.runs[run] == nil { self.transactions.outages.newRun() }
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
             self.transactions.run = self.runNumber
-            self.transactions.outages.newRun()
         case .open:
             let state = self.connection(for: record)
             self.transactions.outages.opened(state.chargePoint, at: ts, ref: record.reference)

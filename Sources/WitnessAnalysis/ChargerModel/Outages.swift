@@ -12,6 +12,9 @@ struct Outages {
 
     static let kept = 8
     private var open: [String: Int] = [:]
+    /// How far behind the proxy's clock each charger's clock runs, at least: the smallest delay between the
+    /// time a live message says and the time the proxy saw it (negative when the charger's clock leads).
+    private var lags: [String: Int64] = [:]
     private var since: [String: Int64] = [:]
     private var periods: [String: [Period]] = [:]
 
@@ -36,7 +39,17 @@ struct Outages {
         self.since.removeAll()
     }
 
+    /// A message dated `dated` by the charger that the proxy saw at `seenAt` while connected.
+    mutating func observe(_ chargePoint: String, dated: Int64, seenAt: Int64) {
+        guard (self.open[chargePoint] ?? 0) > 0 else { return }
+        self.lags[chargePoint] = min(self.lags[chargePoint] ?? .max, seenAt - dated)
+    }
+
+    /// What to add to a time the charger's clock gave to read it on the proxy's (0 until a live message told).
+    func lag(of chargePoint: String) -> Int64 { self.lags[chargePoint] ?? 0 }
+
     mutating func release(_ chargePoint: String) {
+        self.lags.removeValue(forKey: chargePoint)
         self.open.removeValue(forKey: chargePoint)
         self.since.removeValue(forKey: chargePoint)
         self.periods.removeValue(forKey: chargePoint)

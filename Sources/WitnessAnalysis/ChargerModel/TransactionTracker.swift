@@ -39,28 +39,30 @@ final class TransactionTracker {
         var events = EventSequence()
         /// `tx.stampedAtDelivery` was reported for it (once per transaction).
         var stampedReported = false
+        /// The end of the outage `tx.offlineNotFlagged` was reported for (once per transaction and outage).
+        var offlineReported: Int64?
     }
 
     /// The seqNos of a 2.0.1 transaction's events (E 1.3.2), bounded: a charger numbering at random stops
-    /// being followed past `rangesKept` separate runs of numbers.
+    /// being followed past `NumberRuns.runsKept` separate runs of numbers.
     struct EventSequence {
-        var seen = IndexSet()
+        var seen = NumberRuns()
         var started: Int?
         var highest: (seqNo: Int, ts: Int64?, ref: String)?
-        var scattered = false
-        static let rangesKept = 64
         static let largest = 1 << 24
 
+        /// Whether `seqNo` is one the rules follow (a hostile charger's -2^63 or 2^62 is not).
+        static func followed(_ seqNo: Int) -> Bool { seqNo >= 0 && seqNo < Self.largest }
+
         mutating func insert(_ seqNo: Int) {
-            guard !self.scattered, seqNo >= 0, seqNo < Self.largest else { return }
+            guard Self.followed(seqNo) else { return }
             self.seen.insert(seqNo)
-            if self.seen.rangeView.count > Self.rangesKept { self.scattered = true }
         }
 
         /// The numbers missing between the first (the Started event's, or the lowest seen) and `last`.
-        func missing(upTo last: Int) -> IndexSet {
-            guard !self.scattered, let first = self.started ?? self.seen.first, first <= last, last < Self.largest else { return IndexSet() }
-            return IndexSet(integersIn: first...last).subtracting(self.seen)
+        func missing(upTo last: Int) -> NumberRuns {
+            guard !self.seen.overflowed, let first = self.started ?? self.seen.lowest, Self.followed(first), Self.followed(last) else { return NumberRuns() }
+            return self.seen.gaps(from: first, to: last)
         }
     }
 
@@ -136,7 +138,7 @@ final class TransactionTracker {
         var endSeqNo: Int?
         /// 2.0.1: the events still missing when it ended, which late ones may yet fill (`tx.seqNoGap` is decided
         /// when the capture ends, the charge point is released, or the transaction leaves the stopped ones kept).
-        var missing = IndexSet()
+        var missing = NumberRuns()
         var endTs: String?
         var chargePoint = ""
     }
@@ -192,6 +194,10 @@ final class TransactionTracker {
 
     /// When each charge point had no connection (the analyzer tells it of opens and closes).
     var outages = Outages()
+    /// 2.0.1: every seqNo each charge point's events carried (bounded), and the charge points seen numbering
+    /// per station (a Started event other than 0 while another transaction ran).
+    private var chargerSeqNos: [String: NumberRuns] = [:]
+    private var sharedCounter: Set<String> = []
     /// The transactions running on each charge point's connectors (the charger model shared with the fault engine).
     private var connectors: [String: ConnectorTransactions] = [:]
     /// Each charge point's connectors' latest status.
@@ -242,6 +248,8 @@ final class TransactionTracker {
         self.statuses.removeValue(forKey: chargePoint)
         self.beganInView.removeValue(forKey: chargePoint)
         self.outages.release(chargePoint)
+        self.chargerSeqNos.removeValue(forKey: chargePoint)
+        self.sharedCounter.remove(chargePoint)
         let released = (self.open.removeValue(forKey: chargePoint) ?? [:]).values.filter { !$0.displaced }.sorted { $0.sequence < $1.sequence }
         // Their ids, so that the charger's queued stop of one, when it comes back, is not a second finding.
         let ids = released.suffix(Self.releasedKept).map(\.id)
@@ -454,14 +462,20 @@ final class TransactionTracker {
             transaction.seen.add(key, ref: record.reference)
             let seqNo = payload["seqNo"]?.intValue
             if let seqNo { self.sequenced(seqNo, eventType: eventType, at: eventTs, in: &transaction, state: state, record: record, analyzer: analyzer) }
+            // On the proxy's clock: the charger's clock may lag (or lead) the proxy's by what its live messages showed.
             if payload["offline"]?.boolValue != true, let eventTs,
-                let outage = self.outages.period(of: chargePoint, containing: eventTs, tolerance: self.clockToleranceMicros)
+                let outage = self.outages.period(of: chargePoint, containing: eventTs + self.outages.lag(of: chargePoint), tolerance: self.clockToleranceMicros),
+                transaction.offlineReported != outage.end
             {
+                // Once per transaction and outage: the events after it are the same defect.
+                transaction.offlineReported = outage.end
                 self.deviation(
                     "tx.offlineNotFlagged",
-                    "\(eventType) event of transaction \(id) is dated \(payload["timestamp"]?.stringValue ?? "?"), while the charger had no connection (it reconnected at \(outage.endRef)), and does not say offline: true",
+                    "\(eventType) event of transaction \(id) is dated \(payload["timestamp"]?.stringValue ?? "?"), while the charger had no connection (it reconnected at \(outage.endRef)), and does not say offline: true; its later events of this outage are not listed again",
                     path: "/offline", state: state, record: record, analyzer: analyzer, related: [outage.endRef]
                 )
+            } else if payload["offline"]?.boolValue != true, let eventTs {
+                self.outages.observe(chargePoint, dated: eventTs, seenAt: ts)
             }
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
@@ -535,6 +549,8 @@ final class TransactionTracker {
                 let outage = self.outages.period(of: chargePoint, before: ts, tolerance: self.clockToleranceMicros),
                 start >= outage.end - self.clockToleranceMicros
             {
+                // The start's time is the delivery's, and so is that of a reading it carried: it orders nothing.
+                if let lastTs = transaction.lastTs, lastTs >= outage.end - self.clockToleranceMicros { transaction.lastTs = nil }
                 if !transaction.stampedReported {
                     transaction.stampedReported = true
                     self.deviation(
@@ -635,11 +651,25 @@ final class TransactionTracker {
         _ seqNo: Int, eventType: String, at eventTs: Int64?, in transaction: inout Transaction, state: ConnectionState, record: CaptureRecord,
         analyzer: Analyzer
     ) {
-        if eventType == "Started" { transaction.events.started = seqNo }
+        guard EventSequence.followed(seqNo) else { return }
+        if eventType == "Started" {
+            transaction.events.started = seqNo
+            // A Started event numbered other than 0 while another transaction of the charger runs: the charger
+            // numbers its events per station, not per transaction (1.3.2 asks for 0), and its transactions'
+            // numbers interleave.
+            if seqNo != 0, self.open[state.chargePoint]?.values.contains(where: { $0.id != transaction.id && !$0.events.seen.isEmpty }) == true {
+                self.sharedCounter.insert(state.chargePoint)
+            }
+        }
         transaction.events.insert(seqNo)
+        if self.chargerSeqNos[state.chargePoint]?.overflowed != true { self.chargerSeqNos[state.chargePoint, default: NumberRuns()].insert(seqNo) }
         if let eventTs, let highest = transaction.events.highest, let highestTs = highest.ts, seqNo != highest.seqNo {
             let contradicts = seqNo > highest.seqNo ? eventTs < highestTs - self.clockToleranceMicros : eventTs > highestTs + self.clockToleranceMicros
-            if contradicts {
+            // A Started event stamped at the reconnection, followed by events dated in the outage, is one cause:
+            // tx.stampedAtDelivery, found on their readings.
+            let startStampedLate = highest.seqNo == transaction.events.started
+                && self.outages.period(of: state.chargePoint, before: eventTs, tolerance: self.clockToleranceMicros).map { highestTs >= $0.end - self.clockToleranceMicros } == true
+            if contradicts && !startStampedLate {
                 self.deviation(
                     "tx.seqNoTimeOrder",
                     "event \(seqNo) of transaction \(transaction.id) is dated \(seqNo > highest.seqNo ? "before" : "after") event \(highest.seqNo) (\(highest.ref)): the numbers and the times disagree about the order the events happened in",
@@ -652,12 +682,18 @@ final class TransactionTracker {
 
     /// `tx.seqNoGap` for a 2.0.1 transaction whose events, once no late one can come any more, still miss numbers.
     private func reportGap(_ stopped: Stopped, id: String, analyzer: Analyzer) {
-        guard !stopped.missing.isEmpty else { return }
-        let numbers = Array(stopped.missing.prefix(8)).map(String.init).joined(separator: ", ") + (stopped.missing.count > 8 ? ", ..." : "")
+        var missing = stopped.missing
+        // A charger numbering per station: the numbers its other transactions used are not missing from this one.
+        if self.sharedCounter.contains(stopped.chargePoint), let all = self.chargerSeqNos[stopped.chargePoint], !all.overflowed {
+            missing = missing.subtracting(all)
+        }
+        guard !missing.isEmpty else { return }
+        let count = missing.count
+        let numbers = missing.first(8).map(String.init).joined(separator: ", ") + (count > 8 ? ", ..." : "")
         analyzer.reportDetached(
             Deviation(
                 rule: "tx.seqNoGap", chargePoint: stopped.chargePoint, action: "TransactionEvent",
-                detail: "\(stopped.missing.count) event(s) of transaction \(id) never arrived: seqNo \(numbers) (it ended with seqNo \(stopped.endSeqNo.map(String.init) ?? "?"))",
+                detail: "\(count) event(s) of transaction \(id) never arrived: seqNo \(numbers) (it ended with seqNo \(stopped.endSeqNo.map(String.init) ?? "?"))",
                 ts: stopped.endTs, ref: stopped.stopRef
             ),
             chargePoint: stopped.chargePoint
@@ -670,7 +706,7 @@ final class TransactionTracker {
         for key in chargePoint.map({ [$0] }) ?? Array(self.stopped.keys).sorted() {
             for (id, stopped) in (self.stopped[key] ?? [:]).sorted(by: { $0.value.sequence < $1.value.sequence }) {
                 self.reportGap(stopped, id: id, analyzer: analyzer)
-                self.stopped[key]?[id]?.missing = IndexSet()
+                self.stopped[key]?[id]?.missing = NumberRuns()
             }
         }
     }
