@@ -201,9 +201,13 @@ func rawExchange(port: Int, request: String) async throws -> (String, String) {
         channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
     }
     var response = ""
-    try await channel.executeThenClose { inbound, outbound in
-        if !request.isEmpty { try await outbound.write(ByteBuffer(string: request)) }
-        for try await chunk in inbound { response += String(buffer: chunk) }
+    do {
+        try await channel.executeThenClose { inbound, outbound in
+            if !request.isEmpty { try await outbound.write(ByteBuffer(string: request)) }
+            for try await chunk in inbound { response += String(buffer: chunk) }
+        }
+    } catch let error as ChannelError where !response.isEmpty && (error == .ioOnClosedChannel || error == .alreadyClosed) {
+        // The proxy answered and closed first; closing our side then finds the channel closed. The answer counts.
     }
     let parts = response.components(separatedBy: "\r\n\r\n")
     return (parts.first?.components(separatedBy: "\r\n").first ?? "", parts.dropFirst().joined(separator: "\r\n\r\n"))
