@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 ## The build `make install` installs: release (default) or debug.
 CONFIG ?= release
 
-.PHONY: setup build demo test clean docs bench bench-validation bench-recorder bench-reconnect bench-soak install install-files uninstall
+.PHONY: setup build demo test clean docs bench bench-validation bench-recorder bench-analysis bench-reconnect bench-soak install install-files uninstall
 
 ## Installs what is missing (libpcap-dev, the pinned OCA schemas, Python interop peers). Idempotent.
 setup:
@@ -64,6 +64,11 @@ bench-validation: setup
 bench-recorder: setup
 	$(SWIFT) build -c release --product ocpp-witness
 	.build/release/ocpp-witness benchmark recorder $(BENCH_ARGS)
+
+## The analyzer over a made-up day of 10,000 chargers with two connectors each: time and memory, in a release build.
+bench-analysis: setup
+	$(SWIFT) build -c release --product ocpp-witness
+	.build/release/ocpp-witness benchmark analysis $(BENCH_ARGS)
 
 ## Reconnect storm in a release build: 10,000 chargers over ws:// and 2,000 over wss:// reconnect at once
 ## after the backend comes back, through nginx and OCPP Witness. Installs nginx if missing.

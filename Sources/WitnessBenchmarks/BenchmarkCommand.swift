@@ -10,7 +10,10 @@ package struct BenchmarkCommand: AsyncParsableCommand {
     package static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure OCPP Witness against a peer in the same run.",
-        subcommands: [ForwardingBenchmark.self, ReconnectBenchmark.self, SoakBenchmark.self, ValidationBenchmark.self, RecorderBenchmark.self, ByteRelayPeer.self]
+        subcommands: [
+            ForwardingBenchmark.self, ReconnectBenchmark.self, SoakBenchmark.self, ValidationBenchmark.self, RecorderBenchmark.self, AnalysisBenchmark.self,
+            ByteRelayPeer.self,
+        ]
     )
 
     package init() {}

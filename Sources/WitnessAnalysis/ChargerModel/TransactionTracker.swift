@@ -124,6 +124,13 @@ final class TransactionTracker {
             self.entries.append((key, ref))
             if self.entries.count > Self.kept { self.entries.removeFirst() }
         }
+
+        /// Only the latest `count` (a stopped transaction's: what a charger resends is what it sent last).
+        func keeping(last count: Int) -> SeenMessages {
+            var kept = self
+            if kept.entries.count > count { kept.entries.removeFirst(kept.entries.count - count) }
+            return kept
+        }
     }
 
     /// A transaction that stopped, kept so that a message naming it afterwards is told apart: a resend of one
@@ -220,7 +227,9 @@ final class TransactionTracker {
     private var open: [String: [String: Transaction]] = [:]
     /// The transactions of each charge point that stopped most recently (the last `stoppedKept`).
     private var stopped: [String: [String: Stopped]] = [:]
-    static let stoppedKept = 16
+    static let stoppedKept = 8
+    /// The messages of a stopped transaction kept for recognising resends of them.
+    static let seenAfterStop = 4
     /// The transaction ids the CSMS assigned to each charge point most recently, oldest first, for the
     /// detail of `tx.unknownTransactionId`: the last `recentlyAssignedKept`, not every id of a long pilot.
     private var assigned: [String: [String]] = [:]
@@ -634,7 +643,7 @@ final class TransactionTracker {
         self.begun += 1
         var stopped = self.stopped[chargePoint] ?? [:]
         stopped[transaction.id] = Stopped(
-            stopTs: stopTs, stopTimestamp: timestamp, stopRef: ref, seen: transaction.seen, sequence: self.begun, endTs: record.timestamp,
+            stopTs: stopTs, stopTimestamp: timestamp, stopRef: ref, seen: transaction.seen.keeping(last: Self.seenAfterStop), sequence: self.begun, endTs: record.timestamp,
             chargePoint: chargePoint
         )
         if stopped.count > Self.stoppedKept, let oldest = stopped.min(by: { $0.value.sequence < $1.value.sequence }) {
