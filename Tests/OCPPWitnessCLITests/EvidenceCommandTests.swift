@@ -186,6 +186,24 @@ struct RecorderBenchmarkSmokeTests {
     }
 }
 
+/// The fleet's day in miniature, so it keeps working; time and memory are printed, never asserted.
+@Suite("Analysis benchmark (reduced)")
+struct AnalysisBenchmarkSmokeTests {
+    @Test("a day of a small fleet is analysed with every record read and no deviation, and the figures are printed")
+    func reducedFleetDay() async throws {
+        let result = try await WitnessBinary.run([
+            "benchmark", "analysis", "--chargers", "30", "--hours", "24", "--schemas", WitnessBinary.root.appendingPathComponent("schemas").path,
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("| hour | records read | resident memory |"), "\(result.output)")
+        #expect(result.output.contains("(0 unreadable)"), "\(result.output)")
+        // The made-up traffic is clean: sessions across connectors, an outage, resumed heartbeats.
+        #expect(result.output.contains("deviations: 0 "), "\(result.output)")
+        let bad = try await WitnessBinary.run(["benchmark", "analysis", "--hours", "25"])
+        #expect(bad.status != 0)
+    }
+}
+
 /// The reconnect storm in miniature, so it keeps working; timings are printed, never asserted.
 @Suite("Reconnect benchmark (reduced)")
 struct ReconnectBenchmarkSmokeTests {
