@@ -102,8 +102,9 @@ public final class ChaosEngine: Sendable {
     /// longest-running one. A stop or an Ended event itself belongs to no running transaction.
     private func followTransactions(_ facts: MessageFacts, payload: () -> JSONValue?) -> Double? {
         let now = Int64(facts.secondsSinceStart * 1_000_000)
-        // A start is matched with its answer by message id, which is unique on its connection only.
-        let startId = facts.messageId.map { "\(facts.connection) \($0)" }
+        // A start is matched with its answer by message id, which is unique on its connection only (made only
+        // for the messages of a start).
+        var startId: String? { facts.messageId.map { "\(facts.connection) \($0)" } }
         var named: (connector: Connector?, id: String?) = (nil, nil)
         var change: ((inout ConnectorTransactions) -> Void)?
         var starts = false
@@ -112,7 +113,8 @@ public final class ChaosEngine: Sendable {
             let connector = payload().flatMap { Connector.named(action: "StartTransaction", payload: $0, version: .v16) }
             named = (connector, nil)
             starts = true
-            change = { $0.start(.init(id: nil, connector: connector, since: now, startMessageId: startId)) }
+            let key = startId
+            change = { $0.start(.init(id: nil, connector: connector, since: now, startMessageId: key)) }
         case (.toCharger, .callResult?, "StartTransaction"?):
             guard let id = payload()?["transactionId"].map({ JSONWriter.string($0) }), let messageId = startId else { break }
             change = { $0.assign(id, toStart: messageId) }

@@ -330,11 +330,7 @@ final class TransactionTracker {
             }
             self.sawBegin(on: connector, of: chargePoint)
             let previous = model.start(.init(id: nil, connector: connector, since: ts, startMessageId: start.slotKey, startDigest: start.digest))
-            if let previousId = previous?.id, var displaced = self.open[chargePoint]?[previousId] {
-                displaced.displaced = true
-                self.open[chargePoint]?[previousId] = displaced
-                self.busy(connector, running: displaced, state: state, record: record, analyzer: analyzer)
-            }
+            self.displace(previous, on: connector, state: state, record: record, analyzer: analyzer)
         case "MeterValues":
             // Meter values outside a transaction name a connector only for the checks (the analyzer asks then).
             guard let transactionId = payload["transactionId"] else { return }
@@ -348,10 +344,7 @@ final class TransactionTracker {
                 self.notOpen(id, key: key, times: Self.timestamps(payload["meterValue"]), path: "/transactionId", state: state, record: record, analyzer: analyzer)
                 return
             }
-            if self.resent(key, of: id, seen: &transaction.seen, state: state, record: record, analyzer: analyzer) {
-                self.open[chargePoint]?[id] = transaction
-                return
-            }
+            if self.resent(key, of: id, seen: transaction.seen, state: state, record: record, analyzer: analyzer) { return }
             if let named = self.connectorOfRecord, let own = transaction.connector, !named.names(own) {
                 self.deviation(
                     "connector.mismatch",
@@ -412,10 +405,7 @@ final class TransactionTracker {
             var transaction: Transaction
             if let existing = self.open[chargePoint]?[id] {
                 transaction = existing
-                if self.resent(key, of: id, seen: &transaction.seen, state: state, record: record, analyzer: analyzer) {
-                    self.open[chargePoint]?[id] = transaction
-                    return
-                }
+                if self.resent(key, of: id, seen: transaction.seen, state: state, record: record, analyzer: analyzer) { return }
                 if eventType == "Started", transaction.startTs == nil {
                     // Its Started event, delivered after later events (2.0.1 E 1.3.2): the start is known now.
                     transaction.startTs = eventTs
@@ -435,11 +425,7 @@ final class TransactionTracker {
                     // Placed now: its Started event named no EVSE.
                     transaction.connector = named
                     let previous = self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: transaction.startTs ?? ts))
-                    if let previousId = previous?.id, previousId != id, var displaced = self.open[chargePoint]?[previousId] {
-                        displaced.displaced = true
-                        self.open[chargePoint]?[previousId] = displaced
-                        self.busy(named, running: displaced, state: state, record: record, analyzer: analyzer)
-                    }
+                    self.displace(previous, on: named, by: id, state: state, record: record, analyzer: analyzer)
                 }
             } else if eventType == "Started", self.stopped[chargePoint]?[id] == nil {
                 transaction = Transaction(
@@ -450,11 +436,7 @@ final class TransactionTracker {
                 self.sawBegin(on: named, of: chargePoint)
                 if let named {
                     let previous = self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: eventTs ?? ts))
-                    if let previousId = previous?.id, var displaced = self.open[chargePoint]?[previousId] {
-                        displaced.displaced = true
-                        self.open[chargePoint]?[previousId] = displaced
-                        self.busy(named, running: displaced, state: state, record: record, analyzer: analyzer)
-                    }
+                    self.displace(previous, on: named, by: id, state: state, record: record, analyzer: analyzer)
                 }
             } else if let adopted = self.adopt(
                 id, connector: named, path: "/transactionInfo/transactionId", state: state, record: record, ts: eventTs ?? ts, analyzer: analyzer
@@ -472,7 +454,8 @@ final class TransactionTracker {
             let seqNo = payload["seqNo"]?.intValue
             if let seqNo { self.sequenced(seqNo, eventType: eventType, at: eventTs, in: &transaction, state: state, record: record, analyzer: analyzer) }
             // On the proxy's clock: the charger's clock may lag (or lead) the proxy's by what its live messages showed.
-            if payload["offline"]?.boolValue != true, let eventTs,
+            let flaggedOffline = payload["offline"]?.boolValue == true
+            if !flaggedOffline, let eventTs,
                 let outage = self.outages.period(of: chargePoint, containing: eventTs + self.outages.lag(of: chargePoint), tolerance: self.clockToleranceMicros),
                 transaction.offlineReported != outage.end
             {
@@ -483,7 +466,7 @@ final class TransactionTracker {
                     "\(eventType) event of transaction \(id) is dated \(payload["timestamp"]?.stringValue ?? "?"), while the charger had no connection (it reconnected at \(outage.endRef)), and does not say offline: true; its later events of this outage are not listed again",
                     path: "/offline", state: state, record: record, analyzer: analyzer, related: [outage.endRef]
                 )
-            } else if payload["offline"]?.boolValue != true, let eventTs {
+            } else if !flaggedOffline, let eventTs {
                 self.outages.observe(chargePoint, dated: eventTs, seenAt: ts)
             }
             for sample in samples {
@@ -495,9 +478,8 @@ final class TransactionTracker {
                 }
                 self.stop(transaction, at: eventTs, timestamp: payload["timestamp"]?.stringValue, state: state, record: record, analyzer: analyzer)
                 self.stopped[chargePoint]?[id]?.endSeqNo = seqNo
-                if let last = max(seqNo ?? -1, transaction.events.highest?.seqNo ?? -1) as Int?, last >= 0 {
-                    self.stopped[chargePoint]?[id]?.missing = transaction.events.missing(upTo: last)
-                }
+                let last = max(seqNo ?? -1, transaction.events.highest?.seqNo ?? -1)
+                if last >= 0 { self.stopped[chargePoint]?[id]?.missing = transaction.events.missing(upTo: last) }
             } else if transaction.sequence == 0 {
                 // Made just now from its Started event: not followed yet.
                 self.begin(transaction, analyzer: analyzer)
@@ -722,7 +704,7 @@ final class TransactionTracker {
 
     /// Whether the message repeats one of the transaction's that came before (the charger resends a
     /// transaction message whose answer it did not get): then it is `tx.resent`, and not judged again.
-    private func resent(_ key: Int, of id: String, seen: inout SeenMessages, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) -> Bool {
+    private func resent(_ key: Int, of id: String, seen: SeenMessages, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) -> Bool {
         guard let first = seen.ref(of: key) else { return false }
         self.deviation(
             "tx.resent", "\(record.action ?? "message") of transaction \(id) repeats the one at \(first): a resend of a message whose answer the charger did not get",
@@ -744,21 +726,17 @@ final class TransactionTracker {
             return
         }
         defer { self.stopped[chargePoint]?[id] = stopped }
-        if self.resent(key, of: id, seen: &stopped.seen, state: state, record: record, analyzer: analyzer) { return }
+        if self.resent(key, of: id, seen: stopped.seen, state: state, record: record, analyzer: analyzer) { return }
         stopped.seen.add(key, ref: record.reference)
         let stopText = "\(stopped.stopTimestamp ?? "?") (\(stopped.stopRef))"
         // 2.0.1 orders a transaction's events by seqNo and expects them reordered after retries (E 1.3.2).
         if state.version != .v16, let seqNo, let endSeqNo = stopped.endSeqNo {
             stopped.missing.remove(seqNo)
             if seqNo < endSeqNo {
-                analyzer.report(
-                    Deviation(
-                        rule: "tx.deliveredAfterStop", severity: .info, chargePoint: chargePoint, direction: record.direction, action: record.action,
-                        messageId: record.messageId, path: "/seqNo",
-                        detail: "event \(seqNo) of transaction \(id) was delivered after its Ended event (\(endSeqNo), \(stopped.stopRef)); 2.0.1 orders events by seqNo, so this reordering is allowed",
-                        ts: record.timestamp, ref: record.reference, related: [stopped.stopRef]
-                    ),
-                    in: state
+                self.deviation(
+                    "tx.deliveredAfterStop",
+                    "event \(seqNo) of transaction \(id) was delivered after its Ended event (\(endSeqNo), \(stopped.stopRef)); 2.0.1 orders events by seqNo, so this reordering is allowed",
+                    path: "/seqNo", state: state, record: record, analyzer: analyzer, related: [stopped.stopRef], severity: .info
                 )
             } else {
                 self.deviation(
@@ -873,6 +851,18 @@ final class TransactionTracker {
             transaction.availableDuring = seen
             self.open[chargePoint]?[id] = transaction
         }
+    }
+
+    /// A start replaced `previous` on `connector` in the model: that transaction is displaced, once reported as
+    /// `connector.transactionBusy` on the message that shows it (and not later as `tx.notStopped`).
+    private func displace(
+        _ previous: ConnectorTransactions.Running?, on connector: Connector, by id: String? = nil, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer
+    ) {
+        let chargePoint = state.chargePoint
+        guard let previousId = previous?.id, previousId != id, var displaced = self.open[chargePoint]?[previousId] else { return }
+        displaced.displaced = true
+        self.open[chargePoint]?[previousId] = displaced
+        self.busy(connector, running: displaced, state: state, record: record, analyzer: analyzer)
     }
 
     /// A transaction started on a connector that had one running (the message that shows it).
