@@ -32,6 +32,13 @@ public struct EventPattern: Sendable {
     }
 
     public init() {}
+
+    /// A pattern no event matches (the stimulus of a check the charger model judges).
+    public static let never: EventPattern = {
+        var pattern = EventPattern()
+        pattern.actions = []
+        return pattern
+    }()
 }
 
 /// A condition on a payload field, by JSON pointer. For an answer, `call:` in front of the pointer looks

@@ -7,11 +7,14 @@ public struct FaultPolicy: Sendable {
     public var rules: [FaultRule]
     /// The pass conditions judged from the capture by `report` (they change nothing in the traffic).
     public var checks: [WitnessCheck]
+    /// What the site needs of its chargers' metering and allows offline (judged by `report`, like the checks).
+    public var site: SiteDeclaration
     /// Where the policy came from (a file path), for capture headers and messages.
     public var source: String
 
-    public init(seed: UInt64, rules: [FaultRule], checks: [WitnessCheck] = [], source: String = "") {
+    public init(seed: UInt64, rules: [FaultRule], checks: [WitnessCheck] = [], site: SiteDeclaration = SiteDeclaration(), source: String = "") {
         self.seed = seed
+        self.site = site
         self.rules = rules
         self.checks = checks
         self.source = source

@@ -24,13 +24,17 @@ extension PolicyLoader.Reader {
             self.fail(node, "check \(index + 1) must be a mapping with 'name', 'area', 'when', 'expect' or 'forbid', and 'within'")
             return nil
         }
-        self.checkKeys(pairs, allowed: ["name", "area", "description", "version", "when", "expect", "forbid", "within"], in: "a check", node: node)
+        self.checkKeys(pairs, allowed: ["name", "area", "description", "version", "when", "expect", "forbid", "within", "judge"], in: "a check", node: node)
         let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
         let name = fields["name"]?.string ?? "check-\(index + 1)"
         if fields["name"]?.string == nil { self.fail(node, "check \(index + 1) has no 'name'") }
         let areaNames = WitnessArea.allCases.map(\.rawValue).joined(separator: ", ")
         let area = fields["area"]?.string.flatMap(WitnessArea.init(rawValue:))
         if area == nil { self.fail(fields["area"] ?? node, "check '\(name)' needs 'area', one of: \(areaNames)") }
+        let versions = fields["version"].flatMap { self.versions($0) }
+        if let judgeNode = fields["judge"] {
+            return self.judged(judgeNode, name: name, area: area, fields: fields, versions: versions, node: node)
+        }
         let when = fields["when"].map { self.pattern($0, what: "'when' of check '\(name)'") } ?? nil
         if fields["when"] == nil { self.fail(node, "check '\(name)' has no 'when' (the stimulus that starts its window)") }
         if let when, when.connector != .any || when.connection != .any, let whenNode = fields["when"] {
@@ -55,19 +59,44 @@ extension PolicyLoader.Reader {
         } else {
             self.fail(node, "check '\(name)' needs 'within', the window after the stimulus (90s, 5m)")
         }
-        var versions: Set<OCPPVersion>?
-        if let node = fields["version"] {
-            let names = self.strings(node) ?? []
-            versions = Set(names.compactMap(OCPPVersion.init(rawValue:)))
-            if names.isEmpty || versions?.count != names.count {
-                self.fail(node, "version must be 1.6, 2.0.1 or 2.1 (or a list of them); quote it in YAML: \"1.6\"")
-            }
-        }
         guard let area, let when, let outcome, let then, let within, within > 0 else { return nil }
         return WitnessCheck(
             name: name, area: area, description: fields["description"]?.string ?? "", when: when, outcome: outcome, then: then, within: within,
             versions: versions
         )
+    }
+
+    mutating func versions(_ node: Node) -> Set<OCPPVersion>? {
+        let names = self.strings(node) ?? []
+        let versions = Set(names.compactMap(OCPPVersion.init(rawValue:)))
+        if names.isEmpty || versions.count != names.count {
+            self.fail(node, "version must be 1.6, 2.0.1 or 2.1 (or a list of them); quote it in YAML: \"1.6\"")
+            return nil
+        }
+        return versions
+    }
+
+    /// A check the charger model judges: `judge:` names what, instead of a stimulus and an outcome.
+    mutating func judged(
+        _ judgeNode: Node, name: String, area: WitnessArea?, fields: [String: Node], versions: Set<OCPPVersion>?, node: Node
+    ) -> WitnessCheck? {
+        let names = WitnessCheck.Judgement.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let judge = judgeNode.string.flatMap(WitnessCheck.Judgement.init(rawValue:)) else {
+            self.fail(judgeNode, "judge of check '\(name)' must be one of: \(names)")
+            return nil
+        }
+        for key in ["when", "expect", "forbid"] where fields[key] != nil {
+            self.fail(fields[key], "check '\(name)' is judged by the charger model ('judge'); it has no '\(key)'")
+        }
+        var within: Double = 0
+        if let node = fields["within"] {
+            within = self.duration(node, "within of check '\(name)'", allowsZero: false) ?? 0
+        } else if judge == .stopOnInvalidId {
+            self.fail(node, "check '\(name)' needs 'within', the time the charger has to stop the transaction (90s, 5m)")
+            return nil
+        }
+        guard let area else { return nil }
+        return WitnessCheck(name: name, area: area, description: fields["description"]?.string ?? "", judge: judge, within: within, versions: versions)
     }
 
     mutating func pattern(_ node: Node, what: String) -> EventPattern? {

@@ -73,15 +73,16 @@ public enum PolicyLoader {
                 self.fail(root, "a policy is a mapping with 'seed' and 'rules'")
                 return nil
             }
-            self.checkKeys(pairs, allowed: ["seed", "rules", "checks", "description"], in: "the policy", node: root)
+            self.checkKeys(pairs, allowed: ["seed", "rules", "checks", "site", "description"], in: "the policy", node: root)
             let fields = Dictionary(pairs, uniquingKeysWith: { first, _ in first })
             var seed: UInt64 = 1
             if let node = fields["seed"] {
                 if let value = node.int, value >= 0 { seed = UInt64(value) } else { self.fail(node, "seed must be a non-negative integer") }
             }
             let checks = fields["checks"].map { self.checks($0) } ?? []
-            // A policy of checks alone injects nothing; it only judges.
-            let rulesNode = fields["rules"] ?? (fields["checks"] != nil ? .sequence(Node.Sequence([])) : nil)
+            let site = fields["site"].map { self.site($0) } ?? SiteDeclaration()
+            // A policy of checks (or site declarations) alone injects nothing; it only judges.
+            let rulesNode = fields["rules"] ?? (fields["checks"] != nil || fields["site"] != nil ? .sequence(Node.Sequence([])) : nil)
             guard let rulesNode, case .sequence(let sequence) = rulesNode else {
                 self.fail(fields["rules"] ?? root, "'rules' must be a list of rules")
                 return nil
@@ -95,7 +96,7 @@ public enum PolicyLoader {
                 }
                 if let rule = self.rule(node, index: index) { rules.append(rule) }
             }
-            return FaultPolicy(seed: seed, rules: rules, checks: checks, source: self.file)
+            return FaultPolicy(seed: seed, rules: rules, checks: checks, site: site, source: self.file)
         }
 
         // Fields that fault matchers and check events share.

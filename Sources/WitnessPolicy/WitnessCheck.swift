@@ -77,6 +77,39 @@ public struct WitnessCheck: Sendable {
     public var within: Double
     /// The OCPP versions the check is for (nil: every version); a pair that never spoke one of them does not list it.
     public var versions: Set<OCPPVersion>?
+    /// A check the charger model judges (`judge:` instead of `when` and `expect`/`forbid`); nil for a window check.
+    public var judge: Judgement?
+
+    /// What the charger model judges for a check, once per occurrence (docs/witness-tests.md, "Judged checks").
+    public enum Judgement: String, Sendable, CaseIterable {
+        /// Each transaction with messages queued during an outage: delivered in order, each once, with the times
+        /// they happened (no recovery finding on it).
+        case sessionRecovery
+        /// Each transaction started while the charger was offline: its identifier was one the site allows offline.
+        case offlineAuthorization
+        /// Each transaction whose start the backend answered with an identifier not accepted, on a charger that
+        /// stops on an invalid identifier: stopped within the window.
+        case stopOnInvalidId
+        /// Each transaction: periodic readings at the configured interval, without long gaps, with the configured
+        /// measurands.
+        case meterCadence
+
+        /// What an occurrence is, for a verdict sentence.
+        public var occurrence: String {
+            switch self {
+            case .sessionRecovery: return "a transaction with messages queued during an outage"
+            case .offlineAuthorization: return "a transaction started while the charger was offline"
+            case .stopOnInvalidId: return "a transaction whose start was answered with an identifier not accepted"
+            case .meterCadence: return "a transaction with periodic meter readings"
+            }
+        }
+    }
+
+    /// A check the charger model judges.
+    public init(name: String, area: WitnessArea, description: String = "", judge: Judgement, within: Double = 0, versions: Set<OCPPVersion>? = nil) {
+        self.init(name: name, area: area, description: description, when: EventPattern.never, outcome: .expect, then: EventPattern.never, within: within, versions: versions)
+        self.judge = judge
+    }
 
     public init(
         name: String, area: WitnessArea, description: String = "", when: EventPattern, outcome: Outcome, then: EventPattern, within: Double,

@@ -77,6 +77,7 @@ struct FaultPlan {
         case .outage(let seconds, let mode, let allChargers):
             record["seconds"] = .double(seconds)
             record["mode"] = .string(mode.rawValue)
+            record["scope"] = .string(allChargers ? "all" : "charger")
             // The policy loader bounded the duration already; the clamp only keeps a policy built in code from trapping.
             let duration = (try? BoundedDuration(seconds: seconds, field: "duration of outage")) ?? .zero
             self.steps = [.record(fault: record), .outage(allChargers: allChargers, duration: duration, mode: mode)]

@@ -44,6 +44,17 @@ public final class Analyzer {
         self.checks = configuration.checks.isEmpty ? nil : CheckEvaluator(checks: configuration.checks)
         self.departures = configuration.stateRetentionSeconds.map { Departures(retentionSeconds: Self.retention($0, configuration)) } ?? .never
         self.transactions.run = self.runNumber
+        self.transactions.site = configuration.site
+        self.transactions.checks = self.checks
+        self.transactions.intervalTolerance = configuration.intervalToleranceInForce
+    }
+
+    /// The pair a charge point belongs to as far as the capture has told so far.
+    func pair(of chargePoint: String) -> PairKey { self.pairKey(chargePoint) }
+
+    /// A transaction's row of its pair's cadence table.
+    func cadenceRow(_ row: CadenceRow) {
+        self.pairs[self.pairKey(row.chargePoint), default: PairStatistics()].cadence.add(row)
     }
 
     /// A retention never ends a check's window early: at least the longest `within` of the checks.
@@ -65,6 +76,7 @@ public final class Analyzer {
         let ts = record.ts?.microseconds ?? self.lastTs
         self.lastTs = max(self.lastTs, ts)
         for chargePoint in self.departures.due(at: ts) { self.release(chargePoint) }
+        self.transactions.expireInvalidStarts(now: ts, analyzer: self)
         switch record.recordKind {
         case .header:
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
@@ -94,6 +106,15 @@ public final class Analyzer {
             self.webSocketFindings(record, state: state)
         case .frame:
             let state = self.connection(for: record)
+            if case .object(let fault)? = record.fields["fault"], fault["kind"]?.stringValue == "outage", fault["mode"]?.stringValue == "blackhole",
+                let seconds = fault["seconds"]?.doubleValue, seconds.isFinite, seconds > 0, seconds <= 30 * 86_400
+            {
+                // The trigger of a blackhole outage: nothing gets through for its duration, to this charger or to all.
+                let cutOff = fault["scope"]?.stringValue == "all" ? Set(self.connections.values.map(\.chargePoint)) : [state.chargePoint]
+                for chargePoint in cutOff {
+                    self.transactions.outages.cutOff(chargePoint, from: ts, to: ts + Int64(seconds * 1_000_000), ref: record.reference)
+                }
+            }
             self.expireCalls(in: state, now: ts)
             self.frame(record, state: state, ts: ts)
         case .close:
@@ -151,6 +172,8 @@ public final class Analyzer {
             self.reportNotStopped(open, because: "was still open at the end of the capture")
         }
         self.transactions.reportGaps(analyzer: self)
+        self.transactions.expireInvalidStarts(now: self.lastTs, ended: true, analyzer: self)
+        self.transactions.recoveryStillOpen(analyzer: self)
         let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
         var pairs = self.pairs
         for key in areas.keys where pairs[key] == nil { pairs[key] = PairStatistics() }
@@ -362,7 +385,7 @@ public final class Analyzer {
                 let other = state.correlator.oldestOutstanding(callDirection)
                 let call = CallInCapture(
                     stamp: stamp, file: record.file, line: record.line, valid: valid,
-                    payload: self.checks?.keepsCallPayload(of: action) == true ? message[3] : nil,
+                    payload: self.checks?.keepsCallPayload(of: action) == true || ChargerConfigurations.needsCall(action) ? message[3] : nil,
                     start: self.transactions.pendingStartOfRecord,
                     connector: self.transactions.connectorOfRecord
                 )
@@ -407,6 +430,7 @@ public final class Analyzer {
                     _ = self.validate(message[2] ?? .null, schema, state: state, make: { deviation($0, $1, path: $2, severity: $3, action: pending.action) })
                 }
                 self.transactions.response(start: pending.context.start, message: message, state: state, analyzer: self)
+                self.transactions.answered(pending.action, call: pending.context.payload, answer: message[2], state: state, record: record, ts: ts, analyzer: self)
             } else if let code = message[2]?.stringValue {
                 self.transactions.abandon(pending.context.start, chargePoint: state.chargePoint)
                 if !RPCErrorCode.codes(for: state.version).contains(code) {

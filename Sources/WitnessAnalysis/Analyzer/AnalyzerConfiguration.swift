@@ -26,6 +26,15 @@ public struct AnalyzerConfiguration: Sendable {
     /// capture header says live analysis used, and nothing is released for a header that does not say (a
     /// capture of an older version, whose live analysis released nothing).
     public var stateRetentionSeconds: Double?
+    /// What the site declares of its chargers' metering and offline authorization (the policies' `site:`).
+    public var site = SiteDeclaration()
+    /// How far a transaction's median interval between periodic readings may be from the configured one, as a
+    /// fraction of it, never less than the clock tolerance (`report --interval-tolerance`; nil: the site's, or 10%).
+    public var intervalTolerance: Double?
+    public static let defaultIntervalTolerance = 0.1
+
+    /// The interval tolerance in force.
+    public var intervalToleranceInForce: Double { self.intervalTolerance ?? self.site.intervalTolerance ?? Self.defaultIntervalTolerance }
 
     public init(
         profile: ValidationProfile = .strict, responseTimeoutSeconds: Double = 30, energyTolerance: Double = 0.005,

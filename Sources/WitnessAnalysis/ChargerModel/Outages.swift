@@ -6,8 +6,15 @@ struct Outages {
     struct Period {
         var start: Int64
         var end: Int64
-        /// `capture-file:line` of the open record that ended it.
+        /// `capture-file:line` of the open record that ended it (of the fault that began it, for a blackhole).
         var endRef: String
+        /// The policy's blackhole outage fault cut the charger off while its connection stayed open.
+        var blackhole = false
+
+        /// How its end reads in a finding: "it reconnected at cap.jsonl:12".
+        var ending: String {
+            self.blackhole ? "the policy's blackhole outage cut it off from its backend (\(self.endRef))" : "it reconnected at \(self.endRef)"
+        }
     }
 
     static let kept = 8
@@ -23,6 +30,16 @@ struct Outages {
         guard let start = self.since.removeValue(forKey: chargePoint), ts > start else { return }
         var periods = self.periods[chargePoint] ?? []
         periods.append(Period(start: start, end: ts, endRef: ref))
+        if periods.count > Self.kept { periods.removeFirst() }
+        self.periods[chargePoint] = periods
+    }
+
+    /// The policy's blackhole outage fault (`fault.kind: outage, mode: blackhole`) cut the charge point off from
+    /// `start` to `end`: nothing got through, though its connection stayed open.
+    mutating func cutOff(_ chargePoint: String, from start: Int64, to end: Int64, ref: String) {
+        var periods = self.periods[chargePoint] ?? []
+        periods.append(Period(start: start, end: end, endRef: ref, blackhole: true))
+        periods.sort { $0.end < $1.end }
         if periods.count > Self.kept { periods.removeFirst() }
         self.periods[chargePoint] = periods
     }
@@ -58,6 +75,11 @@ struct Outages {
     /// The outage `ts` falls in, with `tolerance` kept clear of both of its ends.
     func period(of chargePoint: String, containing ts: Int64, tolerance: Int64) -> Period? {
         self.periods[chargePoint]?.last { ts > $0.start + tolerance && ts < $0.end - tolerance }
+    }
+
+    /// Whether an outage overlaps the time from `from` to `to` (the proxy's clock).
+    func overlaps(_ chargePoint: String, from: Int64, to: Int64) -> Bool {
+        self.periods[chargePoint]?.contains { $0.start < to && $0.end > from } ?? false
     }
 
     /// The outage during which something dated `ts` happened before the reconnection: from its start (less the

@@ -3,6 +3,7 @@ import OCPPSchema
 import OCPPWire
 import WitnessCapture
 import WitnessModel
+import WitnessPolicy
 
 /// Follows transactions and their meter readings per charge point (a 1.6 transaction may stop on a later
 /// connection than it started on), for the rules that decide whether a bill reconciles.
@@ -41,6 +42,21 @@ final class TransactionTracker {
         var stampedReported = false
         /// The end of the outage `tx.offlineNotFlagged` was reported for (once per transaction and outage).
         var offlineReported: Int64?
+        /// Its meter readings' cadence and content.
+        var cadence = MeterCadence()
+        /// The findings on how it was delivered after an outage (rule and line), for the `sessionRecovery` check.
+        var recovery = Recovery()
+    }
+
+    /// How a transaction came through an outage: whether messages of it were queued during one, and the findings
+    /// on their delivery (the first few).
+    struct Recovery {
+        var queued = false
+        var findings: [(rule: String, ref: String)] = []
+
+        mutating func found(_ rule: String, ref: String) {
+            if self.findings.count < 4 { self.findings.append((rule, ref)) }
+        }
     }
 
     /// The seqNos of a 2.0.1 transaction's events (E 1.3.2), bounded: a charger numbering at random stops
@@ -148,6 +164,10 @@ final class TransactionTracker {
         var missing = NumberRuns()
         var endTs: String?
         var chargePoint = ""
+        /// How it came through an outage, judged (`sessionRecovery`) when its gaps are.
+        var recovery = Recovery()
+        var startRef = ""
+        var version = OCPPVersion.v16
     }
 
     /// A register reading found in a payload.
@@ -201,6 +221,12 @@ final class TransactionTracker {
 
     /// When each charge point had no connection (the analyzer tells it of opens and closes).
     var outages = Outages()
+    /// What the capture shows of each charger's configuration.
+    var configurations = ChargerConfigurations()
+    /// What the site declares, where the capture shows no configuration.
+    var site = SiteDeclaration()
+    /// The checks the model judges occurrences for (nil: none asked).
+    var checks: CheckEvaluator?
     /// 2.0.1: every seqNo each charge point's events carried (bounded), and the charge points seen numbering
     /// per station (a Started event other than 0 while another transaction ran).
     private var chargerSeqNos: [String: NumberRuns] = [:]
@@ -224,7 +250,11 @@ final class TransactionTracker {
         return (outlets.isEmpty ? statuses : outlets).sorted { $0.key < $1.key }.map { ($0.key, $0.value.run != self.run) }
     }
 
-    private var open: [String: [String: Transaction]] = [:]
+    var open: [String: [String: Transaction]] = [:]
+    /// What the capture shows of each charger's identifiers (offline authorization).
+    var authorizations: [String: Authorizations] = [:]
+    /// Transactions whose identifier the backend did not accept, waiting for their stop (`stopOnInvalidId`).
+    var invalidStarts: [String: [InvalidStart]] = [:]
     /// The transactions of each charge point that stopped most recently (the last `stoppedKept`).
     private var stopped: [String: [String: Stopped]] = [:]
     static let stoppedKept = 8
@@ -241,7 +271,9 @@ final class TransactionTracker {
     /// Numbers transactions in the order they began, so the oldest is known.
     private var begun: UInt64 = 0
     private var futureToleranceMicros: Int64 = 60_000_000
-    private var clockToleranceMicros: Int64 = 1_000_000
+    var clockToleranceMicros: Int64 = 1_000_000
+    /// The interval tolerance in force (`AnalyzerConfiguration.intervalToleranceInForce`).
+    var intervalTolerance = AnalyzerConfiguration.defaultIntervalTolerance
 
     /// The transactions still open, but those a second start on their connector displaced (already reported).
     func openTransactions() -> [Transaction] {
@@ -257,6 +289,9 @@ final class TransactionTracker {
         self.statuses.removeValue(forKey: chargePoint)
         self.beganInView.removeValue(forKey: chargePoint)
         self.outages.release(chargePoint)
+        self.configurations.release(chargePoint)
+        self.authorizations.removeValue(forKey: chargePoint)
+        self.invalidStarts.removeValue(forKey: chargePoint)
         self.chargerSeqNos.removeValue(forKey: chargePoint)
         self.sharedCounter.remove(chargePoint)
         let released = (self.open.removeValue(forKey: chargePoint) ?? [:]).values.filter { !$0.displaced }.sorted { $0.sequence < $1.sequence }
@@ -303,6 +338,7 @@ final class TransactionTracker {
     func request(action: String, message: JSONValue, state: ConnectionState, record: CaptureRecord, ts: Int64, analyzer: Analyzer) {
         self.futureToleranceMicros = Int64(analyzer.configuration.futureToleranceSeconds * 1_000_000)
         self.clockToleranceMicros = Int64(analyzer.configuration.clockToleranceSeconds * 1_000_000)
+        self.intervalTolerance = analyzer.configuration.intervalToleranceInForce
         guard record.messageType == .call, let payload = message[3] else { return }
         let chargePoint = state.chargePoint
         switch action {
@@ -310,6 +346,8 @@ final class TransactionTracker {
             analyzer.noteIdentity(BootIdentity(bootNotification: payload), for: state)
         case "StatusNotification":
             self.status(payload, state: state, record: record, ts: ts, analyzer: analyzer)
+        case "NotifyReport":
+            self.configuration(action: action, call: nil, answer: nil, request: payload, state: state, record: record, ts: ts, analyzer: analyzer)
         case "StartTransaction" where state.version == .v16:
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
             guard let start = Self.pendingStart(action: action, message: message, version: .v16, record: record, run: self.run) else { return }
@@ -329,6 +367,15 @@ final class TransactionTracker {
                 return
             }
             self.sawBegin(on: connector, of: chargePoint)
+            // Started during an outage (by its own time, on the proxy's clock), delivered from the queue.
+            if let startTs = start.timestamp.flatMap(RFC3339.parse)?.microseconds,
+                let outage = self.outages.period(of: chargePoint, containing: startTs + self.outages.lag(of: chargePoint), tolerance: self.clockToleranceMicros)
+            {
+                self.offlineStart(
+                    "the transaction on \(connector)", tag: payload["idTag"]?.stringValue, outageRef: outage.endRef, path: "/idTag", state: state, record: record,
+                    analyzer: analyzer
+                )
+            }
             let previous = model.start(.init(id: nil, connector: connector, since: ts, startMessageId: start.slotKey, startDigest: start.digest))
             self.displace(previous, on: connector, state: state, record: record, analyzer: analyzer)
         case "MeterValues":
@@ -356,6 +403,7 @@ final class TransactionTracker {
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer)
             }
+            self.meterReadings(payload["meterValue"], base: "/meterValue", periodic: true, in: &transaction, state: state, record: record, analyzer: analyzer)
             transaction.seen.add(key, ref: record.reference)
             self.open[chargePoint]?[id] = transaction
         case "StopTransaction" where state.version == .v16:
@@ -392,6 +440,7 @@ final class TransactionTracker {
                 }
             }
             transaction.seen.add(key, ref: record.reference)
+            self.stopReadings(payload["transactionData"], in: &transaction, state: state, record: record)
             self.stop(transaction, at: stopTs, timestamp: payload["timestamp"]?.stringValue, state: state, record: record, analyzer: analyzer)
         case "TransactionEvent" where state.version != .v16:
             // On a 1.6 connection it is an action the version lacks (rpc.unknownAction), not a transaction.
@@ -452,6 +501,18 @@ final class TransactionTracker {
             }
             transaction.seen.add(key, ref: record.reference)
             let seqNo = payload["seqNo"]?.intValue
+            let duringOutage = eventTs.flatMap {
+                self.outages.period(of: chargePoint, containing: $0 + self.outages.lag(of: chargePoint), tolerance: self.clockToleranceMicros)
+            }
+            if payload["offline"]?.boolValue == true || duringOutage != nil {
+                transaction.recovery.queued = true
+                if eventType == "Started" {
+                    self.offlineStart(
+                        "transaction \(id)", tag: payload["idToken"]?["idToken"]?.stringValue, outageRef: duringOutage?.endRef, path: "/idToken/idToken",
+                        state: state, record: record, analyzer: analyzer
+                    )
+                }
+            }
             if let seqNo { self.sequenced(seqNo, eventType: eventType, at: eventTs, in: &transaction, state: state, record: record, analyzer: analyzer) }
             // On the proxy's clock: the charger's clock may lag (or lead) the proxy's by what its live messages showed.
             let flaggedOffline = payload["offline"]?.boolValue == true
@@ -461,9 +522,10 @@ final class TransactionTracker {
             {
                 // Once per transaction and outage: the events after it are the same defect.
                 transaction.offlineReported = outage.end
+                transaction.recovery.found("tx.offlineNotFlagged", ref: record.reference)
                 self.deviation(
                     "tx.offlineNotFlagged",
-                    "\(eventType) event of transaction \(id) is dated \(payload["timestamp"]?.stringValue ?? "?"), while the charger had no connection (it reconnected at \(outage.endRef)), and does not say offline: true; its later events of this outage are not listed again",
+                    "\(eventType) event of transaction \(id) is dated \(payload["timestamp"]?.stringValue ?? "?"), while the charger was offline (\(outage.ending)), and does not say offline: true; its later events of this outage are not listed again",
                     path: "/offline", state: state, record: record, analyzer: analyzer, related: [outage.endRef]
                 )
             } else if !flaggedOffline, let eventTs {
@@ -472,7 +534,15 @@ final class TransactionTracker {
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
             }
+            // 2.0.1 C15.FR.03/04: a charger that stops on an invalid identifier suspends the energy (Updated) or ends the transaction (Ended), triggered by Deauthorized.
+            if eventType == "Updated", payload["triggerReason"]?.stringValue == "Deauthorized", !self.invalidStarts.isEmpty {
+                self.stoppedAfterInvalid(id, chargePoint: chargePoint, record: record, ts: ts, analyzer: analyzer)
+            }
+            if eventType == "Updated" {
+                self.meterReadings(payload["meterValue"], base: "/meterValue", periodic: true, in: &transaction, state: state, record: record, analyzer: analyzer)
+            }
             if eventType == "Ended" {
+                self.stopReadings(payload["meterValue"], in: &transaction, state: state, record: record)
                 if let eventTs, let latest = transaction.latestSample, latest.ts > eventTs + self.clockToleranceMicros, latest.ref != record.reference {
                     self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
                 }
@@ -533,6 +603,11 @@ final class TransactionTracker {
         analyzer: Analyzer, stopTs: Int64? = nil
     ) {
         let chargePoint = state.chargePoint
+        if let ts = sample.ts, !transaction.recovery.queued,
+            self.outages.period(of: chargePoint, containing: ts + self.outages.lag(of: chargePoint), tolerance: self.clockToleranceMicros) != nil
+        {
+            transaction.recovery.queued = true
+        }
         // A start stamped when it was delivered after an outage, not when it happened: its readings were taken
         // during the outage (docs/rules.md, tx.stampedAtDelivery).
         if let ts = sample.ts {
@@ -544,6 +619,7 @@ final class TransactionTracker {
                 if let lastTs = transaction.lastTs, lastTs >= outage.end - self.clockToleranceMicros { transaction.lastTs = nil }
                 if !transaction.stampedReported {
                     transaction.stampedReported = true
+                    transaction.recovery.found("tx.stampedAtDelivery", ref: record.reference)
                     self.deviation(
                         "tx.stampedAtDelivery",
                         "the transaction's start is dated \(transaction.startTimestamp ?? "?"), after the charger reconnected (\(outage.endRef)), but its reading at \(sample.timestamp ?? "?") was taken during the outage: the queued start was stamped when it was delivered",
@@ -607,6 +683,10 @@ final class TransactionTracker {
     private func stop(_ transaction: Transaction, at stopTs: Int64?, timestamp: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
         let chargePoint = transaction.chargePoint
         let ref = record.reference
+        self.judgeCadence(transaction, stopTs: stopTs, state: state, record: record, analyzer: analyzer)
+        if !self.invalidStarts.isEmpty {
+            self.stoppedAfterInvalid(transaction.id, chargePoint: chargePoint, record: record, ts: record.ts?.microseconds ?? 0, analyzer: analyzer)
+        }
         self.open[chargePoint]?.removeValue(forKey: transaction.id)
         self.connectors[chargePoint]?.end(transaction.id)
         if self.connectors[chargePoint]?.isEmpty == true { self.connectors.removeValue(forKey: chargePoint) }
@@ -626,7 +706,7 @@ final class TransactionTracker {
         var stopped = self.stopped[chargePoint] ?? [:]
         stopped[transaction.id] = Stopped(
             stopTs: stopTs, stopTimestamp: timestamp, stopRef: ref, seen: transaction.seen.keeping(last: Self.seenAfterStop), sequence: self.begun, endTs: record.timestamp,
-            chargePoint: chargePoint
+            chargePoint: chargePoint, recovery: transaction.recovery, startRef: transaction.startRef, version: state.version
         )
         if stopped.count > Self.stoppedKept, let oldest = stopped.min(by: { $0.value.sequence < $1.value.sequence }) {
             stopped.removeValue(forKey: oldest.key)
@@ -661,6 +741,7 @@ final class TransactionTracker {
             let startStampedLate = highest.seqNo == transaction.events.started
                 && self.outages.period(of: state.chargePoint, before: eventTs, tolerance: self.clockToleranceMicros).map { highestTs >= $0.end - self.clockToleranceMicros } == true
             if contradicts && !startStampedLate {
+                transaction.recovery.found("tx.seqNoTimeOrder", ref: record.reference)
                 self.deviation(
                     "tx.seqNoTimeOrder",
                     "event \(seqNo) of transaction \(transaction.id) is dated \(seqNo > highest.seqNo ? "before" : "after") event \(highest.seqNo) (\(highest.ref)): the numbers and the times disagree about the order the events happened in",
@@ -673,12 +754,15 @@ final class TransactionTracker {
 
     /// `tx.seqNoGap` for a 2.0.1 transaction whose events, once no late one can come any more, still miss numbers.
     private func reportGap(_ stopped: Stopped, id: String, analyzer: Analyzer) {
+        var stopped = stopped
+        defer { self.judgeRecovery(stopped, id: id, analyzer: analyzer) }
         var missing = stopped.missing
         // A charger numbering per station: the numbers its other transactions used are not missing from this one.
         if self.sharedCounter.contains(stopped.chargePoint), let all = self.chargerSeqNos[stopped.chargePoint], !all.overflowed {
             missing = missing.subtracting(all)
         }
         guard !missing.isEmpty else { return }
+        stopped.recovery.found("tx.seqNoGap", ref: stopped.stopRef)
         let count = missing.count
         let numbers = missing.first(8).map(String.init).joined(separator: ", ") + (count > 8 ? ", ..." : "")
         analyzer.reportDetached(
@@ -691,6 +775,21 @@ final class TransactionTracker {
         )
     }
 
+    /// The `sessionRecovery` occurrence of a transaction with messages queued during an outage, once no late
+    /// message of it can come any more.
+    private func judgeRecovery(_ stopped: Stopped, id: String, analyzer: Analyzer) {
+        guard stopped.recovery.queued, let checks = self.checks, checks.judgements.contains(.sessionRecovery) else { return }
+        let findings = stopped.recovery.findings
+        checks.judged(
+            .sessionRecovery, findings.isEmpty ? .pass : .fail, chargePoint: stopped.chargePoint, version: stopped.version,
+            pair: analyzer.pair(of: stopped.chargePoint),
+            detail: "transaction \(id) (\(stopped.startRef)), queued during an outage and stopped at \(stopped.stopRef), "
+                + (findings.isEmpty ? "was delivered in order, each message once, with the times its messages happened"
+                    : "was delivered with " + findings.map { "\($0.rule) (\($0.ref))" }.joined(separator: ", ")),
+            refs: [stopped.startRef, stopped.stopRef] + findings.map(\.ref)
+        )
+    }
+
     /// Decides the seqNo gaps of the charge point's stopped transactions (it is released) or of all of them
     /// (the capture ended): no late event can fill them any more.
     func reportGaps(of chargePoint: String? = nil, analyzer: Analyzer) {
@@ -698,6 +797,7 @@ final class TransactionTracker {
             for (id, stopped) in (self.stopped[key] ?? [:]).sorted(by: { $0.value.sequence < $1.value.sequence }) {
                 self.reportGap(stopped, id: id, analyzer: analyzer)
                 self.stopped[key]?[id]?.missing = NumberRuns()
+                self.stopped[key]?[id]?.recovery = Recovery()
             }
         }
     }
@@ -747,6 +847,7 @@ final class TransactionTracker {
             return
         }
         if record.action != "StopTransaction", !times.isEmpty, let stopTs = stopped.stopTs, times.allSatisfy({ $0 <= stopTs + self.clockToleranceMicros }) {
+            stopped.recovery.found("tx.deliveredAfterStop", ref: record.reference)
             self.deviation(
                 "tx.deliveredAfterStop",
                 "\(record.action ?? "message") of transaction \(id), dated before its stop at \(stopText), was delivered after the stop",
@@ -878,7 +979,7 @@ final class TransactionTracker {
 
     /// `provisional`: the finding rests on state carried over from an earlier proxy run, which nobody watched in
     /// between; it is `info`.
-    private func deviation(
+    func deviation(
         _ rule: String, _ detail: String, path: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer, related: [String] = [],
         provisional: Bool = false, severity: Severity? = nil
     ) {

@@ -83,6 +83,25 @@ final class CheckEvaluator {
     /// The connectors the charger model knows of a charge point, and whether from an earlier proxy run only.
     typealias KnownConnectors = (String) -> [(connector: Connector, provisional: Bool)]
 
+    /// What the charger model is asked to judge (the checks with `judge:`).
+    var judgements: Set<WitnessCheck.Judgement> { Set(self.checks.compactMap(\.judge)) }
+
+    /// One occurrence of what judged checks ask about, decided by the charger model: every check judging
+    /// `judgement` (for the charge point's OCPP version) counts it.
+    func judged(
+        _ judgement: WitnessCheck.Judgement, _ verdict: CheckVerdict, chargePoint: String, version: OCPPVersion, pair: PairKey, detail: String, refs: [String]
+    ) {
+        for index in self.checks.indices where self.checks[index].judge == judgement {
+            if let versions = self.checks[index].versions, !versions.contains(version) { continue }
+            self.outcomes[index][pair, default: Outcome()].add(verdict, "\(chargePoint): \(detail)", refs)
+        }
+    }
+
+    /// The window of the first check judging `judgement` (nil: no check asks for it).
+    func window(of judgement: WitnessCheck.Judgement) -> Double? {
+        self.checks.first { $0.judge == judgement }?.within
+    }
+
     /// Whether conditions need the payload of a CALL of `action` when its answer comes.
     func keepsCallPayload(of action: String) -> Bool {
         self.callActions.map { $0.contains(action) } ?? true
@@ -132,7 +151,7 @@ final class CheckEvaluator {
         }
         let version = connection.flatMap { self.connectionVersions[$0] }
         let event = Event(record: record, connection: connection, callPayload: context.answeredCallPayload, connector: context.connector)
-        for index in self.checks.indices {
+        for index in self.checks.indices where self.checks[index].judge == nil {
             let check = self.checks[index]
             if let connector = event.connector, !connector.isStation, self.fanOuts[index][chargePoint] != nil {
                 self.fanOut(index, to: connector, of: chargePoint, at: ts)
@@ -357,10 +376,9 @@ final class CheckEvaluator {
     private func result(_ index: Int, pair: PairKey) -> CheckResult {
         let check = self.checks[index]
         guard let outcome = self.outcomes[index][pair] else {
-            return CheckResult(
-                name: check.name, area: check.area, description: check.description, verdict: .notRun,
-                detail: "not run: the stimulus never happened; nothing in the capture for this pair was \(check.when.description)", refs: [], counts: [:]
-            )
+            let detail = check.judge.map { "not run: the capture shows no \($0.occurrence) for this pair" }
+                ?? "not run: the stimulus never happened; nothing in the capture for this pair was \(check.when.description)"
+            return CheckResult(name: check.name, area: check.area, description: check.description, verdict: .notRun, detail: detail, refs: [], counts: [:])
         }
         let verdict: CheckVerdict =
             (outcome.counts[.fail] ?? 0) > 0 ? .fail : (outcome.counts[.pass] ?? 0) > 0 ? .pass : .inconclusive
@@ -369,7 +387,8 @@ final class CheckEvaluator {
         let tally = [CheckVerdict.pass, .fail, .inconclusive].compactMap { verdict in
             outcome.counts[verdict].map { "\($0) \(verdict.rawValue)" }
         }.joined(separator: ", ")
-        let detail = (shown.first?.detail ?? "") + (total > 1 ? " (stimulus seen \(total) times: \(tally))" : "")
+        let what = check.judge == nil ? "stimulus seen" : "judged"
+        let detail = (shown.first?.detail ?? "") + (total > 1 ? " (\(what) \(total) times: \(tally))" : "")
         return CheckResult(
             name: check.name, area: check.area, description: check.description, verdict: verdict, detail: detail,
             refs: shown.flatMap(\.refs), counts: outcome.counts

@@ -22,6 +22,8 @@ public struct PairStatistics: Sendable {
     public var latencies: [String: LatencyHistogram] = [:]
     /// Connections per OCPP security profile (0: none, 1: Basic over ws, 2: Basic over TLS, 3: client certificate).
     public var securityProfiles: [Int: Int] = [:]
+    /// Each transaction's meter cadence and measurands (docs/reports.md, "Meter cadence").
+    public var cadence = CadenceTable()
 
     mutating func absorb(_ state: ConnectionState) {
         self.chargePoints.insert(state.chargePoint)
@@ -119,6 +121,7 @@ public struct AnalysisReport: Sendable {
                 "latencyMs": .object(latency),
                 "securityProfiles": .object(JSONObject(stats.securityProfiles.keys.sorted().map { JSONObject.Member(key: String($0), value: .int(stats.securityProfiles[$0] ?? 0)) })),
                 "verdict": .string(pair.verdict),
+                "cadence": stats.cadence.json,
                 "areas": .array(pair.areas.map(\.json)),
                 "scope": pair.scope.map { scope in
                     [

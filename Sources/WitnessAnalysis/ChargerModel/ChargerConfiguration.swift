@@ -1,0 +1,94 @@
+import OCPPWire
+import WitnessCapture
+import WitnessPolicy
+
+/// What the capture shows of each charger's configuration, for the settings metering and offline
+/// authorization are judged by (`ChargerSetting`): from 1.6 GetConfiguration answers and accepted
+/// ChangeConfiguration requests, and from 2.0.1/2.1 GetVariables answers, accepted SetVariables requests and
+/// NotifyReport. Bounded: a handful of settings per charge point.
+struct ChargerConfigurations {
+    /// A setting's value as the capture showed it, and where.
+    struct Known {
+        var value: SettingValue
+        var ref: String
+        /// When the proxy saw it (the capture's clock).
+        var ts: Int64
+        var version: OCPPVersion
+        /// How the charger names it (`MeterValueSampleInterval`, `SampledDataCtrlr.TxUpdatedInterval`).
+        var name: String
+        /// The path of the value in the message that showed it.
+        var path: String
+    }
+
+    private var known: [String: [ChargerSetting: Known]] = [:]
+
+    /// The CALLs whose payload the model needs when their answer comes (what was set).
+    static func needsCall(_ action: String) -> Bool { Self.callsKept.contains(action) }
+
+    /// The CALLs the charger model reads again with their answer: what was set, and the identifiers answered.
+    static let callsKept: Set<String> = ["ChangeConfiguration", "SetVariables", "Authorize", "StartTransaction", "TransactionEvent", "SendLocalList"]
+
+    func value(_ setting: ChargerSetting, of chargePoint: String) -> Known? { self.known[chargePoint]?[setting] }
+
+    mutating func release(_ chargePoint: String) { self.known.removeValue(forKey: chargePoint) }
+
+    /// The settings a message shows: a charger's NotifyReport (a CALL), or an answer to GetConfiguration,
+    /// ChangeConfiguration, GetVariables or SetVariables (`call` is the CALL it answers). Returns those it learnt.
+    mutating func learn(
+        action: String, call: JSONValue?, answer: JSONValue?, request: JSONValue?, chargePoint: String, version: OCPPVersion, ref: String, ts: Int64
+    ) -> [(ChargerSetting, Known)] {
+        var learnt: [(ChargerSetting, Known)] = []
+        func note(_ setting: ChargerSetting, _ text: String?, name: String, path: String) {
+            guard let text, let value = SettingValue.parse(text, as: setting.kind) else { return }
+            let known = Known(value: value, ref: ref, ts: ts, version: version, name: name, path: path)
+            self.known[chargePoint, default: [:]][setting] = known
+            learnt.append((setting, known))
+        }
+        switch action {
+        case "GetConfiguration" where version == .v16:
+            for (index, item) in (answer?["configurationKey"]?.arrayValue ?? []).enumerated() {
+                guard let key = item["key"]?.stringValue, let setting = ChargerSetting.named16(key) else { continue }
+                note(setting, item["value"]?.stringValue, name: key, path: "/configurationKey/\(index)/value")
+            }
+        case "ChangeConfiguration" where version == .v16:
+            guard answer?["status"]?.stringValue == "Accepted", let key = call?["key"]?.stringValue, let setting = ChargerSetting.named16(key) else { break }
+            note(setting, call?["value"]?.stringValue, name: key, path: "/status")
+        case "GetVariables" where version != .v16:
+            for (index, item) in (answer?["getVariableResult"]?.arrayValue ?? []).enumerated() {
+                guard item["attributeStatus"]?.stringValue == "Accepted", (item["attributeType"]?.stringValue ?? "Actual") == "Actual",
+                    let (setting, name) = Self.setting201(item)
+                else { continue }
+                note(setting, item["attributeValue"]?.stringValue, name: name, path: "/getVariableResult/\(index)/attributeValue")
+            }
+        case "SetVariables" where version != .v16:
+            let asked = call?["setVariableData"]?.arrayValue ?? []
+            for (index, item) in (answer?["setVariableResult"]?.arrayValue ?? []).enumerated() {
+                guard item["attributeStatus"]?.stringValue == "Accepted", (item["attributeType"]?.stringValue ?? "Actual") == "Actual",
+                    let (setting, name) = Self.setting201(item)
+                else { continue }
+                // The value set: the request's entry for the same component and variable.
+                let request = asked.first { Self.setting201($0)?.0 == setting && ($0["attributeType"]?.stringValue ?? "Actual") == "Actual" }
+                note(setting, request?["attributeValue"]?.stringValue, name: name, path: "/setVariableResult/\(index)/attributeStatus")
+            }
+        case "NotifyReport" where version != .v16:
+            for (index, item) in (request?["reportData"]?.arrayValue ?? []).enumerated() {
+                guard let (setting, name) = Self.setting201(item) else { continue }
+                for (position, attribute) in (item["variableAttribute"]?.arrayValue ?? []).enumerated()
+                where (attribute["type"]?.stringValue ?? "Actual") == "Actual" {
+                    note(setting, attribute["value"]?.stringValue, name: name, path: "/reportData/\(index)/variableAttribute/\(position)/value")
+                }
+            }
+        default:
+            break
+        }
+        return learnt
+    }
+
+    /// The setting a 2.0.1 component-and-variable entry names (instance-less: an instance is another variable).
+    private static func setting201(_ item: JSONValue) -> (ChargerSetting, String)? {
+        guard let component = item["component"]?["name"]?.stringValue, let variable = item["variable"]?["name"]?.stringValue,
+            item["variable"]?["instance"] == nil, let setting = ChargerSetting.named201(component: component, variable: variable)
+        else { return nil }
+        return (setting, "\(component).\(variable)")
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import OCPPWire
+import WitnessPolicy
+
+/// What a transaction's meter readings looked like: the intervals between its periodic readings by their own
+/// timestamps, its clock-aligned readings against their grid, the measurands, phases and units present, and
+/// values that are not decimals. Bounded per transaction whatever its length (docs/reports.md, "Meter cadence").
+struct MeterCadence {
+    /// Distinct periodic reading times.
+    var periodic = 0
+    var lastPeriodic: (ts: Int64, ref: String)?
+    /// Intervals between consecutive periodic readings, in tenths of a second, counted (at most `intervalsKept` values).
+    var intervals: [Int64: Int] = [:]
+    static let intervalsKept = 64
+    /// The longest interval, and the longest that does not overlap an outage of the charger.
+    var worstGap: Gap?
+    var worstOnlineGap: Gap?
+    var clockAligned = 0
+    var offGrid: (timestamp: String, ref: String)?
+    var offGridCount = 0
+    /// Measurand (with phase, `Voltage L1-N`) → units seen; at most `measurandsKept`.
+    var measurands: [String: Set<String>] = [:]
+    static let measurandsKept = 24
+    /// Configured measurands missing from periodic readings: the first reading lacking one, and all missing.
+    var missing: (ref: String, measurands: Set<String>)?
+    var stopMissing: (ref: String, measurands: [String])?
+    var notDecimal = 0
+    var notDecimalReported = false
+
+    struct Gap {
+        var micros: Int64
+        var from: String
+        var to: String
+    }
+
+    /// The median interval in seconds (nil with fewer than `intervalsNeeded` intervals).
+    var medianSeconds: Double? {
+        let total = self.intervals.values.reduce(0, +)
+        guard total >= Self.intervalsNeeded else { return nil }
+        var seen = 0
+        for (tenths, count) in self.intervals.sorted(by: { $0.key < $1.key }) {
+            seen += count
+            if seen * 2 >= total { return Double(tenths) / 10 }
+        }
+        return nil
+    }
+
+    /// Intervals a median needs before it is judged: one interval may be cut short by a stop or a restart.
+    static let intervalsNeeded = 2
+
+    /// A periodic reading at `ts`; `outage` says whether the time since the previous one overlaps an outage.
+    mutating func periodicReading(at ts: Int64, ref: String, overlapsOutage: (Int64, Int64) -> Bool) {
+        if let last = self.lastPeriodic {
+            guard ts > last.ts else { return }
+            let micros = ts - last.ts
+            let tenths = (micros + 50_000) / 100_000
+            if self.intervals[tenths] != nil || self.intervals.count < Self.intervalsKept { self.intervals[tenths, default: 0] += 1 }
+            let gap = Gap(micros: micros, from: last.ref, to: ref)
+            if micros > (self.worstGap?.micros ?? 0) { self.worstGap = gap }
+            if micros > (self.worstOnlineGap?.micros ?? 0), !overlapsOutage(last.ts, ts) { self.worstOnlineGap = gap }
+        }
+        self.periodic += 1
+        self.lastPeriodic = (ts, ref)
+    }
+
+    mutating func measurand(_ name: String, unit: String?) {
+        guard self.measurands[name] != nil || self.measurands.count < Self.measurandsKept else { return }
+        self.measurands[name, default: []].formUnion(unit.map { [$0] } ?? [])
+    }
+
+    /// Whether a 1.6 reading's text is a decimal number (`-12`, `0.5`), as OCPP 1.6 7.43 asks of raw values.
+    static func isDecimal(_ text: String) -> Bool {
+        var digits = 0
+        var point = false
+        for (index, byte) in text.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "-"), UInt8(ascii: "+") where index == 0: continue
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits += 1
+            case UInt8(ascii: ".") where !point: point = true
+            default: return false
+            }
+        }
+        return digits > 0
+    }
+
+    /// Whether `ts` is on the grid of `interval` seconds from midnight, in the time zone the timestamp names.
+    static func onGrid(_ ts: Int64, timestamp: String, interval: Double, tolerance: Int64) -> Bool {
+        let step = Int64(interval * 1_000_000)
+        guard step > 0 else { return true }
+        let local = ts + Self.zoneOffsetMicros(timestamp)
+        let remainder = ((local % step) + step) % step
+        return remainder <= tolerance || step - remainder <= tolerance
+    }
+
+    /// The offset of an RFC 3339 timestamp's zone (`+02:00`), in microseconds; 0 for `Z` or none.
+    static func zoneOffsetMicros(_ timestamp: String) -> Int64 {
+        let utf8 = Array(timestamp.utf8.suffix(6))
+        guard utf8.count == 6, utf8[0] == UInt8(ascii: "+") || utf8[0] == UInt8(ascii: "-"), utf8[3] == UInt8(ascii: ":"),
+            let hours = Int64(String(decoding: utf8[1...2], as: UTF8.self)), let minutes = Int64(String(decoding: utf8[4...5], as: UTF8.self))
+        else { return 0 }
+        let sign: Int64 = utf8[0] == UInt8(ascii: "-") ? -1 : 1
+        return sign * (hours * 3600 + minutes * 60) * 1_000_000
+    }
+}
+
+/// One transaction's row of the cadence table of a report.
+public struct CadenceRow: Sendable, Hashable {
+    public var chargePoint: String
+    public var transaction: String
+    public var connector: String?
+    public var startRef: String
+    /// The configured interval and where it comes from (a capture line, or the site's policy).
+    public var configuredInterval: Double?
+    public var configuredFrom: String?
+    public var periodicReadings: Int
+    public var medianInterval: Double?
+    public var worstGap: Double?
+    public var clockAligned: Int
+    public var offGrid: Int
+    /// Measurands present (with phase), each with its units.
+    public var measurands: [String: [String]]
+    public var configuredMeasurands: [String]?
+    public var missingMeasurands: [String]
+    public var notDecimal: Int
+    /// The findings on the transaction's metering (rule ids).
+    public var findings: [String]
+    /// Whether the transaction had stopped when the row was made.
+    public var stopped: Bool
+
+    var json: JSONValue {
+        var measurands = JSONObject()
+        for name in self.measurands.keys.sorted() { measurands[name] = .array((self.measurands[name] ?? []).map(JSONValue.string)) }
+        return [
+            "chargePoint": .string(self.chargePoint), "transaction": .string(self.transaction), "connector": self.connector.map(JSONValue.string) ?? .null,
+            "start": .string(self.startRef), "configuredIntervalS": self.configuredInterval.map(JSONValue.double) ?? .null,
+            "configuredFrom": self.configuredFrom.map(JSONValue.string) ?? .null, "periodicReadings": .int(self.periodicReadings),
+            "medianIntervalS": self.medianInterval.map(JSONValue.double) ?? .null, "worstGapS": self.worstGap.map(JSONValue.double) ?? .null,
+            "clockAligned": .int(self.clockAligned), "offGrid": .int(self.offGrid), "measurands": .object(measurands),
+            "configuredMeasurands": self.configuredMeasurands.map { .array($0.map(JSONValue.string)) } ?? .null,
+            "missingMeasurands": .array(self.missingMeasurands.map(JSONValue.string)), "notDecimal": .int(self.notDecimal),
+            "findings": .array(self.findings.map(JSONValue.string)), "stopped": .bool(self.stopped),
+        ]
+    }
+}
+
+/// A pair's cadence table: every transaction counted, the first `rowsKept` listed (those with findings kept first).
+public struct CadenceTable: Sendable {
+    public var rows: [CadenceRow] = []
+    public var transactions = 0
+    public var withFindings = 0
+    static let rowsKept = 100
+
+    mutating func add(_ row: CadenceRow) {
+        self.transactions += 1
+        if !row.findings.isEmpty { self.withFindings += 1 }
+        if self.rows.count < Self.rowsKept {
+            self.rows.append(row)
+        } else if !row.findings.isEmpty, let clean = self.rows.lastIndex(where: { $0.findings.isEmpty }) {
+            // A full table gives up a clean row for one with findings: those are what a buyer looks for.
+            self.rows.remove(at: clean)
+            self.rows.append(row)
+        }
+    }
+
+    var json: JSONValue {
+        ["transactions": .int(self.transactions), "withFindings": .int(self.withFindings), "listed": .int(self.rows.count), "rows": .array(self.rows.map(\.json))]
+    }
+}
