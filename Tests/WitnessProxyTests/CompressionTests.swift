@@ -19,19 +19,11 @@ extension PythonPeers {
 
     /// Runs a deflate_peers.py client mode and returns its JSON summary.
     static func deflateClient(_ mode: String, _ arguments: [String]) async throws -> [String: Any] {
-        let process = ChildProcess()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scripts + "/deflate_peers.py", mode] + arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let summary = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw PythonFailure(description: "deflate_peers.py \(mode) failed (\(process.terminationStatus)): \(problems)")
+        try requireInstalled()
+        // Program.run drains the pipes off the concurrency pool, which a blocking read would stall.
+        let result = try await Program.run(python, [scripts + "/deflate_peers.py", mode] + arguments)
+        guard result.status == 0, let summary = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] else {
+            throw PythonFailure(description: "deflate_peers.py \(mode) failed (\(result.status)): \(result.errors)")
         }
         return summary
     }

@@ -23,17 +23,24 @@ struct PythonPeers {
     }
 
     /// Starts the Python central system; returns the process and its port.
-    static func startCentralSystem(seconds: Int = 60) async throws -> (ChildProcess, Int) {
-        try await self.startServer(["central_system.py"], seconds: seconds, name: "the Python central system")
+    /// `askConfiguration`: after each boot it asks the charger for its metering configuration (GetConfiguration, GetVariables).
+    static func startCentralSystem(seconds: Int = 60, askConfiguration: Bool = false) async throws -> (ChildProcess, Int) {
+        try await self.startServer(
+            ["central_system.py"], seconds: seconds, name: "the Python central system",
+            environment: askConfiguration ? ProcessInfo.processInfo.environment.merging(["OCPP_CS_ASK_CONFIGURATION": "1"]) { _, new in new } : nil
+        )
     }
 
     /// Starts a Python server of Tests/Interop: the script and its mode (`arguments`), then a file for its
     /// port and how many seconds to run, then `extra`. Returns the process and the port it wrote.
-    static func startServer(_ arguments: [String], seconds: Int, extra: [String] = [], name: String, quiet: Bool = false) async throws -> (ChildProcess, Int) {
+    static func startServer(
+        _ arguments: [String], seconds: Int, extra: [String] = [], name: String, quiet: Bool = false, environment: [String: String]? = nil
+    ) async throws -> (ChildProcess, Int) {
         try requireInstalled()
         let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("py-port-\(UUID().uuidString)").path
         let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: python)
+        process.environment = environment
         process.arguments = [scripts + "/" + arguments[0]] + arguments.dropFirst() + [portFile, String(seconds)] + extra
         if quiet { process.standardError = nil }
         try process.run()
@@ -58,24 +65,16 @@ struct PythonPeers {
         try await self.run(chargePointScript(version), [url, id])
     }
 
-    /// Runs a script of Tests/Interop with `arguments` and returns its one-line JSON summary.
+    /// Runs a script of Tests/Interop with `arguments` and returns its one-line JSON summary. Through `Program.run`,
+    /// which drains the pipes on threads of its own: a blocking read on the concurrency pool (two threads here)
+    /// would stall every other test for as long as the peer runs.
     static func run(_ script: String, _ arguments: [String]) async throws -> String {
         try requireInstalled()
-        let process = ChildProcess()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [scripts + "/" + script] + arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = await Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw PythonFailure(description: "\(script) failed (\(process.terminationStatus)): \(message)")
+        let result = try await Program.run(python, [scripts + "/" + script] + arguments)
+        guard result.status == 0 else {
+            throw PythonFailure(description: "\(script) failed (\(result.status)): \(result.errors)")
         }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     struct PythonFailure: Error, CustomStringConvertible {
