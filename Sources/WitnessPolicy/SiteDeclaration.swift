@@ -92,7 +92,8 @@ public enum SettingValue: Sendable, Hashable, CustomStringConvertible {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         switch kind {
         case .seconds:
-            guard let seconds = Double(trimmed), seconds.isFinite, seconds >= 0 else { return nil }
+            // At most 30 days, as every duration the tool reads: a hostile 1e13 must not reach an integer conversion.
+            guard let seconds = Double(trimmed), seconds.isFinite, seconds >= 0, seconds <= Self.longestSeconds else { return nil }
             return .seconds(seconds)
         case .measurands:
             return .measurands(trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
@@ -104,6 +105,8 @@ public enum SettingValue: Sendable, Hashable, CustomStringConvertible {
             }
         }
     }
+
+    public static let longestSeconds: Double = 30 * 86_400
 
     public var seconds: Double? { if case .seconds(let value) = self { value } else { nil } }
     public var measurands: [String]? { if case .measurands(let value) = self { value } else { nil } }

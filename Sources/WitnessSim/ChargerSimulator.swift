@@ -65,6 +65,15 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case forgetsOfflineFlag
     /// 2.0.1: numbers its transaction's events with a gap (one seqNo skipped).
     case skipsSeqNo
+    /// Takes its periodic readings every three configured sample intervals (30 s where 10 s is configured).
+    case samplesSlowerThanConfigured
+    /// Leaves Power.Active.Import out of its periodic readings, though it is a configured measurand.
+    case omitsConfiguredMeasurand
+    /// Starts a transaction while offline with an identifier the backend refused before (its cache says so).
+    case startsOfflineForRefusedTag
+    /// Goes on charging a transaction whose start the backend answered with an identifier not accepted,
+    /// though it is configured to stop on an invalid identifier.
+    case keepsChargingOnInvalidId
 }
 
 /// What `chargingSession` came to.
@@ -90,12 +99,18 @@ public struct ChargerProfile: Sendable, Hashable {
     /// Connectors (1.6) or EVSEs of one connector each (2.0.1, 2.1). With more than one, the charger also reports
     /// its own status (connector 0 in 1.6) after booting.
     public var connectors: Int
+    /// Its configuration at power-up, by 1.6 key (2.0.1/2.1 read the same settings as controller variables,
+    /// `ChargerSimulator.variables`). A MeterValueSampleInterval above 0 makes sessions stamp their periodic
+    /// readings that far apart (time-compressed: the session is dated back so that its last reading is now).
+    public var configuration: [String: String]
 
     public init(
         id: String, vendor: String = "Witness Labs", model: String = "SimCharger 22", firmware: String = "1.0.0",
-        serialNumber: String? = nil, version: OCPPVersion = .v16, password: String? = nil, quirks: Set<ChargerQuirk> = [], connectors: Int = 1
+        serialNumber: String? = nil, version: OCPPVersion = .v16, password: String? = nil, quirks: Set<ChargerQuirk> = [], connectors: Int = 1,
+        configuration: [String: String] = [:]
     ) {
         self.connectors = max(1, connectors)
+        self.configuration = ["HeartbeatInterval": "300"].merging(configuration) { _, given in given }
         self.id = id
         self.vendor = vendor
         self.model = model
@@ -139,6 +154,10 @@ public final class ChargerSimulator: Sendable {
         /// What firmware does after an answer (a reboot, a triggered message, a report), still running.
         var followUps: [Int: Task<Void, Never>] = [:]
         var nextFollowUp = 0
+        /// Its configuration by 1.6 key, as ChangeConfiguration and SetVariables leave it.
+        var configuration: [String: String] = [:]
+        /// Identifiers the backend answered with a status other than Accepted (its authorization cache).
+        var refusedTags: Set<String> = []
     }
 
     /// `baseURL` is the CSMS (or proxy) address without the charge point id; the id is appended.
@@ -152,6 +171,41 @@ public final class ChargerSimulator: Sendable {
         if let password = profile.password { options.basicAuth = (profile.id, password) }
         self.options = options
         self.group = group
+        self.state.withLockedValue { $0.configuration = profile.configuration }
+    }
+
+    /// The 2.0.1/2.1 controller variables for the 1.6 keys the simulator knows (component, variable, key).
+    static let variables: [(component: String, variable: String, key: String)] = [
+        ("OCPPCommCtrlr", "HeartbeatInterval", "HeartbeatInterval"),
+        ("SampledDataCtrlr", "TxUpdatedInterval", "MeterValueSampleInterval"),
+        ("SampledDataCtrlr", "TxUpdatedMeasurands", "MeterValuesSampledData"),
+        ("SampledDataCtrlr", "TxEndedMeasurands", "StopTxnSampledData"),
+        ("AlignedDataCtrlr", "Interval", "ClockAlignedDataInterval"),
+        ("AuthCtrlr", "LocalAuthorizeOffline", "LocalAuthorizeOffline"),
+        ("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "AllowOfflineTxForUnknownId"),
+        ("LocalAuthListCtrlr", "Enabled", "LocalAuthListEnabled"),
+        ("TxCtrlr", "StopTxOnInvalidId", "StopTransactionOnInvalidId"),
+    ]
+
+    static func key(component: String?, variable: String?) -> String? {
+        Self.variables.first { $0.component == component && $0.variable == variable }?.key
+    }
+
+    /// A configuration value by 1.6 key.
+    public func setting(_ key: String) -> String? { self.state.withLockedValue { $0.configuration[key] } }
+
+    /// The configured sample interval, if above 0, and how far apart this charger stamps its periodic readings.
+    private var readingSpacing: Duration? {
+        guard let seconds = self.setting("MeterValueSampleInterval").flatMap(Int.init), seconds > 0 else { return nil }
+        return .seconds(self.profile.quirks.contains(.samplesSlowerThanConfigured) ? 3 * seconds : seconds)
+    }
+
+    /// The power a periodic reading reports: with a limit in force, or when Power.Active.Import is configured.
+    private func readingPower() -> Int? {
+        if let power = self.activePowerW { return power }
+        let configured = (self.setting("MeterValuesSampledData") ?? "").split(separator: ",").map { String($0.filter { $0 != " " }) }
+        guard configured.contains("Power.Active.Import"), !self.profile.quirks.contains(.omitsConfiguredMeasurand) else { return nil }
+        return Self.maximumPowerW
     }
 
     public var endpoint: OCPPEndpoint? { self.state.withLockedValue { $0.endpoint } }
@@ -319,9 +373,17 @@ public final class ChargerSimulator: Sendable {
         let version = self.profile.version
         let authorized = try await self.call("Authorize", OCPPMessages.authorize(version, idTag: idTag))
         let status = (version == .v16 ? authorized["idTagInfo"] : authorized["idTokenInfo"])?["status"]?.stringValue ?? "Accepted"
+        self.state.withLockedValue { state in
+            if status == "Accepted" { state.refusedTags.remove(idTag) } else { state.refusedTags.insert(idTag) }
+        }
         if status != "Accepted", !self.profile.quirks.contains(.startsDespiteRefusal) { return .refused(status) }
         if status == "Accepted", self.profile.quirks.contains(.neverStartsAfterAuthorize) { return .notStarted }
         let silent = self.profile.quirks.contains(.sendsNoMeterValues)
+        // With a sample interval configured, readings are stamped that far apart, the session dated back.
+        let spacing = self.readingSpacing
+        let began = Timestamp.now()
+        let sessionStart = spacing.map { OCPPMessages.stamp(began, minus: $0 * meterSamples) }
+        func readingStamp(_ sample: Int) -> String? { spacing.map { OCPPMessages.stamp(began, minus: $0 * (meterSamples - sample - 1)) } }
         _ = try await self.call("StatusNotification", OCPPMessages.statusNotification(version, status: "Preparing", connector: connector))
         switch version {
         case .v16:
@@ -329,7 +391,7 @@ public final class ChargerSimulator: Sendable {
             func start() async throws -> Int {
                 let started = try await self.deliver(
                     "StartTransaction",
-                    ["connectorId": .int(connector), "idTag": .string(idTag), "meterStart": .int(self.meter(advance: 0)), "timestamp": .string(OCPPMessages.now())],
+                    ["connectorId": .int(connector), "idTag": .string(idTag), "meterStart": .int(self.meter(advance: 0)), "timestamp": .string(sessionStart ?? OCPPMessages.now())],
                     status: "Preparing"
                 ).answer
                 let transactionId = started["transactionId"]?.intValue ?? 0
@@ -355,7 +417,8 @@ public final class ChargerSimulator: Sendable {
                         "connectorId": .int(meteredConnector), "transactionId": .int(transactionId),
                         "meterValue": [
                             OCPPMessages.energySample(
-                                version, wh: wh, withoutZone: self.profile.quirks.contains(.timestampWithoutZone), powerW: self.activePowerW
+                                version, wh: wh, withoutZone: self.profile.quirks.contains(.timestampWithoutZone), timestamp: readingStamp(sample),
+                                powerW: self.readingPower()
                             )
                         ],
                     ],
@@ -397,7 +460,7 @@ public final class ChargerSimulator: Sendable {
                 return .object(object)
             }
             func start() async throws {
-                let startedAt = OCPPMessages.now()
+                let startedAt = sessionStart ?? OCPPMessages.now()
                 self.beginTransaction(.string(transactionId))
                 _ = try await self.deliver(
                     "TransactionEvent",
@@ -436,8 +499,12 @@ public final class ChargerSimulator: Sendable {
                 let sent = try await self.deliver(
                     "TransactionEvent",
                     event(
-                        "Updated", trigger: "MeterValuePeriodic", evse: meteredConnector,
-                        extra: ["meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: withoutZone, powerW: self.activePowerW)]]
+                        "Updated", trigger: "MeterValuePeriodic", at: readingStamp(sample) ?? OCPPMessages.now(), evse: meteredConnector,
+                        extra: [
+                            "meterValue": [
+                                OCPPMessages.energySample(version, wh: wh, withoutZone: withoutZone, timestamp: readingStamp(sample), powerW: self.readingPower())
+                            ]
+                        ]
                     ),
                     status: "Occupied"
                 )
@@ -471,10 +538,23 @@ public final class ChargerSimulator: Sendable {
     /// the connection drops (for at least `outage`), the transaction starts and is metered `samples` times during the
     /// outage, every message queued with the time it happened (2.0.1: `offline: true`); on reconnecting (without
     /// booting, as after a network loss) the queue goes out in order, and the transaction is stopped online.
-    /// Quirks: `stampsQueuedStartAtDelivery` (1.6), `forgetsOfflineFlag`, `skipsSeqNo` (2.0.1).
-    public func offlineSession(idTag: String = "04A2B3C4D5", outage: Duration = .seconds(3), samples: Int = 2, whPerSample: Int = 700) async throws {
+    /// An identifier the backend refused before (its cache holds it as not valid) starts nothing offline: the
+    /// charger only loses and regains its connection, and the result is false. When the backend answers the
+    /// delivered start with an identifier not accepted and StopTransactionOnInvalidId is true, the transaction
+    /// stops at once with reason DeAuthorized (2.0.1: Ended, triggered by Deauthorized).
+    /// Quirks: `stampsQueuedStartAtDelivery` (1.6), `forgetsOfflineFlag`, `skipsSeqNo` (2.0.1), `startsOfflineForRefusedTag`,
+    /// `keepsChargingOnInvalidId` (the transaction is left running).
+    @discardableResult
+    public func offlineSession(idTag: String = "04A2B3C4D5", outage: Duration = .seconds(3), samples: Int = 2, whPerSample: Int = 700) async throws -> Bool {
         let version = self.profile.version
+        let refused = self.state.withLockedValue { $0.refusedTags.contains(idTag) } && !self.profile.quirks.contains(.startsOfflineForRefusedTag)
+        let stopsOnInvalid = self.setting("StopTransactionOnInvalidId") == "true" && !self.profile.quirks.contains(.keepsChargingOnInvalidId)
         await self.endpoint?.close(code: .goingAway, reason: "network lost")
+        if refused {
+            try await Task.sleep(for: outage)
+            try await self.connect()
+            return false
+        }
         // Everything queued happens in the middle of the outage: a third of it after the connection dropped and
         // before it comes back, however late a loaded machine wakes the sleeps.
         try await Task.sleep(for: outage / 3)
@@ -494,6 +574,7 @@ public final class ChargerSimulator: Sendable {
                 "StartTransaction", ["connectorId": 1, "idTag": .string(idTag), "meterStart": .int(meterStart), "timestamp": .string(startStamp)]
             )
             let transactionId = started["transactionId"] ?? .int(0)
+            let status = started["idTagInfo"]?["status"]?.stringValue ?? "Accepted"
             for reading in readings {
                 _ = try await self.call(
                     "MeterValues",
@@ -503,10 +584,14 @@ public final class ChargerSimulator: Sendable {
                     ]
                 )
             }
+            if status != "Accepted" && !stopsOnInvalid { return true }
             let stoppedAt = OCPPMessages.now()
             _ = try await self.call(
                 "StopTransaction",
-                ["transactionId": transactionId, "idTag": .string(idTag), "meterStop": .int(self.meter(advance: 100)), "timestamp": .string(stoppedAt), "reason": "Local"]
+                [
+                    "transactionId": transactionId, "idTag": .string(idTag), "meterStop": .int(self.meter(advance: 100)), "timestamp": .string(stoppedAt),
+                    "reason": .string(status != "Accepted" ? "DeAuthorized" : "Local"),
+                ]
             )
         case .v201, .v21:
             let transactionId = "\(self.profile.id)-offline-\(self.state.withLockedValue { state -> Int in state.transactionSeq += 1; return state.transactionSeq })"
@@ -519,20 +604,26 @@ public final class ChargerSimulator: Sendable {
                     "meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: false, context: context, timestamp: timestamp)],
                 ]
                 if offline { object["offline"] = true }
-                object.members.append(contentsOf: extra.members)
+                for member in extra.members { object[member.key] = member.value }
                 seqNo += self.profile.quirks.contains(.skipsSeqNo) && seqNo == 1 ? 2 : 1
                 return .object(object)
             }
-            _ = try await self.call(
+            let started = try await self.call(
                 "TransactionEvent",
                 event("Started", at: startedAt, offline: flag, wh: meterStart, context: "Transaction.Begin", extra: ["idToken": ["idToken": .string(idTag), "type": "ISO14443"]])
             )
+            let status = started["idTokenInfo"]?["status"]?.stringValue ?? "Accepted"
             for reading in readings {
                 _ = try await self.call("TransactionEvent", event("Updated", at: reading.timestamp, offline: flag, wh: reading.wh, context: "Sample.Periodic"))
             }
+            if status != "Accepted" && !stopsOnInvalid { return true }
             let endedAt = OCPPMessages.now()
-            _ = try await self.call("TransactionEvent", event("Ended", at: endedAt, offline: false, wh: self.meter(advance: 100), context: "Transaction.End"))
+            let deauthorized: JSONObject = status != "Accepted" ? ["triggerReason": "Deauthorized", "transactionInfo": ["transactionId": .string(transactionId), "stoppedReason": "DeAuthorized"]] : [:]
+            _ = try await self.call(
+                "TransactionEvent", event("Ended", at: endedAt, offline: false, wh: self.meter(advance: 100), context: "Transaction.End", extra: deauthorized)
+            )
         }
+        return true
     }
 
     private func beginTransaction(_ id: JSONValue) {
@@ -691,12 +782,20 @@ public final class ChargerSimulator: Sendable {
                 return true
             }
             return ["status": accepted ? "Accepted" : "Rejected"]
-        case "UnlockConnector", "ChangeAvailability",
-            "ClearCache", "SetVariables", "ChangeConfiguration":
+        case "UnlockConnector", "ChangeAvailability", "ClearCache", "SetVariables", "ChangeConfiguration":
             if action == "UnlockConnector" { return ["status": "Unlocked"] }
+            if action == "ClearCache" { self.state.withLockedValue { $0.refusedTags.removeAll() } }
+            if action == "ChangeConfiguration", let key = payload["key"]?.stringValue, let value = payload["value"]?.stringValue {
+                self.state.withLockedValue { $0.configuration[key] = value }
+            }
             if action == "SetVariables" {
                 let results = payload["setVariableData"]?.arrayValue?.map { item -> JSONValue in
-                    ["attributeStatus": "Accepted", "component": item["component"] ?? [:], "variable": item["variable"] ?? [:]]
+                    if let key = Self.key(component: item["component"]?["name"]?.stringValue, variable: item["variable"]?["name"]?.stringValue),
+                        let value = item["attributeValue"]?.stringValue
+                    {
+                        self.state.withLockedValue { $0.configuration[key] = value }
+                    }
+                    return ["attributeStatus": "Accepted", "component": item["component"] ?? [:], "variable": item["variable"] ?? [:]]
                 } ?? []
                 return ["setVariableResult": .array(results)]
             }
@@ -725,13 +824,37 @@ public final class ChargerSimulator: Sendable {
             return ["status": "Accepted"]
         case "GetConfiguration":
             if self.profile.quirks.contains(.withholdsConfiguration) { return ["configurationKey": []] }
-            return ["configurationKey": [["key": "HeartbeatInterval", "readonly": false, "value": "300"]]]
+            let asked = payload["key"]?.arrayValue?.compactMap(\.stringValue)
+            let configuration = self.state.withLockedValue { $0.configuration }
+            let keys = configuration.keys.sorted().filter { asked?.contains($0) ?? true }
+            var answer: JSONObject = [
+                "configurationKey": .array(keys.map { ["key": .string($0), "readonly": false, "value": .string(configuration[$0] ?? "")] })
+            ]
+            let unknown = (asked ?? []).filter { configuration[$0] == nil }
+            if !unknown.isEmpty { answer["unknownKey"] = .array(unknown.map(JSONValue.string)) }
+            return .object(answer)
+        case "GetVariables":
+            let configuration = self.state.withLockedValue { $0.configuration }
+            let results = payload["getVariableData"]?.arrayValue?.map { item -> JSONValue in
+                let key = Self.key(component: item["component"]?["name"]?.stringValue, variable: item["variable"]?["name"]?.stringValue)
+                var result: JSONObject = ["component": item["component"] ?? [:], "variable": item["variable"] ?? [:]]
+                if let value = key.flatMap({ configuration[$0] }), !self.profile.quirks.contains(.withholdsConfiguration) {
+                    result["attributeStatus"] = "Accepted"
+                    result["attributeValue"] = .string(value)
+                } else {
+                    result["attributeStatus"] = "UnknownVariable"
+                }
+                return .object(result)
+            } ?? []
+            return ["getVariableResult": .array(results)]
         case "GetBaseReport":
             if self.profile.quirks.contains(.withholdsConfiguration) { return ["status": "NotSupported"] }
             // The report follows the answer, as NotifyReport CALLs of the charger's own.
             let requestId = payload["requestId"]?.intValue ?? 0
             self.later(after: .milliseconds(50)) {
-                _ = try? await self.call("NotifyReport", OCPPMessages.baseReport(self.profile, requestId: requestId))
+                let configuration = self.state.withLockedValue { $0.configuration }
+                let settings = Self.variables.compactMap { variable in configuration[variable.key].map { (variable.component, variable.variable, $0) } }
+                _ = try? await self.call("NotifyReport", OCPPMessages.baseReport(self.profile, requestId: requestId, settings: settings))
             }
             return ["status": "Accepted"]
         case "DataTransfer":

@@ -14,6 +14,12 @@ enum OCPPMessages {
         return withoutZone ? text : text + "Z"
     }
 
+    /// `time` less `interval`, as a timestamp with milliseconds and a zone.
+    static func stamp(_ time: Timestamp, minus interval: Duration) -> String {
+        let micros = interval.components.seconds * 1_000_000 + interval.components.attoseconds / 1_000_000_000_000
+        return String(Timestamp(microseconds: time.microseconds - micros).rfc3339.prefix(23)) + "Z"
+    }
+
     // MARK: Charger → CSMS requests
 
     static func bootNotification(_ profile: ChargerProfile, reason: String = "PowerUp") -> JSONValue {
@@ -47,7 +53,7 @@ enum OCPPMessages {
     }
 
     /// A small inventory report (2.0.1): identity and the heartbeat interval.
-    static func baseReport(_ profile: ChargerProfile, requestId: Int) -> JSONValue {
+    static func baseReport(_ profile: ChargerProfile, requestId: Int, settings: [(component: String, variable: String, value: String)] = []) -> JSONValue {
         func variable(_ component: String, _ name: String, _ value: String, _ mutability: String) -> JSONValue {
             [
                 "component": ["name": .string(component)], "variable": ["name": .string(name)],
@@ -56,11 +62,13 @@ enum OCPPMessages {
         }
         return [
             "requestId": .int(requestId), "generatedAt": .string(now()), "seqNo": 0, "tbc": false,
-            "reportData": [
-                variable("ChargingStation", "Model", profile.model, "ReadOnly"),
-                variable("ChargingStation", "VendorName", profile.vendor, "ReadOnly"),
-                variable("OCPPCommCtrlr", "HeartbeatInterval", "300", "ReadWrite"),
-            ],
+            "reportData": .array(
+                [
+                    variable("ChargingStation", "Model", profile.model, "ReadOnly"),
+                    variable("ChargingStation", "VendorName", profile.vendor, "ReadOnly"),
+                ] + settings.filter { $0.variable != "HeartbeatInterval" }.map { variable($0.component, $0.variable, $0.value, "ReadWrite") }
+                    + [variable("OCPPCommCtrlr", "HeartbeatInterval", "300", "ReadWrite")]
+            ),
         ]
     }
 

@@ -86,7 +86,11 @@ public final class Analyzer {
             }
             let run = record.fields["started"]?.stringValue ?? record.file
             // A rotated part of the same run repeats its start time: connections and outages go on.
-            if self.runs[run] == nil { self.transactions.outages.newRun() }
+            if self.runs[run] == nil {
+                self.transactions.outages.newRun()
+                // What the previous run was waiting for was not watched in between: decided as a capture's end decides it.
+                self.transactions.expireInvalidStarts(now: self.lastTs, ended: true, analyzer: self)
+            }
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
             self.transactions.run = self.runNumber
@@ -385,7 +389,8 @@ public final class Analyzer {
                 let other = state.correlator.oldestOutstanding(callDirection)
                 let call = CallInCapture(
                     stamp: stamp, file: record.file, line: record.line, valid: valid,
-                    payload: self.checks?.keepsCallPayload(of: action) == true || ChargerConfigurations.needsCall(action) ? message[3] : nil,
+                    payload: self.checks?.keepsCallPayload(of: action) == true
+                        ? message[3] : ChargerConfigurations.needsCall(action) ? ChargerConfigurations.kept(action, message[3]) : nil,
                     start: self.transactions.pendingStartOfRecord,
                     connector: self.transactions.connectorOfRecord
                 )

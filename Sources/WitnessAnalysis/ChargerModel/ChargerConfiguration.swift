@@ -18,12 +18,41 @@ struct ChargerConfigurations {
         var name: String
         /// The path of the value in the message that showed it.
         var path: String
+        /// When the value was last changed (an accepted ChangeConfiguration or SetVariables), and what it was
+        /// before if the capture showed that: a value read (GetConfiguration, GetVariables, NotifyReport) is one
+        /// the charger already had.
+        var changedAt: Int64?
+        var before: SettingValue?
+        var beforeRef: String?
     }
 
     private var known: [String: [ChargerSetting: Known]] = [:]
 
     /// The CALLs whose payload the model needs when their answer comes (what was set).
     static func needsCall(_ action: String) -> Bool { Self.callsKept.contains(action) }
+
+    /// What the model reads of a CALL's payload when its answer comes, and nothing more: an outstanding CALL
+    /// keeps it until answered or timed out, so a charger sending large transaction events keeps only a few fields.
+    static func kept(_ action: String, _ payload: JSONValue?) -> JSONValue? {
+        guard let payload else { return nil }
+        func pick(_ pointers: [(String, JSONValue?)]) -> JSONValue {
+            .object(JSONObject(pointers.compactMap { key, value in value.map { JSONObject.Member(key: key, value: $0) } }))
+        }
+        switch action {
+        case "Authorize", "StartTransaction":
+            return pick([("idTag", payload["idTag"]), ("idToken", payload["idToken"]?["idToken"].map { ["idToken": $0] })])
+        case "TransactionEvent":
+            return pick([
+                ("eventType", payload["eventType"]), ("idToken", payload["idToken"]?["idToken"].map { ["idToken": $0] }),
+                ("transactionInfo", payload["transactionInfo"]?["transactionId"].map { ["transactionId": $0] }),
+            ])
+        case "ChangeConfiguration":
+            return pick([("key", payload["key"]), ("value", payload["value"])])
+        default:
+            // SetVariables and SendLocalList come from the backend; they are read whole.
+            return payload
+        }
+    }
 
     /// The CALLs the charger model reads again with their answer: what was set, and the identifiers answered.
     static let callsKept: Set<String> = ["ChangeConfiguration", "SetVariables", "Authorize", "StartTransaction", "TransactionEvent", "SendLocalList"]
@@ -38,9 +67,25 @@ struct ChargerConfigurations {
         action: String, call: JSONValue?, answer: JSONValue?, request: JSONValue?, chargePoint: String, version: OCPPVersion, ref: String, ts: Int64
     ) -> [(ChargerSetting, Known)] {
         var learnt: [(ChargerSetting, Known)] = []
-        func note(_ setting: ChargerSetting, _ text: String?, name: String, path: String) {
+        func note(_ setting: ChargerSetting, _ text: String?, name: String, path: String, changed: Bool = false) {
             guard let text, let value = SettingValue.parse(text, as: setting.kind) else { return }
-            let known = Known(value: value, ref: ref, ts: ts, version: version, name: name, path: path)
+            var known = Known(value: value, ref: ref, ts: ts, version: version, name: name, path: path)
+            let earlier = self.known[chargePoint]?[setting]
+            if changed, earlier?.value.agrees(with: value) != true {
+                known.changedAt = ts
+                known.before = earlier?.value
+                known.beforeRef = earlier?.ref
+            } else if let earlier {
+                // Read again: the value and its history stand.
+                known.changedAt = earlier.changedAt
+                known.before = earlier.before
+                known.beforeRef = earlier.beforeRef
+                if earlier.value.agrees(with: value) {
+                    known.ref = earlier.ref
+                    known.path = earlier.path
+                    known.ts = earlier.ts
+                }
+            }
             self.known[chargePoint, default: [:]][setting] = known
             learnt.append((setting, known))
         }
@@ -52,7 +97,7 @@ struct ChargerConfigurations {
             }
         case "ChangeConfiguration" where version == .v16:
             guard answer?["status"]?.stringValue == "Accepted", let key = call?["key"]?.stringValue, let setting = ChargerSetting.named16(key) else { break }
-            note(setting, call?["value"]?.stringValue, name: key, path: "/status")
+            note(setting, call?["value"]?.stringValue, name: key, path: "/status", changed: true)
         case "GetVariables" where version != .v16:
             for (index, item) in (answer?["getVariableResult"]?.arrayValue ?? []).enumerated() {
                 guard item["attributeStatus"]?.stringValue == "Accepted", (item["attributeType"]?.stringValue ?? "Actual") == "Actual",
@@ -68,7 +113,7 @@ struct ChargerConfigurations {
                 else { continue }
                 // The value set: the request's entry for the same component and variable.
                 let request = asked.first { Self.setting201($0)?.0 == setting && ($0["attributeType"]?.stringValue ?? "Actual") == "Actual" }
-                note(setting, request?["attributeValue"]?.stringValue, name: name, path: "/setVariableResult/\(index)/attributeStatus")
+                note(setting, request?["attributeValue"]?.stringValue, name: name, path: "/setVariableResult/\(index)/attributeStatus", changed: true)
             }
         case "NotifyReport" where version != .v16:
             for (index, item) in (request?["reportData"]?.arrayValue ?? []).enumerated() {
@@ -84,10 +129,11 @@ struct ChargerConfigurations {
         return learnt
     }
 
-    /// The setting a 2.0.1 component-and-variable entry names (instance-less: an instance is another variable).
+    /// The setting a 2.0.1 component-and-variable entry names: station-wide ones only (an instance is another
+    /// variable; a value for one EVSE is not the station's).
     private static func setting201(_ item: JSONValue) -> (ChargerSetting, String)? {
         guard let component = item["component"]?["name"]?.stringValue, let variable = item["variable"]?["name"]?.stringValue,
-            item["variable"]?["instance"] == nil, let setting = ChargerSetting.named201(component: component, variable: variable)
+            item["variable"]?["instance"] == nil, item["component"]?["evse"] == nil, let setting = ChargerSetting.named201(component: component, variable: variable)
         else { return nil }
         return (setting, "\(component).\(variable)")
     }

@@ -8,7 +8,8 @@ import WitnessPolicy
 struct MeterCadence {
     /// Distinct periodic reading times.
     var periodic = 0
-    var lastPeriodic: (ts: Int64, ref: String)?
+    var firstPeriodic: (ts: Int64, ref: String, run: Int)?
+    var lastPeriodic: (ts: Int64, ref: String, run: Int)?
     /// Intervals between consecutive periodic readings, in tenths of a second, counted (at most `intervalsKept` values).
     var intervals: [Int64: Int] = [:]
     static let intervalsKept = 64
@@ -33,23 +34,26 @@ struct MeterCadence {
         var to: String
     }
 
-    /// The median interval in seconds (nil with fewer than `intervalsNeeded` intervals).
+    /// The median interval in seconds (the upper one of an even count; nil with fewer than `intervalsNeeded` intervals).
     var medianSeconds: Double? {
         let total = self.intervals.values.reduce(0, +)
         guard total >= Self.intervalsNeeded else { return nil }
         var seen = 0
         for (tenths, count) in self.intervals.sorted(by: { $0.key < $1.key }) {
             seen += count
-            if seen * 2 >= total { return Double(tenths) / 10 }
+            if seen * 2 > total { return Double(tenths) / 10 }
         }
         return nil
     }
 
-    /// Intervals a median needs before it is judged: one interval may be cut short by a stop or a restart.
-    static let intervalsNeeded = 2
+    /// Intervals a median needs before it is judged: one may be cut short by a stop or a restart, and of
+    /// three the median is one that was not.
+    static let intervalsNeeded = 3
 
-    /// A periodic reading at `ts`; `outage` says whether the time since the previous one overlaps an outage.
-    mutating func periodicReading(at ts: Int64, ref: String, overlapsOutage: (Int64, Int64) -> Bool) {
+    /// A periodic reading at `ts` in proxy run `run`; `overlapsOutage` says whether a time overlaps an outage.
+    /// The time since the previous reading is an interval; a gap is online when it overlaps no outage and the
+    /// proxy watched all of it (one run).
+    mutating func periodicReading(at ts: Int64, ref: String, run: Int, overlapsOutage: (Int64, Int64) -> Bool) {
         if let last = self.lastPeriodic {
             guard ts > last.ts else { return }
             let micros = ts - last.ts
@@ -57,15 +61,30 @@ struct MeterCadence {
             if self.intervals[tenths] != nil || self.intervals.count < Self.intervalsKept { self.intervals[tenths, default: 0] += 1 }
             let gap = Gap(micros: micros, from: last.ref, to: ref)
             if micros > (self.worstGap?.micros ?? 0) { self.worstGap = gap }
-            if micros > (self.worstOnlineGap?.micros ?? 0), !overlapsOutage(last.ts, ts) { self.worstOnlineGap = gap }
+            if micros > (self.worstOnlineGap?.micros ?? 0), last.run == run, !overlapsOutage(last.ts, ts) { self.worstOnlineGap = gap }
         }
         self.periodic += 1
-        self.lastPeriodic = (ts, ref)
+        if self.firstPeriodic == nil { self.firstPeriodic = (ts, ref, run) }
+        self.lastPeriodic = (ts, ref, run)
     }
+
+    /// A gap at the start (from the transaction's start to its first periodic reading) or at the end (from the
+    /// last to the stop), or the whole transaction without one, counted like the gaps between readings.
+    mutating func boundaryGap(from: (ts: Int64, ref: String), to: (ts: Int64, ref: String), online: Bool) {
+        guard to.ts > from.ts else { return }
+        let gap = Gap(micros: to.ts - from.ts, from: from.ref, to: to.ref)
+        if gap.micros > (self.worstGap?.micros ?? 0) { self.worstGap = gap }
+        if online, gap.micros > (self.worstOnlineGap?.micros ?? 0) { self.worstOnlineGap = gap }
+    }
+
+    /// At most `unitsKept` units per measurand (a charger changing its unit with every reading grows nothing).
+    static let unitsKept = 4
 
     mutating func measurand(_ name: String, unit: String?) {
         guard self.measurands[name] != nil || self.measurands.count < Self.measurandsKept else { return }
-        self.measurands[name, default: []].formUnion(unit.map { [$0] } ?? [])
+        var units = self.measurands[name] ?? []
+        if let unit, units.count < Self.unitsKept { units.insert(String(unit.prefix(16))) }
+        self.measurands[name] = units
     }
 
     /// Whether a 1.6 reading's text is a decimal number (`-12`, `0.5`), as OCPP 1.6 7.43 asks of raw values.
@@ -74,7 +93,7 @@ struct MeterCadence {
         var point = false
         for (index, byte) in text.utf8.enumerated() {
             switch byte {
-            case UInt8(ascii: "-"), UInt8(ascii: "+") where index == 0: continue
+            case UInt8(ascii: "-") where index == 0, UInt8(ascii: "+") where index == 0: continue
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digits += 1
             case UInt8(ascii: ".") where !point: point = true
             default: return false
@@ -83,13 +102,18 @@ struct MeterCadence {
         return digits > 0
     }
 
-    /// Whether `ts` is on the grid of `interval` seconds from midnight, in the time zone the timestamp names.
+    /// Whether `ts` is on the grid of `interval` seconds that starts every midnight (1.6 3.16.2), in the time
+    /// zone the timestamp names. `interval` is at most 30 days (`SettingValue.parse`); a day's grid holds at most one.
     static func onGrid(_ ts: Int64, timestamp: String, interval: Double, tolerance: Int64) -> Bool {
+        guard interval > 0, interval <= SettingValue.longestSeconds else { return true }
         let step = Int64(interval * 1_000_000)
+        let day: Int64 = 86_400_000_000
         guard step > 0 else { return true }
         let local = ts + Self.zoneOffsetMicros(timestamp)
-        let remainder = ((local % step) + step) % step
-        return remainder <= tolerance || step - remainder <= tolerance
+        let sinceMidnight = ((local % day) + day) % day
+        let remainder = sinceMidnight % step
+        // Just before the next point of the grid, or before midnight, which starts the next day's grid.
+        return remainder <= tolerance || min(step - remainder, day - sinceMidnight) <= tolerance
     }
 
     /// The offset of an RFC 3339 timestamp's zone (`+02:00`), in microseconds; 0 for `Z` or none.

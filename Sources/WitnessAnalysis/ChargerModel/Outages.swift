@@ -72,12 +72,15 @@ struct Outages {
         self.periods.removeValue(forKey: chargePoint)
     }
 
-    /// The outage `ts` falls in, with `tolerance` kept clear of both of its ends.
+    /// The outage without a connection `ts` falls in, with `tolerance` kept clear of both of its ends. A
+    /// blackhole leaves the connection open: the charger cannot tell it from a slow backend, so the rules that
+    /// need the charger to know it was offline (the offline flag, an offline start, a start stamped at delivery)
+    /// do not count it; `overlaps` does.
     func period(of chargePoint: String, containing ts: Int64, tolerance: Int64) -> Period? {
-        self.periods[chargePoint]?.last { ts > $0.start + tolerance && ts < $0.end - tolerance }
+        self.periods[chargePoint]?.last { !$0.blackhole && ts > $0.start + tolerance && ts < $0.end - tolerance }
     }
 
-    /// Whether an outage overlaps the time from `from` to `to` (the proxy's clock).
+    /// Whether an outage, a blackhole included, overlaps the time from `from` to `to` (the proxy's clock).
     func overlaps(_ chargePoint: String, from: Int64, to: Int64) -> Bool {
         self.periods[chargePoint]?.contains { $0.start < to && $0.end > from } ?? false
     }
@@ -85,6 +88,6 @@ struct Outages {
     /// The outage during which something dated `ts` happened before the reconnection: from its start (less the
     /// tolerance) to its end (less the tolerance), for a time that cannot be the reconnection's.
     func period(of chargePoint: String, before ts: Int64, tolerance: Int64) -> Period? {
-        self.periods[chargePoint]?.last { ts >= $0.start - tolerance && ts < $0.end - tolerance }
+        self.periods[chargePoint]?.last { !$0.blackhole && ts >= $0.start - tolerance && ts < $0.end - tolerance }
     }
 }

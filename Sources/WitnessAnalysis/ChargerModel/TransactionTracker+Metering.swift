@@ -14,13 +14,22 @@ extension TransactionTracker {
         var ref: String?
         /// Where it comes from, for a finding's detail: "MeterValueSampleInterval at cap.jsonl:12", "the site's policy".
         var source: String
-        /// When the capture showed it (the proxy's clock).
+        /// When the charger's value was last changed, as far as the capture shows (the proxy's clock).
         var ts: Int64?
     }
 
-    func setting(_ setting: ChargerSetting, of chargePoint: String) -> SettingInForce? {
+    /// `at`: the setting as it was then (the proxy's clock), before a change the capture shows after it.
+    func setting(_ setting: ChargerSetting, of chargePoint: String, at ts: Int64? = nil) -> SettingInForce? {
         if let known = self.configurations.value(setting, of: chargePoint) {
-            return SettingInForce(value: known.value, ref: known.ref, source: "\(known.name) = \(known.value) at \(known.ref)", ts: known.ts)
+            guard let ts, let changedAt = known.changedAt, ts < changedAt else {
+                return SettingInForce(value: known.value, ref: known.ref, source: "\(known.name) = \(known.value) at \(known.ref)", ts: known.changedAt)
+            }
+            if let before = known.before {
+                return SettingInForce(
+                    value: before, ref: known.beforeRef, source: "\(known.name) = \(before) at \(known.beforeRef ?? "?") (changed at \(known.ref), later)", ts: nil
+                )
+            }
+            // What it was before the change the capture does not show: the site's declaration, if any.
         }
         guard let declared = self.site.settings[setting] else { return nil }
         return SettingInForce(value: declared, ref: nil, source: "the site's declaration (\(setting.declaredName): \(declared), \(self.site.source))", ts: nil)
@@ -59,6 +68,8 @@ extension TransactionTracker {
         let chargePoint = state.chargePoint
         let configured = periodic ? self.setting(.sampledMeasurands, of: chargePoint)?.value.measurands : nil
         let aligned = self.setting(.clockAlignedInterval, of: chargePoint)?.value.seconds
+        // The measurands of each periodic reading time: a charger may split one reading over several elements.
+        var periodicTimes: [(ts: Int64, present: Set<String>)] = []
         for (valueIndex, meterValue) in values.enumerated() {
             guard case .array(let sampled) = meterValue["sampledValue"] else { continue }
             let timestamp = meterValue["timestamp"]?.stringValue
@@ -92,16 +103,10 @@ extension TransactionTracker {
                 }
             }
             if periodic, periodicHere, let ts {
-                let lag = self.outages.lag(of: chargePoint)
-                transaction.cadence.periodicReading(at: ts, ref: record.reference) { from, to in
-                    self.outages.overlaps(chargePoint, from: from + lag, to: to + lag)
-                }
-                if let configured {
-                    let missing = Set(configured).subtracting(present)
-                    if !missing.isEmpty {
-                        if transaction.cadence.missing == nil { transaction.cadence.missing = (record.reference, []) }
-                        transaction.cadence.missing?.measurands.formUnion(missing)
-                    }
+                if let index = periodicTimes.firstIndex(where: { $0.ts == ts }) {
+                    periodicTimes[index].present.formUnion(present)
+                } else if periodicTimes.count < 64 {
+                    periodicTimes.append((ts, present))
                 }
             }
             if clockHere, let ts, let timestamp {
@@ -110,6 +115,18 @@ extension TransactionTracker {
                     transaction.cadence.offGridCount += 1
                     if transaction.cadence.offGrid == nil { transaction.cadence.offGrid = (timestamp, record.reference) }
                 }
+            }
+        }
+        let lag = self.outages.lag(of: chargePoint)
+        for (ts, present) in periodicTimes {
+            transaction.cadence.periodicReading(at: ts, ref: record.reference, run: self.run) { from, to in
+                self.outages.overlaps(chargePoint, from: from + lag, to: to + lag)
+            }
+            guard let configured else { continue }
+            let missing = Set(configured).subtracting(present)
+            if !missing.isEmpty {
+                if transaction.cadence.missing == nil { transaction.cadence.missing = (record.reference, []) }
+                transaction.cadence.missing?.measurands.formUnion(missing)
             }
         }
     }
@@ -122,7 +139,11 @@ extension TransactionTracker {
         else { return }
         var present: Set<String> = []
         for value in values {
-            for sample in value["sampledValue"]?.arrayValue ?? [] { present.insert(sample["measurand"]?.stringValue ?? "Energy.Active.Import.Register") }
+            for sample in value["sampledValue"]?.arrayValue ?? [] {
+                let measurand = sample["measurand"]?.stringValue ?? "Energy.Active.Import.Register"
+                present.insert(measurand)
+                if let phase = sample["phase"]?.stringValue { present.insert("\(measurand).\(phase)") }
+            }
         }
         let missing = configured.filter { !present.contains($0) }
         if !missing.isEmpty { transaction.cadence.stopMissing = (record.reference, missing) }
@@ -133,20 +154,21 @@ extension TransactionTracker {
     /// the pair's cadence table and its occurrence to `meterCadence` checks.
     func judgeCadence(_ transaction: Transaction, stopTs: Int64?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
         let chargePoint = transaction.chargePoint
-        let cadence = transaction.cadence
+        var cadence = transaction.cadence
         let begun = transaction.startRecordTs.flatMap(RFC3339.parse)?.microseconds
         let interval = self.setting(.sampleInterval, of: chargePoint)
-        // A setting changed while the transaction ran was not in force for all of it: not judged by.
-        func inForce(_ setting: SettingInForce?) -> SettingInForce? {
-            guard let setting else { return nil }
-            if let ts = setting.ts, let begun, ts > begun { return nil }
-            return setting
+        // A setting changed while the transaction ran was not in force for all of it: not judged by. (One read
+        // again meanwhile is the same setting.)
+        func inForce(_ setting: ChargerSetting) -> SettingInForce? {
+            guard let found = self.setting(setting, of: chargePoint) else { return nil }
+            if let changedAt = found.ts, let begun, changedAt > begun { return nil }
+            return found
         }
         var judgedInterval: (seconds: Double, setting: SettingInForce)?
-        if let setting = inForce(interval), let seconds = setting.value.seconds, seconds > 0 { judgedInterval = (seconds, setting) }
-        let measurands = inForce(self.setting(.sampledMeasurands, of: chargePoint))
-        let stopMeasurands = inForce(self.setting(.stopMeasurands, of: chargePoint))
-        let aligned = inForce(self.setting(.clockAlignedInterval, of: chargePoint))
+        if let setting = inForce(.sampleInterval), let seconds = setting.value.seconds, seconds > 0 { judgedInterval = (seconds, setting) }
+        let measurands = inForce(.sampledMeasurands)
+        let stopMeasurands = inForce(.stopMeasurands)
+        let aligned = inForce(.clockAlignedInterval)
         var findings: [String] = []
         let readingAction = state.version == .v16 ? "MeterValues" : "TransactionEvent"
         func finding(_ rule: String, _ detail: String, ref: String, related: [String], action: String = readingAction) {
@@ -158,6 +180,23 @@ extension TransactionTracker {
                 ),
                 in: state
             )
+        }
+
+        if judgedInterval != nil {
+            // Sampling runs from the start of the transaction (1.6 3.16.1): the time before the first periodic
+            // reading, and after the last to the stop, count as gaps too; one with no reading at all is one gap.
+            let lag = self.outages.lag(of: chargePoint)
+            let watched = transaction.run == self.run
+            func online(_ from: Int64, _ to: Int64) -> Bool { watched && !self.outages.overlaps(chargePoint, from: from + lag, to: to + lag) }
+            let start = transaction.startTs.map { ($0, transaction.startRef) }
+            let stop = stopTs.map { ($0, record.reference) }
+            if let start, let first = cadence.firstPeriodic {
+                cadence.boundaryGap(from: start, to: (first.ts, first.ref), online: online(start.0, first.ts) && first.run == transaction.run)
+            }
+            if let last = cadence.lastPeriodic, let stop {
+                cadence.boundaryGap(from: (last.ts, last.ref), to: stop, online: online(last.ts, stop.0) && last.run == self.run)
+            }
+            if cadence.periodic == 0, let start, let stop { cadence.boundaryGap(from: start, to: stop, online: online(start.0, stop.0)) }
         }
         let median = cadence.medianSeconds
         if let (seconds, setting) = judgedInterval.map({ ($0.seconds, $0.setting) }) {
@@ -218,6 +257,9 @@ extension TransactionTracker {
         } else if judgedInterval == nil && measurands == nil {
             verdict = .inconclusive
             detail = "transaction \(transaction.id) (\(transaction.startRef)): the capture shows no configured sample interval or measurands, and the site declares none"
+        } else if median == nil && cadence.worstOnlineGap == nil {
+            verdict = .inconclusive
+            detail = "transaction \(transaction.id) (\(transaction.startRef)): \(cadence.periodic) periodic readings, too few intervals to judge the cadence"
         } else {
             verdict = .pass
             detail = "transaction \(transaction.id) (\(transaction.startRef)): \(cadence.periodic) periodic readings"

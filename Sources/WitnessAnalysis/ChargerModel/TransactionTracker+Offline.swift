@@ -21,15 +21,30 @@ extension TransactionTracker {
         var listComplete = false
         /// More identifiers than kept were seen: absence proves nothing.
         var overflowed = false
-        static let tagsKept = 1024
+        /// Per charger, of each kind: a fleet of 10,000 chargers with full local lists stays bounded.
+        static let tagsKept = 256
+
+        /// Valid (1.6 3.5.2: Accepted, ConcurrentTx), not valid (Blocked, Expired, Invalid; 2.0.1 also Unknown), or
+        /// neither (2.0.1 NoCredit, NotAtThisTime, ...: not valid now, which says nothing of offline use).
+        static func validity(_ status: String) -> Bool? {
+            switch status {
+            case "Accepted", "ConcurrentTx": return true
+            case "Blocked", "Expired", "Invalid", "Unknown": return false
+            default: return nil
+            }
+        }
 
         mutating func answer(_ tag: String, status: String, ref: String) {
-            if status == "Accepted" {
+            switch Self.validity(status) {
+            case true?:
                 self.refused.removeValue(forKey: tag)
                 if self.accepted[tag] == nil, self.accepted.count >= Self.tagsKept { self.overflowed = true } else { self.accepted[tag] = ref }
-            } else {
+            case false?:
                 self.accepted.removeValue(forKey: tag)
                 if self.refused[tag] == nil, self.refused.count >= Self.tagsKept { self.overflowed = true } else { self.refused[tag] = (status, ref) }
+            case nil:
+                self.accepted.removeValue(forKey: tag)
+                self.refused.removeValue(forKey: tag)
             }
         }
     }
@@ -46,7 +61,9 @@ extension TransactionTracker {
         var version: OCPPVersion
     }
 
-    static func tag(_ text: String) -> String { text.uppercased() }
+    /// The key an identifier is known by: upper-cased (identifiers compare case-insensitively), nil past 36
+    /// characters (the longest 2.0.1 allows; 1.6 allows 20), which the schema reports and the model does not keep.
+    static func tag(_ text: String) -> String? { text.utf8.count <= 36 ? text.uppercased() : nil }
 
     /// The answer to a CALL, with the CALL (when the model keeps it): configuration, identifiers accepted or
     /// refused, the local list, a cleared cache, and starts answered invalid.
@@ -58,16 +75,20 @@ extension TransactionTracker {
         case "Authorize":
             let tag = state.version == .v16 ? call?["idTag"]?.stringValue : call?["idToken"]?["idToken"]?.stringValue
             let status = (state.version == .v16 ? answer?["idTagInfo"] : answer?["idTokenInfo"])?["status"]?.stringValue
-            if let tag, let status { self.authorizations[chargePoint, default: Authorizations()].answer(Self.tag(tag), status: status, ref: record.reference) }
+            if let tag = tag.flatMap(Self.tag), let status { self.authorizations[chargePoint, default: Authorizations()].answer(tag, status: status, ref: record.reference) }
         case "StartTransaction" where state.version == .v16:
-            guard let tag = call?["idTag"]?.stringValue, let status = answer?["idTagInfo"]?["status"]?.stringValue else { return }
-            self.authorizations[chargePoint, default: Authorizations()].answer(Self.tag(tag), status: status, ref: record.reference)
+            guard let status = answer?["idTagInfo"]?["status"]?.stringValue else { return }
+            if let tag = call?["idTag"]?.stringValue.flatMap(Self.tag) {
+                self.authorizations[chargePoint, default: Authorizations()].answer(tag, status: status, ref: record.reference)
+            }
             if status != "Accepted", let id = answer?["transactionId"].map({ JSONWriter.string($0) }) {
                 self.invalidStart(id, status: status, state: state, record: record, ts: ts, analyzer: analyzer)
             }
         case "TransactionEvent" where state.version != .v16:
-            guard let tag = call?["idToken"]?["idToken"]?.stringValue, let status = answer?["idTokenInfo"]?["status"]?.stringValue else { return }
-            self.authorizations[chargePoint, default: Authorizations()].answer(Self.tag(tag), status: status, ref: record.reference)
+            guard let status = answer?["idTokenInfo"]?["status"]?.stringValue else { return }
+            if let tag = call?["idToken"]?["idToken"]?.stringValue.flatMap(Self.tag) {
+                self.authorizations[chargePoint, default: Authorizations()].answer(tag, status: status, ref: record.reference)
+            }
             if status != "Accepted", call?["eventType"]?.stringValue != "Ended", let id = call?["transactionInfo"]?["transactionId"]?.stringValue,
                 self.open[chargePoint]?[id] != nil
             {
@@ -87,19 +108,20 @@ extension TransactionTracker {
                 known.listComplete = true
             }
             for entry in call["localAuthorizationList"]?.arrayValue ?? [] {
-                let tag = state.version == .v16 ? entry["idTag"]?.stringValue : entry["idToken"]?["idToken"]?.stringValue
-                guard let tag else { continue }
+                let text = state.version == .v16 ? entry["idTag"]?.stringValue : entry["idToken"]?["idToken"]?.stringValue
+                guard let tag = text.flatMap(Self.tag) else { continue }
                 let info = state.version == .v16 ? entry["idTagInfo"] : entry["idTokenInfo"]
                 // An entry without its info removes the identifier from the list (a differential update).
                 guard let status = info?["status"]?.stringValue else {
-                    known.list.removeValue(forKey: Self.tag(tag))
+                    known.list.removeValue(forKey: tag)
                     continue
                 }
-                if known.list[Self.tag(tag)] == nil, known.list.count >= Authorizations.tagsKept {
+                if known.list[tag] == nil, known.list.count >= Authorizations.tagsKept {
                     known.overflowed = true
                     continue
                 }
-                known.list[Self.tag(tag)] = (status == "Accepted", record.reference)
+                // Accepted and ConcurrentTx are valid entries (1.6 3.5.2); any other status is not.
+                known.list[tag] = (Authorizations.validity(status) == true, record.reference)
             }
             self.authorizations[chargePoint] = known
         default:
@@ -109,21 +131,27 @@ extension TransactionTracker {
 
     /// A transaction started while the charger was offline (`outage`: the period it started in, or nil for a
     /// 2.0.1 event that says `offline: true` the proxy did not see as an outage), with identifier `tag`.
+    /// `since`: when the charger went offline (the proxy's clock), for the settings in force then.
     func offlineStart(
-        _ what: String, tag: String?, outageRef: String?, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer
+        _ what: String, tag: String?, outageRef: String?, since: Int64?, path: String, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer
     ) {
         let chargePoint = state.chargePoint
-        guard let tag else { return }
-        let key = Self.tag(tag)
+        guard let tag, let key = Self.tag(tag) else { return }
         let known = self.authorizations[chargePoint] ?? Authorizations()
-        let unknownAllowed = self.setting(.unknownIdsOffline, of: chargePoint)
-        let localOffline = self.setting(.localAuthorizeOffline, of: chargePoint)
-        let listEnabled = self.setting(.localList, of: chargePoint)
+        let unknownAllowed = self.setting(.unknownIdsOffline, of: chargePoint, at: since)
+        let localOffline = self.setting(.localAuthorizeOffline, of: chargePoint, at: since)
+        let listEnabled = self.setting(.localList, of: chargePoint, at: since)
         let started = "\(what), started offline with \(tag) (\(record.reference))"
         var verdict: CheckVerdict
         var detail: String
         var refs = [record.reference] + (outageRef.map { [$0] } ?? [])
-        if let entry = known.list[key], entry.accepted, listEnabled?.value.flag != false, localOffline?.value.flag != false {
+        if let entry = known.list[key], !entry.accepted, listEnabled?.value.flag != false {
+            // Not valid in the local list: rejected whatever else is allowed (1.6 3.5.4, "MUST be rejected").
+            verdict = .fail
+            detail = "\(started): the charger's local list holds the identifier as not valid (\(entry.ref)), and such identifiers must be rejected offline"
+            refs.append(entry.ref)
+            self.deviation("auth.offlineNotAllowed", detail, path: path, state: state, record: record, analyzer: analyzer, related: Array(refs.dropFirst()))
+        } else if let entry = known.list[key], entry.accepted, listEnabled?.value.flag != false, localOffline?.value.flag != false {
             verdict = .pass
             detail = "\(started): the identifier is in the charger's local list (\(entry.ref))"
             refs.append(entry.ref)
@@ -156,7 +184,6 @@ extension TransactionTracker {
 
     /// Why the capture shows `tag` was not one the charger could know as valid, with the line that shows it.
     private static func notAllowed(_ tag: String, known: Authorizations, listEnabled: SettingInForce?) -> (reason: String, ref: String)? {
-        if let entry = known.list[tag], !entry.accepted { return ("the charger's local list holds the identifier as not valid", entry.ref) }
         if let refused = known.refused[tag] { return ("the backend answered the identifier \(refused.status) (\(refused.ref)) and never accepted it since", refused.ref) }
         // Absent from a cleared cache and from the list: shown only when the list is known whole (or not in use).
         if let cleared = known.cleared, !known.overflowed, known.listComplete || listEnabled?.value.flag == false {
@@ -179,13 +206,22 @@ extension TransactionTracker {
             return
         }
         // A charger configured not to stop only suspends the energy (1.6 3.5.4, 9.1.24; 2.0.1 C15.FR.05): nothing to follow.
-        guard setting.value.flag == true, (self.invalidStarts[chargePoint]?.count ?? 0) < Self.openPerChargePointLimit else { return }
+        // Once per transaction: a start sent again and answered again is the same occurrence.
+        guard setting.value.flag == true, (self.invalidStarts[chargePoint]?.count ?? 0) < Self.openPerChargePointLimit,
+            self.invalidStarts[chargePoint]?.contains(where: { $0.transaction == id }) != true
+        else { return }
         self.invalidStarts[chargePoint, default: []].append(
             InvalidStart(
                 chargePoint: chargePoint, transaction: id, ref: record.reference, ts: ts, deadline: ts + Int64(window * 1_000_000), setting: setting,
                 version: state.version
             )
         )
+    }
+
+    /// A 1.6 transaction the charger goes on with under the id the answer to its resent start gave.
+    func renameInvalidStart(from earlier: String, to id: String, chargePoint: String) {
+        guard let index = self.invalidStarts[chargePoint]?.firstIndex(where: { $0.transaction == earlier }) else { return }
+        self.invalidStarts[chargePoint]?[index].transaction = id
     }
 
     /// A transaction stopped: a `stopOnInvalidId` occurrence waiting for it passes when in time.
@@ -238,7 +274,7 @@ extension TransactionTracker {
             let findings = transaction.recovery.findings
             checks.judged(
                 .sessionRecovery, findings.isEmpty ? .inconclusive : .fail, chargePoint: transaction.chargePoint,
-                version: transaction.startAction == "StartTransaction" ? .v16 : .v201, pair: analyzer.pair(of: transaction.chargePoint),
+                version: transaction.version, pair: analyzer.pair(of: transaction.chargePoint),
                 detail: "transaction \(transaction.id) (\(transaction.startRef)), queued during an outage, was still open at the end of the capture"
                     + (findings.isEmpty ? "" : "; delivered with " + findings.map { "\($0.rule) (\($0.ref))" }.joined(separator: ", ")),
                 refs: [transaction.startRef] + findings.map(\.ref)

@@ -46,6 +46,8 @@ final class TransactionTracker {
         var cadence = MeterCadence()
         /// The findings on how it was delivered after an outage (rule and line), for the `sessionRecovery` check.
         var recovery = Recovery()
+        /// The OCPP version of the connection it began on.
+        var version = OCPPVersion.v16
     }
 
     /// How a transaction came through an outage: whether messages of it were queued during one, and the findings
@@ -372,8 +374,8 @@ final class TransactionTracker {
                 let outage = self.outages.period(of: chargePoint, containing: startTs + self.outages.lag(of: chargePoint), tolerance: self.clockToleranceMicros)
             {
                 self.offlineStart(
-                    "the transaction on \(connector)", tag: payload["idTag"]?.stringValue, outageRef: outage.endRef, path: "/idTag", state: state, record: record,
-                    analyzer: analyzer
+                    "the transaction on \(connector)", tag: payload["idTag"]?.stringValue, outageRef: outage.endRef, since: outage.start, path: "/idTag",
+                    state: state, record: record, analyzer: analyzer
                 )
             }
             let previous = model.start(.init(id: nil, connector: connector, since: ts, startMessageId: start.slotKey, startDigest: start.digest))
@@ -482,6 +484,7 @@ final class TransactionTracker {
                     startAction: action, startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference,
                     connector: named, run: self.run
                 )
+                transaction.version = state.version
                 self.sawBegin(on: named, of: chargePoint)
                 if let named {
                     let previous = self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: eventTs ?? ts))
@@ -508,8 +511,9 @@ final class TransactionTracker {
                 transaction.recovery.queued = true
                 if eventType == "Started" {
                     self.offlineStart(
-                        "transaction \(id)", tag: payload["idToken"]?["idToken"]?.stringValue, outageRef: duringOutage?.endRef, path: "/idToken/idToken",
-                        state: state, record: record, analyzer: analyzer
+                        "transaction \(id)", tag: payload["idToken"]?["idToken"]?.stringValue, outageRef: duringOutage?.endRef,
+                        since: duringOutage?.start ?? eventTs.map { $0 + self.outages.lag(of: chargePoint) }, path: "/idToken/idToken", state: state,
+                        record: record, analyzer: analyzer
                     )
                 }
             }
@@ -585,6 +589,7 @@ final class TransactionTracker {
         {
             // The answer to a resent start: the charger goes on with the id it got, which replaces the earlier one.
             transaction.id = id
+            self.renameInvalidStart(from: earlier, to: id, chargePoint: chargePoint)
             self.open[chargePoint, default: [:]][id] = transaction
             model.start(.init(id: id, connector: connector, since: running.since, startDigest: start.digest))
             return
@@ -887,13 +892,12 @@ final class TransactionTracker {
             "the proxy never saw transaction \(id) begin" + (connector.map { " on \($0)" } ?? "") + ": it may have begun before the capture (or its events arrived before its start); followed from here on",
             path: path, state: state, record: record, analyzer: analyzer, severity: .info
         )
-        self.begin(
-            Transaction(
-                id: id, chargePoint: chargePoint, startWh: nil, startTs: nil, startTimestamp: nil, startAction: record.action ?? "?",
-                startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference, connector: connector, run: self.run
-            ),
-            analyzer: analyzer
+        var adopted = Transaction(
+            id: id, chargePoint: chargePoint, startWh: nil, startTs: nil, startTimestamp: nil, startAction: record.action ?? "?",
+            startMessageId: record.messageId, startRecordTs: record.timestamp, startRef: record.reference, connector: connector, run: self.run
         )
+        adopted.version = state.version
+        self.begin(adopted, analyzer: analyzer)
         if let connector { self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: connector, since: ts)) }
         return self.open[chargePoint]?[id]
     }
