@@ -49,17 +49,19 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// The checks of every policy in `policies`, and the authorization policy's rules that answer the
     /// blocked tag; none when the folder is not there.
-    func samplePolicies(in folder: String?) -> (checks: [WitnessCheck], rules: [FaultRule]) {
-        guard let folder else { return ([], []) }
+    func samplePolicies(in folder: String?) -> (checks: [WitnessCheck], rules: [FaultRule], site: SiteDeclaration) {
+        guard let folder else { return ([], [], SiteDeclaration()) }
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
         var checks: [WitnessCheck] = []
         var rules: [FaultRule] = []
+        var sites: [SiteDeclaration] = []
         for file in files {
             guard let policy = try? PolicyLoader.load(path: folder + "/" + file) else { continue }
             checks += policy.checks
             rules += policy.rules.filter { ["blocked-tag", "blocked-token"].contains($0.name) }
+            sites.append(policy.site)
         }
-        return (checks, rules)
+        return (checks, rules, (try? SiteDeclaration.merged(sites)) ?? SiteDeclaration())
     }
 
     func run() async throws {
@@ -134,6 +136,7 @@ struct DemoCommand: AsyncParsableCommand {
         do {
             var analysis = AnalyzerConfiguration()
             analysis.checks = samples.checks
+            analysis.site = samples.site
             let analyzer = Analyzer(schemas: try SchemaRegistry.load(forCommand: self.schemas), configuration: analysis)
             let reader = try CaptureReader(paths: recorder.filePaths)
             for record in reader { analyzer.consume(record) }

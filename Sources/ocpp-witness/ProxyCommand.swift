@@ -291,7 +291,8 @@ struct ProxyCommand: AsyncParsableCommand {
             var onDeviation: (@Sendable (Deviation) -> Void)?
             if let board { onDeviation = { deviation in board.deviation(deviation.json) } }
             live = LiveAnalysis(
-                schemas: schemas, profile: self.profile, checks: checks, stateRetentionSeconds: retention, logger: logger,
+                schemas: schemas, profile: self.profile, checks: checks, site: configuration.faults?.engine?.policy.site ?? SiteDeclaration(),
+                stateRetentionSeconds: retention, logger: logger,
                 onDeviation: onDeviation
             )
         }

@@ -49,6 +49,14 @@ struct ReportCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "How far a transaction's median interval between periodic meter readings may be from the configured one (meter.interval), as a fraction (0.1) or a percentage (10%), never less than --clock-tolerance. Default: the policies' site intervalTolerance, else 10%.",
+            valueName: "FRACTION"
+        )
+    )
+    var intervalTolerance: String?
+
+    @Option(
+        help: ArgumentHelp(
             "Seconds a charge point may be gone (no connection open) before its open transactions are reported tx.notStopped and released, as live analysis did. Default: what the capture header says the proxy used; nothing is released for captures whose header does not say (older versions).",
             valueName: "SECONDS"
         )
@@ -84,14 +92,24 @@ struct ReportCommand: AsyncParsableCommand {
         _ = try BoundedDuration.option("--response-timeout", seconds: self.responseTimeout)
         _ = try BoundedDuration.option("--clock-tolerance", seconds: self.clockTolerance, allowsZero: true)
         if let stateRetention { _ = try BoundedDuration.option("--state-retention", seconds: stateRetention, allowsZero: true) }
+        if let intervalTolerance, Self.fraction(intervalTolerance) == nil {
+            throw ValidationError("--interval-tolerance must be a fraction from 0 to 1 (0.1) or a percentage (10%); got '\(intervalTolerance)'")
+        }
         if let scope, WitnessScope.named(scope) == nil {
             throw ValidationError("unknown --scope '\(scope)'; expected one of: \(WitnessScope.all.map(\.name).joined(separator: ", "))")
         }
     }
 
-    /// The checks of the policies given, or of those the captures' headers name.
-    func loadChecks() throws -> [WitnessCheck] {
-        try WitnessChecks.load(policies: self.policies, captures: self.captures)
+    /// The checks and site declarations of the policies given, or of those the captures' headers name.
+    func loadPolicies() throws -> (checks: [WitnessCheck], site: SiteDeclaration) {
+        try WitnessChecks.loadPolicies(policies: self.policies, captures: self.captures)
+    }
+
+    /// `0.1` or `10%`, from 0 to 1.
+    static func fraction(_ text: String) -> Double? {
+        let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
+        guard let value, value.isFinite, value >= 0, value <= 1 else { return nil }
+        return value
     }
 
     func run() async throws {
@@ -105,7 +123,8 @@ struct ReportCommand: AsyncParsableCommand {
         var configuration = AnalyzerConfiguration(
             profile: self.profile, responseTimeoutSeconds: self.responseTimeout, clockToleranceSeconds: self.clockTolerance
         )
-        configuration.checks = try self.loadChecks()
+        (configuration.checks, configuration.site) = try self.loadPolicies()
+        configuration.intervalTolerance = self.intervalTolerance.flatMap(Self.fraction)
         configuration.scope = self.scope.flatMap(WitnessScope.named)
         configuration.stateRetentionSeconds = self.stateRetention
         let analyzer = Analyzer(schemas: registry, configuration: configuration)
@@ -150,6 +169,11 @@ struct RulesCommand: ParsableCommand {
 /// captures' headers name.
 enum WitnessChecks {
     static func load(policies: [String], captures: [String]) throws -> [WitnessCheck] {
+        try self.loadPolicies(policies: policies, captures: captures).checks
+    }
+
+    /// The checks and the site declarations (merged: a setting declared two ways is an error) of the policies.
+    static func loadPolicies(policies: [String], captures: [String]) throws -> (checks: [WitnessCheck], site: SiteDeclaration) {
         var paths = policies
         if paths.isEmpty {
             for file in (try? captures.flatMap(CaptureReader.captureFiles(at:))) ?? [] {
@@ -164,6 +188,7 @@ enum WitnessChecks {
             }
         }
         var checks: [WitnessCheck] = []
+        var sites: [SiteDeclaration] = []
         for path in paths {
             do {
                 let policy = try PolicyLoader.load(path: path)
@@ -171,10 +196,15 @@ enum WitnessChecks {
                     throw ValidationError("check '\(check.name)' of \(path) has the name of a check of another policy; check names must be unique across the policies of one report")
                 }
                 checks += policy.checks
+                sites.append(policy.site)
             } catch let error as PolicyErrors {
                 throw ValidationError("policy \(path) cannot be used:\n\(error)")
             }
         }
-        return checks
+        do {
+            return (checks, try SiteDeclaration.merged(sites))
+        } catch let error as PolicyErrors {
+            throw ValidationError("the policies' site declarations disagree:\n\(error)")
+        }
     }
 }

@@ -57,7 +57,7 @@ struct ViewCommand: AsyncParsableCommand {
         let termination = await TerminationSignal.arm()
         let board = LiveBoard(framesPerCharger: self.framesPerCharger)
         var configuration = AnalyzerConfiguration(profile: self.profile)
-        if !self.noValidate { configuration.checks = try WitnessChecks.load(policies: self.policies, captures: self.captures) }
+        if !self.noValidate { (configuration.checks, configuration.site) = try WitnessChecks.loadPolicies(policies: self.policies, captures: self.captures) }
         let analyzer = try self.noValidate ? nil : Analyzer(
             schemas: SchemaRegistry.load(forCommand: self.schemas, hint: " (or show the messages only: --no-validate)"),
             configuration: configuration

@@ -84,6 +84,7 @@ struct CLITests {
             (["report", "captures/samples", "--response-timeout", "inf"], "--response-timeout: inf is not a finite number; a duration here is above 0 and at most 30 days"),
             (["report", "captures/samples", "--response-timeout", "1e300"], "--response-timeout: 1e+300 is longer than 30 days"),
             (["report", "captures/samples", "--clock-tolerance=-1"], "--clock-tolerance: -1 is negative; a duration here is from 0 to 30 days"),
+            (["report", "captures/samples", "--interval-tolerance", "150%"], "--interval-tolerance must be a fraction from 0 to 1 (0.1) or a percentage (10%); got '150%'"),
             (["replay", "captures/samples", "--as", "charger", "--to", "ws://h:1", "--response-timeout", "1e19"], "--response-timeout: 1e+19 is longer than 30 days"),
             (["proxy", "--listen", "127.0.0.1:0", "--upstream", "ws://h:1", "--handshake-timeout", "9223372036854775807"], "--handshake-timeout: 9.223372036854776e+18 is longer than 30 days"),
         ]
@@ -371,6 +372,43 @@ struct CLITests {
         #expect(failing.errors.contains("1 errors, 0 warnings across 1 pair(s)"))
         await csms.stop()
         try await group.shutdownGracefully()
+    }
+
+    @Test("report --policy judges by the policy's site declarations, and --interval-tolerance widens what meter.interval allows")
+    func siteDeclarations() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("site-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A 1.6 charger without configuration on the wire, metering every 12 s.
+        func frame(_ time: String, _ direction: String, _ type: Int, _ id: String, _ action: String, _ payload: String) -> String {
+            #"{"ts":"2026-12-04T08:\#(time)Z","kind":"frame","conn":1,"chargePoint":"CP-SITE","dir":"\#(direction)","opcode":"text","msgType":\#(type),"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":\#(payload)}"#
+        }
+        var lines = [
+            #"{"ts":"2026-12-04T08:00:00.000000Z","kind":"header","format":1,"started":"2026-12-04T08:00:00.000000Z","backend":"B"}"#,
+            #"{"ts":"2026-12-04T08:00:00.000000Z","kind":"open","conn":1,"chargePoint":"CP-SITE","chosen":"ocpp1.6","version":"1.6"}"#,
+            frame("00:00.000000", "toCSMS", 2, "s", "StartTransaction", #"[2,"s","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":0,"timestamp":"2026-12-04T08:00:00Z"}]"#),
+            frame("00:00.000000", "toCharger", 3, "s", "StartTransaction", #"[3,"s",{"transactionId":7,"idTagInfo":{"status":"Accepted"}}]"#),
+        ]
+        for reading in 1...4 {
+            let time = String(format: "%02d:%02d", reading * 12 / 60, reading * 12 % 60)
+            lines.append(frame("\(time).000000", "toCSMS", 2, "m\(reading)", "MeterValues", #"[2,"m\#(reading)","MeterValues",{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"2026-12-04T08:\#(time)Z","sampledValue":[{"value":"\#(reading * 10)"}]}]}]"#))
+            lines.append(frame("\(time).000000", "toCharger", 3, "m\(reading)", "MeterValues", #"[3,"m\#(reading)",{}]"#))
+        }
+        lines.append(frame("01:00.000000", "toCSMS", 2, "e", "StopTransaction", #"[2,"e","StopTransaction",{"transactionId":7,"meterStop":50,"timestamp":"2026-12-04T08:01:00Z"}]"#))
+        lines.append(frame("01:00.000000", "toCharger", 3, "e", "StopTransaction", #"[3,"e",{}]"#))
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/capture.jsonl", atomically: true, encoding: .utf8)
+        try "site:\n  metering:\n    sampleInterval: 10s\n".write(toFile: directory + "/site.yaml", atomically: true, encoding: .utf8)
+
+        let strict = try await WitnessBinary.run(["report", directory + "/capture.jsonl", "--policy", directory + "/site.yaml", "--format", "json"])
+        #expect(strict.status == 0, "\(strict.errors)")
+        #expect(try JSONParser.parse(strict.output)["summary"]?["byRule"] == ["meter.interval": 1], "\(strict.output.prefix(600))")
+        let wide = try await WitnessBinary.run(
+            ["report", directory + "/capture.jsonl", "--policy", directory + "/site.yaml", "--interval-tolerance", "25%", "--format", "json"]
+        )
+        #expect(try JSONParser.parse(wide.output)["summary"]?["byRule"] == [:], "\(wide.output.prefix(600))")
+        // Without the policy nothing says what the interval should be.
+        let plain = try await WitnessBinary.run(["report", directory + "/capture.jsonl", "--format", "json"])
+        #expect(try JSONParser.parse(plain.output)["pairs"]?[0]?["cadence"]?["rows"]?[0]?["configuredIntervalS"] == .null)
     }
 
     @Test("report says clearly when the schemas are missing")

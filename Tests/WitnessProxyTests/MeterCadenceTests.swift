@@ -81,6 +81,12 @@ struct MeterCadenceTests {
         #expect(cadence(report, vendor: "Bad Co")?.medianInterval == 30)
         #expect(cadence(report, vendor: "Bad Co")?.configuredInterval == 10)
         #expect(cadence(report, vendor: "Good Co")?.periodicReadings == 4)
+        // The buyer's view: the cadence table in every report format.
+        #expect(report.render(.html).contains("<h3>Meter cadence</h3>") && report.render(.html).contains("30 s / 10 s"))
+        #expect(report.render(.md).contains("## Meter cadence") && report.render(.md).contains("| 10 s / 10 s |"))
+        let json = try JSONParser.parse(Array(report.render(.json).utf8))
+        let rows = json["pairs"]?.arrayValue?.compactMap { $0["cadence"]?["rows"]?[0] } ?? []
+        #expect(rows.compactMap { $0["medianIntervalS"]?.doubleValue }.sorted() == [10, 30])
         await harness.stop()
     }
 

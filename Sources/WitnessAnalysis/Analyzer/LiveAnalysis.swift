@@ -21,14 +21,16 @@ public final class LiveAnalysis: @unchecked Sendable {
     public static let metricHelp = [deviationsMetric: "Deviations found live, per rule."]
 
     /// `onDeviation` also gets each deviation, on the recorder's thread (the live page's feed).
-    /// `checks`: the witness checks of the policy in force, whose verdicts `verdicts()` gives as they resolve.
+    /// `checks`: the witness checks of the policy in force, whose verdicts `verdicts()` gives as they resolve;
+    /// `site`: its site declarations.
     /// `stateRetentionSeconds`: see `AnalyzerConfiguration.stateRetentionSeconds`.
     public init(
-        schemas: SchemaRegistry, profile: ValidationProfile, checks: [WitnessCheck] = [], stateRetentionSeconds: Double? = nil, logger: Logger,
-        onDeviation: (@Sendable (Deviation) -> Void)? = nil
+        schemas: SchemaRegistry, profile: ValidationProfile, checks: [WitnessCheck] = [], site: SiteDeclaration = SiteDeclaration(),
+        stateRetentionSeconds: Double? = nil, logger: Logger, onDeviation: (@Sendable (Deviation) -> Void)? = nil
     ) {
         var configuration = AnalyzerConfiguration(profile: profile)
         configuration.checks = checks
+        configuration.site = site
         configuration.stateRetentionSeconds = stateRetentionSeconds
         let analyzer = Analyzer(schemas: schemas, configuration: configuration)
         let counts = self.counts

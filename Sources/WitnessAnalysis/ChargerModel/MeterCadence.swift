@@ -190,3 +190,62 @@ public struct CadenceTable: Sendable {
         ["transactions": .int(self.transactions), "withFindings": .int(self.withFindings), "listed": .int(self.rows.count), "rows": .array(self.rows.map(\.json))]
     }
 }
+
+extension CadenceRow {
+    /// How the row reads in a table: the numbers a buyer compares, and a cell per concern.
+    var intervalText: String {
+        (self.medianInterval.map { Analyzer.format($0) + " s" } ?? "–") + " / " + (self.configuredInterval.map { Analyzer.format($0) + " s" } ?? "not configured")
+    }
+
+    var measurandsText: String {
+        self.measurands.keys.sorted().map { name in
+            let units = self.measurands[name] ?? []
+            return units.isEmpty ? name : "\(name) (\(units.joined(separator: ", ")))"
+        }.joined(separator: "; ")
+    }
+}
+
+extension CadenceTable {
+    /// Markdown lines: one row per transaction listed.
+    var markdown: [String] {
+        guard !self.rows.isEmpty else { return [] }
+        var lines = [
+            "| charge point | transaction | connector | periodic readings | interval median / configured | worst gap | clock-aligned (off grid) | measurands (units) | missing | not decimal | findings |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows {
+            lines.append(
+                "| \(AnalysisReport.md(row.chargePoint)) | \(AnalysisReport.md(row.transaction)) (\(AnalysisReport.md(row.startRef))) | \(AnalysisReport.md(row.connector ?? "")) | \(row.periodicReadings) | \(row.intervalText) | "
+                    + "\(row.worstGap.map { Analyzer.format($0) + " s" } ?? "–") | \(row.clockAligned) (\(row.offGrid)) | \(AnalysisReport.md(row.measurandsText)) | "
+                    + "\(AnalysisReport.md(row.missingMeasurands.joined(separator: ", "))) | \(row.notDecimal) | \(row.findings.map { "`\($0)`" }.joined(separator: " ")) |"
+            )
+        }
+        if self.transactions > self.rows.count {
+            lines.append("")
+            lines.append("\(self.transactions) transactions, \(self.withFindings) with findings; \(self.rows.count) listed (those with findings first).")
+        }
+        return lines
+    }
+
+    /// An HTML table: one row per transaction listed.
+    var html: String {
+        guard !self.rows.isEmpty else { return "" }
+        var html = [
+            "<h3>Meter cadence</h3><table><tr><th>charge point</th><th>transaction</th><th>connector</th><th>periodic readings</th><th>interval median / configured</th><th>worst gap</th><th>clock-aligned (off grid)</th><th>measurands (units)</th><th>missing</th><th>not decimal</th><th>findings</th></tr>"
+        ]
+        for row in self.rows {
+            let esc = AnalysisReport.xml
+            html.append(
+                "<tr><td>\(esc(row.chargePoint))</td><td>\(esc(row.transaction)) <span class=\"ref\">\(esc(row.startRef))</span></td><td>\(esc(row.connector ?? ""))</td><td>\(row.periodicReadings)</td>"
+                    + "<td>\(esc(row.intervalText))</td><td>\(row.worstGap.map { Analyzer.format($0) + " s" } ?? "–")</td><td>\(row.clockAligned) (\(row.offGrid))</td>"
+                    + "<td>\(esc(row.measurandsText))</td><td>\(esc(row.missingMeasurands.joined(separator: ", ")))</td><td>\(row.notDecimal)</td>"
+                    + "<td>\(row.findings.map { "<code>\(esc($0))</code>" }.joined(separator: " "))</td></tr>"
+            )
+        }
+        html.append("</table>")
+        if self.transactions > self.rows.count {
+            html.append("<p>\(self.transactions) transactions, \(self.withFindings) with findings; \(self.rows.count) listed (those with findings first).</p>")
+        }
+        return html.joined()
+    }
+}

@@ -50,6 +50,13 @@ extension AnalysisReport {
             lines.append("")
             lines.append("\(self.totalDeviations - self.deviations.count) more deviations are counted above but not listed.")
         }
+        let cadence = self.pairs.filter { !$0.statistics.cadence.rows.isEmpty }
+        if !cadence.isEmpty {
+            lines += ["", "## Meter cadence", ""]
+            for pair in cadence {
+                lines += ["### \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", ""] + pair.statistics.cadence.markdown + [""]
+            }
+        }
         lines += ["", "## Response times (ms)", ""]
         for pair in self.pairs where !pair.statistics.latencies.isEmpty {
             lines += ["### \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", "", "| action | count | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|"]

@@ -1,0 +1,174 @@
+import Foundation
+import OCPPSchema
+import OCPPWire
+import Testing
+import WitnessAnalysis
+import WitnessCapture
+import WitnessPolicy
+
+extension OutageCapture {
+    /// A CALL from the backend and the charger's answer.
+    mutating func backendCall(_ conn: Int, at time: String, _ action: String, _ payload: String, answer: String) {
+        self.number += 1
+        let id = "b\(self.number)"
+        self.lines.append(
+            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":2,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[2,"\#(id)","\#(action)",\#(payload)]}"#
+        )
+        self.lines.append(
+            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":3,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[3,"\#(id)",\#(answer)]}"#
+        )
+    }
+
+    /// 1.6: the backend reads the charger's sample interval.
+    mutating func sampleInterval(_ conn: Int, at time: String, _ seconds: String) {
+        self.backendCall(
+            conn, at: time, "GetConfiguration", "{}", answer: #"{"configurationKey":[{"key":"MeterValueSampleInterval","readonly":false,"value":"\#(seconds)"}]}"#
+        )
+    }
+
+    /// A 1.6 MeterValues of transaction 7 with the raw sampled values given (`[{"value":"..."}]`).
+    mutating func readings(_ conn: Int, at time: String, dated: String, _ sampled: String) {
+        self.call(conn, at: time, "MeterValues", #"{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"\#(Self.ts(dated))","sampledValue":\#(sampled)}]}"#)
+    }
+
+    func analyse(_ configuration: AnalyzerConfiguration) throws -> AnalysisReport {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("meter-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try (self.lines.joined(separator: "\n") + "\n").write(toFile: directory + "/capture.jsonl", atomically: true, encoding: .utf8)
+        let analyzer = Analyzer(schemas: nil, configuration: configuration)
+        for record in try CaptureReader(paths: [directory]) { analyzer.consume(record) }
+        return analyzer.finish()
+    }
+}
+
+/// Meter cadence and format rules on captures written line by line (docs/rules.md, `meter.*`).
+@Suite("Meter cadence and format rules")
+struct MeterRuleTests {
+    /// A 1.6 transaction from 08:00:00 metered every minute, with a 7-minute hole after 08:03, stopped at 08:11:30.
+    func gapSession(outage: Bool) -> OutageCapture {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.sampleInterval(1, at: "08:00:00", "60")
+        capture.start(1, at: "08:00:00", dated: "08:00:00")
+        for minute in 1...3 { capture.meter(1, at: "08:0\(minute):00", dated: "08:0\(minute):00", wh: 1000 + minute * 100) }
+        if outage {
+            capture.close(1, at: "08:04:00")
+            capture.open(2, at: "08:09:00")
+        }
+        let conn = outage ? 2 : 1
+        capture.meter(conn, at: "08:10:00", dated: "08:10:00", wh: 2000)
+        capture.meter(conn, at: "08:11:00", dated: "08:11:00", wh: 2100)
+        capture.stop(conn, at: "08:11:30", dated: "08:11:30", wh: 2150)
+        capture.close(conn, at: "08:12:00")
+        return capture
+    }
+
+    @Test("periodic readings that stop for more than two intervals while connected are one gap, citing both readings and the configuration")
+    func gap() throws {
+        let report = try self.gapSession(outage: false).analyse(AnalyzerConfiguration())
+        #expect(report.deviations.map(\.rule) == ["meter.gap"], "\(report.deviations.map(\.detail))")
+        let gap = try #require(report.deviations.first)
+        #expect(gap.detail.contains("420 s") && gap.detail.contains("MeterValueSampleInterval = 60 s"), "\(gap.detail)")
+        // The reading that ended the gap; the one before it and the GetConfiguration answer.
+        #expect(gap.ref?.hasSuffix(":13") == true, "\(gap.ref ?? "")")
+        #expect(gap.related.map { $0.split(separator: ":").last.map(String.init) ?? "" } == ["11", "4"], "\(gap.related)")
+        let row = try #require(report.pairs.first?.statistics.cadence.rows.first)
+        #expect(row.medianInterval == 60 && row.worstGap == 420 && row.periodicReadings == 5)
+    }
+
+    @Test("a gap that overlaps an outage is shown in the cadence table, not reported (queuing readings offline is a SHOULD)")
+    func gapDuringOutage() throws {
+        let report = try self.gapSession(outage: true).analyse(AnalyzerConfiguration())
+        #expect(report.deviations.map(\.rule) == [], "\(report.deviations.map(\.detail))")
+        #expect(report.pairs.first?.statistics.cadence.rows.first?.worstGap == 420)
+    }
+
+    @Test("a blackhole outage fault counts for gaps, but not as an outage the charger knew of (no offline flag expected)")
+    func blackhole() throws {
+        var capture = self.gapSession(outage: false)
+        // The trigger of a 5-minute blackhole for this charger, recorded on a heartbeat at 08:03:30.
+        capture.lines.insert(
+            #"{"ts":"\#(OutageCapture.ts("08:03:30"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":2,"msgId":"hb","action":"Heartbeat","enc":"json","payload":[2,"hb","Heartbeat",{}],"fault":{"rule":"cut","kind":"outage","seconds":300,"mode":"blackhole","scope":"charger","hit":1}}"#,
+            at: 12
+        )
+        // The blackholed heartbeat itself goes unanswered (rpc.timeout, as for any CALL the proxy kept back).
+        let cut = try capture.analyse(AnalyzerConfiguration()).deviations
+        #expect(cut.map(\.rule) == ["rpc.timeout"], "\(cut.map(\.detail))")
+
+        var events = OutageCapture(.v201)
+        events.open(1, at: "08:00:00")
+        events.event(1, at: "08:00:01", "Started", seqNo: 0, dated: "08:00:01", wh: 1000)
+        events.lines.append(
+            #"{"ts":"\#(OutageCapture.ts("08:01:00"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":2,"msgId":"hb","action":"Heartbeat","enc":"json","payload":[2,"hb","Heartbeat",{}],"fault":{"rule":"cut","kind":"outage","seconds":300,"mode":"blackhole","scope":"charger","hit":1}}"#
+        )
+        // Sent live into the blackhole: the charger's connection stayed open, so it could not know it was cut off.
+        events.event(1, at: "08:03:00", "Updated", seqNo: 1, dated: "08:03:00", wh: 1500)
+        events.event(1, at: "08:07:00", "Ended", seqNo: 2, dated: "08:07:00", wh: 2000)
+        events.close(1, at: "08:10:00")
+        let live = try events.analyse(AnalyzerConfiguration()).deviations
+        #expect(live.map(\.rule) == ["rpc.timeout"], "\(live.map(\.detail))")
+    }
+
+    @Test("a 1.6 value that is not a decimal is found once per transaction and counted; signs and fractions are decimals")
+    func notDecimal() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.start(1, at: "08:00:00", dated: "08:00:00")
+        capture.readings(1, at: "08:01:00", dated: "08:01:00", #"[{"value":"1100"},{"value":"-3.5","measurand":"Current.Export","unit":"A"},{"value":"+7","measurand":"Temperature","unit":"Celsius"}]"#)
+        capture.readings(1, at: "08:02:00", dated: "08:02:00", #"[{"value":"1200"},{"value":"12,5","measurand":"Current.Import","unit":"A"}]"#)
+        capture.readings(1, at: "08:03:00", dated: "08:03:00", #"[{"value":"1300"},{"value":"12-3","measurand":"Current.Import","unit":"A"}]"#)
+        capture.readings(1, at: "08:04:00", dated: "08:04:00", #"[{"value":"A1B2","format":"SignedData"}]"#)
+        capture.stop(1, at: "08:05:00", dated: "08:05:00", wh: 1400)
+        capture.close(1, at: "08:06:00")
+        let report = try capture.analyse(AnalyzerConfiguration())
+        #expect(report.deviations.map(\.rule) == ["meter.notDecimal"], "\(report.deviations.map(\.detail))")
+        #expect(report.deviations.first?.path == "/meterValue/0/sampledValue/1/value" && report.deviations.first?.detail.contains("12,5") == true)
+        #expect(report.pairs.first?.statistics.cadence.rows.first?.notDecimal == 2)
+    }
+
+    @Test("clock-aligned readings off their grid from midnight are found once per transaction; a hostile interval is no crash")
+    func offGrid() throws {
+        func session(interval: String) -> OutageCapture {
+            var capture = OutageCapture(.v201)
+            capture.open(1, at: "08:00:00")
+            // Unprompted, the charger reports its aligned-data interval.
+            capture.call(
+                1, at: "08:00:00", "NotifyReport",
+                #"{"requestId":1,"generatedAt":"\#(OutageCapture.ts("08:00:00"))","seqNo":0,"reportData":[{"component":{"name":"AlignedDataCtrlr"},"variable":{"name":"Interval"},"variableAttribute":[{"value":"\#(interval)"}]}]}"#
+            )
+            capture.event(1, at: "08:00:01", "Started", seqNo: 0, dated: "08:00:01", wh: 1000)
+            for (seqNo, time) in ["08:15:00", "08:22:30", "08:30:00"].enumerated() {
+                capture.call(
+                    1, at: time, "TransactionEvent",
+                    #"{"eventType":"Updated","timestamp":"\#(OutageCapture.ts(time))","triggerReason":"MeterValueClock","seqNo":\#(seqNo + 1),"transactionInfo":{"transactionId":"tx1"},"meterValue":[{"timestamp":"\#(OutageCapture.ts(time))","sampledValue":[{"value":\#(1100 + seqNo * 100),"context":"Sample.Clock"}]}]}"#
+                )
+            }
+            capture.event(1, at: "08:31:00", "Ended", seqNo: 4, dated: "08:31:00", wh: 1500)
+            capture.close(1, at: "08:32:00")
+            return capture
+        }
+        let report = try session(interval: "900").analyse(AnalyzerConfiguration())
+        #expect(report.deviations.map(\.rule) == ["meter.offGrid"], "\(report.deviations.map(\.detail))")
+        #expect(report.deviations.first?.detail.contains("08:22:30") == true)
+        #expect(report.pairs.first?.statistics.cadence.rows.first.map { ($0.clockAligned, $0.offGrid) } ?? (0, 0) == (3, 1))
+        // 10^13 seconds is no interval a charger has: not used, and nothing traps.
+        #expect(try session(interval: "1e13").analyse(AnalyzerConfiguration()).deviations.map(\.rule) == [])
+    }
+
+    @Test("a setting the charger reports unprompted that differs from the site's declaration is one conflict per value")
+    func conflict() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        let report = #"{"requestId":1,"generatedAt":"\#(OutageCapture.ts("08:00:00"))","seqNo":0,"reportData":[{"component":{"name":"AuthCtrlr"},"variable":{"name":"OfflineTxForUnknownIdEnabled"},"variableAttribute":[{"value":"true"}]},{"component":{"name":"AuthCtrlr","evse":{"id":1}},"variable":{"name":"OfflineTxForUnknownIdEnabled"},"variableAttribute":[{"value":"true"}]}]}"#
+        capture.call(1, at: "08:00:00", "NotifyReport", report)
+        capture.call(1, at: "08:05:00", "NotifyReport", report)
+        capture.close(1, at: "08:10:00")
+        var configuration = AnalyzerConfiguration()
+        configuration.site = try PolicyLoader.parse("site:\n  offline: {unknownIdsOffline: false}\n").site
+        let found = try capture.analyse(configuration).deviations
+        #expect(found.map(\.rule) == ["site.configurationConflict"], "\(found.map(\.detail))")
+        #expect(found.first?.path == "/reportData/0/variableAttribute/0/value")
+        #expect(found.first?.detail.contains("AuthCtrlr.OfflineTxForUnknownIdEnabled is true") == true, "\(found.first?.detail ?? "")")
+    }
+}
