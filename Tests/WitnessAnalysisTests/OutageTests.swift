@@ -107,6 +107,25 @@ struct OutageTests {
         #expect(after.map(\.rule).sorted() == ["tx.deliveredAfterStop", "tx.seqNoGap"])
     }
 
+    @Test("queued events of one transaction do not teach the charger's clock lag: a second transaction's queued event of the same outage is still found")
+    func queuedEventsAreNoClockReading() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.close(1, at: "08:10:00")
+        capture.open(2, at: "08:30:00")
+        // Both transactions happened in the outage; the queue comes out at the reconnection, none flagged offline.
+        capture.event(2, at: "08:30:01", "Started", seqNo: 0, dated: "08:12:00", wh: 1000)
+        capture.event(2, at: "08:30:02", "Updated", seqNo: 1, dated: "08:15:00", wh: 1200)
+        capture.event(2, at: "08:30:03", "Ended", seqNo: 2, dated: "08:18:00", wh: 1300)
+        capture.event(2, at: "08:30:04", "Started", seqNo: 0, dated: "08:20:00", wh: 1300, transaction: "tx2", evse: 2)
+        capture.event(2, at: "08:31:00", "Ended", seqNo: 1, dated: "08:31:00", wh: 1400, transaction: "tx2", evse: 2)
+        capture.close(2, at: "08:40:00")
+        let found = try capture.analyse().filter { $0.rule == "tx.offlineNotFlagged" }
+        // Before, the delay of tx1's Updated event (15 minutes) was taken for the clock's lag, and tx2's Started event,
+        // read 15 minutes later on the proxy's clock, fell after the outage.
+        #expect(found.map { $0.detail.contains("transaction tx2") } == [false, true], "\(found.map(\.detail))")
+    }
+
     @Test("an event numbered after another but dated before it is out of order")
     func seqNoTimeOrder() throws {
         var capture = OutageCapture(.v201)

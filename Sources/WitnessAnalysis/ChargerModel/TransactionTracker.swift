@@ -520,10 +520,7 @@ final class TransactionTracker {
             if let seqNo { self.sequenced(seqNo, eventType: eventType, at: eventTs, in: &transaction, state: state, record: record, analyzer: analyzer) }
             // On the proxy's clock: the charger's clock may lag (or lead) the proxy's by what its live messages showed.
             let flaggedOffline = payload["offline"]?.boolValue == true
-            if !flaggedOffline, let eventTs,
-                let outage = self.outages.period(of: chargePoint, containing: eventTs + self.outages.lag(of: chargePoint), tolerance: self.clockToleranceMicros),
-                transaction.offlineReported != outage.end
-            {
+            if !flaggedOffline, eventTs != nil, let outage = duringOutage, transaction.offlineReported != outage.end {
                 // Once per transaction and outage: the events after it are the same defect.
                 transaction.offlineReported = outage.end
                 transaction.recovery.found("tx.offlineNotFlagged", ref: record.reference)
@@ -532,7 +529,9 @@ final class TransactionTracker {
                     "\(eventType) event of transaction \(id) is dated \(payload["timestamp"]?.stringValue ?? "?"), while the charger was offline (\(outage.ending)), and does not say offline: true; its later events of this outage are not listed again",
                     path: "/offline", state: state, record: record, analyzer: analyzer, related: [outage.endRef]
                 )
-            } else if !flaggedOffline, let eventTs {
+            } else if !flaggedOffline, let eventTs, duringOutage == nil {
+                // A live event: how far the charger's clock runs behind. (One dated in an outage, reported already
+                // for its transaction, was queued: its delay says nothing of the clock.)
                 self.outages.observe(chargePoint, dated: eventTs, seenAt: ts)
             }
             for sample in samples {
