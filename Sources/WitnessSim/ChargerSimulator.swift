@@ -65,6 +65,8 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case forgetsOfflineFlag
     /// 2.0.1: numbers its transaction's events with a gap (one seqNo skipped).
     case skipsSeqNo
+    /// 1.6: stamps its whole offline queue (the start and every reading) with one time, that of the reconnection.
+    case stampsQueueAtReconnection
     /// Takes its periodic readings every three configured sample intervals (30 s where 10 s is configured).
     case samplesSlowerThanConfigured
     /// Leaves Power.Active.Import out of its periodic readings, though it is a configured measurand.
@@ -542,7 +544,7 @@ public final class ChargerSimulator: Sendable {
     /// charger only loses and regains its connection, and the result is false. When the backend answers the
     /// delivered start with an identifier not accepted and StopTransactionOnInvalidId is true, the transaction
     /// stops at once with reason DeAuthorized (2.0.1: Ended, triggered by Deauthorized).
-    /// Quirks: `stampsQueuedStartAtDelivery` (1.6), `forgetsOfflineFlag`, `skipsSeqNo` (2.0.1), `startsOfflineForRefusedTag`,
+    /// Quirks: `stampsQueuedStartAtDelivery`, `stampsQueueAtReconnection` (1.6), `forgetsOfflineFlag`, `skipsSeqNo` (2.0.1), `startsOfflineForRefusedTag`,
     /// `keepsChargingOnInvalidId` (the transaction is left running).
     @discardableResult
     public func offlineSession(idTag: String = "04A2B3C4D5", outage: Duration = .seconds(3), samples: Int = 2, whPerSample: Int = 700) async throws -> Bool {
@@ -569,7 +571,9 @@ public final class ChargerSimulator: Sendable {
         try await self.connect()
         switch version {
         case .v16:
-            let startStamp = self.profile.quirks.contains(.stampsQueuedStartAtDelivery) ? OCPPMessages.now() : startedAt
+            let reconnectedAt = OCPPMessages.now()
+            let oneStamp = self.profile.quirks.contains(.stampsQueueAtReconnection)
+            let startStamp = oneStamp ? reconnectedAt : self.profile.quirks.contains(.stampsQueuedStartAtDelivery) ? OCPPMessages.now() : startedAt
             let started = try await self.call(
                 "StartTransaction", ["connectorId": 1, "idTag": .string(idTag), "meterStart": .int(meterStart), "timestamp": .string(startStamp)]
             )
@@ -580,7 +584,7 @@ public final class ChargerSimulator: Sendable {
                     "MeterValues",
                     [
                         "connectorId": 1, "transactionId": transactionId,
-                        "meterValue": [OCPPMessages.energySample(version, wh: reading.wh, withoutZone: false, timestamp: reading.timestamp)],
+                        "meterValue": [OCPPMessages.energySample(version, wh: reading.wh, withoutZone: false, timestamp: oneStamp ? reconnectedAt : reading.timestamp)],
                     ]
                 )
             }

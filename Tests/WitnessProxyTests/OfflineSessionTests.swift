@@ -51,6 +51,23 @@ struct OfflineSessionTests {
         await harness.stop()
     }
 
+    @Test("1.6: a queue stamped all with the reconnection's time is found once, on the second reading of that instant; one stamped when things happened is not")
+    func queueStampedAtReconnection() async throws {
+        let (_, good, bad, harness) = try await self.run(.v16, quirk: .stampsQueueAtReconnection)
+        #expect(good.map { "\($0.rule): \($0.detail)" } == [])
+        #expect(bad.map(\.rule) == ["tx.stampedAtDelivery"], "\(bad.map(\.detail))")
+        let finding = try #require(bad.first)
+        #expect(finding.detail.contains("all carry the time"), "\(finding.detail)")
+        let reading = try #require(try await harness.record(at: finding.ref ?? ""))
+        #expect(reading.action == "MeterValues" && reading.chargePoint == "OFFLINE-BAD")
+        // The first reading of that instant (the start's meter value) and the reconnection.
+        let first = try #require(try await harness.record(at: finding.related.first ?? ""))
+        #expect(first.action == "StartTransaction")
+        let reconnected = try #require(try await harness.record(at: finding.related.last ?? ""))
+        #expect(reconnected.kind == "open")
+        await harness.stop()
+    }
+
     @Test("2.0.1: events queued during the outage say offline: true; a charger that leaves the flag out is found once for the outage")
     func offlineFlag() async throws {
         let (_, good, bad, harness) = try await self.run(.v201, quirk: .forgetsOfflineFlag)

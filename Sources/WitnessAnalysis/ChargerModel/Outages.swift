@@ -80,6 +80,15 @@ struct Outages {
         self.periods[chargePoint]?.last { !$0.blackhole && ts > $0.start + tolerance && ts < $0.end - tolerance }
     }
 
+    /// The outage without a connection that ended at `ts` (the reconnection: from its end less the tolerance to
+    /// `reconnectionWindow` after it), for a time stamped at the reconnection.
+    func ended(of chargePoint: String, near ts: Int64, tolerance: Int64) -> Period? {
+        self.periods[chargePoint]?.last { !$0.blackhole && ts >= $0.end - tolerance && ts <= $0.end + Self.reconnectionWindow }
+    }
+
+    /// How long after a reconnection a charger's queue is still being delivered, for `ended(of:near:)`.
+    static let reconnectionWindow: Int64 = 300_000_000
+
     /// Whether an outage, a blackhole included, overlaps the time from `from` to `to` (the proxy's clock).
     func overlaps(_ chargePoint: String, from: Int64, to: Int64) -> Bool {
         self.periods[chargePoint]?.contains { $0.start < to && $0.end > from } ?? false

@@ -40,6 +40,9 @@ final class TransactionTracker {
         var events = EventSequence()
         /// `tx.stampedAtDelivery` was reported for it (once per transaction).
         var stampedReported = false
+        /// The register readings of its latest reading time (the start's meter value first): two readings of one
+        /// instant that differ more than any charger delivers in that time were not taken then.
+        var instant: (ts: Int64, lowest: Double, highest: Double, ref: String)?
         /// The end of the outage `tx.offlineNotFlagged` was reported for (once per transaction and outage).
         var offlineReported: Int64?
         /// Its meter readings' cadence and content.
@@ -593,11 +596,13 @@ final class TransactionTracker {
             model.start(.init(id: id, connector: connector, since: running.since, startDigest: start.digest))
             return
         }
-        self.begin(Transaction(
+        var begun = Transaction(
             id: id, chargePoint: chargePoint, startWh: start.meterStart, startTs: start.timestamp.flatMap(RFC3339.parse)?.microseconds,
             startTimestamp: start.timestamp, lastWh: start.meterStart, startAction: "StartTransaction", startMessageId: start.messageId,
             startRecordTs: start.recordTs, startRef: start.ref, connector: start.connector, run: self.run
-        ), analyzer: analyzer)
+        )
+        if let ts = begun.startTs, let wh = start.meterStart { begun.instant = (ts, wh, wh, start.ref) }
+        self.begin(begun, analyzer: analyzer)
     }
 
     // MARK: Rules
@@ -639,6 +644,7 @@ final class TransactionTracker {
                 self.deviation("tx.timestampInFuture", "reading timestamped \(sample.timestamp ?? "?"), after the message was sent", path: sample.path, state: state, record: record, analyzer: analyzer)
             }
         }
+        if let ts = sample.ts, stopTs == nil { self.instant(sample, at: ts, in: &transaction, state: state, record: record, analyzer: analyzer) }
         if let ts = sample.ts, ts > (transaction.latestSample?.ts ?? Int64.min), stopTs == nil {
             transaction.latestSample = (ts, sample.timestamp ?? "?", record.reference)
         }
@@ -668,6 +674,36 @@ final class TransactionTracker {
         if transaction.maxWh.map({ sample.wh > $0.wh }) ?? true {
             transaction.maxWh = (sample.wh, record.reference, valuePath)
         }
+    }
+
+    /// The most energy a charger can deliver per second (400 kW), against which two register readings of one
+    /// instant are judged: readings stamped alike that differ by more than this over the timestamps' resolution
+    /// (a second, or the clock tolerance) were not taken at that instant.
+    static let mostWhPerSecond = 400_000.0 / 3600
+
+    /// `tx.stampedAtDelivery`, second form: readings of one transaction (its start's meter value included) in
+    /// different messages carry one timestamp, at the reconnection after an outage, and differ by more than the
+    /// charger could deliver in that instant: the queue was stamped when it was delivered.
+    private func instant(_ sample: Sample, at ts: Int64, in transaction: inout Transaction, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+        guard sample.context != "Transaction.Begin" else { return }
+        guard let instant = transaction.instant, instant.ts == ts else {
+            if ts > (transaction.instant?.ts ?? .min) { transaction.instant = (ts, sample.wh, sample.wh, record.reference) }
+            return
+        }
+        let lowest = min(instant.lowest, sample.wh)
+        let highest = max(instant.highest, sample.wh)
+        transaction.instant = (ts, lowest, highest, instant.ref)
+        let resolution = max(1, Double(self.clockToleranceMicros) / 1_000_000)
+        guard !transaction.stampedReported, instant.ref != record.reference, highest - lowest > Self.mostWhPerSecond * resolution,
+            let outage = self.outages.ended(of: state.chargePoint, near: ts + self.outages.lag(of: state.chargePoint), tolerance: self.clockToleranceMicros)
+        else { return }
+        transaction.stampedReported = true
+        transaction.recovery.found("tx.stampedAtDelivery", ref: record.reference)
+        self.deviation(
+            "tx.stampedAtDelivery",
+            "readings of transaction \(transaction.id) from \(Self.wh(lowest)) to \(Self.wh(highest)) all carry the time \(sample.timestamp ?? "?"), when the charger reconnected (\(outage.endRef)): no charger delivers \(Self.wh(highest - lowest)) in one instant, so the queued messages were stamped when they were delivered",
+            path: sample.path, state: state, record: record, analyzer: analyzer, related: [instant.ref, outage.endRef]
+        )
     }
 
     private func checkFuture(_ timestamp: String?, path: String, recordTs: Int64, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
