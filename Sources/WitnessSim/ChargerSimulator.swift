@@ -65,7 +65,8 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     case forgetsOfflineFlag
     /// 2.0.1: numbers its transaction's events with a gap (one seqNo skipped).
     case skipsSeqNo
-    /// 1.6: stamps its whole offline queue (the start and every reading) with one time, that of the reconnection.
+    /// Stamps its whole offline queue (the start and every reading; 2.0.1 every event) when it sends it, after the
+    /// reconnection, not when things happened.
     case stampsQueueAtReconnection
     /// Takes its periodic readings every three configured sample intervals (30 s where 10 s is configured).
     case samplesSlowerThanConfigured
@@ -544,7 +545,7 @@ public final class ChargerSimulator: Sendable {
     /// charger only loses and regains its connection, and the result is false. When the backend answers the
     /// delivered start with an identifier not accepted and StopTransactionOnInvalidId is true, the transaction
     /// stops at once with reason DeAuthorized (2.0.1: Ended, triggered by Deauthorized).
-    /// Quirks: `stampsQueuedStartAtDelivery`, `stampsQueueAtReconnection` (1.6), `forgetsOfflineFlag`, `skipsSeqNo` (2.0.1), `startsOfflineForRefusedTag`,
+    /// Quirks: `stampsQueuedStartAtDelivery` (1.6), `stampsQueueAtReconnection`, `forgetsOfflineFlag`, `skipsSeqNo` (2.0.1), `startsOfflineForRefusedTag`,
     /// `keepsChargingOnInvalidId` (the transaction is left running).
     @discardableResult
     public func offlineSession(idTag: String = "04A2B3C4D5", outage: Duration = .seconds(3), samples: Int = 2, whPerSample: Int = 700) async throws -> Bool {
@@ -562,18 +563,18 @@ public final class ChargerSimulator: Sendable {
         try await Task.sleep(for: outage / 3)
         let startedAt = OCPPMessages.now()
         let meterStart = self.meter(advance: 0)
-        var readings: [(timestamp: String, wh: Int)] = []
+        var readings: [(timestamp: String, wh: Int, powerW: Int?)] = []
         for sample in 0..<samples {
-            if sample > 0 { try await Task.sleep(for: outage / (3 * max(1, samples - 1)) ) }
-            readings.append((OCPPMessages.now(), self.meter(advance: whPerSample)))
+            // Each reading a step after the one before (the first a step after the start): energy takes time.
+            try await Task.sleep(for: outage / (3 * max(1, samples)))
+            readings.append((OCPPMessages.now(), self.meter(advance: whPerSample), self.readingPower()))
         }
         try await Task.sleep(for: outage / 3)
         try await self.connect()
         switch version {
         case .v16:
-            let reconnectedAt = OCPPMessages.now()
-            let oneStamp = self.profile.quirks.contains(.stampsQueueAtReconnection)
-            let startStamp = oneStamp ? reconnectedAt : self.profile.quirks.contains(.stampsQueuedStartAtDelivery) ? OCPPMessages.now() : startedAt
+            let atDelivery = self.profile.quirks.contains(.stampsQueueAtReconnection)
+            let startStamp = atDelivery || self.profile.quirks.contains(.stampsQueuedStartAtDelivery) ? OCPPMessages.now() : startedAt
             let started = try await self.call(
                 "StartTransaction", ["connectorId": 1, "idTag": .string(idTag), "meterStart": .int(meterStart), "timestamp": .string(startStamp)]
             )
@@ -584,7 +585,11 @@ public final class ChargerSimulator: Sendable {
                     "MeterValues",
                     [
                         "connectorId": 1, "transactionId": transactionId,
-                        "meterValue": [OCPPMessages.energySample(version, wh: reading.wh, withoutZone: false, timestamp: oneStamp ? reconnectedAt : reading.timestamp)],
+                        "meterValue": [
+                            OCPPMessages.energySample(
+                                version, wh: reading.wh, withoutZone: false, timestamp: atDelivery ? OCPPMessages.now() : reading.timestamp, powerW: reading.powerW
+                            )
+                        ],
                     ]
                 )
             }
@@ -600,12 +605,13 @@ public final class ChargerSimulator: Sendable {
         case .v201, .v21:
             let transactionId = "\(self.profile.id)-offline-\(self.state.withLockedValue { state -> Int in state.transactionSeq += 1; return state.transactionSeq })"
             let flag = !self.profile.quirks.contains(.forgetsOfflineFlag)
+            let atDelivery = self.profile.quirks.contains(.stampsQueueAtReconnection)
             var seqNo = 0
-            func event(_ type: String, at timestamp: String, offline: Bool, wh: Int, context: String, extra: JSONObject = [:]) -> JSONValue {
+            func event(_ type: String, at timestamp: String, offline: Bool, wh: Int, context: String, powerW: Int? = nil, extra: JSONObject = [:]) -> JSONValue {
                 var object: JSONObject = [
                     "eventType": .string(type), "timestamp": .string(timestamp), "triggerReason": type == "Started" ? "Authorized" : type == "Ended" ? "StopAuthorized" : "MeterValuePeriodic",
                     "seqNo": .int(seqNo), "transactionInfo": ["transactionId": .string(transactionId)], "evse": ["id": 1, "connectorId": 1],
-                    "meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: false, context: context, timestamp: timestamp)],
+                    "meterValue": [OCPPMessages.energySample(version, wh: wh, withoutZone: false, context: context, timestamp: timestamp, powerW: powerW)],
                 ]
                 if offline { object["offline"] = true }
                 for member in extra.members { object[member.key] = member.value }
@@ -614,11 +620,17 @@ public final class ChargerSimulator: Sendable {
             }
             let started = try await self.call(
                 "TransactionEvent",
-                event("Started", at: startedAt, offline: flag, wh: meterStart, context: "Transaction.Begin", extra: ["idToken": ["idToken": .string(idTag), "type": "ISO14443"]])
+                event(
+                    "Started", at: atDelivery ? OCPPMessages.now() : startedAt, offline: flag, wh: meterStart, context: "Transaction.Begin",
+                    extra: ["idToken": ["idToken": .string(idTag), "type": "ISO14443"]]
+                )
             )
             let status = started["idTokenInfo"]?["status"]?.stringValue ?? "Accepted"
             for reading in readings {
-                _ = try await self.call("TransactionEvent", event("Updated", at: reading.timestamp, offline: flag, wh: reading.wh, context: "Sample.Periodic"))
+                _ = try await self.call(
+                    "TransactionEvent",
+                    event("Updated", at: atDelivery ? OCPPMessages.now() : reading.timestamp, offline: flag, wh: reading.wh, context: "Sample.Periodic", powerW: reading.powerW)
+                )
             }
             if status != "Accepted" && !stopsOnInvalid { return true }
             let endedAt = OCPPMessages.now()

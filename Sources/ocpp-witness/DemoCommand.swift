@@ -61,7 +61,12 @@ struct DemoCommand: AsyncParsableCommand {
             rules += policy.rules.filter { ["blocked-tag", "blocked-token"].contains($0.name) }
             sites.append(policy.site)
         }
-        return (checks, rules, (try? SiteDeclaration.merged(sites)) ?? SiteDeclaration())
+        do {
+            return (checks, rules, try SiteDeclaration.merged(sites))
+        } catch {
+            print("warning: the site declarations of \(folder)/ disagree, so none is used: \(error)")
+            return (checks, rules, SiteDeclaration())
+        }
     }
 
     func run() async throws {
@@ -87,8 +92,8 @@ struct DemoCommand: AsyncParsableCommand {
         print("OCPP Witness demo: CSMS simulator on \(upstream), proxy on \(proxyURL)")
 
         let profiles = [
-            ChargerProfile(id: "CP-ALPHA-01", vendor: "Alpha Charge", model: "AC-22", firmware: "3.4.1", version: .v16),
-            ChargerProfile(id: "CP-BETA-01", vendor: "Beta Power", model: "BP-150 DC", firmware: "2.0.7", version: .v201),
+            ChargerProfile(id: "CP-ALPHA-01", vendor: "Alpha Charge", model: "AC-22", firmware: "3.4.1", version: .v16, configuration: Self.metering),
+            ChargerProfile(id: "CP-BETA-01", vendor: "Beta Power", model: "BP-150 DC", firmware: "2.0.7", version: .v201, configuration: Self.metering),
             ChargerProfile(
                 id: "CP-GAMMA-01", vendor: "Gamma EV", model: "G-11", firmware: "0.9.9-beta", version: .v16,
                 quirks: [.registerGoesBackwards, .timestampWithoutZone, .startsDespiteRefusal, .faultedAfterReset]
@@ -183,11 +188,24 @@ struct DemoCommand: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 
+    /// The good chargers' metering: a reading a minute, energy and power (their sessions are time-compressed).
+    static let metering = ["MeterValueSampleInterval": "60", "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import"]
+
     /// What each simulated charger goes through during the pilot.
     static func pilot(_ charger: ChargerSimulator, csms: CSMSSimulator) async throws {
         let version = charger.profile.version
         try await charger.connect()
         try await charger.boot()
+        // The operator reads the charger's metering configuration, as commissioning does.
+        let configuration = await csms.connection(charger.profile.id)
+        if version == .v16 {
+            _ = try await configuration.call("GetConfiguration", [:])
+        } else {
+            let variables = [("SampledDataCtrlr", "TxUpdatedInterval"), ("SampledDataCtrlr", "TxUpdatedMeasurands")]
+            _ = try await configuration.call(
+                "GetVariables", ["getVariableData": .array(variables.map { ["component": ["name": .string($0.0)], "variable": ["name": .string($0.1)]] })]
+            )
+        }
         // A blocked card: a good charger starts nothing.
         try await charger.chargingSession(idTag: "BLOCKED-TAG", meterSamples: 1)
         try await charger.chargingSession(meterSamples: 3)
@@ -202,6 +220,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard try started.payload()["status"] == "Accepted" else { throw OCPPEndpointError("remote start refused") }
         try await charger.chargingSession(idTag: "REMOTE-0042", meterSamples: 2)
 
+
         // The operator resets the charger; it reboots and comes back.
         let reset = try await atCSMS.call("Reset", version == .v16 ? ["type": "Soft"] : ["type": "Immediate"])
         guard try reset.payload()["status"] == "Accepted" else { throw OCPPEndpointError("reset refused") }
@@ -209,6 +228,9 @@ struct DemoCommand: AsyncParsableCommand {
         let deadline = clock.now + .seconds(10)
         while charger.reboots == 0 && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         guard charger.reboots > 0 else { throw OCPPEndpointError("did not come back after the reset") }
+        // The network drops for a few seconds while a driver with a known card starts charging: the charger
+        // authorizes offline, queues the session and delivers it on reconnecting.
+        try await charger.offlineSession(outage: .seconds(4))
         await charger.disconnect(reason: "pilot over")
     }
 }

@@ -160,7 +160,7 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = try await WitnessBinary.run(["demo", "--capture", directory])
         #expect(result.status == 0, "\(result.errors)")
-        #expect(result.output.contains("Connections: 6 from 3 chargers, 0 refused"))
+        #expect(result.output.contains("Connections: 9 from 3 chargers, 0 refused"))
         #expect(result.output.contains("RemoteStartTransaction"))
         #expect(result.output.contains("RequestStartTransaction"))
         let files = try CaptureReader.captureFiles(at: directory)

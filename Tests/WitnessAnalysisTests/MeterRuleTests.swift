@@ -171,4 +171,62 @@ struct MeterRuleTests {
         #expect(found.first?.path == "/reportData/0/variableAttribute/0/value")
         #expect(found.first?.detail.contains("AuthCtrlr.OfflineTxForUnknownIdEnabled is true") == true, "\(found.first?.detail ?? "")")
     }
+
+    @Test("a charger that splits one reading time over several events is one reading with all its measurands")
+    func splitReadings() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.call(
+            1, at: "08:00:00", "NotifyReport",
+            #"{"requestId":1,"generatedAt":"\#(OutageCapture.ts("08:00:00"))","seqNo":0,"reportData":[{"component":{"name":"SampledDataCtrlr"},"variable":{"name":"TxUpdatedInterval"},"variableAttribute":[{"value":"60"}]},{"component":{"name":"SampledDataCtrlr"},"variable":{"name":"TxUpdatedMeasurands"},"variableAttribute":[{"value":"Energy.Active.Import.Register,Power.Active.Import"}]}]}"#
+        )
+        capture.event(1, at: "08:00:00", "Started", seqNo: 0, dated: "08:00:00")
+        var seqNo = 1
+        for minute in 1...4 {
+            let time = "08:0\(minute):00"
+            for sampled in [#"{"value":\#(1000 + minute * 100)}"#, #"{"value":7000,"measurand":"Power.Active.Import"}"#] {
+                capture.call(
+                    1, at: time, "TransactionEvent",
+                    #"{"eventType":"Updated","timestamp":"\#(OutageCapture.ts(time))","triggerReason":"MeterValuePeriodic","seqNo":\#(seqNo),"transactionInfo":{"transactionId":"tx1"},"meterValue":[{"timestamp":"\#(OutageCapture.ts(time))","sampledValue":[\#(sampled)]}]}"#
+                )
+                seqNo += 1
+            }
+        }
+        capture.event(1, at: "08:05:00", "Ended", seqNo: seqNo, dated: "08:05:00", wh: 1500)
+        capture.close(1, at: "08:06:00")
+        let report = try capture.analyse(AnalyzerConfiguration())
+        #expect(report.deviations.map(\.rule) == [], "\(report.deviations.map(\.detail))")
+        let row = try #require(report.pairs.first?.statistics.cadence.rows.first)
+        #expect(row.periodicReadings == 4 && row.medianInterval == 60 && row.missingMeasurands.isEmpty, "\(row)")
+    }
+
+    @Test("stopOnInvalidId: a start answered Invalid whose window the proxy's restart cut short is inconclusive, not a failure")
+    func invalidStartAcrossRestart() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.backendCall(
+            1, at: "08:00:00", "GetConfiguration", "{}", answer: #"{"configurationKey":[{"key":"StopTransactionOnInvalidId","readonly":false,"value":"true"}]}"#
+        )
+        capture.call(
+            1, at: "08:00:10", "StartTransaction", #"{"connectorId":1,"idTag":"T","meterStart":1000,"timestamp":"\#(OutageCapture.ts("08:00:10"))"}"#,
+            answer: #"{"transactionId":7,"idTagInfo":{"status":"Invalid"}}"#
+        )
+        capture.close(1, at: "08:00:20")
+        var restarted = capture
+        // The proxy restarts an hour later: the window (60 s) ended while nobody watched.
+        restarted.lines.append(#"{"ts":"2026-12-04T09:00:00.000000Z","kind":"header","format":1,"started":"2026-12-04T09:00:00.000000Z","backend":"B"}"#)
+        restarted.open(1, at: "09:00:01")
+        restarted.close(1, at: "09:00:05")
+        // Watched throughout instead, the charger keeps the connection up past the window without stopping.
+        var watched = capture
+        watched.lines.removeLast()
+        watched.call(1, at: "08:02:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:02:00"))"}"#)
+        watched.close(1, at: "08:02:10")
+        var configuration = AnalyzerConfiguration()
+        configuration.checks = try PolicyLoader.parse("checks:\n  - name: stops\n    area: communicationLoss\n    judge: stopOnInvalidId\n    within: 60s\n").checks
+        let cut = try #require(try restarted.analyse(configuration).pairs.flatMap(\.areas).flatMap(\.checks).first { $0.name == "stops" })
+        #expect(cut.verdict == .inconclusive, "\(cut.detail)")
+        let failed = try #require(try watched.analyse(configuration).pairs.flatMap(\.areas).flatMap(\.checks).first { $0.name == "stops" })
+        #expect(failed.verdict == .fail, "\(failed.detail)")
+    }
 }

@@ -51,18 +51,18 @@ struct OfflineSessionTests {
         await harness.stop()
     }
 
-    @Test("1.6: a queue stamped all with the reconnection's time is found once, on the second reading of that instant; one stamped when things happened is not")
-    func queueStampedAtReconnection() async throws {
-        let (_, good, bad, harness) = try await self.run(.v16, quirk: .stampsQueueAtReconnection)
+    @Test("a queue stamped as it is sent after the reconnection is found once, on the first reading; one stamped when things happened is not", arguments: [OCPPVersion.v16, .v201])
+    func queueStampedAtReconnection(version: OCPPVersion) async throws {
+        let (_, good, bad, harness) = try await self.run(version, quirk: .stampsQueueAtReconnection)
         #expect(good.map { "\($0.rule): \($0.detail)" } == [])
         #expect(bad.map(\.rule) == ["tx.stampedAtDelivery"], "\(bad.map(\.detail))")
         let finding = try #require(bad.first)
-        #expect(finding.detail.contains("all carry the time"), "\(finding.detail)")
+        #expect(finding.detail.contains("both at or after the charger reconnected"), "\(finding.detail)")
         let reading = try #require(try await harness.record(at: finding.ref ?? ""))
-        #expect(reading.action == "MeterValues" && reading.chargePoint == "OFFLINE-BAD")
-        // The first reading of that instant (the start's meter value) and the reconnection.
-        let first = try #require(try await harness.record(at: finding.related.first ?? ""))
-        #expect(first.action == "StartTransaction")
+        #expect(reading.action == (version == .v16 ? "MeterValues" : "TransactionEvent") && reading.chargePoint == "OFFLINE-BAD")
+        // The transaction's start and the reconnection.
+        let start = try #require(try await harness.record(at: finding.related.first ?? ""))
+        #expect(start.action == (version == .v16 ? "StartTransaction" : "TransactionEvent") && start.messageType == .call)
         let reconnected = try #require(try await harness.record(at: finding.related.last ?? ""))
         #expect(reconnected.kind == "open")
         await harness.stop()

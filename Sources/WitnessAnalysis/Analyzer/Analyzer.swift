@@ -74,9 +74,12 @@ public final class Analyzer {
         self.records += 1
         if self.files.last != record.file { self.files.append(record.file) }
         let ts = record.ts?.microseconds ?? self.lastTs
+        // The time the records read so far reached: a new run's header must not decide what the run before it
+        // was waiting for by its own, later, time.
+        let reached = self.lastTs
         self.lastTs = max(self.lastTs, ts)
         for chargePoint in self.departures.due(at: ts) { self.release(chargePoint) }
-        self.transactions.expireInvalidStarts(now: ts, analyzer: self)
+        if record.recordKind != .header { self.transactions.expireInvalidStarts(now: ts, analyzer: self) }
         switch record.recordKind {
         case .header:
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
@@ -88,8 +91,9 @@ public final class Analyzer {
             // A rotated part of the same run repeats its start time: connections and outages go on.
             if self.runs[run] == nil {
                 self.transactions.outages.newRun()
-                // What the previous run was waiting for was not watched in between: decided as a capture's end decides it.
-                self.transactions.expireInvalidStarts(now: self.lastTs, ended: true, analyzer: self)
+                // What the previous run was waiting for was not watched in between: decided, by the time that run
+                // reached, as a capture's end decides it.
+                self.transactions.expireInvalidStarts(now: reached, ended: true, analyzer: self)
             }
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber

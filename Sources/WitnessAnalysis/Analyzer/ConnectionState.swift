@@ -26,6 +26,17 @@ final class ConnectionState {
     /// 1.6 StartTransaction CALLs that timed out, by message id (the first 64 not yet answered): a late answer still assigns
     /// the transaction id the charger goes on with, so its messages are not all unknown afterwards.
     var expiredStarts: [String: TransactionTracker.PendingStart] = [:]
+    /// Identifiers authorized online on this connection (an Authorize answered Accepted, a remote start), at most
+    /// `authorizedKept`: a transaction started with one of them was not started offline and queued.
+    var authorizedTags: Set<String> = []
+    static let authorizedKept = 16
+
+    func authorized(_ tag: String?) {
+        guard let tag = tag.flatMap(TransactionTracker.tag), self.authorizedTags.count < Self.authorizedKept else { return }
+        self.authorizedTags.insert(tag)
+    }
+
+    func wasAuthorized(_ tag: String?) -> Bool { tag.flatMap(TransactionTracker.tag).map(self.authorizedTags.contains) ?? false }
     /// Answers a finding already accounts for, by the CALL's direction and id, with how many are due: a CALL that
     /// reused an outstanding id (its CALL was reported as `rpc.duplicateMessageId`, the first answer settles the
     /// second CALL and the second answer finds none) or a CALL whose id was not a string (reported as

@@ -71,7 +71,9 @@ struct ChargerConfigurations {
             guard let text, let value = SettingValue.parse(text, as: setting.kind) else { return }
             var known = Known(value: value, ref: ref, ts: ts, version: version, name: name, path: path)
             let earlier = self.known[chargePoint]?[setting]
-            if changed, earlier?.value.agrees(with: value) != true {
+            if changed || (earlier.map { !$0.value.agrees(with: value) } ?? false), earlier?.value.agrees(with: value) != true {
+                // Changed by the backend, or read with another value than before (a change that took effect at a
+                // reboot, or made at the charger): in force from now.
                 known.changedAt = ts
                 known.before = earlier?.value
                 known.beforeRef = earlier?.ref

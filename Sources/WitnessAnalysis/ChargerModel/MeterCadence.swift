@@ -24,6 +24,9 @@ struct MeterCadence {
     static let measurandsKept = 24
     /// Configured measurands missing from periodic readings: the first reading lacking one, and all missing.
     var missing: (ref: String, measurands: Set<String>)?
+    /// The measurands of the latest periodic reading time so far: a charger may split one reading over several
+    /// messages with one timestamp (2.0.1 J02.FR.14), so a time is judged when the next one comes, or at the stop.
+    var pending: (ts: Int64, present: Set<String>, ref: String)?
     var stopMissing: (ref: String, measurands: [String])?
     var notDecimal = 0
     var notDecimalReported = false
@@ -57,11 +60,13 @@ struct MeterCadence {
         if let last = self.lastPeriodic {
             guard ts > last.ts else { return }
             let micros = ts - last.ts
+            let online = last.run == run && !overlapsOutage(last.ts, ts)
+            // An interval the charger spent offline (it may not queue readings then) is no sample of its cadence.
             let tenths = (micros + 50_000) / 100_000
-            if self.intervals[tenths] != nil || self.intervals.count < Self.intervalsKept { self.intervals[tenths, default: 0] += 1 }
+            if online, self.intervals[tenths] != nil || self.intervals.count < Self.intervalsKept { self.intervals[tenths, default: 0] += 1 }
             let gap = Gap(micros: micros, from: last.ref, to: ref)
             if micros > (self.worstGap?.micros ?? 0) { self.worstGap = gap }
-            if micros > (self.worstOnlineGap?.micros ?? 0), last.run == run, !overlapsOutage(last.ts, ts) { self.worstOnlineGap = gap }
+            if online, micros > (self.worstOnlineGap?.micros ?? 0) { self.worstOnlineGap = gap }
         }
         self.periodic += 1
         if self.firstPeriodic == nil { self.firstPeriodic = (ts, ref, run) }
@@ -80,7 +85,30 @@ struct MeterCadence {
     /// At most `unitsKept` units per measurand (a charger changing its unit with every reading grows nothing).
     static let unitsKept = 4
 
+    /// The measurands a periodic reading time has (in one or more messages), judged against `configured` once
+    /// the time is complete.
+    mutating func periodicMeasurands(at ts: Int64, _ present: Set<String>, ref: String, configured: [String]?) {
+        if let pending = self.pending, pending.ts == ts {
+            self.pending?.present.formUnion(present)
+            return
+        }
+        self.settle(configured: configured)
+        self.pending = (ts, present, ref)
+    }
+
+    /// Judges the pending reading time's measurands (the next time came, or the transaction stopped).
+    mutating func settle(configured: [String]?) {
+        guard let pending = self.pending else { return }
+        self.pending = nil
+        guard let configured else { return }
+        let missing = Set(configured).subtracting(pending.present)
+        guard !missing.isEmpty else { return }
+        if self.missing == nil { self.missing = (pending.ref, []) }
+        self.missing?.measurands.formUnion(missing)
+    }
+
     mutating func measurand(_ name: String, unit: String?) {
+        let name = String(name.prefix(64))
         guard self.measurands[name] != nil || self.measurands.count < Self.measurandsKept else { return }
         var units = self.measurands[name] ?? []
         if let unit, units.count < Self.unitsKept { units.insert(String(unit.prefix(16))) }

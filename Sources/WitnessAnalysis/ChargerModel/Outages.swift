@@ -80,14 +80,12 @@ struct Outages {
         self.periods[chargePoint]?.last { !$0.blackhole && ts > $0.start + tolerance && ts < $0.end - tolerance }
     }
 
-    /// The outage without a connection that ended at `ts` (the reconnection: from its end less the tolerance to
-    /// `reconnectionWindow` after it), for a time stamped at the reconnection.
-    func ended(of chargePoint: String, near ts: Int64, tolerance: Int64) -> Period? {
-        self.periods[chargePoint]?.last { !$0.blackhole && ts >= $0.end - tolerance && ts <= $0.end + Self.reconnectionWindow }
+    /// The outage without a connection whose reconnection a time `dated` is stamped with: the last one that
+    /// ended before the message arrived (`arrival`), when `dated` is not before its end (less the tolerance).
+    func reconnection(of chargePoint: String, before arrival: Int64, dated: Int64, tolerance: Int64) -> Period? {
+        guard let period = self.periods[chargePoint]?.last(where: { !$0.blackhole && $0.end <= arrival + tolerance }) else { return nil }
+        return dated >= period.end - tolerance ? period : nil
     }
-
-    /// How long after a reconnection a charger's queue is still being delivered, for `ended(of:near:)`.
-    static let reconnectionWindow: Int64 = 300_000_000
 
     /// Whether an outage, a blackhole included, overlaps the time from `from` to `to` (the proxy's clock).
     func overlaps(_ chargePoint: String, from: Int64, to: Int64) -> Bool {

@@ -122,12 +122,7 @@ extension TransactionTracker {
             transaction.cadence.periodicReading(at: ts, ref: record.reference, run: self.run) { from, to in
                 self.outages.overlaps(chargePoint, from: from + lag, to: to + lag)
             }
-            guard let configured else { continue }
-            let missing = Set(configured).subtracting(present)
-            if !missing.isEmpty {
-                if transaction.cadence.missing == nil { transaction.cadence.missing = (record.reference, []) }
-                transaction.cadence.missing?.measurands.formUnion(missing)
-            }
+            transaction.cadence.periodicMeasurands(at: ts, present, ref: record.reference, configured: configured)
         }
     }
 
@@ -164,6 +159,7 @@ extension TransactionTracker {
             if let changedAt = found.ts, let begun, changedAt > begun { return nil }
             return found
         }
+        cadence.settle(configured: measurandsNow(chargePoint))
         var judgedInterval: (seconds: Double, setting: SettingInForce)?
         if let setting = inForce(.sampleInterval), let seconds = setting.value.seconds, seconds > 0 { judgedInterval = (seconds, setting) }
         let measurands = inForce(.sampledMeasurands)
@@ -188,7 +184,9 @@ extension TransactionTracker {
             let lag = self.outages.lag(of: chargePoint)
             let watched = transaction.run == self.run
             func online(_ from: Int64, _ to: Int64) -> Bool { watched && !self.outages.overlaps(chargePoint, from: from + lag, to: to + lag) }
-            let start = transaction.startTs.map { ($0, transaction.startRef) }
+            // 2.0.1: the start may precede the EVSE and the charging (TxStartPoint), from which sampling runs
+            // (E01.FR.17, E02.FR.21): only the 1.6 start, at the connector, starts the sampling.
+            let start = transaction.version == .v16 ? transaction.startTs.map { ($0, transaction.startRef) } : nil
             let stop = stopTs.map { ($0, record.reference) }
             if let start, let first = cadence.firstPeriodic {
                 cadence.boundaryGap(from: start, to: (first.ts, first.ref), online: online(start.0, first.ts) && first.run == transaction.run)
@@ -212,7 +210,8 @@ extension TransactionTracker {
                 finding(
                     "meter.gap",
                     "transaction \(transaction.id) went \(Self.seconds(Double(gap.micros) / 1_000_000)) s without a periodic reading (from \(gap.from) to \(gap.to)), more than two intervals of \(Self.seconds(seconds)) s (\(setting.source)), while the charger was connected",
-                    ref: gap.to, related: [gap.from] + (setting.ref.map { [$0] } ?? [])
+                    ref: gap.to, related: [gap.from] + (setting.ref.map { [$0] } ?? []),
+                    action: gap.to == record.reference ? record.action ?? readingAction : gap.to == transaction.startRef ? transaction.startAction : readingAction
                 )
             }
         }
@@ -272,4 +271,7 @@ extension TransactionTracker {
     }
 
     static func seconds(_ value: Double) -> String { Analyzer.format(value) }
+
+    /// The sampled measurands configured now (the charger's, or the site's).
+    func measurandsNow(_ chargePoint: String) -> [String]? { self.setting(.sampledMeasurands, of: chargePoint)?.value.measurands }
 }

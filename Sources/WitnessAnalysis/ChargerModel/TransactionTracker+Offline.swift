@@ -76,6 +76,7 @@ extension TransactionTracker {
             let tag = state.version == .v16 ? call?["idTag"]?.stringValue : call?["idToken"]?["idToken"]?.stringValue
             let status = (state.version == .v16 ? answer?["idTagInfo"] : answer?["idTokenInfo"])?["status"]?.stringValue
             if let tag = tag.flatMap(Self.tag), let status { self.authorizations[chargePoint, default: Authorizations()].answer(tag, status: status, ref: record.reference) }
+            if let status, Authorizations.validity(status) == true { state.authorized(tag) }
         case "StartTransaction" where state.version == .v16:
             guard let status = answer?["idTagInfo"]?["status"]?.stringValue else { return }
             if let tag = call?["idTag"]?.stringValue.flatMap(Self.tag) {

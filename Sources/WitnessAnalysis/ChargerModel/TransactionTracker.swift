@@ -40,9 +40,11 @@ final class TransactionTracker {
         var events = EventSequence()
         /// `tx.stampedAtDelivery` was reported for it (once per transaction).
         var stampedReported = false
-        /// The register readings of its latest reading time (the start's meter value first): two readings of one
-        /// instant that differ more than any charger delivers in that time were not taken then.
-        var instant: (ts: Int64, lowest: Double, highest: Double, ref: String)?
+        /// Its first register reading after the start's was judged against the start (`tx.stampedAtDelivery`).
+        var firstReadingJudged = false
+        /// It was started online: with an identifier authorized on the connection its start came on (an Authorize,
+        /// a remote start). Such a start was not queued, so its time is not the delivery's.
+        var authorizedOnline = false
         /// The end of the outage `tx.offlineNotFlagged` was reported for (once per transaction and outage).
         var offlineReported: Int64?
         /// Its meter readings' cadence and content.
@@ -199,11 +201,14 @@ final class TransactionTracker {
         let digest: Int
         /// The model's key for the start until its answer comes: message ids are unique per connection only.
         let slotKey: String?
+        /// Its identifier was authorized online on its connection before it (not started offline).
+        let authorizedOnline: Bool
 
         init(
             meterStart: Double?, timestamp: String?, messageId: String?, ref: String, recordTs: String?, connector: Connector?, digest: Int,
-            slotKey: String?
+            slotKey: String?, authorizedOnline: Bool = false
         ) {
+            self.authorizedOnline = authorizedOnline
             self.meterStart = meterStart
             self.timestamp = timestamp
             self.messageId = messageId
@@ -215,12 +220,15 @@ final class TransactionTracker {
         }
     }
 
-    static func pendingStart(action: String, message: JSONValue, version: OCPPVersion, record: CaptureRecord, run: Int) -> PendingStart? {
+    static func pendingStart(
+        action: String, message: JSONValue, version: OCPPVersion, record: CaptureRecord, run: Int, authorizedOnline: Bool = false
+    ) -> PendingStart? {
         guard action == "StartTransaction", version == .v16, record.messageType == .call, let payload = message[3] else { return nil }
         return PendingStart(
             meterStart: payload["meterStart"]?.doubleValue, timestamp: payload["timestamp"]?.stringValue, messageId: record.messageId,
             ref: record.reference, recordTs: record.timestamp, connector: Connector.named(action: action, payload: payload, version: .v16),
-            digest: SeenMessages.key(action, payload), slotKey: record.messageId.map { "\(run) \(record.connection ?? 0) \($0)" }
+            digest: SeenMessages.key(action, payload), slotKey: record.messageId.map { "\(run) \(record.connection ?? 0) \($0)" },
+            authorizedOnline: authorizedOnline
         )
     }
 
@@ -351,11 +359,16 @@ final class TransactionTracker {
             analyzer.noteIdentity(BootIdentity(bootNotification: payload), for: state)
         case "StatusNotification":
             self.status(payload, state: state, record: record, ts: ts, analyzer: analyzer)
+        case "RemoteStartTransaction", "RequestStartTransaction":
+            // The backend's own start names the identifier: a transaction started with it is started online.
+            state.authorized(payload["idTag"]?.stringValue ?? payload["idToken"]?["idToken"]?.stringValue)
         case "NotifyReport":
             self.configuration(action: action, call: nil, answer: nil, request: payload, state: state, record: record, ts: ts, analyzer: analyzer)
         case "StartTransaction" where state.version == .v16:
             self.checkFuture(payload["timestamp"]?.stringValue, path: "/timestamp", recordTs: ts, state: state, record: record, analyzer: analyzer)
-            guard let start = Self.pendingStart(action: action, message: message, version: .v16, record: record, run: self.run) else { return }
+            guard let start = Self.pendingStart(
+                action: action, message: message, version: .v16, record: record, run: self.run, authorizedOnline: state.wasAuthorized(payload["idTag"]?.stringValue)
+            ) else { return }
             self.pendingStartOfRecord = start
             guard let connector = start.connector else { return }
             self.connectorOfRecord = connector
@@ -488,6 +501,7 @@ final class TransactionTracker {
                     connector: named, run: self.run
                 )
                 transaction.version = state.version
+                transaction.authorizedOnline = payload["offline"]?.boolValue != true && state.wasAuthorized(payload["idToken"]?["idToken"]?.stringValue)
                 self.sawBegin(on: named, of: chargePoint)
                 if let named {
                     let previous = self.connectors[chargePoint, default: ConnectorTransactions()].start(.init(id: id, connector: named, since: eventTs ?? ts))
@@ -601,7 +615,7 @@ final class TransactionTracker {
             startTimestamp: start.timestamp, lastWh: start.meterStart, startAction: "StartTransaction", startMessageId: start.messageId,
             startRecordTs: start.recordTs, startRef: start.ref, connector: start.connector, run: self.run
         )
-        if let ts = begun.startTs, let wh = start.meterStart { begun.instant = (ts, wh, wh, start.ref) }
+        begun.authorizedOnline = start.authorizedOnline
         self.begin(begun, analyzer: analyzer)
     }
 
@@ -676,33 +690,33 @@ final class TransactionTracker {
         }
     }
 
-    /// The most energy a charger can deliver per second (400 kW), against which two register readings of one
-    /// instant are judged: readings stamped alike that differ by more than this over the timestamps' resolution
-    /// (a second, or the clock tolerance) were not taken at that instant.
+    /// The most energy a charger can deliver per second (400 kW), against which a start and the first reading
+    /// after it are judged: more energy between them than could flow in the time between their timestamps (plus
+    /// the timestamps' resolution, a second or the clock tolerance) means they were not taken at those times.
     static let mostWhPerSecond = 400_000.0 / 3600
 
-    /// `tx.stampedAtDelivery`, second form: readings of one transaction (its start's meter value included) in
-    /// different messages carry one timestamp, at the reconnection after an outage, and differ by more than the
-    /// charger could deliver in that instant: the queue was stamped when it was delivered.
+    /// `tx.stampedAtDelivery`, second form (1.6 as 2.0.1): a transaction whose start and first reading are both
+    /// stamped at or after the reconnection that delivered them, though more energy lies between them than
+    /// could flow in the time between their stamps: the queue was stamped when it went out, not when things
+    /// happened. A session that truly began at the reconnection has readings that follow its start in time.
     private func instant(_ sample: Sample, at ts: Int64, in transaction: inout Transaction, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
-        guard sample.context != "Transaction.Begin" else { return }
-        guard let instant = transaction.instant, instant.ts == ts else {
-            if ts > (transaction.instant?.ts ?? .min) { transaction.instant = (ts, sample.wh, sample.wh, record.reference) }
-            return
-        }
-        let lowest = min(instant.lowest, sample.wh)
-        let highest = max(instant.highest, sample.wh)
-        transaction.instant = (ts, lowest, highest, instant.ref)
+        guard sample.context != "Transaction.Begin", !transaction.firstReadingJudged else { return }
+        transaction.firstReadingJudged = true
+        guard !transaction.authorizedOnline else { return }
         let resolution = max(1, Double(self.clockToleranceMicros) / 1_000_000)
-        guard !transaction.stampedReported, instant.ref != record.reference, highest - lowest > Self.mostWhPerSecond * resolution,
-            let outage = self.outages.ended(of: state.chargePoint, near: ts + self.outages.lag(of: state.chargePoint), tolerance: self.clockToleranceMicros)
+        let lag = self.outages.lag(of: state.chargePoint)
+        guard !transaction.stampedReported, let startTs = transaction.startTs, let startWh = transaction.startWh, ts >= startTs,
+            sample.wh - startWh > Self.mostWhPerSecond * (Double(ts - startTs) / 1_000_000 + resolution),
+            let outage = self.outages.reconnection(
+                of: state.chargePoint, before: record.ts?.microseconds ?? ts, dated: startTs + lag, tolerance: self.clockToleranceMicros
+            )
         else { return }
         transaction.stampedReported = true
         transaction.recovery.found("tx.stampedAtDelivery", ref: record.reference)
         self.deviation(
             "tx.stampedAtDelivery",
-            "readings of transaction \(transaction.id) from \(Self.wh(lowest)) to \(Self.wh(highest)) all carry the time \(sample.timestamp ?? "?"), when the charger reconnected (\(outage.endRef)): no charger delivers \(Self.wh(highest - lowest)) in one instant, so the queued messages were stamped when they were delivered",
-            path: sample.path, state: state, record: record, analyzer: analyzer, related: [instant.ref, outage.endRef]
+            "transaction \(transaction.id) is dated \(transaction.startTimestamp ?? "?") and its first reading \(sample.timestamp ?? "?"), both at or after the charger reconnected (\(outage.endRef)), yet \(Self.wh(sample.wh - startWh)) lie between them, more than a charger delivers in that time: the queued messages were stamped when they were delivered",
+            path: sample.path, state: state, record: record, analyzer: analyzer, related: [transaction.startRef, outage.endRef]
         )
     }
 

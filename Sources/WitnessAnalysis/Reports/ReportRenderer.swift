@@ -154,7 +154,7 @@ extension AnalysisReport {
     // MARK: Helpers
 
     static func md(_ text: String) -> String {
-        text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+        text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
     }
 
     static func xml(_ text: String) -> String {
