@@ -68,6 +68,9 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     /// Stamps its whole offline queue (the start and every reading; 2.0.1 every event) when it sends it, after the
     /// reconnection, not when things happened.
     case stampsQueueAtReconnection
+    /// After an outage, delivers its queued readings after the transaction's stop (1.6 out of the order things
+    /// happened; 2.0.1 events out of seqNo order, which 2.0.1 allows).
+    case deliversReadingsAfterStop
     /// Takes its periodic readings every three configured sample intervals (30 s where 10 s is configured).
     case samplesSlowerThanConfigured
     /// Leaves Power.Active.Import out of its periodic readings, though it is a configured measurand.
@@ -580,20 +583,28 @@ public final class ChargerSimulator: Sendable {
             )
             let transactionId = started["transactionId"] ?? .int(0)
             let status = started["idTagInfo"]?["status"]?.stringValue ?? "Accepted"
-            for reading in readings {
-                _ = try await self.call(
-                    "MeterValues",
-                    [
-                        "connectorId": 1, "transactionId": transactionId,
-                        "meterValue": [
-                            OCPPMessages.energySample(
-                                version, wh: reading.wh, withoutZone: false, timestamp: atDelivery ? OCPPMessages.now() : reading.timestamp, powerW: reading.powerW
-                            )
-                        ],
-                    ]
-                )
+            func deliverReadings() async throws {
+                for reading in readings {
+                    _ = try await self.call(
+                        "MeterValues",
+                        [
+                            "connectorId": 1, "transactionId": transactionId,
+                            "meterValue": [
+                                OCPPMessages.energySample(
+                                    version, wh: reading.wh, withoutZone: false, timestamp: atDelivery ? OCPPMessages.now() : reading.timestamp,
+                                    powerW: reading.powerW
+                                )
+                            ],
+                        ]
+                    )
+                }
             }
-            if status != "Accepted" && !stopsOnInvalid { return true }
+            let late = self.profile.quirks.contains(.deliversReadingsAfterStop)
+            if !late { try await deliverReadings() }
+            if status != "Accepted" && !stopsOnInvalid {
+                if late { try await deliverReadings() }
+                return true
+            }
             let stoppedAt = OCPPMessages.now()
             _ = try await self.call(
                 "StopTransaction",
@@ -602,6 +613,7 @@ public final class ChargerSimulator: Sendable {
                     "reason": .string(status != "Accepted" ? "DeAuthorized" : "Local"),
                 ]
             )
+            if late { try await deliverReadings() }
         case .v201, .v21:
             let transactionId = "\(self.profile.id)-offline-\(self.state.withLockedValue { state -> Int in state.transactionSeq += 1; return state.transactionSeq })"
             let flag = !self.profile.quirks.contains(.forgetsOfflineFlag)
@@ -626,18 +638,22 @@ public final class ChargerSimulator: Sendable {
                 )
             )
             let status = started["idTokenInfo"]?["status"]?.stringValue ?? "Accepted"
-            for reading in readings {
-                _ = try await self.call(
-                    "TransactionEvent",
-                    event("Updated", at: atDelivery ? OCPPMessages.now() : reading.timestamp, offline: flag, wh: reading.wh, context: "Sample.Periodic", powerW: reading.powerW)
-                )
+            // Numbered in the order they happened, whatever the order they go out in.
+            let updates = readings.map { reading in
+                event("Updated", at: atDelivery ? OCPPMessages.now() : reading.timestamp, offline: flag, wh: reading.wh, context: "Sample.Periodic", powerW: reading.powerW)
             }
-            if status != "Accepted" && !stopsOnInvalid { return true }
+            let late = self.profile.quirks.contains(.deliversReadingsAfterStop)
+            if !late { for update in updates { _ = try await self.call("TransactionEvent", update) } }
+            if status != "Accepted" && !stopsOnInvalid {
+                if late { for update in updates { _ = try await self.call("TransactionEvent", update) } }
+                return true
+            }
             let endedAt = OCPPMessages.now()
             let deauthorized: JSONObject = status != "Accepted" ? ["triggerReason": "Deauthorized", "transactionInfo": ["transactionId": .string(transactionId), "stoppedReason": "DeAuthorized"]] : [:]
             _ = try await self.call(
                 "TransactionEvent", event("Ended", at: endedAt, offline: false, wh: self.meter(advance: 100), context: "Transaction.End", extra: deauthorized)
             )
+            if late { for update in updates { _ = try await self.call("TransactionEvent", update) } }
         }
         return true
     }

@@ -68,6 +68,17 @@ struct OfflineSessionTests {
         await harness.stop()
     }
 
+    @Test("readings delivered after the stop: 1.6 out of order (a warning per message), 2.0.1 reordering its seqNo allows (info)", arguments: [OCPPVersion.v16, .v201])
+    func readingsAfterStop(version: OCPPVersion) async throws {
+        let (_, good, bad, harness) = try await self.run(version, quirk: .deliversReadingsAfterStop)
+        #expect(good.map { "\($0.rule): \($0.detail)" } == [])
+        #expect(bad.map(\.rule) == ["tx.deliveredAfterStop", "tx.deliveredAfterStop"], "\(bad.map(\.detail))")
+        #expect(bad.allSatisfy { $0.severity == (version == .v16 ? .warning : .info) })
+        let stop = try #require(try await harness.record(at: bad.first?.related.first ?? ""))
+        #expect(stop.action == (version == .v16 ? "StopTransaction" : "TransactionEvent") && stop.messageType == .call)
+        await harness.stop()
+    }
+
     @Test("2.0.1: events queued during the outage say offline: true; a charger that leaves the flag out is found once for the outage")
     func offlineFlag() async throws {
         let (_, good, bad, harness) = try await self.run(.v201, quirk: .forgetsOfflineFlag)
