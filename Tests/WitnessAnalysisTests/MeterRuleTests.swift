@@ -9,14 +9,7 @@ import WitnessPolicy
 extension OutageCapture {
     /// A CALL from the backend and the charger's answer.
     mutating func backendCall(_ conn: Int, at time: String, _ action: String, _ payload: String, answer: String) {
-        self.number += 1
-        let id = "b\(self.number)"
-        self.lines.append(
-            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":2,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[2,"\#(id)","\#(action)",\#(payload)]}"#
-        )
-        self.lines.append(
-            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":3,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[3,"\#(id)",\#(answer)]}"#
-        )
+        self.call(conn, at: time, action, payload, answer: answer, toCSMS: false)
     }
 
     /// 1.6: the backend reads the charger's sample interval.

@@ -32,14 +32,16 @@ struct OutageCapture {
     }
 
     /// A CALL to the CSMS and its answer.
-    mutating func call(_ conn: Int, at time: String, _ action: String, _ payload: String, answer: String = "{}") {
+    /// `toCSMS`: a CALL of the charger's (else of the backend's) and the other side's answer.
+    mutating func call(_ conn: Int, at time: String, _ action: String, _ payload: String, answer: String = "{}", toCSMS: Bool = true) {
         self.number += 1
-        let id = "m\(self.number)"
+        let id = (toCSMS ? "m" : "b") + "\(self.number)"
+        let (request, response) = toCSMS ? ("toCSMS", "toCharger") : ("toCharger", "toCSMS")
         self.lines.append(
-            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":2,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[2,"\#(id)","\#(action)",\#(payload)]}"#
+            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"\#(request)","opcode":"text","msgType":2,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[2,"\#(id)","\#(action)",\#(payload)]}"#
         )
         self.lines.append(
-            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":3,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[3,"\#(id)",\#(answer)]}"#
+            #"{"ts":"\#(Self.ts(time))","kind":"frame","conn":\#(conn),"chargePoint":"CP-1","dir":"\#(response)","opcode":"text","msgType":3,"msgId":"\#(id)","action":"\#(action)","enc":"json","payload":[3,"\#(id)",\#(answer)]}"#
         )
     }
 

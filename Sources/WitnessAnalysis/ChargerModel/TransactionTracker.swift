@@ -641,12 +641,9 @@ final class TransactionTracker {
                 // The start's time is the delivery's, and so is that of a reading it carried: it orders nothing.
                 if let lastTs = transaction.lastTs, lastTs >= outage.end - self.clockToleranceMicros { transaction.lastTs = nil }
                 if !transaction.stampedReported {
-                    transaction.stampedReported = true
-                    transaction.recovery.found("tx.stampedAtDelivery", ref: record.reference)
-                    self.deviation(
-                        "tx.stampedAtDelivery",
+                    self.stampedAtDelivery(
                         "the transaction's start is dated \(transaction.startTimestamp ?? "?"), after the charger reconnected (\(outage.endRef)), but its reading at \(sample.timestamp ?? "?") was taken during the outage: the queued start was stamped when it was delivered",
-                        path: sample.path, state: state, record: record, analyzer: analyzer, related: [transaction.startRef, outage.endRef]
+                        sample, outage: outage, in: &transaction, state: state, record: record, analyzer: analyzer
                     )
                 }
             } else if let start = transaction.startTs, ts < start - self.clockToleranceMicros {
@@ -711,12 +708,22 @@ final class TransactionTracker {
                 of: state.chargePoint, before: record.ts?.microseconds ?? ts, dated: startTs + lag, tolerance: self.clockToleranceMicros
             )
         else { return }
+        self.stampedAtDelivery(
+            "transaction \(transaction.id) is dated \(transaction.startTimestamp ?? "?") and its first reading \(sample.timestamp ?? "?"), both at or after the charger reconnected (\(outage.endRef)), yet \(Self.wh(sample.wh - startWh)) lie between them, more than a charger delivers in that time: the queued messages were stamped when they were delivered",
+            sample, outage: outage, in: &transaction, state: state, record: record, analyzer: analyzer
+        )
+    }
+
+    /// `tx.stampedAtDelivery`, once per transaction, on `sample`, citing the start and the reconnection.
+    private func stampedAtDelivery(
+        _ detail: String, _ sample: Sample, outage: Outages.Period, in transaction: inout Transaction, state: ConnectionState, record: CaptureRecord,
+        analyzer: Analyzer
+    ) {
         transaction.stampedReported = true
         transaction.recovery.found("tx.stampedAtDelivery", ref: record.reference)
         self.deviation(
-            "tx.stampedAtDelivery",
-            "transaction \(transaction.id) is dated \(transaction.startTimestamp ?? "?") and its first reading \(sample.timestamp ?? "?"), both at or after the charger reconnected (\(outage.endRef)), yet \(Self.wh(sample.wh - startWh)) lie between them, more than a charger delivers in that time: the queued messages were stamped when they were delivered",
-            path: sample.path, state: state, record: record, analyzer: analyzer, related: [transaction.startRef, outage.endRef]
+            "tx.stampedAtDelivery", detail, path: sample.path, state: state, record: record, analyzer: analyzer,
+            related: [transaction.startRef, outage.endRef]
         )
     }
 
