@@ -57,6 +57,14 @@ struct ReportCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Seconds an accepted command's effect may take (a reboot after Reset, a transaction after a remote start) before it is command.notCarriedOut.",
+            valueName: "SECONDS"
+        )
+    )
+    var commandWindow: Double = 120
+
+    @Option(
+        help: ArgumentHelp(
             "Seconds a charge point may be gone (no connection open) before its open transactions are reported tx.notStopped and released, as live analysis did. Default: what the capture header says the proxy used; nothing is released for captures whose header does not say (older versions).",
             valueName: "SECONDS"
         )
@@ -92,6 +100,7 @@ struct ReportCommand: AsyncParsableCommand {
         _ = try BoundedDuration.option("--response-timeout", seconds: self.responseTimeout)
         _ = try BoundedDuration.option("--clock-tolerance", seconds: self.clockTolerance, allowsZero: true)
         if let stateRetention { _ = try BoundedDuration.option("--state-retention", seconds: stateRetention, allowsZero: true) }
+        _ = try BoundedDuration.option("--command-window", seconds: self.commandWindow)
         if let intervalTolerance, Self.fraction(intervalTolerance) == nil {
             throw ValidationError("--interval-tolerance must be a fraction from 0 to 1 (0.1) or a percentage (10%); got '\(intervalTolerance)'")
         }
@@ -125,6 +134,7 @@ struct ReportCommand: AsyncParsableCommand {
         )
         (configuration.checks, configuration.site) = try self.loadPolicies()
         configuration.intervalTolerance = self.intervalTolerance.flatMap(Self.fraction)
+        configuration.commandWindowSeconds = self.commandWindow
         configuration.scope = self.scope.flatMap(WitnessScope.named)
         configuration.stateRetentionSeconds = self.stateRetention
         let analyzer = Analyzer(schemas: registry, configuration: configuration)

@@ -25,8 +25,10 @@ public final class Analyzer {
     private var identities: [String: ChargerIdentity] = [:]
     /// The backend each charge point was last seen talking to.
     private var backendOf: [String: String] = [:]
-    private var transactions = TransactionTracker()
-    private var pairs: [PairKey: PairStatistics] = [:]
+    var transactions = TransactionTracker()
+    var pairs: [PairKey: PairStatistics] = [:]
+    /// The backend's commands awaiting their effect.
+    var commands = Commands()
     private var listed: [Deviation] = []
     private var listedPerKey: [String: Int] = [:]
     private var countsByRule: [String: Int] = [:]
@@ -47,6 +49,7 @@ public final class Analyzer {
         self.transactions.site = configuration.site
         self.transactions.checks = self.checks
         self.transactions.intervalTolerance = configuration.intervalToleranceInForce
+        self.commands.windowMicros = Int64(min(max(configuration.commandWindowSeconds, 0), 30 * 86_400) * 1_000_000)
     }
 
     /// The pair a charge point belongs to as far as the capture has told so far.
@@ -78,8 +81,17 @@ public final class Analyzer {
         // was waiting for by its own, later, time.
         let reached = self.lastTs
         self.lastTs = max(self.lastTs, ts)
+        if record.recordKind == .header, self.runs[record.fields["started"]?.stringValue ?? record.file] == nil, self.runNumber >= 0 {
+            // A new run: what the previous one was waiting for was not watched in between. Decided, by the time that
+            // run reached, as a capture's end decides it, before anything is released by this header's later time.
+            self.transactions.expireInvalidStarts(now: reached, ended: true, analyzer: self)
+            self.commandsExpired(now: reached, ended: true)
+        } else if record.recordKind != .header {
+            // Due ones first: a charge point released below takes its waiting commands with it.
+            self.transactions.expireInvalidStarts(now: ts, analyzer: self)
+            self.commandsExpired(now: ts)
+        }
         for chargePoint in self.departures.due(at: ts) { self.release(chargePoint) }
-        if record.recordKind != .header { self.transactions.expireInvalidStarts(now: ts, analyzer: self) }
         switch record.recordKind {
         case .header:
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
@@ -89,12 +101,7 @@ public final class Analyzer {
             }
             let run = record.fields["started"]?.stringValue ?? record.file
             // A rotated part of the same run repeats its start time: connections and outages go on.
-            if self.runs[run] == nil {
-                self.transactions.outages.newRun()
-                // What the previous run was waiting for was not watched in between: decided, by the time that run
-                // reached, as a capture's end decides it.
-                self.transactions.expireInvalidStarts(now: reached, ended: true, analyzer: self)
-            }
+            if self.runs[run] == nil { self.transactions.outages.newRun() }
             self.runNumber = self.runs[run] ?? self.runs.count
             self.runs[run] = self.runNumber
             self.transactions.run = self.runNumber
@@ -145,7 +152,7 @@ public final class Analyzer {
     }
 
     /// The pair a charge point belongs to as far as the capture has told so far.
-    private func pairKey(_ chargePoint: String) -> PairKey {
+    func pairKey(_ chargePoint: String) -> PairKey {
         PairKey(charger: self.identities[chargePoint] ?? .unknown, backend: self.backendOf[chargePoint] ?? self.backend)
     }
 
@@ -182,6 +189,7 @@ public final class Analyzer {
         self.transactions.reportGaps(analyzer: self)
         self.transactions.expireInvalidStarts(now: self.lastTs, ended: true, analyzer: self)
         self.transactions.recoveryStillOpen(analyzer: self)
+        self.commandsExpired(now: self.lastTs, ended: true)
         let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
         var pairs = self.pairs
         for key in areas.keys where pairs[key] == nil { pairs[key] = PairStatistics() }
@@ -226,6 +234,9 @@ public final class Analyzer {
     /// backend and counts) stays.
     private func release(_ chargePoint: String) {
         self.serials.removeValue(forKey: chargePoint)
+        // Gone past the state retention: its windows (minutes) ended while the proxy watched.
+        self.transactions.expireInvalidStarts(now: self.lastTs, of: chargePoint, analyzer: self)
+        self.commands.release(chargePoint)
         self.transactions.reportGaps(of: chargePoint, analyzer: self)
         let retention = Double(self.departures.retentionMicros) / 1_000_000
         for open in self.transactions.release(chargePoint) {
@@ -385,6 +396,11 @@ public final class Analyzer {
             }
             // The charger model first: it says which connector the CALL is about, which its answer inherits.
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
+            if type == .call, direction == .toCharger {
+                self.commandSent(action, state: state)
+            } else if type == .call, let payload = message[3] {
+                self.commandEffects(action, payload: payload, state: state, record: record, ts: ts)
+            }
             // Only checks ask which connector any other CALL is about.
             if self.checks != nil, self.transactions.connectorOfRecord == nil, let payload = message[3] {
                 self.transactions.connectorOfRecord = Connector.named(action: action, payload: payload, version: state.version)
@@ -393,7 +409,8 @@ public final class Analyzer {
                 let other = state.correlator.oldestOutstanding(callDirection)
                 let call = CallInCapture(
                     stamp: stamp, file: record.file, line: record.line, valid: valid,
-                    payload: self.checks?.keepsCallPayload(of: action) == true
+                    // A backend's command is kept whole: what it asks for decides the effect its answer leads to.
+                    payload: self.checks?.keepsCallPayload(of: action) == true || direction == .toCharger
                         ? message[3] : ChargerConfigurations.needsCall(action) ? ChargerConfigurations.kept(action, message[3]) : nil,
                     start: self.transactions.pendingStartOfRecord,
                     connector: self.transactions.connectorOfRecord
@@ -434,6 +451,9 @@ public final class Analyzer {
                 self.report(deviation("rpc.timeout", "answered after \(Self.format(latencyMs / 1000)) s; the timeout is \(Self.format(self.configuration.responseTimeoutSeconds)) s", action: pending.action), in: state)
             }
             state.latencies[pending.action, default: LatencyHistogram()].add(milliseconds: latencyMs)
+            if callDirection == .toCharger {
+                self.commandAnswered(pending, answer: type == .callResult ? message[2] ?? .null : nil, latencyMs: latencyMs, state: state, record: record)
+            }
             if type == .callResult {
                 if let schemas = self.schemas, let schema = schemas.response(state.version, pending.action) {
                     _ = self.validate(message[2] ?? .null, schema, state: state, make: { deviation($0, $1, path: $2, severity: $3, action: pending.action) })

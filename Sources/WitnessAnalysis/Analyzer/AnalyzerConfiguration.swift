@@ -32,6 +32,9 @@ public struct AnalyzerConfiguration: Sendable {
     /// fraction of it, never less than the clock tolerance (`report --interval-tolerance`; nil: the site's, or 10%).
     public var intervalTolerance: Double?
     public static let defaultIntervalTolerance = 0.1
+    /// How long an accepted command's effect may take (a reboot after Reset, a transaction after a remote start)
+    /// before it is `command.notCarriedOut` (`report --command-window`).
+    public var commandWindowSeconds: Double = 120
 
     /// The interval tolerance in force.
     public var intervalToleranceInForce: Double { self.intervalTolerance ?? self.site.intervalTolerance ?? Self.defaultIntervalTolerance }

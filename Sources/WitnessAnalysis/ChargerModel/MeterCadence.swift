@@ -88,12 +88,15 @@ struct MeterCadence {
     /// The measurands a periodic reading time has (in one or more messages), judged against `configured` once
     /// the time is complete.
     mutating func periodicMeasurands(at ts: Int64, _ present: Set<String>, ref: String, configured: [String]?) {
+        // Only what is configured is kept: a charger naming new measurands in every message grows nothing.
+        guard let configured else { return }
+        let kept = present.intersection(configured)
         if let pending = self.pending, pending.ts == ts {
-            self.pending?.present.formUnion(present)
+            self.pending?.present.formUnion(kept)
             return
         }
         self.settle(configured: configured)
-        self.pending = (ts, present, ref)
+        self.pending = (ts, kept, ref)
     }
 
     /// Judges the pending reading time's measurands (the next time came, or the transaction stopped).

@@ -10,6 +10,8 @@ struct Outages {
         var endRef: String
         /// The policy's blackhole outage fault cut the charger off while its connection stayed open.
         var blackhole = false
+        /// The proxy run it happened in (`Outages.runs` when it was recorded).
+        var run = 0
 
         /// How its end reads in a finding: "it reconnected at cap.jsonl:12".
         var ending: String {
@@ -18,6 +20,8 @@ struct Outages {
     }
 
     static let kept = 8
+    /// Proxy runs begun so far: a reconnection of an earlier run delivered nothing of this one.
+    private var runs = 0
     private var open: [String: Int] = [:]
     /// How far behind the proxy's clock each charger's clock runs, at least: the smallest delay between the
     /// time a live message says and the time the proxy saw it (negative when the charger's clock leads).
@@ -29,7 +33,7 @@ struct Outages {
         self.open[chargePoint, default: 0] += 1
         guard let start = self.since.removeValue(forKey: chargePoint), ts > start else { return }
         var periods = self.periods[chargePoint] ?? []
-        periods.append(Period(start: start, end: ts, endRef: ref))
+        periods.append(Period(start: start, end: ts, endRef: ref, run: self.runs))
         if periods.count > Self.kept { periods.removeFirst() }
         self.periods[chargePoint] = periods
     }
@@ -38,7 +42,7 @@ struct Outages {
     /// `start` to `end`: nothing got through, though its connection stayed open.
     mutating func cutOff(_ chargePoint: String, from start: Int64, to end: Int64, ref: String) {
         var periods = self.periods[chargePoint] ?? []
-        periods.append(Period(start: start, end: end, endRef: ref, blackhole: true))
+        periods.append(Period(start: start, end: end, endRef: ref, blackhole: true, run: self.runs))
         periods.sort { $0.end < $1.end }
         if periods.count > Self.kept { periods.removeFirst() }
         self.periods[chargePoint] = periods
@@ -52,6 +56,7 @@ struct Outages {
 
     /// A new proxy run: nobody watched the time in between, and no connection is open.
     mutating func newRun() {
+        self.runs += 1
         self.open.removeAll()
         self.since.removeAll()
     }
@@ -80,10 +85,13 @@ struct Outages {
         self.periods[chargePoint]?.last { !$0.blackhole && ts > $0.start + tolerance && ts < $0.end - tolerance }
     }
 
+    /// How long after a reconnection a charger's queue is still being delivered.
+    static let reconnectionWindow: Int64 = 300_000_000
+
     /// The outage without a connection whose reconnection a time `dated` is stamped with: the last one that
     /// ended before the message arrived (`arrival`), when `dated` is not before its end (less the tolerance).
     func reconnection(of chargePoint: String, before arrival: Int64, dated: Int64, tolerance: Int64) -> Period? {
-        guard let period = self.periods[chargePoint]?.last(where: { !$0.blackhole && $0.end <= arrival + tolerance }) else { return nil }
+        guard let period = self.periods[chargePoint]?.last(where: { !$0.blackhole && $0.end <= arrival + tolerance }), period.run == self.runs else { return nil }
         return dated >= period.end - tolerance ? period : nil
     }
 

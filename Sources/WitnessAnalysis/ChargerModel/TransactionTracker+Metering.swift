@@ -161,7 +161,10 @@ extension TransactionTracker {
         }
         cadence.settle(configured: measurandsNow(chargePoint))
         var judgedInterval: (seconds: Double, setting: SettingInForce)?
-        if let setting = inForce(.sampleInterval), let seconds = setting.value.seconds, seconds > 0 { judgedInterval = (seconds, setting) }
+        // A queue stamped when it was delivered (tx.stampedAtDelivery) says nothing of when readings were taken.
+        if !transaction.stampedReported, let setting = inForce(.sampleInterval), let seconds = setting.value.seconds, seconds > 0 {
+            judgedInterval = (seconds, setting)
+        }
         let measurands = inForce(.sampledMeasurands)
         let stopMeasurands = inForce(.stopMeasurands)
         let aligned = inForce(.clockAlignedInterval)

@@ -243,9 +243,9 @@ extension TransactionTracker {
 
     /// Decides the `stopOnInvalidId` occurrences whose window ended by `now` without a stop (`ended`: the
     /// capture ended; those still within their window are inconclusive).
-    func expireInvalidStarts(now: Int64, ended: Bool = false, analyzer: Analyzer) {
+    func expireInvalidStarts(now: Int64, ended: Bool = false, of only: String? = nil, analyzer: Analyzer) {
         guard !self.invalidStarts.isEmpty else { return }
-        for (chargePoint, waiting) in self.invalidStarts {
+        for (chargePoint, waiting) in self.invalidStarts where only.map({ $0 == chargePoint }) ?? true {
             var left: [InvalidStart] = []
             for start in waiting {
                 if start.deadline < now {

@@ -40,8 +40,6 @@ final class TransactionTracker {
         var events = EventSequence()
         /// `tx.stampedAtDelivery` was reported for it (once per transaction).
         var stampedReported = false
-        /// Its first register reading after the start's was judged against the start (`tx.stampedAtDelivery`).
-        var firstReadingJudged = false
         /// It was started online: with an identifier authorized on the connection its start came on (an Authorize,
         /// a remote start). Such a start was not queued, so its time is not the delivery's.
         var authorizedOnline = false
@@ -255,6 +253,15 @@ final class TransactionTracker {
     /// The connector the record being read names (in its payload, or through its transaction), for the checks.
     var connectorOfRecord: Connector?
 
+    /// The transaction running on `connector` of `chargePoint`, by id, if the model knows one.
+    func runningId(on connector: Connector, of chargePoint: String) -> String? { self.connectors[chargePoint]?.running(on: connector)?.id }
+
+    /// Whether a transaction runs on any connector of `chargePoint`.
+    func anyRunning(on chargePoint: String) -> Bool { !(self.open[chargePoint]?.values.allSatisfy(\.displaced) ?? true) }
+
+    /// `connector`'s latest status on `chargePoint`.
+    func status(of connector: Connector, at chargePoint: String) -> String? { self.statuses[chargePoint]?[connector]?.status }
+
     /// The connectors a charge point has reported a status for, with whether that knowledge is from an earlier
     /// proxy run; the station itself (1.6 connector 0, 2.0.1 EVSE 0) only when it reported no other.
     func knownConnectors(of chargePoint: String) -> [(connector: Connector, provisional: Bool)] {
@@ -444,6 +451,11 @@ final class TransactionTracker {
             }
             if let stopTs, let latest = transaction.latestSample, latest.ts > stopTs + self.clockToleranceMicros {
                 self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction stopped at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
+            }
+            if let meterStop = payload["meterStop"]?.doubleValue, let stopTs {
+                // The stop's own reading, judged as a queue stamped at delivery would be.
+                let reading = Sample(wh: meterStop, ts: stopTs, timestamp: payload["timestamp"]?.stringValue, context: "Transaction.End", path: "/meterStop")
+                self.instant(reading, at: stopTs, in: &transaction, state: state, record: record, analyzer: analyzer)
             }
             if let meterStop = payload["meterStop"]?.doubleValue {
                 if let highest = transaction.maxWh, highest.wh > meterStop {
@@ -655,7 +667,7 @@ final class TransactionTracker {
                 self.deviation("tx.timestampInFuture", "reading timestamped \(sample.timestamp ?? "?"), after the message was sent", path: sample.path, state: state, record: record, analyzer: analyzer)
             }
         }
-        if let ts = sample.ts, stopTs == nil { self.instant(sample, at: ts, in: &transaction, state: state, record: record, analyzer: analyzer) }
+        if let ts = sample.ts { self.instant(sample, at: ts, in: &transaction, state: state, record: record, analyzer: analyzer) }
         if let ts = sample.ts, ts > (transaction.latestSample?.ts ?? Int64.min), stopTs == nil {
             transaction.latestSample = (ts, sample.timestamp ?? "?", record.reference)
         }
@@ -687,29 +699,32 @@ final class TransactionTracker {
         }
     }
 
-    /// The most energy a charger can deliver per second (400 kW), against which a start and the first reading
-    /// after it are judged: more energy between them than could flow in the time between their timestamps (plus
-    /// the timestamps' resolution, a second or the clock tolerance) means they were not taken at those times.
-    static let mostWhPerSecond = 400_000.0 / 3600
+    /// The most energy a charger can deliver per second (1 MW, above today's fastest DC chargers but for the
+    /// megawatt ones), against which a start and a later reading are judged: more energy between them than could
+    /// flow in the time between their timestamps (plus the timestamps' resolution, a second or the clock
+    /// tolerance) means they were not taken at those times.
+    static let mostWhPerSecond = 1_000_000.0 / 3600
 
-    /// `tx.stampedAtDelivery`, second form (1.6 as 2.0.1): a transaction whose start and first reading are both
-    /// stamped at or after the reconnection that delivered them, though more energy lies between them than
-    /// could flow in the time between their stamps: the queue was stamped when it went out, not when things
-    /// happened. A session that truly began at the reconnection has readings that follow its start in time.
+    /// `tx.stampedAtDelivery`, second form (1.6 as 2.0.1): a transaction whose start was delivered at a
+    /// reconnection and stamped at or after it, and a later reading (the stop's included) with more energy since
+    /// the start than could flow in the time between their stamps: the queue was stamped when it went out, not
+    /// when things happened. A session that truly began at the reconnection has readings that follow it in time.
     private func instant(_ sample: Sample, at ts: Int64, in transaction: inout Transaction, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
-        guard sample.context != "Transaction.Begin", !transaction.firstReadingJudged else { return }
-        transaction.firstReadingJudged = true
-        guard !transaction.authorizedOnline else { return }
+        // Judged for every reading until reported (its start's own message aside), the stop's included.
+        guard sample.context != "Transaction.Begin", record.reference != transaction.startRef, !transaction.stampedReported, !transaction.authorizedOnline
+        else { return }
         let resolution = max(1, Double(self.clockToleranceMicros) / 1_000_000)
         let lag = self.outages.lag(of: state.chargePoint)
-        guard !transaction.stampedReported, let startTs = transaction.startTs, let startWh = transaction.startWh, ts >= startTs,
+        guard let startTs = transaction.startTs, let startWh = transaction.startWh, ts >= startTs,
             sample.wh - startWh > Self.mostWhPerSecond * (Double(ts - startTs) / 1_000_000 + resolution),
             let outage = self.outages.reconnection(
                 of: state.chargePoint, before: record.ts?.microseconds ?? ts, dated: startTs + lag, tolerance: self.clockToleranceMicros
-            )
+            ),
+            // The start itself was delivered at that reconnection (its queue), not later in the connection.
+            let startArrival = transaction.startRecordTs.flatMap(RFC3339.parse)?.microseconds, startArrival <= outage.end + Outages.reconnectionWindow
         else { return }
         self.stampedAtDelivery(
-            "transaction \(transaction.id) is dated \(transaction.startTimestamp ?? "?") and its first reading \(sample.timestamp ?? "?"), both at or after the charger reconnected (\(outage.endRef)), yet \(Self.wh(sample.wh - startWh)) lie between them, more than a charger delivers in that time: the queued messages were stamped when they were delivered",
+            "transaction \(transaction.id) is dated \(transaction.startTimestamp ?? "?") and its reading \(sample.timestamp ?? "?"), both at or after the charger reconnected (\(outage.endRef)), yet \(Self.wh(sample.wh - startWh)) lie between them, more than a charger delivers in that time: the queued messages were stamped when they were delivered",
             sample, outage: outage, in: &transaction, state: state, record: record, analyzer: analyzer
         )
     }
@@ -720,6 +735,8 @@ final class TransactionTracker {
         analyzer: Analyzer
     ) {
         transaction.stampedReported = true
+        // Its messages were queued, whatever the times they carry say.
+        transaction.recovery.queued = true
         transaction.recovery.found("tx.stampedAtDelivery", ref: record.reference)
         self.deviation(
             "tx.stampedAtDelivery", detail, path: sample.path, state: state, record: record, analyzer: analyzer,

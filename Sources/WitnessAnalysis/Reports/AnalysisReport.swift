@@ -24,6 +24,8 @@ public struct PairStatistics: Sendable {
     public var securityProfiles: [Int: Int] = [:]
     /// Each transaction's meter cadence and measurands (docs/reports.md, "Meter cadence").
     public var cadence = CadenceTable()
+    /// The backend's commands by action: sent, answered, accepted, carried out, and how fast (docs/reports.md, "Remote commands").
+    public var commands: [String: CommandStatistics] = [:]
 
     mutating func absorb(_ state: ConnectionState) {
         self.chargePoints.insert(state.chargePoint)
@@ -122,6 +124,7 @@ public struct AnalysisReport: Sendable {
                 "securityProfiles": .object(JSONObject(stats.securityProfiles.keys.sorted().map { JSONObject.Member(key: String($0), value: .int(stats.securityProfiles[$0] ?? 0)) })),
                 "verdict": .string(pair.verdict),
                 "cadence": stats.cadence.json,
+                "commands": .object(JSONObject(stats.commands.keys.sorted().map { JSONObject.Member(key: $0, value: stats.commands[$0]?.json ?? .null) })),
                 "areas": .array(pair.areas.map(\.json)),
                 "scope": pair.scope.map { scope in
                     [

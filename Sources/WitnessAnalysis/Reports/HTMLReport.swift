@@ -58,6 +58,7 @@ extension AnalysisReport {
                 }
                 body.append("</table>")
             }
+            body.append(CommandTable.html(stats.commands))
             body.append(stats.cadence.html)
             if !stats.latencies.isEmpty {
                 body.append("<h3>Response times per action</h3>")

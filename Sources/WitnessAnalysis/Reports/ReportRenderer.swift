@@ -50,6 +50,13 @@ extension AnalysisReport {
             lines.append("")
             lines.append("\(self.totalDeviations - self.deviations.count) more deviations are counted above but not listed.")
         }
+        let commanded = self.pairs.filter { !$0.statistics.commands.isEmpty }
+        if !commanded.isEmpty {
+            lines += ["", "## Remote commands", ""]
+            for pair in commanded {
+                lines += ["### \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", ""] + CommandTable.markdown(pair.statistics.commands) + [""]
+            }
+        }
         let cadence = self.pairs.filter { !$0.statistics.cadence.rows.isEmpty }
         if !cadence.isEmpty {
             lines += ["", "## Meter cadence", ""]

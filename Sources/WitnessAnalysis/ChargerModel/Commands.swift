@@ -1,0 +1,271 @@
+import OCPPWire
+import WitnessCapture
+import WitnessModel
+
+/// Remote commands: every CALL the backend (or a policy) sends a charger, whether it was answered, accepted and
+/// carried out (its effect on the wire), and how long each took (docs/reports.md, "Remote commands").
+struct Commands {
+    /// What an accepted command's effect looks like, and where it stands.
+    struct Pending {
+        var action: String
+        var callRef: String
+        var answerRef: String
+        var sentAt: Int64
+        var deadline: Int64
+        var effect: Effect
+        var version: OCPPVersion
+    }
+
+    /// The effect an accepted command should have on the wire.
+    enum Effect: Sendable {
+        /// The charger boots again (Reset).
+        case reboot
+        /// A transaction starts (remote start), on this connector if named.
+        case transactionStart(connector: Connector?, remoteStartId: Int?)
+        /// This transaction ends (remote stop; unlock with a transaction running).
+        case transactionEnd(id: String)
+        /// The connector reports this status (ChangeAvailability).
+        case status(connector: Connector?, status: String)
+        /// The charger sends this message (TriggerMessage).
+        case message(action: String)
+    }
+
+    /// The outcome of one command, for the pair's table.
+    enum Outcome: String, Sendable {
+        case carriedOut, notCarriedOut, notObservable, undecided
+    }
+
+    /// A command whose effect is awaited, per charge point (at most `pendingKept`).
+    private var pending: [String: [Pending]] = [:]
+    static let pendingKept = 16
+    /// The earliest deadline of all pending effects, so that most records cost one comparison.
+    private var earliest = Int64.max
+    /// How long an effect may take, from the command (the charger was ready to act).
+    var windowMicros: Int64 = 120_000_000
+
+    mutating func release(_ chargePoint: String) { self.pending.removeValue(forKey: chargePoint) }
+
+    /// What effect an accepted command has, or why none can be seen (nil effect, with the reason).
+    static func effect(
+        of action: String, call: JSONValue?, version: OCPPVersion, running: (Connector) -> String?, anyRunning: Bool, status: (Connector) -> String?
+    ) -> (effect: Effect?, notObservable: String?) {
+        switch action {
+        case "Reset":
+            // 2.0.1 OnIdle waits for running transactions to end first.
+            if version != .v16, call?["type"]?.stringValue == "OnIdle", anyRunning { return (nil, "a Reset OnIdle waits for the running transaction") }
+            return (.reboot, nil)
+        case "RemoteStartTransaction", "RequestStartTransaction":
+            let connector = call.flatMap { Connector.named(action: action, payload: $0, version: version) }
+            return (.transactionStart(connector: connector, remoteStartId: call?["remoteStartId"]?.intValue), nil)
+        case "RemoteStopTransaction", "RequestStopTransaction":
+            guard let id = call?["transactionId"].map({ JSONWriter.string($0) }) else { return (nil, "names no transaction") }
+            return (.transactionEnd(id: id), nil)
+        case "UnlockConnector":
+            guard let connector = call.flatMap({ Connector.named(action: action, payload: $0, version: version) }), let id = running(connector) else {
+                return (nil, "unlocking a connector without a transaction changes nothing the wire shows")
+            }
+            return (.transactionEnd(id: id), nil)
+        case "ChangeAvailability":
+            let wanted = (version == .v16 ? call?["type"] : call?["operationalStatus"])?.stringValue
+            let target = wanted == "Inoperative" ? "Unavailable" : "Available"
+            let connector = call.flatMap { Connector.named(action: action, payload: $0, version: version) }
+            // Already in that state (any status but Unavailable is operative), or Scheduled: nothing changes now.
+            if let connector, !connector.isStation, let now = status(connector), (now == "Unavailable") == (target == "Unavailable") {
+                return (nil, "the connector already was \(target)")
+            }
+            return (.status(connector: connector, status: target), nil)
+        case "TriggerMessage":
+            guard let requested = call?["requestedMessage"]?.stringValue else { return (nil, "names no message") }
+            let message: String =
+                switch requested {
+                case "SignChargingStationCertificate", "SignV2GCertificate", "SignCombinedCertificate": "SignCertificate"
+                default: requested
+                }
+            return (.message(action: message), nil)
+        default:
+            return (nil, "no effect on the wire to wait for")
+        }
+    }
+
+    /// Whether an answer accepts the command.
+    static func accepts(_ action: String, answer: JSONValue?) -> Bool {
+        switch action {
+        case "UnlockConnector": return answer?["status"]?.stringValue == "Unlocked"
+        case "ChangeConfiguration": return ["Accepted", "RebootRequired"].contains(answer?["status"]?.stringValue ?? "")
+        case "SetVariables":
+            let results = answer?["setVariableResult"]?.arrayValue ?? []
+            return !results.isEmpty && results.allSatisfy { ["Accepted", "RebootRequired"].contains($0["attributeStatus"]?.stringValue ?? "") }
+        case "ChangeAvailability", "SetChargingProfile", "ClearChargingProfile", "Reset", "RemoteStartTransaction", "RequestStartTransaction",
+            "RemoteStopTransaction", "RequestStopTransaction", "TriggerMessage", "ClearCache", "SendLocalList", "ReserveNow", "CancelReservation",
+            "UpdateFirmware", "GetLog", "GetDiagnostics", "DataTransfer", "CertificateSigned", "InstallCertificate", "DeleteCertificate",
+            "SetNetworkProfile", "GetBaseReport", "GetReport", "SetMonitoringBase", "SetVariableMonitoring", "SetDisplayMessage", "ClearDisplayMessage",
+            "CustomerInformation", "PublishFirmware", "UnpublishFirmware":
+            guard let status = answer?["status"]?.stringValue else { return action == "UpdateFirmware" || action == "GetDiagnostics" }
+            return status == "Accepted" || status == "Scheduled"
+        default:
+            // An answer without a status (GetConfiguration, GetVariables, GetLocalListVersion) is the answer asked for.
+            return answer?["status"]?.stringValue.map { $0 == "Accepted" } ?? true
+        }
+    }
+
+    /// Waits for an accepted command's effect.
+    mutating func await(_ pending: Pending, chargePoint: String) {
+        guard (self.pending[chargePoint]?.count ?? 0) < Self.pendingKept else { return }
+        self.pending[chargePoint, default: []].append(pending)
+        self.earliest = min(self.earliest, pending.deadline)
+    }
+
+    /// The charger's CALL `action`: the commands it carries out, with how long the effect took.
+    mutating func observe(
+        _ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion, connector: Connector?, at ts: Int64
+    ) -> [(Pending, latencyMicros: Int64)] {
+        guard var waiting = self.pending[chargePoint], !waiting.isEmpty else { return [] }
+        var done: [(Pending, Int64)] = []
+        waiting.removeAll { pending in
+            guard Self.matches(pending.effect, action: action, payload: payload, version: version, connector: connector) else { return false }
+            done.append((pending, ts - pending.sentAt))
+            return true
+        }
+        self.pending[chargePoint] = waiting.isEmpty ? nil : waiting
+        return done
+    }
+
+    private static func matches(_ effect: Effect, action: String, payload: JSONValue, version: OCPPVersion, connector: Connector?) -> Bool {
+        switch effect {
+        case .reboot:
+            return action == "BootNotification"
+        case .transactionStart(let wanted, let remoteStartId):
+            let started = version == .v16 ? action == "StartTransaction" : action == "TransactionEvent" && payload["eventType"]?.stringValue == "Started"
+            // 2.0.1 may start the transaction earlier (TxStartPoint) and tie it to the request by remoteStartId.
+            let tied = version != .v16 && action == "TransactionEvent" && remoteStartId != nil && payload["transactionInfo"]?["remoteStartId"]?.intValue == remoteStartId
+            guard started || tied else { return false }
+            return tied || wanted.map { wanted in connector.map { $0.names(wanted) || wanted.names($0) } ?? true } ?? true
+        case .transactionEnd(let id):
+            if version == .v16 { return action == "StopTransaction" && payload["transactionId"].map { JSONWriter.string($0) } == id }
+            return action == "TransactionEvent" && payload["eventType"]?.stringValue == "Ended" && payload["transactionInfo"]?["transactionId"]?.stringValue == id
+        case .status(let wanted, let status):
+            guard action == "StatusNotification" else { return false }
+            let reported = (version == .v16 ? payload["status"] : payload["connectorStatus"])?.stringValue
+            let fits = status == "Unavailable" ? reported == "Unavailable" : reported != "Unavailable" && reported != "Faulted"
+            return fits && (wanted.map { $0.isStation || connector.map($0.names) == true } ?? true)
+        case .message(let wanted):
+            return action == wanted
+        }
+    }
+
+    /// The commands whose window ended by `now` without their effect (`ended`: the capture or run ended: those
+    /// still within their window are undecided).
+    mutating func expire(now: Int64, ended: Bool = false) -> [(chargePoint: String, pending: Pending, outcome: Outcome)] {
+        guard ended || now > self.earliest else { return [] }
+        var decided: [(String, Pending, Outcome)] = []
+        var earliest = Int64.max
+        for (chargePoint, waiting) in self.pending {
+            var left: [Pending] = []
+            for pending in waiting {
+                if pending.deadline < now {
+                    decided.append((chargePoint, pending, .notCarriedOut))
+                } else if ended {
+                    decided.append((chargePoint, pending, .undecided))
+                } else {
+                    left.append(pending)
+                    earliest = min(earliest, pending.deadline)
+                }
+            }
+            self.pending[chargePoint] = left.isEmpty ? nil : left
+        }
+        self.earliest = earliest
+        return decided.sorted { $0.1.sentAt < $1.1.sentAt }
+    }
+}
+
+/// One command's counts for a pair: sent, answered, accepted, and what came of the accepted ones, with the
+/// time to the answer and to the effect.
+public struct CommandStatistics: Sendable, Hashable {
+    public var sent = 0
+    public var answered = 0
+    public var accepted = 0
+    public var carriedOut = 0
+    public var notCarriedOut = 0
+    public var notObservable = 0
+    public var undecided = 0
+    public var toAnswer = LatencyHistogram()
+    public var toEffect = LatencyHistogram()
+
+    mutating func count(_ outcome: Commands.Outcome) {
+        switch outcome {
+        case .carriedOut: self.carriedOut += 1
+        case .notCarriedOut: self.notCarriedOut += 1
+        case .notObservable: self.notObservable += 1
+        case .undecided: self.undecided += 1
+        }
+    }
+
+    mutating func merge(_ other: CommandStatistics) {
+        self.sent += other.sent
+        self.answered += other.answered
+        self.accepted += other.accepted
+        self.carriedOut += other.carriedOut
+        self.notCarriedOut += other.notCarriedOut
+        self.notObservable += other.notObservable
+        self.undecided += other.undecided
+        self.toAnswer.merge(other.toAnswer)
+        self.toEffect.merge(other.toEffect)
+    }
+
+    var json: JSONValue {
+        func times(_ histogram: LatencyHistogram) -> JSONValue {
+            guard histogram.count > 0 else { return .null }
+            return [
+                "p50": .double(AnalysisReport.round(histogram.percentile(0.5))), "p95": .double(AnalysisReport.round(histogram.percentile(0.95))),
+                "max": .double(AnalysisReport.round(histogram.maximum)),
+            ]
+        }
+        return [
+            "sent": .int(self.sent), "answered": .int(self.answered), "accepted": .int(self.accepted), "carriedOut": .int(self.carriedOut),
+            "notCarriedOut": .int(self.notCarriedOut), "notObservable": .int(self.notObservable), "undecided": .int(self.undecided),
+            "toAnswerMs": times(self.toAnswer), "toEffectMs": times(self.toEffect),
+        ]
+    }
+}
+
+/// A pair's command table, as the Markdown and HTML reports show it.
+enum CommandTable {
+    static let columns = ["command", "sent", "answered", "accepted", "carried out", "not carried out", "not observable", "undecided", "to answer p50 / p95 / max (ms)", "to effect p50 / p95 / max (ms)"]
+
+    static func cells(_ action: String, _ statistics: CommandStatistics) -> [String] {
+        func times(_ histogram: LatencyHistogram) -> String {
+            guard histogram.count > 0 else { return "–" }
+            return [histogram.percentile(0.5), histogram.percentile(0.95), histogram.maximum].map { AnalysisReport.ms($0) }.joined(separator: " / ")
+        }
+        return [
+            action, String(statistics.sent), String(statistics.answered), String(statistics.accepted), String(statistics.carriedOut),
+            String(statistics.notCarriedOut), String(statistics.notObservable), String(statistics.undecided), times(statistics.toAnswer),
+            times(statistics.toEffect),
+        ]
+    }
+
+    static func markdown(_ commands: [String: CommandStatistics]) -> [String] {
+        guard !commands.isEmpty else { return [] }
+        var lines = ["| " + Self.columns.joined(separator: " | ") + " |", "|" + String(repeating: "---|", count: Self.columns.count)]
+        for action in commands.keys.sorted() {
+            guard let statistics = commands[action] else { continue }
+            lines.append("| " + Self.cells(action, statistics).map(AnalysisReport.md).joined(separator: " | ") + " |")
+        }
+        return lines
+    }
+
+    static func html(_ commands: [String: CommandStatistics]) -> String {
+        guard !commands.isEmpty else { return "" }
+        var html = ["<h3>Remote commands</h3><table><tr>" + Self.columns.map { "<th>\(AnalysisReport.xml($0))</th>" }.joined() + "</tr>"]
+        for action in commands.keys.sorted() {
+            guard let statistics = commands[action] else { continue }
+            let cells = Self.cells(action, statistics)
+            let failed = statistics.notCarriedOut > 0
+            html.append("<tr>" + cells.enumerated().map { index, cell in
+                index == 5 && failed ? "<td class=\"sev warning\">\(AnalysisReport.xml(cell))</td>" : "<td>\(AnalysisReport.xml(cell))</td>"
+            }.joined() + "</tr>")
+        }
+        html.append("</table>")
+        return html.joined()
+    }
+}

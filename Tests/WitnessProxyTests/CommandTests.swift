@@ -1,0 +1,76 @@
+import Foundation
+import OCPPSchema
+import OCPPWire
+import Testing
+import WitnessAnalysis
+import WitnessCapture
+import WitnessProxy
+import WitnessSim
+import WitnessTestSupport
+
+/// The backend's commands judged from real traffic through the proxy: answered, accepted, carried out, and how
+/// fast (docs/reports.md, "Remote commands").
+@Suite("Remote commands: answered, accepted, carried out")
+struct CommandTests {
+    @Test("a Reset and a remote start accepted and carried out are counted with their times; accepted and never carried out, they are findings with both lines", arguments: [OCPPVersion.v16, .v201])
+    func commands(version: OCPPVersion) async throws {
+        try await ProxyHarness.start().run { harness in
+            let good = harness.charger(ChargerProfile(id: "CMD-GOOD", vendor: "Good Co", version: version))
+            let bad = harness.charger(ChargerProfile(id: "CMD-BAD", vendor: "Bad Co", version: version, quirks: [.ignoresReset]))
+            for charger in [good, bad] {
+                try await charger.connect()
+                try await charger.boot()
+                let csms = await harness.csms.connection(charger.profile.id)
+                // An unlock on an idle connector: accepted, with nothing on the wire to show for it.
+                _ = try await csms.call("UnlockConnector", version == .v16 ? ["connectorId": 1] : ["evseId": 1, "connectorId": 1])
+                let remoteStart: JSONValue = version == .v16
+                    ? ["connectorId": 1, "idTag": "REMOTE-1"] : ["idToken": ["idToken": "REMOTE-1", "type": "Central"], "remoteStartId": 7, "evseId": 1]
+                _ = try await csms.call(version == .v16 ? "RemoteStartTransaction" : "RequestStartTransaction", remoteStart)
+                // The good charger starts the session it accepted; the bad one never does.
+                if charger === good { #expect(try await charger.chargingSession(idTag: "REMOTE-1", meterSamples: 1) == .charged) }
+                _ = try await csms.call("TriggerMessage", ["requestedMessage": "StatusNotification"])
+                _ = try await csms.call("Reset", version == .v16 ? ["type": "Soft"] : ["type": "Immediate"])
+            }
+            #expect(await eventually { good.reboots == 1 })
+            // Outlast the 3 s window on the bad charger, so that what never came is not carried out.
+            try await Task.sleep(for: .seconds(4))
+            _ = try await bad.call("Heartbeat", [:])
+            await good.disconnect()
+            await bad.disconnect()
+            await harness.waitForClosedPairs(3)
+
+            var configuration = AnalyzerConfiguration()
+            configuration.commandWindowSeconds = 3
+            let analyzer = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
+            for record in try await harness.records() { analyzer.consume(record) }
+            let report = analyzer.finish()
+            #expect(report.deviations.filter { $0.chargePoint == "CMD-GOOD" && $0.severity != .info }.map { "\($0.rule): \($0.detail)" } == [])
+            let findings = report.deviations.filter { $0.rule == "command.notCarriedOut" }
+            let remoteStart = version == .v16 ? "RemoteStartTransaction" : "RequestStartTransaction"
+            #expect(findings.map { "\($0.chargePoint ?? "") \($0.action ?? "")" }.sorted() == ["CMD-BAD Reset", "CMD-BAD \(remoteStart)"].sorted(), "\(findings.map(\.detail))")
+            for finding in findings {
+                let answer = try #require(try await harness.record(at: finding.ref ?? ""))
+                #expect(answer.messageType == .callResult && answer.action == finding.action && answer.direction == .toCSMS)
+                let call = try #require(try await harness.record(at: finding.related.first ?? ""))
+                #expect(call.messageType == .call && call.action == finding.action && call.direction == .toCharger)
+            }
+
+            func statistics(_ vendor: String, _ action: String) -> CommandStatistics? {
+                report.pairs.first { $0.key.charger.vendor == vendor }?.statistics.commands[action]
+            }
+            let reset = try #require(statistics("Good Co", "Reset"))
+            #expect((reset.sent, reset.answered, reset.accepted, reset.carriedOut) == (1, 1, 1, 1))
+            #expect(reset.toAnswer.count == 1 && reset.toEffect.count == 1 && reset.toEffect.maximum >= reset.toAnswer.maximum)
+            #expect(statistics("Good Co", remoteStart)?.carriedOut == 1)
+            #expect(statistics("Good Co", "TriggerMessage")?.carriedOut == 1)
+            #expect(statistics("Good Co", "UnlockConnector")?.notObservable == 1)
+            #expect(statistics("Bad Co", "Reset")?.notCarriedOut == 1 && statistics("Bad Co", remoteStart)?.notCarriedOut == 1)
+            #expect(statistics("Bad Co", "TriggerMessage")?.carriedOut == 1)
+            // Every report format carries the table.
+            #expect(report.render(.md).contains("## Remote commands") && report.render(.html).contains("<h3>Remote commands</h3>"))
+            let json = try JSONParser.parse(report.render(.json))
+            let commands = json["pairs"]?.arrayValue?.first { $0["charger"]?["vendor"] == "Good Co" }?["commands"]
+            #expect(commands?["Reset"]?["carriedOut"] == 1 && commands?["Reset"]?["toEffectMs"]?["max"] != nil)
+        }
+    }
+}
