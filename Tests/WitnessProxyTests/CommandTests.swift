@@ -23,6 +23,11 @@ struct CommandTests {
                 let csms = await harness.csms.connection(charger.profile.id)
                 // An unlock on an idle connector: accepted, with nothing on the wire to show for it.
                 _ = try await csms.call("UnlockConnector", version == .v16 ? ["connectorId": 1] : ["evseId": 1, "connectorId": 1])
+                // A driver plugs in: the remote start has an EV to start for.
+                let plugged: JSONValue = version == .v16
+                    ? ["connectorId": 1, "errorCode": "NoError", "status": "Preparing"]
+                    : ["timestamp": .string(Timestamp.now().rfc3339), "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1]
+                _ = try await charger.call("StatusNotification", plugged)
                 let remoteStart: JSONValue = version == .v16
                     ? ["connectorId": 1, "idTag": "REMOTE-1"] : ["idToken": ["idToken": "REMOTE-1", "type": "Central"], "remoteStartId": 7, "evseId": 1]
                 _ = try await csms.call(version == .v16 ? "RemoteStartTransaction" : "RequestStartTransaction", remoteStart)
@@ -71,6 +76,28 @@ struct CommandTests {
             let json = try JSONParser.parse(report.render(.json))
             let commands = json["pairs"]?.arrayValue?.first { $0["charger"]?["vendor"] == "Good Co" }?["commands"]
             #expect(commands?["Reset"]?["carriedOut"] == 1 && commands?["Reset"]?["toEffectMs"]?["max"] != nil)
+        }
+    }
+
+    @Test("a remote start on a connector without a cable that never starts is not observable, not a finding (the charger waits for the EV)")
+    func remoteStartWithoutEV() async throws {
+        try await ProxyHarness.start().run { harness in
+            let charger = harness.charger(ChargerProfile(id: "CMD-NOEV", vendor: "Waits Co"))
+            try await charger.connect()
+            try await charger.boot()
+            _ = try await harness.csms.connection("CMD-NOEV").call("RemoteStartTransaction", ["connectorId": 1, "idTag": "REMOTE-2"])
+            try await Task.sleep(for: .seconds(2))
+            _ = try await charger.call("Heartbeat", [:])
+            await charger.disconnect()
+            await harness.waitForClosedPairs(1)
+            var configuration = AnalyzerConfiguration()
+            configuration.commandWindowSeconds = 1
+            let analyzer = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
+            for record in try await harness.records() { analyzer.consume(record) }
+            let report = analyzer.finish()
+            #expect(report.deviations.filter { $0.severity != .info }.map(\.rule) == [])
+            let start = try #require(report.pairs.first?.statistics.commands["RemoteStartTransaction"])
+            #expect((start.accepted, start.notObservable, start.notCarriedOut) == (1, 1, 0))
         }
     }
 }

@@ -38,13 +38,18 @@ extension Analyzer {
         }
         // The CALL's time on the capture's clock (the correlator keeps it in nanoseconds).
         let sentAt = Int64(call.sentAtNanos / 1000)
-        self.commands.await(
-            Commands.Pending(
-                action: action, callRef: "\(call.context.file):\(call.context.line)", answerRef: record.reference, sentAt: sentAt,
-                deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version
-            ),
-            chargePoint: chargePoint
+        var pending = Commands.Pending(
+            action: action, callRef: "\(call.context.file):\(call.context.line)", answerRef: record.reference, sentAt: sentAt,
+            deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version
         )
+        if case .transactionStart(let connector, _) = effect {
+            // A connector reported Available has no cable in (1.6 Preparing, 2.0.1 Occupied, when one is): the charger
+            // waits for the EV, and the capture cannot tell a start that never comes from an EV that never came.
+            let statuses = connector.map { [self.transactions.status(of: $0, at: chargePoint)] }
+                ?? self.transactions.knownConnectors(of: chargePoint).map { self.transactions.status(of: $0.connector, at: chargePoint) }
+            pending.mayWaitForEV = !statuses.isEmpty && statuses.allSatisfy { $0 == "Available" }
+        }
+        self.commands.await(pending, chargePoint: chargePoint)
     }
 
     /// A charger's CALL: the commands whose effect it is.

@@ -14,6 +14,9 @@ struct Commands {
         var deadline: Int64
         var effect: Effect
         var version: OCPPVersion
+        /// Without the effect, the outcome is not observable rather than not carried out: a remote start on a
+        /// connector without a cable waits for an EV that may never come (ConnectionTimeOut, EVConnectionTimeOut).
+        var mayWaitForEV = false
     }
 
     /// The effect an accepted command should have on the wire.
@@ -163,7 +166,7 @@ struct Commands {
             var left: [Pending] = []
             for pending in waiting {
                 if pending.deadline < now {
-                    decided.append((chargePoint, pending, .notCarriedOut))
+                    decided.append((chargePoint, pending, pending.mayWaitForEV ? .notObservable : .notCarriedOut))
                 } else if ended {
                     decided.append((chargePoint, pending, .undecided))
                 } else {
