@@ -9,7 +9,10 @@ extension PolicyLoader.Reader {
             self.fail(node, "'site' must be a mapping with 'metering' and/or 'offline'")
             return declaration
         }
-        self.checkKeys(pairs, allowed: ["metering", "offline"], in: "'site'", node: node)
+        self.checkKeys(pairs, allowed: ["metering", "offline", "commands"], in: "'site'", node: node)
+        if let commands = pairs.first(where: { $0.0 == "commands" })?.1 {
+            declaration.commands = self.commandRequirements(commands)
+        }
         let sections: [(String, [ChargerSetting], [String])] = [
             ("metering", [.sampleInterval, .clockAlignedInterval, .sampledMeasurands, .stopMeasurands], ["intervalTolerance"]),
             ("offline", [.localAuthorizeOffline, .unknownIdsOffline, .localList, .stopOnInvalidId], []),
@@ -46,6 +49,33 @@ extension PolicyLoader.Reader {
             }
         }
         return declaration
+    }
+
+    /// `site.commands`: per action, `answerWithin`, `effectWithin` (durations) and `carriedOut` (a fraction).
+    mutating func commandRequirements(_ node: Node) -> [String: CommandRequirement] {
+        guard let actions = self.mapping(node) else {
+            self.fail(node, "'site.commands' must be a mapping of actions (Reset, RemoteStartTransaction, ...) to requirements")
+            return [:]
+        }
+        var requirements: [String: CommandRequirement] = [:]
+        for (action, value) in actions {
+            guard let fields = self.mapping(value) else {
+                self.fail(value, "site.commands.\(action) must be a mapping with answerWithin, effectWithin and/or carriedOut")
+                continue
+            }
+            self.checkKeys(fields, allowed: ["answerWithin", "effectWithin", "carriedOut"], in: "site.commands.\(action)", node: value)
+            var requirement = CommandRequirement()
+            for (key, field) in fields {
+                switch key {
+                case "answerWithin": requirement.answerWithin = self.duration(field, "site.commands.\(action).answerWithin", allowsZero: false)
+                case "effectWithin": requirement.effectWithin = self.duration(field, "site.commands.\(action).effectWithin", allowsZero: false)
+                case "carriedOut": requirement.carriedOut = self.fraction(field, "site.commands.\(action).carriedOut")
+                default: break
+                }
+            }
+            requirements[action] = requirement
+        }
+        return requirements
     }
 
     /// A fraction: `0.1` or `10%`, from 0 to 1.

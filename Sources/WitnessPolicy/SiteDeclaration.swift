@@ -135,6 +135,8 @@ public enum SettingValue: Sendable, Hashable, CustomStringConvertible {
 /// site declares is a finding.
 public struct SiteDeclaration: Sendable, Equatable {
     public var settings: [ChargerSetting: SettingValue] = [:]
+    /// What the site requires of each remote command (by action), for `commandRequirements` checks.
+    public var commands: [String: CommandRequirement] = [:]
     /// How far a transaction's median interval between periodic readings may be from the configured one, as a
     /// fraction of it (never less than the clock tolerance).
     public var intervalTolerance: Double?
@@ -147,7 +149,7 @@ public struct SiteDeclaration: Sendable, Equatable {
         self.source = source
     }
 
-    public var isEmpty: Bool { self.settings.isEmpty && self.intervalTolerance == nil }
+    public var isEmpty: Bool { self.settings.isEmpty && self.intervalTolerance == nil && self.commands.isEmpty }
 
     /// The declarations of several policies in one: each setting may be declared by one of them, or by
     /// several alike; a setting declared two ways is an error.
@@ -163,6 +165,12 @@ public struct SiteDeclaration: Sendable, Equatable {
                 }
                 merged.settings[setting] = value
             }
+            for (action, requirement) in declaration.commands {
+                if let known = merged.commands[action], known != requirement {
+                    throw PolicyErrors(errors: [PolicyError(file: declaration.source, message: "site requirement for \(action) is declared twice, differently")])
+                }
+                merged.commands[action] = requirement
+            }
             if let tolerance = declaration.intervalTolerance {
                 if let known = merged.intervalTolerance, known != tolerance {
                     throw PolicyErrors(errors: [PolicyError(file: declaration.source, message: "site intervalTolerance is declared twice, differently")])
@@ -173,5 +181,20 @@ public struct SiteDeclaration: Sendable, Equatable {
         }
         merged.source = sources.joined(separator: ", ")
         return merged
+    }
+}
+
+/// What a site requires of one remote command: answered within, carried out within (its effect on the wire,
+/// docs/reports.md "Remote commands"), and the least share of those sent that must be carried out.
+public struct CommandRequirement: Sendable, Equatable {
+    public var answerWithin: Double?
+    public var effectWithin: Double?
+    /// A fraction from 0 to 1.
+    public var carriedOut: Double?
+
+    public init(answerWithin: Double? = nil, effectWithin: Double? = nil, carriedOut: Double? = nil) {
+        self.answerWithin = answerWithin
+        self.effectWithin = effectWithin
+        self.carriedOut = carriedOut
     }
 }

@@ -93,6 +93,9 @@ public struct WitnessCheck: Sendable {
         /// Each transaction: periodic readings at the configured interval, without long gaps, with the configured
         /// measurands.
         case meterCadence
+        /// Each remote command the site states a requirement for (`site.commands`): answered and carried out in
+        /// time; and, per pair and command, the share carried out.
+        case commandRequirements
 
         /// What an occurrence is, for a verdict sentence.
         public var occurrence: String {
@@ -101,6 +104,7 @@ public struct WitnessCheck: Sendable {
             case .offlineAuthorization: return "a transaction started while the charger was offline"
             case .stopOnInvalidId: return "a transaction whose start was answered with an identifier not accepted"
             case .meterCadence: return "a transaction with periodic meter readings"
+            case .commandRequirements: return "a remote command the site states a requirement for"
             }
         }
     }

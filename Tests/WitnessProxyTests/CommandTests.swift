@@ -4,6 +4,7 @@ import OCPPWire
 import Testing
 import WitnessAnalysis
 import WitnessCapture
+import WitnessPolicy
 import WitnessProxy
 import WitnessSim
 import WitnessTestSupport
@@ -76,6 +77,34 @@ struct CommandTests {
             let json = try JSONParser.parse(report.render(.json))
             let commands = json["pairs"]?.arrayValue?.first { $0["charger"]?["vendor"] == "Good Co" }?["commands"]
             #expect(commands?["Reset"]?["carriedOut"] == 1 && commands?["Reset"]?["toEffectMs"]?["max"] != nil)
+
+            // The same traffic judged by a site's requirements: the good charger meets them, the bad one does not.
+            let policy = try PolicyLoader.parse(
+                """
+                site:
+                  commands:
+                    Reset: {answerWithin: 10s, effectWithin: 60s, carriedOut: 100%}
+                    \(remoteStart): {carriedOut: 100%}
+                    UnlockConnector: {answerWithin: 10s}
+                checks:
+                  - name: commands-as-required
+                    area: remoteOperations
+                    judge: commandRequirements
+                """
+            )
+            configuration.checks = policy.checks
+            configuration.site = policy.site
+            let judge = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
+            for record in try await harness.records() { judge.consume(record) }
+            let judged = judge.finish()
+            let met = try #require(judged.check("commands-as-required", vendor: "Good Co"))
+            #expect(met.verdict == .pass && met.counts[.fail] == nil, "\(met.detail)")
+            let missed = try #require(judged.check("commands-as-required", vendor: "Bad Co"))
+            #expect(missed.verdict == .fail, "\(missed.detail)")
+            // The Reset and the remote start not carried out, and both shares below 100%; the unlock met its requirement.
+            #expect(missed.counts[.fail] == 4 && missed.counts[.pass] == 1, "\(missed.counts) \(missed.detail)")
+            let command = try #require(try await harness.record(at: missed.refs.first ?? ""))
+            #expect(command.messageType == .call && command.direction == .toCharger && [remoteStart, "Reset"].contains(command.action ?? ""))
         }
     }
 

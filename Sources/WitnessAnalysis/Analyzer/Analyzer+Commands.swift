@@ -1,6 +1,7 @@
 import OCPPWire
 import WitnessCapture
 import WitnessModel
+import WitnessPolicy
 
 /// The backend's commands: counted per pair and action, their effects awaited and timed
 /// (docs/reports.md, "Remote commands").
@@ -24,6 +25,15 @@ extension Analyzer {
             statistics.toAnswer.add(milliseconds: latencyMs)
             if accepted { statistics.accepted += 1 }
         }
+        let callRef = "\(call.context.file):\(call.context.line)"
+        var requirement = self.commandRequirement(action)
+        if let limit = requirement?.answerWithin, latencyMs / 1000 > limit {
+            self.requirementJudged(
+                .fail, chargePoint: chargePoint, state.version,
+                "\(action) (\(callRef)) was answered after \(Self.format(latencyMs / 1000)) s; the site asks within \(Self.format(limit)) s", [callRef, record.reference]
+            )
+            requirement = nil
+        }
         guard accepted else { return }
         // Scheduled (a ChangeAvailability or Reset for after the running transaction) changes nothing now.
         let scheduled = answer?["status"]?.stringValue == "Scheduled"
@@ -34,13 +44,19 @@ extension Analyzer {
         )
         guard let effect else {
             self.commandStatistics(chargePoint, action) { $0.count(.notObservable) }
+            if requirement != nil {
+                self.requirementJudged(
+                    .pass, chargePoint: chargePoint, state.version,
+                    "\(action) (\(callRef)) was answered in \(Self.format(latencyMs / 1000)) s and accepted; nothing on the wire to wait for", [callRef, record.reference]
+                )
+            }
             return
         }
         // The CALL's time on the capture's clock (the correlator keeps it in nanoseconds).
         let sentAt = Int64(call.sentAtNanos / 1000)
         var pending = Commands.Pending(
             action: action, callRef: "\(call.context.file):\(call.context.line)", answerRef: record.reference, sentAt: sentAt,
-            deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version
+            deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version, requirement: requirement
         )
         if case .transactionStart(let connector, _) = effect {
             // A connector reported Available has no cable in (1.6 Preparing, 2.0.1 Occupied, when one is): the charger
@@ -60,6 +76,16 @@ extension Analyzer {
                 statistics.count(.carriedOut)
                 statistics.toEffect.add(milliseconds: Double(latency) / 1000)
             }
+            if let requirement = pending.requirement {
+                let seconds = Double(latency) / 1_000_000
+                let late = requirement.effectWithin.map { seconds > $0 } ?? false
+                self.requirementJudged(
+                    late ? .fail : .pass, chargePoint: state.chargePoint, state.version,
+                    "\(pending.action) (\(pending.callRef)) was carried out after \(Self.format(seconds)) s (\(record.reference))"
+                        + (requirement.effectWithin.map { late ? "; the site asks within \(Self.format($0)) s" : ", within the \(Self.format($0)) s the site asks" } ?? ""),
+                    [pending.callRef, record.reference]
+                )
+            }
         }
     }
 
@@ -68,6 +94,15 @@ extension Analyzer {
     func commandsExpired(now: Int64, ended: Bool = false) {
         for (chargePoint, pending, outcome) in self.commands.expire(now: now, ended: ended) {
             self.commandStatistics(chargePoint, pending.action) { $0.count(outcome) }
+            if pending.requirement != nil {
+                let (verdict, what): (CheckVerdict, String) =
+                    switch outcome {
+                    case .notCarriedOut: (.fail, "was accepted and not carried out")
+                    case .notObservable: (.inconclusive, "was not carried out, on a connector without an EV")
+                    default: (.inconclusive, "was still awaited when the capture or proxy run ended")
+                    }
+                self.requirementJudged(verdict, chargePoint: chargePoint, pending.version, "\(pending.action) (\(pending.callRef)) \(what)", [pending.callRef, pending.answerRef])
+            }
             guard outcome == .notCarriedOut else { continue }
             let window = Self.format(Double(self.commands.windowMicros) / 1_000_000)
             self.reportDetached(
@@ -78,6 +113,36 @@ extension Analyzer {
                 ),
                 chargePoint: chargePoint
             )
+        }
+    }
+}
+
+extension Analyzer {
+    /// The site's requirement for `action`, when a `commandRequirements` check judges it.
+    func commandRequirement(_ action: String) -> CommandRequirement? {
+        guard let checks = self.checks, checks.judgements.contains(.commandRequirements) else { return nil }
+        return self.configuration.site.commands[action]
+    }
+
+    func requirementJudged(_ verdict: CheckVerdict, chargePoint: String, _ version: OCPPVersion?, _ detail: String, _ refs: [String]) {
+        self.checks?.judged(.commandRequirements, verdict, chargePoint: chargePoint, version: version, pair: self.pairKey(chargePoint), detail: detail, refs: refs)
+    }
+
+    /// At the end: per pair and command with a required share, the share carried out of those that could be.
+    func commandSharesJudged() {
+        guard let checks = self.checks, checks.judgements.contains(.commandRequirements) else { return }
+        for (pair, statistics) in self.pairs.sorted(by: { $0.key < $1.key }) {
+            for (action, counts) in statistics.commands.sorted(by: { $0.key < $1.key }) {
+                guard let required = self.configuration.site.commands[action]?.carriedOut else { continue }
+                let judged = counts.sent - counts.notObservable - counts.undecided
+                guard judged > 0 else { continue }
+                let share = Double(counts.carriedOut) / Double(judged)
+                checks.judged(
+                    .commandRequirements, share + 1e-9 >= required ? .pass : .fail, chargePoint: pair.charger.label, version: nil, pair: pair,
+                    detail: "\(action): \(counts.carriedOut) of \(judged) carried out (\(Self.format((share * 1000).rounded() / 10))%); the site asks at least \(Self.format((required * 1000).rounded() / 10))%",
+                    refs: []
+                )
+            }
         }
     }
 }

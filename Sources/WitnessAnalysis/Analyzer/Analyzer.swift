@@ -35,7 +35,7 @@ public final class Analyzer {
     private var files: [String] = []
     private var records = 0
     private var lastTs: Int64 = 0
-    private let checks: CheckEvaluator?
+    let checks: CheckEvaluator?
     /// Charge points gone longer than the state retention, whose transactions are then released.
     private var departures: Departures
 
@@ -190,6 +190,7 @@ public final class Analyzer {
         self.transactions.expireInvalidStarts(now: self.lastTs, ended: true, analyzer: self)
         self.transactions.recoveryStillOpen(analyzer: self)
         self.commandsExpired(now: self.lastTs, ended: true)
+        self.commandSharesJudged()
         let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
         var pairs = self.pairs
         for key in areas.keys where pairs[key] == nil { pairs[key] = PairStatistics() }

@@ -1,6 +1,7 @@
 import OCPPWire
 import WitnessCapture
 import WitnessModel
+import WitnessPolicy
 
 /// Remote commands: every CALL the backend (or a policy) sends a charger, whether it was answered, accepted and
 /// carried out (its effect on the wire), and how long each took (docs/reports.md, "Remote commands").
@@ -17,6 +18,8 @@ struct Commands {
         /// Without the effect, the outcome is not observable rather than not carried out: a remote start on a
         /// connector without a cable waits for an EV that may never come (ConnectionTimeOut, EVConnectionTimeOut).
         var mayWaitForEV = false
+        /// The site's requirement its effect is judged by (`commandRequirements`), when its answer passed it.
+        var requirement: CommandRequirement?
     }
 
     /// The effect an accepted command should have on the wire.

@@ -89,10 +89,10 @@ final class CheckEvaluator {
     /// One occurrence of what judged checks ask about, decided by the charger model: every check judging
     /// `judgement` (for the charge point's OCPP version) counts it.
     func judged(
-        _ judgement: WitnessCheck.Judgement, _ verdict: CheckVerdict, chargePoint: String, version: OCPPVersion, pair: PairKey, detail: String, refs: [String]
+        _ judgement: WitnessCheck.Judgement, _ verdict: CheckVerdict, chargePoint: String, version: OCPPVersion?, pair: PairKey, detail: String, refs: [String]
     ) {
         for index in self.checks.indices where self.checks[index].judge == judgement {
-            if let versions = self.checks[index].versions, !versions.contains(version) { continue }
+            if let versions = self.checks[index].versions, let version, !versions.contains(version) { continue }
             self.outcomes[index][pair, default: Outcome()].add(verdict, "\(chargePoint): \(detail)", refs)
         }
     }
