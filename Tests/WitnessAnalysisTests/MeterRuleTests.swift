@@ -223,3 +223,30 @@ struct MeterRuleTests {
         #expect(failed.verdict == .fail, "\(failed.detail)")
     }
 }
+
+/// Remote commands on written captures: effects the wire shows, and those it cannot (docs/reports.md, "Remote commands").
+@Suite("Remote commands on written captures")
+struct CommandCaptureTests {
+    @Test("2.0.1: a remote stop carried out by the Ended event, and commands whose effect the wire cannot show, give no finding")
+    func effectsAndNotObservable() throws {
+        var capture = OutageCapture(.v201)
+        capture.open(1, at: "08:00:00")
+        capture.call(1, at: "08:00:01", "StatusNotification", #"{"timestamp":"\#(OutageCapture.ts("08:00:01"))","connectorStatus":"Available","evseId":1,"connectorId":1}"#)
+        // The whole charger is already operative: nothing changes, no status need come (1.6 5.2, G04.FR.04).
+        capture.backendCall(1, at: "08:00:02", "ChangeAvailability", #"{"operationalStatus":"Operative"}"#, answer: #"{"status":"Accepted"}"#)
+        // One EVSE's reset is no reboot (B11.FR.08); an unlock shows nothing after its answer.
+        capture.backendCall(1, at: "08:00:03", "Reset", #"{"type":"Immediate","evseId":1}"#, answer: #"{"status":"Accepted"}"#)
+        capture.backendCall(1, at: "08:00:04", "UnlockConnector", #"{"evseId":1,"connectorId":1}"#, answer: #"{"status":"Unlocked"}"#)
+        capture.event(1, at: "08:01:00", "Started", seqNo: 0, dated: "08:01:00", wh: 1000)
+        capture.backendCall(1, at: "08:02:00", "RequestStopTransaction", #"{"transactionId":"tx1"}"#, answer: #"{"status":"Accepted"}"#)
+        capture.event(1, at: "08:02:05", "Ended", seqNo: 1, dated: "08:02:05", wh: 1200)
+        capture.call(1, at: "08:10:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:10:00"))"}"#)
+        capture.close(1, at: "08:10:01")
+        let report = try capture.analyse(AnalyzerConfiguration())
+        #expect(report.deviations.map(\.rule) == [], "\(report.deviations.map(\.detail))")
+        let commands = try #require(report.pairs.first?.statistics.commands)
+        #expect(commands["RequestStopTransaction"]?.carriedOut == 1)
+        #expect(commands["RequestStopTransaction"]?.toEffect.maximum == 5000)
+        #expect(["ChangeAvailability", "Reset", "UnlockConnector"].map { commands[$0]?.notObservable } == [1, 1, 1])
+    }
+}

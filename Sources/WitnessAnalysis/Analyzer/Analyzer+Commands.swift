@@ -7,7 +7,11 @@ import WitnessPolicy
 /// (docs/reports.md, "Remote commands").
 extension Analyzer {
     func commandStatistics(_ chargePoint: String, _ action: String, _ update: (inout CommandStatistics) -> Void) {
-        update(&self.pairs[self.pairKey(chargePoint), default: PairStatistics()].commands[action, default: CommandStatistics()])
+        self.commandStatistics(self.pairKey(chargePoint), action, update)
+    }
+
+    func commandStatistics(_ pair: PairKey, _ action: String, _ update: (inout CommandStatistics) -> Void) {
+        update(&self.pairs[pair, default: PairStatistics()].commands[action, default: CommandStatistics()])
     }
 
     func commandSent(_ action: String, state: ConnectionState) {
@@ -19,6 +23,8 @@ extension Analyzer {
     func commandAnswered(_ call: CallCorrelator<CallInCapture>.PendingCall, answer: JSONValue?, latencyMs: Double, state: ConnectionState, record: CaptureRecord) {
         let chargePoint = state.chargePoint
         let action = call.action
+        // An answer the proxy gave on the charger's behalf (a policy's respond fault) is not the charger's.
+        if record.fields["injected"]?.boolValue == true { return }
         let accepted = answer.map { Commands.accepts(action, answer: $0) } ?? false
         self.commandStatistics(chargePoint, action) { statistics in
             statistics.answered += 1
@@ -37,10 +43,10 @@ extension Analyzer {
         guard accepted else { return }
         // Scheduled (a ChangeAvailability or Reset for after the running transaction) changes nothing now.
         let scheduled = answer?["status"]?.stringValue == "Scheduled"
+        let known = self.transactions.knownConnectors(of: chargePoint).compactMap { self.transactions.status(of: $0.connector, at: chargePoint) }
         let (effect, _) = scheduled ? (nil, "scheduled") : Commands.effect(
-            of: action, call: call.context.payload, version: state.version,
-            running: { self.transactions.runningId(on: $0, of: chargePoint) }, anyRunning: self.transactions.anyRunning(on: chargePoint),
-            status: { self.transactions.status(of: $0, at: chargePoint) }
+            of: action, call: call.context.payload, version: state.version, anyRunning: self.transactions.anyRunning(on: chargePoint),
+            status: { self.transactions.status(of: $0, at: chargePoint) }, statuses: known, isOpen: { self.transactions.isOpen($0, at: chargePoint) }
         )
         guard let effect else {
             self.commandStatistics(chargePoint, action) { $0.count(.notObservable) }
@@ -56,14 +62,15 @@ extension Analyzer {
         let sentAt = Int64(call.sentAtNanos / 1000)
         var pending = Commands.Pending(
             action: action, callRef: "\(call.context.file):\(call.context.line)", answerRef: record.reference, sentAt: sentAt,
-            deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version, requirement: requirement
+            deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version, pair: self.pairKey(chargePoint),
+            requirement: requirement
         )
         if case .transactionStart(let connector, _) = effect {
             // A connector reported Available has no cable in (1.6 Preparing, 2.0.1 Occupied, when one is): the charger
             // waits for the EV, and the capture cannot tell a start that never comes from an EV that never came.
             let statuses = connector.map { [self.transactions.status(of: $0, at: chargePoint)] }
                 ?? self.transactions.knownConnectors(of: chargePoint).map { self.transactions.status(of: $0.connector, at: chargePoint) }
-            pending.mayWaitForEV = !statuses.isEmpty && statuses.allSatisfy { $0 == "Available" }
+            pending.mayWaitForEV = statuses.contains { $0 == "Available" }
         }
         self.commands.await(pending, chargePoint: chargePoint)
     }
@@ -72,7 +79,7 @@ extension Analyzer {
     func commandEffects(_ action: String, payload: JSONValue, state: ConnectionState, record: CaptureRecord, ts: Int64) {
         let connector = self.transactions.connectorOfRecord ?? Connector.named(action: action, payload: payload, version: state.version)
         for (pending, latency) in self.commands.observe(action, payload: payload, chargePoint: state.chargePoint, version: state.version, connector: connector, at: ts) {
-            self.commandStatistics(state.chargePoint, pending.action) { statistics in
+            self.commandStatistics(pending.pair, pending.action) { statistics in
                 statistics.count(.carriedOut)
                 statistics.toEffect.add(milliseconds: Double(latency) / 1000)
             }
@@ -93,7 +100,7 @@ extension Analyzer {
     /// at the end of a capture or run, those still within their window are undecided.
     func commandsExpired(now: Int64, ended: Bool = false) {
         for (chargePoint, pending, outcome) in self.commands.expire(now: now, ended: ended) {
-            self.commandStatistics(chargePoint, pending.action) { $0.count(outcome) }
+            self.commandStatistics(pending.pair, pending.action) { $0.count(outcome) }
             if pending.requirement != nil {
                 let (verdict, what): (CheckVerdict, String) =
                     switch outcome {

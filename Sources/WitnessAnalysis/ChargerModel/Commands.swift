@@ -15,6 +15,8 @@ struct Commands {
         var deadline: Int64
         var effect: Effect
         var version: OCPPVersion
+        /// The pair the command was sent to (a reboot may come back with another firmware).
+        var pair: PairKey
         /// Without the effect, the outcome is not observable rather than not carried out: a remote start on a
         /// connector without a cable waits for an EV that may never come (ConnectionTimeOut, EVConnectionTimeOut).
         var mayWaitForEV = false
@@ -52,33 +54,42 @@ struct Commands {
     mutating func release(_ chargePoint: String) { self.pending.removeValue(forKey: chargePoint) }
 
     /// What effect an accepted command has, or why none can be seen (nil effect, with the reason).
+    /// `status`: a connector's latest status; `statuses`: every known connector's; `isOpen`: whether a transaction runs.
     static func effect(
-        of action: String, call: JSONValue?, version: OCPPVersion, running: (Connector) -> String?, anyRunning: Bool, status: (Connector) -> String?
+        of action: String, call: JSONValue?, version: OCPPVersion, anyRunning: Bool, status: (Connector) -> String?, statuses: [String],
+        isOpen: (String) -> Bool
     ) -> (effect: Effect?, notObservable: String?) {
         switch action {
         case "Reset":
             // 2.0.1 OnIdle waits for running transactions to end first.
             if version != .v16, call?["type"]?.stringValue == "OnIdle", anyRunning { return (nil, "a Reset OnIdle waits for the running transaction") }
+            // One EVSE reset (B11.FR.08) is no reboot: nothing the wire must show.
+            if version != .v16, call?["evseId"] != nil { return (nil, "a Reset of one EVSE does not reboot the charger") }
             return (.reboot, nil)
         case "RemoteStartTransaction", "RequestStartTransaction":
             let connector = call.flatMap { Connector.named(action: action, payload: $0, version: version) }
             return (.transactionStart(connector: connector, remoteStartId: call?["remoteStartId"]?.intValue), nil)
         case "RemoteStopTransaction", "RequestStopTransaction":
-            guard let id = call?["transactionId"].map({ JSONWriter.string($0) }) else { return (nil, "names no transaction") }
+            // 1.6 ids are numbers, written as the model keys them; 2.0.1 ids are strings.
+            guard let value = call?["transactionId"], let id = version == .v16 ? JSONWriter.string(value) : value.stringValue else {
+                return (nil, "names no transaction")
+            }
+            // One that ended before the answer came (the charger stopped it meanwhile) has nothing left to show.
+            guard isOpen(id) else { return (nil, "the transaction had ended already") }
             return (.transactionEnd(id: id), nil)
         case "UnlockConnector":
-            guard let connector = call.flatMap({ Connector.named(action: action, payload: $0, version: version) }), let id = running(connector) else {
-                return (nil, "unlocking a connector without a transaction changes nothing the wire shows")
-            }
-            return (.transactionEnd(id: id), nil)
+            // 1.6 stops a running transaction before it answers (5.18), 2.0.1 unlocks only a connector without an
+            // authorized transaction (F05.FR.02): what the wire shows is no effect that follows the answer.
+            return (nil, "unlocking shows nothing on the wire after the answer")
         case "ChangeAvailability":
             let wanted = (version == .v16 ? call?["type"] : call?["operationalStatus"])?.stringValue
             let target = wanted == "Inoperative" ? "Unavailable" : "Available"
             let connector = call.flatMap { Connector.named(action: action, payload: $0, version: version) }
-            // Already in that state (any status but Unavailable is operative), or Scheduled: nothing changes now.
-            if let connector, !connector.isStation, let now = status(connector), (now == "Unavailable") == (target == "Unavailable") {
-                return (nil, "the connector already was \(target)")
-            }
+            // Already in that state (any status but Unavailable is operative; a Faulted one stays Faulted, G03.FR.06):
+            // nothing changes, and no status need come (1.6 5.2, G04.FR.04). For the whole charger, every connector.
+            let current = connector.map { $0.isStation ? statuses : [status($0)].compactMap { $0 } } ?? statuses
+            func settled(_ now: String) -> Bool { now == "Faulted" || (now == "Unavailable") == (target == "Unavailable") }
+            if !current.isEmpty, current.allSatisfy(settled) { return (nil, "the connector already was \(target)") }
             return (.status(connector: connector, status: target), nil)
         case "TriggerMessage":
             guard let requested = call?["requestedMessage"]?.stringValue else { return (nil, "names no message") }
@@ -150,6 +161,10 @@ struct Commands {
             if version == .v16 { return action == "StopTransaction" && payload["transactionId"].map { JSONWriter.string($0) } == id }
             return action == "TransactionEvent" && payload["eventType"]?.stringValue == "Ended" && payload["transactionInfo"]?["transactionId"]?.stringValue == id
         case .status(let wanted, let status):
+            // 2.0.1 may report availability as an event of the AvailabilityState variable (G01.FR.07).
+            if version != .v16, action == "NotifyEvent" {
+                return (payload["eventData"]?.arrayValue ?? []).contains { $0["variable"]?["name"]?.stringValue == "AvailabilityState" }
+            }
             guard action == "StatusNotification" else { return false }
             let reported = (version == .v16 ? payload["status"] : payload["connectorStatus"])?.stringValue
             let fits = status == "Unavailable" ? reported == "Unavailable" : reported != "Unavailable" && reported != "Faulted"

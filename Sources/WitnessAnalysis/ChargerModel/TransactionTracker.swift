@@ -259,8 +259,14 @@ final class TransactionTracker {
     /// Whether a transaction runs on any connector of `chargePoint`.
     func anyRunning(on chargePoint: String) -> Bool { !(self.open[chargePoint]?.values.allSatisfy(\.displaced) ?? true) }
 
-    /// `connector`'s latest status on `chargePoint`.
-    func status(of connector: Connector, at chargePoint: String) -> String? { self.statuses[chargePoint]?[connector]?.status }
+    /// `connector`'s latest status on `chargePoint` (a 2.0.1 EVSE named alone: its connector's).
+    func status(of connector: Connector, at chargePoint: String) -> String? {
+        guard let statuses = self.statuses[chargePoint] else { return nil }
+        return statuses[connector]?.status ?? statuses.first { connector.names($0.key) || $0.key.names(connector) }?.value.status
+    }
+
+    /// Whether transaction `id` of `chargePoint` is open.
+    func isOpen(_ id: String, at chargePoint: String) -> Bool { self.open[chargePoint]?[id] != nil }
 
     /// The connectors a charge point has reported a status for, with whether that knowledge is from an earlier
     /// proxy run; the station itself (1.6 connector 0, 2.0.1 EVSE 0) only when it reported no other.
