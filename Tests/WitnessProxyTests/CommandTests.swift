@@ -9,6 +9,15 @@ import WitnessProxy
 import WitnessSim
 import WitnessTestSupport
 
+extension ProxyHarness {
+    /// The report of everything captured so far, as `report` makes it with `configuration`.
+    func report(_ configuration: AnalyzerConfiguration) async throws -> AnalysisReport {
+        let analyzer = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
+        for record in try await self.records() { analyzer.consume(record) }
+        return analyzer.finish()
+    }
+}
+
 /// The backend's commands judged from real traffic through the proxy: answered, accepted, carried out, and how
 /// fast (docs/reports.md, "Remote commands").
 @Suite("Remote commands: answered, accepted, carried out")
@@ -47,9 +56,7 @@ struct CommandTests {
 
             var configuration = AnalyzerConfiguration()
             configuration.commandWindowSeconds = 3
-            let analyzer = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
-            for record in try await harness.records() { analyzer.consume(record) }
-            let report = analyzer.finish()
+            let report = try await harness.report(configuration)
             #expect(report.deviations.filter { $0.chargePoint == "CMD-GOOD" && $0.severity != .info }.map { "\($0.rule): \($0.detail)" } == [])
             let findings = report.deviations.filter { $0.rule == "command.notCarriedOut" }
             let remoteStart = version == .v16 ? "RemoteStartTransaction" : "RequestStartTransaction"
@@ -94,9 +101,7 @@ struct CommandTests {
             )
             configuration.checks = policy.checks
             configuration.site = policy.site
-            let judge = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
-            for record in try await harness.records() { judge.consume(record) }
-            let judged = judge.finish()
+            let judged = try await harness.report(configuration)
             let met = try #require(judged.check("commands-as-required", vendor: "Good Co"))
             #expect(met.verdict == .pass && met.counts[.fail] == nil, "\(met.detail)")
             let missed = try #require(judged.check("commands-as-required", vendor: "Bad Co"))
@@ -121,9 +126,7 @@ struct CommandTests {
             await harness.waitForClosedPairs(1)
             var configuration = AnalyzerConfiguration()
             configuration.commandWindowSeconds = 1
-            let analyzer = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
-            for record in try await harness.records() { analyzer.consume(record) }
-            let report = analyzer.finish()
+            let report = try await harness.report(configuration)
             #expect(report.deviations.filter { $0.severity != .info }.map(\.rule) == [])
             let start = try #require(report.pairs.first?.statistics.commands["RemoteStartTransaction"])
             #expect((start.accepted, start.notObservable, start.notCarriedOut) == (1, 1, 0))

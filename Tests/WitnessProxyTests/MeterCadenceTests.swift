@@ -17,9 +17,7 @@ extension ProxyHarness {
         var configuration = AnalyzerConfiguration()
         configuration.checks = policy.checks
         configuration.site = policy.site
-        let analyzer = Analyzer(schemas: try InstalledSchemas.registry.get(), configuration: configuration)
-        for record in try await self.records() { analyzer.consume(record) }
-        return analyzer.finish()
+        return try await self.report(configuration)
     }
 
     /// The backend asks the charger for its metering configuration, as a CSMS commissioning it does.
