@@ -253,9 +253,6 @@ final class TransactionTracker {
     /// The connector the record being read names (in its payload, or through its transaction), for the checks.
     var connectorOfRecord: Connector?
 
-    /// The transaction running on `connector` of `chargePoint`, by id, if the model knows one.
-    func runningId(on connector: Connector, of chargePoint: String) -> String? { self.connectors[chargePoint]?.running(on: connector)?.id }
-
     /// Whether a transaction runs on any connector of `chargePoint`.
     func anyRunning(on chargePoint: String) -> Bool { !(self.open[chargePoint]?.values.allSatisfy(\.displaced) ?? true) }
 
