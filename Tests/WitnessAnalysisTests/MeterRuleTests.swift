@@ -250,3 +250,37 @@ struct CommandCaptureTests {
         #expect(["ChangeAvailability", "Reset", "UnlockConnector"].map { commands[$0]?.notObservable } == [1, 1, 1])
     }
 }
+
+/// Whose side each finding is on (docs/reports.md, "Whose side").
+@Suite("Findings name the side responsible")
+struct SideTests {
+    @Test("a message's form is its sender's, an unanswered CALL the receiver's, a message the policy's fault touched the fault's")
+    func sides() throws {
+        let long = String(repeating: "x", count: 40)
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        func frame(_ time: String, _ direction: String, _ id: String, fault: String = "") -> String {
+            #"{"ts":"\#(OutageCapture.ts(time))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"\#(direction)","opcode":"text","msgType":2,"msgId":"\#(id)","action":"Heartbeat","enc":"json","payload":[2,"\#(id)","Heartbeat",{}]\#(fault)}"#
+        }
+        // The charger's CALL with an id over 36 characters, answered.
+        capture.lines.append(frame("08:00:01", "toCSMS", long))
+        capture.lines.append(#"{"ts":"\#(OutageCapture.ts("08:00:01"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":3,"msgId":"\#(long)","action":"Heartbeat","enc":"json","payload":[3,"\#(long)",{"currentTime":"\#(OutageCapture.ts("08:00:01"))"}]}"#)
+        // The backend's CALL with such an id, which the charger never answers.
+        capture.lines.append(frame("08:00:02", "toCharger", long + "b"))
+        // A charger CALL the policy's fault touched, with such an id too.
+        capture.lines.append(frame("08:00:03", "toCSMS", long + "c", fault: #","fault":{"rule":"slow","kind":"delay","hit":1,"ms":10}"#))
+        capture.lines.append(#"{"ts":"\#(OutageCapture.ts("08:00:03"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":3,"msgId":"\#(long)c","action":"Heartbeat","enc":"json","payload":[3,"\#(long)c",{"currentTime":"\#(OutageCapture.ts("08:00:03"))"}]}"#)
+        capture.call(1, at: "08:05:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:05:00"))"}"#)
+        capture.close(1, at: "08:05:01")
+        let report = try capture.analyse(AnalyzerConfiguration())
+        let sides = report.deviations.map { "\($0.rule) \($0.direction?.rawValue ?? "") \($0.side.rawValue)" }
+        #expect(sides == [
+            "rpc.messageIdTooLong toCSMS charger", "rpc.messageIdTooLong toCharger backend", "rpc.messageIdTooLong toCSMS fault", "rpc.timeout toCharger charger",
+        ], "\(sides)")
+        #expect(report.deviations[2].sideReason.contains("the policy's fault 'slow' (delay)"))
+        #expect(report.countsBySide == [.charger: 2, .backend: 1, .fault: 1])
+        let json = try JSONParser.parse(report.render(.json))
+        #expect(json["reportFormat"] == 2 && json["summary"]?["bySide"]?["fault"] == 1 && json["deviations"]?[3]?["side"] == "charger")
+        #expect(report.render(.md).contains("## Findings by side"))
+    }
+}

@@ -32,6 +32,7 @@ public final class Analyzer {
     private var listed: [Deviation] = []
     private var listedPerKey: [String: Int] = [:]
     private var countsByRule: [String: Int] = [:]
+    private var countsBySide: [Deviation.Side: Int] = [:]
     private var files: [String] = []
     private var records = 0
     private var lastTs: Int64 = 0
@@ -69,7 +70,9 @@ public final class Analyzer {
 
     public func consume(_ record: CaptureRecord) {
         let message = record.message
-        self.current = CurrentRecord(file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil)
+        self.current = CurrentRecord(
+            file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil, fault: Self.fault(of: record)
+        )
         self.answeredCallPayload = nil
         self.transactions.connectorOfRecord = nil
         self.transactions.pendingStartOfRecord = nil
@@ -202,7 +205,7 @@ public final class Analyzer {
         }
         return AnalysisReport(
             files: self.files, records: self.records, profile: self.configuration.profile, deviations: self.listed,
-            countsByRule: self.countsByRule, pairs: reports.sorted(), readIssues: readIssues, checksLoaded: self.configuration.checks.count,
+            countsByRule: self.countsByRule, countsBySide: self.countsBySide, pairs: reports.sorted(), readIssues: readIssues, checksLoaded: self.configuration.checks.count,
             scope: self.configuration.scope
         )
     }
@@ -498,7 +501,7 @@ public final class Analyzer {
                     rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: call.messageId,
                     detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.context.stamp.text,
                     ref: "\(call.context.file):\(call.context.line)"
-                ),
+                ).answeredBy(direction == .toCSMS ? .backend : .charger),
                 in: state
             )
         }
@@ -528,14 +531,33 @@ public final class Analyzer {
         var line: Int
         var message: JSONValue?
         var fields: JSONObject?
+        /// The policy's fault that touched the record (its rule and kind), or "injected" for a message the proxy sent.
+        var fault: (rule: String, kind: String)?
     }
 
     private var current: CurrentRecord?
     /// The payload of the CALL the record being analysed answers, when a witness check keeps it.
     private var answeredCallPayload: JSONValue?
 
+    /// The policy's fault that touched a record: `fault.rule` and `fault.kind`, or a message the proxy itself sent.
+    private static func fault(of record: CaptureRecord) -> (rule: String, kind: String)? {
+        if case .object(let fault)? = record.fields["fault"] {
+            return (fault["rule"]?.stringValue ?? "?", fault["kind"]?.stringValue ?? "?")
+        }
+        if record.fields["injected"]?.boolValue == true { return ("injected", "inject") }
+        return nil
+    }
+
     private func list(_ deviation: Deviation) {
         var deviation = deviation
+        // A finding on a message the policy's own fault touched counts against neither vendor (docs/reports.md, "Whose side").
+        if let current, let fault = current.fault, "\(current.file):\(current.line)" == deviation.ref {
+            deviation.side = .fault
+            deviation.sideReason = fault.rule == "injected"
+                ? "the proxy sent this message on the policy's behalf"
+                : "the policy's fault '\(fault.rule)' (\(fault.kind)) touched this message"
+        }
+        self.countsBySide[deviation.side, default: 0] += 1
         self.countsByRule[deviation.rule, default: 0] += 1
         let key = deviation.rule + "|" + (deviation.chargePoint ?? "")
         let listed = self.listedPerKey[key, default: 0] < self.configuration.maximumListedPerRuleAndChargePoint

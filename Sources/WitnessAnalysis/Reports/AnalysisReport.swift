@@ -82,6 +82,8 @@ public struct AnalysisReport: Sendable {
     public var deviations: [Deviation]
     /// Complete counts per rule.
     public var countsByRule: [String: Int]
+    /// Complete counts per side responsible (docs/reports.md, "Whose side").
+    public var countsBySide: [Deviation.Side: Int] = [:]
     public var pairs: [PairReport]
     public var readIssues: [CaptureReadIssue]
     /// How many witness checks the report judged (0: no policy with checks was given).
@@ -138,6 +140,8 @@ public struct AnalysisReport: Sendable {
         for rule in self.countsByRule.keys.sorted() { counts[rule] = .int(self.countsByRule[rule] ?? 0) }
         return [
             "tool": .string("ocpp-witness \(CaptureFormat.toolVersion)"),
+            // 2: deviations carry `side` and `sideReason`, the summary `bySide` (docs/reports.md, "JSON report").
+            "reportFormat": 2,
             "generated": .string(Timestamp.now().rfc3339),
             "profile": .string(self.profile.rawValue),
             "checks": .int(self.checksLoaded),
@@ -147,6 +151,7 @@ public struct AnalysisReport: Sendable {
             "summary": [
                 "deviations": .int(self.totalDeviations), "errors": .int(self.count(.error)), "warnings": .int(self.count(.warning)),
                 "info": .int(self.count(.info)), "byRule": .object(counts), "listed": .int(self.deviations.count),
+                "bySide": .object(JSONObject(Deviation.Side.allCases.map { JSONObject.Member(key: $0.rawValue, value: .int(self.countsBySide[$0] ?? 0)) })),
             ],
             "deviations": .array(self.deviations.map(\.json)),
             "pairs": .array(pairs),

@@ -71,7 +71,7 @@ extension AnalysisReport {
         if self.deviations.isEmpty {
             body.append("<p>None.</p>")
         } else {
-            body.append("<table class=\"deviations\"><tr><th>time</th><th>rule</th><th>charge point</th><th>dir</th><th>action</th><th>path</th><th>detail</th><th>message</th></tr>")
+            body.append("<table class=\"deviations\"><tr><th>time</th><th>rule</th><th>side</th><th>charge point</th><th>dir</th><th>action</th><th>path</th><th>detail</th><th>message</th></tr>")
             for deviation in self.deviations {
                 // The file's name and line; the full path is in the tooltip.
                 let ref = deviation.ref ?? ""
@@ -82,7 +82,7 @@ extension AnalysisReport {
                 let ts = deviation.ts ?? ""
                 let time = ts.count >= 23 ? String(ts.dropFirst(11).prefix(12)) : ts
                 body.append(
-                    "<tr class=\"sev-\(deviation.severity.rawValue)\"><td class=\"nowrap\" title=\"\(esc(ts))\">\(esc(time))</td><td><code title=\"\(esc(RuleCatalog.byId[deviation.rule]?.clause ?? ""))\">\(esc(deviation.rule))</code><br><small>\(esc(RuleCatalog.byId[deviation.rule]?.clause ?? ""))</small></td><td class=\"nowrap\">\(esc(deviation.chargePoint ?? ""))</td><td>\(esc(deviation.direction?.rawValue ?? ""))</td><td>\(esc(deviation.action ?? ""))</td><td><code>\(esc(deviation.path ?? ""))</code></td><td>\(esc(deviation.detail))</td><td>\(message)</td></tr>"
+                    "<tr class=\"sev-\(deviation.severity.rawValue)\"><td class=\"nowrap\" title=\"\(esc(ts))\">\(esc(time))</td><td><code title=\"\(esc(RuleCatalog.byId[deviation.rule]?.clause ?? ""))\">\(esc(deviation.rule))</code><br><small>\(esc(RuleCatalog.byId[deviation.rule]?.clause ?? ""))</small></td><td title=\"\(esc(deviation.sideReason))\">\(esc(deviation.side.rawValue))</td><td class=\"nowrap\">\(esc(deviation.chargePoint ?? ""))</td><td>\(esc(deviation.direction?.rawValue ?? ""))</td><td>\(esc(deviation.action ?? ""))</td><td><code>\(esc(deviation.path ?? ""))</code></td><td>\(esc(deviation.detail))</td><td>\(message)</td></tr>"
                 )
             }
             body.append("</table>")

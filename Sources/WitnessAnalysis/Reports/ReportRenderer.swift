@@ -40,10 +40,24 @@ extension AnalysisReport {
         for rule in self.countsByRule.keys.sorted() {
             lines.append("| `\(rule)` | \(RuleCatalog.byId[rule]?.severity.rawValue ?? "?") | \(self.countsByRule[rule] ?? 0) | \(RuleCatalog.byId[rule]?.clause ?? "") |")
         }
-        lines += ["", "## Deviations", "", "| rule | charge point | dir | action | id | path | detail | ref |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "## Findings by side", "", "| side | findings | of which listed |", "|---|---|---|"]
+        for side in Deviation.Side.allCases {
+            let listed = self.deviations.filter { $0.side == side }
+            lines.append("| \(side.rawValue) | \(self.countsBySide[side] ?? 0) | \(listed.count) |")
+        }
+        for side in Deviation.Side.allCases {
+            let listed = self.deviations.filter { $0.side == side && $0.severity != .info }
+            guard !listed.isEmpty else { continue }
+            lines += ["", "### \(side == .fault ? "The policy's faults" : "The \(side.rawValue)'s") (\(listed.count) errors and warnings listed)", ""]
+            for deviation in listed.prefix(20) {
+                lines.append("- `\(deviation.rule)` \(Self.md(deviation.chargePoint ?? "")): \(Self.md(deviation.detail)) (\(Self.md(deviation.sideReason)); \(Self.md(deviation.ref ?? "")))")
+            }
+            if listed.count > 20 { lines.append("- and \(listed.count - 20) more") }
+        }
+        lines += ["", "## Deviations", "", "| rule | side | charge point | dir | action | id | path | detail | ref |", "|---|---|---|---|---|---|---|---|---|"]
         for deviation in self.deviations {
             lines.append(
-                "| `\(deviation.rule)` | \(Self.md(deviation.chargePoint ?? "")) | \(deviation.direction?.rawValue ?? "") | \(Self.md(deviation.action ?? "")) | \(Self.md(deviation.messageId ?? "")) | `\(Self.md(deviation.path ?? ""))` | \(Self.md(deviation.detail)) | \(Self.md(deviation.ref ?? "")) |"
+                "| `\(deviation.rule)` | \(deviation.side.rawValue) | \(Self.md(deviation.chargePoint ?? "")) | \(deviation.direction?.rawValue ?? "") | \(Self.md(deviation.action ?? "")) | \(Self.md(deviation.messageId ?? "")) | `\(Self.md(deviation.path ?? ""))` | \(Self.md(deviation.detail)) | \(Self.md(deviation.ref ?? "")) |"
             )
         }
         if self.deviations.count < self.totalDeviations {

@@ -20,12 +20,41 @@ public struct Deviation: Sendable, Hashable {
     /// Other capture lines the finding rests on (`capture-file:line`): the message a resend repeats, the
     /// stop a late reading came after.
     public var related: [String] = []
+    /// Whose side the finding is on, and why, in one sentence (docs/reports.md, "Whose side").
+    public var side: Side
+    public var sideReason: String
+
+    /// The side responsible for a finding: a vendor's, or the policy's own fault.
+    public enum Side: String, Sendable, Hashable, CaseIterable {
+        case charger, backend, fault
+    }
+
+    /// The side a rule holds responsible by default: the charger for what it does (transactions, connectors,
+    /// metering, offline authorization, commands, security, its configuration), and for a message's form the
+    /// side that sent it.
+    public static func side(of rule: String, direction: Direction?) -> (Side, String) {
+        switch rule.prefix(while: { $0 != "." }) {
+        case "schema", "rpc", "websocket":
+            return direction == .toCharger
+                ? (.backend, "the backend sent the message")
+                : (.charger, "the charger sent the message")
+        case "security":
+            return (.charger, "the charger chose how it connects and authenticates")
+        case "site":
+            return (.charger, "the charger is configured otherwise than the site declares")
+        case "command":
+            return (.charger, "the charger accepted the command and did not carry it out")
+        default:
+            return (.charger, "the charger's own messages show it")
+        }
+    }
 
     public init(
         rule: String, severity: Severity? = nil, chargePoint: String? = nil, direction: Direction? = nil, action: String? = nil,
         messageId: String? = nil, path: String? = nil, detail: String, ts: String? = nil, ref: String? = nil, related: [String] = []
     ) {
         self.related = related
+        (self.side, self.sideReason) = Self.side(of: rule, direction: direction)
         self.rule = rule
         self.severity = severity ?? RuleCatalog.byId[rule]?.severity ?? .error
         self.chargePoint = chargePoint
@@ -53,6 +82,18 @@ public struct Deviation: Sendable, Hashable {
         if let evidence { object["message"] = .string(evidence) }
         if let clause = RuleCatalog.byId[self.rule]?.clause { object["clause"] = .string(clause) }
         if !self.related.isEmpty { object["related"] = .array(self.related.map(JSONValue.string)) }
+        object["side"] = .string(self.side.rawValue)
+        object["sideReason"] = .string(self.sideReason)
         return .object(object)
+    }
+}
+
+extension Deviation {
+    /// An unanswered CALL is the side's that did not answer, not the sender's.
+    func answeredBy(_ side: Side) -> Deviation {
+        var deviation = self
+        deviation.side = side
+        deviation.sideReason = side == .backend ? "the backend did not answer the charger's CALL in time" : "the charger did not answer the backend's CALL in time"
+        return deviation
     }
 }
