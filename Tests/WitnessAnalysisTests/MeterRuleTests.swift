@@ -251,6 +251,23 @@ struct CommandCaptureTests {
     }
 }
 
+extension CommandCaptureTests {
+    @Test("a charge point released while a command waits for its effect leaves the command undecided, not dropped")
+    func releasedWhileWaiting() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.backendCall(1, at: "08:00:01", "Reset", #"{"type":"Soft"}"#, answer: #"{"status":"Accepted"}"#)
+        capture.close(1, at: "08:00:05")
+        // Another charger's record, 25 s later: past a state retention of 0 s, within the Reset's window.
+        capture.lines.append(#"{"ts":"\#(OutageCapture.ts("08:00:30"))","kind":"open","conn":2,"chargePoint":"CP-2","chosen":"ocpp1.6","version":"1.6"}"#)
+        var configuration = AnalyzerConfiguration()
+        configuration.stateRetentionSeconds = 0
+        let report = try capture.analyse(configuration)
+        let reset = try #require(report.pairs.flatMap { $0.statistics.commands.compactMap { $0.key == "Reset" ? $0.value : nil } }.first)
+        #expect((reset.accepted, reset.undecided, reset.notCarriedOut) == (1, 1, 0), "\(reset)")
+    }
+}
+
 /// Whose side each finding is on (docs/reports.md, "Whose side").
 @Suite("Findings name the side responsible")
 struct SideTests {

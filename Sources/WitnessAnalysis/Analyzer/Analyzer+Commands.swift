@@ -98,8 +98,8 @@ extension Analyzer {
 
     /// Commands whose window ended without their effect: counted, and `command.notCarriedOut` with both lines;
     /// at the end of a capture or run, those still within their window are undecided.
-    func commandsExpired(now: Int64, ended: Bool = false) {
-        for (chargePoint, pending, outcome) in self.commands.expire(now: now, ended: ended) {
+    func commandsExpired(now: Int64, ended: Bool = false, of only: String? = nil) {
+        for (chargePoint, pending, outcome) in self.commands.expire(now: now, ended: ended, of: only) {
             self.commandStatistics(pending.pair, pending.action) { $0.count(outcome) }
             if pending.requirement != nil {
                 let (verdict, what): (CheckVerdict, String) =

@@ -240,6 +240,8 @@ public final class Analyzer {
         self.serials.removeValue(forKey: chargePoint)
         // Gone past the state retention: its windows (minutes) ended while the proxy watched.
         self.transactions.expireInvalidStarts(now: self.lastTs, of: chargePoint, analyzer: self)
+        // Its commands still awaited are decided too (by then their windows have ended), not dropped.
+        self.commandsExpired(now: self.lastTs, ended: true, of: chargePoint)
         self.commands.release(chargePoint)
         self.transactions.reportGaps(of: chargePoint, analyzer: self)
         let retention = Double(self.departures.retentionMicros) / 1_000_000

@@ -176,11 +176,16 @@ struct Commands {
 
     /// The commands whose window ended by `now` without their effect (`ended`: the capture or run ended: those
     /// still within their window are undecided).
-    mutating func expire(now: Int64, ended: Bool = false) -> [(chargePoint: String, pending: Pending, outcome: Outcome)] {
+    /// `only`: the commands of that charge point alone (it is released).
+    mutating func expire(now: Int64, ended: Bool = false, of only: String? = nil) -> [(chargePoint: String, pending: Pending, outcome: Outcome)] {
         guard ended || now > self.earliest else { return [] }
         var decided: [(String, Pending, Outcome)] = []
         var earliest = Int64.max
         for (chargePoint, waiting) in self.pending {
+            if let only, only != chargePoint {
+                earliest = min(earliest, waiting.map(\.deadline).min() ?? .max)
+                continue
+            }
             var left: [Pending] = []
             for pending in waiting {
                 if pending.deadline < now {
