@@ -111,6 +111,15 @@ public struct CaptureRecord: Sendable, Hashable {
     public var injected: Bool { self.facts.injected }
     /// The policy rule of a frame's `fault`, when a fault changed, delayed or dropped it.
     public var faultRule: String? { self.facts.faultRule }
+    /// A frame's whole `fault` (rule, kind and the kind's details), read without building the record's other
+    /// fields: a frame the recorder hands over live keeps it apart from them.
+    public var fault: JSONObject? {
+        guard self.facts.faultRule != nil else { return nil }
+        switch self.storage {
+        case .fields(let fields): return fields["fault"]?.objectValue
+        case .frame(let details): return details.fault
+        }
+    }
     /// `file:line`, the reference reports use.
     public var reference: String { "\(self.file):\(self.line)" }
 

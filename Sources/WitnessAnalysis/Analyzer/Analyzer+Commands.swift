@@ -24,7 +24,7 @@ extension Analyzer {
         let chargePoint = state.chargePoint
         let action = call.action
         // An answer the proxy gave on the charger's behalf (a policy's respond fault) is not the charger's.
-        if record.fields["injected"]?.boolValue == true { return }
+        if record.injected { return }
         let accepted = answer.map { Commands.accepts(action, answer: $0) } ?? false
         self.commandStatistics(chargePoint, action) { statistics in
             statistics.answered += 1
@@ -44,7 +44,7 @@ extension Analyzer {
         // Scheduled (a ChangeAvailability or Reset for after the running transaction) changes nothing now.
         let scheduled = answer?["status"]?.stringValue == "Scheduled"
         let known = self.transactions.knownConnectors(of: chargePoint).compactMap { self.transactions.status(of: $0.connector, at: chargePoint) }
-        let (effect, _) = scheduled ? (nil, "scheduled") : Commands.effect(
+        let effect = scheduled ? nil : Commands.effect(
             of: action, call: call.context.payload, version: state.version, anyRunning: self.transactions.anyRunning(on: chargePoint),
             status: { self.transactions.status(of: $0, at: chargePoint) }, statuses: known, isOpen: { self.transactions.isOpen($0, at: chargePoint) }
         )
@@ -61,7 +61,7 @@ extension Analyzer {
         // The CALL's time on the capture's clock (the correlator keeps it in nanoseconds).
         let sentAt = Int64(call.sentAtNanos / 1000)
         var pending = Commands.Pending(
-            action: action, callRef: "\(call.context.file):\(call.context.line)", answerRef: record.reference, sentAt: sentAt,
+            action: action, callRef: callRef, answerRef: record.reference, sentAt: sentAt,
             deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version, pair: self.pairKey(chargePoint),
             requirement: requirement
         )

@@ -124,7 +124,7 @@ public final class Analyzer {
             self.webSocketFindings(record, state: state)
         case .frame:
             let state = self.connection(for: record)
-            if case .object(let fault)? = record.fields["fault"], fault["kind"]?.stringValue == "outage", fault["mode"]?.stringValue == "blackhole",
+            if let fault = record.fault, fault["kind"]?.stringValue == "outage", fault["mode"]?.stringValue == "blackhole",
                 let seconds = fault["seconds"]?.doubleValue, seconds.isFinite, seconds > 0, seconds <= 30 * 86_400
             {
                 // The trigger of a blackhole outage: nothing gets through for its duration, to this charger or to all.
@@ -543,11 +543,8 @@ public final class Analyzer {
 
     /// The policy's fault that touched a record: `fault.rule` and `fault.kind`, or a message the proxy itself sent.
     private static func fault(of record: CaptureRecord) -> (rule: String, kind: String)? {
-        if case .object(let fault)? = record.fields["fault"] {
-            return (fault["rule"]?.stringValue ?? "?", fault["kind"]?.stringValue ?? "?")
-        }
-        if record.fields["injected"]?.boolValue == true { return ("injected", "inject") }
-        return nil
+        if let fault = record.fault { return (fault["rule"]?.stringValue ?? "?", fault["kind"]?.stringValue ?? "?") }
+        return record.injected ? ("injected", "inject") : nil
     }
 
     private func list(_ deviation: Deviation) {

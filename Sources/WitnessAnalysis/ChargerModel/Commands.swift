@@ -53,34 +53,32 @@ struct Commands {
 
     mutating func release(_ chargePoint: String) { self.pending.removeValue(forKey: chargePoint) }
 
-    /// What effect an accepted command has, or why none can be seen (nil effect, with the reason).
+    /// What effect an accepted command has; nil when the wire cannot show one (docs/reports.md says why, per command).
     /// `status`: a connector's latest status; `statuses`: every known connector's; `isOpen`: whether a transaction runs.
     static func effect(
         of action: String, call: JSONValue?, version: OCPPVersion, anyRunning: Bool, status: (Connector) -> String?, statuses: [String],
         isOpen: (String) -> Bool
-    ) -> (effect: Effect?, notObservable: String?) {
+    ) -> Effect? {
         switch action {
         case "Reset":
             // 2.0.1 OnIdle waits for running transactions to end first.
-            if version != .v16, call?["type"]?.stringValue == "OnIdle", anyRunning { return (nil, "a Reset OnIdle waits for the running transaction") }
+            if version != .v16, call?["type"]?.stringValue == "OnIdle", anyRunning { return nil }
             // One EVSE reset (B11.FR.08) is no reboot: nothing the wire must show.
-            if version != .v16, call?["evseId"] != nil { return (nil, "a Reset of one EVSE does not reboot the charger") }
-            return (.reboot, nil)
+            if version != .v16, call?["evseId"] != nil { return nil }
+            return .reboot
         case "RemoteStartTransaction", "RequestStartTransaction":
             let connector = call.flatMap { Connector.named(action: action, payload: $0, version: version) }
-            return (.transactionStart(connector: connector, remoteStartId: call?["remoteStartId"]?.intValue), nil)
+            return .transactionStart(connector: connector, remoteStartId: call?["remoteStartId"]?.intValue)
         case "RemoteStopTransaction", "RequestStopTransaction":
             // 1.6 ids are numbers, written as the model keys them; 2.0.1 ids are strings.
-            guard let value = call?["transactionId"], let id = version == .v16 ? JSONWriter.string(value) : value.stringValue else {
-                return (nil, "names no transaction")
-            }
+            guard let value = call?["transactionId"], let id = version == .v16 ? JSONWriter.string(value) : value.stringValue else { return nil }
             // One that ended before the answer came (the charger stopped it meanwhile) has nothing left to show.
-            guard isOpen(id) else { return (nil, "the transaction had ended already") }
-            return (.transactionEnd(id: id), nil)
+            guard isOpen(id) else { return nil }
+            return .transactionEnd(id: id)
         case "UnlockConnector":
             // 1.6 stops a running transaction before it answers (5.18), 2.0.1 unlocks only a connector without an
             // authorized transaction (F05.FR.02): what the wire shows is no effect that follows the answer.
-            return (nil, "unlocking shows nothing on the wire after the answer")
+            return nil
         case "ChangeAvailability":
             let wanted = (version == .v16 ? call?["type"] : call?["operationalStatus"])?.stringValue
             let target = wanted == "Inoperative" ? "Unavailable" : "Available"
@@ -89,18 +87,19 @@ struct Commands {
             // nothing changes, and no status need come (1.6 5.2, G04.FR.04). For the whole charger, every connector.
             let current = connector.map { $0.isStation ? statuses : [status($0)].compactMap { $0 } } ?? statuses
             func settled(_ now: String) -> Bool { now == "Faulted" || (now == "Unavailable") == (target == "Unavailable") }
-            if !current.isEmpty, current.allSatisfy(settled) { return (nil, "the connector already was \(target)") }
-            return (.status(connector: connector, status: target), nil)
+            if !current.isEmpty, current.allSatisfy(settled) { return nil }
+            return .status(connector: connector, status: target)
         case "TriggerMessage":
-            guard let requested = call?["requestedMessage"]?.stringValue else { return (nil, "names no message") }
+            guard let requested = call?["requestedMessage"]?.stringValue else { return nil }
             let message: String =
                 switch requested {
                 case "SignChargingStationCertificate", "SignV2GCertificate", "SignCombinedCertificate": "SignCertificate"
                 default: requested
                 }
-            return (.message(action: message), nil)
+            return .message(action: message)
         default:
-            return (nil, "no effect on the wire to wait for")
+            // ChangeConfiguration, SetChargingProfile and the rest: no effect on the wire the analyzer follows.
+            return nil
         }
     }
 

@@ -40,16 +40,12 @@ extension TransactionTracker {
     func configuration(
         action: String, call: JSONValue?, answer: JSONValue?, request: JSONValue?, state: ConnectionState, record: CaptureRecord, ts: Int64, analyzer: Analyzer
     ) {
-        let before = self.site.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: ChargerSetting.allCases.compactMap { setting in
-            self.configurations.value(setting, of: state.chargePoint).map { (setting, $0.value) }
-        })
         let learnt = self.configurations.learn(
             action: action, call: call, answer: answer, request: request, chargePoint: state.chargePoint, version: state.version, ref: record.reference, ts: ts
         )
         for (setting, known) in learnt {
-            guard let declared = self.site.settings[setting], !declared.agrees(with: known.value) else { continue }
-            // Once per value: a charger asked for its configuration again repeats the same conflict.
-            if let earlier = before[setting], earlier.agrees(with: known.value) { continue }
+            // Once per value: a value read again keeps the line that first showed it, and is the same conflict.
+            guard known.ref == record.reference, let declared = self.site.settings[setting], !declared.agrees(with: known.value) else { continue }
             self.deviation(
                 "site.configurationConflict",
                 "\(known.name) is \(known.value) on this charger; the site declares \(setting.declaredName): \(declared) (\(self.site.source))",
