@@ -33,10 +33,13 @@ extension Analyzer {
         }
         let callRef = "\(call.context.file):\(call.context.line)"
         var requirement = self.commandRequirement(action)
+        // The CALL's time on the capture's clock (the correlator keeps it in nanoseconds).
+        let sentAt = Int64(call.sentAtNanos / 1000)
         if let limit = requirement?.answerWithin, latencyMs / 1000 > limit {
             self.requirementJudged(
                 .fail, chargePoint: chargePoint, state.version,
-                "\(action) (\(callRef)) was answered after \(Self.format(latencyMs / 1000)) s; the site asks within \(Self.format(limit)) s", [callRef, record.reference]
+                "\(action) (\(callRef)) was answered after \(Self.format(latencyMs / 1000)) s; the site asks within \(Self.format(limit)) s", [callRef, record.reference],
+                window: (sentAt, sentAt + Int64(latencyMs * 1000)), lateBy: Int64((latencyMs / 1000 - limit) * 1_000_000)
             )
             requirement = nil
         }
@@ -58,8 +61,6 @@ extension Analyzer {
             }
             return
         }
-        // The CALL's time on the capture's clock (the correlator keeps it in nanoseconds).
-        let sentAt = Int64(call.sentAtNanos / 1000)
         var pending = Commands.Pending(
             action: action, callRef: callRef, answerRef: record.reference, sentAt: sentAt,
             deadline: sentAt + self.commands.windowMicros, effect: effect, version: state.version, pair: self.pairKey(chargePoint),
@@ -90,7 +91,8 @@ extension Analyzer {
                     late ? .fail : .pass, chargePoint: state.chargePoint, state.version,
                     "\(pending.action) (\(pending.callRef)) was carried out after \(Self.format(seconds)) s (\(record.reference))"
                         + (requirement.effectWithin.map { late ? "; the site asks within \(Self.format($0)) s" : ", within the \(Self.format($0)) s the site asks" } ?? ""),
-                    [pending.callRef, record.reference]
+                    [pending.callRef, record.reference], window: (pending.sentAt, ts), actions: Commands.actions(showing: pending.effect),
+                    lateBy: requirement.effectWithin.map { Int64((seconds - $0) * 1_000_000) }
                 )
             }
         }
@@ -100,7 +102,14 @@ extension Analyzer {
     /// at the end of a capture or run, those still within their window are undecided.
     func commandsExpired(now: Int64, ended: Bool = false, of only: String? = nil) {
         for (chargePoint, pending, outcome) in self.commands.expire(now: now, ended: ended, of: only) {
-            self.commandStatistics(pending.pair, pending.action) { $0.count(outcome) }
+            // An effect that did not come while the policy's fault touched the command, its answer or the charge point's
+            // traffic inside the window says nothing about the charger: not observable, and the finding is the fault's.
+            let explanation = outcome == .notCarriedOut
+                ? self.faults.explanation(
+                    for: chargePoint, stimulus: pending.callRef, refs: [pending.answerRef], from: pending.sentAt, through: pending.deadline,
+                    actions: Commands.actions(showing: pending.effect)
+                ) : nil
+            self.commandStatistics(pending.pair, pending.action) { $0.count(explanation == nil ? outcome : .notObservable) }
             if pending.requirement != nil {
                 let (verdict, what): (CheckVerdict, String) =
                     switch outcome {
@@ -108,7 +117,10 @@ extension Analyzer {
                     case .notObservable: (.inconclusive, "was not carried out, on a connector without an EV")
                     default: (.inconclusive, "was still awaited when the capture or proxy run ended")
                     }
-                self.requirementJudged(verdict, chargePoint: chargePoint, pending.version, "\(pending.action) (\(pending.callRef)) \(what)", [pending.callRef, pending.answerRef])
+                self.requirementJudged(
+                    verdict, chargePoint: chargePoint, pending.version, "\(pending.action) (\(pending.callRef)) \(what)", [pending.callRef, pending.answerRef],
+                    window: (pending.sentAt, pending.deadline), actions: Commands.actions(showing: pending.effect)
+                )
             }
             guard outcome == .notCarriedOut else { continue }
             let window = Self.format(Double(self.commands.windowMicros) / 1_000_000)
@@ -117,7 +129,7 @@ extension Analyzer {
                     rule: "command.notCarriedOut", chargePoint: chargePoint, direction: .toCSMS, action: pending.action,
                     detail: "\(pending.action) sent at \(pending.callRef) was accepted (\(pending.answerRef)), and \(Commands.describe(pending.effect)) did not follow within \(window) s",
                     ref: pending.answerRef, related: [pending.callRef]
-                ),
+                ).explained(by: explanation),
                 chargePoint: chargePoint
             )
         }
@@ -131,8 +143,27 @@ extension Analyzer {
         return self.configuration.site.commands[action]
     }
 
-    func requirementJudged(_ verdict: CheckVerdict, chargePoint: String, _ version: OCPPVersion?, _ detail: String, _ refs: [String]) {
-        self.checks?.judged(.commandRequirements, verdict, chargePoint: chargePoint, version: version, pair: self.pairKey(chargePoint), detail: detail, refs: refs)
+    /// One command judged against the site's requirement. A failure the policy's fault explains (it touched the
+    /// command, its answer, or the charge point's traffic inside `window`) is inconclusive and says so.
+    func requirementJudged(
+        _ verdict: CheckVerdict, chargePoint: String, _ version: OCPPVersion?, _ detail: String, _ refs: [String], window: (from: Int64, through: Int64)? = nil,
+        actions: Set<String> = [], lateBy: Int64? = nil
+    ) {
+        var verdict = verdict
+        var detail = detail
+        var refs = refs
+        var side: (Deviation.Side, String)?
+        if verdict == .fail, let window, let touch = self.faults.explanation(
+                for: chargePoint, stimulus: refs.first, refs: Array(refs.dropFirst()), from: window.from, through: window.through, actions: actions,
+                lateBy: lateBy
+            )
+        {
+            verdict = .inconclusive
+            detail += "; \(touch.sentence), which explains it: this counts against neither vendor"
+            if !refs.contains(touch.ref) { refs.append(touch.ref) }
+            side = (.fault, touch.sentence)
+        }
+        self.checks?.judged(.commandRequirements, verdict, chargePoint: chargePoint, version: version, pair: self.pairKey(chargePoint), detail: detail, refs: refs, side: side)
     }
 
     /// At the end: per pair and command with a required share, the share carried out of those that could be.
@@ -155,6 +186,17 @@ extension Analyzer {
 }
 
 extension Commands {
+    /// The messages that show an effect: a fault that touched one inside the window explains its absence.
+    static func actions(showing effect: Effect) -> Set<String> {
+        switch effect {
+        case .reboot: return ["BootNotification"]
+        case .transactionStart: return ["StartTransaction", "TransactionEvent"]
+        case .transactionEnd: return ["StopTransaction", "TransactionEvent"]
+        case .status: return ["StatusNotification"]
+        case .message(let action): return [action]
+        }
+    }
+
     /// An effect as a verdict sentence names it.
     static func describe(_ effect: Effect) -> String {
         switch effect {

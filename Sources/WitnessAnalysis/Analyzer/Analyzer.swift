@@ -39,12 +39,15 @@ public final class Analyzer {
     let checks: CheckEvaluator?
     /// Charge points gone longer than the state retention, whose transactions are then released.
     private var departures: Departures
+    /// The policy's faults that touched each charge point's traffic: what explains a finding (docs/reports.md, "Whose side").
+    let faults = FaultTouches()
 
     public init(schemas: SchemaRegistry?, configuration: AnalyzerConfiguration = AnalyzerConfiguration()) {
         self.schemas = schemas
         self.configuration = configuration
         self.validator = SchemaValidator(profile: configuration.profile)
         self.checks = configuration.checks.isEmpty ? nil : CheckEvaluator(checks: configuration.checks)
+        self.checks?.faults = self.faults
         self.departures = configuration.stateRetentionSeconds.map { Departures(retentionSeconds: Self.retention($0, configuration)) } ?? .never
         self.transactions.run = self.runNumber
         self.transactions.site = configuration.site
@@ -124,6 +127,7 @@ public final class Analyzer {
             self.webSocketFindings(record, state: state)
         case .frame:
             let state = self.connection(for: record)
+            self.faults.note(record, chargePoint: state.chargePoint, ts: ts)
             if let fault = record.fault, fault["kind"]?.stringValue == "outage", fault["mode"]?.stringValue == "blackhole",
                 let seconds = fault["seconds"]?.doubleValue, seconds.isFinite, seconds > 0, seconds <= 30 * 86_400
             {
@@ -243,6 +247,7 @@ public final class Analyzer {
         // Its commands still awaited are decided too (by then their windows have ended), not dropped.
         self.commandsExpired(now: self.lastTs, ended: true, of: chargePoint)
         self.commands.release(chargePoint)
+        self.faults.release(chargePoint)
         self.transactions.reportGaps(of: chargePoint, analyzer: self)
         let retention = Double(self.departures.retentionMicros) / 1_000_000
         for open in self.transactions.release(chargePoint) {
@@ -454,7 +459,13 @@ public final class Analyzer {
             }
             let latencyMs = record.latencyMilliseconds ?? Double(latencyNanos) / 1_000_000
             if latencyMs / 1000 >= self.configuration.responseTimeoutSeconds {
-                self.report(deviation("rpc.timeout", "answered after \(Self.format(latencyMs / 1000)) s; the timeout is \(Self.format(self.configuration.responseTimeoutSeconds)) s", action: pending.action), in: state)
+                // Late because a fault held the CALL or its answer: the fault's side, not the answering vendor's.
+                let late = deviation("rpc.timeout", "answered after \(Self.format(latencyMs / 1000)) s; the timeout is \(Self.format(self.configuration.responseTimeoutSeconds)) s", action: pending.action)
+                let explanation = self.faults.explanation(
+                    for: state.chargePoint, stimulus: "\(pending.context.file):\(pending.context.line)", from: Int64(pending.sentAtNanos / 1000),
+                    through: ts, messageId: id, lateBy: Int64((latencyMs / 1000 - self.configuration.responseTimeoutSeconds) * 1_000_000)
+                )
+                self.report(late.explained(by: explanation), in: state)
             }
             state.latencies[pending.action, default: LatencyHistogram()].add(milliseconds: latencyMs)
             if callDirection == .toCharger {
@@ -503,7 +514,11 @@ public final class Analyzer {
                     rule: "rpc.timeout", chargePoint: state.chargePoint, direction: direction, action: call.action, messageId: call.messageId,
                     detail: "no answer within \(Self.format(self.configuration.responseTimeoutSeconds)) s", ts: call.context.stamp.text,
                     ref: "\(call.context.file):\(call.context.line)"
-                ).answeredBy(direction == .toCSMS ? .backend : .charger),
+                ).answeredBy(direction == .toCSMS ? .backend : .charger)
+                    .explained(by: self.faults.explanation(
+                        for: state.chargePoint, stimulus: "\(call.context.file):\(call.context.line)", from: Int64(call.sentAtNanos / 1000),
+                        through: Int64(now / 1000), messageId: call.messageId
+                    )),
                 in: state
             )
         }
@@ -512,18 +527,21 @@ public final class Analyzer {
     // MARK: Reporting
 
     func report(_ deviation: Deviation, in state: ConnectionState) {
+        let deviation = self.list(deviation)
         state.deviations[deviation.rule, default: 0] += 1
-        state.severities[deviation.severity, default: 0] += 1
-        self.list(deviation)
+        state.sides[deviation.side, default: 0] += 1
+        // A finding the policy's fault explains counts against neither vendor: no error or warning of the pair.
+        if deviation.side != .fault { state.severities[deviation.severity, default: 0] += 1 }
     }
 
     /// A deviation found after its connection was retired (open transactions at the end).
     func reportDetached(_ deviation: Deviation, chargePoint: String) {
         let identity = self.identities[chargePoint] ?? .unknown
         let key = PairKey(charger: identity, backend: self.backendOf[chargePoint] ?? self.backend)
+        let deviation = self.list(deviation)
         self.pairs[key, default: PairStatistics()].deviations[deviation.rule, default: 0] += 1
-        self.pairs[key, default: PairStatistics()].severities[deviation.severity, default: 0] += 1
-        self.list(deviation)
+        self.pairs[key, default: PairStatistics()].sides[deviation.side, default: 0] += 1
+        if deviation.side != .fault { self.pairs[key, default: PairStatistics()].severities[deviation.severity, default: 0] += 1 }
     }
 
     /// What listed deviations take from the record being analysed: the offending message, or the
@@ -547,14 +565,28 @@ public final class Analyzer {
         return record.injected ? ("injected", "inject") : nil
     }
 
-    private func list(_ deviation: Deviation) {
+    /// Lists and counts a finding; returns it with its side decided.
+    @discardableResult
+    private func list(_ deviation: Deviation) -> Deviation {
         var deviation = deviation
         // A finding on a message the policy's own fault touched counts against neither vendor (docs/reports.md, "Whose side").
-        if let current, let fault = current.fault, "\(current.file):\(current.line)" == deviation.ref {
+        // A fault that changed or made the message (malformed, a proxy's answer, a copy, an injected CALL); a delay or a
+        // drop leaves what the sender wrote its own.
+        if let current, let fault = current.fault, ["malformed", "respond", "duplicate", "inject"].contains(fault.kind),
+            "\(current.file):\(current.line)" == deviation.ref
+        {
             deviation.side = .fault
             deviation.sideReason = fault.rule == "injected"
                 ? "the proxy sent this message on the policy's behalf"
                 : "the policy's fault '\(fault.rule)' (\(fault.kind)) touched this message"
+        } else if deviation.side != .fault, let chargePoint = deviation.chargePoint {
+            // Or one that touched a line the finding rests on (the CALL a timeout waited for, the message a resend repeats).
+            let refs = [deviation.ref].compactMap { $0 } + deviation.related
+            if let touch = self.faults.explanation(for: chargePoint, refs: refs, from: .max, through: .min),
+                ["malformed", "respond", "duplicate"].contains(touch.kind)
+            {
+                deviation = deviation.explained(by: touch)
+            }
         }
         self.countsBySide[deviation.side, default: 0] += 1
         self.countsByRule[deviation.rule, default: 0] += 1
@@ -571,6 +603,7 @@ public final class Analyzer {
             self.listed.append(deviation)
         }
         self.onDeviation?(deviation)
+        return deviation
     }
 
     func noteIdentity(_ boot: BootIdentity, for state: ConnectionState) {

@@ -60,6 +60,8 @@ final class ConnectionState {
     var latencies: [String: LatencyHistogram] = [:]
     var deviations: [String: Int] = [:]
     var severities: [Severity: Int] = [:]
+    /// Findings per side responsible (those on the fault's side count in no severity).
+    var sides: [Deviation.Side: Int] = [:]
     var calls: [String: Int] = [:]
     /// OCPP security profile of the connection (0: no credentials; 1: Basic over ws; 2: Basic over TLS; 3: client certificate).
     var securityProfile: Int?

@@ -63,12 +63,18 @@ final class CheckEvaluator {
     private struct Outcome {
         var counts: [CheckVerdict: Int] = [:]
         var shown: [CheckVerdict: [(detail: String, refs: [String])]] = [:]
+        /// The side of the first failure, and why; the first failure the policy's fault explained.
+        var failedOn: (side: Deviation.Side, reason: String)?
+        var explained: (count: Int, reason: String?) = (0, nil)
 
         mutating func add(_ verdict: CheckVerdict, _ detail: String, _ refs: [String]) {
             self.counts[verdict, default: 0] += 1
             if self.shown[verdict, default: []].count < CheckEvaluator.occurrencesShown { self.shown[verdict, default: []].append((detail, refs)) }
         }
     }
+
+    /// The policy's faults seen so far (the analyzer's), which may explain a failure.
+    var faults: FaultTouches?
 
     /// What the evaluator needs of a record beyond the record itself.
     struct Context {
@@ -89,11 +95,45 @@ final class CheckEvaluator {
     /// One occurrence of what judged checks ask about, decided by the charger model: every check judging
     /// `judgement` (for the charge point's OCPP version) counts it.
     func judged(
-        _ judgement: WitnessCheck.Judgement, _ verdict: CheckVerdict, chargePoint: String, version: OCPPVersion?, pair: PairKey, detail: String, refs: [String]
+        _ judgement: WitnessCheck.Judgement, _ verdict: CheckVerdict, chargePoint: String, version: OCPPVersion?, pair: PairKey, detail: String, refs: [String],
+        side: (Deviation.Side, String)? = nil
     ) {
         for index in self.checks.indices where self.checks[index].judge == judgement {
             if let versions = self.checks[index].versions, let version, !versions.contains(version) { continue }
             self.outcomes[index][pair, default: Outcome()].add(verdict, "\(chargePoint): \(detail)", refs)
+            if verdict == .fail, self.outcomes[index][pair]?.failedOn == nil {
+                self.outcomes[index][pair]?.failedOn = side ?? Self.side(of: judgement)
+            } else if verdict == .inconclusive, let side, side.0 == .fault {
+                self.outcomes[index][pair]?.explained.count += 1
+                if self.outcomes[index][pair]?.explained.reason == nil { self.outcomes[index][pair]?.explained.reason = side.1 }
+            }
+        }
+    }
+
+    /// Whose side a failed judged check is on: each judges what the charger does.
+    static func side(of judgement: WitnessCheck.Judgement) -> (Deviation.Side, String) {
+        switch judgement {
+        case .commandRequirements: (.charger, "the charger answered or carried out the command later than the site asks, or not at all")
+        case .meterCadence: (.charger, "the charger sends its meter values")
+        case .offlineAuthorization, .stopOnInvalidId: (.charger, "the charger decides whom it lets charge")
+        case .sessionRecovery: (.charger, "the charger delivers what it queued while offline")
+        }
+    }
+
+    /// Whose side a failed window check is on: the side that did not send the expected event, or that sent the forbidden one.
+    static func side(of check: WitnessCheck, event: Event?) -> (Deviation.Side, String) {
+        if check.outcome == .forbid, let direction = event?.direction {
+            return direction == .toCharger
+                ? (.backend, "the backend sent what the check forbids")
+                : (.charger, "the charger sent what the check forbids")
+        }
+        switch check.then.event {
+        case .open, .close, .reject:
+            return (.charger, "connecting again is the charger's move")
+        case .message:
+            return check.then.direction == .toCharger
+                ? (.backend, "the backend did not send what the check expects")
+                : (.charger, "the charger did not send what the check expects")
         }
     }
 
@@ -223,7 +263,7 @@ final class CheckEvaluator {
                 case .expect:
                     self.record(index, window, pairOf, .pass, "\(stimulus) was followed by \(check.then.description) after \(after) s (\(event.ref)); the window is \(Self.format(check.within)) s", [window.ref, event.ref])
                 case .forbid:
-                    self.record(index, window, pairOf, .fail, "\(stimulus) was followed by \(check.then.description) after \(after) s (\(event.ref)), which must not happen within \(Self.format(check.within)) s", [window.ref, event.ref])
+                    self.record(index, window, pairOf, .fail, "\(stimulus) was followed by \(check.then.description) after \(after) s (\(event.ref)), which must not happen within \(Self.format(check.within)) s", [window.ref, event.ref], at: ts, event: event)
                 }
                 return true
             }
@@ -239,7 +279,7 @@ final class CheckEvaluator {
                 }
                 switch check.outcome {
                 case .expect:
-                    self.record(index, window, pairOf, .fail, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
+                    self.record(index, window, pairOf, .fail, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref], at: ts)
                 case .forbid:
                     self.record(index, window, pairOf, .pass, "the connection of \(stimulus) closed after \(after) s (\(event.ref)) without \(check.then.description)", [window.ref, event.ref])
                 }
@@ -282,9 +322,35 @@ final class CheckEvaluator {
         }
     }
 
-    private func record(_ index: Int, _ window: Window, _ pairOf: (String) -> PairKey, _ verdict: CheckVerdict, _ detail: String, _ refs: [String]) {
+    /// Counts one occurrence. A failure the policy's fault explains (it touched the stimulus, its answer, or anything of
+    /// the charge point inside the window up to `at`; a fault that is the check's stimulus explains nothing) is
+    /// inconclusive and says so: it counts against neither vendor (docs/reports.md, "Whose side").
+    private func record(
+        _ index: Int, _ window: Window, _ pairOf: (String) -> PairKey, _ verdict: CheckVerdict, _ detail: String, _ refs: [String],
+        at: Int64? = nil, event: Event? = nil
+    ) {
         // A stimulus seen before the charger said who it is belongs to the charger it turned out to be.
         let pair = window.pair.charger == .unknown ? pairOf(window.chargePoint) : window.pair
+        var verdict = verdict
+        var detail = detail
+        var refs = refs
+        if verdict == .fail {
+            let check = self.checks[index]
+            let stimulusIsFault = check.when.faults != nil || check.when.injected == true
+            let through = at ?? window.deadline
+            if let touch = self.faults?.explanation(
+                for: window.chargePoint, stimulus: window.ref, refs: refs.filter { $0 != window.ref }, from: window.ts, through: through,
+                actions: check.then.actions ?? [], stimulusIsFault: stimulusIsFault
+            ) {
+                verdict = .inconclusive
+                detail += "; \(touch.sentence) inside the window, which explains it: this counts against neither vendor"
+                if !refs.contains(touch.ref) { refs.append(touch.ref) }
+                self.outcomes[index][pair, default: Outcome()].explained.count += 1
+                if self.outcomes[index][pair]?.explained.reason == nil { self.outcomes[index][pair]?.explained.reason = touch.sentence }
+            } else if self.outcomes[index][pair]?.failedOn == nil {
+                self.outcomes[index][pair, default: Outcome()].failedOn = Self.side(of: check, event: event)
+            }
+        }
         self.outcomes[index][pair, default: Outcome()].add(verdict, "\(window.chargePoint): \(detail)", refs)
     }
 
@@ -389,10 +455,17 @@ final class CheckEvaluator {
         }.joined(separator: ", ")
         let what = check.judge == nil ? "stimulus seen" : "judged"
         let detail = (shown.first?.detail ?? "") + (total > 1 ? " (\(what) \(total) times: \(tally))" : "")
-        return CheckResult(
+        var result = CheckResult(
             name: check.name, area: check.area, description: check.description, verdict: verdict, detail: detail,
             refs: shown.flatMap(\.refs), counts: outcome.counts
         )
+        result.explainedByFault = outcome.explained.count
+        if verdict == .fail, let failedOn = outcome.failedOn {
+            (result.side, result.sideReason) = (failedOn.side, failedOn.reason)
+        } else if verdict == .inconclusive, let reason = outcome.explained.reason {
+            (result.side, result.sideReason) = (.fault, reason + ", which explains what did not happen")
+        }
+        return result
     }
 
     // MARK: Matching

@@ -19,14 +19,42 @@ public struct CheckResult: Sendable, Hashable {
     public var refs: [String]
     /// How many stimuli ended in each verdict.
     public var counts: [CheckVerdict: Int]
+    /// For a failed check, the side responsible and why; for one left inconclusive because the policy's fault
+    /// explains what did not happen, `fault` (docs/reports.md, "Whose side").
+    public var side: Deviation.Side?
+    public var sideReason: String?
+    /// Occurrences that would have failed but that the policy's fault explains (counted inconclusive).
+    public var explainedByFault = 0
+
+    public init(
+        name: String, area: WitnessArea, description: String, verdict: CheckVerdict, detail: String, refs: [String], counts: [CheckVerdict: Int]
+    ) {
+        self.name = name
+        self.area = area
+        self.description = description
+        self.verdict = verdict
+        self.detail = detail
+        self.refs = refs
+        self.counts = counts
+    }
+
+    /// " Side: charger (why)." for a failed check, or one the policy's fault explains; empty otherwise.
+    public var sideSentence: String {
+        guard let side else { return "" }
+        return " Side: \(side.rawValue)" + (self.sideReason.map { " (\($0))." } ?? ".")
+    }
 
     public var json: JSONValue {
         var counts = JSONObject()
         for verdict in [CheckVerdict.pass, .fail, .inconclusive] { counts[verdict.rawValue] = .int(self.counts[verdict] ?? 0) }
-        return [
+        if self.explainedByFault > 0 { counts["explainedByFault"] = .int(self.explainedByFault) }
+        var object: JSONObject = [
             "name": .string(self.name), "verdict": .string(self.verdict.rawValue), "detail": .string(self.detail),
             "refs": .array(self.refs.map(JSONValue.string)), "stimuli": .object(counts), "description": .string(self.description),
         ]
+        if let side { object["side"] = .string(side.rawValue) }
+        if let sideReason { object["sideReason"] = .string(sideReason) }
+        return .object(object)
     }
 }
 

@@ -18,7 +18,10 @@ public struct PairStatistics: Sendable {
     public var messagesToCSMS = 0
     public var messagesToCharger = 0
     public var deviations: [String: Int] = [:]
+    /// Findings by severity, those the policy's fault explains left out: they count against neither vendor.
     public var severities: [Severity: Int] = [:]
+    /// Findings per side responsible (docs/reports.md, "Whose side").
+    public var sides: [Deviation.Side: Int] = [:]
     public var latencies: [String: LatencyHistogram] = [:]
     /// Connections per OCPP security profile (0: none, 1: Basic over ws, 2: Basic over TLS, 3: client certificate).
     public var securityProfiles: [Int: Int] = [:]
@@ -35,6 +38,7 @@ public struct PairStatistics: Sendable {
         self.messagesToCharger += state.messages[.toCharger]
         for (rule, count) in state.deviations { self.deviations[rule, default: 0] += count }
         for (severity, count) in state.severities { self.severities[severity, default: 0] += count }
+        for (side, count) in state.sides { self.sides[side, default: 0] += count }
         for (action, histogram) in state.latencies { self.latencies[action, default: LatencyHistogram()].merge(histogram) }
     }
 }
@@ -122,6 +126,7 @@ public struct AnalysisReport: Sendable {
                 "connections": .int(stats.connections),
                 "messages": ["toCSMS": .int(stats.messagesToCSMS), "toCharger": .int(stats.messagesToCharger)],
                 "deviations": .object(byRule),
+                "bySide": .object(JSONObject(Deviation.Side.allCases.map { JSONObject.Member(key: $0.rawValue, value: .int(stats.sides[$0] ?? 0)) })),
                 "latencyMs": .object(latency),
                 "securityProfiles": .object(JSONObject(stats.securityProfiles.keys.sorted().map { JSONObject.Member(key: String($0), value: .int(stats.securityProfiles[$0] ?? 0)) })),
                 "verdict": .string(pair.verdict),

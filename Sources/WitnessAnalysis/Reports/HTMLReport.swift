@@ -103,6 +103,7 @@ extension AnalysisReport {
             th{background:#f3f5f9}.matrix td{text-align:center}.matrix th.row{text-align:left}
             .verdict.pass{background:#e3f6e8;color:#17652f}.verdict.warn{background:#fff4d6;color:#7a5500}.verdict.fail{background:#fde4e4;color:#9b1c1c}
             span.verdict{font-size:12px;padding:2px 8px;border-radius:10px;vertical-align:middle}
+            span.side{font-size:12px;font-weight:600;padding:0 6px;border-radius:8px;background:#eef1f6}span.side.fault{background:#f1ecfb}
             .totals .sev{display:inline-block;margin-right:12px;padding:4px 10px;border-radius:6px;font-weight:600}
             .sev.error{background:#fde4e4;color:#9b1c1c}.sev.warning{background:#fff4d6;color:#7a5500}.sev.info{background:#e6effb;color:#1f4f8f}
             tr.sev-error td:first-child{border-left:4px solid #d64545}tr.sev-warning td:first-child{border-left:4px solid #e0a800}tr.sev-info td:first-child{border-left:4px solid #4a7fd0}
@@ -176,7 +177,7 @@ extension AnalysisReport {
             for (number, check) in area.checks.enumerated() {
                 let refs = check.refs.map { "<code title=\"\(esc($0))\">\(esc($0.split(separator: "/").last.map(String.init) ?? $0))</code>" }.joined(separator: " ")
                 html.append(
-                    "<tr>\(number == 0 ? head : "<td></td><td></td>")<td>\(esc(check.name))</td><td class=\"area \(check.verdict.rawValue)\">\(check.verdict.rawValue)</td><td>\(esc(check.detail))</td><td>\(refs)</td></tr>"
+                    "<tr>\(number == 0 ? head : "<td></td><td></td>")<td>\(esc(check.name))</td><td class=\"area \(check.verdict.rawValue)\">\(check.verdict.rawValue)</td><td>\(esc(check.detail))\(check.side.map { "<br><span class=\"side \($0.rawValue)\">\($0.rawValue)'s side</span> " + esc(check.sideReason ?? "") } ?? "")</td><td>\(refs)</td></tr>"
                 )
             }
         }

@@ -114,7 +114,7 @@ extension AnalysisReport {
             lines += ["", "### Checks: \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", "", "| area | check | verdict | detail | evidence |", "|---|---|---|---|---|"]
             for area in pair.areas {
                 for check in area.checks {
-                    lines.append("| \(area.area.rawValue) | \(Self.md(check.name)) | \(check.verdict == .fail ? "**fail**" : check.verdict.rawValue) | \(Self.md(check.detail)) | \(Self.md(check.refs.joined(separator: " "))) |")
+                    lines.append("| \(area.area.rawValue) | \(Self.md(check.name)) | \(check.verdict == .fail ? "**fail**" : check.verdict.rawValue) | \(Self.md(check.detail + check.sideSentence)) | \(Self.md(check.refs.joined(separator: " "))) |")
                 }
             }
         }
@@ -153,7 +153,7 @@ extension AnalysisReport {
             for area in pair.areas {
                 for check in area.checks {
                     var testCase = "    <testcase classname=\"\(Self.xml(name)).\(area.area.rawValue)\" name=\"\(Self.xml(check.name))\""
-                    let body = Self.xml(check.detail + (check.refs.isEmpty ? "" : " [" + check.refs.joined(separator: " ") + "]"))
+                    let body = Self.xml(check.detail + check.sideSentence + (check.refs.isEmpty ? "" : " [" + check.refs.joined(separator: " ") + "]"))
                     switch check.verdict {
                     case .pass: testCase += "/>"
                     case .fail:

@@ -96,4 +96,13 @@ extension Deviation {
         deviation.sideReason = side == .backend ? "the backend did not answer the charger's CALL in time" : "the charger did not answer the backend's CALL in time"
         return deviation
     }
+
+    /// On the fault's side when the policy's fault explains it (docs/reports.md, "Whose side").
+    func explained(by touch: FaultTouches.Touch?) -> Deviation {
+        guard let touch else { return self }
+        var deviation = self
+        deviation.side = .fault
+        deviation.sideReason = touch.sentence + ", which explains this"
+        return deviation
+    }
 }
