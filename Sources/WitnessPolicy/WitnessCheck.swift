@@ -96,6 +96,9 @@ public struct WitnessCheck: Sendable {
         /// Each remote command the site states a requirement for (`site.commands`): answered and carried out in
         /// time; and, per pair and command, the share carried out.
         case commandRequirements
+        /// Each feature of the check's area that the pair used or the charger claimed: it works as claimed (a feature
+        /// claimed and refused fails on the charger's side, one the backend refused on the backend's).
+        case featuresAsClaimed
 
         /// What an occurrence is, for a verdict sentence.
         public var occurrence: String {
@@ -105,6 +108,7 @@ public struct WitnessCheck: Sendable {
             case .stopOnInvalidId: return "a transaction whose start was answered with an identifier not accepted"
             case .meterCadence: return "a transaction with periodic meter readings"
             case .commandRequirements: return "a remote command the site states a requirement for"
+            case .featuresAsClaimed: return "use of a feature of this area"
             }
         }
     }

@@ -80,6 +80,9 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     /// Goes on charging a transaction whose start the backend answered with an identifier not accepted,
     /// though it is configured to stop on an invalid identifier.
     case keepsChargingOnInvalidId
+    /// Answers the smart-charging commands (SetChargingProfile, ClearChargingProfile, GetCompositeSchedule) with
+    /// CALLERROR NotSupported, whatever its configuration claims (SupportedFeatureProfiles, SmartChargingCtrlr.Available).
+    case refusesClaimedFeature
 }
 
 /// What `chargingSession` came to.
@@ -191,6 +194,9 @@ public final class ChargerSimulator: Sendable {
         ("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "AllowOfflineTxForUnknownId"),
         ("LocalAuthListCtrlr", "Enabled", "LocalAuthListEnabled"),
         ("TxCtrlr", "StopTxOnInvalidId", "StopTransactionOnInvalidId"),
+        // What the charger claims of its features (no 1.6 key: SupportedFeatureProfiles lists them).
+        ("SmartChargingCtrlr", "Available", "SmartChargingCtrlr.Available"),
+        ("ReservationCtrlr", "Available", "ReservationCtrlr.Available"),
     ]
 
     static func key(component: String?, variable: String?) -> String? {
@@ -782,6 +788,9 @@ public final class ChargerSimulator: Sendable {
             if self.profile.quirks.contains(.ignoresRemoteStart) { throw NoReply() }
             self.state.withLockedValue { $0.remoteStarts += 1 }
             return ["status": "Accepted"]
+        case "SetChargingProfile" where self.profile.quirks.contains(.refusesClaimedFeature), "ClearChargingProfile" where self.profile.quirks.contains(.refusesClaimedFeature),
+            "GetCompositeSchedule" where self.profile.quirks.contains(.refusesClaimedFeature):
+            throw CallErrorReply(code: "NotSupported", description: "\(action) is not supported by this firmware")
         case "SetChargingProfile" where self.profile.quirks.contains(.refusesCommands), "Reset" where self.profile.quirks.contains(.refusesCommands):
             return ["status": "Rejected"]
         case "SetChargingProfile":

@@ -88,6 +88,15 @@ struct ReportCommand: AsyncParsableCommand {
     )
     var scope: String?
 
+    @Option(
+        name: .customLong("declaration"),
+        help: ArgumentHelp(
+            "A vendor's feature declaration (YAML, docs/policies.md \"Vendor declaration\"), held against the features the capture shows claimed and used. Repeatable.",
+            valueName: "FILE"
+        )
+    )
+    var declarations: [String] = []
+
     @Option(help: "Exit with status 1 when the report has findings of this severity or worse (error also: a failed test area): error, warning, or never.")
     var failOn: FailOn = .never
 
@@ -133,6 +142,13 @@ struct ReportCommand: AsyncParsableCommand {
             profile: self.profile, responseTimeoutSeconds: self.responseTimeout, clockToleranceSeconds: self.clockTolerance
         )
         (configuration.checks, configuration.site) = try self.loadPolicies()
+        for path in self.declarations {
+            do {
+                configuration.declarations += try DeclarationLoader.load(path: path)
+            } catch let error as PolicyErrors {
+                throw ValidationError("declaration \(path) cannot be used:\n\(error)")
+            }
+        }
         configuration.intervalTolerance = self.intervalTolerance.flatMap(Self.fraction)
         configuration.commandWindowSeconds = self.commandWindow
         configuration.scope = self.scope.flatMap(WitnessScope.named)

@@ -441,7 +441,7 @@ struct SamplePolicyTests {
 
     /// Validates YAML documents against docs/policy.schema.json with the `jsonschema` package of .tools/venv
     /// (`make setup`); returns the validator's verdict per document.
-    static func schemaVerdicts(_ documents: [String]) async throws -> [String] {
+    static func schemaVerdicts(_ documents: [String], schema: String = "docs/policy.schema.json") async throws -> [String] {
         let root = Self.folder.deletingLastPathComponent()
         let python = root.appendingPathComponent(".tools/venv/bin/python").path
         try #require(FileManager.default.isExecutableFile(atPath: python), "run `make setup`: \(python) is missing")
@@ -458,9 +458,22 @@ struct SamplePolicyTests {
                 errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
                 print("valid" if not errors else "invalid: " + "; ".join("/".join(map(str, e.absolute_path)) + " " + e.message for e in errors))
             """
-        let result = try await Program.run(python, ["-c", script, root.appendingPathComponent("docs/policy.schema.json").path, input])
+        let result = try await Program.run(python, ["-c", script, root.appendingPathComponent(schema).path, input])
         #expect(result.status == 0, "\(result.errors)")
         return result.output.split(separator: "\n").map(String.init)
+    }
+
+    @Test("the example vendor declaration loads and is valid against docs/declaration.schema.json; a misspelt feature is neither")
+    func declarationMatchesTheSchema() async throws {
+        let root = Self.folder.deletingLastPathComponent()
+        let example = try String(contentsOfFile: root.appendingPathComponent("docs/examples/vendor-declaration.yaml").path, encoding: .utf8)
+        let declarations = try DeclarationLoader.parse(example, file: "vendor-declaration.yaml")
+        #expect(declarations.count == 2 && declarations[0].features["SmartCharging"] == .supported && declarations[1].ocppVersion == .v201)
+        let broken = "declarations:\n  - {vendor: Acme, model: AC-22, features: {SmartCharing: supported}}\n"
+        #expect(throws: PolicyErrors.self) { try DeclarationLoader.parse(broken) }
+        let verdicts = try await Self.schemaVerdicts([example, broken], schema: "docs/declaration.schema.json")
+        #expect(verdicts.first == "valid", "\(verdicts)")
+        #expect(verdicts.last?.hasPrefix("invalid") == true && verdicts.last?.contains("SmartCharing") == true, "\(verdicts)")
     }
 
     @Test("every sample policy is valid against docs/policy.schema.json, and a broken check is not")

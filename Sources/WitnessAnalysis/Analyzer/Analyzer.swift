@@ -29,6 +29,8 @@ public final class Analyzer {
     var pairs: [PairKey: PairStatistics] = [:]
     /// The backend's commands awaiting their effect.
     var commands = Commands()
+    /// Features claimed and used, per pair (docs/reports.md, "Features").
+    var features = FeatureObservations()
     private var listed: [Deviation] = []
     private var listedPerKey: [String: Int] = [:]
     private var countsByRule: [String: Int] = [:]
@@ -198,9 +200,11 @@ public final class Analyzer {
         self.transactions.recoveryStillOpen(analyzer: self)
         self.commandsExpired(now: self.lastTs, ended: true)
         self.commandSharesJudged()
+        let matrix = self.featuresJudged()
         let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
         var pairs = self.pairs
         for key in areas.keys where pairs[key] == nil { pairs[key] = PairStatistics() }
+        for (key, rows) in matrix where pairs[key] != nil { pairs[key]?.features = rows }
         let reports = pairs.map { key, statistics in
             PairReport(
                 key: key, statistics: statistics,
@@ -407,6 +411,14 @@ public final class Analyzer {
             }
             // The charger model first: it says which connector the CALL is about, which its answer inherits.
             self.transactions.request(action: action, message: message, state: state, record: record, ts: ts, analyzer: self)
+            // After it: a BootNotification has told the pair by now.
+            if valid || self.schemas == nil {
+                let pair = self.pairKey(state.chargePoint)
+                self.features.called(action, byCharger: direction == .toCSMS, version: state.version, pair: pair)
+                if action == "NotifyReport", direction == .toCSMS {
+                    self.features.learnClaims(action: action, answer: nil, request: message[3], version: state.version, pair: pair, ref: record.reference)
+                }
+            }
             if type == .call, direction == .toCharger {
                 self.commandSent(action, state: state)
             } else if type == .call, let payload = message[3] {
@@ -470,6 +482,17 @@ public final class Analyzer {
             state.latencies[pending.action, default: LatencyHistogram()].add(milliseconds: latencyMs)
             if callDirection == .toCharger {
                 self.commandAnswered(pending, answer: type == .callResult ? message[2] ?? .null : nil, latencyMs: latencyMs, state: state, record: record)
+            }
+            // What a side answered of the other's feature: not an answer the proxy gave on a peer's behalf.
+            if type != .callResultError, !record.injected {
+                let pair = self.pairKey(state.chargePoint)
+                self.features.answered(
+                    pending.action, callByCharger: callDirection == .toCSMS, version: state.version, pair: pair, result: type == .callResult ? message[2] : nil,
+                    errorCode: type == .callError ? message[2]?.stringValue ?? "" : nil, ref: record.reference, chargePoint: state.chargePoint
+                )
+                if type == .callResult, pending.action == "GetConfiguration" || pending.action == "GetVariables" {
+                    self.features.learnClaims(action: pending.action, answer: message[2], request: nil, version: state.version, pair: pair, ref: record.reference)
+                }
             }
             if type == .callResult {
                 if let schemas = self.schemas, let schema = schemas.response(state.version, pending.action) {

@@ -28,6 +28,8 @@ public struct AnalyzerConfiguration: Sendable {
     public var stateRetentionSeconds: Double?
     /// What the site declares of its chargers' metering and offline authorization (the policies' `site:`).
     public var site = SiteDeclaration()
+    /// The vendors' own feature matrices (`report --declaration`), held against what the capture shows.
+    public var declarations: [VendorDeclaration] = []
     /// How far a transaction's median interval between periodic readings may be from the configured one, as a
     /// fraction of it, never less than the clock tolerance (`report --interval-tolerance`; nil: the site's, or 10%).
     public var intervalTolerance: Double?

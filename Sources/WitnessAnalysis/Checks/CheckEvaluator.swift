@@ -96,10 +96,12 @@ final class CheckEvaluator {
     /// `judgement` (for the charge point's OCPP version) counts it.
     func judged(
         _ judgement: WitnessCheck.Judgement, _ verdict: CheckVerdict, chargePoint: String, version: OCPPVersion?, pair: PairKey, detail: String, refs: [String],
-        side: (Deviation.Side, String)? = nil
+        side: (Deviation.Side, String)? = nil, area: WitnessArea? = nil
     ) {
         for index in self.checks.indices where self.checks[index].judge == judgement {
             if let versions = self.checks[index].versions, let version, !versions.contains(version) { continue }
+            // A check judging features judges those of its own area.
+            if let area, self.checks[index].area != area { continue }
             self.outcomes[index][pair, default: Outcome()].add(verdict, "\(chargePoint): \(detail)", refs)
             if verdict == .fail, self.outcomes[index][pair]?.failedOn == nil {
                 self.outcomes[index][pair]?.failedOn = side ?? Self.side(of: judgement)
@@ -117,6 +119,7 @@ final class CheckEvaluator {
         case .meterCadence: (.charger, "the charger sends its meter values")
         case .offlineAuthorization, .stopOnInvalidId: (.charger, "the charger decides whom it lets charge")
         case .sessionRecovery: (.charger, "the charger delivers what it queued while offline")
+        case .featuresAsClaimed: (.charger, "the charger claims the feature")
         }
     }
 

@@ -29,6 +29,8 @@ public struct PairStatistics: Sendable {
     public var cadence = CadenceTable()
     /// The backend's commands by action: sent, answered, accepted, carried out, and how fast (docs/reports.md, "Remote commands").
     public var commands: [String: CommandStatistics] = [:]
+    /// The feature matrix: each feature of the versions the pair spoke, claimed, declared and observed (docs/reports.md, "Features").
+    public var features: [FeatureRow] = []
 
     mutating func absorb(_ state: ConnectionState) {
         self.chargePoints.insert(state.chargePoint)
@@ -132,6 +134,7 @@ public struct AnalysisReport: Sendable {
                 "verdict": .string(pair.verdict),
                 "cadence": stats.cadence.json,
                 "commands": .object(JSONObject(stats.commands.keys.sorted().map { JSONObject.Member(key: $0, value: stats.commands[$0]?.json ?? .null) })),
+                "features": .array(stats.features.map(\.json)),
                 "areas": .array(pair.areas.map(\.json)),
                 "scope": pair.scope.map { scope in
                     [

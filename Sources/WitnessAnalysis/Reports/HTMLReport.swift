@@ -39,6 +39,7 @@ extension AnalysisReport {
         }
         body.append("</table>")
         body.append(self.areaMatrixHTML(chargers: chargers, backends: backends))
+        body.append(FeatureMatrix.sideBySideHTML(self))
 
         // What was exercised and the deviations per pair.
         for (index, pair) in self.pairs.enumerated() {
@@ -59,6 +60,7 @@ extension AnalysisReport {
                 body.append("</table>")
             }
             body.append(CommandTable.html(stats.commands))
+            body.append(FeatureMatrix.html(stats.features))
             body.append(stats.cadence.html)
             if !stats.latencies.isEmpty {
                 body.append("<h3>Response times per action</h3>")
@@ -112,6 +114,9 @@ extension AnalysisReport {
             .areas{display:grid;grid-template-columns:repeat(3,1fr);gap:3px;min-width:330px}.areas a{display:block;padding:2px 4px;border-radius:4px;font-size:11px;text-decoration:none;text-align:left}
             .area.pass{background:#e3f6e8;color:#17652f}.area.fail{background:#fde4e4;color:#9b1c1c;font-weight:600}.area.inconclusive{background:#fff4d6;color:#7a5500}.area.notRun{background:#eef0f4;color:#6b7385}
             td.area{white-space:nowrap}.scope{font-size:12px;margin-top:4px}
+            td.feature{white-space:nowrap;font-size:12px}td.feature.works,td.feature.usedButNotClaimed{background:#e3f6e8;color:#17652f}
+            td.feature.claimedButRefused,td.feature.backendRefused{background:#fde4e4;color:#9b1c1c;font-weight:600}
+            td.feature.notSupported{background:#fff4d6;color:#7a5500}td.feature.notExercised,td.feature.notClaimed{background:#eef0f4;color:#6b7385}
             </style></head><body>
             \(body.joined(separator: "\n"))
             </body></html>

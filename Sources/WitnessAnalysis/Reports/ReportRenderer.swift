@@ -71,6 +71,14 @@ extension AnalysisReport {
                 lines += ["### \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", ""] + CommandTable.markdown(pair.statistics.commands) + [""]
             }
         }
+        let featured = self.pairs.filter { !FeatureMatrix.shown($0.statistics.features).isEmpty }
+        if !featured.isEmpty {
+            lines += ["", "## Features", ""]
+            for pair in featured {
+                lines += ["### \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", ""] + FeatureMatrix.markdown(pair.statistics.features) + [""]
+            }
+            lines += FeatureMatrix.sideBySideMarkdown(self)
+        }
         let cadence = self.pairs.filter { !$0.statistics.cadence.rows.isEmpty }
         if !cadence.isEmpty {
             lines += ["", "## Meter cadence", ""]
@@ -165,6 +173,9 @@ extension AnalysisReport {
                     cases.append(testCase)
                 }
             }
+            let features = FeatureMatrix.junit(pair.statistics.features, suite: name)
+            cases += features.cases
+            failures += features.failures
             totalTests += cases.count
             totalFailures += failures
             suites.append("  <testsuite name=\"\(Self.xml(name))\" tests=\"\(cases.count)\" failures=\"\(failures)\">\n\(cases.joined(separator: "\n"))\n  </testsuite>")

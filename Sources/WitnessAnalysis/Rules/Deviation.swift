@@ -44,6 +44,8 @@ public struct Deviation: Sendable, Hashable {
             return (.charger, "the charger is configured otherwise than the site declares")
         case "command":
             return (.charger, "the charger accepted the command and did not carry it out")
+        case "feature":
+            return (.charger, "the charger's claim of its features and its answers disagree")
         default:
             return (.charger, "the charger's own messages show it")
         }
