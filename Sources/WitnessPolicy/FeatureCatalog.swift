@@ -105,10 +105,9 @@ public enum FeatureCatalog {
     ]
 
     static let v201: [Feature] = [
-        Feature(
-            name: "Security", block: "A", actions: ["SignCertificate", "CertificateSigned", "SecurityEventNotification"], required: true, claim: nil,
-            area: .commissioning
-        ),
+        // Block A: security events are in the Core profile; client certificates (A02, A03) are Advanced Security (Part 5 §2).
+        Feature(name: "Security", block: "A", actions: ["SecurityEventNotification"], required: true, claim: nil, area: .commissioning),
+        Feature(name: "AdvancedSecurity", block: "A", actions: ["SignCertificate", "CertificateSigned"], required: false, claim: nil, area: .commissioning),
         Feature(
             name: "Provisioning", block: "B",
             actions: ["BootNotification", "SetVariables", "GetVariables", "GetBaseReport", "GetReport", "NotifyReport", "SetNetworkProfile", "Reset"],
@@ -142,15 +141,20 @@ public enum FeatureCatalog {
             ],
             required: false, claim: .components(["SmartChargingCtrlr"]), area: .smartCharging
         ),
+        // Block L: the secure firmware update (L01) is Core; publishing firmware (L03, L04) is for local controllers.
+        Feature(name: "FirmwareManagement", block: "L", actions: ["UpdateFirmware", "FirmwareStatusNotification"], required: true, claim: nil, area: .firmwareUpdate),
         Feature(
-            name: "FirmwareManagement", block: "L",
-            actions: ["UpdateFirmware", "FirmwareStatusNotification", "PublishFirmware", "PublishFirmwareStatusNotification", "UnpublishFirmware"],
-            required: true, claim: nil, area: .firmwareUpdate
+            name: "FirmwarePublishing", block: "L", actions: ["PublishFirmware", "PublishFirmwareStatusNotification", "UnpublishFirmware"], required: false,
+            claim: nil, area: .firmwareUpdate
+        ),
+        // Block M: installing and deleting certificates (M03-M05) is Core; the ISO 15118 ones (M01, M02, M06) are not.
+        Feature(
+            name: "CertificateManagement", block: "M", actions: ["GetInstalledCertificateIds", "DeleteCertificate", "InstallCertificate"], required: true,
+            claim: nil, area: .commissioning
         ),
         Feature(
-            name: "CertificateManagement", block: "M",
-            actions: ["Get15118EVCertificate", "GetInstalledCertificateIds", "DeleteCertificate", "InstallCertificate", "GetCertificateStatus"],
-            required: false, claim: nil, area: .commissioning
+            name: "ISO15118Certificates", block: "M", actions: ["Get15118EVCertificate", "GetCertificateStatus"], required: false, claim: nil,
+            area: .commissioning
         ),
         // Block N splits in two: monitoring is optional (MonitoringCtrlr, the Advanced Device Management profile);
         // logs and customer information are in the Core profile (Part 5 §2).
@@ -178,7 +182,7 @@ public enum FeatureCatalog {
         }
         add("TariffAndCost", ["SetDefaultTariff", "GetTariffs", "ClearTariffs", "ChangeTransactionTariff"])
         add("SmartCharging", ["UsePriorityCharging", "NotifyPriorityCharging", "UpdateDynamicSchedule", "PullDynamicScheduleUpdate"])
-        add("CertificateManagement", ["GetCertificateChainStatus"])
+        add("ISO15118Certificates", ["GetCertificateChainStatus"])
         add(
             "Monitoring", ["OpenPeriodicEventStream", "GetPeriodicEventStream", "ClosePeriodicEventStream", "AdjustPeriodicEventStream", "NotifyPeriodicEventStream"]
         )

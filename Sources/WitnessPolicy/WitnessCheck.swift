@@ -96,8 +96,8 @@ public struct WitnessCheck: Sendable {
         /// Each remote command the site states a requirement for (`site.commands`): answered and carried out in
         /// time; and, per pair and command, the share carried out.
         case commandRequirements
-        /// Each feature of the check's area that the pair used or the charger claimed: it works as claimed (a feature
-        /// claimed and refused fails on the charger's side, one the backend refused on the backend's).
+        /// Each feature of the check's area that the pair used: it works as claimed (a feature claimed and refused
+        /// fails on the charger's side, one the backend refused on the backend's; one never answered is inconclusive).
         case featuresAsClaimed
 
         /// What an occurrence is, for a verdict sentence.

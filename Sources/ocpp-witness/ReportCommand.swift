@@ -97,11 +97,13 @@ struct ReportCommand: AsyncParsableCommand {
     )
     var declarations: [String] = []
 
-    @Option(help: "Exit with status 1 when the report has findings of this severity or worse (error also: a failed test area): error, warning, or never.")
-    var failOn: FailOn = .never
+    @Option(
+        help: "Exit with status 1 when the report has findings of this severity or worse (error also: a failed test area): error, warning, or never; or regression: a charger model's later firmware does worse than the earlier against the same backend (repeatable)."
+    )
+    var failOn: [FailOn] = []
 
     enum FailOn: String, ExpressibleByArgument, CaseIterable {
-        case error, warning, never
+        case error, warning, regression, never
     }
 
     func validate() throws {
@@ -172,10 +174,19 @@ struct ReportCommand: AsyncParsableCommand {
         for issue in reader.issues {
             FileHandle.standardError.write(Data("warning: \(issue)\n".utf8))
         }
-        switch self.failOn {
-        case .error where report.count(.error) > 0 || report.pairs.contains(where: { $0.verdict == "fail" }): throw ExitCode.failure
-        case .warning where report.count(.error) + report.count(.warning) > 0 || report.pairs.contains(where: { $0.verdict != "pass" }): throw ExitCode.failure
-        default: break
+        for failOn in self.failOn {
+            switch failOn {
+            case .error where report.count(.error) > 0 || report.pairs.contains(where: { $0.verdict == "fail" }): throw ExitCode.failure
+            case .warning where report.count(.error) + report.count(.warning) > 0 || report.pairs.contains(where: { $0.verdict != "pass" }): throw ExitCode.failure
+            case .regression where !report.regressions.isEmpty:
+                for comparison in report.regressions {
+                    FileHandle.standardError.write(
+                        Data("regression: \(comparison.vendor) \(comparison.model) × \(comparison.backend), \(comparison.before) → \(comparison.after): \(comparison.regressions.map(\.detail).joined(separator: "; "))\n".utf8)
+                    )
+                }
+                throw ExitCode.failure
+            default: break
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ struct WitnessReportTests {
         let json = try await WitnessBinary.run(["report"] + captures + options)
         #expect(json.status == 0, "\(json.errors)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
-        #expect(report["checks"] as? Int == 26)
+        #expect(report["checks"] as? Int == 27)
         let pairs = try #require(report["pairs"] as? [[String: Any]])
         func pair(_ vendor: String) -> [String: Any]? { pairs.first { ($0["charger"] as? [String: Any])?["vendor"] as? String == vendor } }
         let gamma = try #require(pair("Gamma EV"))

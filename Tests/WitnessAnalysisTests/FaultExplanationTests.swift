@@ -62,9 +62,46 @@ struct FaultExplanationTests {
     func madeStimulus() throws {
         let result = try self.stopped { capture in
             capture.start(1, at: "08:00:01", dated: "08:00:01")
+            // The charger's StartTransaction, answered by the proxy (the answer is the proxy's own message).
             Self.fault(&capture, fromEnd: 2, #"{"rule":"accept","kind":"respond","hit":1}"#)
-            Self.fault(&capture, fromEnd: 1, #"{"rule":"accept","kind":"respond","hit":1}"#)
+            Self.fault(&capture, fromEnd: 1, #"{"rule":"accept","kind":"respond","hit":1},"injected":true"#)
         }
+        #expect(result.verdict == .fail && result.side == .charger, "\(result)")
+    }
+
+    @Test("a command the proxy answered in the charger's place never reached it: its effect not coming is the fault's")
+    func answeredInPlace() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.call(1, at: "08:00:01", "Reset", #"{"type":"Soft"}"#, answer: #"{"status":"Accepted"}"#, toCSMS: false)
+        Self.fault(&capture, fromEnd: 2, #"{"rule":"fake-accept","kind":"respond","hit":1}"#)
+        Self.fault(&capture, fromEnd: 1, #"{"rule":"fake-accept","kind":"respond","hit":1},"injected":true"#)
+        capture.call(1, at: "08:05:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:05:00"))"}"#)
+        let report = try capture.analyse(AnalyzerConfiguration())
+        // The proxy's answer is not the charger's: nothing answered, nothing awaited, nothing against the charger.
+        #expect(!report.deviations.contains { (d: Deviation) in d.rule == "command.notCarriedOut" && d.side != .fault }, "\(report.deviations.map(\.detail))")
+    }
+
+    @Test("a check whose stimulus is a blackhole outage is not explained by the frames that outage swallowed")
+    func blackholeStimulus() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.call(1, at: "08:00:01", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:00:01"))"}"#)
+        Self.fault(&capture, fromEnd: 2, #"{"rule":"bh","kind":"outage","hit":1,"mode":"blackhole","seconds":20,"scope":"charger"}"#)
+        capture.call(1, at: "08:00:05", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:00:05"))"}"#)
+        Self.fault(&capture, fromEnd: 2, #"{"kind":"outage","mode":"blackhole"}"#)
+        capture.call(1, at: "08:05:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:05:00"))"}"#)
+        var configuration = AnalyzerConfiguration()
+        configuration.checks = try PolicyLoader.parse("""
+            checks:
+              - name: status-after-outage
+                area: communicationLoss
+                when: {fault: bh}
+                expect: {direction: toCSMS, type: CALL, action: StatusNotification}
+                within: 60s
+            """).checks
+        let report = try capture.analyse(configuration)
+        let result = try #require(report.pairs.flatMap(\.areas).flatMap(\.checks).first)
         #expect(result.verdict == .fail && result.side == .charger, "\(result)")
     }
 

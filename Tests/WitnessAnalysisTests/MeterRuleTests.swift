@@ -287,24 +287,28 @@ struct SideTests {
         // A charger CALL the policy's fault touched, with such an id too.
         capture.lines.append(frame("08:00:03", "toCSMS", long + "c", fault: #","fault":{"rule":"slow","kind":"delay","hit":1,"ms":10}"#))
         capture.lines.append(#"{"ts":"\#(OutageCapture.ts("08:00:03"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":3,"msgId":"\#(long)c","action":"Heartbeat","enc":"json","payload":[3,"\#(long)c",{"currentTime":"\#(OutageCapture.ts("08:00:03"))"}]}"#)
-        // One the policy malformed on its way (the recorded text is the charger's; what was delivered was changed).
+        // One the policy malformed on its way: the capture holds it as the charger wrote it, so it stays the charger's.
         capture.lines.append(frame("08:00:04", "toCSMS", long + "d", fault: #","fault":{"rule":"mangle","kind":"malformed","hit":1,"malformation":"wrongType"}"#))
         capture.lines.append(#"{"ts":"\#(OutageCapture.ts("08:00:04"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":3,"msgId":"\#(long)d","action":"Heartbeat","enc":"json","payload":[3,"\#(long)d",{"currentTime":"\#(OutageCapture.ts("08:00:04"))"}]}"#)
+        // One the proxy itself sent to the backend for the policy (an injected message): the fault's.
+        capture.lines.append(frame("08:00:04", "toCSMS", long + "e", fault: #","injected":true,"fault":{"rule":"poke","kind":"inject","hit":1}"#))
+        capture.lines.append(#"{"ts":"\#(OutageCapture.ts("08:00:04"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":3,"msgId":"\#(long)e","action":"Heartbeat","enc":"json","payload":[3,"\#(long)e",{"currentTime":"\#(OutageCapture.ts("08:00:04"))"}]}"#)
         capture.call(1, at: "08:05:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:05:00"))"}"#)
         capture.close(1, at: "08:05:01")
         let report = try capture.analyse(AnalyzerConfiguration())
         let sides = report.deviations.map { "\($0.rule) \($0.direction?.rawValue ?? "") \($0.side.rawValue)" }
-        // A delay changes no content: the too-long id stays the charger's. A malformation is the fault's.
+        // The capture holds what the charger wrote, before a delay or a malformation: the too-long ids stay the
+        // charger's. Only the message the proxy made is the fault's.
         #expect(sides == [
             "rpc.messageIdTooLong toCSMS charger", "rpc.messageIdTooLong toCharger backend", "rpc.messageIdTooLong toCSMS charger",
-            "rpc.messageIdTooLong toCSMS fault", "rpc.timeout toCharger charger",
+            "rpc.messageIdTooLong toCSMS charger", "rpc.messageIdTooLong toCSMS fault", "rpc.timeout toCharger charger",
         ], "\(sides)")
-        #expect(report.deviations[3].sideReason.contains("the policy's fault 'mangle' (malformed)"))
-        #expect(report.countsBySide == [.charger: 3, .backend: 1, .fault: 1])
-        // The fault's finding counts in no severity of the pair: 4 vendor errors, not 5.
-        #expect(report.pairs.first?.statistics.severities[.error] == 4, "\(report.pairs.first?.statistics.severities ?? [:])")
+        #expect(report.deviations[4].sideReason.contains("the proxy sent this message for the policy's fault 'poke' (inject)"), "\(report.deviations[4].sideReason)")
+        #expect(report.countsBySide == [.charger: 4, .backend: 1, .fault: 1])
+        // The fault's finding counts in no severity of the pair: 5 vendor errors, not 6.
+        #expect(report.pairs.first?.statistics.severities[.error] == 5, "\(report.pairs.first?.statistics.severities ?? [:])")
         let json = try JSONParser.parse(report.render(.json))
-        #expect(json["reportFormat"] == 2 && json["summary"]?["bySide"]?["fault"] == 1 && json["deviations"]?[4]?["side"] == "charger")
+        #expect(json["reportFormat"] == 2 && json["summary"]?["bySide"]?["fault"] == 1 && json["deviations"]?[5]?["side"] == "charger")
         #expect(json["pairs"]?[0]?["bySide"]?["fault"] == 1)
         #expect(report.render(.md).contains("## Findings by side"))
     }

@@ -91,7 +91,7 @@ extension Analyzer {
                     late ? .fail : .pass, chargePoint: state.chargePoint, state.version,
                     "\(pending.action) (\(pending.callRef)) was carried out after \(Self.format(seconds)) s (\(record.reference))"
                         + (requirement.effectWithin.map { late ? "; the site asks within \(Self.format($0)) s" : ", within the \(Self.format($0)) s the site asks" } ?? ""),
-                    [pending.callRef, record.reference], window: (pending.sentAt, ts), actions: Commands.actions(showing: pending.effect),
+                    [pending.callRef, record.reference], window: (pending.sentAt, ts),
                     lateBy: requirement.effectWithin.map { Int64((seconds - $0) * 1_000_000) }
                 )
             }
@@ -106,8 +106,7 @@ extension Analyzer {
             // traffic inside the window says nothing about the charger: not observable, and the finding is the fault's.
             let explanation = outcome == .notCarriedOut
                 ? self.faults.explanation(
-                    for: chargePoint, stimulus: pending.callRef, refs: [pending.answerRef], from: pending.sentAt, through: pending.deadline,
-                    actions: Commands.actions(showing: pending.effect)
+                    for: chargePoint, stimulus: pending.callRef, refs: [pending.answerRef], from: pending.sentAt, through: pending.deadline
                 ) : nil
             self.commandStatistics(pending.pair, pending.action) { $0.count(explanation == nil ? outcome : .notObservable) }
             if pending.requirement != nil {
@@ -119,7 +118,7 @@ extension Analyzer {
                     }
                 self.requirementJudged(
                     verdict, chargePoint: chargePoint, pending.version, "\(pending.action) (\(pending.callRef)) \(what)", [pending.callRef, pending.answerRef],
-                    window: (pending.sentAt, pending.deadline), actions: Commands.actions(showing: pending.effect)
+                    window: (pending.sentAt, pending.deadline)
                 )
             }
             guard outcome == .notCarriedOut else { continue }
@@ -147,15 +146,14 @@ extension Analyzer {
     /// command, its answer, or the charge point's traffic inside `window`) is inconclusive and says so.
     func requirementJudged(
         _ verdict: CheckVerdict, chargePoint: String, _ version: OCPPVersion?, _ detail: String, _ refs: [String], window: (from: Int64, through: Int64)? = nil,
-        actions: Set<String> = [], lateBy: Int64? = nil
+        lateBy: Int64? = nil
     ) {
         var verdict = verdict
         var detail = detail
         var refs = refs
         var side: (Deviation.Side, String)?
         if verdict == .fail, let window, let touch = self.faults.explanation(
-                for: chargePoint, stimulus: refs.first, refs: Array(refs.dropFirst()), from: window.from, through: window.through, actions: actions,
-                lateBy: lateBy
+                for: chargePoint, stimulus: refs.first, refs: Array(refs.dropFirst()), from: window.from, through: window.through, lateBy: lateBy
             )
         {
             verdict = .inconclusive
@@ -186,17 +184,6 @@ extension Analyzer {
 }
 
 extension Commands {
-    /// The messages that show an effect: a fault that touched one inside the window explains its absence.
-    static func actions(showing effect: Effect) -> Set<String> {
-        switch effect {
-        case .reboot: return ["BootNotification"]
-        case .transactionStart: return ["StartTransaction", "TransactionEvent"]
-        case .transactionEnd: return ["StopTransaction", "TransactionEvent"]
-        case .status: return ["StatusNotification"]
-        case .message(let action): return [action]
-        }
-    }
-
     /// An effect as a verdict sentence names it.
     static func describe(_ effect: Effect) -> String {
         switch effect {

@@ -7,27 +7,27 @@ extension Analyzer {
     func featuresJudged() -> [PairKey: [FeatureRow]] {
         let matrix = self.features.matrix(declarations: self.configuration.declarations)
         let judges = self.checks?.judgements.contains(.featuresAsClaimed) ?? false
-        for (pair, rows) in matrix.sorted(by: { $0.key < $1.key }) {
+        // Only pairs the report lists: a message before the charger's BootNotification belongs to no pair's matrix.
+        for (pair, rows) in matrix.sorted(by: { $0.key < $1.key }) where self.pairs[pair] != nil {
             for row in rows {
                 let verdict = row.verdict
                 switch verdict {
                 case .claimedButRefused:
-                    guard let refusal = row.chargerRefusal else { break }
                     // A required action answered NotImplemented is rpc.notImplementedRequired already: one cause, one finding.
+                    guard let refusal = row.reportableRefusal else { break }
                     let action = refusal.how.split(separator: ":").first.map(String.init) ?? ""
-                    if row.claim == .required, refusal.how.hasSuffix("NotImplemented"), RequiredActions.required(row.version, direction: .toCharger).contains(action) { break }
                     self.reportDetached(
                         Deviation(
                             rule: "feature.claimedButRefused", chargePoint: refusal.chargePoint, direction: .toCSMS, action: action,
                             detail: row.sentence, ref: refusal.ref, related: row.claimRef.map { [$0] } ?? []
                         ),
-                        chargePoint: refusal.chargePoint
+                        pair: pair
                     )
                 case .usedButNotClaimed:
                     guard let use = row.firstWorking else { break }
                     self.reportDetached(
                         Deviation(rule: "feature.usedNotClaimed", chargePoint: use.chargePoint, detail: row.sentence, ref: use.ref, related: row.claimRef.map { [$0] } ?? []),
-                        chargePoint: use.chargePoint
+                        pair: pair
                     )
                 default:
                     break
@@ -38,6 +38,7 @@ extension Analyzer {
                     case .works, .usedButNotClaimed, .notSupported: (.pass, nil)
                     case .claimedButRefused: (.fail, (.charger, "the charger claims the feature and refused it"))
                     case .backendRefused: (.fail, (.backend, "the backend refused the charger's messages of the feature"))
+                    case .notAnswered: (.inconclusive, nil)
                     case .notExercised, .notClaimed: nil
                     }
                 guard let (checkVerdict, side) = outcome else { continue }

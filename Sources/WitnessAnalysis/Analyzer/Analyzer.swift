@@ -21,6 +21,8 @@ public final class Analyzer {
     private var runs: [String: Int] = [:]
     private var runNumber = -1
     private var backend = "unknown backend"
+    /// The policy the current proxy run applied (its header's; empty: none).
+    private var policy = ""
     private var connections: [ConnectionKey: ConnectionState] = [:]
     private var identities: [String: ChargerIdentity] = [:]
     /// The backend each charge point was last seen talking to.
@@ -76,7 +78,8 @@ public final class Analyzer {
     public func consume(_ record: CaptureRecord) {
         let message = record.message
         self.current = CurrentRecord(
-            file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil, fault: Self.fault(of: record)
+            file: record.file, line: record.line, message: message, fields: message == nil ? record.fields : nil, fault: Self.fault(of: record),
+            injected: record.injected
         )
         self.answeredCallPayload = nil
         self.transactions.connectorOfRecord = nil
@@ -103,6 +106,7 @@ public final class Analyzer {
         switch record.recordKind {
         case .header:
             self.backend = record.fields["backend"]?.stringValue ?? "unknown backend"
+            self.policy = record.fields["policy"]?.stringValue ?? ""
             if self.configuration.stateRetentionSeconds == nil, let seconds = record.fields[Departures.headerField]?.doubleValue {
                 // As live analysis applied it (the proxy wrote the retention it used, checks' windows included).
                 self.departures.retentionMicros = Departures.micros(seconds)
@@ -211,11 +215,13 @@ public final class Analyzer {
                 areas: areas[key] ?? WitnessArea.allCases.map { AreaResult(area: $0, checks: []) }, scope: self.configuration.scope
             )
         }
-        return AnalysisReport(
+        var report = AnalysisReport(
             files: self.files, records: self.records, profile: self.configuration.profile, deviations: self.listed,
             countsByRule: self.countsByRule, countsBySide: self.countsBySide, pairs: reports.sorted(), readIssues: readIssues, checksLoaded: self.configuration.checks.count,
             scope: self.configuration.scope
         )
+        report.firmware = Regressions.compare(report.pairs, intervalTolerance: self.configuration.intervalToleranceInForce)
+        return report
     }
 
     // MARK: Connections
@@ -235,6 +241,8 @@ public final class Analyzer {
         if let chargePoint = record.chargePoint { self.backendOf[chargePoint] = self.backend }
         let version = record.fields["version"]?.stringValue.flatMap(OCPPVersion.init(rawValue:)) ?? .v16
         let state = ConnectionState(chargePoint: record.chargePoint ?? "?", version: version, backend: self.backend)
+        state.policy = self.policy
+        state.openedAt = record.ts?.microseconds ?? self.lastTs
         self.connections[key] = state
         // Counted where it is forgotten (a close), so a connection known only from its frames counts too.
         self.departures.opened(state.chargePoint)
@@ -414,7 +422,7 @@ public final class Analyzer {
             // After it: a BootNotification has told the pair by now.
             if valid || self.schemas == nil {
                 let pair = self.pairKey(state.chargePoint)
-                self.features.called(action, byCharger: direction == .toCSMS, version: state.version, pair: pair)
+                self.features.called(action, byCharger: direction == .toCSMS, injected: record.injected, version: state.version, pair: pair)
                 if action == "NotifyReport", direction == .toCSMS {
                     self.features.learnClaims(action: action, answer: nil, request: message[3], version: state.version, pair: pair, ref: record.reference)
                 }
@@ -471,11 +479,11 @@ public final class Analyzer {
             }
             let latencyMs = record.latencyMilliseconds ?? Double(latencyNanos) / 1_000_000
             if latencyMs / 1000 >= self.configuration.responseTimeoutSeconds {
-                // Late because a fault held the CALL or its answer: the fault's side, not the answering vendor's.
+                // Late because a fault held the CALL from the peer: the fault's side, not the answering vendor's.
                 let late = deviation("rpc.timeout", "answered after \(Self.format(latencyMs / 1000)) s; the timeout is \(Self.format(self.configuration.responseTimeoutSeconds)) s", action: pending.action)
                 let explanation = self.faults.explanation(
                     for: state.chargePoint, stimulus: "\(pending.context.file):\(pending.context.line)", from: Int64(pending.sentAtNanos / 1000),
-                    through: ts, messageId: id, lateBy: Int64((latencyMs / 1000 - self.configuration.responseTimeoutSeconds) * 1_000_000)
+                    through: ts, lateBy: Int64((latencyMs / 1000 - self.configuration.responseTimeoutSeconds) * 1_000_000)
                 )
                 self.report(late.explained(by: explanation), in: state)
             }
@@ -483,12 +491,17 @@ public final class Analyzer {
             if callDirection == .toCharger {
                 self.commandAnswered(pending, answer: type == .callResult ? message[2] ?? .null : nil, latencyMs: latencyMs, state: state, record: record)
             }
-            // What a side answered of the other's feature: not an answer the proxy gave on a peer's behalf.
-            if type != .callResultError, !record.injected {
+            // What a side answered of the other's feature: not an answer the proxy gave on a peer's behalf, nor one to a
+            // CALL the policy's fault changed or kept from it, nor one to a CALL that broke its schema (the CALL's fault).
+            let callRef = "\(pending.context.file):\(pending.context.line)"
+            let callTouched = self.faults.touch(at: callRef, of: state.chargePoint).map { ["drop", "malformed", "respond"].contains($0.kind) } ?? false
+            if type != .callResultError, !record.injected, !callTouched, pending.context.valid {
                 let pair = self.pairKey(state.chargePoint)
+                let code = type == .callError ? message[2]?.stringValue ?? "" : nil
                 self.features.answered(
                     pending.action, callByCharger: callDirection == .toCSMS, version: state.version, pair: pair, result: type == .callResult ? message[2] : nil,
-                    errorCode: type == .callError ? message[2]?.stringValue ?? "" : nil, ref: record.reference, chargePoint: state.chargePoint
+                    errorCode: code, ref: record.reference, chargePoint: state.chargePoint,
+                    reportable: !(code == "NotImplemented" && RequiredActions.required(state.version, direction: callDirection).contains(pending.action))
                 )
                 if type == .callResult, pending.action == "GetConfiguration" || pending.action == "GetVariables" {
                     self.features.learnClaims(action: pending.action, answer: message[2], request: nil, version: state.version, pair: pair, ref: record.reference)
@@ -540,7 +553,7 @@ public final class Analyzer {
                 ).answeredBy(direction == .toCSMS ? .backend : .charger)
                     .explained(by: self.faults.explanation(
                         for: state.chargePoint, stimulus: "\(call.context.file):\(call.context.line)", from: Int64(call.sentAtNanos / 1000),
-                        through: Int64(now / 1000), messageId: call.messageId
+                        through: Int64((call.sentAtNanos + limit) / 1000)
                     )),
                 in: state
             )
@@ -560,7 +573,11 @@ public final class Analyzer {
     /// A deviation found after its connection was retired (open transactions at the end).
     func reportDetached(_ deviation: Deviation, chargePoint: String) {
         let identity = self.identities[chargePoint] ?? .unknown
-        let key = PairKey(charger: identity, backend: self.backendOf[chargePoint] ?? self.backend)
+        self.reportDetached(deviation, pair: PairKey(charger: identity, backend: self.backendOf[chargePoint] ?? self.backend))
+    }
+
+    /// A deviation of a pair known already (a feature of the firmware it was seen with).
+    func reportDetached(_ deviation: Deviation, pair key: PairKey) {
         let deviation = self.list(deviation)
         self.pairs[key, default: PairStatistics()].deviations[deviation.rule, default: 0] += 1
         self.pairs[key, default: PairStatistics()].sides[deviation.side, default: 0] += 1
@@ -576,6 +593,8 @@ public final class Analyzer {
         var fields: JSONObject?
         /// The policy's fault that touched the record (its rule and kind), or "injected" for a message the proxy sent.
         var fault: (rule: String, kind: String)?
+        /// The proxy made the message (`injected`).
+        var injected: Bool
     }
 
     private var current: CurrentRecord?
@@ -592,24 +611,13 @@ public final class Analyzer {
     @discardableResult
     private func list(_ deviation: Deviation) -> Deviation {
         var deviation = deviation
-        // A finding on a message the policy's own fault touched counts against neither vendor (docs/reports.md, "Whose side").
-        // A fault that changed or made the message (malformed, a proxy's answer, a copy, an injected CALL); a delay or a
-        // drop leaves what the sender wrote its own.
-        if let current, let fault = current.fault, ["malformed", "respond", "duplicate", "inject"].contains(fault.kind),
-            "\(current.file):\(current.line)" == deviation.ref
-        {
+        // A finding on a message the proxy itself made (an injected CALL, an answer on a peer's behalf, a copy) counts
+        // against neither vendor (docs/reports.md, "Whose side"). The capture holds every other message as its sender
+        // wrote it, before a fault held, dropped or changed it: a finding on it is its sender's.
+        if let current, current.injected, "\(current.file):\(current.line)" == deviation.ref {
             deviation.side = .fault
-            deviation.sideReason = fault.rule == "injected"
-                ? "the proxy sent this message on the policy's behalf"
-                : "the policy's fault '\(fault.rule)' (\(fault.kind)) touched this message"
-        } else if deviation.side != .fault, let chargePoint = deviation.chargePoint {
-            // Or one that touched a line the finding rests on (the CALL a timeout waited for, the message a resend repeats).
-            let refs = [deviation.ref].compactMap { $0 } + deviation.related
-            if let touch = self.faults.explanation(for: chargePoint, refs: refs, from: .max, through: .min),
-                ["malformed", "respond", "duplicate"].contains(touch.kind)
-            {
-                deviation = deviation.explained(by: touch)
-            }
+            deviation.sideReason = current.fault.map { $0.rule == "injected" ? "the proxy sent this message" : "the proxy sent this message for the policy's fault '\($0.rule)' (\($0.kind))" }
+                ?? "the proxy sent this message"
         }
         self.countsBySide[deviation.side, default: 0] += 1
         self.countsByRule[deviation.rule, default: 0] += 1

@@ -9,6 +9,10 @@ final class ConnectionState {
     let version: OCPPVersion
     let backend: String
     var identity: ChargerIdentity?
+    /// The policy the proxy run that recorded the connection applied (its header's `policy`; empty: none), and
+    /// when the connection was first seen: a firmware comparison needs both (docs/reports.md, "Firmware regressions").
+    var policy = ""
+    var openedAt: Int64 = 0
     /// The connection's outstanding CALLs, on the capture's clock (`Timestamp.nanosecondsSince1970`). Unbounded: a CALL leaves
     /// when it is answered or times out.
     var correlator = CallCorrelator<CallInCapture>(maximumOutstanding: .max)

@@ -27,6 +27,8 @@ public enum FeatureVerdict: String, Sendable, Hashable, CaseIterable {
     case usedButNotClaimed
     /// Used, and answered without a refusal.
     case works
+    /// Used, and never answered with a result or a refusal: only other CALLERRORs, no answer, or answers the proxy gave.
+    case notAnswered
     /// Used and refused, as the claim says (not claimed, optional, or disabled in the configuration).
     case notSupported
     /// Claimed (or required) and never used in the capture.
@@ -60,6 +62,8 @@ public struct FeatureRow: Sendable, Hashable {
     /// CALLs of the feature each side sent.
     public var byCharger = 0
     public var byBackend = 0
+    /// CALLs the proxy sent for the policy (`inject`): the charger's answers count, the use is not the backend's.
+    public var byPolicy = 0
     /// The charger's answers to the backend's CALLs, and the backend's to the charger's.
     public var chargerAnswers = FeatureAnswers()
     public var backendAnswers = FeatureAnswers()
@@ -68,6 +72,9 @@ public struct FeatureRow: Sendable, Hashable {
     public var firstWorking: (ref: String, chargePoint: String)?
     public var chargerRefusal: (ref: String, chargePoint: String, how: String)?
     public var backendRefusal: (ref: String, chargePoint: String, how: String)?
+    /// The first refusal that is no other rule's finding (a required action answered NotImplemented is
+    /// `rpc.notImplementedRequired`): the one `feature.claimedButRefused` is reported on.
+    var reportableRefusal: (ref: String, chargePoint: String, how: String)?
 
     init(feature: Feature, version: OCPPVersion) {
         self.feature = feature
@@ -84,7 +91,7 @@ public struct FeatureRow: Sendable, Hashable {
         hasher.combine(self.version)
     }
 
-    public var used: Bool { self.byCharger + self.byBackend > 0 }
+    public var used: Bool { self.byCharger + self.byBackend + self.byPolicy > 0 }
 
     /// Claimed by the charger or its vendor (or required).
     var claimedAtAll: Bool { self.claim == .required || self.claim == .claimed }
@@ -96,7 +103,7 @@ public struct FeatureRow: Sendable, Hashable {
         let worked = self.firstWorking != nil
         if worked, self.claim == .notClaimed { return .usedButNotClaimed }
         if worked { return .works }
-        if self.used { return refusedByCharger ? .notSupported : .works }
+        if self.used { return refusedByCharger ? .notSupported : .notAnswered }
         return self.claimedAtAll ? .notExercised : .notClaimed
     }
 
@@ -120,6 +127,8 @@ public struct FeatureRow: Sendable, Hashable {
             return "\(self.feature.label) worked (\(self.firstWorking?.ref ?? "?")) though it is \(claim)"
         case .works:
             return "\(self.feature.label) worked (\(self.firstWorking?.ref ?? "?")); \(claim)\(disabled)"
+        case .notAnswered:
+            return "\(self.feature.label) was used (\(self.byCharger + self.byBackend + self.byPolicy) CALLs) and never answered with a result or a refusal; \(claim)"
         case .notSupported:
             return "\(self.feature.label) was refused (\(self.chargerRefusal.map { "\($0.how) at \($0.ref)" } ?? "?")), as it is \(claim)\(disabled)"
         case .notExercised:
@@ -139,7 +148,7 @@ public struct FeatureRow: Sendable, Hashable {
             "claim": .string(self.claim.rawValue), "claimRef": self.claimRef.map(JSONValue.string) ?? .null,
             "enabled": self.enabled.map(JSONValue.bool) ?? .null,
             "declared": self.declared.map { .string($0.rawValue) } ?? .null, "declaredIn": self.declaredIn.map(JSONValue.string) ?? .null,
-            "callsByCharger": .int(self.byCharger), "callsByBackend": .int(self.byBackend),
+            "callsByCharger": .int(self.byCharger), "callsByBackend": .int(self.byBackend), "callsByPolicy": .int(self.byPolicy),
             "chargerAnswers": answers(self.chargerAnswers), "backendAnswers": answers(self.backendAnswers),
             "actions": .array(self.actionsUsed.sorted().map(JSONValue.string)),
             "firstUse": self.firstWorking.map { .string($0.ref) } ?? .null,
@@ -206,14 +215,27 @@ struct FeatureClaims {
         }
     }
 
-    /// A 2.0.1 controller's Available or Enabled: any instance or EVSE that says true claims it (V2XChargingCtrlr is per EVSE).
+    /// A 2.0.1 controller's Available or Enabled, per instance and EVSE (V2XChargingCtrlr is per EVSE); the latest
+    /// value of each counts. At most `entriesKept` of them, so a hostile report grows nothing.
     private mutating func note(_ item: JSONValue, value: String, ref: String) {
         guard let component = item["component"]?["name"]?.stringValue, Self.components.contains(component),
             let variable = item["variable"]?["name"]?.stringValue, variable == "Available" || variable == "Enabled"
         else { return }
-        let key = "\(component).\(variable)"
-        if self.settings[key]?.value.lowercased() == "true", value.lowercased() != "true" { return }
+        let instance = [item["variable"]?["instance"]?.stringValue, item["component"]?["instance"]?.stringValue, item["component"]?["evse"]?["id"].map { JSONWriter.string($0) }]
+            .map { $0 ?? "" }.joined(separator: "/")
+        let key = "\(component).\(variable)#\(instance)"
+        guard self.settings[key] != nil || self.settings.count < Self.entriesKept else { return }
         self.settings[key] = Seen(value: value, ref: ref)
+    }
+
+    static let entriesKept = 64
+
+    /// The values of `component.variable` over its instances and EVSEs: true where any says true (with its line).
+    private func any(_ component: String, _ variable: String) -> (value: Bool, ref: String)? {
+        let seen = self.settings.filter { $0.key.hasPrefix("\(component).\(variable)#") }.sorted { $0.key < $1.key }.map(\.value)
+        guard let first = seen.first else { return nil }
+        if let yes = seen.first(where: { $0.value.lowercased() == "true" }) { return (true, yes.ref) }
+        return (false, first.ref)
     }
 
     /// The claim the settings make for `row`'s feature.
@@ -233,18 +255,19 @@ struct FeatureClaims {
                 row.claimSource = "its configuration key \(key) at \(seen.ref)"
             }
         case .components(let names):
-            for name in names.sorted() {
-                if let enabled = self.settings["\(name).Enabled"] { row.enabled = enabled.value.lowercased() == "true" }
-                if let available = self.settings["\(name).Available"] {
-                    row.claim = available.value.lowercased() == "true" ? .claimed : .notClaimed
+            // Any of the components that says so: enabled where one is enabled; claimed where one is available, or
+            // reports Enabled at all (a controller that has the variable has the feature, enabled or not).
+            let enabled = names.sorted().compactMap { name in self.any(name, "Enabled").map { (name, $0) } }
+            if !enabled.isEmpty { row.enabled = enabled.contains { $0.1.value } }
+            for name in names.sorted() where row.claim != .claimed {
+                if let available = self.any(name, "Available") {
+                    row.claim = available.value ? .claimed : .notClaimed
                     row.claimRef = available.ref
                     row.claimSource = "\(name).Available = \(available.value) at \(available.ref)"
-                    if row.claim == .claimed { break }
-                } else if let enabled = self.settings["\(name).Enabled"], row.claim != .claimed {
-                    // A controller that reports Enabled has the feature, enabled or not.
+                } else if let (_, seen) = enabled.first(where: { $0.0 == name }) {
                     row.claim = .claimed
-                    row.claimRef = enabled.ref
-                    row.claimSource = "\(name).Enabled = \(enabled.value) at \(enabled.ref)"
+                    row.claimRef = seen.ref
+                    row.claimSource = "\(name).Enabled = \(seen.value) at \(seen.ref)"
                 }
             }
         case nil:
@@ -274,20 +297,22 @@ struct FeatureObservations {
     }
 
     /// A CALL of a feature's action.
-    mutating func called(_ action: String, byCharger: Bool, version: OCPPVersion, pair: PairKey) {
-        guard let feature = FeatureCatalog.feature(of: action, version) else { return }
+    mutating func called(_ action: String, byCharger: Bool, injected: Bool, version: OCPPVersion, pair: PairKey) {
+        guard pair.charger != .unknown, let feature = FeatureCatalog.feature(of: action, version) else { return }
         self.spoke(version, pair: pair)
         self.update(pair, version, feature) { row in
-            if byCharger { row.byCharger += 1 } else { row.byBackend += 1 }
+            if injected { row.byPolicy += 1 } else if byCharger { row.byCharger += 1 } else { row.byBackend += 1 }
             row.actionsUsed.insert(action)
         }
     }
 
     /// The answer to a CALL of a feature's action: `result` for a CALLRESULT, `errorCode` for a CALLERROR.
+    /// `reportable`: a refusal here would be no other rule's finding.
     mutating func answered(
-        _ action: String, callByCharger: Bool, version: OCPPVersion, pair: PairKey, result: JSONValue?, errorCode: String?, ref: String, chargePoint: String
+        _ action: String, callByCharger: Bool, version: OCPPVersion, pair: PairKey, result: JSONValue?, errorCode: String?, ref: String, chargePoint: String,
+        reportable: Bool = true
     ) {
-        guard let feature = FeatureCatalog.feature(of: action, version) else { return }
+        guard pair.charger != .unknown, let feature = FeatureCatalog.feature(of: action, version) else { return }
         let refusal = Self.refusal(action, version: version, result: result, errorCode: errorCode)
         self.update(pair, version, feature) { row in
             var answers = callByCharger ? row.backendAnswers : row.chargerAnswers
@@ -295,8 +320,9 @@ struct FeatureObservations {
                 answers.refused += 1
                 if callByCharger {
                     if row.backendRefusal == nil { row.backendRefusal = (ref, chargePoint, "\(action): \(refusal)") }
-                } else if row.chargerRefusal == nil {
-                    row.chargerRefusal = (ref, chargePoint, "\(action): \(refusal)")
+                } else {
+                    if row.chargerRefusal == nil { row.chargerRefusal = (ref, chargePoint, "\(action): \(refusal)") }
+                    if reportable, row.reportableRefusal == nil { row.reportableRefusal = (ref, chargePoint, "\(action): \(refusal)") }
                 }
             } else if errorCode != nil {
                 answers.errors += 1
@@ -325,6 +351,7 @@ struct FeatureObservations {
     }
 
     mutating func learnClaims(action: String, answer: JSONValue?, request: JSONValue?, version: OCPPVersion, pair: PairKey, ref: String) {
+        guard pair.charger != .unknown else { return }
         self.spoke(version, pair: pair)
         self.claims[pair, default: [:]][version, default: FeatureClaims()].learn(action: action, answer: answer, request: request, version: version, ref: ref)
     }

@@ -131,8 +131,10 @@ final class CheckEvaluator {
                 : (.charger, "the charger sent what the check forbids")
         }
         switch check.then.event {
-        case .open, .close, .reject:
+        case .open, .close:
             return (.charger, "connecting again is the charger's move")
+        case .reject:
+            return (.backend, "refusing the upgrade is the backend's move")
         case .message:
             return check.then.direction == .toCharger
                 ? (.backend, "the backend did not send what the check expects")
@@ -343,7 +345,7 @@ final class CheckEvaluator {
             let through = at ?? window.deadline
             if let touch = self.faults?.explanation(
                 for: window.chargePoint, stimulus: window.ref, refs: refs.filter { $0 != window.ref }, from: window.ts, through: through,
-                actions: check.then.actions ?? [], stimulusIsFault: stimulusIsFault
+                stimulusIsFault: stimulusIsFault, excludingRules: check.when.faults ?? []
             ) {
                 verdict = .inconclusive
                 detail += "; \(touch.sentence) inside the window, which explains it: this counts against neither vendor"
@@ -465,7 +467,7 @@ final class CheckEvaluator {
         result.explainedByFault = outcome.explained.count
         if verdict == .fail, let failedOn = outcome.failedOn {
             (result.side, result.sideReason) = (failedOn.side, failedOn.reason)
-        } else if verdict == .inconclusive, let reason = outcome.explained.reason {
+        } else if verdict == .inconclusive, let reason = outcome.explained.reason, outcome.explained.count == outcome.counts[.inconclusive] ?? 0 {
             (result.side, result.sideReason) = (.fault, reason + ", which explains what did not happen")
         }
         return result

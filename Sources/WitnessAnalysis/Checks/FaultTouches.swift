@@ -3,10 +3,12 @@ import WitnessCapture
 
 /// The policy's faults that touched each charge point's traffic, as spans on the capture's clock, so that a
 /// failed check, an unanswered CALL or an effect that never came can say whether a fault explains it
-/// (docs/reports.md, "Whose side"). A fault explains an outcome when it touched the stimulus or its answer, the
-/// awaited event inside the window (a message of the awaited action, or the answer awaited), or cut the
-/// connection inside the window (an outage, a disconnect); a fault that is itself the check's stimulus explains
-/// nothing. Bounded: the latest `kept` touches per charge point.
+/// (docs/reports.md, "Whose side"). The capture records a message as it was received, before a fault held,
+/// dropped or changed it: so what a fault explains is what the *other* side could not do. A fault explains an
+/// outcome when it kept the stimulus from the peer (dropped, malformed, answered in its place, or held it long
+/// enough), when the proxy itself made the answer or the event, or when it cut the connection inside the window
+/// (an outage, a disconnect); a fault that is itself the check's stimulus, or the test's own message (an
+/// injected CALL, an answer on a peer's behalf), explains nothing. Bounded: the latest `kept` per charge point.
 final class FaultTouches {
     struct Touch: Sendable {
         /// When the fault hit, and until when it held (a delay's `ms`, an outage's `seconds`; else the same instant).
@@ -15,8 +17,8 @@ final class FaultTouches {
         var ref: String
         var rule: String
         var kind: String
-        var action: String?
-        var messageId: String?
+        /// The proxy made this message (a copy, an answer on a peer's behalf, an injected CALL).
+        var injected: Bool
 
         /// An outage or a disconnect: nothing the charge point was to send could come while it held.
         var cutsConnection: Bool { self.kind == "outage" || self.kind == "disconnect" }
@@ -28,20 +30,20 @@ final class FaultTouches {
     private var byChargePoint: [String: [Touch]] = [:]
     /// Outages for every charger (`scope: all`).
     private var everyone: [Touch] = []
-    static let kept = 32
+    static let kept = 128
 
-    /// Notes the fault on `record`, if any. A CALL the policy injected is a stimulus, not a fault that explains
-    /// the charger's answer to it; an answer the proxy gave on a peer's behalf (`respond`) is one.
+    /// Notes the fault on `record`, if any. The frames a blackhole outage swallows carry its kind alone: the
+    /// outage's first record (with its rule and duration) stands for all of them.
     func note(_ record: CaptureRecord, chargePoint: String, ts: Int64) {
-        guard let fault = record.fault, let kind = fault["kind"]?.stringValue, kind != "inject" else { return }
+        guard let fault = record.fault, let kind = fault["kind"]?.stringValue else { return }
+        if kind == "outage", fault["seconds"] == nil { return }
         var until = ts
         if let ms = fault["ms"]?.doubleValue, ms.isFinite, ms > 0 { until = ts + Int64(min(ms, 86_400_000) * 1000) }
         if kind == "outage", let seconds = fault["seconds"]?.doubleValue, seconds.isFinite, seconds > 0 {
             until = ts + Int64(min(seconds, 30 * 86_400) * 1_000_000)
         }
         let touch = Touch(
-            from: ts, until: until, ref: record.reference, rule: fault["rule"]?.stringValue ?? "?", kind: kind,
-            action: record.action, messageId: record.messageId
+            from: ts, until: until, ref: record.reference, rule: fault["rule"]?.stringValue ?? "?", kind: kind, injected: record.injected
         )
         if kind == "outage", fault["scope"]?.stringValue == "all" {
             Self.append(touch, to: &self.everyone)
@@ -57,29 +59,36 @@ final class FaultTouches {
 
     func release(_ chargePoint: String) { self.byChargePoint.removeValue(forKey: chargePoint) }
 
+    /// The fault on one capture line of `chargePoint`, if it is still known.
+    func touch(at ref: String, of chargePoint: String) -> Touch? {
+        self.byChargePoint[chargePoint]?.last { $0.ref == ref }
+    }
+
     /// The fault that explains an outcome on `chargePoint` awaited from `from` to `through`, if any (docs/reports.md,
-    /// "Whose side"): one that touched the `stimulus` (unless it made it: a `respond` or an injected CALL is the test
-    /// itself, and with `stimulusIsFault` the stimulus is the fault), one that touched another of `refs` (its answer,
-    /// the event a check caught), or one inside the window that cut the connection or touched the awaited event (a
-    /// message of one of `actions`, or with `messageId`). A delay explains an event that came `lateBy` late when it
-    /// held a message at least that long, and one that never came when it held a message past `through`.
+    /// "Whose side"):
+    /// - on the `stimulus`, one that kept it from the peer: a drop, a malformation, a disconnect or outage, an answer
+    ///   the proxy gave in the peer's place (`respond` on a message the peer sent), or a delay (or bandwidth limit)
+    ///   that held it at least `lateBy` (an outcome that came late) or past `through` (one that never came); not with
+    ///   `stimulusIsFault`, nor on a message the proxy made (the test itself);
+    /// - on another of `refs` (the answer, the event a check caught), a message the proxy made;
+    /// - inside the window, an outage or disconnect, unless its rule is one of `excludingRules` (the check's stimulus).
     func explanation(
-        for chargePoint: String, stimulus: String? = nil, refs: [String] = [], from: Int64, through: Int64, actions: Set<String> = [],
-        messageId: String? = nil, stimulusIsFault: Bool = false, lateBy: Int64? = nil
+        for chargePoint: String, stimulus: String? = nil, refs: [String] = [], from: Int64, through: Int64, stimulusIsFault: Bool = false,
+        excludingRules: Set<String> = [], lateBy: Int64? = nil
     ) -> Touch? {
         let touches = (self.byChargePoint[chargePoint] ?? []) + self.everyone
-        func held(_ touch: Touch) -> Bool {
-            guard touch.kind == "delay" else { return true }
-            return lateBy.map { touch.until - touch.from >= $0 } ?? (touch.until > through)
-        }
         func explains(_ touch: Touch) -> Bool {
+            if excludingRules.contains(touch.rule) { return false }
             if touch.ref == stimulus {
-                return !stimulusIsFault && touch.kind != "respond" && touch.kind != "duplicate" && held(touch)
+                guard !stimulusIsFault, !touch.injected else { return false }
+                switch touch.kind {
+                case "drop", "malformed", "disconnect", "outage", "respond": return true
+                case "delay", "bandwidth": return lateBy.map { touch.until - touch.from >= $0 } ?? (touch.until > through)
+                default: return false
+                }
             }
-            guard held(touch) else { return false }
-            if refs.contains(touch.ref) { return true }
-            guard touch.from <= through, touch.until >= from else { return false }
-            return touch.cutsConnection || touch.action.map(actions.contains) ?? false || (messageId != nil && touch.messageId == messageId)
+            if refs.contains(touch.ref) { return touch.injected }
+            return touch.cutsConnection && touch.from <= through && touch.until >= from
         }
         return touches.filter(explains).min { $0.from < $1.from }
     }

@@ -32,8 +32,15 @@ public struct PairStatistics: Sendable {
     /// The feature matrix: each feature of the versions the pair spoke, claimed, declared and observed (docs/reports.md, "Features").
     public var features: [FeatureRow] = []
 
+    /// The policies of the proxy runs its connections were recorded under (empty text: none).
+    public var policies: Set<String> = []
+    /// When its first connection was seen (the capture's clock, microseconds).
+    public var firstSeen: Int64?
+
     mutating func absorb(_ state: ConnectionState) {
         self.chargePoints.insert(state.chargePoint)
+        self.policies.insert(state.policy)
+        self.firstSeen = min(self.firstSeen ?? state.openedAt, state.openedAt)
         if let profile = state.securityProfile { self.securityProfiles[profile, default: 0] += 1 }
         self.connections += 1
         self.messagesToCSMS += state.messages[.toCSMS]
@@ -95,6 +102,18 @@ public struct AnalysisReport: Sendable {
     /// How many witness checks the report judged (0: no policy with checks was given).
     public var checksLoaded: Int = 0
     public var scope: WitnessScope?
+    /// Each charger model's firmware versions compared against the same backend (docs/reports.md, "Firmware regressions").
+    public var firmware: [FirmwareComparison] = []
+
+    /// The comparisons that found a regression.
+    public var regressions: [FirmwareComparison] { self.firmware.filter(\.isRegression) }
+
+    /// The comparison in which `pair` is the later firmware and regressed, if any.
+    public func regression(of pair: PairKey) -> FirmwareComparison? {
+        self.regressions.first {
+            $0.vendor == pair.charger.vendor && $0.model == pair.charger.model && $0.after == pair.charger.firmware && $0.backend == pair.backend
+        }
+    }
 
     public var totalDeviations: Int { self.countsByRule.values.reduce(0, +) }
 
@@ -132,6 +151,7 @@ public struct AnalysisReport: Sendable {
                 "latencyMs": .object(latency),
                 "securityProfiles": .object(JSONObject(stats.securityProfiles.keys.sorted().map { JSONObject.Member(key: String($0), value: .int(stats.securityProfiles[$0] ?? 0)) })),
                 "verdict": .string(pair.verdict),
+                "regression": .bool(self.regression(of: pair.key) != nil),
                 "cadence": stats.cadence.json,
                 "commands": .object(JSONObject(stats.commands.keys.sorted().map { JSONObject.Member(key: $0, value: stats.commands[$0]?.json ?? .null) })),
                 "features": .array(stats.features.map(\.json)),
@@ -158,11 +178,12 @@ public struct AnalysisReport: Sendable {
             "records": .int(self.records),
             "summary": [
                 "deviations": .int(self.totalDeviations), "errors": .int(self.count(.error)), "warnings": .int(self.count(.warning)),
-                "info": .int(self.count(.info)), "byRule": .object(counts), "listed": .int(self.deviations.count),
+                "info": .int(self.count(.info)), "byRule": .object(counts), "listed": .int(self.deviations.count), "regressions": .int(self.regressions.count),
                 "bySide": .object(JSONObject(Deviation.Side.allCases.map { JSONObject.Member(key: $0.rawValue, value: .int(self.countsBySide[$0] ?? 0)) })),
             ],
             "deviations": .array(self.deviations.map(\.json)),
             "pairs": .array(pairs),
+            "firmware": .array(self.firmware.map(\.json)),
             "readIssues": .array(self.readIssues.map { .string($0.description) }),
         ]
     }

@@ -69,7 +69,7 @@ enum FeatureMatrix {
         }
         return labels.map { label in
             let verdicts = pairs.map { pair in pair.statistics.features.first { Self.label($0) == label }?.verdict }
-            let exercised = Set(verdicts.compactMap { $0 }.filter { ![.notExercised, .notClaimed].contains($0) }.map(Self.outcome))
+            let exercised = Set(verdicts.compactMap { $0 }.filter { ![.notExercised, .notClaimed, .notAnswered].contains($0) }.map(Self.outcome))
             return (label, verdicts, exercised.count > 1)
         }
     }
@@ -128,7 +128,7 @@ enum FeatureMatrix {
             case .claimedButRefused, .backendRefused:
                 failures += 1
                 testCase += ">\n      <failure message=\"\(row.verdict.rawValue)\">\(xml(row.sentence))</failure>\n    </testcase>"
-            case .notExercised, .notClaimed:
+            case .notExercised, .notClaimed, .notAnswered:
                 testCase += ">\n      <skipped message=\"\(row.verdict.rawValue)\">\(xml(row.sentence))</skipped>\n    </testcase>"
             case .works, .usedButNotClaimed, .notSupported:
                 testCase += "/>"

@@ -32,7 +32,8 @@ extension AnalysisReport {
                 }
                 let stats = pair.statistics
                 body.append(
-                    "<td class=\"verdict \(pair.verdict)\"><b>\(pair.verdict.uppercased())</b><br>\(stats.chargePoints.count) charger(s), \(stats.messagesToCSMS + stats.messagesToCharger) messages<br>\(stats.severities[.error] ?? 0) errors, \(stats.severities[.warning] ?? 0) warnings</td>"
+                    "<td class=\"verdict \(pair.verdict)\"><b>\(pair.verdict.uppercased())</b><br>\(stats.chargePoints.count) charger(s), \(stats.messagesToCSMS + stats.messagesToCharger) messages<br>\(stats.severities[.error] ?? 0) errors, \(stats.severities[.warning] ?? 0) warnings"
+                        + (self.regression(of: pair.key).map { "<br><a class=\"regression\" href=\"#firmware\">REGRESSION from \(esc($0.before))</a>" } ?? "") + "</td>"
                 )
             }
             body.append("</tr>")
@@ -40,6 +41,7 @@ extension AnalysisReport {
         body.append("</table>")
         body.append(self.areaMatrixHTML(chargers: chargers, backends: backends))
         body.append(FeatureMatrix.sideBySideHTML(self))
+        body.append(self.firmwareHTML)
 
         // What was exercised and the deviations per pair.
         for (index, pair) in self.pairs.enumerated() {
@@ -114,14 +116,36 @@ extension AnalysisReport {
             .areas{display:grid;grid-template-columns:repeat(3,1fr);gap:3px;min-width:330px}.areas a{display:block;padding:2px 4px;border-radius:4px;font-size:11px;text-decoration:none;text-align:left}
             .area.pass{background:#e3f6e8;color:#17652f}.area.fail{background:#fde4e4;color:#9b1c1c;font-weight:600}.area.inconclusive{background:#fff4d6;color:#7a5500}.area.notRun{background:#eef0f4;color:#6b7385}
             td.area{white-space:nowrap}.scope{font-size:12px;margin-top:4px}
+            a.regression{display:inline-block;margin-top:4px;padding:1px 6px;border-radius:6px;background:#9b1c1c;color:#fff;font-size:11px;font-weight:600;text-decoration:none}
             td.feature{white-space:nowrap;font-size:12px}td.feature.works,td.feature.usedButNotClaimed{background:#e3f6e8;color:#17652f}
             td.feature.claimedButRefused,td.feature.backendRefused{background:#fde4e4;color:#9b1c1c;font-weight:600}
-            td.feature.notSupported{background:#fff4d6;color:#7a5500}td.feature.notExercised,td.feature.notClaimed{background:#eef0f4;color:#6b7385}
+            td.feature.notSupported,td.feature.notAnswered{background:#fff4d6;color:#7a5500}td.feature.notExercised,td.feature.notClaimed{background:#eef0f4;color:#6b7385}
             </style></head><body>
             \(body.joined(separator: "\n"))
             </body></html>
 
             """
+    }
+
+    /// Each charger model's firmware versions against the same backend, with what got worse.
+    var firmwareHTML: String {
+        guard !self.firmware.isEmpty else { return "" }
+        let esc = Self.xml
+        var html = ["<h2 id=\"firmware\">Firmware regressions</h2><table><tr><th>charger</th><th>backend</th><th>before → after</th><th>verdict</th><th>what got worse</th></tr>"]
+        for comparison in self.firmware {
+            let verdict = comparison.notCompared != nil ? "not compared" : comparison.regressions.isEmpty ? "no regression" : "regression"
+            let cssClass = comparison.isRegression ? "fail" : comparison.notCompared != nil ? "notRun" : "pass"
+            let details = comparison.notCompared.map { "<p>\(esc($0))</p>" }
+                ?? "<ul>" + comparison.regressions.map { regression in
+                    "<li><b>\(esc(regression.kind.rawValue))</b> \(esc(regression.detail))"
+                        + regression.refs.map { " <code title=\"\(esc($0))\">\(esc($0.split(separator: "/").last.map(String.init) ?? $0))</code>" }.joined() + "</li>"
+                }.joined() + "</ul>"
+            html.append(
+                "<tr><td>\(esc(comparison.vendor)) · \(esc(comparison.model))</td><td>\(esc(comparison.backend))</td><td>\(esc(comparison.before)) → \(esc(comparison.after))</td><td class=\"area \(cssClass)\">\(verdict)</td><td>\(comparison.regressions.isEmpty && comparison.notCompared == nil ? "" : details)</td></tr>"
+            )
+        }
+        html.append("</table>")
+        return html.joined()
     }
 
     /// "profile 3 (client certificate) ×2, profile 0 (no credentials) ×1".

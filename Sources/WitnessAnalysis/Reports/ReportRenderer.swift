@@ -32,10 +32,12 @@ extension AnalysisReport {
         for pair in self.pairs {
             let stats = pair.statistics
             lines.append(
-                "| \(Self.md(pair.key.charger.label)) | \(Self.md(pair.key.backend)) | \(stats.chargePoints.count) | \(stats.messagesToCSMS + stats.messagesToCharger) | \(stats.severities[.error] ?? 0) | \(stats.severities[.warning] ?? 0) | **\(pair.verdict)** |"
+                "| \(Self.md(pair.key.charger.label)) | \(Self.md(pair.key.backend)) | \(stats.chargePoints.count) | \(stats.messagesToCSMS + stats.messagesToCharger) | \(stats.severities[.error] ?? 0) | \(stats.severities[.warning] ?? 0) | **\(pair.verdict)**"
+                    + (self.regression(of: pair.key).map { " · **regression** from \(Self.md($0.before))" } ?? "") + " |"
             )
         }
         lines += self.areaMarkdown
+        lines += self.firmwareMarkdown
         lines += ["", "## Deviations by rule", "", "| rule | severity | count | clause |", "|---|---|---|---|"]
         for rule in self.countsByRule.keys.sorted() {
             lines.append("| `\(rule)` | \(RuleCatalog.byId[rule]?.severity.rawValue ?? "?") | \(self.countsByRule[rule] ?? 0) | \(RuleCatalog.byId[rule]?.clause ?? "") |")
@@ -96,6 +98,27 @@ extension AnalysisReport {
             lines.append("")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Each charger model's firmware versions against the same backend: what got worse.
+    var firmwareMarkdown: [String] {
+        guard !self.firmware.isEmpty else { return [] }
+        var lines = ["", "## Firmware regressions", ""]
+        for comparison in self.firmware {
+            let title = "\(comparison.vendor) \(comparison.model) × \(comparison.backend): \(comparison.before) → \(comparison.after)"
+            if let reason = comparison.notCompared {
+                lines += ["- \(Self.md(title)): not compared, \(Self.md(reason))."]
+            } else if comparison.regressions.isEmpty {
+                lines += ["- \(Self.md(title)): no regression."]
+            } else {
+                lines += ["", "### \(Self.md(title)): **regression**", "", "| kind | what | detail | evidence |", "|---|---|---|---|"]
+                for regression in comparison.regressions {
+                    lines.append("| \(regression.kind.rawValue) | \(Self.md(regression.subject)) | \(Self.md(regression.detail)) | \(Self.md(regression.refs.joined(separator: " "))) |")
+                }
+                lines.append("")
+            }
+        }
+        return lines
     }
 
     /// The witness test: the matrix of pairs × areas, then each pair's checks with their evidence.
@@ -179,6 +202,27 @@ extension AnalysisReport {
             totalTests += cases.count
             totalFailures += failures
             suites.append("  <testsuite name=\"\(Self.xml(name))\" tests=\"\(cases.count)\" failures=\"\(failures)\">\n\(cases.joined(separator: "\n"))\n  </testsuite>")
+        }
+        if !self.firmware.isEmpty {
+            // One test case per firmware comparison: a regression fails it, one not compared is skipped.
+            var cases: [String] = []
+            var failures = 0
+            for comparison in self.firmware {
+                var testCase = "    <testcase classname=\"firmware\" name=\"\(Self.xml("\(comparison.vendor) \(comparison.model) × \(comparison.backend): \(comparison.before) → \(comparison.after)"))\""
+                if let reason = comparison.notCompared {
+                    testCase += ">\n      <skipped message=\"not compared\">\(Self.xml(reason))</skipped>\n    </testcase>"
+                } else if comparison.regressions.isEmpty {
+                    testCase += "/>"
+                } else {
+                    failures += 1
+                    let body = comparison.regressions.map { "\($0.kind.rawValue) \($0.subject): \($0.detail)" + ($0.refs.isEmpty ? "" : " [" + $0.refs.joined(separator: " ") + "]") }
+                    testCase += ">\n      <failure message=\"\(comparison.regressions.count) regression(s)\">\(Self.xml(body.joined(separator: "\n")))</failure>\n    </testcase>"
+                }
+                cases.append(testCase)
+            }
+            totalTests += cases.count
+            totalFailures += failures
+            suites.append("  <testsuite name=\"firmware regressions\" tests=\"\(cases.count)\" failures=\"\(failures)\">\n\(cases.joined(separator: "\n"))\n  </testsuite>")
         }
         return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"ocpp-witness\" tests=\"\(totalTests)\" failures=\"\(totalFailures)\">\n\(suites.joined(separator: "\n"))\n</testsuites>\n"
     }
