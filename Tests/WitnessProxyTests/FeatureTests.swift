@@ -106,6 +106,7 @@ struct FeatureTests {
             #expect(junit.contains("features\" name=\"\(version == .v16 ? "SmartCharging" : "K SmartCharging (2.0.1)")\">\n      <failure message=\"claimedButRefused\""))
             let html = report.render(.html)
             #expect(html.contains("<h3>Features</h3>") && html.contains("td class=\"feature claimedButRefused\""))
+            for outside in ["<script", "<link", "<img", "@import", "url(", "src=", "href=\"http"] { #expect(!html.contains(outside), "\(outside)") }
         }
     }
 }

@@ -80,6 +80,8 @@ struct RegressionTests {
             #expect(report.render(.md).contains("## Firmware regressions") && report.render(.md).contains("· **regression** from 1.0.0"))
             let html = report.render(.html)
             #expect(html.contains("<h2 id=\"firmware\">Firmware regressions</h2>") && html.contains("REGRESSION from 1.0.0"))
+            // One self-contained page: the regression view and the matrices need nothing from outside.
+            for outside in ["<script", "<link", "<img", "@import", "url(", "src=", "href=\"http"] { #expect(!html.contains(outside), "\(outside)") }
             #expect(report.render(.junit).contains("<testsuite name=\"firmware regressions\" tests=\"2\" failures=\"1\">"))
 
             // The command line fails on it with --fail-on regression, and not without.

@@ -4,7 +4,7 @@ import WitnessPolicy
 /// The feature matrix in Markdown, HTML and JUnit: per pair, and side by side for the pairs of one charger model
 /// (docs/reports.md, "Features").
 enum FeatureMatrix {
-    static let columns = ["feature", "claim", "enabled", "declared", "used by charger / backend", "charger answered (ok / refused / error)", "backend answered (ok / refused / error)", "verdict", "evidence"]
+    static let columns = ["feature", "claim", "enabled", "declared", "used by charger / backend / policy", "charger answered (ok / refused / error)", "backend answered (ok / refused / error)", "verdict", "evidence"]
 
     /// Rows worth a line: every feature used, claimed or declared, and those every implementation must support.
     static func shown(_ rows: [FeatureRow]) -> [FeatureRow] {
@@ -16,7 +16,7 @@ enum FeatureMatrix {
         let evidence = [row.chargerRefusal?.ref ?? row.backendRefusal?.ref ?? row.firstWorking?.ref, row.claimRef].compactMap { $0 }
         return [
             row.feature.label + (row.version == .v16 ? "" : " (\(row.version.rawValue))"), row.claim.rawValue, row.enabled.map { $0 ? "yes" : "no" } ?? "",
-            row.declared?.rawValue ?? "", "\(row.byCharger) / \(row.byBackend)", answers(row.chargerAnswers), answers(row.backendAnswers),
+            row.declared?.rawValue ?? "", "\(row.byCharger) / \(row.byBackend) / \(row.byPolicy)", answers(row.chargerAnswers), answers(row.backendAnswers),
             row.verdict.rawValue, evidence.joined(separator: " "),
         ]
     }
