@@ -54,6 +54,9 @@ public enum FeatureCatalog {
         self.features(version).first { $0.name.lowercased() == name.lowercased() }
     }
 
+    /// Every action of every version.
+    public static let allActions: Set<String> = Set((Self.v16 + Self.v21).flatMap(\.actions))
+
     /// Every name a declaration may use, over all versions.
     public static var allNames: Set<String> { Set((Self.v16 + Self.v21).map(\.name)) }
 

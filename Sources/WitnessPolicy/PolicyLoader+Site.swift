@@ -59,6 +59,12 @@ extension PolicyLoader.Reader {
         }
         var requirements: [String: CommandRequirement] = [:]
         for (action, value) in actions {
+            guard FeatureCatalog.allActions.contains(action) else {
+                // A misspelt action would never be judged: say so, with the nearest names.
+                let near = FeatureCatalog.allActions.filter { $0.lowercased().hasPrefix(String(action.lowercased().prefix(4))) }.sorted()
+                self.fail(value, "site.commands: '\(action)' is no OCPP 1.6, 2.0.1 or 2.1 action" + (near.isEmpty ? "" : "; did you mean one of: \(near.joined(separator: ", "))?"))
+                continue
+            }
             guard let fields = self.mapping(value) else {
                 self.fail(value, "site.commands.\(action) must be a mapping with answerWithin, effectWithin and/or carriedOut")
                 continue

@@ -252,6 +252,28 @@ struct CommandCaptureTests {
 }
 
 extension CommandCaptureTests {
+    @Test("a remote start whose transaction begins before the charger answers it is carried out, not a finding")
+    func effectBeforeAnswer() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.call(1, at: "08:00:01", "StatusNotification", #"{"connectorId":1,"errorCode":"NoError","status":"Preparing"}"#)
+        // The backend's RemoteStartTransaction; the charger starts the transaction first, then answers Accepted.
+        capture.lines.append(
+            #"{"ts":"\#(OutageCapture.ts("08:00:02"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":2,"msgId":"rs1","action":"RemoteStartTransaction","enc":"json","payload":[2,"rs1","RemoteStartTransaction",{"connectorId":1,"idTag":"T"}]}"#
+        )
+        capture.start(1, at: "08:00:03", dated: "08:00:03")
+        capture.lines.append(
+            #"{"ts":"\#(OutageCapture.ts("08:00:04"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":3,"msgId":"rs1","action":"RemoteStartTransaction","enc":"json","payload":[3,"rs1",{"status":"Accepted"}]}"#
+        )
+        capture.stop(1, at: "08:01:00", dated: "08:01:00", wh: 1500)
+        capture.call(1, at: "08:10:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:10:00"))"}"#)
+        let report = try capture.analyse(AnalyzerConfiguration())
+        #expect(!report.deviations.contains { (d: Deviation) in d.rule == "command.notCarriedOut" }, "\(report.deviations.map(\.detail))")
+        let start = try #require(report.pairs.first?.statistics.commands["RemoteStartTransaction"])
+        #expect((start.accepted, start.carriedOut, start.notCarriedOut) == (1, 1, 0), "\(start)")
+        #expect(start.toEffect.maximum == 1000)
+    }
+
     @Test("a charge point released while a command waits for its effect leaves the command undecided, not dropped")
     func releasedWhileWaiting() throws {
         var capture = OutageCapture(.v16)

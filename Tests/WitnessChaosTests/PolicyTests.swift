@@ -181,6 +181,19 @@ struct PolicyTests {
         }
     }
 
+    @Test("a site command requirement for an action no OCPP version has is refused with its line and the nearest names")
+    func misspeltCommand() throws {
+        let yaml = "site:\n  commands:\n    Reset: {answerWithin: 10s}\n    RemoteStratTransaction: {answerWithin: 10s}\n"
+        #expect {
+            try PolicyLoader.parse(yaml, file: "site.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("site.yaml:4") && text.contains("'RemoteStratTransaction' is no OCPP 1.6, 2.0.1 or 2.1 action")
+                && text.contains("did you mean one of: RemoteStartTransaction, RemoteStopTransaction")
+        }
+        #expect(try PolicyLoader.parse("site:\n  commands:\n    RequestStartTransaction: {answerWithin: 10s}\n").site.commands.keys.sorted() == ["RequestStartTransaction"])
+    }
+
     @Test("YAML syntax errors point at the place")
     func yamlSyntax() {
         #expect {

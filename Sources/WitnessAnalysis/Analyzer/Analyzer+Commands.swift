@@ -16,6 +16,7 @@ extension Analyzer {
 
     func commandSent(_ action: String, state: ConnectionState) {
         self.commandStatistics(state.chargePoint, action) { $0.sent += 1 }
+        self.commands.sent(to: state.chargePoint)
     }
 
     /// The charger answered a command: timed; an accepted one either has an effect to wait for or none the wire shows.
@@ -23,6 +24,8 @@ extension Analyzer {
     func commandAnswered(_ call: CallCorrelator<CallInCapture>.PendingCall, answer: JSONValue?, latencyMs: Double, state: ConnectionState, record: CaptureRecord) {
         let chargePoint = state.chargePoint
         let action = call.action
+        // Its messages kept until now are looked at first (an effect before the answer), then let go.
+        defer { self.commands.answered(by: chargePoint) }
         // An answer the proxy gave on the charger's behalf (a policy's respond fault) is not the charger's.
         if record.injected { return }
         let accepted = answer.map { Commands.accepts(action, answer: $0) } ?? false
@@ -73,29 +76,41 @@ extension Analyzer {
                 ?? self.transactions.knownConnectors(of: chargePoint).map { self.transactions.status(of: $0.connector, at: chargePoint) }
             pending.mayWaitForEV = statuses.contains { $0 == "Available" }
         }
-        self.commands.await(pending, chargePoint: chargePoint)
+        // The effect may have come before the answer (firmware that starts the transaction, then answers).
+        if let (ts, ref) = self.commands.earlyEffect(of: pending, chargePoint: chargePoint) {
+            self.effectObserved(pending, latency: ts - sentAt, chargePoint: chargePoint, version: state.version, ref: ref, effectTs: ts)
+            return
+        }
+        if !self.commands.await(pending, chargePoint: chargePoint) {
+            // More commands awaiting their effect than are followed: this one is not decided.
+            self.commandStatistics(chargePoint, action) { $0.count(.undecided) }
+        }
+    }
+
+    /// A command's effect came `latency` after the command: counted, and judged against the site's requirement.
+    private func effectObserved(_ pending: Commands.Pending, latency: Int64, chargePoint: String, version: OCPPVersion, ref: String, effectTs: Int64) {
+        self.commandStatistics(pending.pair, pending.action) { statistics in
+            statistics.count(.carriedOut)
+            statistics.toEffect.add(milliseconds: Double(latency) / 1000)
+        }
+        guard let requirement = pending.requirement else { return }
+        let seconds = Double(latency) / 1_000_000
+        let late = requirement.effectWithin.map { seconds > $0 } ?? false
+        self.requirementJudged(
+            late ? .fail : .pass, chargePoint: chargePoint, version,
+            "\(pending.action) (\(pending.callRef)) was carried out after \(Self.format(seconds)) s (\(ref))"
+                + (requirement.effectWithin.map { late ? "; the site asks within \(Self.format($0)) s" : ", within the \(Self.format($0)) s the site asks" } ?? ""),
+            [pending.callRef, ref], window: (pending.sentAt, effectTs), lateBy: requirement.effectWithin.map { Int64((seconds - $0) * 1_000_000) }
+        )
     }
 
     /// A charger's CALL: the commands whose effect it is.
     func commandEffects(_ action: String, payload: JSONValue, state: ConnectionState, record: CaptureRecord, ts: Int64) {
         let connector = self.transactions.connectorOfRecord ?? Connector.named(action: action, payload: payload, version: state.version)
         for (pending, latency) in self.commands.observe(action, payload: payload, chargePoint: state.chargePoint, version: state.version, connector: connector, at: ts) {
-            self.commandStatistics(pending.pair, pending.action) { statistics in
-                statistics.count(.carriedOut)
-                statistics.toEffect.add(milliseconds: Double(latency) / 1000)
-            }
-            if let requirement = pending.requirement {
-                let seconds = Double(latency) / 1_000_000
-                let late = requirement.effectWithin.map { seconds > $0 } ?? false
-                self.requirementJudged(
-                    late ? .fail : .pass, chargePoint: state.chargePoint, state.version,
-                    "\(pending.action) (\(pending.callRef)) was carried out after \(Self.format(seconds)) s (\(record.reference))"
-                        + (requirement.effectWithin.map { late ? "; the site asks within \(Self.format($0)) s" : ", within the \(Self.format($0)) s the site asks" } ?? ""),
-                    [pending.callRef, record.reference], window: (pending.sentAt, ts),
-                    lateBy: requirement.effectWithin.map { Int64((seconds - $0) * 1_000_000) }
-                )
-            }
+            self.effectObserved(pending, latency: latency, chargePoint: state.chargePoint, version: state.version, ref: record.reference, effectTs: ts)
         }
+        self.commands.keep(action, payload: payload, chargePoint: state.chargePoint, version: state.version, connector: connector, at: ts, ref: record.reference)
     }
 
     /// Commands whose window ended without their effect: counted, and `command.notCarriedOut` with both lines;

@@ -43,15 +43,64 @@ struct Commands {
         case carriedOut, notCarriedOut, notObservable, undecided
     }
 
-    /// A command whose effect is awaited, per charge point (at most `pendingKept`).
+    /// A command whose effect is awaited, per charge point (at most `pendingKept`; past it, a command is undecided).
     private var pending: [String: [Pending]] = [:]
-    static let pendingKept = 16
+    static let pendingKept = 64
+    /// Charge points with commands not yet answered. While one is, the charger's own messages are kept (the latest
+    /// `earlyKept`), so that an effect that comes before the answer (a transaction started before the remote start is
+    /// answered) is not missed.
+    private var unanswered: [String: Int] = [:]
+    private var early: [String: [Early]] = [:]
+    static let earlyKept = 8
+
+    struct Early {
+        var action: String
+        var payload: JSONValue
+        var version: OCPPVersion
+        var connector: Connector?
+        var ts: Int64
+        var ref: String
+    }
     /// The earliest deadline of all pending effects, so that most records cost one comparison.
     private var earliest = Int64.max
     /// How long an effect may take, from the command (the charger was ready to act).
     var windowMicros: Int64 = 120_000_000
 
-    mutating func release(_ chargePoint: String) { self.pending.removeValue(forKey: chargePoint) }
+    mutating func release(_ chargePoint: String) {
+        self.pending.removeValue(forKey: chargePoint)
+        self.unanswered.removeValue(forKey: chargePoint)
+        self.early.removeValue(forKey: chargePoint)
+    }
+
+    /// A command was sent to `chargePoint`.
+    mutating func sent(to chargePoint: String) { self.unanswered[chargePoint, default: 0] += 1 }
+
+    /// A command to `chargePoint` was answered: with none left unanswered, its messages are no longer kept.
+    mutating func answered(by chargePoint: String) {
+        guard let count = self.unanswered[chargePoint] else { return }
+        if count > 1 {
+            self.unanswered[chargePoint] = count - 1
+        } else {
+            self.unanswered.removeValue(forKey: chargePoint)
+            self.early.removeValue(forKey: chargePoint)
+        }
+    }
+
+    /// Keeps a charger's message while a command to it waits for its answer.
+    mutating func keep(_ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion, connector: Connector?, at ts: Int64, ref: String) {
+        guard self.unanswered[chargePoint] != nil else { return }
+        var kept = self.early[chargePoint] ?? []
+        if kept.count >= Self.earlyKept { kept.removeFirst(kept.count - Self.earlyKept + 1) }
+        kept.append(Early(action: action, payload: payload, version: version, connector: connector, ts: ts, ref: ref))
+        self.early[chargePoint] = kept
+    }
+
+    /// When the effect of an accepted command came before its answer, if it did: the first kept message since the command.
+    func earlyEffect(of pending: Pending, chargePoint: String) -> (ts: Int64, ref: String)? {
+        self.early[chargePoint]?.first { early in
+            early.ts >= pending.sentAt && Self.matches(pending.effect, action: early.action, payload: early.payload, version: early.version, connector: early.connector)
+        }.map { ($0.ts, $0.ref) }
+    }
 
     /// What effect an accepted command has; nil when the wire cannot show one (docs/reports.md says why, per command).
     /// `status`: a connector's latest status; `statuses`: every known connector's; `isOpen`: whether a transaction runs.
@@ -124,11 +173,12 @@ struct Commands {
         }
     }
 
-    /// Waits for an accepted command's effect.
-    mutating func await(_ pending: Pending, chargePoint: String) {
-        guard (self.pending[chargePoint]?.count ?? 0) < Self.pendingKept else { return }
+    /// Waits for an accepted command's effect; false when the charge point has `pendingKept` waiting already.
+    mutating func await(_ pending: Pending, chargePoint: String) -> Bool {
+        guard (self.pending[chargePoint]?.count ?? 0) < Self.pendingKept else { return false }
         self.pending[chargePoint, default: []].append(pending)
         self.earliest = min(self.earliest, pending.deadline)
+        return true
     }
 
     /// The charger's CALL `action`: the commands it carries out, with how long the effect took.
