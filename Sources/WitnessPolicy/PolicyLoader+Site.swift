@@ -9,7 +9,10 @@ extension PolicyLoader.Reader {
             self.fail(node, "'site' must be a mapping with 'metering' and/or 'offline'")
             return declaration
         }
-        self.checkKeys(pairs, allowed: ["metering", "offline", "commands"], in: "'site'", node: node)
+        self.checkKeys(pairs, allowed: ["metering", "offline", "commands", "tariff"], in: "'site'", node: node)
+        if let tariff = pairs.first(where: { $0.0 == "tariff" })?.1 {
+            declaration.tariff = self.tariff(tariff)
+        }
         if let commands = pairs.first(where: { $0.0 == "commands" })?.1 {
             declaration.commands = self.commandRequirements(commands)
         }
@@ -49,6 +52,53 @@ extension PolicyLoader.Reader {
             }
         }
         return declaration
+    }
+
+    /// `site.tariff`: currency, energy (per kWh), chargingTime (per hour), parking (perHour, grace), sessionFee,
+    /// includesTax, taxRate (a fraction), rounding (a step).
+    mutating func tariff(_ node: Node) -> Tariff? {
+        guard let fields = self.mapping(node) else {
+            self.fail(node, "'site.tariff' must be a mapping with currency, energy, chargingTime, parking, sessionFee, includesTax, taxRate and rounding")
+            return nil
+        }
+        self.checkKeys(fields, allowed: ["currency", "energy", "chargingTime", "parking", "sessionFee", "includesTax", "taxRate", "rounding"], in: "site.tariff", node: node)
+        guard let currency = fields.first(where: { $0.0 == "currency" })?.1.string, currency.count == 3, currency.allSatisfy(\.isLetter) else {
+            self.fail(fields.first(where: { $0.0 == "currency" })?.1 ?? node, "site.tariff.currency must be an ISO 4217 code of three letters (EUR, USD)")
+            return nil
+        }
+        var tariff = Tariff(currency: currency.uppercased())
+        func price(_ value: Node, _ name: String) -> Double? {
+            guard let number = value.float ?? value.int.map(Double.init), number.isFinite, number >= 0, number < 1e6 else {
+                self.fail(value, "\(name) must be a price from 0 to 1000000 in \(tariff.currency)")
+                return nil
+            }
+            return number
+        }
+        for (key, value) in fields {
+            switch key {
+            case "energy": tariff.perKWh = price(value, "site.tariff.energy (per kWh)") ?? 0
+            case "chargingTime": tariff.perChargingHour = price(value, "site.tariff.chargingTime (per hour)") ?? 0
+            case "sessionFee": tariff.sessionFee = price(value, "site.tariff.sessionFee") ?? 0
+            case "includesTax":
+                if let flag = value.bool { tariff.includesTax = flag } else { self.fail(value, "site.tariff.includesTax must be true or false") }
+            case "taxRate": tariff.taxRate = self.fraction(value, "site.tariff.taxRate") ?? 0
+            case "rounding":
+                if let step = price(value, "site.tariff.rounding"), step > 0 { tariff.rounding = step } else { self.fail(value, "site.tariff.rounding must be a step above 0 (0.01)") }
+            case "parking":
+                guard let parking = self.mapping(value) else {
+                    self.fail(value, "site.tariff.parking must be a mapping with perHour and grace")
+                    continue
+                }
+                self.checkKeys(parking, allowed: ["perHour", "grace"], in: "site.tariff.parking", node: value)
+                for (name, field) in parking {
+                    if name == "perHour" { tariff.perParkingHour = price(field, "site.tariff.parking.perHour") ?? 0 }
+                    if name == "grace" { tariff.parkingGraceSeconds = self.duration(field, "site.tariff.parking.grace", allowsZero: true) ?? 0 }
+                }
+            default:
+                break
+            }
+        }
+        return tariff
     }
 
     /// `site.commands`: per action, `answerWithin`, `effectWithin` (durations) and `carriedOut` (a fraction).

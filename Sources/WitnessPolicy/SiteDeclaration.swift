@@ -140,6 +140,8 @@ public struct SiteDeclaration: Sendable, Equatable {
     /// How far a transaction's median interval between periodic readings may be from the configured one, as a
     /// fraction of it (never less than the clock tolerance).
     public var intervalTolerance: Double?
+    /// The site's tariff, against which each transaction's price is reconciled (docs/billing.md).
+    public var tariff: Tariff?
     /// Where the declaration came from (`policy-file:line`), for findings.
     public var source: String = ""
 
@@ -149,7 +151,7 @@ public struct SiteDeclaration: Sendable, Equatable {
         self.source = source
     }
 
-    public var isEmpty: Bool { self.settings.isEmpty && self.intervalTolerance == nil && self.commands.isEmpty }
+    public var isEmpty: Bool { self.settings.isEmpty && self.intervalTolerance == nil && self.commands.isEmpty && self.tariff == nil }
 
     /// The declarations of several policies in one: each setting may be declared by one of them, or by
     /// several alike; a setting declared two ways is an error.
@@ -170,6 +172,12 @@ public struct SiteDeclaration: Sendable, Equatable {
                     throw PolicyErrors(errors: [PolicyError(file: declaration.source, message: "site requirement for \(action) is declared twice, differently")])
                 }
                 merged.commands[action] = requirement
+            }
+            if let tariff = declaration.tariff {
+                if let known = merged.tariff, known != tariff {
+                    throw PolicyErrors(errors: [PolicyError(file: declaration.source, message: "site tariff is declared twice, differently; a site has one tariff")])
+                }
+                merged.tariff = tariff
             }
             if let tolerance = declaration.intervalTolerance {
                 if let known = merged.intervalTolerance, known != tolerance {
@@ -197,4 +205,22 @@ public struct CommandRequirement: Sendable, Equatable {
         self.effectWithin = effectWithin
         self.carriedOut = carriedOut
     }
+}
+
+/// A site's tariff (docs/billing.md): what a session costs by its energy, its time charging and its time parked
+/// after a grace period, plus a fee; in one currency, with or without tax, rounded to a step.
+public struct Tariff: Sendable, Hashable {
+    public var currency: String
+    public var perKWh: Double = 0
+    public var perChargingHour: Double = 0
+    public var perParkingHour: Double = 0
+    public var parkingGraceSeconds: Double = 0
+    public var sessionFee: Double = 0
+    /// The prices include tax; else `taxRate` is added, since the backend's total (2.0.1 totalCost) includes it.
+    public var includesTax = true
+    public var taxRate: Double = 0
+    /// The step a price is rounded to, half up (0.01).
+    public var rounding: Double = 0.01
+
+    public init(currency: String) { self.currency = currency }
 }

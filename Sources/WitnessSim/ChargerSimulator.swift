@@ -83,6 +83,8 @@ public enum ChargerQuirk: String, Sendable, Hashable, CaseIterable {
     /// Answers the smart-charging commands (SetChargingProfile, ClearChargingProfile, GetCompositeSchedule) with
     /// CALLERROR NotSupported, whatever its configuration claims (SupportedFeatureProfiles, SmartChargingCtrlr.Available).
     case refusesClaimedFeature
+    /// Answers UnlockConnector Unlocked, but only after two seconds (a slow lock motor, a busy firmware).
+    case answersUnlockLate
 }
 
 /// What `chargingSession` came to.
@@ -824,7 +826,10 @@ public final class ChargerSimulator: Sendable {
             }
             return ["status": accepted ? "Accepted" : "Rejected"]
         case "UnlockConnector", "ChangeAvailability", "ClearCache", "SetVariables", "ChangeConfiguration":
-            if action == "UnlockConnector" { return ["status": "Unlocked"] }
+            if action == "UnlockConnector" {
+                if self.profile.quirks.contains(.answersUnlockLate) { try await Task.sleep(for: .seconds(2)) }
+                return ["status": "Unlocked"]
+            }
             if action == "ClearCache" { self.state.withLockedValue { $0.refusedTags.removeAll() } }
             if action == "ChangeConfiguration", let key = payload["key"]?.stringValue, let value = payload["value"]?.stringValue {
                 self.state.withLockedValue { $0.configuration[key] = value }

@@ -15,7 +15,7 @@ struct OCPPWitness: AsyncParsableCommand {
         subcommands: [
             ProxyCommand.self, ReportCommand.self, DemoCommand.self, SimulateCommand.self, PolicyCommand.self, RulesCommand.self,
             ExportCommand.self, ImportCommand.self, SniffCommand.self, ReplayCommand.self, DiffCommand.self, HandoverCommand.self,
-            ViewCommand.self, VerifyCommand.self, BenchmarkCommand.self,
+            ViewCommand.self, VerifyCommand.self, BillingCommand.self, BenchmarkCommand.self,
         ]
     )
 }

@@ -180,9 +180,10 @@ struct ReportCommand: AsyncParsableCommand {
             case .warning where report.count(.error) + report.count(.warning) > 0 || report.pairs.contains(where: { $0.verdict != "pass" }): throw ExitCode.failure
             case .regression where !report.regressions.isEmpty:
                 for comparison in report.regressions {
-                    FileHandle.standardError.write(
-                        Data("regression: \(comparison.vendor) \(comparison.model) × \(comparison.backend), \(comparison.before) → \(comparison.after): \(comparison.regressions.map(\.detail).joined(separator: "; "))\n".utf8)
-                    )
+                    // Names come from the chargers' BootNotifications: no control characters reach a CI log.
+                    let line = "regression: \(comparison.vendor) \(comparison.model) × \(comparison.backend), \(comparison.before) → \(comparison.after): \(comparison.regressions.map(\.detail).joined(separator: "; "))"
+                    let printable = String(String.UnicodeScalarView(line.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
+                    FileHandle.standardError.write(Data((printable + "\n").utf8))
                 }
                 throw ExitCode.failure
             default: break

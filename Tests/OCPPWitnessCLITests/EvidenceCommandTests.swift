@@ -244,3 +244,39 @@ struct ReconnectBenchmarkSmokeTests {
         #expect(result.errors.contains("unknown set-up 'haproxy'"), "\(result.errors)")
     }
 }
+
+/// `ocpp-witness billing` through the built binary (docs/billing.md).
+@Suite("Billing sheet from the command line")
+struct BillingCommandTests {
+    @Test("the sample capture's transactions as CSV (numbers unquoted) and JSON, priced by the sample tariff where their figures are known; a missing capture is an error")
+    func sheet() async throws {
+        let csv = try await WitnessBinary.run(["billing", EvidenceCommandTests.sample, "--policy", "policies/metering-billing.yaml"])
+        #expect(csv.status == 0, "\(csv.errors)")
+        let lines = csv.output.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("chargePoint,connector,transaction,idToken,version,start,stop,registerWh,") == true, "\(lines.first ?? "")")
+        #expect(lines.count >= 2, "\(csv.output)")
+        // Each row: quoted text first, then the register's energy as a bare number, and the tariff's price.
+        let columns = BillingColumns(header: String(lines[0]))
+        for line in lines.dropFirst() {
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            #expect(cells.count == columns.count, "\(line)")
+            #expect(cells[0].hasPrefix("\"") && !cells[columns.index("registerWh")].hasPrefix("\""), "\(line)")
+            // The sample tariff charges for parking: a transaction is priced where the capture shows its energy and its states.
+            let known = !cells[columns.index("registerWh")].isEmpty && !cells[columns.index("parkingS")].isEmpty
+            #expect((Double(cells[columns.index("expected")]) != nil) == known, "\(line)")
+        }
+        let json = try await WitnessBinary.run(["billing", EvidenceCommandTests.sample, "--format", "json"])
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+        #expect((object?["transactions"] as? [[String: Any]])?.count == lines.count - 1)
+        let missing = try await WitnessBinary.run(["billing", "/nonexistent/capture"])
+        #expect(missing.status != 0 && missing.errors.contains("cannot read captures"), "\(missing.errors)")
+    }
+
+    struct BillingColumns {
+        let names: [String]
+        init(header: String) { self.names = header.split(separator: ",").map(String.init) }
+        var count: Int { self.names.count }
+        func index(_ name: String) -> Int { self.names.firstIndex(of: name) ?? 0 }
+    }
+}

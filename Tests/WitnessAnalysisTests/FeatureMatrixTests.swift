@@ -197,6 +197,24 @@ struct FirmwareComparisonTests {
         #expect(pair("2.0")?.statistics.features.first { (row: FeatureRow) in row.feature.name == "SmartCharging" }?.verdict == .works)
     }
 
+    @Test("a command accepted by one firmware and not carried out before the update is that firmware's finding")
+    func commandOnItsFirmware() throws {
+        var capture = OutageCapture(.v16)
+        Self.run(&capture, hour: "08", policy: nil, firmware: "1.0", every: 10)
+        capture.open(5, at: "08:30:00")
+        capture.call(5, at: "08:30:01", "TriggerMessage", #"{"requestedMessage":"MeterValues"}"#, answer: #"{"status":"Accepted"}"#, toCSMS: false)
+        capture.close(5, at: "08:30:02")
+        // The update: the charger boots with 2.0 within the 120 s window of the trigger it ignored.
+        capture.open(6, at: "08:30:30")
+        capture.call(6, at: "08:30:31", "BootNotification", #"{"chargePointVendor":"Acme","chargePointModel":"AC-22","firmwareVersion":"2.0"}"#, answer: #"{"status":"Accepted","currentTime":"\#(OutageCapture.ts("08:30:31"))","interval":300}"#)
+        capture.call(6, at: "08:40:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:40:00"))"}"#)
+        capture.close(6, at: "08:40:01")
+        let report = try capture.analyse(AnalyzerConfiguration())
+        func pair(_ firmware: String) -> PairReport? { report.pairs.first { (pair: PairReport) in pair.key.charger.firmware == firmware } }
+        #expect(pair("1.0")?.statistics.deviations["command.notCarriedOut"] == 1, "\(report.deviations.map(\.detail))")
+        #expect(pair("2.0")?.statistics.deviations["command.notCarriedOut"] == nil)
+    }
+
     @Test("two firmware versions recorded under different policies are not compared, and say why")
     func differentPolicies() throws {
         var capture = OutageCapture(.v16)

@@ -274,6 +274,29 @@ extension CommandCaptureTests {
         #expect(start.toEffect.maximum == 1000)
     }
 
+    @Test("a status sent before a TriggerMessage is answered is not the message it asked for; a command the policy dropped is not observable")
+    func notEarlyTrigger() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.lines.append(
+            #"{"ts":"\#(OutageCapture.ts("08:00:01"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":2,"msgId":"t1","action":"TriggerMessage","enc":"json","payload":[2,"t1","TriggerMessage",{"requestedMessage":"StatusNotification"}]}"#
+        )
+        // A routine status, before the answer: 1.6 5.17 has the triggered message follow the answer.
+        capture.call(1, at: "08:00:02", "StatusNotification", #"{"connectorId":1,"errorCode":"NoError","status":"Available"}"#)
+        capture.lines.append(
+            #"{"ts":"\#(OutageCapture.ts("08:00:03"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":3,"msgId":"t1","action":"TriggerMessage","enc":"json","payload":[3,"t1",{"status":"Accepted"}]}"#
+        )
+        // A Reset the policy dropped on its way: the charger never got it.
+        capture.lines.append(
+            #"{"ts":"\#(OutageCapture.ts("08:00:04"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":2,"msgId":"r1","action":"Reset","enc":"json","payload":[2,"r1","Reset",{"type":"Soft"}],"fault":{"rule":"lose","kind":"drop","hit":1}}"#
+        )
+        capture.call(1, at: "08:10:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:10:00"))"}"#)
+        let report = try capture.analyse(AnalyzerConfiguration())
+        let commands = try #require(report.pairs.first?.statistics.commands)
+        #expect(commands["TriggerMessage"]?.carriedOut == 0 && commands["TriggerMessage"]?.notCarriedOut == 1, "\(String(describing: commands["TriggerMessage"]))")
+        #expect(commands["Reset"]?.sent == 1 && commands["Reset"]?.notObservable == 1, "\(String(describing: commands["Reset"]))")
+    }
+
     @Test("a charge point released while a command waits for its effect leaves the command undecided, not dropped")
     func releasedWhileWaiting() throws {
         var capture = OutageCapture(.v16)

@@ -113,6 +113,33 @@ struct CommandTests {
         }
     }
 
+    @Test("an unlock answered after 2 s fails a site that asks for an answer within 1 s; the prompt charger passes")
+    func slowUnlock() async throws {
+        try await ProxyHarness.start().run { harness in
+            let prompt = harness.charger(ChargerProfile(id: "UNLOCK-FAST", vendor: "Prompt Co"))
+            let slow = harness.charger(ChargerProfile(id: "UNLOCK-SLOW", vendor: "Slow Co", quirks: [.answersUnlockLate]))
+            for charger in [prompt, slow] {
+                try await charger.connect()
+                try await charger.boot()
+                _ = try await harness.csms.connection(charger.profile.id).call("UnlockConnector", ["connectorId": 1])
+                await charger.disconnect()
+            }
+            await harness.waitForClosedPairs(2)
+            let policy = try PolicyLoader.parse(
+                "site:\n  commands:\n    UnlockConnector: {answerWithin: 1s}\nchecks:\n  - {name: commands-as-required, area: remoteOperations, judge: commandRequirements}\n"
+            )
+            var configuration = AnalyzerConfiguration()
+            configuration.checks = policy.checks
+            configuration.site = policy.site
+            let report = try await harness.report(configuration)
+            #expect(report.check("commands-as-required", vendor: "Prompt Co")?.verdict == .pass)
+            let late = try #require(report.check("commands-as-required", vendor: "Slow Co"))
+            #expect(late.verdict == .fail && late.side == .charger && late.detail.contains("was answered after 2.") && late.detail.contains("within 1 s"), "\(late.detail)")
+            let unlock = try #require(report.pairs.first { $0.key.charger.vendor == "Slow Co" }?.statistics.commands["UnlockConnector"])
+            #expect(unlock.toAnswer.maximum >= 2000 && unlock.notObservable == 1)
+        }
+    }
+
     @Test("a remote start on a connector without a cable that never starts is not observable, not a finding (the charger waits for the EV)")
     func remoteStartWithoutEV() async throws {
         try await ProxyHarness.start().run { harness in

@@ -14,9 +14,16 @@ extension Analyzer {
         update(&self.pairs[pair, default: PairStatistics()].commands[action, default: CommandStatistics()])
     }
 
-    func commandSent(_ action: String, state: ConnectionState) {
+    func commandSent(_ action: String, state: ConnectionState, record: CaptureRecord) {
+        // A duplicate's copy is the proxy's, not a command the backend sent.
+        if record.injected, record.fault?["kind"]?.stringValue == "duplicate" { return }
         self.commandStatistics(state.chargePoint, action) { $0.sent += 1 }
-        self.commands.sent(to: state.chargePoint)
+        // One the policy dropped, malformed or answered itself never reached the charger as sent: nothing to judge.
+        if let kind = record.fault?["kind"]?.stringValue, !record.injected, ["drop", "malformed", "respond"].contains(kind) {
+            self.commandStatistics(state.chargePoint, action) { $0.count(.notObservable) }
+            return
+        }
+        if let id = record.messageId { self.commands.sent(id, to: state.chargePoint) }
     }
 
     /// The charger answered a command: timed; an accepted one either has an effect to wait for or none the wire shows.
@@ -25,7 +32,7 @@ extension Analyzer {
         let chargePoint = state.chargePoint
         let action = call.action
         // Its messages kept until now are looked at first (an effect before the answer), then let go.
-        defer { self.commands.answered(by: chargePoint) }
+        defer { self.commands.answered(call.messageId, by: chargePoint) }
         // An answer the proxy gave on the charger's behalf (a policy's respond fault) is not the charger's.
         if record.injected { return }
         let accepted = answer.map { Commands.accepts(action, answer: $0) } ?? false
@@ -144,7 +151,8 @@ extension Analyzer {
                     detail: "\(pending.action) sent at \(pending.callRef) was accepted (\(pending.answerRef)), and \(Commands.describe(pending.effect)) did not follow within \(window) s",
                     ref: pending.answerRef, related: [pending.callRef]
                 ).explained(by: explanation),
-                chargePoint: chargePoint
+                // The pair the command was sent to: a charger updated meanwhile boots as another.
+                pair: pending.pair
             )
         }
     }

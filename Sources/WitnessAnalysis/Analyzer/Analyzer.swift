@@ -33,6 +33,11 @@ public final class Analyzer {
     var commands = Commands()
     /// Features claimed and used, per pair (docs/reports.md, "Features").
     var features = FeatureObservations()
+    /// Every stopped transaction's billing row (docs/billing.md).
+    var billing = BillingLedger()
+
+    /// A stopped transaction's billing row.
+    func billed(_ row: BillingRow) { self.billing.add(row) }
     private var listed: [Deviation] = []
     private var listedPerKey: [String: Int] = [:]
     private var countsByRule: [String: Int] = [:]
@@ -148,6 +153,8 @@ public final class Analyzer {
         case .close:
             if let key = self.key(record), let state = self.connections.removeValue(forKey: key) {
                 self.expireCalls(in: state, now: ts)
+                // Commands still unanswered on it never will be.
+                self.commands.letGo(state.chargePoint)
                 self.retire(state)
                 self.departures.closed(state.chargePoint, at: ts)
                 self.transactions.outages.closed(state.chargePoint, at: ts)
@@ -205,10 +212,17 @@ public final class Analyzer {
         self.commandsExpired(now: self.lastTs, ended: true)
         self.commandSharesJudged()
         let matrix = self.featuresJudged()
+        for (row, rule, detail) in self.billing.judge(tariff: self.configuration.site.tariff) {
+            self.reportDetached(
+                Deviation(rule: rule, chargePoint: row.chargePoint, action: row.version == .v16 ? "StopTransaction" : "TransactionEvent", detail: detail, ref: row.stopRef, related: [row.startRef] + (row.costRef.map { [$0] } ?? [])),
+                pair: row.pair
+            )
+        }
         let areas = self.checks?.finish(lastTs: self.lastTs, pairs: self.pairs.mapValues(\.chargePoints), pairOf: self.pairKey) ?? [:]
         var pairs = self.pairs
         for key in areas.keys where pairs[key] == nil { pairs[key] = PairStatistics() }
         for (key, rows) in matrix where pairs[key] != nil { pairs[key]?.features = rows }
+        for row in self.billing.rows where pairs[row.pair] != nil { pairs[row.pair]?.billing.append(row) }
         let reports = pairs.map { key, statistics in
             PairReport(
                 key: key, statistics: statistics,
@@ -423,12 +437,18 @@ public final class Analyzer {
             if valid || self.schemas == nil {
                 let pair = self.pairKey(state.chargePoint)
                 self.features.called(action, byCharger: direction == .toCSMS, injected: record.injected, version: state.version, pair: pair)
+                // The running cost the backend sends during a transaction (2.0.1 CostUpdated, I02).
+                if action == "CostUpdated", direction == .toCharger, let total = message[3]?["totalCost"]?.doubleValue,
+                    let id = message[3]?["transactionId"]?.stringValue
+                {
+                    self.billing.cost(total, of: id, at: state.chargePoint, ref: record.reference, final: false)
+                }
                 if action == "NotifyReport", direction == .toCSMS {
                     self.features.learnClaims(action: action, answer: nil, request: message[3], version: state.version, pair: pair, ref: record.reference)
                 }
             }
             if type == .call, direction == .toCharger {
-                self.commandSent(action, state: state)
+                self.commandSent(action, state: state, record: record)
             } else if type == .call, let payload = message[3] {
                 self.commandEffects(action, payload: payload, state: state, record: record, ts: ts)
             }
@@ -503,6 +523,12 @@ public final class Analyzer {
                     errorCode: code, ref: record.reference, chargePoint: state.chargePoint,
                     reportable: !(code == "NotImplemented" && RequiredActions.required(state.version, direction: callDirection).contains(pending.action))
                 )
+                // What the backend says a transaction costs (2.0.1 totalCost in its answer to a TransactionEvent).
+                if type == .callResult, pending.action == "TransactionEvent", let total = message[2]?["totalCost"]?.doubleValue,
+                    let id = pending.context.payload?["transactionInfo"]?["transactionId"]?.stringValue
+                {
+                    self.billing.cost(total, of: id, at: state.chargePoint, ref: record.reference, final: pending.context.payload?["eventType"]?.stringValue == "Ended")
+                }
                 if type == .callResult, pending.action == "GetConfiguration" || pending.action == "GetVariables" {
                     self.features.learnClaims(action: pending.action, answer: message[2], request: nil, version: state.version, pair: pair, ref: record.reference)
                 }
@@ -544,6 +570,7 @@ public final class Analyzer {
         guard now >= limit else { return }
         for (direction, call) in state.correlator.expire(sentAtOrBefore: now - limit) {
             if state.expired[direction].count < 1024 { state.expired[direction].insert(call.messageId) }
+            if direction == .toCharger { self.commands.answered(call.messageId, by: state.chargePoint) }
             if let start = call.context.start, state.expiredStarts.count < 64 { state.expiredStarts[call.messageId] = start }
             self.report(
                 Deviation(
@@ -566,6 +593,7 @@ public final class Analyzer {
         let deviation = self.list(deviation)
         state.deviations[deviation.rule, default: 0] += 1
         state.sides[deviation.side, default: 0] += 1
+        if deviation.side == .charger { state.chargerRules[deviation.rule, default: 0] += 1 }
         // A finding the policy's fault explains counts against neither vendor: no error or warning of the pair.
         if deviation.side != .fault { state.severities[deviation.severity, default: 0] += 1 }
     }
@@ -581,6 +609,7 @@ public final class Analyzer {
         let deviation = self.list(deviation)
         self.pairs[key, default: PairStatistics()].deviations[deviation.rule, default: 0] += 1
         self.pairs[key, default: PairStatistics()].sides[deviation.side, default: 0] += 1
+        if deviation.side == .charger { self.pairs[key, default: PairStatistics()].chargerRules[deviation.rule, default: 0] += 1 }
         if deviation.side != .fault { self.pairs[key, default: PairStatistics()].severities[deviation.severity, default: 0] += 1 }
     }
 

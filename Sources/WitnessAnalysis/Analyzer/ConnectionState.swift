@@ -66,6 +66,8 @@ final class ConnectionState {
     var severities: [Severity: Int] = [:]
     /// Findings per side responsible (those on the fault's side count in no severity).
     var sides: [Deviation.Side: Int] = [:]
+    /// Findings on the charger's side per rule (a firmware comparison looks at these alone).
+    var chargerRules: [String: Int] = [:]
     var calls: [String: Int] = [:]
     /// OCPP security profile of the connection (0: no credentials; 1: Basic over ws; 2: Basic over TLS; 3: client certificate).
     var securityProfile: Int?

@@ -46,20 +46,23 @@ struct Commands {
     /// A command whose effect is awaited, per charge point (at most `pendingKept`; past it, a command is undecided).
     private var pending: [String: [Pending]] = [:]
     static let pendingKept = 64
-    /// Charge points with commands not yet answered. While one is, the charger's own messages are kept (the latest
-    /// `earlyKept`), so that an effect that comes before the answer (a transaction started before the remote start is
-    /// answered) is not missed.
-    private var unanswered: [String: Int] = [:]
+    /// The commands not yet answered, by charge point and message id (at most `earlyKept`). While one waits, the
+    /// charger's transaction starts are kept (the latest `earlyKept`, their matching fields alone), so that a
+    /// transaction started before the remote start is answered is not missed. A connection's close, and a CALL's
+    /// timeout, let its commands go.
+    private var unanswered: [String: Set<String>] = [:]
     private var early: [String: [Early]] = [:]
     static let earlyKept = 8
 
     struct Early {
         var action: String
+        /// What `matches` reads of a transaction start: eventType and transactionInfo.remoteStartId.
         var payload: JSONValue
         var version: OCPPVersion
         var connector: Connector?
         var ts: Int64
         var ref: String
+        var used = false
     }
     /// The earliest deadline of all pending effects, so that most records cost one comparison.
     private var earliest = Int64.max
@@ -68,38 +71,52 @@ struct Commands {
 
     mutating func release(_ chargePoint: String) {
         self.pending.removeValue(forKey: chargePoint)
+        self.letGo(chargePoint)
+    }
+
+    /// Forgets the commands of `chargePoint` awaiting their answers (its connection closed).
+    mutating func letGo(_ chargePoint: String) {
         self.unanswered.removeValue(forKey: chargePoint)
         self.early.removeValue(forKey: chargePoint)
     }
 
     /// A command was sent to `chargePoint`.
-    mutating func sent(to chargePoint: String) { self.unanswered[chargePoint, default: 0] += 1 }
-
-    /// A command to `chargePoint` was answered: with none left unanswered, its messages are no longer kept.
-    mutating func answered(by chargePoint: String) {
-        guard let count = self.unanswered[chargePoint] else { return }
-        if count > 1 {
-            self.unanswered[chargePoint] = count - 1
-        } else {
-            self.unanswered.removeValue(forKey: chargePoint)
-            self.early.removeValue(forKey: chargePoint)
-        }
+    mutating func sent(_ id: String, to chargePoint: String) {
+        guard (self.unanswered[chargePoint]?.count ?? 0) < Self.earlyKept else { return }
+        self.unanswered[chargePoint, default: []].insert(id)
     }
 
-    /// Keeps a charger's message while a command to it waits for its answer.
+    /// A command to `chargePoint` was answered (or timed out): with none left waiting, its starts are no longer kept.
+    mutating func answered(_ id: String, by chargePoint: String) {
+        guard self.unanswered[chargePoint]?.remove(id) != nil, self.unanswered[chargePoint]?.isEmpty == true else { return }
+        self.letGo(chargePoint)
+    }
+
+    /// Keeps a charger's transaction start while a command to it waits for its answer.
     mutating func keep(_ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion, connector: Connector?, at ts: Int64, ref: String) {
-        guard self.unanswered[chargePoint] != nil else { return }
+        guard self.unanswered[chargePoint]?.isEmpty == false else { return }
+        guard version == .v16 ? action == "StartTransaction" : action == "TransactionEvent" else { return }
+        var essentials = JSONObject()
+        if let eventType = payload["eventType"] { essentials["eventType"] = eventType }
+        if let remoteStartId = payload["transactionInfo"]?["remoteStartId"] { essentials["transactionInfo"] = ["remoteStartId": remoteStartId] }
         var kept = self.early[chargePoint] ?? []
         if kept.count >= Self.earlyKept { kept.removeFirst(kept.count - Self.earlyKept + 1) }
-        kept.append(Early(action: action, payload: payload, version: version, connector: connector, ts: ts, ref: ref))
+        kept.append(Early(action: action, payload: .object(essentials), version: version, connector: connector, ts: ts, ref: ref))
         self.early[chargePoint] = kept
     }
 
-    /// When the effect of an accepted command came before its answer, if it did: the first kept message since the command.
-    func earlyEffect(of pending: Pending, chargePoint: String) -> (ts: Int64, ref: String)? {
-        self.early[chargePoint]?.first { early in
-            early.ts >= pending.sentAt && Self.matches(pending.effect, action: early.action, payload: early.payload, version: early.version, connector: early.connector)
-        }.map { ($0.ts, $0.ref) }
+    /// A transaction start that came after `pending`'s command and before its answer, if one did (each counts once).
+    /// Only a start: OCPP 1.6 5.17 and 2.0.1 F06 have the triggered message follow the answer, and a status or a
+    /// stop before the answer changed the state the command's effect is judged by.
+    mutating func earlyEffect(of pending: Pending, chargePoint: String) -> (ts: Int64, ref: String)? {
+        guard case .transactionStart = pending.effect, var kept = self.early[chargePoint] else { return nil }
+        guard let index = kept.firstIndex(where: { early in
+            !early.used && early.ts >= pending.sentAt
+                && Self.matches(pending.effect, action: early.action, payload: early.payload, version: early.version, connector: early.connector)
+        }) else { return nil }
+        kept[index].used = true
+        self.early[chargePoint] = kept
+        return (kept[index].ts, kept[index].ref)
     }
 
     /// What effect an accepted command has; nil when the wire cannot show one (docs/reports.md says why, per command).
@@ -203,8 +220,11 @@ struct Commands {
         case .transactionStart(let wanted, let remoteStartId):
             let started = version == .v16 ? action == "StartTransaction" : action == "TransactionEvent" && payload["eventType"]?.stringValue == "Started"
             // 2.0.1 may start the transaction earlier (TxStartPoint) and tie it to the request by remoteStartId.
-            let tied = version != .v16 && action == "TransactionEvent" && remoteStartId != nil && payload["transactionInfo"]?["remoteStartId"]?.intValue == remoteStartId
+            let eventRemoteStartId = payload["transactionInfo"]?["remoteStartId"]?.intValue
+            let tied = version != .v16 && action == "TransactionEvent" && remoteStartId != nil && eventRemoteStartId == remoteStartId
             guard started || tied else { return false }
+            // A start tied to another request is that request's.
+            if let remoteStartId, let eventRemoteStartId, remoteStartId != eventRemoteStartId { return false }
             return tied || wanted.map { wanted in connector.map { $0.names(wanted) || wanted.names($0) } ?? true } ?? true
         case .transactionEnd(let id):
             if version == .v16 { return action == "StopTransaction" && payload["transactionId"].map { JSONWriter.string($0) } == id }

@@ -51,6 +51,8 @@ final class TransactionTracker {
         var recovery = Recovery()
         /// The OCPP version of the connection it began on.
         var version = OCPPVersion.v16
+        /// Who charged, how long charging and parked, interval energy: its billing row's evidence.
+        var billing = BillingState()
     }
 
     /// How a transaction came through an outage: whether messages of it were queued during one, and the findings
@@ -201,12 +203,15 @@ final class TransactionTracker {
         let slotKey: String?
         /// Its identifier was authorized online on its connection before it (not started offline).
         let authorizedOnline: Bool
+        /// The identifier it was started with, for the billing sheet.
+        let idTag: String?
 
         init(
             meterStart: Double?, timestamp: String?, messageId: String?, ref: String, recordTs: String?, connector: Connector?, digest: Int,
-            slotKey: String?, authorizedOnline: Bool = false
+            slotKey: String?, authorizedOnline: Bool = false, idTag: String? = nil
         ) {
             self.authorizedOnline = authorizedOnline
+            self.idTag = idTag
             self.meterStart = meterStart
             self.timestamp = timestamp
             self.messageId = messageId
@@ -226,7 +231,7 @@ final class TransactionTracker {
             meterStart: payload["meterStart"]?.doubleValue, timestamp: payload["timestamp"]?.stringValue, messageId: record.messageId,
             ref: record.reference, recordTs: record.timestamp, connector: Connector.named(action: action, payload: payload, version: .v16),
             digest: SeenMessages.key(action, payload), slotKey: record.messageId.map { "\(run) \(record.connection ?? 0) \($0)" },
-            authorizedOnline: authorizedOnline
+            authorizedOnline: authorizedOnline, idTag: payload["idTag"]?.stringValue.map { String($0.prefix(64)) }
         )
     }
 
@@ -432,6 +437,7 @@ final class TransactionTracker {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer)
             }
             self.meterReadings(payload["meterValue"], base: "/meterValue", periodic: true, in: &transaction, state: state, record: record, analyzer: analyzer)
+            for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
             transaction.seen.add(key, ref: record.reference)
             self.open[chargePoint]?[id] = transaction
         case "StopTransaction" where state.version == .v16:
@@ -474,7 +480,11 @@ final class TransactionTracker {
             }
             transaction.seen.add(key, ref: record.reference)
             self.stopReadings(payload["transactionData"], in: &transaction, state: state, record: record)
-            self.stop(transaction, at: stopTs, timestamp: payload["timestamp"]?.stringValue, state: state, record: record, analyzer: analyzer)
+            for wh in BillingState.intervalReadings(payload["transactionData"], version: .v16) { transaction.billing.interval(wh) }
+            self.stop(
+                transaction, at: stopTs, timestamp: payload["timestamp"]?.stringValue, stopWh: payload["meterStop"]?.doubleValue, state: state, record: record,
+                analyzer: analyzer
+            )
         case "TransactionEvent" where state.version != .v16:
             // On a 1.6 connection it is an action the version lacks (rpc.unknownAction), not a transaction.
             guard let id = payload["transactionInfo"]?["transactionId"]?.stringValue, let eventType = payload["eventType"]?.stringValue else { return }
@@ -569,6 +579,9 @@ final class TransactionTracker {
             for sample in samples {
                 self.observe(sample, in: &transaction, recordTs: ts, state: state, record: record, analyzer: analyzer, stopTs: eventType == "Ended" ? eventTs : nil)
             }
+            if let token = payload["idToken"]?["idToken"]?.stringValue, transaction.billing.idToken == nil { transaction.billing.idToken = String(token.prefix(64)) }
+            if let chargingState = payload["transactionInfo"]?["chargingState"]?.stringValue { transaction.billing.enter(chargingState, at: eventTs) }
+            for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
             // 2.0.1 C15.FR.03/04: a charger that stops on an invalid identifier suspends the energy (Updated) or ends the transaction (Ended), triggered by Deauthorized.
             if eventType == "Updated", payload["triggerReason"]?.stringValue == "Deauthorized", !self.invalidStarts.isEmpty {
                 self.stoppedAfterInvalid(id, chargePoint: chargePoint, record: record, ts: ts, analyzer: analyzer)
@@ -581,7 +594,7 @@ final class TransactionTracker {
                 if let eventTs, let latest = transaction.latestSample, latest.ts > eventTs + self.clockToleranceMicros, latest.ref != record.reference {
                     self.deviation("tx.timestampOutside", "reading at \(latest.timestamp) (\(latest.ref)) is after the transaction ended at \(payload["timestamp"]?.stringValue ?? "?")", path: "/timestamp", state: state, record: record, analyzer: analyzer)
                 }
-                self.stop(transaction, at: eventTs, timestamp: payload["timestamp"]?.stringValue, state: state, record: record, analyzer: analyzer)
+                self.stop(transaction, at: eventTs, timestamp: payload["timestamp"]?.stringValue, stopWh: transaction.lastWh, state: state, record: record, analyzer: analyzer)
                 self.stopped[chargePoint]?[id]?.endSeqNo = seqNo
                 let last = max(seqNo ?? -1, transaction.events.highest?.seqNo ?? -1)
                 if last >= 0 { self.stopped[chargePoint]?[id]?.missing = transaction.events.missing(upTo: last) }
@@ -631,6 +644,7 @@ final class TransactionTracker {
             startRecordTs: start.recordTs, startRef: start.ref, connector: start.connector, run: self.run
         )
         begun.authorizedOnline = start.authorizedOnline
+        begun.billing.idToken = start.idTag
         self.begin(begun, analyzer: analyzer)
     }
 
@@ -761,9 +775,12 @@ final class TransactionTracker {
 
     /// Ends a transaction: it is no longer open, and is kept a while as stopped. A 1.6 status Available on its
     /// connector dated after its start and before this stop is judged now that the stop's time is known.
-    private func stop(_ transaction: Transaction, at stopTs: Int64?, timestamp: String?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
+    private func stop(
+        _ transaction: Transaction, at stopTs: Int64?, timestamp: String?, stopWh: Double?, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer
+    ) {
         let chargePoint = transaction.chargePoint
         let ref = record.reference
+        analyzer.billed(Self.billingRow(transaction, stopTs: stopTs, timestamp: timestamp, stopWh: stopWh, ref: ref, pair: analyzer.pair(of: chargePoint)))
         self.judgeCadence(transaction, stopTs: stopTs, state: state, record: record, analyzer: analyzer)
         if !self.invalidStarts.isEmpty {
             self.stoppedAfterInvalid(transaction.id, chargePoint: chargePoint, record: record, ts: record.ts?.microseconds ?? 0, analyzer: analyzer)
@@ -1022,6 +1039,10 @@ final class TransactionTracker {
                 )
             }
             return
+        }
+        // The running transaction's charging and parking time (docs/billing.md), on the charger's clock.
+        if let id = self.connectors[chargePoint]?.running(on: connector)?.id, self.open[chargePoint]?[id] != nil {
+            self.open[chargePoint]?[id]?.billing.enter(status, at: statusTs)
         }
         // Judged on the charger's own clock only: a status without a timestamp (optional in 1.6) is not compared
         // with the stop's time.

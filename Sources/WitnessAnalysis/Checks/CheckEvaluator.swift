@@ -343,9 +343,10 @@ final class CheckEvaluator {
             let check = self.checks[index]
             let stimulusIsFault = check.when.faults != nil || check.when.injected == true
             let through = at ?? window.deadline
+            // A forbid check waits for nothing: a cut connection explains no forbidden event that came.
             if let touch = self.faults?.explanation(
-                for: window.chargePoint, stimulus: window.ref, refs: refs.filter { $0 != window.ref }, from: window.ts, through: through,
-                stimulusIsFault: stimulusIsFault, excludingRules: check.when.faults ?? []
+                for: window.chargePoint, stimulus: window.ref, refs: refs.filter { $0 != window.ref }, from: check.outcome == .forbid ? .max : window.ts,
+                through: through, stimulusIsFault: stimulusIsFault, excludingRules: check.when.faults ?? []
             ) {
                 verdict = .inconclusive
                 detail += "; \(touch.sentence) inside the window, which explains it: this counts against neither vendor"

@@ -22,6 +22,10 @@ public struct PairStatistics: Sendable {
     public var severities: [Severity: Int] = [:]
     /// Findings per side responsible (docs/reports.md, "Whose side").
     public var sides: [Deviation.Side: Int] = [:]
+    /// Findings on the charger's side per rule.
+    public var chargerRules: [String: Int] = [:]
+    /// The OCPP versions its connections spoke.
+    public var versions: Set<OCPPVersion> = []
     public var latencies: [String: LatencyHistogram] = [:]
     /// Connections per OCPP security profile (0: none, 1: Basic over ws, 2: Basic over TLS, 3: client certificate).
     public var securityProfiles: [Int: Int] = [:]
@@ -31,6 +35,8 @@ public struct PairStatistics: Sendable {
     public var commands: [String: CommandStatistics] = [:]
     /// The feature matrix: each feature of the versions the pair spoke, claimed, declared and observed (docs/reports.md, "Features").
     public var features: [FeatureRow] = []
+    /// Each stopped transaction's billing row (docs/billing.md).
+    public var billing: [BillingRow] = []
 
     /// The policies of the proxy runs its connections were recorded under (empty text: none).
     public var policies: Set<String> = []
@@ -48,6 +54,8 @@ public struct PairStatistics: Sendable {
         for (rule, count) in state.deviations { self.deviations[rule, default: 0] += count }
         for (severity, count) in state.severities { self.severities[severity, default: 0] += count }
         for (side, count) in state.sides { self.sides[side, default: 0] += count }
+        for (rule, count) in state.chargerRules { self.chargerRules[rule, default: 0] += count }
+        self.versions.insert(state.version)
         for (action, histogram) in state.latencies { self.latencies[action, default: LatencyHistogram()].merge(histogram) }
     }
 }
@@ -155,6 +163,7 @@ public struct AnalysisReport: Sendable {
                 "cadence": stats.cadence.json,
                 "commands": .object(JSONObject(stats.commands.keys.sorted().map { JSONObject.Member(key: $0, value: stats.commands[$0]?.json ?? .null) })),
                 "features": .array(stats.features.map(\.json)),
+                "billing": .array(stats.billing.map(\.json)),
                 "areas": .array(pair.areas.map(\.json)),
                 "scope": pair.scope.map { scope in
                     [

@@ -64,6 +64,7 @@ extension AnalysisReport {
             body.append(CommandTable.html(stats.commands))
             body.append(FeatureMatrix.html(stats.features))
             body.append(stats.cadence.html)
+            body.append(BillingSheet.html(stats.billing))
             if !stats.latencies.isEmpty {
                 body.append("<h3>Response times per action</h3>")
                 body.append(Self.latencyChart(stats.latencies))

@@ -61,9 +61,13 @@ enum Regressions {
     static let slowerBy = 1.5
     static let slowerAtLeastMs = 1000.0
     static let carriedOutDrop = 0.10
+    /// Fewer commands than this on either side compare nothing: one slow answer is no trend.
+    static let fewest = 5
 
     static func compare(_ pairs: [PairReport], intervalTolerance: Double) -> [FirmwareComparison] {
-        let groups = Dictionary(grouping: pairs.filter { $0.key.charger != .unknown }) {
+        // A charger that names no model or firmware cannot be compared by firmware.
+        let known = pairs.filter { [$0.key.charger.vendor, $0.key.charger.model, $0.key.charger.firmware].allSatisfy { $0 != ChargerIdentity.unknown.firmware } }
+        let groups = Dictionary(grouping: known) {
             [$0.key.charger.vendor, $0.key.charger.model, $0.key.backend]
         }
         var comparisons: [FirmwareComparison] = []
@@ -82,6 +86,11 @@ enum Regressions {
             vendor: after.key.charger.vendor, model: after.key.charger.model, backend: after.key.backend, before: before.key.charger.firmware,
             after: after.key.charger.firmware, notCompared: nil, regressions: []
         )
+        guard before.statistics.versions == after.statistics.versions else {
+            func names(_ versions: Set<OCPPVersion>) -> String { versions.map(\.rawValue).sorted().joined(separator: ", ") }
+            comparison.notCompared = "the firmware versions spoke different OCPP versions (\(names(before.statistics.versions)) before, \(names(after.statistics.versions)) after): their rules and settings differ"
+            return comparison
+        }
         guard before.statistics.policies == after.statistics.policies else {
             func names(_ policies: Set<String>) -> String { policies.sorted().map { $0.isEmpty ? "no policy" : $0 }.joined(separator: ", ") }
             comparison.notCompared = "recorded under different policies (\(names(before.statistics.policies)) before, \(names(after.statistics.policies)) after): the test changed with the firmware"
@@ -95,7 +104,8 @@ enum Regressions {
     private static func checks(_ before: PairReport, _ after: PairReport) -> [FirmwareComparison.Regression] {
         let passed = Dictionary(before.areas.flatMap(\.checks).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         return after.areas.flatMap(\.checks).compactMap { check in
-            guard check.verdict == .fail, let earlier = passed[check.name], earlier.verdict == .pass else { return nil }
+            // A failure of the backend's side (or the policy's) says nothing of the firmware.
+            guard check.verdict == .fail, check.side == .charger, let earlier = passed[check.name], earlier.verdict == .pass else { return nil }
             return .init(
                 kind: .check, subject: check.name, detail: "\(check.name) passed with \(before.key.charger.firmware) and fails with \(after.key.charger.firmware): \(check.detail)",
                 refs: Array(earlier.refs.prefix(2)) + check.refs
@@ -103,11 +113,12 @@ enum Regressions {
         }
     }
 
-    /// Rules of the charger's side (errors and warnings) that occur after and did not before.
+    /// Rules of the charger's side (errors and warnings) that occur after and did not before; findings the policy's
+    /// fault explains or that are the backend's do not count.
     private static func findings(_ before: PairReport, _ after: PairReport) -> [FirmwareComparison.Regression] {
-        after.statistics.deviations.keys.sorted().compactMap { rule in
-            guard (before.statistics.deviations[rule] ?? 0) == 0, let count = after.statistics.deviations[rule], count > 0,
-                let info = RuleCatalog.byId[rule], info.severity != .info, Deviation.side(of: rule, direction: .toCSMS).0 == .charger
+        after.statistics.chargerRules.keys.sorted().compactMap { rule in
+            guard (before.statistics.chargerRules[rule] ?? 0) == 0, let count = after.statistics.chargerRules[rule], count > 0,
+                let info = RuleCatalog.byId[rule], info.severity != .info
             else { return nil }
             return .init(kind: .finding, subject: rule, detail: "\(rule) (\(info.summary)): none with \(before.key.charger.firmware), \(count) with \(after.key.charger.firmware)", refs: [])
         }
@@ -117,7 +128,8 @@ enum Regressions {
         var found: [FirmwareComparison.Regression] = []
         for (action, now) in after.statistics.commands.sorted(by: { $0.key < $1.key }) {
             guard let then = before.statistics.commands[action] else { continue }
-            for (what, old, new) in [("answer", then.toAnswer, now.toAnswer), ("effect", then.toEffect, now.toEffect)] where old.count > 0 && new.count > 0 {
+            for (what, old, new) in [("answer", then.toAnswer, now.toAnswer), ("effect", then.toEffect, now.toEffect)]
+            where old.count >= Self.fewest && new.count >= Self.fewest {
                 let p95Before = old.percentile(0.95)
                 let p95After = new.percentile(0.95)
                 if p95After > p95Before * Self.slowerBy, p95After - p95Before > Self.slowerAtLeastMs {
@@ -132,7 +144,7 @@ enum Regressions {
             }
             let judgedBefore = then.sent - then.notObservable - then.undecided
             let judgedAfter = now.sent - now.notObservable - now.undecided
-            if judgedBefore > 0, judgedAfter > 0 {
+            if judgedBefore >= Self.fewest, judgedAfter >= Self.fewest {
                 let shareBefore = Double(then.carriedOut) / Double(judgedBefore)
                 let shareAfter = Double(now.carriedOut) / Double(judgedAfter)
                 if shareBefore - shareAfter > Self.carriedOutDrop {
@@ -149,20 +161,33 @@ enum Regressions {
         return found
     }
 
-    /// The median of the transactions' median periodic intervals, before and after.
+    /// The median of the transactions' median periodic intervals, before and after, each against the interval
+    /// configured for it where the capture or the site says (a backend that configures another interval for the new
+    /// firmware is no regression of it).
     private static func cadence(_ before: PairReport, _ after: PairReport, tolerance: Double) -> [FirmwareComparison.Regression] {
-        func median(_ pair: PairReport) -> (Double, String)? {
-            let rows = pair.statistics.cadence.rows.filter { $0.medianInterval != nil }.sorted { $0.medianInterval ?? 0 < $1.medianInterval ?? 0 }
+        func median(_ pair: PairReport) -> (interval: Double, ratio: Double?, ref: String)? {
+            let rows = pair.statistics.cadence.rows.filter { ($0.medianInterval ?? 0) > 0 }
             guard !rows.isEmpty else { return nil }
-            let row = rows[rows.count / 2]
-            return row.medianInterval.map { ($0, row.startRef) }
+            let sorted = rows.sorted { $0.medianInterval ?? 0 < $1.medianInterval ?? 0 }
+            let row = sorted[sorted.count / 2]
+            let ratios = rows.compactMap { row in row.configuredInterval.flatMap { $0 > 0 ? (row.medianInterval ?? 0) / $0 : nil } }.sorted()
+            return (row.medianInterval ?? 0, ratios.count == rows.count ? ratios[ratios.count / 2] : nil, row.startRef)
         }
-        guard let (old, oldRef) = median(before), let (new, newRef) = median(after), old > 0, abs(new - old) / old > tolerance else { return [] }
+        guard let old = median(before), let new = median(after) else { return [] }
+        let changed: Bool
+        if let oldRatio = old.ratio, let newRatio = new.ratio {
+            changed = oldRatio > 0 && abs(newRatio - oldRatio) / oldRatio > tolerance
+        } else {
+            changed = abs(new.interval - old.interval) / old.interval > tolerance
+        }
+        guard changed else { return [] }
+        let against = old.ratio != nil && new.ratio != nil
+            ? " (\(Self.seconds(old.ratio ?? 0))× and \(Self.seconds(new.ratio ?? 0))× the configured interval)" : ""
         return [
             .init(
                 kind: .cadence, subject: "meter cadence",
-                detail: "periodic readings every \(Self.seconds(old)) s (median) with \(before.key.charger.firmware), every \(Self.seconds(new)) s with \(after.key.charger.firmware)",
-                refs: [oldRef, newRef]
+                detail: "periodic readings every \(Self.seconds(old.interval)) s (median) with \(before.key.charger.firmware), every \(Self.seconds(new.interval)) s with \(after.key.charger.firmware)" + against,
+                refs: [old.ref, new.ref]
             )
         ]
     }

@@ -81,6 +81,13 @@ extension AnalysisReport {
             }
             lines += FeatureMatrix.sideBySideMarkdown(self)
         }
+        let billed = self.pairs.filter { !$0.statistics.billing.isEmpty }
+        if !billed.isEmpty {
+            lines += ["", "## Billing", ""]
+            for pair in billed {
+                lines += ["### \(Self.md(pair.key.charger.label)) × \(Self.md(pair.key.backend))", ""] + BillingSheet.markdown(pair.statistics.billing) + [""]
+            }
+        }
         let cadence = self.pairs.filter { !$0.statistics.cadence.rows.isEmpty }
         if !cadence.isEmpty {
             lines += ["", "## Meter cadence", ""]

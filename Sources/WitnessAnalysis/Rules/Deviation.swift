@@ -46,6 +46,8 @@ public struct Deviation: Sendable, Hashable {
             return (.charger, "the charger accepted the command and did not carry it out")
         case "feature":
             return (.charger, "the charger's claim of its features and its answers disagree")
+        case "billing" where rule == "billing.priceMismatch":
+            return (.backend, "the backend priced the session")
         default:
             return (.charger, "the charger's own messages show it")
         }
