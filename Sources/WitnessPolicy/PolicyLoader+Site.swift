@@ -98,6 +98,9 @@ extension PolicyLoader.Reader {
                 break
             }
         }
+        if tariff.includesTax, tariff.taxRate != 0 {
+            self.fail(node, "site.tariff.taxRate applies to prices without tax: give includesTax: false with it, or leave it out")
+        }
         return tariff
     }
 

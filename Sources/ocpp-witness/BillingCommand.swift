@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import OCPPSchema
 import OCPPWire
+import WitnessCLISupport
 import WitnessAnalysis
 import WitnessCapture
 import WitnessPolicy
@@ -49,8 +51,9 @@ struct BillingCommand: AsyncParsableCommand {
         }
         var configuration = AnalyzerConfiguration()
         configuration.site = try WitnessChecks.loadPolicies(policies: self.policies, captures: self.captures).site
-        // Billing needs the charger model, not the schemas.
-        let analyzer = Analyzer(schemas: nil, configuration: configuration)
+        // With the schemas where they are installed, as `report` reads the captures (a CALL that breaks its schema
+        // is not taken at its word); without them, every message as it came.
+        let analyzer = Analyzer(schemas: try? SchemaRegistry.load(forCommand: nil), configuration: configuration)
         for record in reader { analyzer.consume(record) }
         let report = analyzer.finish(readIssues: reader.issues)
         let text = self.format == .csv ? BillingSheet.csv(report) : JSONWriter.string(BillingSheet.json(report)) + "\n"
@@ -64,5 +67,8 @@ struct BillingCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
         for issue in reader.issues { FileHandle.standardError.write(Data("warning: \(issue)\n".utf8)) }
+        if report.billingRowsDropped > 0 {
+            FileHandle.standardError.write(Data("warning: \(report.billingRowsDropped) transactions past the first \(BillingSheet.rowsKept) are not in the sheet; give fewer captures at a time\n".utf8))
+        }
     }
 }

@@ -96,12 +96,66 @@ struct BillingTests {
         #expect(csv.count == 2 && csv[1].hasPrefix(#""CP-1","connector 1","7","T","1.6","#) && csv[1].contains(",5000,4000,3001,1800,1200,"), "\(csv)")
     }
 
+    @Test("a running cost is shown, not judged; a state delivered out of order does not run the clock backwards; the stop's repeated interval readings are not added twice")
+    func reviewCases() throws {
+        var configuration = AnalyzerConfiguration()
+        configuration.site = try PolicyLoader.parse(Self.tariff).site
+        // The Ended event answered without totalCost, after a CostUpdated of 2.10 while charging.
+        var capture = Self.session(totalCost: 0)
+        let ended = try #require(capture.lines.lastIndex { $0.contains(#""totalCost":0"#) })
+        capture.lines[ended] = capture.lines[ended].replacingOccurrences(of: #"{"totalCost":0.0}"#, with: "{}")
+        #expect(!capture.lines[ended].contains("totalCost"))
+        capture.lines.insert(contentsOf: [
+            #"{"ts":"\#(OutageCapture.ts("08:30:00"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCharger","opcode":"text","msgType":2,"msgId":"c1","action":"CostUpdated","enc":"json","payload":[2,"c1","CostUpdated",{"totalCost":2.10,"transactionId":"tx9"}]}"#,
+            #"{"ts":"\#(OutageCapture.ts("08:30:00"))","kind":"frame","conn":1,"chargePoint":"CP-1","dir":"toCSMS","opcode":"text","msgType":3,"msgId":"c1","action":"CostUpdated","enc":"json","payload":[3,"c1",{}]}"#,
+        ], at: 5)
+        let report = try capture.analyse(configuration)
+        let row = try #require(report.pairs.first?.statistics.billing.first)
+        #expect(row.backendTotal == 2.10 && !row.backendFinal && row.expected == 12.00, "\(row)")
+        #expect(!report.deviations.contains { (d: Deviation) in d.rule == "billing.priceMismatch" }, "\(report.deviations.map(\.detail))")
+
+        // 1.6: a SuspendedEV dated before the Charging before it is left out; the stop repeats the interval readings.
+        var sixteen = OutageCapture(.v16)
+        sixteen.open(1, at: "08:00:00")
+        sixteen.start(1, at: "08:00:00", dated: "08:00:00")
+        sixteen.call(1, at: "08:00:01", "StatusNotification", #"{"connectorId":1,"errorCode":"NoError","status":"Charging","timestamp":"\#(OutageCapture.ts("08:10:00"))"}"#)
+        sixteen.call(1, at: "08:00:02", "StatusNotification", #"{"connectorId":1,"errorCode":"NoError","status":"SuspendedEV","timestamp":"\#(OutageCapture.ts("08:05:00"))"}"#)
+        let interval = #"{"timestamp":"\#(OutageCapture.ts("08:20:00"))","sampledValue":[{"value":"1000","measurand":"Energy.Active.Import.Interval"}]}"#
+        sixteen.call(1, at: "08:20:00", "MeterValues", #"{"connectorId":1,"transactionId":7,"meterValue":[\#(interval)]}"#)
+        sixteen.call(
+            1, at: "08:30:00", "StopTransaction",
+            #"{"transactionId":7,"meterStop":2000,"timestamp":"\#(OutageCapture.ts("08:30:00"))","transactionData":[\#(interval)]}"#, answer: #"{"idTagInfo":{"status":"Accepted"}}"#
+        )
+        let plain = try sixteen.analyse(AnalyzerConfiguration())
+        let sixteenRow = try #require(plain.pairs.first?.statistics.billing.first)
+        #expect(sixteenRow.chargingSeconds == 1200 && sixteenRow.parkingSeconds == 0 && sixteenRow.intervalWh == 1000 && sixteenRow.registerWh == 1000, "\(sixteenRow)")
+        #expect(!plain.deviations.contains { (d: Deviation) in d.rule == "billing.energyMismatch" })
+    }
+
+    @Test("the CSV escapes a formula a charger sent as its identifier, and leaves no number that is not one")
+    func csvSafety() throws {
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        capture.call(
+            1, at: "08:00:01", "StartTransaction", #"{"connectorId":1,"idTag":"=1+2","meterStart":1000,"timestamp":"\#(OutageCapture.ts("08:00:01"))"}"#,
+            answer: #"{"transactionId":7,"idTagInfo":{"status":"Accepted"}}"#
+        )
+        capture.stop(1, at: "08:10:00", dated: "08:10:00", wh: 2000)
+        let csv = BillingSheet.csv(try capture.analyse(AnalyzerConfiguration()))
+        #expect(csv.contains(#","'=1+2","#) && csv.contains(",1000,"), "\(csv)")
+    }
+
     @Test("a tariff that is not one says what and where")
     func tariffErrors() throws {
         #expect {
             try PolicyLoader.parse("site:\n  tariff:\n    currency: euro\n    energy: -1\n", file: "t.yaml")
         } throws: { error in
             "\(error)".contains("t.yaml:3") && "\(error)".contains("ISO 4217")
+        }
+        #expect {
+            try PolicyLoader.parse("site:\n  tariff:\n    currency: EUR\n    taxRate: 19%\n", file: "t.yaml")
+        } throws: { error in
+            "\(error)".contains("t.yaml:3") && "\(error)".contains("includesTax: false")
         }
         #expect {
             try PolicyLoader.parse("site:\n  tariff:\n    currency: EUR\n    energy: -1\n    parking: {perHour: 2, grace: forever}\n", file: "t.yaml")

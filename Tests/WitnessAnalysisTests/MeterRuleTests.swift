@@ -297,6 +297,43 @@ extension CommandCaptureTests {
         #expect(commands["Reset"]?.sent == 1 && commands["Reset"]?.notObservable == 1, "\(String(describing: commands["Reset"]))")
     }
 
+    @Test("a charging limit is carried out by a power reading under it; a charger that keeps drawing more has not; an EV already below, no transaction or a later start show nothing")
+    func chargingLimit() throws {
+        func limit(powerBefore: Int?, powerAfter: [Int], transaction: Bool = true, startSchedule: String? = nil) throws -> (CommandStatistics, [Deviation]) {
+            var capture = OutageCapture(.v16)
+            capture.open(1, at: "08:00:00")
+            if transaction { capture.start(1, at: "08:00:01", dated: "08:00:01") }
+            func power(_ time: String, _ watts: Int) {
+                capture.call(1, at: time, "MeterValues", #"{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"\#(OutageCapture.ts(time))","sampledValue":[{"value":"\#(watts)","measurand":"Power.Active.Import","unit":"W"}]}]}"#)
+            }
+            if let powerBefore { power("08:00:30", powerBefore) }
+            let schedule = startSchedule.map { #","startSchedule":"\#($0)""# } ?? ""
+            capture.call(
+                1, at: "08:01:00", "SetChargingProfile",
+                #"{"connectorId":1,"csChargingProfiles":{"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"W","chargingSchedulePeriod":[{"startPeriod":0,"limit":4000}]\#(schedule)}}}"#,
+                answer: #"{"status":"Accepted"}"#, toCSMS: false
+            )
+            for (index, watts) in powerAfter.enumerated() { power("08:01:\(10 + index * 10)", watts) }
+            capture.call(1, at: "08:10:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("08:10:00"))"}"#)
+            let report = try capture.analyse(AnalyzerConfiguration())
+            let statistics = try #require(report.pairs.first?.statistics.commands["SetChargingProfile"])
+            return (statistics, report.deviations.filter { (d: Deviation) in d.rule == "command.notCarriedOut" })
+        }
+        let (kept, keptFindings) = try limit(powerBefore: 11000, powerAfter: [3950])
+        #expect((kept.carriedOut, kept.notCarriedOut) == (1, 0) && keptFindings.isEmpty && kept.toEffect.maximum == 10000, "\(kept)")
+        let (ignored, ignoredFindings) = try limit(powerBefore: 11000, powerAfter: [11000, 11000, 11000])
+        #expect((ignored.carriedOut, ignored.notCarriedOut) == (0, 1), "\(ignored)")
+        #expect(ignoredFindings.first?.detail.contains("a power reading at or below the 4000 W limit on connector 1") == true, "\(ignoredFindings.map(\.detail))")
+        let (below, _) = try limit(powerBefore: 3000, powerAfter: [3000])
+        #expect(below.notObservable == 1 && below.notCarriedOut == 0, "the EV draws less than the limit: \(below)")
+        let (idle, _) = try limit(powerBefore: nil, powerAfter: [], transaction: false)
+        #expect(idle.notObservable == 1, "for the next transaction: \(idle)")
+        let (later, _) = try limit(powerBefore: 11000, powerAfter: [11000], startSchedule: OutageCapture.ts("09:00:00"))
+        #expect(later.notObservable == 1, "starts later: \(later)")
+        let (silent, _) = try limit(powerBefore: 11000, powerAfter: [])
+        #expect(silent.notObservable == 1 && silent.notCarriedOut == 0, "no power reading after: \(silent)")
+    }
+
     @Test("a charge point released while a command waits for its effect leaves the command undecided, not dropped")
     func releasedWhileWaiting() throws {
         var capture = OutageCapture(.v16)

@@ -59,7 +59,11 @@ extension Analyzer {
         let known = self.transactions.knownConnectors(of: chargePoint).compactMap { self.transactions.status(of: $0.connector, at: chargePoint) }
         let effect = scheduled ? nil : Commands.effect(
             of: action, call: call.context.payload, version: state.version, anyRunning: self.transactions.anyRunning(on: chargePoint),
-            status: { self.transactions.status(of: $0, at: chargePoint) }, statuses: known, isOpen: { self.transactions.isOpen($0, at: chargePoint) }
+            status: { self.transactions.status(of: $0, at: chargePoint) }, statuses: known, isOpen: { self.transactions.isOpen($0, at: chargePoint) },
+            runningOn: { connector in
+                connector.map { self.transactions.running(on: $0, at: chargePoint) } ?? self.transactions.anyRunning(on: chargePoint)
+            },
+            power: self.commands.power(of: chargePoint), now: Int64(call.sentAtNanos / 1000)
         )
         guard let effect else {
             self.commandStatistics(chargePoint, action) { $0.count(.notObservable) }
@@ -118,6 +122,7 @@ extension Analyzer {
             self.effectObserved(pending, latency: latency, chargePoint: state.chargePoint, version: state.version, ref: record.reference, effectTs: ts)
         }
         self.commands.keep(action, payload: payload, chargePoint: state.chargePoint, version: state.version, connector: connector, at: ts, ref: record.reference)
+        self.commands.notePower(action, payload: payload, chargePoint: state.chargePoint, version: state.version)
     }
 
     /// Commands whose window ended without their effect: counted, and `command.notCarriedOut` with both lines;
@@ -215,6 +220,7 @@ extension Commands {
         case .transactionEnd(let id): return "the end of transaction \(id)"
         case .status(let connector, let status): return "\(status) reported" + (connector.map { " for \($0)" } ?? "")
         case .message(let action): return "the \(action) asked for"
+        case .limit(let connector, let watts): return "a power reading at or below the \(Analyzer.format(watts)) W limit" + (connector.map { " on \($0)" } ?? "")
         }
     }
 }

@@ -36,8 +36,10 @@ public final class Analyzer {
     /// Every stopped transaction's billing row (docs/billing.md).
     var billing = BillingLedger()
 
-    /// A stopped transaction's billing row.
-    func billed(_ row: BillingRow) { self.billing.add(row) }
+    /// A stopped transaction's billing row (live, with `keepsBillingRows` off, none: the sheet is the report's).
+    func billed(_ row: BillingRow) {
+        if self.configuration.keepsBillingRows { self.billing.add(row) }
+    }
     private var listed: [Deviation] = []
     private var listedPerKey: [String: Int] = [:]
     private var countsByRule: [String: Int] = [:]
@@ -235,6 +237,7 @@ public final class Analyzer {
             scope: self.configuration.scope
         )
         report.firmware = Regressions.compare(report.pairs, intervalTolerance: self.configuration.intervalToleranceInForce)
+        report.billingRowsDropped = self.billing.dropped
         return report
     }
 
@@ -274,6 +277,7 @@ public final class Analyzer {
         self.commandsExpired(now: self.lastTs, ended: true, of: chargePoint)
         self.commands.release(chargePoint)
         self.faults.release(chargePoint)
+        self.billing.release(chargePoint)
         self.transactions.reportGaps(of: chargePoint, analyzer: self)
         let retention = Double(self.departures.retentionMicros) / 1_000_000
         for open in self.transactions.release(chargePoint) {
@@ -438,7 +442,7 @@ public final class Analyzer {
                 let pair = self.pairKey(state.chargePoint)
                 self.features.called(action, byCharger: direction == .toCSMS, injected: record.injected, version: state.version, pair: pair)
                 // The running cost the backend sends during a transaction (2.0.1 CostUpdated, I02).
-                if action == "CostUpdated", direction == .toCharger, let total = message[3]?["totalCost"]?.doubleValue,
+                if action == "CostUpdated", direction == .toCharger, !record.injected, let total = message[3]?["totalCost"]?.doubleValue,
                     let id = message[3]?["transactionId"]?.stringValue
                 {
                     self.billing.cost(total, of: id, at: state.chargePoint, ref: record.reference, final: false)

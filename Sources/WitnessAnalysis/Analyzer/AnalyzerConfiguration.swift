@@ -28,6 +28,9 @@ public struct AnalyzerConfiguration: Sendable {
     public var stateRetentionSeconds: Double?
     /// What the site declares of its chargers' metering and offline authorization (the policies' `site:`).
     public var site = SiteDeclaration()
+    /// Whether each stopped transaction's billing row is kept for the report (the live analysis keeps none: a fleet's
+    /// rows over days are the report's and `billing`'s to make from the capture).
+    public var keepsBillingRows = true
     /// The vendors' own feature matrices (`report --declaration`), held against what the capture shows.
     public var declarations: [VendorDeclaration] = []
     /// How far a transaction's median interval between periodic readings may be from the configured one, as a

@@ -32,6 +32,7 @@ public final class LiveAnalysis: @unchecked Sendable {
         configuration.checks = checks
         configuration.site = site
         configuration.stateRetentionSeconds = stateRetentionSeconds
+        configuration.keepsBillingRows = false
         let analyzer = Analyzer(schemas: schemas, configuration: configuration)
         let counts = self.counts
         let chargerCounts = self.chargerCounts

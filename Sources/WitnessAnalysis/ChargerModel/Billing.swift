@@ -13,8 +13,12 @@ struct BillingState {
     var chargingMicros: Int64 = 0
     var parkingMicros: Int64 = 0
     var sawState = false
-    /// The sum of Energy.Active.Import.Interval readings, where the charger sends them.
+    /// A state came without a timestamp of the charger's: the times would mix two clocks, so none are given.
+    var untimed = false
+    /// The sum of periodic Energy.Active.Import.Interval readings, where the charger sends them.
     var intervalWh: Double?
+    /// The first register reading, where the start carried none (2.0.1 with TxStartedMeasurands empty).
+    var firstRegisterWh: Double?
 
     /// 1.6 StatusNotification statuses and 2.0.1 chargingState values, as billing counts them.
     static func category(_ status: String) -> String {
@@ -25,19 +29,27 @@ struct BillingState {
         }
     }
 
+    /// The transaction's state changed at `ts` (the charger's clock; nil: the message had no timestamp). A change
+    /// dated before the last one (delivered out of order) is left out rather than run the clock backwards.
     mutating func enter(_ status: String, at ts: Int64?) {
-        guard let ts else { return }
+        guard let ts else {
+            self.untimed = true
+            return
+        }
+        if let since, ts < since { return }
         self.close(at: ts)
         self.state = Self.category(status)
         self.since = ts
         self.sawState = true
     }
 
-    /// Adds the time since the last change to the state it was in.
+    /// Adds the time since the last change to the state it was in (at most a week at a time, and a year in all).
     mutating func close(at ts: Int64?) {
         guard let ts, let since, let state, ts > since else { return }
         let elapsed = min(ts - since, 7 * 86_400_000_000)
-        if state == "charging" { self.chargingMicros += elapsed } else if state == "parking" { self.parkingMicros += elapsed }
+        let year: Int64 = 366 * 86_400_000_000
+        if state == "charging" { self.chargingMicros = min(self.chargingMicros + elapsed, year) }
+        if state == "parking" { self.parkingMicros = min(self.parkingMicros + elapsed, year) }
         self.since = ts
     }
 
@@ -47,15 +59,20 @@ struct BillingState {
         self.intervalWh = (self.intervalWh ?? 0) + wh
     }
 
-    /// The Energy.Active.Import.Interval readings of a meterValue array, in Wh.
+    /// The periodic Energy.Active.Import.Interval readings of a meterValue array, in Wh: at the outlet, of no phase,
+    /// `Sample.Periodic` only (clock-aligned ones cover the same energy, and the stop's readings repeat them).
     static func intervalReadings(_ meterValues: JSONValue?, version: OCPPVersion) -> [Double] {
         guard case .array(let values) = meterValues else { return [] }
         var out: [Double] = []
         for meterValue in values {
             for sample in meterValue["sampledValue"]?.arrayValue ?? [] {
-                guard sample["measurand"]?.stringValue == "Energy.Active.Import.Interval", sample["phase"] == nil else { continue }
+                guard sample["measurand"]?.stringValue == "Energy.Active.Import.Interval", sample["phase"] == nil,
+                    (sample["context"]?.stringValue ?? "Sample.Periodic") == "Sample.Periodic", (sample["location"]?.stringValue ?? "Outlet") == "Outlet"
+                else { continue }
                 let unit = version == .v16 ? sample["unit"]?.stringValue : sample["unitOfMeasure"]?["unit"]?.stringValue
-                guard var value = sample["value"]?.stringValue.flatMap(Double.init) ?? sample["value"]?.doubleValue else { continue }
+                let text = sample["value"]?.stringValue
+                if let text, !MeterCadence.isDecimal(text) { continue }
+                guard var value = text.flatMap(Double.init) ?? sample["value"]?.doubleValue, value.isFinite else { continue }
                 if version != .v16, let multiplier = sample["unitOfMeasure"]?["multiplier"]?.intValue { value *= Foundation.pow(10, Double(min(max(multiplier, -9), 9))) }
                 if unit == "kWh" { value *= 1000 }
                 out.append(value)
@@ -103,8 +120,13 @@ public struct BillingRow: Sendable, Hashable {
 
     /// The CSV cells: numbers stay numbers, text is quoted.
     public var csvCells: [String] {
-        func text(_ value: String?) -> String { value.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" } ?? "" }
-        func number(_ value: Double?) -> String { value.map { Self.number($0) } ?? "" }
+        // Quoted; a leading = + - @ or control character is escaped with ' so that a spreadsheet runs no formula.
+        func text(_ value: String?) -> String {
+            guard var value else { return "" }
+            if let first = value.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) { value = "'" + value }
+            return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        func number(_ value: Double?) -> String { value.flatMap { $0.isFinite && abs($0) < 1e15 ? Self.number($0) : nil } ?? "" }
         return [
             text(self.chargePoint), text(self.connector), text(self.transaction), text(self.idToken), text(self.version.rawValue), text(self.start), text(self.stop),
             number(self.registerWh), number(self.intervalWh), number(self.durationSeconds), number(self.chargingSeconds), number(self.parkingSeconds),
@@ -120,7 +142,7 @@ public struct BillingRow: Sendable, Hashable {
     }
 
     public var json: JSONValue {
-        func number(_ value: Double?) -> JSONValue { value.map { .double((($0 * 10_000).rounded()) / 10_000) } ?? .null }
+        func number(_ value: Double?) -> JSONValue { value.flatMap { $0.isFinite && abs($0) < 1e15 ? JSONValue.double((($0 * 10_000).rounded()) / 10_000) : nil } ?? .null }
         func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
         return [
             "chargePoint": .string(self.chargePoint), "connector": text(self.connector), "transaction": .string(self.transaction), "idToken": text(self.idToken),
@@ -161,9 +183,9 @@ struct BillingLedger {
         self.rows.append(row)
     }
 
-    /// The backend's cost for a transaction: `final` for the Ended event's answer.
+    /// The backend's cost for a transaction: `final` for the Ended event's answer (which comes after its row).
     mutating func cost(_ total: Double, of transaction: String, at chargePoint: String, ref: String, final: Bool) {
-        guard total.isFinite else { return }
+        guard total.isFinite, abs(total) < 1e12 else { return }
         let key = Self.key(chargePoint, transaction)
         if let position = self.index[key] {
             // A running cost after the final one does not replace it.
@@ -171,9 +193,17 @@ struct BillingLedger {
             self.rows[position].backendTotal = total
             self.rows[position].backendFinal = final
             self.rows[position].costRef = ref
-        } else if self.running[key] != nil || self.running.count < Self.runningKept {
+        } else if !final {
+            // A transaction still running: kept until it stops; the oldest costs make room (a charger that never stops).
+            if self.running[key] == nil, self.running.count >= Self.runningKept, let any = self.running.keys.first { self.running.removeValue(forKey: any) }
             self.running[key] = (total, ref)
         }
+    }
+
+    /// A charge point gone past the state retention: its running costs go with its transactions.
+    mutating func release(_ chargePoint: String) {
+        let prefix = chargePoint + "\u{1}"
+        for key in self.running.keys where key.hasPrefix(prefix) { self.running.removeValue(forKey: key) }
     }
 
     /// Prices each row by `tariff` (nil: none declared) and returns the rows with their findings noted.
@@ -188,16 +218,19 @@ struct BillingLedger {
                     "transaction \(row.transaction): the register gives \(BillingRow.number(register)) Wh from start (\(row.startRef)) to stop (\(row.stopRef)), its interval readings add up to \(BillingRow.number(interval)) Wh"
                 ))
             }
-            if let tariff, let (price, arithmetic) = tariff.price(wh: row.registerWh, chargingSeconds: row.chargingSeconds, parkingSeconds: row.parkingSeconds) {
+            // A register that runs backwards or is no number is the charger's finding (tx.*), not a price to judge.
+            let energy = row.registerWh.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+            if let tariff, energy != nil || row.registerWh == nil, let (price, arithmetic) = tariff.price(wh: energy, chargingSeconds: row.chargingSeconds, parkingSeconds: row.parkingSeconds) {
                 row.expected = price
                 row.arithmetic = arithmetic
                 if let total = row.backendTotal {
                     row.difference = total - price
-                    if abs(total - price) > tariff.rounding / 2 + 1e-9 {
+                    // Only the final cost is the session's price; a running one is shown, not judged.
+                    if row.backendFinal, abs(total - price) > tariff.rounding / 2 + 1e-9 {
                         row.findings.append("billing.priceMismatch")
                         findings.append((
                             row, "billing.priceMismatch",
-                            "transaction \(row.transaction): the backend's \(row.backendFinal ? "total" : "latest running") cost is \(BillingRow.number(total)) \(tariff.currency) (\(row.costRef ?? "?")), the site's tariff gives \(BillingRow.number(price)) \(tariff.currency): \(arithmetic)"
+                            "transaction \(row.transaction): the backend's total cost is \(BillingRow.number(total)) \(tariff.currency) (\(row.costRef ?? "?")), the site's tariff gives \(BillingRow.number(price)) \(tariff.currency): \(arithmetic)"
                         ))
                     }
                 }
@@ -257,13 +290,14 @@ extension TransactionTracker {
         var duration: Double?
         if let start = transaction.startTs, let stopTs, stopTs >= start { duration = Double(stopTs - start) / 1_000_000 }
         var register: Double?
-        if let start = transaction.startWh, let stopWh { register = stopWh - start }
+        if let start = transaction.startWh ?? billing.firstRegisterWh, let stopWh { register = stopWh - start }
+        let timed = billing.sawState && !billing.untimed
         return BillingRow(
             chargePoint: transaction.chargePoint, transaction: transaction.id, connector: transaction.connector?.description, idToken: billing.idToken,
             version: transaction.version, start: transaction.startTimestamp, stop: timestamp, startRef: transaction.startRef, stopRef: ref,
             registerWh: register, intervalWh: billing.intervalWh, durationSeconds: duration,
-            chargingSeconds: billing.sawState ? Double(billing.chargingMicros) / 1_000_000 : nil,
-            parkingSeconds: billing.sawState ? Double(billing.parkingMicros) / 1_000_000 : nil, pair: pair
+            chargingSeconds: timed ? Double(billing.chargingMicros) / 1_000_000 : nil,
+            parkingSeconds: timed ? Double(billing.parkingMicros) / 1_000_000 : nil, pair: pair
         )
     }
 }

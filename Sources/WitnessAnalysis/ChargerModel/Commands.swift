@@ -1,3 +1,4 @@
+import Foundation
 import OCPPWire
 import WitnessCapture
 import WitnessModel
@@ -22,6 +23,9 @@ struct Commands {
         var mayWaitForEV = false
         /// The site's requirement its effect is judged by (`commandRequirements`), when its answer passed it.
         var requirement: CommandRequirement?
+        /// A limit's effect: a power reading came in the window (above the limit). Without one, the charger shows
+        /// no power and the outcome is not observable rather than not carried out.
+        var sawReading = false
     }
 
     /// The effect an accepted command should have on the wire.
@@ -36,6 +40,8 @@ struct Commands {
         case status(connector: Connector?, status: String)
         /// The charger sends this message (TriggerMessage).
         case message(action: String)
+        /// A power reading at or below this limit, in W (SetChargingProfile on a running transaction).
+        case limit(connector: Connector?, watts: Double)
     }
 
     /// The outcome of one command, for the pair's table.
@@ -51,6 +57,8 @@ struct Commands {
     /// transaction started before the remote start is answered is not missed. A connection's close, and a CALL's
     /// timeout, let its commands go.
     private var unanswered: [String: Set<String>] = [:]
+    /// Each charge point's latest Power.Active.Import reading (W), for judging a charging limit.
+    private var lastPower: [String: Double] = [:]
     private var early: [String: [Early]] = [:]
     static let earlyKept = 8
 
@@ -71,7 +79,49 @@ struct Commands {
 
     mutating func release(_ chargePoint: String) {
         self.pending.removeValue(forKey: chargePoint)
+        self.lastPower.removeValue(forKey: chargePoint)
         self.letGo(chargePoint)
+    }
+
+    /// The charger's latest power reading, if it sent one (W).
+    func power(of chargePoint: String) -> Double? { self.lastPower[chargePoint] }
+
+    /// The Power.Active.Import readings (W) of a charger's MeterValues or TransactionEvent (2.0.1 multipliers, kW).
+    static func powerReadings(_ action: String, payload: JSONValue, version: OCPPVersion) -> [Double] {
+        guard action == "MeterValues" || action == "TransactionEvent" else { return [] }
+        var out: [Double] = []
+        for meterValue in payload["meterValue"]?.arrayValue ?? [] {
+            for sample in meterValue["sampledValue"]?.arrayValue ?? [] where sample["measurand"]?.stringValue == "Power.Active.Import" && sample["phase"] == nil {
+                guard var value = sample["value"]?.stringValue.flatMap(Double.init) ?? sample["value"]?.doubleValue, value.isFinite else { continue }
+                let unit = version == .v16 ? sample["unit"]?.stringValue : sample["unitOfMeasure"]?["unit"]?.stringValue
+                if version != .v16, let multiplier = sample["unitOfMeasure"]?["multiplier"]?.intValue { value *= Foundation.pow(10, Double(min(max(multiplier, -9), 9))) }
+                if unit == "kW" { value *= 1000 }
+                out.append(value)
+            }
+        }
+        return out
+    }
+
+    /// Notes a charger message's power reading.
+    mutating func notePower(_ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion) {
+        if let watts = Self.powerReadings(action, payload: payload, version: version).last { self.lastPower[chargePoint] = watts }
+    }
+
+    /// A charging limit tolerated above its value: meters and EVs round.
+    static let limitTolerance = 1.025
+
+    /// The limit (W) a SetChargingProfile puts in force now, if its first period starts now; nil for one that starts
+    /// later (a period or a schedule start in the future) or that the payload does not show.
+    static func limitNow(_ call: JSONValue?, version: OCPPVersion, now: Int64) -> Double? {
+        let profile = version == .v16 ? call?["csChargingProfiles"] : call?["chargingProfile"]
+        guard let schedule = version == .v16 ? profile?["chargingSchedule"] : profile?["chargingSchedule"]?[0],
+            let first = schedule["chargingSchedulePeriod"]?[0], (first["startPeriod"]?.intValue ?? 0) == 0,
+            let limit = first["limit"]?.doubleValue, limit.isFinite, limit >= 0
+        else { return nil }
+        if let start = schedule["startSchedule"]?.stringValue.flatMap(RFC3339.parse)?.microseconds, start > now { return nil }
+        if let from = profile?["validFrom"]?.stringValue.flatMap(RFC3339.parse)?.microseconds, from > now { return nil }
+        let phases = first["numberPhases"]?.intValue.map { Double(min(max($0, 1), 3)) } ?? 3
+        return schedule["chargingRateUnit"]?.stringValue == "A" ? limit * 230 * phases : limit
     }
 
     /// Forgets the commands of `chargePoint` awaiting their answers (its connection closed).
@@ -123,9 +173,16 @@ struct Commands {
     /// `status`: a connector's latest status; `statuses`: every known connector's; `isOpen`: whether a transaction runs.
     static func effect(
         of action: String, call: JSONValue?, version: OCPPVersion, anyRunning: Bool, status: (Connector) -> String?, statuses: [String],
-        isOpen: (String) -> Bool
+        isOpen: (String) -> Bool, runningOn: (Connector?) -> Bool = { _ in false }, power: Double? = nil, now: Int64 = 0
     ) -> Effect? {
         switch action {
+        case "SetChargingProfile":
+            // Observable only as a power reading at or below the limit on a transaction that runs now: one for the next
+            // transaction, one that starts later, or one an EV already draws less than shows nothing.
+            let connector = call.flatMap { Connector.named(action: action, payload: $0, version: version) }
+            guard let watts = Self.limitNow(call, version: version, now: now), runningOn(connector.flatMap { $0.isStation ? nil : $0 }) else { return nil }
+            if let power, power <= watts * Self.limitTolerance { return nil }
+            return .limit(connector: connector.flatMap { $0.isStation ? nil : $0 }, watts: watts)
         case "Reset":
             // 2.0.1 OnIdle waits for running transactions to end first.
             if version != .v16, call?["type"]?.stringValue == "OnIdle", anyRunning { return nil }
@@ -164,7 +221,7 @@ struct Commands {
                 }
             return .message(action: message)
         default:
-            // ChangeConfiguration, SetChargingProfile and the rest: no effect on the wire the analyzer follows.
+            // ChangeConfiguration, ClearChargingProfile and the rest: no effect on the wire the analyzer follows.
             return nil
         }
     }
@@ -204,6 +261,10 @@ struct Commands {
     ) -> [(Pending, latencyMicros: Int64)] {
         guard var waiting = self.pending[chargePoint], !waiting.isEmpty else { return [] }
         var done: [(Pending, Int64)] = []
+        let hasPower = !Self.powerReadings(action, payload: payload, version: version).isEmpty
+        for index in waiting.indices where hasPower {
+            if case .limit = waiting[index].effect { waiting[index].sawReading = true }
+        }
         waiting.removeAll { pending in
             guard Self.matches(pending.effect, action: action, payload: payload, version: version, connector: connector) else { return false }
             done.append((pending, ts - pending.sentAt))
@@ -240,6 +301,10 @@ struct Commands {
             return fits && (wanted.map { $0.isStation || connector.map($0.names) == true } ?? true)
         case .message(let wanted):
             return action == wanted
+        case .limit(let wanted, let watts):
+            let readings = Self.powerReadings(action, payload: payload, version: version)
+            guard !readings.isEmpty, wanted.map({ wanted in connector.map { $0.names(wanted) || wanted.names($0) } ?? true }) ?? true else { return false }
+            return readings.contains { $0 <= watts * Self.limitTolerance }
         }
     }
 
@@ -258,7 +323,9 @@ struct Commands {
             var left: [Pending] = []
             for pending in waiting {
                 if pending.deadline < now {
-                    decided.append((chargePoint, pending, pending.mayWaitForEV ? .notObservable : .notCarriedOut))
+                    var unseen = false
+                    if case .limit = pending.effect { unseen = !pending.sawReading }
+                    decided.append((chargePoint, pending, pending.mayWaitForEV || unseen ? .notObservable : .notCarriedOut))
                 } else if ended {
                     decided.append((chargePoint, pending, .undecided))
                 } else {

@@ -261,6 +261,9 @@ final class TransactionTracker {
     /// Whether a transaction runs on any connector of `chargePoint`.
     func anyRunning(on chargePoint: String) -> Bool { !(self.open[chargePoint]?.values.allSatisfy(\.displaced) ?? true) }
 
+    /// Whether a transaction runs on `connector` of `chargePoint`.
+    func running(on connector: Connector, at chargePoint: String) -> Bool { self.connectors[chargePoint]?.running(on: connector) != nil }
+
     /// `connector`'s latest status on `chargePoint` (a 2.0.1 EVSE named alone: its connector's).
     func status(of connector: Connector, at chargePoint: String) -> String? {
         guard let statuses = self.statuses[chargePoint] else { return nil }
@@ -480,7 +483,6 @@ final class TransactionTracker {
             }
             transaction.seen.add(key, ref: record.reference)
             self.stopReadings(payload["transactionData"], in: &transaction, state: state, record: record)
-            for wh in BillingState.intervalReadings(payload["transactionData"], version: .v16) { transaction.billing.interval(wh) }
             self.stop(
                 transaction, at: stopTs, timestamp: payload["timestamp"]?.stringValue, stopWh: payload["meterStop"]?.doubleValue, state: state, record: record,
                 analyzer: analyzer
@@ -581,7 +583,11 @@ final class TransactionTracker {
             }
             if let token = payload["idToken"]?["idToken"]?.stringValue, transaction.billing.idToken == nil { transaction.billing.idToken = String(token.prefix(64)) }
             if let chargingState = payload["transactionInfo"]?["chargingState"]?.stringValue { transaction.billing.enter(chargingState, at: eventTs) }
-            for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
+            if transaction.startWh == nil, transaction.billing.firstRegisterWh == nil, let first = samples.first?.wh { transaction.billing.firstRegisterWh = first }
+            // The periodic ones only: the Ended event's readings (TxEndedMeasurands) repeat them.
+            if eventType == "Updated" {
+                for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
+            }
             // 2.0.1 C15.FR.03/04: a charger that stops on an invalid identifier suspends the energy (Updated) or ends the transaction (Ended), triggered by Deauthorized.
             if eventType == "Updated", payload["triggerReason"]?.stringValue == "Deauthorized", !self.invalidStarts.isEmpty {
                 self.stoppedAfterInvalid(id, chargePoint: chargePoint, record: record, ts: ts, analyzer: analyzer)
@@ -645,6 +651,10 @@ final class TransactionTracker {
         )
         begun.authorizedOnline = start.authorizedOnline
         begun.billing.idToken = start.idTag
+        // A connector reported Charging (or suspended) before the start was answered: that state from the start on.
+        if let connector = start.connector, let seen = self.statuses[chargePoint]?[connector], ["Charging", "SuspendedEV", "SuspendedEVSE"].contains(seen.status) {
+            begun.billing.enter(seen.status, at: begun.startTs)
+        }
         self.begin(begun, analyzer: analyzer)
     }
 
@@ -1042,7 +1052,8 @@ final class TransactionTracker {
         }
         // The running transaction's charging and parking time (docs/billing.md), on the charger's clock.
         if let id = self.connectors[chargePoint]?.running(on: connector)?.id, self.open[chargePoint]?[id] != nil {
-            self.open[chargePoint]?[id]?.billing.enter(status, at: statusTs)
+            // A status without a timestamp is on the proxy's clock: it would mix two clocks, so it leaves the times out.
+            self.open[chargePoint]?[id]?.billing.enter(status, at: timestamp == nil ? nil : statusTs)
         }
         // Judged on the charger's own clock only: a status without a timestamp (optional in 1.6) is not compared
         // with the stop's time.

@@ -112,6 +112,8 @@ public struct AnalysisReport: Sendable {
     public var scope: WitnessScope?
     /// Each charger model's firmware versions compared against the same backend (docs/reports.md, "Firmware regressions").
     public var firmware: [FirmwareComparison] = []
+    /// Stopped transactions past the billing rows kept (`BillingLedger.rowsKept`): not in any sheet.
+    public var billingRowsDropped = 0
 
     /// The comparisons that found a regression.
     public var regressions: [FirmwareComparison] { self.firmware.filter(\.isRegression) }
@@ -188,6 +190,7 @@ public struct AnalysisReport: Sendable {
             "summary": [
                 "deviations": .int(self.totalDeviations), "errors": .int(self.count(.error)), "warnings": .int(self.count(.warning)),
                 "info": .int(self.count(.info)), "byRule": .object(counts), "listed": .int(self.deviations.count), "regressions": .int(self.regressions.count),
+                "billingRowsDropped": .int(self.billingRowsDropped),
                 "bySide": .object(JSONObject(Deviation.Side.allCases.map { JSONObject.Member(key: $0.rawValue, value: .int(self.countsBySide[$0] ?? 0)) })),
             ],
             "deviations": .array(self.deviations.map(\.json)),

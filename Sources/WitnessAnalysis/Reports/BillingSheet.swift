@@ -2,6 +2,9 @@ import OCPPWire
 
 /// The billing sheet in Markdown, HTML and CSV (docs/billing.md).
 public enum BillingSheet {
+    /// Stopped transactions kept per analysis; more are counted (`AnalysisReport.billingRowsDropped`), not listed.
+    public static let rowsKept = BillingLedger.rowsKept
+
     static let columns = [
         "charge point", "connector", "transaction", "id token", "start", "stop", "register Wh", "interval Wh", "duration s", "charging s", "parking s",
         "backend", "expected", "difference", "findings",
