@@ -132,6 +132,33 @@ struct BillingTests {
         #expect(!plain.deviations.contains { (d: Deviation) in d.rule == "billing.energyMismatch" })
     }
 
+    @Test("1.6 California pricing: the backend's FinalCost in DataTransfer is the session's price, judged against the tariff")
+    func californiaPricing() throws {
+        func session(final cost: String) throws -> AnalysisReport {
+            var capture = OutageCapture(.v16)
+            capture.open(1, at: "08:00:00")
+            capture.start(1, at: "08:00:00", dated: "08:00:00")
+            func pricing(_ time: String, _ kind: String, _ data: String) {
+                capture.call(
+                    1, at: time, "DataTransfer", #"{"vendorId":"org.openchargealliance.costmsg","messageId":"\#(kind)","data":"\#(data.replacingOccurrences(of: "\"", with: "\\\""))"}"#,
+                    answer: #"{"status":"Accepted"}"#, toCSMS: false
+                )
+            }
+            pricing("08:30:00", "RunningCost", #"{"transactionId":7,"timestamp":"2026-12-04T08:30:00Z","meterValue":6000,"cost":2.00,"state":"Charging"}"#)
+            capture.stop(1, at: "09:00:00", dated: "09:00:00", wh: 11_000)
+            pricing("09:00:01", "FinalCost", #"{"transactionId":7,"cost":\#(cost),"priceText":"4 EUR","qrCodeText":"x"}"#)
+            var configuration = AnalyzerConfiguration()
+            configuration.site = try PolicyLoader.parse("site:\n  tariff:\n    currency: EUR\n    energy: 0.40\n").site
+            return try capture.analyse(configuration)
+        }
+        let right = try session(final: "4.00")
+        let row = try #require(right.pairs.first?.statistics.billing.first)
+        #expect(row.backendTotal == 4.00 && row.backendFinal && row.expected == 4.00 && row.costRef?.hasSuffix(":9") == true, "\(row)")
+        #expect(!right.deviations.contains { (d: Deviation) in d.rule == "billing.priceMismatch" })
+        let wrong = try session(final: "5.00")
+        #expect(wrong.deviations.filter { (d: Deviation) in d.rule == "billing.priceMismatch" }.count == 1, "\(wrong.deviations.map(\.detail))")
+    }
+
     @Test("the CSV escapes a formula a charger sent as its identifier, and leaves no number that is not one")
     func csvSafety() throws {
         var capture = OutageCapture(.v16)

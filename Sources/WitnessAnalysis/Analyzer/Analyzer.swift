@@ -447,6 +447,12 @@ public final class Analyzer {
                 {
                     self.billing.cost(total, of: id, at: state.chargePoint, ref: record.reference, final: false)
                 }
+                // 1.6: the OCA's California pricing messages, in DataTransfer (RunningCost, FinalCost).
+                if action == "DataTransfer", direction == .toCharger, !record.injected, state.version == .v16, let payload = message[3],
+                    let cost = Self.californiaCost(payload)
+                {
+                    self.billing.cost(cost.total, of: cost.transaction, at: state.chargePoint, ref: record.reference, final: cost.final)
+                }
                 if action == "NotifyReport", direction == .toCSMS {
                     self.features.learnClaims(action: action, answer: nil, request: message[3], version: state.version, pair: pair, ref: record.reference)
                 }
@@ -698,6 +704,16 @@ public final class Analyzer {
             ),
             in: state
         )
+    }
+
+    /// A 1.6 DataTransfer of the OCA's California pricing requirements (vendorId `org.openchargealliance.costmsg`,
+    /// messageId `RunningCost` or `FinalCost`, `data` a JSON text with `transactionId` and `cost`).
+    static func californiaCost(_ payload: JSONValue) -> (transaction: String, total: Double, final: Bool)? {
+        guard payload["vendorId"]?.stringValue == "org.openchargealliance.costmsg", let kind = payload["messageId"]?.stringValue,
+            kind == "RunningCost" || kind == "FinalCost", let text = payload["data"]?.stringValue, text.utf8.count <= 65_536,
+            let data = try? JSONParser.parse(text), let id = data["transactionId"], let cost = data["cost"]?.doubleValue
+        else { return nil }
+        return (JSONWriter.string(id), cost, kind == "FinalCost")
     }
 
     static func format(_ value: Double) -> String {
