@@ -74,6 +74,9 @@ let package = Package(
                 "OCPPWire", "OCPPSchema", "WitnessCapture", "WitnessModel", "WitnessPolicy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                // Signed meter values (OCMF): ECDSA P-256 with SHA-256 from swift-crypto, brainpool from the system's OpenSSL.
+                .product(name: "Crypto", package: "swift-crypto"),
+                "COpenSSL",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
@@ -180,6 +183,12 @@ let package = Package(
         ),
         .target(name: "CSpawn"),
         .target(name: "ChildProcesses", dependencies: ["CSpawn"], swiftSettings: strictSettings),
+        // The system's libcrypto: brainpool curves for signed meter values, which swift-crypto's BoringSSL lacks.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .systemLibrary(
             name: "CPcap",
             pkgConfig: "libpcap",
@@ -306,6 +315,7 @@ let package = Package(
             dependencies: [
                 "WitnessAnalysis", "OCPPSchema", "WitnessPolicy", "WitnessCapture", "OCPPWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

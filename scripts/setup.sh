@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time machine set-up for OCPP Witness; `make demo` and `make test` run it first.
 # Idempotent: a second run only checks what is already there.
-#   - libpcap-dev (Debian package) for pcap import and passive capture; tshark and tcpdump, which the
+#   - libpcap-dev (Debian package) for pcap import and passive capture; libssl-dev, the system's libcrypto
+#     for brainpool signatures of signed meter values; tshark and tcpdump, which the
 #     tests use to check that exported pcapng files read cleanly and that tcpdump recordings import;
 #     haproxy, in front of two instances in the scale-out test; chromium, the headless browser the live
 #     page's test drives
@@ -10,7 +11,8 @@
 #   - a Python virtual environment in .tools/venv with that same wheel and `websockets`, used by the
 #     interoperability tests against a charge point and central system written by others, and `duckdb`,
 #     which runs the capture queries of docs/capture-format.md in a test, and `prometheus_client`, whose
-#     parser reads the proxy's /metrics in a test
+#     parser reads the proxy's /metrics in a test, and `pyocmf` with `cryptography`, the independent oracle the
+#     signed meter value tests hold OCPP Witness's verdicts against
 #   - with --bench: nginx (Debian's nginx-light), the peer of the forwarding benchmark (`make bench`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,9 @@ OCPP_WHEEL_SHA256="0e452c14c21e2995431334ce1513d5ad8246ecb5c8fb90ed4143e2ecdd9e2
 WEBSOCKETS_VERSION="15.0.1"
 DUCKDB_VERSION="2.0.1"
 PROMETHEUS_CLIENT_VERSION="0.26.0"
+# The oracle for signed meter values: pyocmf judges, cryptography signs (Tests/Interop/ocmf_samples.py).
+PYOCMF_VERSION="0.6.0"
+CRYPTOGRAPHY_VERSION="51.0.1"
 TOOLS=".tools"
 SCHEMAS="schemas"
 PYTHON="${PYTHON:-python3}"
@@ -32,6 +37,8 @@ fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # --- Debian packages -------------------------------------------------------------------------------
 missing=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || missing+=(libpcap-dev)
+# The system's libcrypto: ECDSA over brainpool curves for signed meter values (OCMF).
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v tshark >/dev/null 2>&1 || missing+=(tshark)
@@ -98,13 +105,14 @@ fi
 # --- Python peers for interoperability tests -------------------------------------------------------
 venv="$TOOLS/venv"
 venv_stamp="$venv/.installed"
-want="ocpp=${OCPP_WHEEL_SHA256} websockets=${WEBSOCKETS_VERSION} duckdb=${DUCKDB_VERSION} prometheus_client=${PROMETHEUS_CLIENT_VERSION}"
+want="ocpp=${OCPP_WHEEL_SHA256} websockets=${WEBSOCKETS_VERSION} duckdb=${DUCKDB_VERSION} prometheus_client=${PROMETHEUS_CLIENT_VERSION} pyocmf=${PYOCMF_VERSION} cryptography=${CRYPTOGRAPHY_VERSION}"
 if [ "$(cat "$venv_stamp" 2>/dev/null)" != "$want" ]; then
-    say "creating $venv with ocpp ${OCPP_WHEEL_VERSION}, websockets ${WEBSOCKETS_VERSION}, duckdb ${DUCKDB_VERSION} and prometheus_client ${PROMETHEUS_CLIENT_VERSION}"
+    say "creating $venv with ocpp ${OCPP_WHEEL_VERSION}, websockets ${WEBSOCKETS_VERSION}, duckdb ${DUCKDB_VERSION}, prometheus_client ${PROMETHEUS_CLIENT_VERSION}, pyocmf ${PYOCMF_VERSION} and cryptography ${CRYPTOGRAPHY_VERSION}"
     rm -rf "$venv"
     "$PYTHON" -m venv "$venv" || fail "python3 -m venv failed; install the python3-venv package"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel" "websockets==${WEBSOCKETS_VERSION}" "duckdb==${DUCKDB_VERSION}" \
-        "prometheus_client==${PROMETHEUS_CLIENT_VERSION}" || fail "could not install the Python interoperability peers"
+        "prometheus_client==${PROMETHEUS_CLIENT_VERSION}" "pyocmf[crypto]==${PYOCMF_VERSION}" "cryptography==${CRYPTOGRAPHY_VERSION}" \
+        || fail "could not install the Python interoperability peers"
     echo "$want" > "$venv_stamp"
 fi
 say "ready"

@@ -28,6 +28,15 @@ struct BillingCommand: AsyncParsableCommand {
     )
     var policies: [String] = []
 
+    @Option(
+        name: .customLong("meter-key"),
+        help: ArgumentHelp(
+            "A meter public key for signed meter values (PEM, or DER as hex or base64): FILE for every charger, or CHARGEPOINT=FILE. Repeatable; a key the message or the charger's configuration gives comes first.",
+            valueName: "[CHARGEPOINT=]FILE"
+        )
+    )
+    var meterKeys: [String] = []
+
     @Option(help: "Output format: csv or json.")
     var format: Format = .csv
 
@@ -51,6 +60,7 @@ struct BillingCommand: AsyncParsableCommand {
         }
         var configuration = AnalyzerConfiguration()
         configuration.site = try WitnessChecks.loadPolicies(policies: self.policies, captures: self.captures).site
+        configuration.meterKeys = try MeterKeys.load(self.meterKeys)
         // With the schemas where they are installed, as `report` reads the captures (a CALL that breaks its schema
         // is not taken at its word); without them, every message as it came.
         let analyzer = Analyzer(schemas: try? SchemaRegistry.load(forCommand: nil), configuration: configuration)
@@ -70,5 +80,21 @@ struct BillingCommand: AsyncParsableCommand {
         if report.billingRowsDropped > 0 {
             FileHandle.standardError.write(Data("warning: \(report.billingRowsDropped) transactions past the first \(BillingSheet.rowsKept) are not in the sheet; give fewer captures at a time\n".utf8))
         }
+    }
+}
+
+/// `--meter-key [CHARGEPOINT=]FILE`: meter public keys by charge point (`*`: any).
+enum MeterKeys {
+    static func load(_ options: [String]) throws -> [String: String] {
+        var keys: [String: String] = [:]
+        for option in options {
+            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+            let (chargePoint, path) = parts.count == 2 ? (parts[0], parts[1]) : ("*", option)
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8),
+                !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            else { throw ValidationError("--meter-key \(option): cannot read a key from \(path)") }
+            keys[chargePoint] = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return keys
     }
 }

@@ -36,6 +36,15 @@ public final class Analyzer {
     /// Every stopped transaction's billing row (docs/billing.md).
     var billing = BillingLedger()
 
+    /// Each charge point's meter public key as its configuration shows it (1.6 MeterPublicKey…).
+    private var configuredMeterKeys: [String: String] = [:]
+
+    /// The public key a charge point's signed meter values are checked with, where the message carries none: its
+    /// configuration's, else the report's key file's.
+    func meterKey(of chargePoint: String) -> String? {
+        self.configuredMeterKeys[chargePoint] ?? self.configuration.meterKeys[chargePoint] ?? self.configuration.meterKeys["*"]
+    }
+
     /// A stopped transaction's billing row (live, with `keepsBillingRows` off, none: the sheet is the report's).
     func billed(_ row: BillingRow) {
         if self.configuration.keepsBillingRows { self.billing.add(row) }
@@ -538,6 +547,12 @@ public final class Analyzer {
                     let id = pending.context.payload?["transactionInfo"]?["transactionId"]?.stringValue
                 {
                     self.billing.cost(total, of: id, at: state.chargePoint, ref: record.reference, final: pending.context.payload?["eventType"]?.stringValue == "Ended")
+                }
+                // 1.6 meter public keys (MeterPublicKey, MeterPublicKey[1]…: EVerest, the OCA application note).
+                if type == .callResult, pending.action == "GetConfiguration", state.version == .v16 {
+                    for item in message[2]?["configurationKey"]?.arrayValue ?? [] where item["key"]?.stringValue?.hasPrefix("MeterPublicKey") == true {
+                        if let value = item["value"]?.stringValue, !value.isEmpty, value.utf8.count < 4096 { self.configuredMeterKeys[state.chargePoint] = value }
+                    }
                 }
                 if type == .callResult, pending.action == "GetConfiguration" || pending.action == "GetVariables" {
                     self.features.learnClaims(action: pending.action, answer: message[2], request: nil, version: state.version, pair: pair, ref: record.reference)

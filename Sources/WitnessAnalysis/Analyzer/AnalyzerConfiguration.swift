@@ -28,6 +28,8 @@ public struct AnalyzerConfiguration: Sendable {
     public var stateRetentionSeconds: Double?
     /// What the site declares of its chargers' metering and offline authorization (the policies' `site:`).
     public var site = SiteDeclaration()
+    /// Meter public keys for signed meter values (`report --meter-key`): by charge point id, `*` for any.
+    public var meterKeys: [String: String] = [:]
     /// Whether each stopped transaction's billing row is kept for the report (the live analysis keeps none: a fleet's
     /// rows over days are the report's and `billing`'s to make from the capture).
     public var keepsBillingRows = true

@@ -111,6 +111,9 @@ public struct BillingRow: Sendable, Hashable {
     public var arithmetic: String?
     public var difference: Double?
     public var findings: [String] = []
+    /// Whether signed meter values (OCMF) came with it, and whether every one verified (nil: some could not be checked).
+    public var signed = false
+    public var signatureValid: Bool?
     var pair: PairKey
 
     public static let csvColumns = [
@@ -130,8 +133,7 @@ public struct BillingRow: Sendable, Hashable {
         return [
             text(self.chargePoint), text(self.connector), text(self.transaction), text(self.idToken), text(self.version.rawValue), text(self.start), text(self.stop),
             number(self.registerWh), number(self.intervalWh), number(self.durationSeconds), number(self.chargingSeconds), number(self.parkingSeconds),
-            // Signed meter values are not verified yet (docs/billing.md).
-            "", "", number(self.backendTotal), self.backendTotal == nil ? "" : String(self.backendFinal), number(self.expected), number(self.difference),
+            String(self.signed), self.signatureValid.map(String.init) ?? "", number(self.backendTotal), self.backendTotal == nil ? "" : String(self.backendFinal), number(self.expected), number(self.difference),
             text(self.startRef), text(self.stopRef), text(self.costRef), text(self.findings.joined(separator: " ")),
         ]
     }
@@ -151,7 +153,8 @@ public struct BillingRow: Sendable, Hashable {
             "durationS": number(self.durationSeconds), "chargingS": number(self.chargingSeconds), "parkingS": number(self.parkingSeconds),
             "backendTotal": number(self.backendTotal), "backendFinal": self.backendTotal == nil ? .null : .bool(self.backendFinal), "costRef": text(self.costRef),
             "expected": number(self.expected), "arithmetic": text(self.arithmetic), "difference": number(self.difference),
-            "findings": .array(self.findings.map(JSONValue.string)),
+            "findings": .array(self.findings.map(JSONValue.string)), "signed": .bool(self.signed),
+            "signatureValid": self.signatureValid.map(JSONValue.bool) ?? .null,
         ]
     }
 }
@@ -292,13 +295,17 @@ extension TransactionTracker {
         var register: Double?
         if let start = transaction.startWh ?? billing.firstRegisterWh, let stopWh { register = stopWh - start }
         let timed = billing.sawState && !billing.untimed
-        return BillingRow(
+        var row = BillingRow(
             chargePoint: transaction.chargePoint, transaction: transaction.id, connector: transaction.connector?.description, idToken: billing.idToken,
             version: transaction.version, start: transaction.startTimestamp, stop: timestamp, startRef: transaction.startRef, stopRef: ref,
             registerWh: register, intervalWh: billing.intervalWh, durationSeconds: duration,
             chargingSeconds: timed ? Double(billing.chargingMicros) / 1_000_000 : nil,
             parkingSeconds: timed ? Double(billing.parkingMicros) / 1_000_000 : nil, pair: pair
         )
+        let signed = transaction.signed
+        row.signed = signed.count > 0
+        if signed.invalid > 0 { row.signatureValid = false } else if signed.count > 0, signed.valid == signed.count { row.signatureValid = true }
+        return row
     }
 }
 

@@ -53,6 +53,8 @@ final class TransactionTracker {
         var version = OCPPVersion.v16
         /// Who charged, how long charging and parked, interval energy: its billing row's evidence.
         var billing = BillingState()
+        /// Its signed meter values (OCMF) so far.
+        var signed = SignedState()
     }
 
     /// How a transaction came through an outage: whether messages of it were queued during one, and the findings
@@ -441,6 +443,7 @@ final class TransactionTracker {
             }
             self.meterReadings(payload["meterValue"], base: "/meterValue", periodic: true, in: &transaction, state: state, record: record, analyzer: analyzer)
             for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
+            self.signedValues(payload["meterValue"], base: "/meterValue", in: &transaction, state: state, record: record, analyzer: analyzer)
             transaction.seen.add(key, ref: record.reference)
             self.open[chargePoint]?[id] = transaction
         case "StopTransaction" where state.version == .v16:
@@ -483,6 +486,7 @@ final class TransactionTracker {
             }
             transaction.seen.add(key, ref: record.reference)
             self.stopReadings(payload["transactionData"], in: &transaction, state: state, record: record)
+            self.signedValues(payload["transactionData"], base: "/transactionData", in: &transaction, state: state, record: record, analyzer: analyzer)
             self.stop(
                 transaction, at: stopTs, timestamp: payload["timestamp"]?.stringValue, stopWh: payload["meterStop"]?.doubleValue, state: state, record: record,
                 analyzer: analyzer
@@ -584,6 +588,7 @@ final class TransactionTracker {
             if let token = payload["idToken"]?["idToken"]?.stringValue, transaction.billing.idToken == nil { transaction.billing.idToken = String(token.prefix(64)) }
             if let chargingState = payload["transactionInfo"]?["chargingState"]?.stringValue { transaction.billing.enter(chargingState, at: eventTs) }
             if transaction.startWh == nil, transaction.billing.firstRegisterWh == nil, let first = samples.first?.wh { transaction.billing.firstRegisterWh = first }
+            self.signedValues(payload["meterValue"], base: "/meterValue", in: &transaction, state: state, record: record, analyzer: analyzer)
             // The periodic ones only: the Ended event's readings (TxEndedMeasurands) repeat them.
             if eventType == "Updated" {
                 for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
@@ -790,6 +795,7 @@ final class TransactionTracker {
     ) {
         let chargePoint = transaction.chargePoint
         let ref = record.reference
+        self.signedEnds(transaction, state: state, record: record, analyzer: analyzer)
         analyzer.billed(Self.billingRow(transaction, stopTs: stopTs, timestamp: timestamp, stopWh: stopWh, ref: ref, pair: analyzer.pair(of: chargePoint)))
         self.judgeCadence(transaction, stopTs: stopTs, state: state, record: record, analyzer: analyzer)
         if !self.invalidStarts.isEmpty {
