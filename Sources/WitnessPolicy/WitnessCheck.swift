@@ -99,6 +99,9 @@ public struct WitnessCheck: Sendable {
         /// Each feature of the check's area that the pair used: it works as claimed (a feature claimed and refused
         /// fails on the charger's side, one the backend refused on the backend's; one never answered is inconclusive).
         case featuresAsClaimed
+        /// Each stopped transaction: its bill reconciles (the backend's final price is the tariff's, the charger's
+        /// energies agree) and its signed meter values verify and agree with the unsigned ones.
+        case billingReconciles
 
         /// What an occurrence is, for a verdict sentence.
         public var occurrence: String {
@@ -109,6 +112,7 @@ public struct WitnessCheck: Sendable {
             case .meterCadence: return "a transaction with periodic meter readings"
             case .commandRequirements: return "a remote command the site states a requirement for"
             case .featuresAsClaimed: return "use of a feature of this area"
+            case .billingReconciles: return "a stopped transaction"
             }
         }
     }

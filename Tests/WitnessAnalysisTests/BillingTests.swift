@@ -58,6 +58,19 @@ struct BillingTests {
         #expect(wrong.pairs.first?.statistics.billing.first?.difference == 1.5)
     }
 
+    @Test("billingReconciles: the session priced as the tariff gives passes; one the backend priced otherwise fails on its side")
+    func judged() throws {
+        var configuration = AnalyzerConfiguration()
+        let policy = try PolicyLoader.parse(Self.tariff + "\nchecks:\n  - {name: billing-reconciles, area: meteringBilling, judge: billingReconciles}\n")
+        configuration.site = policy.site
+        configuration.checks = policy.checks
+        func check(_ report: AnalysisReport) -> CheckResult? { report.pairs.first?.area(.meteringBilling)?.checks.first }
+        let right = try #require(check(try Self.session(totalCost: 12.00).analyse(configuration)))
+        #expect(right.verdict == .pass && right.detail.contains("reconciles") && right.detail.contains("priced 12 as the tariff gives, as the backend charged"), "\(right.detail)")
+        let wrong = try #require(check(try Self.session(totalCost: 13.50).analyse(configuration)))
+        #expect(wrong.verdict == .fail && wrong.side == .backend && wrong.detail.contains("billing.priceMismatch"), "\(wrong)")
+    }
+
     @Test("prices without tax: the backend's total includes it, so the tariff's price gets the tax rate before rounding")
     func tax() throws {
         var configuration = AnalyzerConfiguration()

@@ -299,7 +299,9 @@ extension CommandCaptureTests {
 
     @Test("a charging limit is carried out by a power reading under it; a charger that keeps drawing more has not; an EV already below, no transaction or a later start show nothing")
     func chargingLimit() throws {
-        func limit(powerBefore: Int?, powerAfter: [Int], transaction: Bool = true, startSchedule: String? = nil) throws -> (CommandStatistics, [Deviation]) {
+        func limit(
+            powerBefore: Int?, powerAfter: [Int], transaction: Bool = true, startSchedule: String? = nil, purpose: String = "TxProfile", unit: String = "W"
+        ) throws -> (CommandStatistics, [Deviation]) {
             var capture = OutageCapture(.v16)
             capture.open(1, at: "08:00:00")
             if transaction { capture.start(1, at: "08:00:01", dated: "08:00:01") }
@@ -310,7 +312,7 @@ extension CommandCaptureTests {
             let schedule = startSchedule.map { #","startSchedule":"\#($0)""# } ?? ""
             capture.call(
                 1, at: "08:01:00", "SetChargingProfile",
-                #"{"connectorId":1,"csChargingProfiles":{"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"W","chargingSchedulePeriod":[{"startPeriod":0,"limit":4000}]\#(schedule)}}}"#,
+                #"{"connectorId":1,"csChargingProfiles":{"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"\#(purpose)","transactionId":7,"chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"\#(unit)","chargingSchedulePeriod":[{"startPeriod":0,"limit":4000}]\#(schedule)}}}"#,
                 answer: #"{"status":"Accepted"}"#, toCSMS: false
             )
             for (index, watts) in powerAfter.enumerated() { power("08:01:\(10 + index * 10)", watts) }
@@ -326,10 +328,15 @@ extension CommandCaptureTests {
         #expect(ignoredFindings.first?.detail.contains("a power reading at or below the 4000 W limit on connector 1") == true, "\(ignoredFindings.map(\.detail))")
         let (below, _) = try limit(powerBefore: 3000, powerAfter: [3000])
         #expect(below.notObservable == 1 && below.notCarriedOut == 0, "the EV draws less than the limit: \(below)")
-        let (idle, _) = try limit(powerBefore: nil, powerAfter: [], transaction: false)
+        let (idle, _) = try limit(powerBefore: nil, powerAfter: [11000], transaction: false)
         #expect(idle.notObservable == 1, "for the next transaction: \(idle)")
         let (later, _) = try limit(powerBefore: 11000, powerAfter: [11000], startSchedule: OutageCapture.ts("09:00:00"))
         #expect(later.notObservable == 1, "starts later: \(later)")
+        // A default profile may be overruled by a TxProfile, a limit in A depends on the voltage: neither is judged.
+        let (fallback, _) = try limit(powerBefore: 11000, powerAfter: [11000], purpose: "TxDefaultProfile")
+        #expect(fallback.notObservable == 1 && fallback.notCarriedOut == 0, "\(fallback)")
+        let (amperes, _) = try limit(powerBefore: 11000, powerAfter: [11000], unit: "A")
+        #expect(amperes.notObservable == 1 && amperes.notCarriedOut == 0, "\(amperes)")
         let (silent, _) = try limit(powerBefore: 11000, powerAfter: [])
         #expect(silent.notObservable == 1 && silent.notCarriedOut == 0, "no power reading after: \(silent)")
     }

@@ -90,6 +90,39 @@ struct SignedMeterValueTests {
         #expect(brainpool.pairs.first?.statistics.billing.first?.signatureValid == false)
     }
 
+    @Test("the OCA application note's forms: 1.6 SignedData as JSON with signedMeterData and an oca:base16:asn1 key, per-connector MeterPublicKey<n>, a cable-loss reading beside the energy")
+    func applicationNote() throws {
+        func oca(_ key: P256.Signing.PublicKey) -> String { Base64.encode(Array("oca:base16:asn1:\(Self.hex(key.derRepresentation))".utf8)) }
+        var capture = OutageCapture(.v16)
+        capture.open(1, at: "08:00:00")
+        // Connector 1's key and connector 2's, each base64 of oca:base16:asn1:<hex DER>.
+        capture.call(
+            1, at: "08:00:00", "GetConfiguration", "{}",
+            answer: #"{"configurationKey":[{"key":"MeterPublicKey1","readonly":true,"value":"\#(oca(Self.key.publicKey))"},{"key":"MeterPublicKey2","readonly":true,"value":"\#(oca(Self.otherKey.publicKey))"}]}"#,
+            toCSMS: false
+        )
+        capture.start(1, at: "08:00:01", dated: "08:00:01")
+        // The begin as the note's JSON (no key in it: connector 1's configured key applies).
+        let begin = Base64.encode(Array(try Self.ocmf(kwh: 1.0, marker: "B").utf8))
+        let note = #"{"signedMeterData":"\#(begin)","signingMethod":"","encodingMethod":"OCMF","publicKey":""}"#
+        capture.call(
+            1, at: "08:00:02", "MeterValues",
+            #"{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"\#(OutageCapture.ts("08:00:02"))","sampledValue":[{"value":"1000","context":"Transaction.Begin"},{"value":"\#(Self.escaped(note))","format":"SignedData","context":"Transaction.Begin"}]}]}"#
+        )
+        // The end with a cable-loss reading after the energy: only the energy is held against the register.
+        let payload = #"{"FV":"1.0","PG":"T2","MS":"M-1","IS":true,"IT":"ISO14443","RD":[{"TM":"2026-12-04T08:30:00,000+0000 S","TX":"E","RV":1.5,"RI":"1-b:1.8.0","RU":"kWh","ST":"G"},{"RV":25,"RU":"mOhm","ST":"G"}]}"#
+        let end = #"OCMF|\#(payload)|{"SD":"\#(Self.hex(try Self.key.signature(for: Data(payload.utf8)).derRepresentation))"}"#
+        capture.call(
+            1, at: "08:30:00", "MeterValues",
+            #"{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"\#(OutageCapture.ts("08:30:00"))","sampledValue":[{"value":"1500","context":"Transaction.End"},{"value":"\#(Self.escaped(end))","format":"SignedData","context":"Transaction.End"}]}]}"#
+        )
+        capture.stop(1, at: "08:30:01", dated: "08:30:01", wh: 1500)
+        let report = try capture.analyse(AnalyzerConfiguration())
+        #expect(self.findings(report) == [], "\(report.deviations.map(\.detail))")
+        let row = try #require(report.pairs.first?.statistics.billing.first)
+        #expect(row.signed && row.signatureValid == true, "\(row)")
+    }
+
     @Test("2.0.1: signedMeterValue with the key it carries verifies; a value signed with another key is a key change")
     func values201() throws {
         var capture = OutageCapture(.v201)

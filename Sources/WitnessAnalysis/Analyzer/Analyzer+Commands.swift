@@ -63,7 +63,10 @@ extension Analyzer {
             runningOn: { connector in
                 connector.map { self.transactions.running(on: $0, at: chargePoint) } ?? self.transactions.anyRunning(on: chargePoint)
             },
-            power: self.commands.power(of: chargePoint), now: Int64(call.sentAtNanos / 1000)
+            power: self.commands.power(
+                of: chargePoint, unit: call.context.payload.flatMap { Connector.named(action: action, payload: $0, version: state.version) }?.unit ?? 0
+            ),
+            now: Int64(call.sentAtNanos / 1000)
         )
         guard let effect else {
             self.commandStatistics(chargePoint, action) { $0.count(.notObservable) }
@@ -122,7 +125,7 @@ extension Analyzer {
             self.effectObserved(pending, latency: latency, chargePoint: state.chargePoint, version: state.version, ref: record.reference, effectTs: ts)
         }
         self.commands.keep(action, payload: payload, chargePoint: state.chargePoint, version: state.version, connector: connector, at: ts, ref: record.reference)
-        self.commands.notePower(action, payload: payload, chargePoint: state.chargePoint, version: state.version)
+        self.commands.notePower(action, payload: payload, chargePoint: state.chargePoint, version: state.version, unit: connector?.unit ?? 0)
     }
 
     /// Commands whose window ended without their effect: counted, and `command.notCarriedOut` with both lines;

@@ -36,13 +36,40 @@ public final class Analyzer {
     /// Every stopped transaction's billing row (docs/billing.md).
     var billing = BillingLedger()
 
-    /// Each charge point's meter public key as its configuration shows it (1.6 MeterPublicKey…).
-    private var configuredMeterKeys: [String: String] = [:]
+    /// Each charge point's meter public keys as its configuration shows them (1.6 MeterPublicKey, MeterPublicKey1 or
+    /// MeterPublicKey[1]…: per connector, 0 for one without a number), at most 16 per charge point.
+    private var configuredMeterKeys: [String: [Int: String]] = [:]
 
     /// The public key a charge point's signed meter values are checked with, where the message carries none: its
-    /// configuration's, else the report's key file's.
-    func meterKey(of chargePoint: String) -> String? {
-        self.configuredMeterKeys[chargePoint] ?? self.configuration.meterKeys[chargePoint] ?? self.configuration.meterKeys["*"]
+    /// configuration's for the connector (or its only one), else the report's key file's.
+    func meterKey(of chargePoint: String, connector: Int?) -> String? {
+        let configured = self.configuredMeterKeys[chargePoint] ?? [:]
+        return connector.flatMap { configured[$0] } ?? configured[0] ?? (configured.count == 1 ? configured.values.first : nil)
+            ?? self.configuration.meterKeys[chargePoint] ?? self.configuration.meterKeys["*"]
+    }
+
+    /// The `billingReconciles` checks: one verdict per stopped transaction, by its row's findings.
+    func billingJudged() {
+        guard let checks = self.checks, checks.judgements.contains(.billingReconciles) else { return }
+        for row in self.billing.rows where self.pairs[row.pair] != nil {
+            let refs = [row.startRef, row.stopRef] + (row.costRef.map { [$0] } ?? [])
+            if let rule = row.findings.first {
+                let side: (Deviation.Side, String) = rule == "billing.priceMismatch"
+                    ? (.backend, "the backend priced the session otherwise than the site's tariff") : (.charger, "the charger's meter values do not reconcile")
+                checks.judged(
+                    .billingReconciles, .fail, chargePoint: row.chargePoint, version: row.version, pair: row.pair,
+                    detail: "transaction \(row.transaction) (\(row.startRef) to \(row.stopRef)): \(row.findings.joined(separator: ", "))", refs: refs, side: side
+                )
+            } else {
+                let priced = row.expected.map { " priced \(Self.format($0)) as the tariff gives" + (row.backendTotal != nil ? ", as the backend charged" : "") } ?? ""
+                let signed = row.signatureValid == true ? ", its signed meter values verify" : ""
+                checks.judged(
+                    .billingReconciles, .pass, chargePoint: row.chargePoint, version: row.version, pair: row.pair,
+                    detail: "transaction \(row.transaction) (\(row.startRef) to \(row.stopRef)) reconciles: \(row.registerWh.map { "\(Self.format($0)) Wh by the register" } ?? "no register energy")\(priced)\(signed)",
+                    refs: refs
+                )
+            }
+        }
     }
 
     /// A stopped transaction's billing row (live, with `keepsBillingRows` off, none: the sheet is the report's).
@@ -223,7 +250,9 @@ public final class Analyzer {
         self.commandsExpired(now: self.lastTs, ended: true)
         self.commandSharesJudged()
         let matrix = self.featuresJudged()
-        for (row, rule, detail) in self.billing.judge(tariff: self.configuration.site.tariff) {
+        let billingFindings = self.billing.judge(tariff: self.configuration.site.tariff)
+        self.billingJudged()
+        for (row, rule, detail) in billingFindings {
             self.reportDetached(
                 Deviation(rule: rule, chargePoint: row.chargePoint, action: row.version == .v16 ? "StopTransaction" : "TransactionEvent", detail: detail, ref: row.stopRef, related: [row.startRef] + (row.costRef.map { [$0] } ?? [])),
                 pair: row.pair
@@ -550,8 +579,14 @@ public final class Analyzer {
                 }
                 // 1.6 meter public keys (MeterPublicKey, MeterPublicKey[1]…: EVerest, the OCA application note).
                 if type == .callResult, pending.action == "GetConfiguration", state.version == .v16 {
-                    for item in message[2]?["configurationKey"]?.arrayValue ?? [] where item["key"]?.stringValue?.hasPrefix("MeterPublicKey") == true {
-                        if let value = item["value"]?.stringValue, !value.isEmpty, value.utf8.count < 4096 { self.configuredMeterKeys[state.chargePoint] = value }
+                    for item in message[2]?["configurationKey"]?.arrayValue ?? [] {
+                        guard let name = item["key"]?.stringValue, name.hasPrefix("MeterPublicKey"), let value = item["value"]?.stringValue, !value.isEmpty,
+                            value.utf8.count < 8192
+                        else { continue }
+                        let connector = Int(name.dropFirst("MeterPublicKey".count).filter(\.isNumber)) ?? 0
+                        if self.configuredMeterKeys[state.chargePoint]?[connector] != nil || (self.configuredMeterKeys[state.chargePoint]?.count ?? 0) < 16 {
+                            self.configuredMeterKeys[state.chargePoint, default: [:]][connector] = value
+                        }
                     }
                 }
                 if type == .callResult, pending.action == "GetConfiguration" || pending.action == "GetVariables" {

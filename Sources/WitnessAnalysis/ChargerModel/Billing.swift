@@ -304,6 +304,8 @@ extension TransactionTracker {
         )
         let signed = transaction.signed
         row.signed = signed.count > 0
+        if signed.invalid > 0 { row.findings.append("meter.signatureInvalid") }
+        if signed.mismatched > 0 { row.findings.append("meter.signedMismatch") }
         if signed.invalid > 0 { row.signatureValid = false } else if signed.count > 0, signed.valid == signed.count { row.signatureValid = true }
         return row
     }

@@ -57,8 +57,8 @@ struct Commands {
     /// transaction started before the remote start is answered is not missed. A connection's close, and a CALL's
     /// timeout, let its commands go.
     private var unanswered: [String: Set<String>] = [:]
-    /// Each charge point's latest Power.Active.Import reading (W), for judging a charging limit.
-    private var lastPower: [String: Double] = [:]
+    /// Each charge point's latest Power.Active.Import reading (W) per connector (unit), for judging a charging limit.
+    private var lastPower: [String: [Int: Double]] = [:]
     private var early: [String: [Early]] = [:]
     static let earlyKept = 8
 
@@ -83,15 +83,17 @@ struct Commands {
         self.letGo(chargePoint)
     }
 
-    /// The charger's latest power reading, if it sent one (W).
-    func power(of chargePoint: String) -> Double? { self.lastPower[chargePoint] }
+    /// The latest power reading of a connector (unit), if it sent one (W).
+    func power(of chargePoint: String, unit: Int) -> Double? { self.lastPower[chargePoint]?[unit] }
 
     /// The Power.Active.Import readings (W) of a charger's MeterValues or TransactionEvent (2.0.1 multipliers, kW).
     static func powerReadings(_ action: String, payload: JSONValue, version: OCPPVersion) -> [Double] {
         guard action == "MeterValues" || action == "TransactionEvent" else { return [] }
         var out: [Double] = []
         for meterValue in payload["meterValue"]?.arrayValue ?? [] {
-            for sample in meterValue["sampledValue"]?.arrayValue ?? [] where sample["measurand"]?.stringValue == "Power.Active.Import" && sample["phase"] == nil {
+            // The end of a transaction reads no limit: an EV that stopped draws nothing.
+            for sample in meterValue["sampledValue"]?.arrayValue ?? []
+            where sample["measurand"]?.stringValue == "Power.Active.Import" && sample["phase"] == nil && sample["context"]?.stringValue != "Transaction.End" {
                 guard var value = sample["value"]?.stringValue.flatMap(Double.init) ?? sample["value"]?.doubleValue, value.isFinite else { continue }
                 let unit = version == .v16 ? sample["unit"]?.stringValue : sample["unitOfMeasure"]?["unit"]?.stringValue
                 if version != .v16, let multiplier = sample["unitOfMeasure"]?["multiplier"]?.intValue { value *= Foundation.pow(10, Double(min(max(multiplier, -9), 9))) }
@@ -102,26 +104,32 @@ struct Commands {
         return out
     }
 
-    /// Notes a charger message's power reading.
-    mutating func notePower(_ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion) {
-        if let watts = Self.powerReadings(action, payload: payload, version: version).last { self.lastPower[chargePoint] = watts }
+    /// Notes a charger message's power reading, for its connector.
+    mutating func notePower(_ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion, unit: Int) {
+        guard let watts = Self.powerReadings(action, payload: payload, version: version).last,
+            self.lastPower[chargePoint]?[unit] != nil || (self.lastPower[chargePoint]?.count ?? 0) < 64
+        else { return }
+        self.lastPower[chargePoint, default: [:]][unit] = watts
     }
 
-    /// A charging limit tolerated above its value: meters and EVs round.
-    static let limitTolerance = 1.025
+    /// Whether a reading keeps to a limit: 2.5% above it, and 50 W (meters and EVs round; a 0 W limit leaves standby).
+    static func keeps(_ watts: Double, limit: Double) -> Bool { watts <= limit * 1.025 + 50 }
 
-    /// The limit (W) a SetChargingProfile puts in force now, if its first period starts now; nil for one that starts
-    /// later (a period or a schedule start in the future) or that the payload does not show.
+    /// The limit (W) a SetChargingProfile puts in force now on its transaction, where the wire can show it: a TxProfile
+    /// (it overrules the default and stacks below it do not apply to it), Absolute or Relative, in W, whose first period
+    /// starts now. Nil for the rest: a default or maximum profile (another profile may rule), a recurring one, a limit
+    /// in A (the power depends on the voltage), one that starts later or ended.
     static func limitNow(_ call: JSONValue?, version: OCPPVersion, now: Int64) -> Double? {
         let profile = version == .v16 ? call?["csChargingProfiles"] : call?["chargingProfile"]
+        guard profile?["chargingProfilePurpose"]?.stringValue == "TxProfile", profile?["chargingProfileKind"]?.stringValue != "Recurring" else { return nil }
+        if let to = profile?["validTo"]?.stringValue.flatMap(RFC3339.parse)?.microseconds, to <= now { return nil }
         guard let schedule = version == .v16 ? profile?["chargingSchedule"] : profile?["chargingSchedule"]?[0],
             let first = schedule["chargingSchedulePeriod"]?[0], (first["startPeriod"]?.intValue ?? 0) == 0,
             let limit = first["limit"]?.doubleValue, limit.isFinite, limit >= 0
         else { return nil }
         if let start = schedule["startSchedule"]?.stringValue.flatMap(RFC3339.parse)?.microseconds, start > now { return nil }
         if let from = profile?["validFrom"]?.stringValue.flatMap(RFC3339.parse)?.microseconds, from > now { return nil }
-        let phases = first["numberPhases"]?.intValue.map { Double(min(max($0, 1), 3)) } ?? 3
-        return schedule["chargingRateUnit"]?.stringValue == "A" ? limit * 230 * phases : limit
+        return schedule["chargingRateUnit"]?.stringValue == "W" ? limit : nil
     }
 
     /// Forgets the commands of `chargePoint` awaiting their answers (its connection closed).
@@ -181,7 +189,7 @@ struct Commands {
             // transaction, one that starts later, or one an EV already draws less than shows nothing.
             let connector = call.flatMap { Connector.named(action: action, payload: $0, version: version) }
             guard let watts = Self.limitNow(call, version: version, now: now), runningOn(connector.flatMap { $0.isStation ? nil : $0 }) else { return nil }
-            if let power, power <= watts * Self.limitTolerance { return nil }
+            if let power, Self.keeps(power, limit: watts) { return nil }
             return .limit(connector: connector.flatMap { $0.isStation ? nil : $0 }, watts: watts)
         case "Reset":
             // 2.0.1 OnIdle waits for running transactions to end first.
@@ -263,7 +271,7 @@ struct Commands {
         var done: [(Pending, Int64)] = []
         let hasPower = !Self.powerReadings(action, payload: payload, version: version).isEmpty
         for index in waiting.indices where hasPower {
-            if case .limit = waiting[index].effect { waiting[index].sawReading = true }
+            if case .limit(let wanted, _) = waiting[index].effect, Self.sameConnector(wanted, connector) { waiting[index].sawReading = true }
         }
         waiting.removeAll { pending in
             guard Self.matches(pending.effect, action: action, payload: payload, version: version, connector: connector) else { return false }
@@ -272,6 +280,13 @@ struct Commands {
         }
         self.pending[chargePoint] = waiting.isEmpty ? nil : waiting
         return done
+    }
+
+    /// A reading of `connector` is the wanted connector's (any, when the command named none).
+    private static func sameConnector(_ wanted: Connector?, _ connector: Connector?) -> Bool {
+        guard let wanted else { return true }
+        guard let connector else { return false }
+        return connector.names(wanted) || wanted.names(connector)
     }
 
     private static func matches(_ effect: Effect, action: String, payload: JSONValue, version: OCPPVersion, connector: Connector?) -> Bool {
@@ -303,8 +318,8 @@ struct Commands {
             return action == wanted
         case .limit(let wanted, let watts):
             let readings = Self.powerReadings(action, payload: payload, version: version)
-            guard !readings.isEmpty, wanted.map({ wanted in connector.map { $0.names(wanted) || wanted.names($0) } ?? true }) ?? true else { return false }
-            return readings.contains { $0 <= watts * Self.limitTolerance }
+            guard !readings.isEmpty, Self.sameConnector(wanted, connector) else { return false }
+            return readings.contains { Self.keeps($0, limit: watts) }
         }
     }
 

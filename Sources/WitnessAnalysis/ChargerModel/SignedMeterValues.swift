@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import OCPPWire
 import WitnessCapture
+import WitnessModel
 
 /// A signed meter value in the Open Charge Metering Format (OCMF, SAFE e.V.): `OCMF|{payload}|{signature}`, where
 /// the signature is ECDSA over the payload section's bytes as they stand (docs/billing.md, "Signed meter values").
@@ -33,13 +34,17 @@ struct OCMF {
         return nil
     }
 
+    /// The key appended as a fourth section (`OCMF|payload|signature|key`, as QR codes for the transparency software
+    /// carry it), if any.
+    var appendedKey: String?
+
     private static func sections(_ text: String) -> OCMF? {
         guard text.utf8.count <= 65_536 else { return nil }
-        let parts = text.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "OCMF", let payload = try? JSONParser.parse(String(parts[1])),
+        let parts = text.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 3 || parts.count == 4, parts[0] == "OCMF", let payload = try? JSONParser.parse(String(parts[1])),
             let signature = try? JSONParser.parse(String(parts[2]))
         else { return nil }
-        return OCMF(payloadText: parts[1], payload: payload, signature: signature)
+        return OCMF(payloadText: parts[1], payload: payload, signature: signature, appendedKey: parts.count == 4 ? String(parts[3]) : nil)
     }
 
     static func hex(_ text: String) -> [UInt8]? {
@@ -65,16 +70,24 @@ struct OCMF {
         }
     }
 
+    /// The readings of the payload's `RD` list; `wh` only for energy (RU kWh or Wh, of the 1.8.0 register where RI says).
     var readings: [Reading] {
         (self.payload["RD"]?.arrayValue ?? []).prefix(64).map { reading in
-            var wh = reading["RV"]?.doubleValue
-            if let value = wh, reading["RU"]?.stringValue == "kWh" { wh = value * 1000 }
+            let unit = reading["RU"]?.stringValue
+            let register = reading["RI"]?.stringValue.map { $0.contains("1.8.0") } ?? true
+            var wh: Double?
+            if register, let value = reading["RV"]?.doubleValue, value.isFinite {
+                wh = unit == "kWh" ? value * 1000 : unit == "Wh" ? value : nil
+            }
             return Reading(wh: wh, marker: reading["TX"]?.stringValue, time: reading["TM"]?.stringValue)
         }
     }
 
-    /// The signature algorithm (SA; ECDSA-secp256r1-SHA256 when absent).
-    var algorithm: String { self.signature["SA"]?.stringValue ?? "ECDSA-secp256r1-SHA256" }
+    /// The signature algorithm: SA, else the OCPP message's signingMethod, else ECDSA-secp256r1-SHA256.
+    var signingMethod: String?
+    var algorithm: String {
+        self.signature["SA"]?.stringValue ?? self.signingMethod.flatMap { $0.isEmpty ? nil : $0 } ?? "ECDSA-secp256r1-SHA256"
+    }
 
     /// What checking the signature came to.
     enum Verdict: String, Sendable {
@@ -88,48 +101,65 @@ struct OCMF {
     /// Checks the signature with a public key (DER SubjectPublicKeyInfo, hex, base64 or PEM): secp256r1 with
     /// swift-crypto, brainpoolP256r1 (both names in use) with the system's OpenSSL. A key of another curve than the
     /// algorithm names does not verify it.
-    func verify(publicKey: String?) -> Verdict {
-        guard let publicKey else { return .noKey }
+    /// Checks the signature with a public key's DER (see `derKey`): a key that cannot be read is no key.
+    func verify(publicKey der: [UInt8]?) -> Verdict {
+        guard let der else { return .noKey }
         let encoded = self.signature["SD"]?.stringValue ?? ""
         guard let signatureBytes = (self.signature["SE"]?.stringValue ?? "hex") == "base64" ? Base64.decode(encoded) : Self.hex(encoded) else {
             return .invalid
         }
         switch self.algorithm {
         case "ECDSA-secp256r1-SHA256":
-            guard let key = Self.p256Key(publicKey), let signature = try? P256.Signing.ECDSASignature(derRepresentation: signatureBytes) else { return .invalid }
+            guard let key = try? P256.Signing.PublicKey(derRepresentation: der) else { return .invalid }
+            guard let signature = try? P256.Signing.ECDSASignature(derRepresentation: signatureBytes) else { return .invalid }
             return key.isValidSignature(signature, for: Data(self.payloadText.utf8)) ? .valid : .invalid
         case "ECDSA-brainpool256r1-SHA256", "ECDSA-brainpoolP256r1-SHA256":
-            guard let der = Self.derKey(publicKey), Self.contains(der, Self.brainpoolP256r1) else { return .invalid }
-            return Self.opensslVerify(message: Array(self.payloadText.utf8), signature: signatureBytes, publicKey: der) ? .valid : .invalid
+            return Self.opensslVerify(message: Array(self.payloadText.utf8), signature: signatureBytes, publicKey: der, curve: "brainpoolP256r1") ? .valid : .invalid
         default:
             return .unsupported
         }
     }
 
-    /// The DER encoding of the curve's object identifier 1.3.36.3.3.2.8.1.1.7 (RFC 5639), as a key names it.
-    static let brainpoolP256r1: [UInt8] = [0x06, 0x09, 0x2B, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07]
-
-    static func contains(_ bytes: [UInt8], _ part: [UInt8]) -> Bool {
-        guard bytes.count >= part.count else { return false }
-        return (0...(bytes.count - part.count)).contains { Array(bytes[$0..<($0 + part.count)]) == part }
-    }
-
-    /// A public key's DER SubjectPublicKeyInfo from hex, base64 or PEM.
+    /// A public key's DER SubjectPublicKeyInfo, at most 4 KiB, from PEM, hex, base64, or the OCA application note's
+    /// `oca:base16:asn1:<hex>` / `oca:base64:asn1:<base64>` (itself base64-encoded in OCPP messages and configuration).
     static func derKey(_ text: String) -> [UInt8]? {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.utf8.count <= 8192 else { return nil }
         if trimmed.hasPrefix("-----BEGIN") {
-            let body = trimmed.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+            let body = trimmed.split(whereSeparator: \.isNewline).filter { !$0.hasPrefix("-----") }.joined()
             return Base64.decode(body)
         }
-        return Self.hex(trimmed) ?? Base64.decode(trimmed)
+        if trimmed.hasPrefix("oca:") { return Self.ocaKey(trimmed) }
+        if let hex = Self.hex(trimmed) { return hex }
+        guard let bytes = Base64.decode(trimmed) else { return nil }
+        if let text = String(validating: bytes, as: UTF8.self), text.hasPrefix("oca:") { return Self.ocaKey(text) }
+        return bytes
     }
 
-    /// ECDSA with SHA-256 by the system's libcrypto (EVP), for the curves swift-crypto lacks.
-    static func opensslVerify(message: [UInt8], signature: [UInt8], publicKey: [UInt8]) -> Bool {
+    /// `oca:base16:asn1:<hex>` (non-hex characters ignored) or `oca:base64:asn1:<base64>`.
+    private static func ocaKey(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ":", maxSplits: 3)
+        guard parts.count == 4, parts[2] == "asn1" else { return nil }
+        switch parts[1] {
+        case "base16": return Self.hex(String(parts[3].filter(\.isHexDigit)))
+        case "base64": return Base64.decode(String(parts[3]))
+        default: return nil
+        }
+    }
+
+    /// ECDSA with SHA-256 by the system's libcrypto (EVP), for the curves swift-crypto lacks: the key must be the
+    /// whole buffer and of `curve`.
+    static func opensslVerify(message: [UInt8], signature: [UInt8], publicKey: [UInt8], curve: String) -> Bool {
         publicKey.withUnsafeBufferPointer { keyBuffer -> Bool in
-            var cursor: UnsafePointer<UInt8>? = keyBuffer.baseAddress
+            guard let base = keyBuffer.baseAddress else { return false }
+            var cursor: UnsafePointer<UInt8>? = base
             guard let key = d2i_PUBKEY(nil, &cursor, keyBuffer.count) else { return false }
             defer { EVP_PKEY_free(key) }
+            guard let end = cursor, end - base == keyBuffer.count else { return false }
+            var name = [CChar](repeating: 0, count: 64)
+            guard EVP_PKEY_get_group_name(key, &name, name.count, nil) == 1,
+                String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) == curve
+            else { return false }
             guard let context = EVP_MD_CTX_new() else { return false }
             defer { EVP_MD_CTX_free(context) }
             guard EVP_DigestVerifyInit(context, nil, EVP_sha256(), nil, key) == 1 else { return false }
@@ -141,32 +171,41 @@ struct OCMF {
         }
     }
 
-    /// A P-256 public key from its DER form as hex or base64, or from PEM.
-    static func p256Key(_ text: String) -> P256.Signing.PublicKey? {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.hasPrefix("-----BEGIN"), let key = try? P256.Signing.PublicKey(pemRepresentation: trimmed) { return key }
-        for bytes in [Self.hex(trimmed), Base64.decode(trimmed)].compactMap({ $0 }) {
-            if let key = try? P256.Signing.PublicKey(derRepresentation: bytes) { return key }
-            if let key = try? P256.Signing.PublicKey(x963Representation: bytes) { return key }
-        }
-        return nil
-    }
-
     /// The signed values of a meterValue array: 1.6 sampled values with `format: SignedData`, 2.0.1/2.1
     /// `signedMeterValue` (with its `publicKey`), each with the unsigned register reading of the same meter value.
-    static func signedValues(_ meterValues: JSONValue?, version: OCPPVersion, base: String) -> [(ocmf: String, publicKey: String?, unsignedWh: Double?, path: String)] {
-        var out: [(String, String?, Double?, String)] = []
+    static let signedPerMessage = 8
+
+    /// The signed values of a meterValue array (at most `signedPerMessage`): 1.6 sampled values with
+    /// `format: SignedData` (the OCMF text, hex or base64 of it, or the OCA application note's JSON with
+    /// `signedMeterData` and `publicKey`), 2.0.1/2.1 `signedMeterValue`; each with the unsigned register reading of
+    /// the same meter value and context.
+    static func signedValues(
+        _ meterValues: JSONValue?, version: OCPPVersion, base: String
+    ) -> [(ocmf: String, publicKey: String?, signingMethod: String?, unsignedWh: Double?, path: String)] {
+        var out: [(String, String?, String?, Double?, String)] = []
         for (valueIndex, meterValue) in (meterValues?.arrayValue ?? []).prefix(16).enumerated() {
             let sampled = meterValue["sampledValue"]?.arrayValue ?? []
-            let unsigned = TransactionTracker.samples(.array([meterValue]), version: version, base: "").first?.wh
-            for (sampleIndex, sample) in sampled.prefix(16).enumerated() {
+            let unsigned = TransactionTracker.samples(.array([meterValue]), version: version, base: "")
+            func unsignedWh(_ context: String?) -> Double? { (unsigned.first { $0.context == context } ?? unsigned.first)?.wh }
+            for (sampleIndex, sample) in sampled.prefix(16).enumerated() where out.count < Self.signedPerMessage {
                 let path = "\(base)/\(valueIndex)/sampledValue/\(sampleIndex)"
+                let context = sample["context"]?.stringValue
                 if version == .v16, sample["format"]?.stringValue == "SignedData", let value = sample["value"]?.stringValue {
-                    out.append((value, nil, unsigned, path + "/value"))
+                    if value.hasPrefix("{"), let note = try? JSONParser.parse(value), let data = note["signedMeterData"]?.stringValue {
+                        let key = note["publicKey"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+                        out.append((data, key, note["signingMethod"]?.stringValue, unsignedWh(context), path + "/value"))
+                    } else {
+                        out.append((value, nil, nil, unsignedWh(context), path + "/value"))
+                    }
                 } else if let signed = sample["signedMeterValue"], let data = signed["signedMeterData"]?.stringValue,
                     (signed["encodingMethod"]?.stringValue ?? "OCMF").uppercased().contains("OCMF")
                 {
-                    out.append((data, signed["publicKey"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }, unsigned, path + "/signedMeterValue/signedMeterData"))
+                    // The same sampledValue carries the unsigned value.
+                    let own = TransactionTracker.samples(.array([["sampledValue": [sample]]]), version: version, base: "").first?.wh
+                    out.append((
+                        data, signed["publicKey"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }, signed["signingMethod"]?.stringValue,
+                        own ?? unsignedWh(context), path + "/signedMeterValue/signedMeterData"
+                    ))
                 }
             }
         }
@@ -181,9 +220,12 @@ struct SignedState {
     var invalid = 0
     var sawBegin = false
     var sawEnd = false
-    /// The public key of its first signed value, to tell when it changes.
-    var key: String?
+    /// The public key (DER) of its first signed value with one, to tell when it changes, and to check later values
+    /// that carry none.
+    var key: [UInt8]?
     var keyChangeReported = false
+    /// Signed readings that differ from the unsigned ones.
+    var mismatched = 0
 }
 
 extension TransactionTracker {
@@ -195,17 +237,22 @@ extension TransactionTracker {
     ) {
         for value in OCMF.signedValues(meterValues, version: state.version, base: base) {
             // 1.6 SignedData is any signed block (7.45): another vendor's format than OCMF is not judged.
-            guard let ocmf = OCMF.parse(value.ocmf) else { continue }
+            guard var ocmf = OCMF.parse(value.ocmf) else { continue }
+            ocmf.signingMethod = value.signingMethod
             transaction.signed.count += 1
-            let key = value.publicKey ?? analyzer.meterKey(of: state.chargePoint)
-            if let key, let known = transaction.signed.key, known != key, !transaction.signed.keyChangeReported {
+            // The key the value carries, else the one the transaction's values carried, else the charger's configured
+            // key for this connector, else the operator's key file.
+            let carried = (value.publicKey ?? ocmf.appendedKey).flatMap(OCMF.derKey)
+            let key = carried ?? transaction.signed.key
+                ?? analyzer.meterKey(of: state.chargePoint, connector: transaction.connector?.unit).flatMap(OCMF.derKey)
+            if let carried, let known = transaction.signed.key, known != carried, !transaction.signed.keyChangeReported {
                 transaction.signed.keyChangeReported = true
                 self.deviation(
                     "meter.keyChanged", "transaction \(transaction.id) is signed with another public key than its earlier signed values", path: value.path,
                     state: state, record: record, analyzer: analyzer, related: [transaction.startRef]
                 )
             }
-            if transaction.signed.key == nil { transaction.signed.key = key }
+            if transaction.signed.key == nil, let carried { transaction.signed.key = carried }
             let readings = ocmf.readings
             if readings.contains(where: { $0.marker == "B" }) { transaction.signed.sawBegin = true }
             if readings.contains(where: { $0.marker == "E" }) { transaction.signed.sawEnd = true }
@@ -216,14 +263,15 @@ extension TransactionTracker {
                 transaction.signed.invalid += 1
                 self.deviation(
                     "meter.signatureInvalid", "the \(ocmf.algorithm) signature of this signed meter value does not verify with "
-                        + (value.publicKey != nil ? "the public key it carries" : "the charger's meter public key"),
+                        + (carried != nil ? "the public key it carries" : "the meter public key its transaction, the charger or the operator gave"),
                     path: value.path, state: state, record: record, analyzer: analyzer
                 )
             case .noKey, .unsupported:
                 break
             }
             // Signed kWh with three decimals against unsigned Wh: 1 Wh apart is the resolution.
-            if let signed = readings.last?.wh, let unsigned = value.unsignedWh, abs(signed - unsigned) > 1 {
+            if let signed = readings.last(where: { $0.wh != nil })?.wh, let unsigned = value.unsignedWh, abs(signed - unsigned) > 1 {
+                transaction.signed.mismatched += 1
                 self.deviation(
                     "meter.signedMismatch", "the signed reading is \(Self.wh(signed)), the unsigned one of the same meter value \(Self.wh(unsigned))",
                     path: value.path, state: state, record: record, analyzer: analyzer

@@ -120,6 +120,7 @@ final class CheckEvaluator {
         case .offlineAuthorization, .stopOnInvalidId: (.charger, "the charger decides whom it lets charge")
         case .sessionRecovery: (.charger, "the charger delivers what it queued while offline")
         case .featuresAsClaimed: (.charger, "the charger claims the feature")
+        case .billingReconciles: (.charger, "the charger's meter values do not reconcile")
         }
     }
 
