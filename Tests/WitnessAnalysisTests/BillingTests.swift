@@ -90,7 +90,7 @@ struct BillingTests {
         capture.start(1, at: "08:00:00", dated: "08:00:00")
         status("08:00:01", "Charging")
         for (time, wh) in [("08:15:01", 2000), ("08:30:01", 2000)] {
-            capture.call(1, at: time, "MeterValues", #"{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"\#(OutageCapture.ts(time))","sampledValue":[{"value":"\#(wh)","measurand":"Energy.Active.Import.Interval"}]}]}"#)
+            capture.call(1, at: time, "MeterValues", #"{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"\#(OutageCapture.ts(time))","sampledValue":[{"value":"\#(wh)","measurand":"Energy.Active.Import.Interval"},{"value":"8000","measurand":"Power.Active.Import","unit":"W"}]}]}"#)
         }
         status("08:30:01", "SuspendedEV")
         status("08:45:01", "Finishing")
@@ -98,7 +98,8 @@ struct BillingTests {
         capture.call(1, at: "09:00:00", "Heartbeat", "{}", answer: #"{"currentTime":"\#(OutageCapture.ts("09:00:00"))"}"#)
         let report = try capture.analyse(AnalyzerConfiguration())
         let row = try #require(report.pairs.first?.statistics.billing.first)
-        #expect(row.registerWh == 5000 && row.intervalWh == 4000 && row.idToken == "T", "\(row)")
+        // 8 kW for the quarter of an hour between the two power readings.
+        #expect(row.registerWh == 5000 && row.intervalWh == 4000 && row.powerWh == 2000 && row.idToken == "T", "\(row)")
         #expect(row.chargingSeconds == 1800 && row.parkingSeconds == 1200 && row.durationSeconds == 3001, "\(row)")
         #expect(row.backendTotal == nil && row.expected == nil)
         let findings = report.deviations.filter { (d: Deviation) in d.rule.hasPrefix("billing.") }
@@ -106,7 +107,7 @@ struct BillingTests {
         // The sheet: numbers stay numbers, text is quoted.
         let csv = BillingSheet.csv(report).split(separator: "\n")
         #expect(csv.first == Substring(BillingRow.csvColumns.joined(separator: ",")))
-        #expect(csv.count == 2 && csv[1].hasPrefix(#""CP-1","connector 1","7","T","1.6","#) && csv[1].contains(",5000,4000,3001,1800,1200,"), "\(csv)")
+        #expect(csv.count == 2 && csv[1].hasPrefix(#""CP-1","connector 1","7","T","1.6","#) && csv[1].contains(",5000,4000,2000,3001,1800,1200,"), "\(csv)")
     }
 
     @Test("a running cost is shown, not judged; a state delivered out of order does not run the clock backwards; the stop's repeated interval readings are not added twice")

@@ -16,8 +16,8 @@ struct SignedMeterValueTests {
     static func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02X", $0) }.joined() }
 
     /// An OCMF text signed with `key` over its payload; `tamper` changes the payload after signing.
-    static func ocmf(kwh: Double, marker: String, key: P256.Signing.PrivateKey = Self.key, algorithm: String? = nil, tamper: Bool = false) throws -> String {
-        let payload = #"{"FV":"1.0","GI":"SIM","GS":"SN-1","PG":"T1","MS":"M-1","IS":true,"IT":"ISO14443","ID":"04A2","RD":[{"TM":"2026-12-04T08:00:00,000+0000 S","TX":"\#(marker)","RV":\#(kwh),"RI":"1-b:1.8.0","RU":"kWh","ST":"G"}]}"#
+    static func ocmf(kwh: Double, marker: String, key: P256.Signing.PrivateKey = Self.key, algorithm: String? = nil, tamper: Bool = false, page: Int? = nil) throws -> String {
+        let payload = #"{"FV":"1.0","GI":"SIM","GS":"SN-1","PG":"T\#(page ?? (marker == "B" ? 1 : 2))","MS":"M-1","IS":true,"IT":"ISO14443","ID":"04A2","RD":[{"TM":"2026-12-04T08:00:00,000+0000 S","TX":"\#(marker)","RV":\#(kwh),"RI":"1-b:1.8.0","RU":"kWh","ST":"G"}]}"#
         let signature = try key.signature(for: Data(payload.utf8))
         let signed = tamper ? payload.replacingOccurrences(of: "\(kwh)", with: "\(kwh + 1)") : payload
         let sa = algorithm.map { #""SA":"\#($0)","# } ?? ""
@@ -73,6 +73,10 @@ struct SignedMeterValueTests {
         let mismatch = try self.session16(begin: try Self.ocmf(kwh: 1.0, marker: "B"), end: try Self.ocmf(kwh: 1.5, marker: "E"), unsignedEndWh: 1600)
         #expect(self.findings(mismatch) == ["meter.signedMismatch"], "\(mismatch.deviations.map(\.detail))")
         #expect(mismatch.deviations.first { (d: Deviation) in d.rule == "meter.signedMismatch" }?.path == "/meterValue/0/sampledValue/1/value")
+
+        // The end paginated T1 like the begin: repeated.
+        let repeated = try self.session16(begin: try Self.ocmf(kwh: 1.0, marker: "B"), end: try Self.ocmf(kwh: 1.5, marker: "E", page: 1))
+        #expect(self.findings(repeated) == ["meter.signedPagination"], "\(repeated.deviations.map(\.detail))")
 
         let noEnd = try self.session16(begin: try Self.ocmf(kwh: 1.0, marker: "B"), end: nil)
         #expect(self.findings(noEnd) == ["meter.signedMissing"], "\(noEnd.deviations.map(\.detail))")

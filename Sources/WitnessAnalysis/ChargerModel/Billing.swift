@@ -19,6 +19,29 @@ struct BillingState {
     var intervalWh: Double?
     /// The first register reading, where the start carried none (2.0.1 with TxStartedMeasurands empty).
     var firstRegisterWh: Double?
+    /// Power readings integrated over time (trapezoids between readings, Wh), and the latest reading (W, the
+    /// charger's clock).
+    var powerWh: Double?
+    var lastPower: (watts: Double, ts: Int64)?
+
+    /// Adds a power reading at `ts`: the trapezoid since the last one (at most an hour apart, else the gap is not filled).
+    mutating func power(_ watts: Double, at ts: Int64?) {
+        guard let ts, watts.isFinite, abs(watts) < 1e9 else { return }
+        if let last = self.lastPower, ts > last.ts, ts - last.ts <= 3_600_000_000 {
+            self.powerWh = (self.powerWh ?? 0) + (last.watts + watts) / 2 * Double(ts - last.ts) / 3_600_000_000
+        }
+        if self.lastPower.map({ ts > $0.ts }) ?? true { self.lastPower = (watts, ts) }
+    }
+
+    /// The Power.Active.Import readings of a meterValue array with their times (W).
+    static func powerReadings(_ meterValues: JSONValue?, version: OCPPVersion) -> [(watts: Double, ts: Int64?)] {
+        var out: [(Double, Int64?)] = []
+        for meterValue in (meterValues?.arrayValue ?? []).prefix(64) {
+            let ts = meterValue["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
+            for watts in Commands.powerReadings("MeterValues", payload: ["meterValue": [meterValue]], version: version) { out.append((watts, ts)) }
+        }
+        return out
+    }
 
     /// 1.6 StatusNotification statuses and 2.0.1 chargingState values, as billing counts them.
     static func category(_ status: String) -> String {
@@ -98,6 +121,8 @@ public struct BillingRow: Sendable, Hashable {
     public var registerWh: Double?
     /// The sum of the Energy.Active.Import.Interval readings, where there are any.
     public var intervalWh: Double?
+    /// Power readings integrated over time (shown, not judged: readings minutes apart miss what happened between).
+    public var powerWh: Double?
     public var durationSeconds: Double?
     /// Time charging and time connected without charging; nil where the capture shows no state.
     public var chargingSeconds: Double?
@@ -117,7 +142,8 @@ public struct BillingRow: Sendable, Hashable {
     var pair: PairKey
 
     public static let csvColumns = [
-        "chargePoint", "connector", "transaction", "idToken", "version", "start", "stop", "registerWh", "intervalWh", "durationS", "chargingS", "parkingS",
+        "chargePoint", "connector", "transaction", "idToken", "version", "start", "stop", "registerWh", "intervalWh", "powerWh", "durationS", "chargingS",
+        "parkingS",
         "signed", "signatureValid", "backendTotal", "backendFinal", "expected", "difference", "startRef", "stopRef", "costRef", "findings",
     ]
 
@@ -132,7 +158,7 @@ public struct BillingRow: Sendable, Hashable {
         func number(_ value: Double?) -> String { value.flatMap { $0.isFinite && abs($0) < 1e15 ? Self.number($0) : nil } ?? "" }
         return [
             text(self.chargePoint), text(self.connector), text(self.transaction), text(self.idToken), text(self.version.rawValue), text(self.start), text(self.stop),
-            number(self.registerWh), number(self.intervalWh), number(self.durationSeconds), number(self.chargingSeconds), number(self.parkingSeconds),
+            number(self.registerWh), number(self.intervalWh), number(self.powerWh), number(self.durationSeconds), number(self.chargingSeconds), number(self.parkingSeconds),
             String(self.signed), self.signatureValid.map(String.init) ?? "", number(self.backendTotal), self.backendTotal == nil ? "" : String(self.backendFinal), number(self.expected), number(self.difference),
             text(self.startRef), text(self.stopRef), text(self.costRef), text(self.findings.joined(separator: " ")),
         ]
@@ -149,7 +175,7 @@ public struct BillingRow: Sendable, Hashable {
         return [
             "chargePoint": .string(self.chargePoint), "connector": text(self.connector), "transaction": .string(self.transaction), "idToken": text(self.idToken),
             "version": .string(self.version.rawValue), "start": text(self.start), "stop": text(self.stop), "startRef": .string(self.startRef),
-            "stopRef": .string(self.stopRef), "registerWh": number(self.registerWh), "intervalWh": number(self.intervalWh),
+            "stopRef": .string(self.stopRef), "registerWh": number(self.registerWh), "intervalWh": number(self.intervalWh), "powerWh": number(self.powerWh),
             "durationS": number(self.durationSeconds), "chargingS": number(self.chargingSeconds), "parkingS": number(self.parkingSeconds),
             "backendTotal": number(self.backendTotal), "backendFinal": self.backendTotal == nil ? .null : .bool(self.backendFinal), "costRef": text(self.costRef),
             "expected": number(self.expected), "arithmetic": text(self.arithmetic), "difference": number(self.difference),
@@ -298,7 +324,7 @@ extension TransactionTracker {
         var row = BillingRow(
             chargePoint: transaction.chargePoint, transaction: transaction.id, connector: transaction.connector?.description, idToken: billing.idToken,
             version: transaction.version, start: transaction.startTimestamp, stop: timestamp, startRef: transaction.startRef, stopRef: ref,
-            registerWh: register, intervalWh: billing.intervalWh, durationSeconds: duration,
+            registerWh: register, intervalWh: billing.intervalWh, powerWh: billing.powerWh, durationSeconds: duration,
             chargingSeconds: timed ? Double(billing.chargingMicros) / 1_000_000 : nil,
             parkingSeconds: timed ? Double(billing.parkingMicros) / 1_000_000 : nil, pair: pair
         )

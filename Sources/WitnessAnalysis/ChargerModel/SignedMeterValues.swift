@@ -226,6 +226,9 @@ struct SignedState {
     var keyChangeReported = false
     /// Signed readings that differ from the unsigned ones.
     var mismatched = 0
+    /// The transaction pagination (PG `T<n>`) of its latest signed value, and whether a step back was reported.
+    var page: Int?
+    var paginationReported = false
 }
 
 extension TransactionTracker {
@@ -253,6 +256,18 @@ extension TransactionTracker {
                 )
             }
             if transaction.signed.key == nil, let carried { transaction.signed.key = carried }
+            // OCMF pagination: the transaction counter counts up by one per record; one that does not rise was
+            // repeated or replayed (records left out between are the charger's choice to send, not judged).
+            if let page = ocmf.payload["PG"]?.stringValue, page.hasPrefix("T"), let number = Int(page.dropFirst()) {
+                if let last = transaction.signed.page, number <= last, !transaction.signed.paginationReported {
+                    transaction.signed.paginationReported = true
+                    self.deviation(
+                        "meter.signedPagination", "signed value paginated \(page) after T\(last) in transaction \(transaction.id): the transaction counter must rise",
+                        path: value.path, state: state, record: record, analyzer: analyzer, related: [transaction.startRef]
+                    )
+                }
+                transaction.signed.page = max(transaction.signed.page ?? number, number)
+            }
             let readings = ocmf.readings
             if readings.contains(where: { $0.marker == "B" }) { transaction.signed.sawBegin = true }
             if readings.contains(where: { $0.marker == "E" }) { transaction.signed.sawEnd = true }

@@ -443,6 +443,7 @@ final class TransactionTracker {
             }
             self.meterReadings(payload["meterValue"], base: "/meterValue", periodic: true, in: &transaction, state: state, record: record, analyzer: analyzer)
             for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
+            for reading in BillingState.powerReadings(payload["meterValue"], version: state.version) { transaction.billing.power(reading.watts, at: reading.ts) }
             self.signedValues(payload["meterValue"], base: "/meterValue", in: &transaction, state: state, record: record, analyzer: analyzer)
             transaction.seen.add(key, ref: record.reference)
             self.open[chargePoint]?[id] = transaction
@@ -592,6 +593,7 @@ final class TransactionTracker {
             // The periodic ones only: the Ended event's readings (TxEndedMeasurands) repeat them.
             if eventType == "Updated" {
                 for wh in BillingState.intervalReadings(payload["meterValue"], version: state.version) { transaction.billing.interval(wh) }
+                for reading in BillingState.powerReadings(payload["meterValue"], version: state.version) { transaction.billing.power(reading.watts, at: reading.ts) }
             }
             // 2.0.1 C15.FR.03/04: a charger that stops on an invalid identifier suspends the energy (Updated) or ends the transaction (Ended), triggered by Deauthorized.
             if eventType == "Updated", payload["triggerReason"]?.stringValue == "Deauthorized", !self.invalidStarts.isEmpty {

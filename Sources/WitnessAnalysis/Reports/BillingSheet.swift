@@ -6,7 +6,7 @@ public enum BillingSheet {
     public static let rowsKept = BillingLedger.rowsKept
 
     static let columns = [
-        "charge point", "connector", "transaction", "id token", "start", "stop", "register Wh", "interval Wh", "duration s", "charging s", "parking s",
+        "charge point", "connector", "transaction", "id token", "start", "stop", "register Wh", "interval Wh", "power Wh", "duration s", "charging s", "parking s",
         "backend", "expected", "difference", "findings",
     ]
 
@@ -14,7 +14,7 @@ public enum BillingSheet {
         func number(_ value: Double?) -> String { value.map(BillingRow.number) ?? "–" }
         return [
             row.chargePoint, row.connector ?? "", row.transaction, row.idToken ?? "", row.start ?? "", row.stop ?? "", number(row.registerWh), number(row.intervalWh),
-            number(row.durationSeconds), number(row.chargingSeconds), number(row.parkingSeconds),
+            number(row.powerWh), number(row.durationSeconds), number(row.chargingSeconds), number(row.parkingSeconds),
             row.backendTotal.map { BillingRow.number($0) + (row.backendFinal ? "" : " (running)") } ?? "–", number(row.expected), number(row.difference),
             row.findings.joined(separator: " "),
         ]

@@ -139,6 +139,8 @@ public enum RuleCatalog {
                  meaning: "A signed meter value whose last energy reading (RV of the 1.8.0 register in kWh or Wh, kWh with three decimals; other readings such as cable loss are not compared) differs by more than 1 Wh from the unsigned Energy.Active.Import.Register reading of the same meter value and context (2.0.1: the same sampled value): the bill and the calibrated meter disagree."),
         RuleInfo(id: "meter.signedMissing", severity: .warning, clause: "OCMF pagination and TX markers (the first record of a transaction B, the last E)", summary: "signed values without a signed start or end",
                  meaning: "A transaction with signed meter values none of which is its begin (TX B) or none of which is its end (TX E): the signed values cannot prove the energy from start to stop. Reported at the stop."),
+        RuleInfo(id: "meter.signedPagination", severity: .warning, clause: "OCMF PG (pagination: the transaction counter T counts up by one per record)", summary: "signed values not paginated upwards",
+                 meaning: "A signed value of a transaction whose transaction pagination (`PG` T<n>) is not above that of an earlier signed value of the same transaction: a record repeated or replayed. Records left out between two values are not judged (a charger may send only the begin and the end). Once per transaction."),
         RuleInfo(id: "meter.keyChanged", severity: .warning, clause: "OCMF: all records of a transaction from one signing source", summary: "signing key changes within a transaction",
                  meaning: "A transaction whose signed meter values come with another public key than its first signed value. Once per transaction."),
         // Remote commands
