@@ -28,14 +28,7 @@ struct BillingCommand: AsyncParsableCommand {
     )
     var policies: [String] = []
 
-    @Option(
-        name: .customLong("meter-key"),
-        help: ArgumentHelp(
-            "A meter public key for signed meter values (PEM, or DER as hex or base64): FILE for every charger, or CHARGEPOINT=FILE. Repeatable; a key the message or the charger's configuration gives comes first.",
-            valueName: "[CHARGEPOINT=]FILE"
-        )
-    )
-    var meterKeys: [String] = []
+    @OptionGroup var meterKeys: MeterKeys
 
     @Option(help: "Output format: csv or json.")
     var format: Format = .csv
@@ -60,7 +53,7 @@ struct BillingCommand: AsyncParsableCommand {
         }
         var configuration = AnalyzerConfiguration()
         configuration.site = try WitnessChecks.loadPolicies(policies: self.policies, captures: self.captures).site
-        configuration.meterKeys = try MeterKeys.load(self.meterKeys)
+        configuration.meterKeys = try self.meterKeys.load()
         // With the schemas where they are installed, as `report` reads the captures (a CALL that breaks its schema
         // is not taken at its word); without them, every message as it came.
         let analyzer = Analyzer(schemas: try? SchemaRegistry.load(forCommand: nil), configuration: configuration)
@@ -83,11 +76,20 @@ struct BillingCommand: AsyncParsableCommand {
     }
 }
 
-/// `--meter-key [CHARGEPOINT=]FILE`: meter public keys by charge point (`*`: any).
-enum MeterKeys {
-    static func load(_ options: [String]) throws -> [String: String] {
+/// `--meter-key [CHARGEPOINT=]FILE` of `report` and `billing`: meter public keys by charge point (`*`: any).
+struct MeterKeys: ParsableArguments {
+    @Option(
+        name: .customLong("meter-key"),
+        help: ArgumentHelp(
+            "A meter public key for signed meter values (PEM, or DER as hex or base64): FILE for every charger, or CHARGEPOINT=FILE. Repeatable; a key the message, the transaction or the charger's configuration gives comes first.",
+            valueName: "[CHARGEPOINT=]FILE"
+        )
+    )
+    var options: [String] = []
+
+    func load() throws -> [String: String] {
         var keys: [String: String] = [:]
-        for option in options {
+        for option in self.options {
             let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
             let (chargePoint, path) = parts.count == 2 ? (parts[0], parts[1]) : ("*", option)
             guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8),

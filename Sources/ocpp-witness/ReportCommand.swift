@@ -88,14 +88,7 @@ struct ReportCommand: AsyncParsableCommand {
     )
     var scope: String?
 
-    @Option(
-        name: .customLong("meter-key"),
-        help: ArgumentHelp(
-            "A meter public key for signed meter values (PEM, or DER as hex or base64): FILE for every charger, or CHARGEPOINT=FILE. Repeatable; a key the message or the charger's configuration gives comes first.",
-            valueName: "[CHARGEPOINT=]FILE"
-        )
-    )
-    var meterKeys: [String] = []
+    @OptionGroup var meterKeys: MeterKeys
 
     @Option(
         name: .customLong("declaration"),
@@ -153,7 +146,7 @@ struct ReportCommand: AsyncParsableCommand {
             profile: self.profile, responseTimeoutSeconds: self.responseTimeout, clockToleranceSeconds: self.clockTolerance
         )
         (configuration.checks, configuration.site) = try self.loadPolicies()
-        configuration.meterKeys = try MeterKeys.load(self.meterKeys)
+        configuration.meterKeys = try self.meterKeys.load()
         for path in self.declarations {
             do {
                 configuration.declarations += try DeclarationLoader.load(path: path)

@@ -271,6 +271,11 @@ struct BillingCommandTests {
         #expect((object?["transactions"] as? [[String: Any]])?.count == lines.count - 1)
         let missing = try await WitnessBinary.run(["billing", "/nonexistent/capture"])
         #expect(missing.status != 0 && missing.errors.contains("cannot read captures"), "\(missing.errors)")
+        // A meter key file that cannot be read is named, in `billing` and `report` alike.
+        for command in ["billing", "report"] {
+            let noKey = try await WitnessBinary.run([command, EvidenceCommandTests.sample, "--meter-key", "CP-1=/nonexistent/key.pem"])
+            #expect(noKey.status != 0 && noKey.errors.contains("--meter-key CP-1=/nonexistent/key.pem: cannot read a key from /nonexistent/key.pem"), "\(command): \(noKey.errors)")
+        }
     }
 
     struct BillingColumns {

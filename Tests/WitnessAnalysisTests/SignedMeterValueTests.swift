@@ -127,6 +127,35 @@ struct SignedMeterValueTests {
         #expect(row.signed && row.signatureValid == true, "\(row)")
     }
 
+    @Test("a stop that repeats the signed begin beside the end is no replay; a raw key point (04…) in the configuration is a key; one that is no key leaves the value unjudged")
+    func repeatsAndKeys() throws {
+        func session(configuredKey: String) throws -> AnalysisReport {
+            var capture = OutageCapture(.v16)
+            capture.open(1, at: "08:00:00")
+            capture.call(1, at: "08:00:00", "GetConfiguration", "{}", answer: #"{"configurationKey":[{"key":"MeterPublicKey","readonly":true,"value":"\#(configuredKey)"}]}"#, toCSMS: false)
+            capture.start(1, at: "08:00:01", dated: "08:00:01")
+            let begin = try Self.ocmf(kwh: 1.0, marker: "B")
+            let end = try Self.ocmf(kwh: 1.5, marker: "E")
+            capture.call(
+                1, at: "08:00:02", "MeterValues",
+                #"{"connectorId":1,"transactionId":7,"meterValue":[{"timestamp":"\#(OutageCapture.ts("08:00:02"))","sampledValue":[{"value":"1000","context":"Transaction.Begin"},{"value":"\#(Self.escaped(begin))","format":"SignedData","context":"Transaction.Begin"}]}]}"#
+            )
+            // The stop's transactionData repeats the begin and adds the end, as chargers following StopTxnSampledData do.
+            capture.call(
+                1, at: "08:30:00", "StopTransaction",
+                #"{"transactionId":7,"meterStop":1500,"timestamp":"\#(OutageCapture.ts("08:30:00"))","transactionData":[{"timestamp":"\#(OutageCapture.ts("08:00:02"))","sampledValue":[{"value":"1000","context":"Transaction.Begin"},{"value":"\#(Self.escaped(begin))","format":"SignedData","context":"Transaction.Begin"}]},{"timestamp":"\#(OutageCapture.ts("08:30:00"))","sampledValue":[{"value":"1500","context":"Transaction.End"},{"value":"\#(Self.escaped(end))","format":"SignedData","context":"Transaction.End"}]}]}"#,
+                answer: #"{"idTagInfo":{"status":"Accepted"}}"#
+            )
+            return try capture.analyse(AnalyzerConfiguration())
+        }
+        let raw = try session(configuredKey: Self.hex(Self.key.publicKey.x963Representation))
+        #expect(self.findings(raw) == [], "\(raw.deviations.map(\.detail))")
+        #expect(raw.pairs.first?.statistics.billing.first?.signatureValid == true)
+        let notAKey = try session(configuredKey: "0A0B0C")
+        #expect(self.findings(notAKey) == [], "\(notAKey.deviations.map(\.detail))")
+        #expect(notAKey.pairs.first?.statistics.billing.first.map { $0.signed && $0.signatureValid == nil } == true)
+    }
+
     @Test("2.0.1: signedMeterValue with the key it carries verifies; a value signed with another key is a key change")
     func values201() throws {
         var capture = OutageCapture(.v201)

@@ -44,8 +44,7 @@ public final class Analyzer {
     /// configuration's for the connector (or its only one), else the report's key file's.
     func meterKey(of chargePoint: String, connector: Int?) -> String? {
         let configured = self.configuredMeterKeys[chargePoint] ?? [:]
-        return connector.flatMap { configured[$0] } ?? configured[0] ?? (configured.count == 1 ? configured.values.first : nil)
-            ?? self.configuration.meterKeys[chargePoint] ?? self.configuration.meterKeys["*"]
+        return connector.flatMap { configured[$0] } ?? configured[0] ?? self.configuration.meterKeys[chargePoint] ?? self.configuration.meterKeys["*"]
     }
 
     /// The `billingReconciles` checks: one verdict per stopped transaction, by its row's findings.
@@ -53,15 +52,21 @@ public final class Analyzer {
         guard let checks = self.checks, checks.judgements.contains(.billingReconciles) else { return }
         for row in self.billing.rows where self.pairs[row.pair] != nil {
             let refs = [row.startRef, row.stopRef] + (row.costRef.map { [$0] } ?? [])
-            if let rule = row.findings.first {
-                let side: (Deviation.Side, String) = rule == "billing.priceMismatch"
+            if !row.findings.isEmpty {
+                let side: (Deviation.Side, String) = row.findings.contains("billing.priceMismatch")
                     ? (.backend, "the backend priced the session otherwise than the site's tariff") : (.charger, "the charger's meter values do not reconcile")
                 checks.judged(
                     .billingReconciles, .fail, chargePoint: row.chargePoint, version: row.version, pair: row.pair,
                     detail: "transaction \(row.transaction) (\(row.startRef) to \(row.stopRef)): \(row.findings.joined(separator: ", "))", refs: refs, side: side
                 )
+            } else if row.signed, row.signatureValid == nil {
+                checks.judged(
+                    .billingReconciles, .inconclusive, chargePoint: row.chargePoint, version: row.version, pair: row.pair,
+                    detail: "transaction \(row.transaction) (\(row.startRef) to \(row.stopRef)): its signed meter values could not be checked (no key, or an algorithm not checked)",
+                    refs: refs
+                )
             } else {
-                let priced = row.expected.map { " priced \(Self.format($0)) as the tariff gives" + (row.backendTotal != nil ? ", as the backend charged" : "") } ?? ""
+                let priced = row.expected.map { " priced \(Self.format($0)) as the tariff gives" + (row.backendTotal != nil && row.backendFinal ? ", as the backend charged" : "") } ?? ""
                 let signed = row.signatureValid == true ? ", its signed meter values verify" : ""
                 checks.judged(
                     .billingReconciles, .pass, chargePoint: row.chargePoint, version: row.version, pair: row.pair,
@@ -316,6 +321,7 @@ public final class Analyzer {
         self.commands.release(chargePoint)
         self.faults.release(chargePoint)
         self.billing.release(chargePoint)
+        self.configuredMeterKeys.removeValue(forKey: chargePoint)
         self.transactions.reportGaps(of: chargePoint, analyzer: self)
         let retention = Double(self.departures.retentionMicros) / 1_000_000
         for open in self.transactions.release(chargePoint) {

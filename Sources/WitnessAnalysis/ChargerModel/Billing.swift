@@ -332,6 +332,7 @@ extension TransactionTracker {
         row.signed = signed.count > 0
         if signed.invalid > 0 { row.findings.append("meter.signatureInvalid") }
         if signed.mismatched > 0 { row.findings.append("meter.signedMismatch") }
+        if signed.count > 0, !signed.truncated, !(signed.sawBegin && signed.sawEnd) { row.findings.append("meter.signedMissing") }
         if signed.invalid > 0 { row.signatureValid = false } else if signed.count > 0, signed.valid == signed.count { row.signatureValid = true }
         return row
     }

@@ -44,7 +44,8 @@ struct OCMF {
         guard parts.count == 3 || parts.count == 4, parts[0] == "OCMF", let payload = try? JSONParser.parse(String(parts[1])),
             let signature = try? JSONParser.parse(String(parts[2]))
         else { return nil }
-        return OCMF(payloadText: parts[1], payload: payload, signature: signature, appendedKey: parts.count == 4 ? String(parts[3]) : nil)
+        let appended = parts.count == 4 ? parts[3].trimmingCharacters(in: .whitespacesAndNewlines) : ""
+        return OCMF(payloadText: parts[1], payload: payload, signature: signature, appendedKey: appended.isEmpty ? nil : appended)
     }
 
     static func hex(_ text: String) -> [UInt8]? {
@@ -110,10 +111,14 @@ struct OCMF {
         }
         switch self.algorithm {
         case "ECDSA-secp256r1-SHA256":
-            guard let key = try? P256.Signing.PublicKey(derRepresentation: der) else { return .invalid }
+            // DER SubjectPublicKeyInfo, or the raw point (04…) some configurations hold; a key of another curve is no P-256 key.
+            guard let key = (try? P256.Signing.PublicKey(derRepresentation: der)) ?? (try? P256.Signing.PublicKey(x963Representation: der)) else {
+                return Self.opensslReads(der) ? .invalid : .noKey
+            }
             guard let signature = try? P256.Signing.ECDSASignature(derRepresentation: signatureBytes) else { return .invalid }
             return key.isValidSignature(signature, for: Data(self.payloadText.utf8)) ? .valid : .invalid
         case "ECDSA-brainpool256r1-SHA256", "ECDSA-brainpoolP256r1-SHA256":
+            guard Self.opensslReads(der) else { return .noKey }
             return Self.opensslVerify(message: Array(self.payloadText.utf8), signature: signatureBytes, publicKey: der, curve: "brainpoolP256r1") ? .valid : .invalid
         default:
             return .unsupported
@@ -144,6 +149,17 @@ struct OCMF {
         case "base16": return Self.hex(String(parts[3].filter(\.isHexDigit)))
         case "base64": return Base64.decode(String(parts[3]))
         default: return nil
+        }
+    }
+
+    /// Whether libcrypto reads `der` as a public key (of any curve), the whole buffer.
+    static func opensslReads(_ der: [UInt8]) -> Bool {
+        der.withUnsafeBufferPointer { buffer -> Bool in
+            guard let base = buffer.baseAddress else { return false }
+            var cursor: UnsafePointer<UInt8>? = base
+            guard let key = d2i_PUBKEY(nil, &cursor, buffer.count) else { return false }
+            EVP_PKEY_free(key)
+            return cursor.map { $0 - base == buffer.count } ?? false
         }
     }
 
@@ -186,8 +202,13 @@ struct OCMF {
         for (valueIndex, meterValue) in (meterValues?.arrayValue ?? []).prefix(16).enumerated() {
             let sampled = meterValue["sampledValue"]?.arrayValue ?? []
             let unsigned = TransactionTracker.samples(.array([meterValue]), version: version, base: "")
-            func unsignedWh(_ context: String?) -> Double? { (unsigned.first { $0.context == context } ?? unsigned.first)?.wh }
-            for (sampleIndex, sample) in sampled.prefix(16).enumerated() where out.count < Self.signedPerMessage {
+            // Of the same context only: a signed begin is not held against an unsigned end.
+            func unsignedWh(_ context: String?) -> Double? { unsigned.first { $0.context == context }?.wh }
+            for (sampleIndex, sample) in sampled.prefix(16).enumerated() {
+                guard out.count < Self.signedPerMessage else {
+                    if sample["format"]?.stringValue == "SignedData" || sample["signedMeterValue"] != nil { out.append(("", nil, nil, nil, "truncated")) }
+                    return out
+                }
                 let path = "\(base)/\(valueIndex)/sampledValue/\(sampleIndex)"
                 let context = sample["context"]?.stringValue
                 if version == .v16, sample["format"]?.stringValue == "SignedData", let value = sample["value"]?.stringValue {
@@ -229,6 +250,10 @@ struct SignedState {
     /// The transaction pagination (PG `T<n>`) of its latest signed value, and whether a step back was reported.
     var page: Int?
     var paginationReported = false
+    /// The payloads seen (hashes, the latest 16): a record sent again (a stop repeating the begin) is no new record.
+    var seen: [UInt64] = []
+    /// A message carried more signed values than are checked: a missing begin or end is not proven.
+    var truncated = false
 }
 
 extension TransactionTracker {
@@ -239,9 +264,18 @@ extension TransactionTracker {
         _ meterValues: JSONValue?, base: String, in transaction: inout Transaction, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer
     ) {
         for value in OCMF.signedValues(meterValues, version: state.version, base: base) {
+            if value.path == "truncated" {
+                transaction.signed.truncated = true
+                continue
+            }
             // 1.6 SignedData is any signed block (7.45): another vendor's format than OCMF is not judged.
             guard var ocmf = OCMF.parse(value.ocmf) else { continue }
             ocmf.signingMethod = value.signingMethod
+            // A record sent again (the stop's readings repeat the begin) was judged the first time.
+            let digest = StableHash.fnv1a(String(ocmf.payloadText))
+            if transaction.signed.seen.contains(digest) { continue }
+            if transaction.signed.seen.count >= 16 { transaction.signed.seen.removeFirst() }
+            transaction.signed.seen.append(digest)
             transaction.signed.count += 1
             // The key the value carries, else the one the transaction's values carried, else the charger's configured
             // key for this connector, else the operator's key file.
@@ -256,22 +290,11 @@ extension TransactionTracker {
                 )
             }
             if transaction.signed.key == nil, let carried { transaction.signed.key = carried }
-            // OCMF pagination: the transaction counter counts up by one per record; one that does not rise was
-            // repeated or replayed (records left out between are the charger's choice to send, not judged).
-            if let page = ocmf.payload["PG"]?.stringValue, page.hasPrefix("T"), let number = Int(page.dropFirst()) {
-                if let last = transaction.signed.page, number <= last, !transaction.signed.paginationReported {
-                    transaction.signed.paginationReported = true
-                    self.deviation(
-                        "meter.signedPagination", "signed value paginated \(page) after T\(last) in transaction \(transaction.id): the transaction counter must rise",
-                        path: value.path, state: state, record: record, analyzer: analyzer, related: [transaction.startRef]
-                    )
-                }
-                transaction.signed.page = max(transaction.signed.page ?? number, number)
-            }
             let readings = ocmf.readings
             if readings.contains(where: { $0.marker == "B" }) { transaction.signed.sawBegin = true }
             if readings.contains(where: { $0.marker == "E" }) { transaction.signed.sawEnd = true }
-            switch ocmf.verify(publicKey: key) {
+            let verdict = ocmf.verify(publicKey: key)
+            switch verdict {
             case .valid:
                 transaction.signed.valid += 1
             case .invalid:
@@ -284,6 +307,21 @@ extension TransactionTracker {
             case .noKey, .unsupported:
                 break
             }
+            // A record whose signature fails proves nothing more: one cause, one finding.
+            if verdict == .invalid { continue }
+            // OCMF pagination: the transaction counter counts up by one per record; one that does not rise was
+            // repeated or replayed (records left out between are the charger's choice to send, not judged).
+            if let page = ocmf.payload["PG"]?.stringValue, page.hasPrefix("T"), let number = Int(page.dropFirst()) {
+                if let last = transaction.signed.page, number <= last, !transaction.signed.paginationReported {
+                    transaction.signed.paginationReported = true
+                    self.deviation(
+                        "meter.signedPagination", "signed value paginated \(page) after T\(last) in transaction \(transaction.id): the transaction counter must rise",
+                        path: value.path, state: state, record: record, analyzer: analyzer, related: [transaction.startRef]
+                    )
+                }
+                transaction.signed.page = max(transaction.signed.page ?? number, number)
+            }
+
             // Signed kWh with three decimals against unsigned Wh: 1 Wh apart is the resolution.
             if let signed = readings.last(where: { $0.wh != nil })?.wh, let unsigned = value.unsignedWh, abs(signed - unsigned) > 1 {
                 transaction.signed.mismatched += 1
@@ -297,7 +335,7 @@ extension TransactionTracker {
 
     /// At the stop: a transaction with signed values lacks a signed start or end.
     func signedEnds(_ transaction: Transaction, state: ConnectionState, record: CaptureRecord, analyzer: Analyzer) {
-        guard transaction.signed.count > 0, !(transaction.signed.sawBegin && transaction.signed.sawEnd) else { return }
+        guard transaction.signed.count > 0, !transaction.signed.truncated, !(transaction.signed.sawBegin && transaction.signed.sawEnd) else { return }
         let missing = [transaction.signed.sawBegin ? nil : "its begin (TX B)", transaction.signed.sawEnd ? nil : "its end (TX E)"].compactMap { $0 }
         self.deviation(
             "meter.signedMissing", "transaction \(transaction.id) has \(transaction.signed.count) signed meter value(s) but none signs \(missing.joined(separator: " or "))",
