@@ -567,8 +567,8 @@ public final class Analyzer {
             }
             // What a side answered of the other's feature: not an answer the proxy gave on a peer's behalf, nor one to a
             // CALL the policy's fault changed or kept from it, nor one to a CALL that broke its schema (the CALL's fault).
-            let callRef = "\(pending.context.file):\(pending.context.line)"
-            let callTouched = self.faults.touch(at: callRef, of: state.chargePoint).map { ["drop", "malformed", "respond"].contains($0.kind) } ?? false
+            let callTouched = self.faults.touched(state.chargePoint)
+                && (self.faults.touch(at: "\(pending.context.file):\(pending.context.line)", of: state.chargePoint).map { ["drop", "malformed", "respond"].contains($0.kind) } ?? false)
             if type != .callResultError, !record.injected, !callTouched, pending.context.valid {
                 let pair = self.pairKey(state.chargePoint)
                 let code = type == .callError ? message[2]?.stringValue ?? "" : nil

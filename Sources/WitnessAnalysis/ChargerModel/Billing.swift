@@ -37,6 +37,9 @@ struct BillingState {
     static func powerReadings(_ meterValues: JSONValue?, version: OCPPVersion) -> [(watts: Double, ts: Int64?)] {
         var out: [(Double, Int64?)] = []
         for meterValue in (meterValues?.arrayValue ?? []).prefix(64) {
+            guard let sampled = meterValue["sampledValue"]?.arrayValue, sampled.contains(where: { $0["measurand"]?.stringValue == "Power.Active.Import" }) else {
+                continue
+            }
             let ts = meterValue["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
             for watts in Commands.powerReadings("MeterValues", payload: ["meterValue": [meterValue]], version: version) { out.append((watts, ts)) }
         }
@@ -85,7 +88,7 @@ struct BillingState {
     /// The periodic Energy.Active.Import.Interval readings of a meterValue array, in Wh: at the outlet, of no phase,
     /// `Sample.Periodic` only (clock-aligned ones cover the same energy, and the stop's readings repeat them).
     static func intervalReadings(_ meterValues: JSONValue?, version: OCPPVersion) -> [Double] {
-        guard case .array(let values) = meterValues else { return [] }
+        guard case .array(let values) = meterValues, !values.isEmpty else { return [] }
         var out: [Double] = []
         for meterValue in values {
             for sample in meterValue["sampledValue"]?.arrayValue ?? [] {

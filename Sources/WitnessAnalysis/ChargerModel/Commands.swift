@@ -151,7 +151,9 @@ struct Commands {
     }
 
     /// Keeps a charger's transaction start while a command to it waits for its answer.
-    mutating func keep(_ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion, connector: Connector?, at ts: Int64, ref: String) {
+    mutating func keep(
+        _ action: String, payload: JSONValue, chargePoint: String, version: OCPPVersion, connector: Connector?, at ts: Int64, ref: @autoclosure () -> String
+    ) {
         guard self.unanswered[chargePoint]?.isEmpty == false else { return }
         guard version == .v16 ? action == "StartTransaction" : action == "TransactionEvent" else { return }
         var essentials = JSONObject()
@@ -159,7 +161,7 @@ struct Commands {
         if let remoteStartId = payload["transactionInfo"]?["remoteStartId"] { essentials["transactionInfo"] = ["remoteStartId": remoteStartId] }
         var kept = self.early[chargePoint] ?? []
         if kept.count >= Self.earlyKept { kept.removeFirst(kept.count - Self.earlyKept + 1) }
-        kept.append(Early(action: action, payload: .object(essentials), version: version, connector: connector, ts: ts, ref: ref))
+        kept.append(Early(action: action, payload: .object(essentials), version: version, connector: connector, ts: ts, ref: ref()))
         self.early[chargePoint] = kept
     }
 

@@ -309,13 +309,15 @@ struct FeatureObservations {
     /// The answer to a CALL of a feature's action: `result` for a CALLRESULT, `errorCode` for a CALLERROR.
     /// `reportable`: a refusal here would be no other rule's finding.
     mutating func answered(
-        _ action: String, callByCharger: Bool, version: OCPPVersion, pair: PairKey, result: JSONValue?, errorCode: String?, ref: String, chargePoint: String,
-        reportable: Bool = true
+        _ action: String, callByCharger: Bool, version: OCPPVersion, pair: PairKey, result: JSONValue?, errorCode: String?,
+        ref makeRef: @autoclosure () -> String, chargePoint: String, reportable: Bool = true
     ) {
         guard pair.charger != .unknown, let feature = FeatureCatalog.feature(of: action, version) else { return }
         let refusal = Self.refusal(action, version: version, result: result, errorCode: errorCode)
         self.update(pair, version, feature) { row in
             var answers = callByCharger ? row.backendAnswers : row.chargerAnswers
+            // The line is written down once per row and side, not for every answer.
+            var ref: String { makeRef() }
             if let refusal {
                 answers.refused += 1
                 if callByCharger {

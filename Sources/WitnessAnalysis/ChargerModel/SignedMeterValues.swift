@@ -201,6 +201,8 @@ struct OCMF {
         var out: [(String, String?, String?, Double?, String)] = []
         for (valueIndex, meterValue) in (meterValues?.arrayValue ?? []).prefix(16).enumerated() {
             let sampled = meterValue["sampledValue"]?.arrayValue ?? []
+            // Most meter values carry nothing signed: they cost one look at each sampled value.
+            guard sampled.contains(where: { $0["signedMeterValue"] != nil || $0["format"]?.stringValue == "SignedData" }) else { continue }
             let unsigned = TransactionTracker.samples(.array([meterValue]), version: version, base: "")
             // Of the same context only: a signed begin is not held against an unsigned end.
             func unsignedWh(_ context: String?) -> Double? { unsigned.first { $0.context == context }?.wh }

@@ -64,6 +64,9 @@ final class FaultTouches {
         self.byChargePoint[chargePoint]?.last { $0.ref == ref }
     }
 
+    /// Whether any fault touched `chargePoint` (the common case, none, costs one lookup).
+    func touched(_ chargePoint: String) -> Bool { self.byChargePoint[chargePoint] != nil }
+
     /// The fault that explains an outcome on `chargePoint` awaited from `from` to `through`, if any (docs/reports.md,
     /// "Whose side"):
     /// - on the `stimulus`, one that kept it from the peer: a drop, a malformation, a disconnect or outage, an answer
