@@ -33,17 +33,11 @@ struct BillingState {
         if self.lastPower.map({ ts > $0.ts }) ?? true { self.lastPower = (watts, ts) }
     }
 
-    /// The Power.Active.Import readings of a meterValue array with their times (W).
+    /// The Power.Active.Import readings of a meterValue array with their times (W), but the Transaction.End one.
     static func powerReadings(_ meterValues: JSONValue?, version: OCPPVersion) -> [(watts: Double, ts: Int64?)] {
-        var out: [(Double, Int64?)] = []
-        for meterValue in (meterValues?.arrayValue ?? []).prefix(64) {
-            guard let sampled = meterValue["sampledValue"]?.arrayValue, sampled.contains(where: { $0["measurand"]?.stringValue == "Power.Active.Import" }) else {
-                continue
-            }
-            let ts = meterValue["timestamp"]?.stringValue.flatMap(RFC3339.parse)?.microseconds
-            for watts in Commands.powerReadings("MeterValues", payload: ["meterValue": [meterValue]], version: version) { out.append((watts, ts)) }
-        }
-        return out
+        MeterReadings.values("Power.Active.Import", unit: "W", in: meterValues, version: version, limit: 64) {
+            $0["context"]?.stringValue != "Transaction.End"
+        }.map { ($0.value, $0.ts) }
     }
 
     /// 1.6 StatusNotification statuses and 2.0.1 chargingState values, as billing counts them.
@@ -88,23 +82,10 @@ struct BillingState {
     /// The periodic Energy.Active.Import.Interval readings of a meterValue array, in Wh: at the outlet, of no phase,
     /// `Sample.Periodic` only (clock-aligned ones cover the same energy, and the stop's readings repeat them).
     static func intervalReadings(_ meterValues: JSONValue?, version: OCPPVersion) -> [Double] {
-        guard case .array(let values) = meterValues, !values.isEmpty else { return [] }
-        var out: [Double] = []
-        for meterValue in values {
-            for sample in meterValue["sampledValue"]?.arrayValue ?? [] {
-                guard sample["measurand"]?.stringValue == "Energy.Active.Import.Interval", sample["phase"] == nil,
-                    (sample["context"]?.stringValue ?? "Sample.Periodic") == "Sample.Periodic", (sample["location"]?.stringValue ?? "Outlet") == "Outlet"
-                else { continue }
-                let unit = version == .v16 ? sample["unit"]?.stringValue : sample["unitOfMeasure"]?["unit"]?.stringValue
-                let text = sample["value"]?.stringValue
-                if let text, !MeterCadence.isDecimal(text) { continue }
-                guard var value = text.flatMap(Double.init) ?? sample["value"]?.doubleValue, value.isFinite else { continue }
-                if version != .v16, let multiplier = sample["unitOfMeasure"]?["multiplier"]?.intValue { value *= Foundation.pow(10, Double(min(max(multiplier, -9), 9))) }
-                if unit == "kWh" { value *= 1000 }
-                out.append(value)
-            }
-        }
-        return out
+        MeterReadings.values("Energy.Active.Import.Interval", unit: "Wh", in: meterValues, version: version) { sample in
+            (sample["context"]?.stringValue ?? "Sample.Periodic") == "Sample.Periodic" && (sample["location"]?.stringValue ?? "Outlet") == "Outlet"
+                && (sample["value"]?.stringValue.map(MeterCadence.isDecimal) ?? true)
+        }.map(\.value)
     }
 }
 

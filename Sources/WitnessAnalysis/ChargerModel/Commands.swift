@@ -86,22 +86,13 @@ struct Commands {
     /// The latest power reading of a connector (unit), if it sent one (W).
     func power(of chargePoint: String, unit: Int) -> Double? { self.lastPower[chargePoint]?[unit] }
 
-    /// The Power.Active.Import readings (W) of a charger's MeterValues or TransactionEvent (2.0.1 multipliers, kW).
+    /// The Power.Active.Import readings (W) of a charger's MeterValues or TransactionEvent.
     static func powerReadings(_ action: String, payload: JSONValue, version: OCPPVersion) -> [Double] {
         guard action == "MeterValues" || action == "TransactionEvent" else { return [] }
-        var out: [Double] = []
-        for meterValue in payload["meterValue"]?.arrayValue ?? [] {
-            // The end of a transaction reads no limit: an EV that stopped draws nothing.
-            for sample in meterValue["sampledValue"]?.arrayValue ?? []
-            where sample["measurand"]?.stringValue == "Power.Active.Import" && sample["phase"] == nil && sample["context"]?.stringValue != "Transaction.End" {
-                guard var value = sample["value"]?.stringValue.flatMap(Double.init) ?? sample["value"]?.doubleValue, value.isFinite else { continue }
-                let unit = version == .v16 ? sample["unit"]?.stringValue : sample["unitOfMeasure"]?["unit"]?.stringValue
-                if version != .v16, let multiplier = sample["unitOfMeasure"]?["multiplier"]?.intValue { value *= Foundation.pow(10, Double(min(max(multiplier, -9), 9))) }
-                if unit == "kW" { value *= 1000 }
-                out.append(value)
-            }
-        }
-        return out
+        // The end of a transaction reads no limit: an EV that stopped draws nothing.
+        return MeterReadings.values("Power.Active.Import", unit: "W", in: payload["meterValue"], version: version) {
+            $0["context"]?.stringValue != "Transaction.End"
+        }.map(\.value)
     }
 
     /// Notes a charger message's power reading, for its connector.
